@@ -1,0 +1,73 @@
+"""The Modbus ``configData`` schemas, as KubeEdge users write them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from edgedev.drivers import ProtocolConfig, VisitorConfig
+from edgedev_modbus.codec import DataType, Table
+
+_PARITY = {"n": "N", "none": "N", "e": "E", "even": "E", "o": "O", "odd": "O"}
+
+
+class ModbusProtocol(ProtocolConfig):
+    """``spec.protocol.configData`` of a Modbus Device.
+
+    TCP: ``ip``, ``port`` (502), ``slaveID`` (1). RTU: ``serialPort``, ``baudRate``,
+    ``dataBits``, ``parity``, ``stopBits``, ``slaveID``. ``maxGap`` (edgedev) lets one
+    request span up to that many unused addresses between two properties; a device that
+    refuses such a read (illegal address) is re-planned without gaps automatically.
+    """
+
+    ip: str | None = None
+    port: int = Field(502, ge=1, le=65535)
+    slave_id: int = Field(1, ge=0, le=247, alias="slaveID")
+    serial_port: str | None = None
+    baud_rate: int = Field(19200, gt=0)
+    data_bits: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stop_bits: Literal[1, 2] = 1
+    max_gap: int = Field(16, ge=0, le=124)
+
+    @field_validator("parity", mode="before")
+    @classmethod
+    def _parity(cls, value: Any) -> Any:
+        return _PARITY.get(value.lower(), value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ModbusProtocol:
+        if (self.ip is None) == (self.serial_port is None):
+            raise ValueError("give either ip (Modbus TCP) or serialPort (Modbus RTU)")
+        return self
+
+    @property
+    def address(self) -> str:
+        """``ip:port`` or the serial port, for messages."""
+        return f"{self.ip}:{self.port}" if self.ip else str(self.serial_port)
+
+
+class ModbusVisitor(VisitorConfig):
+    """``visitors.configData`` of a Modbus property.
+
+    ``register`` names the table (``table`` in Python, since pydantic models reserve
+    ``register``); ``offset`` is the 0-based protocol address; ``limit`` the registers (or bits) the value
+    spans, inferred from ``dataType`` when omitted; ``scale`` multiplies the decoded number;
+    ``isSwap`` swaps the bytes inside each register, ``isRegisterSwap`` the register order.
+    """
+
+    table: Table = Field(alias="register")
+    offset: int = Field(ge=0, le=65535)
+    limit: int | None = Field(None, ge=1, le=125)
+    scale: float = 1.0
+    is_swap: bool = False
+    is_register_swap: bool = False
+    data_type: DataType | None = None
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("scale must not be 0")
+        return value

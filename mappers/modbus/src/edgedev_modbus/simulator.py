@@ -1,0 +1,192 @@
+"""Simulated Modbus TCP devices for ``edgedev simulate``, ``edgedev demo`` and tests.
+
+One pymodbus server per ``ip:port``, one unit per ``slaveID``. The simulator keeps each
+device's tables in its own arrays: before every read, read-only properties are refreshed
+from :func:`edgedev.simulate.signals.signal` (values that change over time); writes from
+clients land in the arrays, so writable properties keep what was written. Every request is
+recorded in :attr:`ModbusSimulator.requests`, which lets tests count them at the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+from edgedev import DeviceSpec, Simulator, Value
+from edgedev.simulate.signals import initial, signal
+
+from edgedev_modbus.codec import Table
+from edgedev_modbus.config import ModbusProtocol
+from edgedev_modbus.driver import Layout
+
+log = logging.getLogger("edgedev.modbus.simulator")
+
+_TABLE_OF_FUNCTION = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRETE_INPUT,
+                      4: Table.INPUT, 3: Table.HOLDING, 6: Table.HOLDING, 16: Table.HOLDING,
+                      22: Table.HOLDING, 23: Table.HOLDING}
+_READS = frozenset({1, 2, 3, 4})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request a simulated device received."""
+
+    device: str
+    function: int
+    address: int
+    count: int
+
+    @property
+    def table(self) -> Table:
+        """The table the request addressed."""
+        return _TABLE_OF_FUNCTION[self.function]
+
+    @property
+    def is_read(self) -> bool:
+        """Whether it was a read."""
+        return self.function in _READS
+
+
+class _SimDevice:
+    """One simulated unit: its tables, and how its properties map onto them."""
+
+    def __init__(self, spec: DeviceSpec, clock: Callable[[], float]) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.layouts = {p.name: Layout.of(p) for p in spec.properties}
+        sizes = dict.fromkeys(Table, 1)
+        for layout in self.layouts.values():
+            sizes[layout.table] = max(sizes[layout.table], layout.offset + layout.count)
+        self.words: dict[Table, list[int]] = {t: [0] * n for t, n in sizes.items()}
+        self.sensors = [p for p in spec.properties if not p.writable]
+        for prop in spec.properties:
+            self.set(prop.name, initial(prop) if prop.writable else signal(prop, 0, key=spec.id))
+
+    def set(self, name: str, value: Value) -> None:
+        layout = self.layouts[name]
+        if isinstance(value, str):
+            value = value[:layout.count * 2]  # what the registers can hold
+        words = layout.encode(value)
+        self.words[layout.table][layout.offset:layout.offset + layout.count] = [int(w)
+                                                                                for w in words]
+
+    def get(self, name: str) -> Value:
+        layout = self.layouts[name]
+        part = self.words[layout.table][layout.offset:layout.offset + layout.count]
+        return layout.decode(part, self.spec.property(name).type)
+
+    def refresh(self, table: Table) -> None:
+        now = self.clock()
+        for prop in self.sensors:
+            if self.layouts[prop.name].table is table:
+                self.set(prop.name, signal(prop, now, key=self.spec.id))
+
+
+def _pack_bits(bits: Sequence[int], registers: list[int]) -> None:
+    """Copy bits into pymodbus' packed block (16 bits a register, least significant first)."""
+    for index in range(len(registers)):
+        word = 0
+        for bit, value in enumerate(bits[index * 16:index * 16 + 16]):
+            word |= (1 if value else 0) << bit
+        registers[index] = word
+
+
+class ModbusSimulator(Simulator):
+    """Modbus TCP servers for simulated devices (RTU devices are served over TCP too).
+
+    Attributes:
+        requests: every request received, in order (reset it freely).
+    """
+
+    def __init__(self, devices: Sequence[DeviceSpec],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(devices)
+        self._units: dict[tuple[str, int], dict[int, _SimDevice]] = {}
+        self._by_id: dict[str, _SimDevice] = {}
+        for spec in devices:
+            cfg = spec.config
+            assert isinstance(cfg, ModbusProtocol)
+            address = (cfg.ip or "127.0.0.1", cfg.port)
+            unit = _SimDevice(spec, clock)
+            self._units.setdefault(address, {})[cfg.slave_id] = unit
+            self._by_id[spec.id] = unit
+        self.requests: list[Request] = []
+        self._servers: list[Any] = []
+
+    def get(self, device_id: str, prop: str) -> Value:
+        """The value of ``prop`` on ``device_id`` as the device holds it now."""
+        return self._by_id[device_id].get(prop)
+
+    def set(self, device_id: str, prop: str, value: Value) -> None:
+        """Set ``prop`` on ``device_id`` (a sensor is overwritten at its next read)."""
+        self._by_id[device_id].set(prop, value)
+
+    def freeze(self, device_id: str) -> None:
+        """Stop ``device_id``'s sensors from changing (tests compare exact values)."""
+        self._by_id[device_id].sensors = []
+
+    def _action(self, device_id: str, unit: _SimDevice) -> Any:
+        async def action(function: int, _start: int, address: int, count: int,
+                         registers: list[int], values: list[int] | list[bool] | None) -> None:
+            table = _TABLE_OF_FUNCTION.get(function)
+            if table is None:
+                return None
+            words = unit.words[table]
+            if values is not None:
+                self.requests.append(Request(device_id, function, address, len(values)))
+                words[address:address + len(values)] = [int(v) for v in values]
+                return None
+            if function in _READS:
+                self.requests.append(Request(device_id, function, address, count))
+                unit.refresh(table)
+            if table.is_bit:
+                _pack_bits(words, registers)
+            else:
+                registers[:len(words)] = words
+            return None
+
+        return action
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve every device until cancelled."""
+        from pymodbus.server import ModbusTcpServer
+        from pymodbus.simulator import DataType, SimData, SimDevice
+
+        try:
+            for (host, port), units in self._units.items():
+                sims = []
+                for slave, unit in units.items():
+                    w = unit.words
+                    blocks = (
+                        [SimData(0, len(w[Table.COIL]), False, DataType.BITS)],
+                        [SimData(0, len(w[Table.DISCRETE_INPUT]), False, DataType.BITS)],
+                        [SimData(0, len(w[Table.HOLDING]), 0, DataType.REGISTERS)],
+                        [SimData(0, len(w[Table.INPUT]), 0, DataType.REGISTERS)],
+                    )
+                    sims.append(SimDevice(slave, blocks,
+                                          action=self._action(unit.spec.id, unit)))
+                server = ModbusTcpServer(sims, address=(host, port))
+                await server.serve_forever(background=True)
+                self._servers.append(server)
+                log.info("simulating %d Modbus device(s) on %s:%d", len(units), host, port)
+            task_status.started()
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for server in self._servers:
+                    await server.shutdown()
+                self._servers.clear()
+
+    @classmethod
+    def demo_yaml(cls, allocate_port: Callable[[], int]) -> str:
+        """A thermostat and an energy meter, each on its own port."""
+        from importlib.resources import files
+
+        text = files("edgedev_modbus").joinpath("demo.yaml").read_text(encoding="utf-8")
+        return text.replace("THERMOSTAT_PORT", str(allocate_port())).replace(
+            "METER_PORT", str(allocate_port()))

@@ -1,0 +1,57 @@
+"""edgedev: connect field devices to edge platforms as KubeEdge device twins over MQTT.
+
+The public API is re-exported here; submodules group it by layer: :mod:`edgedev.config`
+(KubeEdge resources), :mod:`edgedev.twin` (values and twin state), :mod:`edgedev.bus` (MQTT),
+:mod:`edgedev.drivers` (the protocol interface), :mod:`edgedev.mapper` (the runtime) and
+:mod:`edgedev.simulate` (simulated devices).
+"""
+
+from __future__ import annotations
+
+from edgedev._backoff import Backoff
+from edgedev._errors import (
+    ConfigError,
+    DeviceError,
+    EdgedevError,
+    PluginError,
+    Problem,
+    WriteRefused,
+)
+from edgedev.bus import Bus, BrokerURL, Message, Topics
+from edgedev.config import AccessMode, DeviceSpec, PropertySpec, load_devices
+from edgedev.drivers import Driver, ProtocolConfig, VisitorConfig, drivers
+from edgedev.mapper import DeviceRunner, Mapper, WriteResult
+from edgedev.simulate import Simulator, simulators
+from edgedev.twin import PropertyType, Value
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "AccessMode",
+    "Backoff",
+    "BrokerURL",
+    "Bus",
+    "ConfigError",
+    "DeviceError",
+    "DeviceRunner",
+    "DeviceSpec",
+    "Driver",
+    "EdgedevError",
+    "Mapper",
+    "Message",
+    "PluginError",
+    "Problem",
+    "PropertySpec",
+    "PropertyType",
+    "ProtocolConfig",
+    "Simulator",
+    "Topics",
+    "Value",
+    "VisitorConfig",
+    "WriteRefused",
+    "WriteResult",
+    "__version__",
+    "drivers",
+    "load_devices",
+    "simulators",
+)

@@ -1,0 +1,3 @@
+from edgedev.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""The MQTT event bus: KubeEdge's topic scheme, payloads, and a reconnecting client."""
+
+from __future__ import annotations
+
+from edgedev.bus._client import Bus, BusError
+from edgedev.bus._messages import (
+    MapperState,
+    MsgTwin,
+    StateUpdate,
+    TwinDelta,
+    TwinResult,
+    TwinUpdate,
+    WireValue,
+    dumps,
+    new_event_id,
+    now_ms,
+    state_update,
+    twin_report,
+)
+from edgedev.bus._outbox import MemoryOutbox, Message, Outbox
+from edgedev.bus._topics import (
+    DEFAULT_ROOT,
+    Channel,
+    DeviceTopic,
+    NodeChannel,
+    NodeTopic,
+    Topics,
+    split_device_id,
+)
+from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
+
+__all__ = (
+    "DEFAULT_BROKER",
+    "DEFAULT_ROOT",
+    "BrokerURL",
+    "Bus",
+    "BusError",
+    "Channel",
+    "DeviceTopic",
+    "MapperState",
+    "MemoryOutbox",
+    "Message",
+    "MsgTwin",
+    "NodeChannel",
+    "NodeTopic",
+    "Outbox",
+    "StateUpdate",
+    "Topics",
+    "TwinDelta",
+    "TwinResult",
+    "TwinUpdate",
+    "WireValue",
+    "dumps",
+    "new_event_id",
+    "now_ms",
+    "split_device_id",
+    "state_update",
+    "twin_report",
+)

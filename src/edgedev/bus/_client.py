@@ -1,0 +1,358 @@
+"""The MQTT client: paho-mqtt driven from the anyio event loop, without paho's thread.
+
+This is the only module that imports paho. paho does the protocol; this module does the I/O
+(``anyio.wait_readable``/``wait_writable`` on paho's socket, then ``loop_read``/``loop_write``),
+keepalive (``loop_misc`` each second), reconnection with backoff, re-subscription, and
+publishing from an :class:`~edgedev.bus.Outbox` so that nothing is lost while the broker is
+away. No user callbacks: messages arrive on memory streams from :meth:`Bus.subscribe`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+import anyio
+import paho.mqtt.client as paho
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from edgedev._backoff import Backoff
+from edgedev._errors import EdgedevError
+from edgedev.bus._outbox import MemoryOutbox, Message, Outbox
+from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
+
+log = logging.getLogger("edgedev.bus")
+
+
+class BusError(EdgedevError):
+    """The broker refused the connection or a subscription."""
+
+
+class _ConnectionLost(Exception):
+    pass
+
+
+class _Subscription:
+    __slots__ = ("filters", "qos", "send")
+
+    def __init__(self, filters: tuple[str, ...], qos: int,
+                 send: MemoryObjectSendStream[Message]) -> None:
+        self.filters = filters
+        self.qos = qos
+        self.send = send
+
+
+class Bus:
+    """A long-lived MQTT connection that reconnects by itself.
+
+    Use it as an async context manager; leaving the block stops every task it started::
+
+        async with Bus("mqtt://127.0.0.1:1883") as bus:
+            bus.publish("a/b", b"{}")
+            async with bus.subscribe("a/#") as messages:
+                async for message in messages:
+                    ...
+
+    :meth:`publish` never blocks: the message goes to the outbox and is sent, in order, when
+    the broker is reachable (QoS 1 messages are kept until the broker acknowledges them).
+    Subscriptions are restored after every reconnect.
+
+    Args:
+        url: the broker, ``mqtt://[user:pass@]host:port`` (``mqtts://`` for TLS).
+        client_id: the MQTT client id; random when omitted.
+        will: the last will, published by the broker if this client dies.
+        outbox: where unsent messages wait; a :class:`MemoryOutbox` by default.
+        keepalive: seconds between pings when idle.
+        max_inflight: QoS 1 messages sent but not yet acknowledged, at most.
+        backoff: reconnection delays; 0.1 s doubling to 10 s by default.
+    """
+
+    def __init__(
+        self,
+        url: str | BrokerURL = DEFAULT_BROKER,
+        *,
+        client_id: str = "",
+        will: Message | None = None,
+        outbox: Outbox | None = None,
+        keepalive: int = 30,
+        max_inflight: int = 512,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.url = url if isinstance(url, BrokerURL) else BrokerURL.parse(url)
+        self.client_id = client_id
+        self.will = will
+        self.outbox = outbox if outbox is not None else MemoryOutbox()
+        self.keepalive = keepalive
+        self.max_inflight = max_inflight
+        self._backoff = backoff or Backoff(0.1, 10.0)
+        self._subs: list[_Subscription] = []
+        self._client: Any = None
+        self._connected = anyio.Event()
+        self._disconnected = anyio.Event()
+        self._disconnected.set()
+        self._wake_publisher = anyio.Event()
+        self._wake_writer = anyio.Event()
+        self._acked = anyio.Event()
+        self._connack = anyio.Event()
+        self._mids: dict[int, int] = {}
+        self._suback: dict[int, anyio.Event] = {}
+        self._lost = anyio.Event()
+        self._connect_rc: Any = None
+        self._listeners: list[Callable[[], None]] = []
+        self._tg: TaskGroup | None = None
+        self.reconnects = 0
+        """How many times the connection was re-established after a loss."""
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> Bus:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._supervise)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            self._tg = None
+            self.outbox.close()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker has accepted the current connection."""
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        """Return once the broker has accepted a connection (use with a timeout)."""
+        await self._connected.wait()
+
+    def on_connect(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every (re)connection, once subscriptions are restored."""
+        self._listeners.append(listener)
+
+    # publishing --------------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message; it is sent in order as soon as the broker is reachable."""
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.outbox.put(Message(topic, data, qos, retain))
+        self._wake_publisher.set()
+
+    async def flush(self) -> None:
+        """Return once every queued message has been acknowledged (use with a timeout)."""
+        while len(self.outbox):
+            await self._acked.wait()
+
+    # subscribing -------------------------------------------------------------------------
+    @asynccontextmanager
+    async def subscribe(
+        self, *filters: str, qos: int = 1, buffer: int = 10_000
+    ) -> AsyncIterator[MemoryObjectReceiveStream[Message]]:
+        """Subscribe to ``filters`` for the duration of the block.
+
+        Yields a stream of matching messages. When connected, the block starts only after the
+        broker has confirmed the subscription; otherwise it is made on connection. A consumer
+        that falls ``buffer`` messages behind loses the newest ones (logged).
+        """
+        send, receive = anyio.create_memory_object_stream[Message](buffer)
+        sub = _Subscription(filters, qos, send)
+        self._subs.append(sub)
+        try:
+            if self.connected:
+                await self._send_subscribe([sub])
+            async with receive:
+                yield receive
+        finally:
+            self._subs.remove(sub)
+            send.close()
+            gone = [f for f in filters if not any(f in s.filters for s in self._subs)]
+            if gone and self.connected and self._client is not None:
+                self._client.unsubscribe(gone)
+                self._wake_writer.set()
+
+    async def _send_subscribe(self, subs: list[_Subscription]) -> None:
+        pairs = [(f, s.qos) for s in subs for f in s.filters]
+        if not pairs:
+            return
+        rc, mid = self._client.subscribe(pairs)
+        if rc != paho.MQTT_ERR_SUCCESS:
+            raise _ConnectionLost(f"subscribe failed: {paho.error_string(rc)}")
+        done = self._suback[mid] = anyio.Event()
+        self._wake_writer.set()
+        with anyio.fail_after(10):
+            await done.wait()
+
+    # paho callbacks (called from loop_read/loop_write, in the event loop's thread) ---------
+    def _on_connect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _p: Any) -> None:
+        self._connect_rc = rc
+        self._connack.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self._lost.set()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        seq = self._mids.pop(mid, None)
+        if seq is not None:
+            self.outbox.ack(seq)
+            self._acked.set()  # wake flush() waiters, then arm a fresh event
+            self._acked = anyio.Event()
+            self._wake_publisher.set()
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+        event = self._suback.pop(mid, None)
+        if event is not None:
+            event.set()
+        refused = [c for c in codes if getattr(c, "is_failure", False)]
+        if refused:
+            log.error("broker refused a subscription: %s", refused)
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        topic = msg.topic
+        message = Message(topic, msg.payload, msg.qos, msg.retain)
+        for sub in self._subs:
+            if any(paho.topic_matches_sub(f, topic) for f in sub.filters):
+                try:
+                    sub.send.send_nowait(message)
+                except anyio.WouldBlock:
+                    log.warning("subscriber of %s is %d messages behind: dropped one",
+                                sub.filters, sub.send.statistics().current_buffer_used)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+
+    # connection --------------------------------------------------------------------------
+    def _new_client(self) -> Any:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             clean_session=True, protocol=paho.MQTTv311)
+        client.max_inflight_messages_set(0)  # our own window bounds what is in flight
+        client.max_queued_messages_set(0)
+        if self.url.username:
+            client.username_pw_set(self.url.username, self.url.password)
+        if self.url.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        if self.will is not None:
+            client.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    async def _supervise(self) -> None:
+        first = True
+        while True:
+            try:
+                await self._session()
+            except (OSError, _ConnectionLost, TimeoutError, ssl.SSLError) as exc:
+                if self._backoff.attempts == 0 or first:
+                    log.warning("broker %s unreachable: %s (retrying)", self.url, exc)
+            first = False
+            delay = self._backoff.next()
+            await anyio.sleep(delay)
+
+    async def _session(self) -> None:
+        client = self._client = self._new_client()
+        self._lost = anyio.Event()
+        self._connack = anyio.Event()
+        self._mids.clear()
+        self._suback.clear()
+        try:
+            await anyio.to_thread.run_sync(client.connect, self.url.host, self.url.port,
+                                           self.keepalive)
+            sock = client.socket()
+            if sock is None:
+                raise _ConnectionLost("no socket")
+            client.on_socket_register_write = lambda *_: self._wake_writer.set()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._reader, client, sock)
+                tg.start_soon(self._writer, client, sock)
+                tg.start_soon(self._misc, client)
+                tg.start_soon(self._watch_lost, tg)
+                with anyio.fail_after(max(self.keepalive, 10)):
+                    await self._connack.wait()
+                if self._connect_rc.is_failure:
+                    raise BusError(f"broker {self.url} refused the connection: "
+                                   f"{self._connect_rc}")
+                await self._send_subscribe(list(self._subs))
+                if self._backoff.attempts:
+                    self.reconnects += 1
+                    log.info("reconnected to broker %s", self.url)
+                self._backoff.reset()
+                self._disconnected = anyio.Event()
+                self._connected.set()
+                for listener in self._listeners:
+                    listener()
+                tg.start_soon(self._publisher, client)
+            raise _ConnectionLost("connection lost")
+        finally:
+            if self._connected.is_set():
+                self._connected = anyio.Event()
+            self._disconnected.set()
+            self.outbox.requeue()
+            self._mids.clear()
+            try:
+                client.socket() and client.socket().close()
+            except OSError:
+                pass
+            self._client = None
+
+    async def _watch_lost(self, tg: TaskGroup) -> None:
+        await self._lost.wait()
+        tg.cancel_scope.cancel()
+
+    async def _reader(self, client: Any, sock: socket.socket) -> None:
+        while True:
+            await anyio.wait_readable(sock)
+            while True:
+                rc = client.loop_read()
+                if rc != paho.MQTT_ERR_SUCCESS:
+                    self._lost.set()
+                    return
+                pending = getattr(sock, "pending", None)  # TLS may buffer decrypted bytes
+                if not (pending and pending()):
+                    break
+
+    async def _writer(self, client: Any, sock: socket.socket) -> None:
+        while True:
+            if client.want_write():
+                await anyio.wait_writable(sock)
+                if client.loop_write() != paho.MQTT_ERR_SUCCESS:
+                    self._lost.set()
+                    return
+                continue
+            await self._wake_writer.wait()
+            self._wake_writer = anyio.Event()
+
+    async def _misc(self, client: Any) -> None:
+        while True:
+            await anyio.sleep(1)
+            if client.loop_misc() != paho.MQTT_ERR_SUCCESS:
+                self._lost.set()
+                return
+
+    async def _publisher(self, client: Any) -> None:
+        while True:
+            while len(self._mids) < self.max_inflight:
+                item = self.outbox.take()
+                if item is None:
+                    break
+                seq, msg = item
+                info = client.publish(msg.topic, msg.payload, msg.qos, msg.retain)
+                if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_QUEUE_SIZE):
+                    self._lost.set()
+                    return
+                self._mids[info.mid] = seq
+            self._wake_writer.set()
+            await self._wake_publisher.wait()
+            self._wake_publisher = anyio.Event()
+

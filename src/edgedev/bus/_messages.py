@@ -1,0 +1,150 @@
+"""KubeEdge device payloads: typed models for parsing, fast builders for the hot path.
+
+Parsing goes through pydantic because payloads come from the network and may be anything;
+the mapper's own reports are built as plain dicts, one per device per cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, the timestamp unit of every payload."""
+    return time.time_ns() // 1_000_000
+
+
+def new_event_id() -> str:
+    """A fresh ``event_id``; duplicates delivered after a reconnect keep their original id."""
+    return uuid.uuid4().hex
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ValueMetadata(_Wire):
+    """``metadata`` of a value: when it was set."""
+
+    timestamp: int = 0
+
+
+class WireValue(_Wire):
+    """``{"value": "<str>", "metadata": {"timestamp": ms}}``; ``value`` null removes it."""
+
+    value: str | None = None
+    metadata: ValueMetadata = Field(default_factory=ValueMetadata)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_text(cls, value: Any) -> Any:
+        return _text(value)
+
+
+class TypeMetadata(_Wire):
+    """``metadata`` of a twin property: its type (``int``, ``float`` ...)."""
+
+    type: str = ""
+
+
+class MsgTwin(_Wire):
+    """One property in a twin message (KubeEdge ``MsgTwin``).
+
+    ``version`` is edgedev's optimistic-concurrency field: an update that names a version
+    older than the stored one is refused with 409.
+    """
+
+    expected: WireValue | None = None
+    actual: WireValue | None = None
+    optional: bool | None = None
+    metadata: TypeMetadata | None = None
+    version: int | None = None
+
+
+class BaseMessage(_Wire):
+    """``event_id`` and ``timestamp``, common to every message."""
+
+    event_id: str = ""
+    timestamp: int = 0
+
+
+class TwinUpdate(BaseMessage):
+    """``twin/update``: reported (``actual``) or desired (``expected``) values."""
+
+    twin: dict[str, MsgTwin | None] = Field(default_factory=dict)
+
+
+class TwinDelta(TwinUpdate):
+    """``twin/update/delta``: the twin plus ``delta``, desired values not yet reported."""
+
+    delta: dict[str, str] = Field(default_factory=dict)
+
+
+class StateUpdate(BaseMessage):
+    """``state/update``: ``online``, ``offline`` or another state word."""
+
+    state: str
+
+
+class TwinResult(TwinUpdate):
+    """``twin/update/result`` and ``twin/get/result``: the twin, or an error."""
+
+    code: int | None = None
+    reason: str | None = None
+
+
+class MapperState(BaseMessage):
+    """``node/{node}/mapper/state``: a mapper's state and the devices it serves.
+
+    A mapper sets this as its MQTT last will, so that the agent learns of a mapper that died
+    and marks all of its devices offline.
+    """
+
+    mapper: str
+    state: str
+    devices: list[str] = Field(default_factory=list)
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def twin_report(
+    entries: Iterable[tuple[str, str, str, int]], *, timestamp: int | None = None,
+    event_id: str | None = None,
+) -> bytes:
+    """Build a ``twin/update`` carrying reported values.
+
+    Args:
+        entries: ``(property, value string, wire type, value timestamp in ms)`` each.
+        timestamp: the message timestamp; now by default.
+        event_id: the message id; a fresh one by default.
+    """
+    twin = {
+        name: {"actual": {"value": value, "metadata": {"timestamp": ts}},
+               "metadata": {"type": type_}}
+        for name, value, type_, ts in entries
+    }
+    return dumps({"event_id": event_id or new_event_id(),
+                  "timestamp": now_ms() if timestamp is None else timestamp, "twin": twin})
+
+
+def state_update(state: str, *, timestamp: int | None = None) -> bytes:
+    """Build a ``state/update``."""
+    return dumps({"event_id": new_event_id(),
+                  "timestamp": now_ms() if timestamp is None else timestamp, "state": state})

@@ -1,0 +1,96 @@
+"""What every command shares: options, logging, loading files, running until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+
+from edgedev._errors import ConfigError, PluginError
+from edgedev.bus._topics import DEFAULT_ROOT
+from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
+from edgedev.config._loader import load_devices
+from edgedev.config._spec import DeviceSpec
+
+log = logging.getLogger("edgedev.cli")
+
+
+def broker_url(text: str) -> str:
+    """argparse type of ``--broker``: a valid broker URL."""
+    try:
+        BrokerURL.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_bus_options(parser: argparse.ArgumentParser) -> None:
+    """``--broker`` and ``--topic-root``, which every command that talks MQTT takes."""
+    parser.add_argument("--broker", type=broker_url, default=DEFAULT_BROKER, metavar="URL",
+                        help=f"MQTT broker, mqtt://HOST:PORT (default {DEFAULT_BROKER})")
+    parser.add_argument("--topic-root", default=DEFAULT_ROOT, metavar="ROOT",
+                        help=f"topic root (default {DEFAULT_ROOT})")
+
+
+def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``-f FILE...``: Device and DeviceModel YAML files (repeatable)."""
+    parser.add_argument("-f", "--file", dest="files", action="extend", nargs="+",
+                        required=required, default=[], metavar="FILE",
+                        help="Device and DeviceModel YAML files")
+
+
+def load_or_report(files: Sequence[str]) -> list[DeviceSpec] | None:
+    """Load ``files``; print every problem to stderr and return ``None`` when invalid."""
+    try:
+        return load_devices(files)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        return None
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def setup_logging(verbosity: int) -> None:
+    """Log to stderr: warnings by default, info with -v, debug with -vv."""
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    if level > logging.DEBUG:
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log device faults once
+
+
+def run_async(main: Callable[[], Awaitable[int | None]]) -> int:
+    """Run ``main`` until it returns, or until SIGINT/SIGTERM cancels it (exit code 0)."""
+
+    async def runner() -> int:
+        code: int | None = 0
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        log.info("received %s, stopping", signal.Signals(signum).name)
+                        tg.cancel_scope.cancel()
+                        return
+
+            async def body() -> None:
+                nonlocal code
+                code = await main()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_signal)
+            tg.start_soon(body)
+        return code or 0
+
+    try:
+        return anyio.run(runner)
+    except KeyboardInterrupt:
+        return 130

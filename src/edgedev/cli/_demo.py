@@ -1,0 +1,103 @@
+"""``edgedev demo``: an embedded broker, a simulated fleet and the mappers, live in a table.
+
+Needs no broker and no hardware: every installed mapper contributes its simulator's demo
+devices. With ``--seconds N`` it stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+
+import anyio
+
+from edgedev.broker import EmbeddedBroker
+from edgedev.bus._client import Bus
+from edgedev.bus._topics import DEFAULT_ROOT, Topics
+from edgedev.cli._common import broker_url, load_or_report, run_async
+from edgedev.cli._view import TwinView
+from edgedev.mapper._mapper import Mapper
+from edgedev.simulate import simulate, simulators
+from edgedev.testing._brokers import free_port
+
+HELP = "run a simulated fleet end to end, no broker or hardware needed"
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``demo``."""
+    parser.add_argument("--seconds", type=float, default=None, metavar="N",
+                        help="stop after N seconds (default: run until Ctrl-C)")
+    parser.add_argument("--broker", type=broker_url, default=None, metavar="URL",
+                        help="use this broker instead of the embedded one")
+    parser.add_argument("--topic-root", default=DEFAULT_ROOT, metavar="ROOT",
+                        help=f"topic root (default {DEFAULT_ROOT})")
+
+
+def demo_files(directory: Path) -> list[str]:
+    """Write every installed simulator's demo fleet into ``directory``; the file names."""
+    files = []
+    for name in simulators.names():
+        text = simulators.get(name).demo_yaml(free_port)
+        if text:
+            path = directory / f"{name}.yaml"
+            path.write_text(text, encoding="utf-8")
+            files.append(str(path))
+    return files
+
+
+async def _show(bus: Bus, topics: Topics, seconds: float | None) -> None:
+    view = TwinView(topics)
+    tty = sys.stdout.isatty()
+    period = 0.25 if tty else 5.0
+    async with bus.subscribe(topics.all_devices()) as messages:
+
+        async def draw() -> None:
+            while True:
+                await anyio.sleep(period)
+                text = view.render()
+                if tty:
+                    sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
+                else:
+                    sys.stdout.write(text + "\n\n")
+                sys.stdout.flush()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(draw)
+            with anyio.move_on_after(seconds if seconds is not None else float("inf")):
+                async for message in messages:
+                    view.apply(message.topic, message.payload)
+            tg.cancel_scope.cancel()
+    print(view.render())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo."""
+    with tempfile.TemporaryDirectory(prefix="edgedev-demo-") as tmp:
+        files = demo_files(Path(tmp))
+        if not files:
+            print("no mapper is installed: pip install edgedev-modbus (or another mapper)")
+            return 1
+        devices = load_or_report(files)
+        if devices is None:
+            return 1
+        topics = Topics(args.topic_root)
+
+        async def main() -> int:
+            async with contextlib.AsyncExitStack() as stack:
+                url = args.broker
+                if url is None:
+                    broker = await stack.enter_async_context(EmbeddedBroker("127.0.0.1", 0))
+                    url = broker.url
+                async with anyio.create_task_group() as tg:
+                    await tg.start(simulate, devices)
+                    await tg.start(Mapper(devices, broker=url, topic_root=args.topic_root,
+                                          name="edgedev-demo").run)
+                    async with Bus(url, client_id="edgedev-demo-view") as bus:
+                        await _show(bus, topics, args.seconds)
+                    tg.cancel_scope.cancel()
+            return 0
+
+        return run_async(main)

@@ -1,0 +1,102 @@
+"""Resolved device descriptions: what the runtime and drivers work from.
+
+A :class:`DeviceSpec` joins a Device with its DeviceModel and with the driver's typed view of
+the protocol settings, so that nothing downstream looks at raw YAML again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from edgedev.config._crd import AccessMode
+from edgedev.twin._values import PropertyType
+
+
+@dataclass(frozen=True, slots=True)
+class PropertySpec:
+    """One property of one device, fully resolved.
+
+    Attributes:
+        name: the property name, unique within the device.
+        type: the value type from the DeviceModel.
+        access_mode: ``ReadOnly`` properties refuse writes.
+        minimum: lowest value a write may set (numbers only), or ``None``.
+        maximum: highest value a write may set (numbers only), or ``None``.
+        unit: unit of measure, informative.
+        description: text from the DeviceModel.
+        collect_cycle: seconds between two reads of the device.
+        report_cycle: seconds between two reports of the last value.
+        report_to_cloud: KubeEdge's flag, carried through.
+        report_on_change: report as soon as the value changes (beyond ``deadband``).
+        deadband: smallest change of a number that counts as a change.
+        desired: the desired value from the Device file, as its wire string.
+        visitor: the driver's validated ``visitors.configData``.
+    """
+
+    name: str
+    type: PropertyType
+    visitor: BaseModel
+    access_mode: AccessMode = AccessMode.READ_WRITE
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    description: str = ""
+    collect_cycle: float = 1.0
+    report_cycle: float = 1.0
+    report_to_cloud: bool = True
+    report_on_change: bool = False
+    deadband: float = 0.0
+    desired: str | None = None
+
+    @property
+    def writable(self) -> bool:
+        """Whether the DeviceModel allows writes to this property."""
+        return self.access_mode is AccessMode.READ_WRITE
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """One device, fully resolved.
+
+    Attributes:
+        namespace: Kubernetes namespace (``default`` when the file names none).
+        name: the Device's name.
+        model: the DeviceModel's name.
+        protocol: the protocol name, which selects the driver.
+        config: the driver's validated ``spec.protocol.configData``.
+        properties: the device's properties, in file order.
+        node_name: the edge node the device is bound to, if any.
+        source: the file the Device came from.
+    """
+
+    namespace: str
+    name: str
+    model: str
+    protocol: str
+    config: BaseModel
+    properties: tuple[PropertySpec, ...]
+    node_name: str | None = None
+    source: str = ""
+    _by_name: dict[str, PropertySpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {p.name: p for p in self.properties})
+
+    @property
+    def id(self) -> str:
+        """``namespace/name``, the device's identity on the bus."""
+        return f"{self.namespace}/{self.name}"
+
+    def property(self, name: str) -> PropertySpec:
+        """The property called ``name``.
+
+        Raises:
+            KeyError: the device has no such property.
+        """
+        return self._by_name[name]
+
+    def has_property(self, name: str) -> bool:
+        """Whether the device has a property called ``name``."""
+        return name in self._by_name

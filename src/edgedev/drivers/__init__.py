@@ -1,0 +1,17 @@
+"""The driver interface and the registry of installed drivers."""
+
+from __future__ import annotations
+
+from edgedev._plugins import Registry
+from edgedev.drivers._base import (
+    AnyDriver,
+    Driver,
+    ProtocolConfig,
+    Report,
+    VisitorConfig,
+)
+
+drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: ignore[type-abstract]
+"""Installed drivers by protocol name (entry-point group ``edgedev.drivers``)."""
+
+__all__ = ("AnyDriver", "Driver", "ProtocolConfig", "Report", "VisitorConfig", "drivers")

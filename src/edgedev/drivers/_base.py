@@ -1,0 +1,131 @@
+"""The driver interface: what a protocol implements to become an edgedev mapper.
+
+A driver is one connection to one device. The runtime owns scheduling, reporting, retries,
+timeouts and the bus; a driver only moves values. Its docstrings are the specification for
+third-party drivers, in the way bleak's ``BaseBleakClient`` is for its backends.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from edgedev.config._spec import DeviceSpec, PropertySpec
+from edgedev.twin._values import Value
+
+
+class ProtocolConfig(BaseModel):
+    """Base of a driver's ``spec.protocol.configData`` model.
+
+    Subclasses add their connection settings; keys are camelCase in YAML and unknown keys are
+    refused so that a typo is reported. ``timeout`` (milliseconds) bounds every connect, read
+    and write of the device: a device that does not answer in time is marked offline.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+    )
+
+    timeout: int = Field(3000, gt=0, description="Deadline of one operation, in milliseconds.")
+
+
+class VisitorConfig(BaseModel):
+    """Base of a driver's ``visitors.configData`` model (where a property lives)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+    )
+
+
+ProtocolT = TypeVar("ProtocolT", bound=ProtocolConfig)
+VisitorT = TypeVar("VisitorT", bound=VisitorConfig)
+
+Report = Callable[[str, Value], None]
+"""Callback a pushing driver calls with ``(property name, value)`` for each pushed value."""
+
+
+class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
+    """One connection to one device over one protocol.
+
+    Subclasses set the two class attributes and implement the four I/O methods. The runtime
+    calls them from one task per device, never concurrently for the same driver instance, and
+    wraps each call in the device's deadline (``configData.timeout``).
+
+    Class attributes:
+        protocol_config: pydantic model of ``spec.protocol.configData``.
+        visitor_config: pydantic model of ``visitors.configData``.
+
+    Errors: raise :class:`edgedev.DeviceError` (or let ``OSError``/``TimeoutError`` escape)
+    when the device cannot be reached; the runtime then marks it offline, closes the driver
+    and reconnects with backoff. A property that cannot be read this cycle may simply be left
+    out of :meth:`read`'s result.
+    """
+
+    protocol_config: ClassVar[type[ProtocolConfig]]
+    visitor_config: ClassVar[type[VisitorConfig]]
+
+    def __init__(self, device: DeviceSpec) -> None:
+        self.device = device
+
+    @property
+    def config(self) -> ProtocolT:
+        """The device's validated protocol settings."""
+        return cast(ProtocolT, self.device.config)
+
+    def visitor(self, prop: PropertySpec) -> VisitorT:
+        """The validated ``visitors.configData`` of ``prop``."""
+        return cast(VisitorT, prop.visitor)
+
+    @classmethod
+    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+        """Cross-field checks of one property, done when files are loaded.
+
+        Return ``(field, message)`` pairs, ``field`` relative to ``visitors.configData`` (for
+        example ``("offset", "offset 70000 is beyond 65535")``). The default finds nothing.
+        """
+        return []
+
+    @classmethod
+    def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
+        """Cross-property checks of one device; ``field`` relative to ``spec``."""
+        return []
+
+    def pushes(self, prop: PropertySpec) -> bool:
+        """Whether ``prop`` arrives by push (:meth:`watch`) rather than by polling."""
+        return False
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the connection to the device."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the connection; must not raise, and may be called when not connected."""
+
+    @abc.abstractmethod
+    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+        """Read ``properties`` with as few requests as the protocol allows.
+
+        Returns:
+            The value of each property read, by name. Values are Python values of the
+            property's type (``int``, ``float``, ``bool``, ``str``, ``bytes``).
+        """
+
+    @abc.abstractmethod
+    async def write(self, prop: PropertySpec, value: Value) -> None:
+        """Write ``value`` (already parsed, typed and range-checked) to ``prop``."""
+
+    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+        """Deliver pushed values of ``properties`` by calling ``report`` until cancelled.
+
+        Only called with properties for which :meth:`pushes` is true. Returning or raising
+        means the device was lost. The default never pushes anything.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not push values")
+
+
+AnyDriver = Driver[Any, Any]

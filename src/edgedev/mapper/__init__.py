@@ -1,0 +1,19 @@
+"""The mapper runtime: scheduling, reporting, writes and recovery for any driver."""
+
+from __future__ import annotations
+
+from edgedev.mapper._changes import ChangeFilter
+from edgedev.mapper._device import OFFLINE, ONLINE, DeviceRunner, WriteResult, check_write
+from edgedev.mapper._mapper import Mapper
+from edgedev.mapper._schedule import Schedule
+
+__all__ = (
+    "OFFLINE",
+    "ONLINE",
+    "ChangeFilter",
+    "DeviceRunner",
+    "Mapper",
+    "Schedule",
+    "WriteResult",
+    "check_write",
+)

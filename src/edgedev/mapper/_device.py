@@ -1,0 +1,298 @@
+"""One device's life: connect, poll on its cycles, report, write, and recover.
+
+Each device runs in its own task with its own deadline on every operation, so a device that
+stops answering is marked offline and retried with backoff while the others keep their cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import anyio
+
+from edgedev._backoff import Backoff
+from edgedev._errors import DeviceError, WriteRefused
+from edgedev.bus._client import Bus
+from edgedev.bus._messages import now_ms, state_update, twin_report
+from edgedev.bus._topics import Channel, Topics
+from edgedev.config._spec import DeviceSpec, PropertySpec
+from edgedev.drivers._base import AnyDriver
+from edgedev.mapper._changes import ChangeFilter
+from edgedev.mapper._schedule import Schedule
+from edgedev.twin._values import Value, format_value, parse_value
+
+log = logging.getLogger("edgedev.mapper")
+
+ONLINE = "online"
+OFFLINE = "offline"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What became of a write.
+
+    Attributes:
+        property: the property written.
+        ok: whether the device took the value.
+        value: the value read back after the write, as its wire string (when ``ok``).
+        reason: why the write failed (when not ``ok``).
+        retry: whether trying again later may succeed (device offline or failing), as
+            opposed to a refusal that no retry will change (read-only, out of range).
+    """
+
+    property: str
+    ok: bool
+    value: str | None = None
+    reason: str | None = None
+    retry: bool = False
+
+
+class _WriteRequest:
+    __slots__ = ("done", "prop", "result", "value")
+
+    def __init__(self, prop: PropertySpec, value: Value) -> None:
+        self.prop = prop
+        self.value = value
+        self.done = anyio.Event()
+        self.result = WriteResult(prop.name, False, reason="not attempted", retry=True)
+
+    def finish(self, result: WriteResult) -> None:
+        self.result = result
+        self.done.set()
+
+
+def check_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, Value]:
+    """Validate a write of wire string ``text`` to property ``name`` before any I/O.
+
+    Raises:
+        WriteRefused: no such property, read-only, not a value of the type, or out of range.
+    """
+    if not spec.has_property(name):
+        raise WriteRefused(f"device {spec.id} has no property {name!r}")
+    prop = spec.property(name)
+    if not prop.writable:
+        raise WriteRefused(f"property {name!r} is ReadOnly")
+    try:
+        value = parse_value(text, prop.type)
+    except ValueError as exc:
+        raise WriteRefused(f"property {name!r}: {exc}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if prop.minimum is not None and value < prop.minimum:
+            raise WriteRefused(f"{name}={text} is below the minimum {prop.minimum:g}")
+        if prop.maximum is not None and value > prop.maximum:
+            raise WriteRefused(f"{name}={text} is above the maximum {prop.maximum:g}")
+    return prop, value
+
+
+class DeviceRunner:
+    """Runs one device for a :class:`~edgedev.Mapper`: polls, reports, writes, recovers.
+
+    Attributes:
+        state: ``online``, ``offline`` or ``unknown`` (not yet connected).
+        values: the last value read of each property, with its timestamp in ms.
+        reads: read requests made to the driver.
+        errors: failures that took the device offline.
+        reconnects: times the device came back after being offline.
+        writes: writes the device accepted.
+    """
+
+    def __init__(
+        self, spec: DeviceSpec, driver_type: type[AnyDriver], bus: Bus, topics: Topics,
+        *, backoff: Backoff | None = None,
+    ) -> None:
+        self.spec = spec
+        self._driver_type = driver_type
+        self._bus = bus
+        self._backoff = backoff or Backoff(0.5, 30.0)
+        self._timeout = getattr(spec.config, "timeout", 3000) / 1000
+        self._twin_topic = topics.device(spec.id, Channel.TWIN_UPDATE)
+        self._state_topic = topics.device(spec.id, Channel.STATE_UPDATE)
+        self._props = {p.name: p for p in spec.properties}
+        self._pushed: dict[str, tuple[Value, int]] = {}
+        self._writes: deque[_WriteRequest] = deque()
+        self._wake = anyio.Event()
+        self.state = UNKNOWN
+        self.values: dict[str, tuple[Value, int]] = {}
+        self.reads = 0
+        self.errors = 0
+        self.reconnects = 0
+        self.writes = 0
+
+    # public API ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run the device until cancelled; never raises for device faults."""
+        while True:
+            driver = self._driver_type(self.spec)
+            try:
+                await self._session(driver)
+            except (DeviceError, OSError, TimeoutError) as exc:
+                self._lost(exc)
+            except Exception as exc:  # a driver bug must not take the other devices down
+                log.exception("driver %s failed on device %s", self.spec.protocol, self.spec.id)
+                self._lost(exc)
+            finally:
+                self._fail_writes("device offline")
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
+                    try:
+                        await driver.close()
+                    except Exception:  # close must not raise; a faulty one is only noted
+                        log.debug("closing %s failed", self.spec.id, exc_info=True)
+            await anyio.sleep(self._backoff.next())
+
+    async def write(self, name: str, text: str) -> WriteResult:
+        """Write wire string ``text`` to property ``name``, read it back, and report it.
+
+        The write is checked (exists, writable, type, minimum/maximum) before any I/O, then
+        performed by the device's own task between two cycles.
+        """
+        try:
+            prop, value = check_write(self.spec, name, text)
+        except WriteRefused as exc:
+            return WriteResult(name, False, reason=str(exc))
+        if self.state != ONLINE:
+            return WriteResult(name, False, reason=f"device {self.spec.id} is {self.state}",
+                               retry=True)
+        request = _WriteRequest(prop, value)
+        self._writes.append(request)
+        self._wake.set()
+        await request.done.wait()
+        return request.result
+
+    def announce(self) -> None:
+        """Publish the current state again (after the broker connection was re-established)."""
+        if self.state != UNKNOWN:
+            self._bus.publish(self._state_topic, state_update(self.state))
+
+    def go_offline(self) -> None:
+        """Publish ``offline`` (the mapper is stopping)."""
+        self._set_state(OFFLINE)
+
+    # the device loop -----------------------------------------------------------------------
+    async def _session(self, driver: AnyDriver) -> None:
+        with anyio.fail_after(self._timeout):
+            await driver.connect()
+        polled = [p for p in self.spec.properties if not driver.pushes(p)]
+        pushed = [p for p in self.spec.properties if driver.pushes(p)]
+        start = anyio.current_time()
+        collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
+        report = Schedule(
+            {p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
+        changes = ChangeFilter()
+        async with anyio.create_task_group() as tg:
+            if pushed:
+                tg.start_soon(self._watch, driver, pushed)
+                if not polled:
+                    self._set_state(ONLINE)
+            while True:
+                now = anyio.current_time()
+                fresh: dict[str, Value] = {}
+                due = collect.pop_due(now)
+                if due:
+                    with anyio.fail_after(self._timeout):
+                        values = await driver.read([self._props[n] for n in due])
+                    self.reads += 1
+                    self._set_state(ONLINE)
+                    self._backoff.reset()
+                    self._store(values, now_ms(), fresh)
+                pushed_now_names: set[str] = set()
+                if self._pushed:
+                    pushed_now, self._pushed = self._pushed, {}
+                    for name, (value, ts) in pushed_now.items():
+                        self.values[name] = (value, ts)
+                        fresh[name] = value
+                        if not self._props[name].report_on_change:
+                            pushed_now_names.add(name)
+                forced = await self._do_writes(driver, fresh) if self._writes else set()
+                self._report(report.pop_due(now), fresh, forced | pushed_now_names, changes)
+                deadline = min(collect.next_deadline(), report.next_deadline())
+                with anyio.move_on_after(deadline - anyio.current_time()):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+
+    def _store(self, values: Mapping[str, Value], ts: int, fresh: dict[str, Value]) -> None:
+        for name, value in values.items():
+            if name in self._props:
+                self.values[name] = (value, ts)
+                fresh[name] = value
+
+    def _report(self, due: Iterable[str], fresh: Mapping[str, Value], forced: set[str],
+                changes: ChangeFilter) -> None:
+        """Publish one message with the properties due, forced (written, pushed) or changed."""
+        names = [n for n in due if n in self.values]
+        listed = set(names)
+        for name, value in fresh.items():
+            if name in listed:
+                continue
+            prop = self._props[name]
+            if name in forced or (prop.report_on_change and changes.changed(prop, value)):
+                names.append(name)
+                listed.add(name)
+        if not names:
+            return
+        entries = []
+        for name in names:
+            prop = self._props[name]
+            value, ts = self.values[name]
+            changes.reported(prop, value)
+            entries.append((name, format_value(value, prop.type), prop.type.wire_name, ts))
+        self._bus.publish(self._twin_topic, twin_report(entries))
+
+    async def _watch(self, driver: AnyDriver, props: list[PropertySpec]) -> None:
+        def report(name: str, value: Value) -> None:
+            self._pushed[name] = (value, now_ms())
+            self._wake.set()
+
+        await driver.watch(props, report)
+        raise DeviceError(f"device {self.spec.id} stopped pushing values")
+
+    async def _do_writes(self, driver: AnyDriver, fresh: dict[str, Value]) -> set[str]:
+        written: set[str] = set()
+        while self._writes:
+            request = self._writes.popleft()
+            prop = request.prop
+            try:
+                with anyio.fail_after(self._timeout):
+                    await driver.write(prop, request.value)
+                    values = await driver.read([prop])
+            except WriteRefused as exc:
+                request.finish(WriteResult(prop.name, False, reason=str(exc)))
+                continue
+            except BaseException as exc:
+                request.finish(WriteResult(prop.name, False, reason=f"write failed: {exc!r}",
+                                           retry=True))
+                raise
+            self.writes += 1
+            self._store(values, now_ms(), fresh)
+            written.add(prop.name)
+            back = values.get(prop.name, request.value)
+            request.finish(WriteResult(prop.name, True, value=format_value(back, prop.type)))
+        return written
+
+    # state ---------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        if state == ONLINE:
+            recovered = self.state == OFFLINE
+            if recovered:
+                self.reconnects += 1
+            log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
+        self.state = state
+        self._bus.publish(self._state_topic, state_update(state))
+
+    def _lost(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self.state != OFFLINE:
+            log.warning("device %s offline: %s", self.spec.id, exc or type(exc).__name__)
+        else:
+            log.debug("device %s still offline: %s", self.spec.id, exc)
+        self._set_state(OFFLINE)
+
+    def _fail_writes(self, reason: str) -> None:
+        while self._writes:
+            request = self._writes.popleft()
+            request.finish(WriteResult(request.prop.name, False, reason=reason, retry=True))

@@ -1,0 +1,42 @@
+"""The simulator interface: what a protocol offers to ``edgedev simulate`` and ``edgedev demo``."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+import anyio
+from anyio.abc import TaskStatus
+
+from edgedev.config._spec import DeviceSpec
+
+
+class Simulator(abc.ABC):
+    """Serves simulated devices of one protocol at the addresses their files give.
+
+    A simulator is the device side of a driver: ``edgedev simulate -f devices.yaml`` and a
+    mapper run on the same file talk to each other. Read-only properties change over time
+    (see :mod:`edgedev.simulate.signals`); writable ones keep what was written.
+
+    Args:
+        devices: the devices to serve, all of this simulator's protocol.
+    """
+
+    def __init__(self, devices: Sequence[DeviceSpec]) -> None:
+        self.devices = list(devices)
+
+    @abc.abstractmethod
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; call ``task_status.started()`` once every device answers."""
+
+    @classmethod
+    def demo_yaml(cls, allocate_port: Callable[[], int]) -> str:
+        """YAML (DeviceModels and Devices) of a small fleet for ``edgedev demo``.
+
+        Args:
+            allocate_port: returns a free TCP port on 127.0.0.1 for each call.
+
+        Returns:
+            The YAML text, or ``""`` when the protocol has no demo.
+        """
+        return ""

@@ -1,0 +1,25 @@
+"""Test support shipped as public API: real brokers, free ports, and pytest fixtures.
+
+Importing this module needs pytest only for :mod:`edgedev.testing._plugin`, which pytest
+loads by itself through the ``pytest11`` entry point.
+"""
+
+from __future__ import annotations
+
+from edgedev.testing._brokers import (
+    EmbeddedBrokerThread,
+    Mosquitto,
+    BrokerHandle,
+    free_port,
+    make_broker,
+    wait_for_port,
+)
+
+__all__ = (
+    "EmbeddedBrokerThread",
+    "Mosquitto",
+    "BrokerHandle",
+    "free_port",
+    "make_broker",
+    "wait_for_port",
+)

@@ -1,0 +1,172 @@
+"""Real MQTT brokers for tests: a mosquitto process, or the embedded broker in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Return once ``host:port`` accepts TCP connections.
+
+    Raises:
+        TimeoutError: it did not within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.02)
+
+
+class BrokerHandle(Protocol):
+    """A broker a test can stop and start again on the same port."""
+
+    url: str
+    port: int
+
+    def start(self) -> None:
+        """Start (again) and return once it accepts connections."""
+
+    def stop(self) -> None:
+        """Stop; clients see their connection drop."""
+
+    def close(self) -> None:
+        """Stop for good and clean up."""
+
+
+class Mosquitto:
+    """A mosquitto process on a free loopback port (``mosquitto`` must be on PATH).
+
+    Use as a context manager, or call :meth:`start` and :meth:`close`.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        binary = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        if binary is None:
+            raise FileNotFoundError("mosquitto is not installed")
+        self._binary = binary
+        self.port = port or free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self._dir = tempfile.TemporaryDirectory(prefix="edgedev-mosquitto-")
+        self._conf = Path(self._dir.name) / "mosquitto.conf"
+        self._conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 0\nmax_inflight_messages 0\nlog_dest stderr\n"
+            "log_type error\nlog_type warning\n"
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        """Whether a mosquitto binary can be found."""
+        return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
+
+    def start(self) -> None:
+        """Start mosquitto and wait until it accepts connections."""
+        if self._proc is not None:
+            return
+        self._proc = subprocess.Popen([self._binary, "-c", str(self._conf)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port("127.0.0.1", self.port)
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop mosquitto (SIGTERM, then SIGKILL after 5 s)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        """Stop and remove the configuration."""
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EmbeddedBrokerThread:
+    """edgedev's embedded broker, served from its own event loop in a thread."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self._portal_cm: Any = None
+        self._portal: Any = None
+        self._broker_cm: Any = None
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections."""
+        if self._portal is not None:
+            return
+        from anyio.from_thread import start_blocking_portal
+
+        from edgedev.broker import EmbeddedBroker
+
+        self._portal_cm = start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+        self._broker_cm = self._portal.wrap_async_context_manager(
+            EmbeddedBroker("127.0.0.1", self.port))
+        self._broker_cm.__enter__()
+
+    def stop(self) -> None:
+        """Stop the broker and its thread."""
+        if self._portal is None:
+            return
+        with contextlib.suppress(Exception):
+            self._broker_cm.__exit__(None, None, None)
+        self._portal_cm.__exit__(None, None, None)
+        self._portal = self._portal_cm = self._broker_cm = None
+
+    def close(self) -> None:
+        """Same as :meth:`stop`."""
+        self.stop()
+
+    def __enter__(self) -> EmbeddedBrokerThread:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def make_broker(port: int | None = None) -> BrokerHandle:
+    """mosquitto where installed, else the embedded broker; not yet started."""
+    if Mosquitto.available():
+        return Mosquitto(port)
+    return EmbeddedBrokerThread(port)

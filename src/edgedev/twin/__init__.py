@@ -1,0 +1,28 @@
+"""Device twins: typed values, desired/reported state and the delta, all without I/O."""
+
+from __future__ import annotations
+
+from edgedev.twin._twin import Twin, TwinProperty, TwinValue, compute_delta
+from edgedev.twin._values import (
+    PropertyType,
+    Value,
+    coerce_value,
+    format_value,
+    parse_value,
+    text_equal,
+    values_equal,
+)
+
+__all__ = (
+    "PropertyType",
+    "Twin",
+    "TwinProperty",
+    "TwinValue",
+    "Value",
+    "coerce_value",
+    "compute_delta",
+    "format_value",
+    "parse_value",
+    "text_equal",
+    "values_equal",
+)

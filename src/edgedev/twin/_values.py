@@ -1,0 +1,131 @@
+"""Typed property values and their string form on the wire.
+
+KubeEdge carries every value as a string and names its type in ``metadata.type``. This module is
+the one place that converts between the two, without I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from enum import StrEnum
+
+Value = bool | int | float | str | bytes
+"""A property value as drivers produce and consume it."""
+
+
+class PropertyType(StrEnum):
+    """Property types of a KubeEdge DeviceModel (``spec.properties[].type``)."""
+
+    INT = "INT"
+    FLOAT = "FLOAT"
+    DOUBLE = "DOUBLE"
+    STRING = "STRING"
+    BOOLEAN = "BOOLEAN"
+    BYTES = "BYTES"
+
+    @property
+    def wire_name(self) -> str:
+        """The lower-case name used in twin ``metadata.type`` (``int``, ``float`` ...)."""
+        return self.value.lower()
+
+    @property
+    def is_number(self) -> bool:
+        """Whether values of this type are numbers (and may have a range or a deadband)."""
+        return self in _NUMERIC
+
+
+_NUMERIC = frozenset({PropertyType.INT, PropertyType.FLOAT, PropertyType.DOUBLE})
+_TRUE = frozenset({"true", "1", "on", "yes"})
+_FALSE = frozenset({"false", "0", "off", "no"})
+
+
+def format_value(value: Value, type_: PropertyType) -> str:
+    """Render a typed value as the string KubeEdge carries.
+
+    Floats use Python's shortest round-trip form, so ``23.5`` stays ``"23.5"``; booleans are
+    ``"true"``/``"false"``; bytes are base64.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float):
+        if type_ is PropertyType.INT and value.is_integer():
+            return str(int(value))
+        return repr(value) if math.isfinite(value) else str(value).lower()
+    return str(value)
+
+
+def parse_value(text: str, type_: PropertyType) -> Value:
+    """Parse the wire string of a value of ``type_``.
+
+    Raises:
+        ValueError: ``text`` is not a valid value of that type; the message says why.
+    """
+    stripped = text.strip()
+    if type_ is PropertyType.INT:
+        try:
+            return int(stripped)
+        except ValueError:
+            number = float(stripped)  # "30.0" is an acceptable integer; "30.5" is not
+            if not number.is_integer():
+                raise ValueError(f"{text!r} is not an integer") from None
+            return int(number)
+    if type_ in (PropertyType.FLOAT, PropertyType.DOUBLE):
+        try:
+            return float(stripped)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+    if type_ is PropertyType.BOOLEAN:
+        lowered = stripped.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"{text!r} is not a boolean (true/false)")
+    if type_ is PropertyType.BYTES:
+        try:
+            return base64.b64decode(stripped, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{text!r} is not base64") from None
+    return text
+
+
+def coerce_value(value: Value, type_: PropertyType) -> Value:
+    """Convert a driver's value to the Python type that ``type_`` calls for.
+
+    Raises:
+        ValueError: the value cannot represent that type.
+    """
+    if isinstance(value, str):
+        return parse_value(value, type_)
+    if type_ is PropertyType.INT:
+        if isinstance(value, float) and not value.is_integer():
+            return value  # a scaled integer register keeps its fraction
+        return int(value)  # type: ignore[arg-type]
+    if type_ in (PropertyType.FLOAT, PropertyType.DOUBLE):
+        if isinstance(value, bytes):
+            raise ValueError("bytes cannot be a number")
+        return float(value)
+    if type_ is PropertyType.BOOLEAN:
+        return bool(value)
+    if type_ is PropertyType.BYTES:
+        return value if isinstance(value, bytes) else str(value).encode()
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def values_equal(a: Value, b: Value, type_: PropertyType) -> bool:
+    """Whether two values of ``type_`` are the same value (``30`` equals ``30.0``)."""
+    if type_.is_number and not isinstance(a, bytes | str) and not isinstance(b, bytes | str):
+        return a == b or (math.isnan(float(a)) and math.isnan(float(b)))
+    return a == b
+
+
+def text_equal(a: str, b: str, type_: PropertyType) -> bool:
+    """Whether two wire strings denote the same value of ``type_`` (falls back to text)."""
+    try:
+        return values_equal(parse_value(a, type_), parse_value(b, type_), type_)
+    except ValueError:
+        return a == b
