@@ -17,7 +17,7 @@ from edgedev._errors import (
     Problem,
     WriteRefused,
 )
-from edgedev.bus import Bus, BrokerURL, Message, Topics
+from edgedev.bus import BrokerURL, Bus, Message, Topics
 from edgedev.config import AccessMode, DeviceSpec, PropertySpec, load_devices
 from edgedev.drivers import Driver, ProtocolConfig, VisitorConfig, drivers
 from edgedev.mapper import DeviceRunner, Mapper, WriteResult

@@ -21,9 +21,10 @@ class Backoff:
 
     def next(self) -> float:
         """The delay before the next attempt, in seconds."""
-        delay = min(self.maximum, self.initial * 2**self.attempts)
+        delay = min(self.maximum, self.initial * 2.0**self.attempts)
         self.attempts += 1
-        return delay * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311
+        spread = float(random.uniform(-self.jitter, self.jitter))
+        return delay * (1 + spread)
 
     def reset(self) -> None:
         """Start again from ``initial`` (after a success)."""

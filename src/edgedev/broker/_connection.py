@@ -5,9 +5,12 @@ to one in-memory queue, in order, by synchronous code; a single writer task per 
 joins whatever has accumulated into one buffer and sends it with one call. Under load that
 turns hundreds of small packets into one socket write.
 
-The queue is bounded in messages and in bytes. When a client falls that far behind, the
-methods that enqueue return ``False`` and the server disconnects it: memory stays bounded and
-the other clients are not slowed down.
+The queue is bounded in delivered messages and in bytes. When a client falls that far
+behind, the methods that enqueue return ``False`` and the server disconnects it: memory stays
+bounded and the other clients are not slowed down. Before that, a client whose queue is half
+full is *backlogged*: the server stops reading from it until its writer catches up, so a
+client that publishes faster than it reads its own acknowledgements is slowed down, not
+dropped.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class Connection:
         self._queued_messages = 0
         self._queued_bytes = 0
         self._wakeup = anyio.Event()
+        self._drained: anyio.Event | None = None
         self._in_flight: dict[int, int] = {}
         self._last_id = 0
 
@@ -107,15 +111,34 @@ class Connection:
 
     @property
     def queued(self) -> int:
-        """Packets waiting for the writer."""
+        """Messages (PUBLISH packets) waiting for the writer."""
         return self._queued_messages
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether the queue is more than half full; stop reading from the client until not."""
+        return (
+            self._queued_messages > self._max_messages // 2
+            or self._queued_bytes > self._max_bytes // 2
+        )
+
+    async def wait_drained(self) -> None:
+        """Wait until the queue is no longer backlogged."""
+        while self.backlogged:
+            self._drained = anyio.Event()
+            await self._drained.wait()
+
     def send(self, packet: bytes) -> bool:
-        """Queue an encoded control packet; ``False`` when the client has fallen behind."""
+        """Queue an encoded control packet; ``False`` when the client has fallen behind.
+
+        Control packets count against the byte limit only.
+        """
         if self.closed:
             return True
         self._out.append(packet)
-        return self._queued(len(packet))
+        self._queued_bytes += len(packet) + _PACKET_OVERHEAD
+        self._wakeup.set()
+        return self._queued_bytes <= self._max_bytes
 
     def deliver(self, message: OutgoingMessage, qos: int, retain: bool = False) -> bool:
         """Queue ``message`` at ``qos``; ``False`` when the client has fallen behind."""
@@ -132,7 +155,10 @@ class Connection:
         else:
             out.append(message.prefix(0, retain))
         out.append(message.payload)
-        return self._queued(len(message.payload) + len(message.topic))
+        self._queued_messages += 1
+        self._queued_bytes += len(message.payload) + len(message.topic) + _PACKET_OVERHEAD
+        self._wakeup.set()
+        return self._queued_messages <= self._max_messages and self._queued_bytes <= self._max_bytes
 
     def on_puback(self, packet_id: int) -> None:
         """The client acknowledged a QoS 1 message."""
@@ -171,14 +197,10 @@ class Connection:
                 self._queued_messages = 0
                 self._queued_bytes = 0
                 await self._stream.send(data)
+                if self._drained is not None:
+                    self._drained.set()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._on_lost(self, f"write failed ({exc!r})")
-
-    def _queued(self, size: int) -> bool:
-        self._queued_messages += 1
-        self._queued_bytes += size + _PACKET_OVERHEAD
-        self._wakeup.set()
-        return self._queued_messages <= self._max_messages and self._queued_bytes <= self._max_bytes
 
     def _allocate_id(self) -> int | None:
         in_flight = self._in_flight

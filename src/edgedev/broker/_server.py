@@ -94,7 +94,7 @@ class EmbeddedBroker:
         Args:
             host: the address to listen on.
             port: the TCP port; 0 lets the OS choose one (read it back from :attr:`port`).
-            max_queued_messages: packets that may wait for one slow client before it is
+            max_queued_messages: messages that may wait for one slow client before it is
                 disconnected.
             max_queued_bytes: bytes that may wait for one slow client before it is
                 disconnected.
@@ -300,6 +300,8 @@ class EmbeddedBroker:
                 if handle(connection, packet) or connection.closed:
                     return
             with anyio.fail_after(timeout):
+                if connection.backlogged:
+                    await connection.wait_drained()
                 data = await stream.receive(_READ_SIZE)
             packets = parser.feed(data)
 
@@ -399,7 +401,7 @@ class EmbeddedBroker:
     def _drop_lagging(self, connection: Connection) -> None:
         self._drop(
             connection,
-            f"fell behind ({connection.queued} packets queued, "
+            f"fell behind ({connection.queued} messages queued, "
             f"{connection.in_flight} unacknowledged), disconnecting it",
             level=logging.WARNING,
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -231,7 +232,7 @@ class Bus:
 
     # connection --------------------------------------------------------------------------
     def _new_client(self) -> Any:
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              clean_session=True, protocol=paho.MQTTv311)
         client.max_inflight_messages_set(0)  # our own window bounds what is in flight
         client.max_queued_messages_set(0)

@@ -111,7 +111,7 @@ class Topics:
         prefix = self.root + "/"
         if not topic.startswith(prefix):
             return None
-        parts = topic[len(prefix):].split("/")
+        parts = topic[len(prefix) :].split("/")
         if len(parts) >= 5 and parts[0] == "device" and parts[1] and parts[2]:
             channel = _CHANNELS.get("/".join(parts[3:]))
             return None if channel is None else DeviceTopic(parts[1], parts[2], channel)

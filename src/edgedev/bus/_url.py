@@ -39,7 +39,9 @@ class BrokerURL:
         if not parts.hostname:
             raise ValueError(f"{url!r}: no host")
         return cls(
-            host=parts.hostname, port=port, tls=tls,
+            host=parts.hostname,
+            port=port,
+            tls=tls,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )

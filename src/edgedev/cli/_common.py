@@ -20,7 +20,7 @@ log = logging.getLogger("edgedev.cli")
 
 
 def broker_url(text: str) -> str:
-    """argparse type of ``--broker``: a valid broker URL."""
+    """Parse ``--broker``: a valid broker URL, for argparse."""
     try:
         BrokerURL.parse(text)
     except ValueError as exc:
@@ -30,17 +30,34 @@ def broker_url(text: str) -> str:
 
 def add_bus_options(parser: argparse.ArgumentParser) -> None:
     """``--broker`` and ``--topic-root``, which every command that talks MQTT takes."""
-    parser.add_argument("--broker", type=broker_url, default=DEFAULT_BROKER, metavar="URL",
-                        help=f"MQTT broker, mqtt://HOST:PORT (default {DEFAULT_BROKER})")
-    parser.add_argument("--topic-root", default=DEFAULT_ROOT, metavar="ROOT",
-                        help=f"topic root (default {DEFAULT_ROOT})")
+    parser.add_argument(
+        "--broker",
+        type=broker_url,
+        default=DEFAULT_BROKER,
+        metavar="URL",
+        help=f"MQTT broker, mqtt://HOST:PORT (default {DEFAULT_BROKER})",
+    )
+    parser.add_argument(
+        "--topic-root",
+        default=DEFAULT_ROOT,
+        metavar="ROOT",
+        help=f"topic root (default {DEFAULT_ROOT})",
+    )
 
 
 def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``-f FILE...``: Device and DeviceModel YAML files (repeatable)."""
-    parser.add_argument("-f", "--file", dest="files", action="extend", nargs="+",
-                        required=required, default=[], metavar="FILE",
-                        help="Device and DeviceModel YAML files")
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="extend",
+        nargs="+",
+        required=required,
+        default=[],
+        metavar="FILE",
+        help="Device and DeviceModel YAML files",
+    )
 
 
 def load_or_report(files: Sequence[str]) -> list[DeviceSpec] | None:
@@ -61,8 +78,9 @@ def load_or_report(files: Sequence[str]) -> list[DeviceSpec] | None:
 def setup_logging(verbosity: int) -> None:
     """Log to stderr: warnings by default, info with -v, debug with -vv."""
     level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     if level > logging.DEBUG:
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log device faults once
 

@@ -14,8 +14,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``run``."""
     add_file_option(parser)
     add_bus_options(parser)
-    parser.add_argument("--node", metavar="NAME",
-                        help="edge node name; devices bound to other nodes are skipped")
+    parser.add_argument(
+        "--node", metavar="NAME", help="edge node name; devices bound to other nodes are skipped"
+    )
     parser.add_argument("--name", metavar="NAME", help="this mapper's name on the bus")
 
 
@@ -24,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
     devices = load_or_report(args.files)
     if devices is None:
         return 1
-    mapper = Mapper(devices, broker=args.broker, topic_root=args.topic_root, node=args.node,
-                    name=args.name)
+    mapper = Mapper(
+        devices, broker=args.broker, topic_root=args.topic_root, node=args.node, name=args.name
+    )
     if not mapper.devices:
         print(f"no devices for node {args.node!r} in {', '.join(args.files)}")
         return 1

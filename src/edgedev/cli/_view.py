@@ -76,17 +76,21 @@ class TwinView:
     def render(self, now: float | None = None, width: int = 100) -> str:
         """The table: one line per property, grouped by device."""
         now = time.time() if now is None else now
-        lines = [f"{'DEVICE':<24} {'STATE':<8} {'PROPERTY':<14} {'REPORTED':>14} "
-                 f"{'DESIRED':>10} {'TYPE':<7} AGE"]
+        lines = [
+            f"{'DEVICE':<24} {'STATE':<8} {'PROPERTY':<14} {'REPORTED':>14} "
+            f"{'DESIRED':>10} {'TYPE':<7} AGE"
+        ]
         for device_id in sorted(self.devices):
             device = self.devices[device_id]
             first = True
             for name in sorted(device.properties) or [""]:
                 prop = device.properties.get(name, PropertyView())
                 age = f"{now - prop.updated:4.1f}s" if prop.updated else ""
-                head = (f"{device_id:<24} {device.state:<8}" if first else " " * 33)
-                lines.append(f"{head} {name:<14} {prop.reported or '':>14} "
-                             f"{prop.desired or '':>10} {prop.type:<7} {age}"[:width])
+                head = f"{device_id:<24} {device.state:<8}" if first else " " * 33
+                lines.append(
+                    f"{head} {name:<14} {prop.reported or '':>14} "
+                    f"{prop.desired or '':>10} {prop.type:<7} {age}"[:width]
+                )
                 first = False
         lines.append(f"{self.messages} messages")
         return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edgedev._errors import PluginError, Problem
+from edgedev._errors import ConfigError, PluginError, Problem
 from edgedev.config._crd import API_GROUP, DeviceModelResource, DeviceResource, ModelProperty
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.twin._values import parse_value
@@ -22,8 +22,6 @@ from edgedev.twin._values import parse_value
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
     from edgedev.drivers import AnyDriver
-
-from edgedev._errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +36,9 @@ class _Document:
         if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
             name = f"{meta.get('namespace') or 'default'}/{meta['name']}"
         kind = self.data.get("kind")
-        return Problem(self.file, self.index, kind if isinstance(kind, str) else None, name,
-                       field, message)
+        return Problem(
+            self.file, self.index, kind if isinstance(kind, str) else None, name, field, message
+        )
 
 
 def _loc(loc: Iterable[int | str]) -> str:
@@ -49,9 +48,7 @@ def _loc(loc: Iterable[int | str]) -> str:
     return out
 
 
-def _validation_problems(
-    doc: _Document, error: ValidationError, prefix: str = ""
-) -> list[Problem]:
+def _validation_problems(doc: _Document, error: ValidationError, prefix: str = "") -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
         field = _loc(item["loc"])
@@ -70,20 +67,24 @@ def _read_documents(path: Path, problems: list[Problem]) -> list[_Document]:
     docs: list[_Document] = []
     index = 0
     try:
-        for index, data in enumerate(yaml.safe_load_all(text), start=1):  # noqa: B007
+        for index, data in enumerate(yaml.safe_load_all(text), start=1):
             if data is None:
                 continue
             if not isinstance(data, Mapping):
-                problems.append(Problem(name, index, None, None, None,
-                                        "expected a mapping (a Kubernetes resource)"))
+                problems.append(
+                    Problem(
+                        name, index, None, None, None, "expected a mapping (a Kubernetes resource)"
+                    )
+                )
                 continue
             docs.append(_Document(name, index, data))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
-        problems.append(Problem(name, index + 1, None, None, None,
-                                f"invalid YAML{where}: {reason}"))
+        problems.append(
+            Problem(name, index + 1, None, None, None, f"invalid YAML{where}: {reason}")
+        )
     return docs
 
 
@@ -114,8 +115,9 @@ class _Resolver:
         elif kind == "Device":
             model_type = DeviceResource
         else:
-            self.problems.append(doc.problem(
-                f"unknown kind {kind!r} (expected Device or DeviceModel)", "kind"))
+            self.problems.append(
+                doc.problem(f"unknown kind {kind!r} (expected Device or DeviceModel)", "kind")
+            )
             return
         try:
             resource = model_type.model_validate(doc.data)
@@ -126,9 +128,12 @@ class _Resolver:
             key = (resource.metadata.namespace, resource.metadata.name)
             if key in self.models:
                 first = self.models[key][0]
-                self.problems.append(doc.problem(
-                    f"DeviceModel defined twice (first in {first.file}, document {first.index})",
-                    "metadata.name"))
+                self.problems.append(
+                    doc.problem(
+                        f"DeviceModel defined twice (first in {first.file}, document {first.index})",
+                        "metadata.name",
+                    )
+                )
             self.models[key] = (doc, resource)
         elif isinstance(resource, DeviceResource):
             self.devices.append((doc, resource))
@@ -142,9 +147,12 @@ class _Resolver:
                 continue
             if spec.id in seen:
                 first = seen[spec.id]
-                self.problems.append(doc.problem(
-                    f"Device defined twice (first in {first.file}, document {first.index})",
-                    "metadata.name"))
+                self.problems.append(
+                    doc.problem(
+                        f"Device defined twice (first in {first.file}, document {first.index})",
+                        "metadata.name",
+                    )
+                )
                 continue
             seen[spec.id] = doc
             specs.append(spec)
@@ -156,16 +164,21 @@ class _Resolver:
         ref = device.spec.device_model_ref.name
         found = self.models.get((ns, ref))
         if found is None:
-            self.problems.append(doc.problem(
-                f"DeviceModel {ref!r} not found in namespace {ns!r}",
-                "spec.deviceModelRef.name"))
+            self.problems.append(
+                doc.problem(
+                    f"DeviceModel {ref!r} not found in namespace {ns!r}", "spec.deviceModelRef.name"
+                )
+            )
             return None
         model = found[1]
         protocol = device.spec.protocol.protocol_name
         if model.spec.protocol and model.spec.protocol != protocol:
-            self.problems.append(doc.problem(
-                f"protocol {protocol!r} differs from DeviceModel {ref!r}'s {model.spec.protocol!r}",
-                "spec.protocol.protocolName"))
+            self.problems.append(
+                doc.problem(
+                    f"protocol {protocol!r} differs from DeviceModel {ref!r}'s {model.spec.protocol!r}",
+                    "spec.protocol.protocolName",
+                )
+            )
         try:
             driver = self.drivers.get(protocol)
         except PluginError as exc:
@@ -173,7 +186,8 @@ class _Resolver:
             return None
         try:
             config: BaseModel = driver.protocol_config.model_validate(
-                device.spec.protocol.config_data)
+                device.spec.protocol.config_data
+            )
         except ValidationError as exc:
             self.problems.extend(_validation_problems(doc, exc, "spec.protocol.configData"))
             return None
@@ -183,44 +197,57 @@ class _Resolver:
         for i, prop in enumerate(device.spec.properties):
             at = f"spec.properties[{i}]"
             if prop.name in names:
-                self.problems.append(doc.problem(f"property {prop.name!r} listed twice",
-                                                 f"{at}.name"))
+                self.problems.append(
+                    doc.problem(f"property {prop.name!r} listed twice", f"{at}.name")
+                )
                 continue
             names.add(prop.name)
             mprop = model_props.get(prop.name)
             if mprop is None:
                 have = ", ".join(model_props) or "none"
-                self.problems.append(doc.problem(
-                    f"property {prop.name!r} is not in DeviceModel {ref!r} (it has: {have})",
-                    f"{at}.name"))
+                self.problems.append(
+                    doc.problem(
+                        f"property {prop.name!r} is not in DeviceModel {ref!r} (it has: {have})",
+                        f"{at}.name",
+                    )
+                )
                 continue
             if prop.visitors.protocol_name and prop.visitors.protocol_name != protocol:
-                self.problems.append(doc.problem(
-                    f"visitor protocol {prop.visitors.protocol_name!r} differs from the "
-                    f"device's {protocol!r}", f"{at}.visitors.protocolName"))
+                self.problems.append(
+                    doc.problem(
+                        f"visitor protocol {prop.visitors.protocol_name!r} differs from the "
+                        f"device's {protocol!r}",
+                        f"{at}.visitors.protocolName",
+                    )
+                )
             try:
                 visitor = driver.visitor_config.model_validate(prop.visitors.config_data)
             except ValidationError as exc:
-                self.problems.extend(_validation_problems(doc, exc,
-                                                          f"{at}.visitors.configData"))
+                self.problems.extend(_validation_problems(doc, exc, f"{at}.visitors.configData"))
                 continue
-            spec = self._property(doc, at, prop, mprop, visitor)
-            for field, message in driver.check_property(spec):
+            pspec = self._property(doc, at, prop, mprop, visitor)
+            for field, message in driver.check_property(pspec):
                 self.problems.append(doc.problem(message, f"{at}.visitors.configData.{field}"))
-            props.append(spec)
+            props.append(pspec)
         if len(self.problems) > before:
             return None
         spec = DeviceSpec(
-            namespace=ns, name=device.metadata.name, model=ref, protocol=protocol,
-            config=config, properties=tuple(props), node_name=device.spec.node_name,
+            namespace=ns,
+            name=device.metadata.name,
+            model=ref,
+            protocol=protocol,
+            config=config,
+            properties=tuple(props),
+            node_name=device.spec.node_name,
             source=doc.file,
         )
         for field, message in driver.check_device(spec):
             self.problems.append(doc.problem(message, f"spec.{field}"))
         return spec
 
-    def _property(self, doc: _Document, at: str, prop: Any, mprop: ModelProperty,
-                  visitor: BaseModel) -> PropertySpec:
+    def _property(
+        self, doc: _Document, at: str, prop: Any, mprop: ModelProperty, visitor: BaseModel
+    ) -> PropertySpec:
         minimum = _number(mprop.minimum, doc, f"DeviceModel {mprop.name}.minimum", self.problems)
         maximum = _number(mprop.maximum, doc, f"DeviceModel {mprop.name}.maximum", self.problems)
         desired = prop.desired.value if prop.desired else None
@@ -231,12 +258,20 @@ class _Resolver:
                 self.problems.append(doc.problem(f"desired value: {exc}", f"{at}.desired.value"))
         collect = prop.collect_cycle / 1000
         return PropertySpec(
-            name=prop.name, type=mprop.type, visitor=visitor, access_mode=mprop.access_mode,
-            minimum=minimum, maximum=maximum, unit=mprop.unit, description=mprop.description,
+            name=prop.name,
+            type=mprop.type,
+            visitor=visitor,
+            access_mode=mprop.access_mode,
+            minimum=minimum,
+            maximum=maximum,
+            unit=mprop.unit,
+            description=mprop.description,
             collect_cycle=collect,
             report_cycle=prop.report_cycle / 1000 if prop.report_cycle else collect,
-            report_to_cloud=prop.report_to_cloud, report_on_change=prop.report_on_change,
-            deadband=prop.deadband, desired=desired,
+            report_to_cloud=prop.report_to_cloud,
+            report_on_change=prop.report_on_change,
+            deadband=prop.deadband,
+            desired=desired,
         )
 
 

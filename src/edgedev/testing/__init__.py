@@ -7,19 +7,22 @@ loads by itself through the ``pytest11`` entry point.
 from __future__ import annotations
 
 from edgedev.testing._brokers import (
+    BrokerHandle,
     EmbeddedBrokerThread,
     Mosquitto,
-    BrokerHandle,
     free_port,
     make_broker,
     wait_for_port,
 )
+from edgedev.testing._recorder import Recorder, topic_endswith
 
 __all__ = (
+    "BrokerHandle",
     "EmbeddedBrokerThread",
     "Mosquitto",
-    "BrokerHandle",
+    "Recorder",
     "free_port",
     "make_broker",
+    "topic_endswith",
     "wait_for_port",
 )

@@ -62,7 +62,8 @@ class Mosquitto:
 
     def __init__(self, port: int | None = None) -> None:
         binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed")
         self._binary = binary
@@ -86,8 +87,11 @@ class Mosquitto:
         """Start mosquitto and wait until it accepts connections."""
         if self._proc is not None:
             return
-        self._proc = subprocess.Popen([self._binary, "-c", str(self._conf)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            [self._binary, "-c", str(self._conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_for_port("127.0.0.1", self.port)
         except TimeoutError:
@@ -140,7 +144,8 @@ class EmbeddedBrokerThread:
         self._portal_cm = start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
         self._broker_cm = self._portal.wrap_async_context_manager(
-            EmbeddedBroker("127.0.0.1", self.port))
+            EmbeddedBroker("127.0.0.1", self.port)
+        )
         self._broker_cm.__enter__()
 
     def stop(self) -> None:
@@ -160,13 +165,17 @@ class EmbeddedBrokerThread:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
 def make_broker(port: int | None = None) -> BrokerHandle:
-    """mosquitto where installed, else the embedded broker; not yet started."""
+    """Make a broker: mosquitto where installed, else the embedded one; not yet started."""
     if Mosquitto.available():
         return Mosquitto(port)
     return EmbeddedBrokerThread(port)

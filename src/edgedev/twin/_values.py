@@ -69,10 +69,14 @@ def parse_value(text: str, type_: PropertyType) -> Value:
         try:
             return int(stripped)
         except ValueError:
+            pass
+        try:
             number = float(stripped)  # "30.0" is an acceptable integer; "30.5" is not
-            if not number.is_integer():
-                raise ValueError(f"{text!r} is not an integer") from None
-            return int(number)
+        except ValueError:
+            number = math.nan
+        if not number.is_integer():
+            raise ValueError(f"{text!r} is not an integer") from None
+        return int(number)
     if type_ in (PropertyType.FLOAT, PropertyType.DOUBLE):
         try:
             return float(stripped)
@@ -104,7 +108,7 @@ def coerce_value(value: Value, type_: PropertyType) -> Value:
     if type_ is PropertyType.INT:
         if isinstance(value, float) and not value.is_integer():
             return value  # a scaled integer register keeps its fraction
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     if type_ in (PropertyType.FLOAT, PropertyType.DOUBLE):
         if isinstance(value, bytes):
             raise ValueError("bytes cannot be a number")

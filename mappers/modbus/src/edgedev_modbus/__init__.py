@@ -10,5 +10,11 @@ from edgedev_modbus.config import ModbusProtocol, ModbusVisitor
 from edgedev_modbus.driver import Layout, ModbusDriver
 from edgedev_modbus.simulator import ModbusSimulator, Request
 
-__all__ = ("Layout", "ModbusDriver", "ModbusProtocol", "ModbusSimulator", "ModbusVisitor",
-           "Request")
+__all__ = (
+    "Layout",
+    "ModbusDriver",
+    "ModbusProtocol",
+    "ModbusSimulator",
+    "ModbusVisitor",
+    "Request",
+)

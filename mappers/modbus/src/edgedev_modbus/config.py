@@ -51,8 +51,8 @@ class ModbusProtocol(ProtocolConfig):
 class ModbusVisitor(VisitorConfig):
     """``visitors.configData`` of a Modbus property.
 
-    ``register`` names the table (``table`` in Python, since pydantic models reserve
-    ``register``); ``offset`` is the 0-based protocol address; ``limit`` the registers (or bits) the value
+    ``register`` names the table (``table`` in Python: pydantic models reserve ``register``);
+    ``offset`` is the 0-based protocol address; ``limit`` the registers (or bits) the value
     spans, inferred from ``dataType`` when omitted; ``scale`` multiplies the decoded number;
     ``isSwap`` swaps the bytes inside each register, ``isRegisterSwap`` the register order.
     """

@@ -17,18 +17,27 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+
 from edgedev import DeviceSpec, Simulator, Value
 from edgedev.simulate.signals import initial, signal
-
 from edgedev_modbus.codec import Table
 from edgedev_modbus.config import ModbusProtocol
 from edgedev_modbus.driver import Layout
 
 log = logging.getLogger("edgedev.modbus.simulator")
 
-_TABLE_OF_FUNCTION = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRETE_INPUT,
-                      4: Table.INPUT, 3: Table.HOLDING, 6: Table.HOLDING, 16: Table.HOLDING,
-                      22: Table.HOLDING, 23: Table.HOLDING}
+_TABLE_OF_FUNCTION = {
+    1: Table.COIL,
+    5: Table.COIL,
+    15: Table.COIL,
+    2: Table.DISCRETE_INPUT,
+    4: Table.INPUT,
+    3: Table.HOLDING,
+    6: Table.HOLDING,
+    16: Table.HOLDING,
+    22: Table.HOLDING,
+    23: Table.HOLDING,
+}
 _READS = frozenset({1, 2, 3, 4})
 
 
@@ -70,14 +79,15 @@ class _SimDevice:
     def set(self, name: str, value: Value) -> None:
         layout = self.layouts[name]
         if isinstance(value, str):
-            value = value[:layout.count * 2]  # what the registers can hold
+            value = value[: layout.count * 2]  # what the registers can hold
         words = layout.encode(value)
-        self.words[layout.table][layout.offset:layout.offset + layout.count] = [int(w)
-                                                                                for w in words]
+        self.words[layout.table][layout.offset : layout.offset + layout.count] = [
+            int(w) for w in words
+        ]
 
     def get(self, name: str) -> Value:
         layout = self.layouts[name]
-        part = self.words[layout.table][layout.offset:layout.offset + layout.count]
+        part = self.words[layout.table][layout.offset : layout.offset + layout.count]
         return layout.decode(part, self.spec.property(name).type)
 
     def refresh(self, table: Table) -> None:
@@ -91,7 +101,7 @@ def _pack_bits(bits: Sequence[int], registers: list[int]) -> None:
     """Copy bits into pymodbus' packed block (16 bits a register, least significant first)."""
     for index in range(len(registers)):
         word = 0
-        for bit, value in enumerate(bits[index * 16:index * 16 + 16]):
+        for bit, value in enumerate(bits[index * 16 : index * 16 + 16]):
             word |= (1 if value else 0) << bit
         registers[index] = word
 
@@ -103,8 +113,9 @@ class ModbusSimulator(Simulator):
         requests: every request received, in order (reset it freely).
     """
 
-    def __init__(self, devices: Sequence[DeviceSpec],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, devices: Sequence[DeviceSpec], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(devices)
         self._units: dict[tuple[str, int], dict[int, _SimDevice]] = {}
         self._by_id: dict[str, _SimDevice] = {}
@@ -126,20 +137,34 @@ class ModbusSimulator(Simulator):
         """Set ``prop`` on ``device_id`` (a sensor is overwritten at its next read)."""
         self._by_id[device_id].set(prop, value)
 
+    def set_words(self, device_id: str, table: Table, offset: int, words: Sequence[int]) -> None:
+        """Put raw register words (or bits) at ``offset`` of ``table`` on ``device_id``."""
+        self._by_id[device_id].words[table][offset : offset + len(words)] = list(words)
+
+    def words(self, device_id: str, table: Table, offset: int, count: int) -> list[int]:
+        """Raw register words (or bits) at ``offset`` of ``table`` on ``device_id``."""
+        return self._by_id[device_id].words[table][offset : offset + count]
+
     def freeze(self, device_id: str) -> None:
         """Stop ``device_id``'s sensors from changing (tests compare exact values)."""
         self._by_id[device_id].sensors = []
 
     def _action(self, device_id: str, unit: _SimDevice) -> Any:
-        async def action(function: int, _start: int, address: int, count: int,
-                         registers: list[int], values: list[int] | list[bool] | None) -> None:
+        async def action(
+            function: int,
+            _start: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            values: list[int] | list[bool] | None,
+        ) -> None:
             table = _TABLE_OF_FUNCTION.get(function)
             if table is None:
                 return None
             words = unit.words[table]
             if values is not None:
                 self.requests.append(Request(device_id, function, address, len(values)))
-                words[address:address + len(values)] = [int(v) for v in values]
+                words[address : address + len(values)] = [int(v) for v in values]
                 return None
             if function in _READS:
                 self.requests.append(Request(device_id, function, address, count))
@@ -147,7 +172,7 @@ class ModbusSimulator(Simulator):
             if table.is_bit:
                 _pack_bits(words, registers)
             else:
-                registers[:len(words)] = words
+                registers[: len(words)] = words
             return None
 
         return action
@@ -168,8 +193,7 @@ class ModbusSimulator(Simulator):
                         [SimData(0, len(w[Table.HOLDING]), 0, DataType.REGISTERS)],
                         [SimData(0, len(w[Table.INPUT]), 0, DataType.REGISTERS)],
                     )
-                    sims.append(SimDevice(slave, blocks,
-                                          action=self._action(unit.spec.id, unit)))
+                    sims.append(SimDevice(slave, blocks, action=self._action(unit.spec.id, unit)))
                 server = ModbusTcpServer(sims, address=(host, port))
                 await server.serve_forever(background=True)
                 self._servers.append(server)
@@ -189,4 +213,5 @@ class ModbusSimulator(Simulator):
 
         text = files("edgedev_modbus").joinpath("demo.yaml").read_text(encoding="utf-8")
         return text.replace("THERMOSTAT_PORT", str(allocate_port())).replace(
-            "METER_PORT", str(allocate_port()))
+            "METER_PORT", str(allocate_port())
+        )

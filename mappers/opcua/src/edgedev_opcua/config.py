@@ -1,0 +1,146 @@
+"""The OPC-UA ``configData`` schemas, as KubeEdge users write them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from edgedev.drivers import ProtocolConfig, VisitorConfig
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from edgedev_opcua.convert import Builtin
+from edgedev_opcua.nodeid import NodeRef, parse_node_id
+
+DEFAULT_PORT = 4840
+SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"]
+SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
+Mode = Literal["poll", "subscribe"]
+
+_POLICIES = {p.lower(): p for p in ("None", "Basic256Sha256", "Aes128Sha256RsaOaep",
+                                    "Aes256Sha256RsaPss")}
+_MODES = {m.lower(): m for m in ("None", "Sign", "SignAndEncrypt")}
+_POLICY_URI_PREFIX = "http://opcfoundation.org/ua/securitypolicy#"
+
+
+class OpcuaProtocol(ProtocolConfig):
+    """``spec.protocol.configData`` of an OPC-UA Device.
+
+    ``url`` is the server's endpoint (``opc.tcp://host:4840/path``). ``userName`` and
+    ``password`` log in; without them the session is anonymous. ``securityPolicy``
+    (``Basic256Sha256``, ``Aes128Sha256RsaOaep``, ``Aes256Sha256RsaPss``) with
+    ``securityMode`` (``Sign`` or ``SignAndEncrypt``) secures the channel with the client's
+    ``certificate`` and ``privateKey`` (PEM or DER files); ``serverCertificate`` (optional)
+    pins the server's certificate instead of taking the one the server offers. ``mode``
+    (edgedev) is ``poll`` (one Read request per cycle) or ``subscribe`` (monitored items
+    that the server publishes, at the properties' ``collectCycle``). ``timeout`` (ms)
+    bounds every request.
+    """
+
+    url: str
+    user_name: str | None = Field(None, min_length=1)
+    password: SecretStr | None = None
+    security_policy: SecurityPolicy = "None"
+    security_mode: SecurityMode = "None"
+    certificate: Path | None = None
+    private_key: Path | None = None
+    server_certificate: Path | None = None
+    mode: Mode = "poll"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme != "opc.tcp":
+            raise ValueError(f"{value!r} is not an opc.tcp:// URL")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid port") from None
+        if not parts.hostname:
+            raise ValueError(f"{value!r} names no host")
+        if port is None:
+            parts = parts._replace(netloc=f"{parts.netloc}:{DEFAULT_PORT}")
+        return urlunsplit(parts)
+
+    @field_validator("security_policy", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        key = value.strip().lower().removeprefix(_POLICY_URI_PREFIX)
+        return _POLICIES.get(key, value)
+
+    @field_validator("security_mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        return _MODES.get(value.strip().lower(), value) if isinstance(value, str) else value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _lower_mode(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpcuaProtocol:
+        secured = self.security_policy != "None"
+        if secured != (self.security_mode != "None"):
+            raise ValueError(
+                "securityPolicy and securityMode go together: both None, or a policy "
+                f"with Sign or SignAndEncrypt (got securityPolicy {self.security_policy}, "
+                f"securityMode {self.security_mode})"
+            )
+        if secured and (self.certificate is None or self.private_key is None):
+            raise ValueError(
+                f"securityPolicy {self.security_policy} needs certificate and privateKey "
+                "(the client's PEM or DER files)"
+            )
+        if self.password is not None and self.user_name is None:
+            raise ValueError("password is given without userName")
+        if self.user_name is not None and self.password is None:
+            raise ValueError(f"userName {self.user_name!r} is given without password")
+        return self
+
+    @property
+    def host(self) -> str:
+        """The server's host name or address."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The server's TCP port."""
+        return urlsplit(self.url).port or DEFAULT_PORT
+
+    @property
+    def secured(self) -> bool:
+        """Whether the channel is signed (and perhaps encrypted)."""
+        return self.security_policy != "None"
+
+
+class OpcuaVisitor(VisitorConfig):
+    """``visitors.configData`` of an OPC-UA property.
+
+    ``nodeID`` is the node's id (``ns=2;i=1001``, ``ns=2;s=Line1.Temp``, ``nsu=<uri>;s=...``).
+    ``dataType`` (optional: ``Boolean``, ``SByte`` ... ``UInt64``, ``Float``, ``Double``,
+    ``String``, ``DateTime``, ``ByteString``) is the node's OPC-UA type: the simulator
+    creates the node with it; the driver always asks the server for the node's real type,
+    once per connection, and writes with that.
+    """
+
+    node_id: str = Field(alias="nodeID")
+    data_type: Builtin | None = None
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str) -> str:
+        return str(parse_node_id(value))
+
+    @field_validator("data_type", mode="before")
+    @classmethod
+    def _data_type(cls, value: Any) -> Any:
+        return Builtin.parse(value) if isinstance(value, str) else value
+
+    @property
+    def node(self) -> NodeRef:
+        """The parsed node id."""
+        return parse_node_id(self.node_id)
