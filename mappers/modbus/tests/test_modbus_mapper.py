@@ -243,3 +243,49 @@ async def test_writes_reach_the_device_and_are_refused_when_out_of_range_or_read
         not_a_number = await runner.write("setpoint", "warm")
         assert not not_a_number.ok
         assert sim.words("default/w", Table.HOLDING, 0, 1) == [225]
+
+
+async def test_report_cycle_and_on_change_with_deadband(tmp_path: Path, mqtt_url: str):
+    props = [{"name": n, "type": "FLOAT", "accessMode": "ReadOnly"} for n in ("slow", "level")]
+    visits = [
+        {**visit("slow", cycle=100, register="HoldingRegister", offset=0, dataType="uint16"),
+         "reportCycle": 1000},
+        {**visit("level", cycle=100, register="HoldingRegister", offset=1, dataType="uint16"),
+         "reportOnChange": True, "deadband": 5},
+    ]
+    devices = load(tmp_path, [model("rc", props), device("rc", "rc", free_port(), visits)])
+    sim = ModbusSimulator(devices)
+    sim.freeze("default/rc")
+    sim.set_words("default/rc", Table.HOLDING, 0, [10, 50])
+    topic_root = root()
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+
+    def reports(recorder: Recorder, name: str) -> list[str]:
+        return [p["twin"][name]["actual"]["value"]
+                for p in recorder.json(topic_endswith("/twin/update")) if name in p["twin"]]
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
+            await tg.start(mapper.run)
+            await recorder.wait_for(topic_endswith("/twin/update"))
+            assert reports(recorder, "level") == ["50.0"]
+            sim.set_words("default/rc", Table.HOLDING, 1, [53])  # within the deadband
+            await sim.wait_requests(len(sim.requests) + 5)  # five more cycles read the device
+            assert reports(recorder, "level") == ["50.0"]
+            mark = len(recorder.messages)
+            sim.set_words("default/rc", Table.HOLDING, 1, [56])  # beyond it: reported at once
+            await recorder.wait_for(
+                lambda m: m.topic.endswith("/twin/update") and b'"level"' in m.payload,
+                after=mark)
+            assert reports(recorder, "level") == ["50.0", "56.0"]
+            # "slow" is read every 100 ms but reported every second
+            await recorder.wait_count(
+                lambda m: m.topic.endswith("/twin/update") and b'"slow"' in m.payload, 2,
+                timeout=3)
+        tg.cancel_scope.cancel()
+    slow = [p["timestamp"] for p in recorder.json(topic_endswith("/twin/update"))
+            if "slow" in p["twin"]]
+    assert 900 <= slow[1] - slow[0] <= 1100
+    assert len(sim.requests) >= 10
+

@@ -170,7 +170,10 @@ class Bus:
         self._subs.append(sub)
         try:
             if self.connected:
-                await self._send_subscribe([sub])
+                try:
+                    await self._send_subscribe([sub])
+                except _ConnectionLost:
+                    pass  # made again, with the others, once the connection is back
             async with receive:
                 yield receive
         finally:
@@ -185,13 +188,16 @@ class Bus:
         pairs = [(f, s.qos) for s in subs for f in s.filters]
         if not pairs:
             return
-        rc, mid = self._client.subscribe(pairs)
+        client = self._client
+        rc, mid = client.subscribe(pairs)
         if rc != paho.MQTT_ERR_SUCCESS:
             raise _ConnectionLost(f"subscribe failed: {paho.error_string(rc)}")
         done = self._suback[mid] = anyio.Event()
         self._wake_writer.set()
         with anyio.fail_after(10):
             await done.wait()
+        if self._client is not client:  # released by a lost connection, not by a SUBACK
+            raise _ConnectionLost("connection lost while subscribing")
 
     # paho callbacks (called from loop_read/loop_write, in the event loop's thread) ---------
     def _on_connect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _p: Any) -> None:
@@ -284,7 +290,10 @@ class Bus:
                 if self._connect_rc.is_failure:
                     raise BusError(f"broker {self.url} refused the connection: "
                                    f"{self._connect_rc}")
-                await self._send_subscribe(list(self._subs))
+                made: set[int] = set()
+                while pending := [s for s in self._subs if id(s) not in made]:
+                    await self._send_subscribe(pending)  # subs added meanwhile: next round
+                    made.update(id(s) for s in pending)
                 if self._backoff.attempts:
                     self.reconnects += 1
                     log.info("reconnected to broker %s", self.url)
@@ -301,6 +310,9 @@ class Bus:
             self._disconnected.set()
             self.outbox.requeue()
             self._mids.clear()
+            for waiter in self._suback.values():  # subscribe() calls give up on this session
+                waiter.set()
+            self._suback.clear()
             try:
                 client.socket() and client.socket().close()
             except OSError:

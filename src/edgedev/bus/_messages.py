@@ -61,11 +61,33 @@ class TypeMetadata(_Wire):
     type: str = ""
 
 
+class WriteError(_Wire):
+    """``error`` of a twin property: the mapper could not write the desired ``value``.
+
+    An edgedev extension of KubeEdge's ``MsgTwin`` (other consumers ignore it). ``retry``
+    says whether the mapper keeps trying with backoff (the device is unreachable or refused
+    for now) or gave up until a new desired value arrives (read-only, out of range).
+    """
+
+    value: str | None = None
+    reason: str = ""
+    timestamp: int = 0
+    retry: bool = True
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_text(cls, value: Any) -> Any:
+        return _text(value)
+
+
 class MsgTwin(_Wire):
     """One property in a twin message (KubeEdge ``MsgTwin``).
 
     ``version`` is edgedev's optimistic-concurrency field: an update that names a version
-    older than the stored one is refused with 409.
+    older than the stored one is refused with 409. ``"expected": null`` (or an ``expected``
+    whose ``value`` is null) removes the desired value; ``"expected"`` in
+    ``model_fields_set`` tells that apart from an absent key. ``error`` is edgedev's report
+    of a failed write (see :class:`WriteError`).
     """
 
     expected: WireValue | None = None
@@ -73,6 +95,7 @@ class MsgTwin(_Wire):
     optional: bool | None = None
     metadata: TypeMetadata | None = None
     version: int | None = None
+    error: WriteError | None = None
 
 
 class BaseMessage(_Wire):
@@ -111,12 +134,43 @@ class MapperState(BaseMessage):
     """``node/{node}/mapper/state``: a mapper's state and the devices it serves.
 
     A mapper sets this as its MQTT last will, so that the agent learns of a mapper that died
-    and marks all of its devices offline.
+    and marks all of its devices offline. ``started`` (ms) tells instances of a mapper
+    apart: the will of an instance older than the one serving the devices now is ignored.
     """
 
     mapper: str
     state: str
     devices: list[str] = Field(default_factory=list)
+    started: int = 0
+
+
+class TwinDocEntry(_Wire):
+    """One property of ``twin/update/document``: its state before and after the update."""
+
+    last: MsgTwin | None = None
+    current: MsgTwin | None = None
+
+
+class TwinDocument(BaseMessage):
+    """``twin/update/document``: ``last`` and ``current`` of each property that changed."""
+
+    twin: dict[str, TwinDocEntry] = Field(default_factory=dict)
+
+
+class MembershipDevice(_Wire):
+    """One device of ``membership/get/result`` (KubeEdge ``Device``)."""
+
+    id: str = ""
+    name: str = ""
+    description: str = ""
+    state: str = ""
+    last_online: str = ""
+
+
+class MembershipResult(BaseMessage):
+    """``node/{node}/membership/get/result``: the devices bound to the node."""
+
+    devices: list[MembershipDevice] = Field(default_factory=list)
 
 
 def dumps(payload: dict[str, Any]) -> bytes:
@@ -142,6 +196,28 @@ def twin_report(
     }
     return dumps({"event_id": event_id or new_event_id(),
                   "timestamp": now_ms() if timestamp is None else timestamp, "twin": twin})
+
+
+def write_error_report(
+    name: str, type_: str, error: dict[str, Any], actual: tuple[str, int] | None = None
+) -> bytes:
+    """Build a ``twin/update`` that reports a failed write of property ``name``.
+
+    Args:
+        name: the property.
+        type_: its wire type (``float`` ...).
+        error: ``{"value", "reason", "timestamp", "retry"}`` (see :class:`WriteError`).
+        actual: the last value read and its timestamp in ms, when there is one.
+    """
+    entry: dict[str, Any] = {"metadata": {"type": type_}, "error": error}
+    if actual is not None:
+        entry["actual"] = {"value": actual[0], "metadata": {"timestamp": actual[1]}}
+    return dumps({"event_id": new_event_id(), "timestamp": now_ms(), "twin": {name: entry}})
+
+
+def twin_get(*, event_id: str | None = None) -> bytes:
+    """Build a ``twin/get`` request (answered on ``twin/get/result`` with the same id)."""
+    return dumps({"event_id": event_id or new_event_id(), "timestamp": now_ms()})
 
 
 def state_update(state: str, *, timestamp: int | None = None) -> bytes:

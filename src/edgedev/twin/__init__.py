@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from edgedev.twin._twin import Twin, TwinProperty, TwinValue, compute_delta
+from edgedev.twin._twin import (
+    Change,
+    Code,
+    Outcome,
+    PropertyModel,
+    Refusal,
+    Transition,
+    Twin,
+    TwinProperty,
+    TwinValue,
+    WriteFailure,
+    compute_delta,
+)
 from edgedev.twin._values import (
     PropertyType,
     Value,
@@ -14,11 +26,18 @@ from edgedev.twin._values import (
 )
 
 __all__ = (
+    "Change",
+    "Code",
+    "Outcome",
+    "PropertyModel",
     "PropertyType",
+    "Refusal",
+    "Transition",
     "Twin",
     "TwinProperty",
     "TwinValue",
     "Value",
+    "WriteFailure",
     "coerce_value",
     "compute_delta",
     "format_value",

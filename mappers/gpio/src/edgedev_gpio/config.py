@@ -179,6 +179,8 @@ class GpioVisitor(VisitorConfig):
                 unused["initial"] = self.initial
         if self.direction is not Direction.PWM:
             unused["pwmFrequency"] = self.pwm_frequency
+        if self.direction is not Direction.IN and "edge" in self.model_fields_set:
+            unused["edge"] = self.edge
         given = [name for name, value in unused.items() if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)} do(es) not apply to direction {self.direction}")

@@ -35,8 +35,6 @@ class ThreadInbox(Generic[T]):
         self._receiver, self._sender = socket.socketpair()
         self._receiver.setblocking(False)
         self._sender.setblocking(False)
-        self.put_count = 0
-        """Items put so far."""
 
     def __enter__(self) -> ThreadInbox[T]:
         return self
@@ -50,7 +48,6 @@ class ThreadInbox(Generic[T]):
     def put(self, item: T) -> None:
         """Hand ``item`` to the loop; safe from any thread, never blocks, never raises."""
         self._items.append(item)  # deque.append is atomic
-        self.put_count += 1
         try:
             self._sender.send(b"\x00")
         except OSError:  # buffer full (a wake-up is pending anyway) or inbox closed

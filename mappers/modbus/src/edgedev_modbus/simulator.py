@@ -128,6 +128,7 @@ class ModbusSimulator(Simulator):
             self._by_id[spec.id] = unit
         self.requests: list[Request] = []
         self._servers: list[Any] = []
+        self._request_seen: anyio.Event | None = None
 
     def get(self, device_id: str, prop: str) -> Value:
         """The value of ``prop`` on ``device_id`` as the device holds it now."""
@@ -144,6 +145,22 @@ class ModbusSimulator(Simulator):
     def words(self, device_id: str, table: Table, offset: int, count: int) -> list[int]:
         """Raw register words (or bits) at ``offset`` of ``table`` on ``device_id``."""
         return self._by_id[device_id].words[table][offset : offset + count]
+
+    async def wait_requests(self, count: int, *, timeout: float = 5.0) -> None:
+        """Return once :attr:`requests` holds at least ``count`` requests.
+
+        Raises:
+            TimeoutError: it did not within ``timeout`` seconds.
+        """
+        with anyio.fail_after(timeout):
+            while len(self.requests) < count:
+                self._request_seen = anyio.Event()
+                await self._request_seen.wait()
+
+    def _note(self, request: Request) -> None:
+        self.requests.append(request)
+        if self._request_seen is not None:
+            self._request_seen.set()
 
     def freeze(self, device_id: str) -> None:
         """Stop ``device_id``'s sensors from changing (tests compare exact values)."""
@@ -163,11 +180,11 @@ class ModbusSimulator(Simulator):
                 return None
             words = unit.words[table]
             if values is not None:
-                self.requests.append(Request(device_id, function, address, len(values)))
+                self._note(Request(device_id, function, address, len(values)))
                 words[address : address + len(values)] = [int(v) for v in values]
                 return None
             if function in _READS:
-                self.requests.append(Request(device_id, function, address, count))
+                self._note(Request(device_id, function, address, count))
                 unit.refresh(table)
             if table.is_bit:
                 _pack_bits(words, registers)

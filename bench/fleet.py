@@ -1,0 +1,424 @@
+"""Fleet benchmark: one mapper process for many simulated Modbus devices, end to end.
+
+Starts, on loopback: ``--servers`` Modbus TCP server processes (``fleet_server.py``, many slave
+ids each), a mosquitto, one mapper process (``python -m edgedev run -f FLEET.yaml``, exactly
+what a user runs) and a counting subscriber (``fleet_counter.py``, paho, its own process).
+Once every device has reported and a warm-up has passed, it measures for ``--seconds``:
+
+* values per second delivered to the subscriber, against the fleet's nominal rate;
+* Modbus requests per second and per device per cycle, counted at the servers, against the
+  minimum the read plan allows (one request per coalesced block);
+* the mapper's CPU share and peak RSS (``/proc/PID/stat``, ``VmHWM``);
+* read-to-delivery latency percentiles (value timestamp to receipt at the subscriber);
+* time from starting the mapper process to its first twin update.
+
+The same run repeats with coalescing off (the ``baseline`` layout: a free register after each
+property and ``maxGap: 0``, so one request per property), then prints the ratios and checks
+the targets of issue 8. Every process stops by itself; the run takes about
+``2 * (startup + warmup + seconds)``.
+
+Usage::
+
+    python bench/fleet.py --devices 1000 --properties 50 --cycle 1000 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import fleet_config as fc
+from edgedev.testing import Mosquitto, free_port
+
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+TARGET_VALUES_SHARE = 0.99  # "without falling behind": at least 99 % of the nominal rate
+TARGET_P99_MS = 50.0
+TARGET_RSS_MB = 100.0
+TARGET_FIRST_UPDATE_S = 2.0
+
+
+# processes -------------------------------------------------------------------------------
+class Child:
+    """A child process controlled by lines on its stdin and answering on its stdout."""
+
+    def __init__(self, name: str, argv: list[str], *, stderr: IO[str] | None = None) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=stderr, text=True, cwd=HERE)
+        self.pid = self.proc.pid
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def readline(self, timeout: float = 30.0) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"{self.name} did not answer in {timeout} s") from None
+        if line is None:
+            raise RuntimeError(f"{self.name} exited (code {self.proc.wait()})")
+        return line
+
+    def ask(self, command: str) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.readline())
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        line = self.readline(timeout)
+        if line != "ready":
+            raise RuntimeError(f"{self.name}: expected 'ready', got {line!r}")
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set size (``VmHWM``), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+def machine_busy() -> tuple[float, float]:
+    """CPU seconds busy and in total over all cores since boot (``/proc/stat``)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return (total - idle) / TICK, total / TICK
+
+
+# one run ---------------------------------------------------------------------------------
+@dataclass
+class Result:
+    mode: str
+    devices: int
+    properties: int
+    cycle_ms: int
+    seconds: float = 0.0
+    blocks: int = 0
+    nominal_values_s: float = 0.0
+    values_s: float = 0.0
+    messages_s: float = 0.0
+    requests_s: float = 0.0
+    requests_per_device_cycle: float = 0.0
+    device_reads_min: int = 0
+    device_reads_max: int = 0
+    mapper_cpu: float = 0.0
+    servers_cpu: float = 0.0
+    broker_cpu: float = 0.0
+    counter_cpu: float = 0.0
+    machine_cpu: float = 0.0
+    foreign_cpu: float = 0.0
+    loadavg: str = ""
+    peak_rss_mb: float = 0.0
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    mapper_online_s: float | None = None
+    first_update_s: float | None = None
+    all_devices_s: float | None = None
+    offline_events: int = 0
+    mapper_log: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def stopping(children: list[Child]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
+    devices, cycle = args.devices, args.cycle
+    props = fc.properties(args.properties, mode)
+    result = Result(mode, devices, args.properties, cycle)
+    result.blocks = fc.blocks_per_cycle(props, mode)
+    result.nominal_values_s = devices * args.properties * 1000 / cycle
+
+    ports = [[free_port() for _ in range(n)] for n in fc.ports_needed(devices, args.servers)]
+    units = fc.assign(devices, args.servers, ports)
+    fleet = work / f"fleet-{mode}.yaml"
+    fc.write_devices(fleet, units, props, mode, cycle, args.timeout)
+    print(f"[{mode}] {devices} devices x {args.properties} properties every {cycle} ms, "
+          f"{result.blocks} request(s) per device per cycle at best; "
+          f"{fleet.stat().st_size / 1e6:.1f} MB of Device YAML", flush=True)
+
+    children: list[Child] = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(stopping(children))
+        for server, server_ports in enumerate(ports):
+            per_port: dict[int, int] = {}
+            for unit in units:
+                if unit.server == server:
+                    per_port[unit.port] = per_port.get(unit.port, 0) + 1
+            argv = [sys.executable, "fleet_server.py", "--properties", str(args.properties),
+                    "--mode", mode]
+            for port in server_ports:
+                argv += ["--port", f"{port}:{per_port.get(port, 0)}"]
+            children.append(Child(f"server {server}", argv))
+        servers = list(children)
+        for child in servers:
+            child.wait_ready()
+
+        broker = stack.enter_context(Mosquitto())
+        broker_pid: int = broker._proc.pid  # noqa: SLF001 - the helper exposes no pid
+        counter = Child("counter", [sys.executable, "fleet_counter.py", "--port",
+                                    str(broker.port), "--devices", str(devices)])
+        children.append(counter)
+        counter.wait_ready()
+
+        log_path = work / f"mapper-{mode}.log"
+        log_file = stack.enter_context(log_path.open("w"))
+        started = time.time()
+        mapper = subprocess.Popen(
+            [sys.executable, "-m", "edgedev", "run", "-f", str(fleet), "--broker", broker.url,
+             "--name", f"fleet-{mode}"],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+        stack.callback(_stop_mapper, mapper)
+
+        # start-up: wait until every device has reported once, then warm up
+        deadline = started + args.startup_timeout
+        snap = counter.ask("mark")
+        while snap["all_devices_at"] is None and time.time() < deadline:
+            if mapper.poll() is not None:
+                raise RuntimeError(f"the mapper exited with code {mapper.returncode}: "
+                                   f"see {log_path}")
+            time.sleep(0.5)
+            snap = counter.ask("mark")
+        if snap["all_devices_at"] is None:
+            print(f"[{mode}] only {snap['devices']} of {devices} devices reported within "
+                  f"{args.startup_timeout:.0f} s; measuring anyway", flush=True)
+        for key, attr in (("mapper_online", "mapper_online_s"), ("first_update", "first_update_s"),
+                          ("all_devices_at", "all_devices_s")):
+            if snap[key] is not None:
+                setattr(result, attr, snap[key] - started)
+        print(f"[{mode}] mapper online after {_fmt(result.mapper_online_s, 's')}, first twin "
+              f"update after {_fmt(result.first_update_s, 's')}, all devices after "
+              f"{_fmt(result.all_devices_s, 's')}; warming up {args.warmup:.0f} s", flush=True)
+        time.sleep(args.warmup)
+
+        # the measurement window
+        ours = [mapper.pid, broker_pid, counter.pid, *(s.pid for s in servers)]
+        before = _sample(servers, counter, ours)
+        time.sleep(args.seconds)
+        after = _sample(servers, counter, ours)
+        result.peak_rss_mb = peak_rss_mb(mapper.pid)
+        stats = counter.ask(f"report {before['counter']['samples']} "
+                            f"{after['counter']['samples']}")
+
+    elapsed = after["t"] - before["t"]
+    result.seconds = elapsed
+    cycles = elapsed * 1000 / cycle
+    reads = after["reads"] - before["reads"]
+    per_unit = [b - a for a, b in zip(before["units"], after["units"], strict=True)]
+    result.values_s = (after["counter"]["values"] - before["counter"]["values"]) / elapsed
+    result.messages_s = (after["counter"]["messages"] - before["counter"]["messages"]) / elapsed
+    result.requests_s = reads / elapsed
+    result.requests_per_device_cycle = reads / (devices * cycles)
+    result.device_reads_min, result.device_reads_max = min(per_unit), max(per_unit)
+    cpu = {pid: (after["cpu"][pid] - before["cpu"][pid]) / elapsed for pid in ours}
+    result.mapper_cpu = cpu[mapper.pid]
+    result.broker_cpu = cpu[broker_pid]
+    result.counter_cpu = cpu[counter.pid]
+    result.servers_cpu = sum(cpu[s.pid] for s in servers)
+    busy = after["busy"][0] - before["busy"][0]
+    total = after["busy"][1] - before["busy"][1]
+    cores = os.cpu_count() or 1
+    result.machine_cpu = busy / total * cores
+    result.foreign_cpu = max(0.0, result.machine_cpu - sum(cpu.values()))
+    result.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    result.latency_ms = {k: v for k, v in stats.items() if k != "values"}
+    result.offline_events = after["counter"]["offline"] - before["counter"]["offline"]
+    result.mapper_log = [line for line in log_path.read_text().splitlines()
+                         if "WARNING" in line or "ERROR" in line][:5]
+    return result
+
+
+def _sample(servers: list[Child], counter: Child, pids: list[int]) -> dict[str, Any]:
+    t = time.time()
+    cpu = {pid: cpu_seconds(pid) for pid in pids}
+    busy = machine_busy()
+    marks = [s.ask("mark") for s in servers]
+    snap = counter.ask("mark")
+    return {"t": t, "cpu": cpu, "busy": busy, "counter": snap,
+            "reads": sum(m["reads"] for m in marks),
+            "units": [n for m in marks for n in m["units"]]}
+
+
+def _stop_mapper(mapper: subprocess.Popen[bytes]) -> None:
+    if mapper.poll() is None:
+        mapper.send_signal(signal.SIGTERM)
+        try:
+            mapper.wait(15)
+        except subprocess.TimeoutExpired:
+            mapper.kill()
+            mapper.wait()
+
+
+# report ----------------------------------------------------------------------------------
+def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def print_result(r: Result) -> None:
+    lat = r.latency_ms
+    share = r.values_s / r.nominal_values_s if r.nominal_values_s else 0.0
+    print(f"\n== {r.mode}: {r.devices} devices x {r.properties} properties / {r.cycle_ms} ms, "
+          f"measured over {r.seconds:.1f} s ==")
+    rows = [
+        ("values delivered /s", f"{r.values_s:,.0f} of {r.nominal_values_s:,.0f} "
+                                f"({share:.1%}); {r.messages_s:,.0f} twin updates/s"),
+        ("Modbus requests /s", f"{r.requests_s:,.0f} (counted at the servers)"),
+        ("requests /device /cycle", f"{r.requests_per_device_cycle:.3f} (minimum {r.blocks}); "
+                                    f"per device in window {r.device_reads_min}.."
+                                    f"{r.device_reads_max}"),
+        ("values per request", f"{r.values_s / r.requests_s:.1f}" if r.requests_s else "-"),
+        ("mapper CPU", f"{r.mapper_cpu:.0%} of one core"),
+        ("others' CPU", f"servers {r.servers_cpu:.0%}, mosquitto {r.broker_cpu:.0%}, "
+                        f"counter {r.counter_cpu:.0%}, foreign load {r.foreign_cpu:.0%} "
+                        f"(machine {r.machine_cpu:.0%} of {os.cpu_count()} cores; "
+                        f"loadavg {r.loadavg})"),
+        ("mapper peak RSS", f"{r.peak_rss_mb:.0f} MiB"),
+        ("read -> delivery", "p50 {} / p90 {} / p99 {} / p99.9 {} / max {}".format(
+            *(_fmt(lat.get(k), "ms", 1) for k in ("p50", "p90", "p99", "p999", "max")))),
+        ("start -> first update", f"{_fmt(r.first_update_s, 's')} (mapper online "
+                                  f"{_fmt(r.mapper_online_s, 's')}, all devices "
+                                  f"{_fmt(r.all_devices_s, 's')})"),
+        ("offline events", str(r.offline_events)),
+    ]
+    for label, text in rows:
+        print(f"  {label:<24} {text}")
+    for line in r.mapper_log:
+        print(f"  mapper log: {line}")
+
+
+def check_targets(r: Result) -> list[str]:
+    """Issue 8's targets, each as a line that says met or by how much it was missed."""
+    lines = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        lines.append(f"  {'met   ' if ok else 'MISSED'} {name}: {detail}")
+
+    share = r.values_s / r.nominal_values_s if r.nominal_values_s else 0.0
+    check("keeps up", share >= TARGET_VALUES_SHARE,
+          f"{r.values_s:,.0f} values/s = {share:.1%} of nominal (target >= "
+          f"{TARGET_VALUES_SHARE:.0%}" + ("" if share >= TARGET_VALUES_SHARE else
+                                          f", short by {r.nominal_values_s - r.values_s:,.0f}/s")
+          + ")")
+    extra = r.requests_per_device_cycle - r.blocks
+    check("minimal requests", abs(extra) <= 0.01 * r.blocks,
+          f"{r.requests_per_device_cycle:.3f} per device per cycle, minimum {r.blocks}")
+    p99 = r.latency_ms.get("p99")
+    check("p99 read -> delivery", p99 is not None and p99 < TARGET_P99_MS,
+          f"{_fmt(p99, 'ms', 1)} (target < {TARGET_P99_MS:.0f} ms"
+          + ("" if p99 is None or p99 < TARGET_P99_MS else
+             f", over by {p99 - TARGET_P99_MS:.1f} ms") + ")")
+    check("peak RSS", r.peak_rss_mb < TARGET_RSS_MB,
+          f"{r.peak_rss_mb:.0f} MiB (target < {TARGET_RSS_MB:.0f} MiB"
+          + ("" if r.peak_rss_mb < TARGET_RSS_MB else
+             f", over by {r.peak_rss_mb - TARGET_RSS_MB:.0f} MiB") + ")")
+    first = r.first_update_s
+    check("start -> first twin update", first is not None and first < TARGET_FIRST_UPDATE_S,
+          f"{_fmt(first, 's')} (target < {TARGET_FIRST_UPDATE_S:.0f} s"
+          + ("" if first is None or first < TARGET_FIRST_UPDATE_S else
+             f", over by {first - TARGET_FIRST_UPDATE_S:.2f} s; of which loading the files "
+             f"and reaching the broker {_fmt(r.mapper_online_s, 's')}") + ")")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Fleet benchmark: simulated Modbus servers, mosquitto, one mapper process "
+                    "and a counting subscriber, coalesced reads against one read per property.")
+    parser.add_argument("--devices", type=int, default=1000, help="devices (default 1000)")
+    parser.add_argument("--properties", type=int, default=50,
+                        help="properties per device (default 50)")
+    parser.add_argument("--cycle", type=int, default=1000, metavar="MS",
+                        help="collect and report cycle in ms (default 1000)")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="measurement window per mode (default 20)")
+    parser.add_argument("--servers", type=int, default=2,
+                        help="Modbus server processes (default 2)")
+    parser.add_argument("--warmup", type=float, default=5.0,
+                        help="seconds between the last device's first report and the window")
+    parser.add_argument("--timeout", type=int, default=3000, metavar="MS",
+                        help="the devices' configData.timeout (default 3000)")
+    parser.add_argument("--startup-timeout", type=float, default=300.0, metavar="S",
+                        help="longest wait for every device's first report (default 300)")
+    parser.add_argument("--modes", default="coalesced,baseline",
+                        help="comma-separated: coalesced, baseline (default both)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
+    args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in fc.MODES for m in modes):
+        parser.error(f"--modes takes {', '.join(fc.MODES)}")
+    if args.devices < 1 or args.properties < 1 or args.cycle < 1 or args.servers < 1:
+        parser.error("--devices, --properties, --cycle and --servers must be positive")
+
+    results: dict[str, Result] = {}
+    with tempfile.TemporaryDirectory(prefix="edgedev-fleet-") as tmp:
+        for mode in modes:
+            results[mode] = run_mode(args, mode, Path(tmp))
+            print_result(results[mode])
+
+    if "coalesced" in results and "baseline" in results:
+        c, b = results["coalesced"], results["baseline"]
+        print("\n== coalesced vs one request per property ==")
+        if b.values_s:
+            print(f"  values/s delivered       x{c.values_s / b.values_s:.1f} "
+                  f"({c.values_s:,.0f} vs {b.values_s:,.0f})")
+        if c.requests_per_device_cycle:
+            print(f"  requests per value       /{b.requests_per_device_cycle / b.properties / (c.requests_per_device_cycle / c.properties):.0f} "  # noqa: E501
+                  f"({c.requests_per_device_cycle / c.properties:.3f} vs "
+                  f"{b.requests_per_device_cycle / b.properties:.3f})")
+        if b.mapper_cpu and c.values_s and b.values_s:
+            per_c = c.mapper_cpu / c.values_s * 1e6
+            per_b = b.mapper_cpu / b.values_s * 1e6
+            print(f"  mapper CPU per value     /{per_b / per_c:.1f} "
+                  f"({per_c:.1f} us vs {per_b:.1f} us)")
+    if "coalesced" in results:
+        print("\n== targets (issue 8), coalesced ==")
+        print("\n".join(check_targets(results["coalesced"])))
+    if args.json:
+        args.json.write_text(json.dumps({m: asdict(r) for m, r in results.items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

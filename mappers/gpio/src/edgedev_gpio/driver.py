@@ -1,0 +1,270 @@
+"""The GPIO driver: gpiozero devices on an explicitly chosen pin factory, inputs pushed on edges."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+import anyio
+from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
+from edgedev.drivers import Report
+from edgedev.mapper import Schedule
+from edgedev.twin import PropertyType
+
+from edgedev_gpio.boards import Board, BoardKey, boards
+from edgedev_gpio.config import Direction, Edge, FactoryKind, GpioProtocol, GpioVisitor
+from edgedev_gpio.debounce import Debouncer
+from edgedev_gpio.inbox import ThreadInbox
+from edgedev_gpio.lines import DigitalInput, EdgeCallback, Line, open_line
+
+log = logging.getLogger("edgedev.gpio")
+
+_TYPES = {
+    Direction.IN: (PropertyType.BOOLEAN, PropertyType.INT),
+    Direction.OUT: (PropertyType.BOOLEAN, PropertyType.INT),
+    Direction.PWM: (PropertyType.FLOAT, PropertyType.DOUBLE),
+    Direction.ADC: (PropertyType.FLOAT, PropertyType.DOUBLE),
+}
+_SPI_PINS = {0: (7, 8, 9, 10, 11), 1: (16, 17, 18, 19, 20, 21)}
+"""BCM pins of SPI0 and SPI1 (chip selects, MISO, MOSI, clock), taken by an MCP3008."""
+
+_Edge = tuple[str, float, bool]
+"""``(property, time.monotonic() when seen, logical level)``."""
+
+
+def _typed(prop: PropertySpec, value: bool | float) -> Value:
+    """``value`` as a Python value of the property's type."""
+    if prop.type is PropertyType.BOOLEAN:
+        return bool(value)
+    if prop.type is PropertyType.INT:
+        return int(value)
+    return float(value)
+
+
+def _initial(prop: PropertySpec, visitor: GpioVisitor) -> bool | float | None:
+    """What an output starts with: ``initial``, else the desired value, else off."""
+    if visitor.initial is not None:
+        return visitor.initial
+    if prop.desired is None:
+        return None
+    text = prop.desired.strip().lower()
+    if visitor.direction is Direction.OUT:
+        return text in ("true", "1", "on")
+    try:
+        return min(1.0, max(0.0, float(text)))
+    except ValueError:
+        return None
+
+
+class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
+    """GPIO pins of the machine the mapper runs on, through gpiozero.
+
+    Every gpiozero device is made with ``pin_factory=`` the board of :data:`boards` that the
+    protocol ``configData`` names, never with gpiozero's global default. Digital inputs
+    with ``edge`` other than ``none`` are pushed: each edge is debounced and reported at
+    once through :meth:`watch`, which also re-reads them every ``collectCycle`` and reports
+    them then (a periodic report that also catches an edge the kernel dropped). Outputs and
+    PWM duty cycles are written through desired values; inputs refuse writes.
+    """
+
+    protocol_config = GpioProtocol
+    visitor_config = GpioVisitor
+
+    def __init__(self, device: DeviceSpec) -> None:
+        super().__init__(device)
+        self._board: Board | None = None
+        self._lines: dict[str, Line] = {}
+        self._debouncers: dict[str, Debouncer] = {}
+
+    # load-time checks ----------------------------------------------------------------------
+    @classmethod
+    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+        """Check the property's type against its direction, and writes to inputs."""
+        visitor = prop.visitor
+        assert isinstance(visitor, GpioVisitor)
+        direction = visitor.direction
+        allowed = _TYPES[direction]
+        if prop.type not in allowed:
+            names = " or ".join(t.value for t in allowed)
+            return [("direction", f"direction {direction} needs a {names} property, "
+                                  f"not {prop.type.value}")]
+        if visitor.is_input and prop.writable and prop.desired is not None:
+            return [("direction", f"an input ({direction}) cannot take a desired value")]
+        if (direction is Direction.OUT and visitor.initial is not None
+                and visitor.initial not in (0, 1)):
+            return [("initial", f"initial {visitor.initial} of a digital output is not "
+                                f"true/false")]
+        return []
+
+    @classmethod
+    def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
+        """Refuse two properties on one pin or channel, and PWM on the native factory."""
+        problems: list[tuple[str, str]] = []
+        taken: dict[object, str] = {}
+        spi_ports: set[int] = set()
+        for i, prop in enumerate(device.properties):
+            visitor = prop.visitor
+            assert isinstance(visitor, GpioVisitor)
+            if visitor.direction is Direction.ADC:
+                spi_ports.add(visitor.spi_port)
+                where: object = ("adc", visitor.spi_port, visitor.spi_device, visitor.channel)
+                field = "channel"
+            else:
+                where, field = visitor.pin, "pin"
+            other = taken.setdefault(where, prop.name)
+            if other != prop.name:
+                problems.append((f"properties[{i}].visitors.configData.{field}",
+                                 f"{prop.name} uses the same {field} as {other}"))
+        for i, prop in enumerate(device.properties):
+            visitor = prop.visitor
+            assert isinstance(visitor, GpioVisitor)
+            if visitor.pin is not None and any(visitor.pin in _SPI_PINS[p] for p in spi_ports):
+                problems.append((f"properties[{i}].visitors.configData.pin",
+                                 f"GPIO{visitor.pin} is an SPI pin, taken by the MCP3008"))
+        config = device.config
+        assert isinstance(config, GpioProtocol)
+        try:
+            kind = config.factory_kind
+        except ValueError as exc:
+            return [*problems, ("protocol.configData.pinFactory", str(exc))]
+        if kind is FactoryKind.NATIVE:
+            for i, prop in enumerate(device.properties):
+                visitor = prop.visitor
+                assert isinstance(visitor, GpioVisitor)
+                if visitor.direction is Direction.PWM:
+                    problems.append((f"properties[{i}].visitors.configData.direction",
+                                     "the native pin factory has no PWM; use lgpio or rpigpio"))
+        return problems
+
+    def pushes(self, prop: PropertySpec) -> bool:
+        """Digital inputs with ``edge`` other than ``none`` are pushed on their edges."""
+        return self.visitor(prop).pushes
+
+    # connection ----------------------------------------------------------------------------
+    @property
+    def board(self) -> Board:
+        """The board in use (while connected).
+
+        Raises:
+            DeviceError: not connected.
+        """
+        if self._board is None:
+            raise DeviceError(f"{self.device.id}: not connected")
+        return self._board
+
+    async def connect(self) -> None:
+        """Take the board and claim every property's pin."""
+        board = boards.acquire(BoardKey.of(self.config))
+        self._board = board
+        try:
+            for prop in self.device.properties:
+                visitor = self.visitor(prop)
+                self._lines[prop.name] = open_line(board, visitor, _initial(prop, visitor))
+        except BaseException:
+            await self.close()
+            raise
+        log.debug("%s: %d pin(s) on %s", self.device.id, len(self._lines), board.key)
+
+    async def close(self) -> None:
+        """Release every pin, then the board."""
+        lines, self._lines = self._lines, {}
+        for line in lines.values():
+            line.close()
+        board, self._board = self._board, None
+        if board is not None:
+            boards.release(board)
+
+    def _line(self, prop: PropertySpec) -> Line:
+        line = self._lines.get(prop.name)
+        if line is None:
+            raise DeviceError(f"{self.device.id}: not connected")
+        return line
+
+    # values --------------------------------------------------------------------------------
+    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+        """The level, duty cycle or channel value of each property, now."""
+        return {p.name: _typed(p, self._line(p).read()) for p in properties}
+
+    async def write(self, prop: PropertySpec, value: Value) -> None:
+        """Switch an output, or set a PWM duty cycle.
+
+        Raises:
+            WriteRefused: the property is an input, or the value does not fit the pin.
+        """
+        visitor = self.visitor(prop)
+        if visitor.is_input:
+            where = f"GPIO{visitor.pin}" if visitor.pin is not None else "an MCP3008 channel"
+            raise WriteRefused(f"property {prop.name!r} is an input ({where}); it cannot be "
+                               f"written")
+        if isinstance(value, str | bytes):
+            raise WriteRefused(f"property {prop.name!r} takes a number or a boolean")
+        self._line(prop).write(value)
+
+    # edges ---------------------------------------------------------------------------------
+    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+        """Report each debounced edge at once, and every input again each ``collectCycle``."""
+        inputs: dict[str, DigitalInput] = {}
+        for prop in properties:
+            line = self._line(prop)
+            if not isinstance(line, DigitalInput):
+                raise DeviceError(f"{self.device.id}: {prop.name} is not a digital input")
+            inputs[prop.name] = line
+        props = {p.name: p for p in properties}
+        edges = {p.name: self.visitor(p).edge for p in properties}
+        with ThreadInbox[_Edge]() as inbox:
+            now = time.monotonic()
+            self._debouncers = debouncers = {
+                name: Debouncer(self.visitor(props[name]).bounce_seconds, line.read())
+                for name, line in inputs.items()
+            }
+            for name, line in inputs.items():
+                line.on_change(_edge_sink(inbox, name))
+            try:
+                cycles = Schedule({p.name: p.collect_cycle for p in properties}, now)
+                while True:
+                    now = time.monotonic()
+                    for name in cycles.pop_due(now):  # periodic report, catching lost edges
+                        debouncers[name].edge(now, inputs[name].read())
+                        report(name, _typed(props[name], debouncers[name].value))
+                    settled = [(name, d.settle(now)) for name, d in debouncers.items()]
+                    for name, level in settled:
+                        if level is not None and _wanted(edges[name], level):
+                            report(name, _typed(props[name], level))
+                            await anyio.lowlevel.checkpoint()  # let the runner publish it
+                    deadlines = [d.deadline for d in debouncers.values()]
+                    wake = min([cycles.next_deadline()] + [d for d in deadlines if d is not None])
+                    batch: list[_Edge] = []
+                    with anyio.move_on_after(max(0.0, wake - time.monotonic())):
+                        batch = await inbox.get()
+                    for name, seen, level in batch:
+                        reported = debouncers[name].edge(seen, level)
+                        if reported is not None and _wanted(edges[name], reported):
+                            report(name, _typed(props[name], reported))
+                            await anyio.lowlevel.checkpoint()  # one push, one report
+            finally:
+                for line in inputs.values():
+                    line.on_change(None)
+
+    @property
+    def bounced(self) -> int:
+        """Edges suppressed as contact bounce since :meth:`watch` started."""
+        return sum(d.bounced for d in self._debouncers.values())
+
+
+def _wanted(edge: Edge, level: bool) -> bool:
+    """Whether a change to ``level`` is pushed at once under ``edge``."""
+    if edge is Edge.BOTH:
+        return True
+    if edge is Edge.RISING:
+        return level
+    return edge is Edge.FALLING and not level
+
+
+def _edge_sink(inbox: ThreadInbox[_Edge], name: str) -> EdgeCallback:
+    """A callback for gpiozero's threads: stamp the edge and hand it to the loop."""
+
+    def seen(level: bool) -> None:
+        inbox.put((name, time.monotonic(), level))
+
+    return seen

@@ -1,0 +1,91 @@
+"""The OPC-UA driver: one Read request per cycle, or subscriptions; typed writes (asyncua).
+
+This module does not import asyncua, so that loading the driver to validate files stays
+fast; the live half is :mod:`edgedev_opcua.session`, imported when a device connects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value
+from edgedev.drivers import Report
+
+from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
+from edgedev_opcua.convert import compatible
+
+if TYPE_CHECKING:
+    from edgedev_opcua.session import Session
+
+
+class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
+    """OPC-UA through asyncua, in poll or subscribe mode (``configData.mode``).
+
+    Poll: the properties due in a cycle are read with one Read request. Subscribe: the
+    properties are monitored items, grouped into one subscription per ``collectCycle``
+    (its publishing and sampling interval); the server pushes changes and the driver
+    reports them through :meth:`watch`. Either way writes go out as the node's own type,
+    which the driver reads from the server once per connection.
+    """
+
+    protocol_config = OpcuaProtocol
+    visitor_config = OpcuaVisitor
+
+    def __init__(self, device: DeviceSpec) -> None:
+        super().__init__(device)
+        self._session: Session | None = None
+
+    @classmethod
+    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+        """Check that the visitor's ``dataType`` can hold a value of the property's type."""
+        visitor = prop.visitor
+        assert isinstance(visitor, OpcuaVisitor)
+        if visitor.data_type is not None and not compatible(prop.type, visitor.data_type):
+            return [("dataType", f"a {prop.type} property cannot live in an OPC-UA "
+                                 f"{visitor.data_type.opcua_name} node")]
+        return []
+
+    def pushes(self, prop: PropertySpec) -> bool:
+        """In subscribe mode every property is pushed by the server."""
+        return self.config.mode == "subscribe"
+
+    @property
+    def requests(self) -> int:
+        """Read requests sent for property values by the current session."""
+        return self._session.requests if self._session else 0
+
+    @property
+    def session(self) -> Session:
+        """The live session.
+
+        Raises:
+            DeviceError: not connected.
+        """
+        if self._session is None:
+            raise DeviceError(f"{self.config.url}: not connected")
+        return self._session
+
+    async def connect(self) -> None:
+        """Open the session, resolve the nodes and their types, and subscribe if asked."""
+        from edgedev_opcua.session import Session
+
+        self._session = await Session.open(self.device, self.config)
+
+    async def close(self) -> None:
+        """Close the session (deleting its subscriptions) and the socket; never raises."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+        """Read the values of ``properties`` with one Read request."""
+        return await self.session.read(properties)
+
+    async def write(self, prop: PropertySpec, value: Value) -> None:
+        """Write ``value`` as the node's own type (see :meth:`Session.write`)."""
+        await self.session.write(prop, value)
+
+    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+        """Report the values the server publishes until the connection is lost."""
+        await self.session.watch(properties, report)
