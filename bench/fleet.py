@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import fleet_config as fc
+
 from edgedev.testing import Mosquitto, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -58,8 +59,9 @@ class Child:
 
     def __init__(self, name: str, argv: list[str], *, stderr: IO[str] | None = None) -> None:
         self.name = name
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=stderr, text=True, cwd=HERE)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=HERE
+        )
         self.pid = self.proc.pid
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -175,9 +177,12 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
     units = fc.assign(devices, args.servers, ports)
     fleet = work / f"fleet-{mode}.yaml"
     fc.write_devices(fleet, units, props, mode, cycle, args.timeout)
-    print(f"[{mode}] {devices} devices x {args.properties} properties every {cycle} ms, "
-          f"{result.blocks} request(s) per device per cycle at best; "
-          f"{fleet.stat().st_size / 1e6:.1f} MB of Device YAML", flush=True)
+    print(
+        f"[{mode}] {devices} devices x {args.properties} properties every {cycle} ms, "
+        f"{result.blocks} request(s) per device per cycle at best; "
+        f"{fleet.stat().st_size / 1e6:.1f} MB of Device YAML",
+        flush=True,
+    )
 
     children: list[Child] = []
     with contextlib.ExitStack() as stack:
@@ -187,8 +192,14 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
             for unit in units:
                 if unit.server == server:
                     per_port[unit.port] = per_port.get(unit.port, 0) + 1
-            argv = [sys.executable, "fleet_server.py", "--properties", str(args.properties),
-                    "--mode", mode]
+            argv = [
+                sys.executable,
+                "fleet_server.py",
+                "--properties",
+                str(args.properties),
+                "--mode",
+                mode,
+            ]
             for port in server_ports:
                 argv += ["--port", f"{port}:{per_port.get(port, 0)}"]
             children.append(Child(f"server {server}", argv))
@@ -197,9 +208,18 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
             child.wait_ready()
 
         broker = stack.enter_context(Mosquitto())
-        broker_pid: int = broker._proc.pid  # noqa: SLF001 - the helper exposes no pid
-        counter = Child("counter", [sys.executable, "fleet_counter.py", "--port",
-                                    str(broker.port), "--devices", str(devices)])
+        broker_pid: int = broker._proc.pid
+        counter = Child(
+            "counter",
+            [
+                sys.executable,
+                "fleet_counter.py",
+                "--port",
+                str(broker.port),
+                "--devices",
+                str(devices),
+            ],
+        )
         children.append(counter)
         counter.wait_ready()
 
@@ -207,9 +227,22 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
         log_file = stack.enter_context(log_path.open("w"))
         started = time.time()
         mapper = subprocess.Popen(
-            [sys.executable, "-m", "edgedev", "run", "-f", str(fleet), "--broker", broker.url,
-             "--name", f"fleet-{mode}"],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "edgedev",
+                "run",
+                "-f",
+                str(fleet),
+                "--broker",
+                broker.url,
+                "--name",
+                f"fleet-{mode}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
         stack.callback(_stop_mapper, mapper)
 
         # start-up: wait until every device has reported once, then warm up
@@ -217,20 +250,30 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
         snap = counter.ask("mark")
         while snap["all_devices_at"] is None and time.time() < deadline:
             if mapper.poll() is not None:
-                raise RuntimeError(f"the mapper exited with code {mapper.returncode}: "
-                                   f"see {log_path}")
+                raise RuntimeError(
+                    f"the mapper exited with code {mapper.returncode}: see {log_path}"
+                )
             time.sleep(0.5)
             snap = counter.ask("mark")
         if snap["all_devices_at"] is None:
-            print(f"[{mode}] only {snap['devices']} of {devices} devices reported within "
-                  f"{args.startup_timeout:.0f} s; measuring anyway", flush=True)
-        for key, attr in (("mapper_online", "mapper_online_s"), ("first_update", "first_update_s"),
-                          ("all_devices_at", "all_devices_s")):
+            print(
+                f"[{mode}] only {snap['devices']} of {devices} devices reported within "
+                f"{args.startup_timeout:.0f} s; measuring anyway",
+                flush=True,
+            )
+        for key, attr in (
+            ("mapper_online", "mapper_online_s"),
+            ("first_update", "first_update_s"),
+            ("all_devices_at", "all_devices_s"),
+        ):
             if snap[key] is not None:
                 setattr(result, attr, snap[key] - started)
-        print(f"[{mode}] mapper online after {_fmt(result.mapper_online_s, 's')}, first twin "
-              f"update after {_fmt(result.first_update_s, 's')}, all devices after "
-              f"{_fmt(result.all_devices_s, 's')}; warming up {args.warmup:.0f} s", flush=True)
+        print(
+            f"[{mode}] mapper online after {_fmt(result.mapper_online_s, 's')}, first twin "
+            f"update after {_fmt(result.first_update_s, 's')}, all devices after "
+            f"{_fmt(result.all_devices_s, 's')}; warming up {args.warmup:.0f} s",
+            flush=True,
+        )
         time.sleep(args.warmup)
 
         # the measurement window
@@ -239,8 +282,7 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
         time.sleep(args.seconds)
         after = _sample(servers, counter, ours)
         result.peak_rss_mb = peak_rss_mb(mapper.pid)
-        stats = counter.ask(f"report {before['counter']['samples']} "
-                            f"{after['counter']['samples']}")
+        stats = counter.ask(f"report {before['counter']['samples']} {after['counter']['samples']}")
 
     elapsed = after["t"] - before["t"]
     result.seconds = elapsed
@@ -265,8 +307,9 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
     result.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     result.latency_ms = {k: v for k, v in stats.items() if k != "values"}
     result.offline_events = after["counter"]["offline"] - before["counter"]["offline"]
-    result.mapper_log = [line for line in log_path.read_text().splitlines()
-                         if "WARNING" in line or "ERROR" in line][:5]
+    result.mapper_log = [
+        line for line in log_path.read_text().splitlines() if "WARNING" in line or "ERROR" in line
+    ][:5]
     return result
 
 
@@ -276,9 +319,14 @@ def _sample(servers: list[Child], counter: Child, pids: list[int]) -> dict[str, 
     busy = machine_busy()
     marks = [s.ask("mark") for s in servers]
     snap = counter.ask("mark")
-    return {"t": t, "cpu": cpu, "busy": busy, "counter": snap,
-            "reads": sum(m["reads"] for m in marks),
-            "units": [n for m in marks for n in m["units"]]}
+    return {
+        "t": t,
+        "cpu": cpu,
+        "busy": busy,
+        "counter": snap,
+        "reads": sum(m["reads"] for m in marks),
+        "units": [n for m in marks for n in m["units"]],
+    }
 
 
 def _stop_mapper(mapper: subprocess.Popen[bytes]) -> None:
@@ -299,27 +347,45 @@ def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
 def print_result(r: Result) -> None:
     lat = r.latency_ms
     share = r.values_s / r.nominal_values_s if r.nominal_values_s else 0.0
-    print(f"\n== {r.mode}: {r.devices} devices x {r.properties} properties / {r.cycle_ms} ms, "
-          f"measured over {r.seconds:.1f} s ==")
+    print(
+        f"\n== {r.mode}: {r.devices} devices x {r.properties} properties / {r.cycle_ms} ms, "
+        f"measured over {r.seconds:.1f} s =="
+    )
     rows = [
-        ("values delivered /s", f"{r.values_s:,.0f} of {r.nominal_values_s:,.0f} "
-                                f"({share:.1%}); {r.messages_s:,.0f} twin updates/s"),
+        (
+            "values delivered /s",
+            f"{r.values_s:,.0f} of {r.nominal_values_s:,.0f} "
+            f"({share:.1%}); {r.messages_s:,.0f} twin updates/s",
+        ),
         ("Modbus requests /s", f"{r.requests_s:,.0f} (counted at the servers)"),
-        ("requests /device /cycle", f"{r.requests_per_device_cycle:.3f} (minimum {r.blocks}); "
-                                    f"per device in window {r.device_reads_min}.."
-                                    f"{r.device_reads_max}"),
+        (
+            "requests /device /cycle",
+            f"{r.requests_per_device_cycle:.3f} (minimum {r.blocks}); "
+            f"per device in window {r.device_reads_min}.."
+            f"{r.device_reads_max}",
+        ),
         ("values per request", f"{r.values_s / r.requests_s:.1f}" if r.requests_s else "-"),
         ("mapper CPU", f"{r.mapper_cpu:.0%} of one core"),
-        ("others' CPU", f"servers {r.servers_cpu:.0%}, mosquitto {r.broker_cpu:.0%}, "
-                        f"counter {r.counter_cpu:.0%}, foreign load {r.foreign_cpu:.0%} "
-                        f"(machine {r.machine_cpu:.0%} of {os.cpu_count()} cores; "
-                        f"loadavg {r.loadavg})"),
+        (
+            "others' CPU",
+            f"servers {r.servers_cpu:.0%}, mosquitto {r.broker_cpu:.0%}, "
+            f"counter {r.counter_cpu:.0%}, foreign load {r.foreign_cpu:.0%} "
+            f"(machine {r.machine_cpu:.0%} of {os.cpu_count()} cores; "
+            f"loadavg {r.loadavg})",
+        ),
         ("mapper peak RSS", f"{r.peak_rss_mb:.0f} MiB"),
-        ("read -> delivery", "p50 {} / p90 {} / p99 {} / p99.9 {} / max {}".format(
-            *(_fmt(lat.get(k), "ms", 1) for k in ("p50", "p90", "p99", "p999", "max")))),
-        ("start -> first update", f"{_fmt(r.first_update_s, 's')} (mapper online "
-                                  f"{_fmt(r.mapper_online_s, 's')}, all devices "
-                                  f"{_fmt(r.all_devices_s, 's')})"),
+        (
+            "read -> delivery",
+            "p50 {} / p90 {} / p99 {} / p99.9 {} / max {}".format(
+                *(_fmt(lat.get(k), "ms", 1) for k in ("p50", "p90", "p99", "p999", "max"))
+            ),
+        ),
+        (
+            "start -> first update",
+            f"{_fmt(r.first_update_s, 's')} (mapper online "
+            f"{_fmt(r.mapper_online_s, 's')}, all devices "
+            f"{_fmt(r.all_devices_s, 's')})",
+        ),
         ("offline events", str(r.offline_events)),
     ]
     for label, text in rows:
@@ -336,53 +402,106 @@ def check_targets(r: Result) -> list[str]:
         lines.append(f"  {'met   ' if ok else 'MISSED'} {name}: {detail}")
 
     share = r.values_s / r.nominal_values_s if r.nominal_values_s else 0.0
-    check("keeps up", share >= TARGET_VALUES_SHARE,
-          f"{r.values_s:,.0f} values/s = {share:.1%} of nominal (target >= "
-          f"{TARGET_VALUES_SHARE:.0%}" + ("" if share >= TARGET_VALUES_SHARE else
-                                          f", short by {r.nominal_values_s - r.values_s:,.0f}/s")
-          + ")")
+    check(
+        "keeps up",
+        share >= TARGET_VALUES_SHARE,
+        f"{r.values_s:,.0f} values/s = {share:.1%} of nominal (target >= "
+        f"{TARGET_VALUES_SHARE:.0%}"
+        + (
+            ""
+            if share >= TARGET_VALUES_SHARE
+            else f", short by {r.nominal_values_s - r.values_s:,.0f}/s"
+        )
+        + ")",
+    )
     extra = r.requests_per_device_cycle - r.blocks
-    check("minimal requests", abs(extra) <= 0.01 * r.blocks,
-          f"{r.requests_per_device_cycle:.3f} per device per cycle, minimum {r.blocks}")
+    check(
+        "minimal requests",
+        abs(extra) <= 0.01 * r.blocks,
+        f"{r.requests_per_device_cycle:.3f} per device per cycle, minimum {r.blocks}",
+    )
     p99 = r.latency_ms.get("p99")
-    check("p99 read -> delivery", p99 is not None and p99 < TARGET_P99_MS,
-          f"{_fmt(p99, 'ms', 1)} (target < {TARGET_P99_MS:.0f} ms"
-          + ("" if p99 is None or p99 < TARGET_P99_MS else
-             f", over by {p99 - TARGET_P99_MS:.1f} ms") + ")")
-    check("peak RSS", r.peak_rss_mb < TARGET_RSS_MB,
-          f"{r.peak_rss_mb:.0f} MiB (target < {TARGET_RSS_MB:.0f} MiB"
-          + ("" if r.peak_rss_mb < TARGET_RSS_MB else
-             f", over by {r.peak_rss_mb - TARGET_RSS_MB:.0f} MiB") + ")")
+    check(
+        "p99 read -> delivery",
+        p99 is not None and p99 < TARGET_P99_MS,
+        f"{_fmt(p99, 'ms', 1)} (target < {TARGET_P99_MS:.0f} ms"
+        + ("" if p99 is None or p99 < TARGET_P99_MS else f", over by {p99 - TARGET_P99_MS:.1f} ms")
+        + ")",
+    )
+    check(
+        "peak RSS",
+        r.peak_rss_mb < TARGET_RSS_MB,
+        f"{r.peak_rss_mb:.0f} MiB (target < {TARGET_RSS_MB:.0f} MiB"
+        + (
+            ""
+            if r.peak_rss_mb < TARGET_RSS_MB
+            else f", over by {r.peak_rss_mb - TARGET_RSS_MB:.0f} MiB"
+        )
+        + ")",
+    )
     first = r.first_update_s
-    check("start -> first twin update", first is not None and first < TARGET_FIRST_UPDATE_S,
-          f"{_fmt(first, 's')} (target < {TARGET_FIRST_UPDATE_S:.0f} s"
-          + ("" if first is None or first < TARGET_FIRST_UPDATE_S else
-             f", over by {first - TARGET_FIRST_UPDATE_S:.2f} s; of which loading the files "
-             f"and reaching the broker {_fmt(r.mapper_online_s, 's')}") + ")")
+    check(
+        "start -> first twin update",
+        first is not None and first < TARGET_FIRST_UPDATE_S,
+        f"{_fmt(first, 's')} (target < {TARGET_FIRST_UPDATE_S:.0f} s"
+        + (
+            ""
+            if first is None or first < TARGET_FIRST_UPDATE_S
+            else f", over by {first - TARGET_FIRST_UPDATE_S:.2f} s; of which loading the files "
+            f"and reaching the broker {_fmt(r.mapper_online_s, 's')}"
+        )
+        + ")",
+    )
     return lines
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Fleet benchmark: simulated Modbus servers, mosquitto, one mapper process "
-                    "and a counting subscriber, coalesced reads against one read per property.")
+        "and a counting subscriber, coalesced reads against one read per property."
+    )
     parser.add_argument("--devices", type=int, default=1000, help="devices (default 1000)")
-    parser.add_argument("--properties", type=int, default=50,
-                        help="properties per device (default 50)")
-    parser.add_argument("--cycle", type=int, default=1000, metavar="MS",
-                        help="collect and report cycle in ms (default 1000)")
-    parser.add_argument("--seconds", type=float, default=20.0,
-                        help="measurement window per mode (default 20)")
-    parser.add_argument("--servers", type=int, default=2,
-                        help="Modbus server processes (default 2)")
-    parser.add_argument("--warmup", type=float, default=5.0,
-                        help="seconds between the last device's first report and the window")
-    parser.add_argument("--timeout", type=int, default=3000, metavar="MS",
-                        help="the devices' configData.timeout (default 3000)")
-    parser.add_argument("--startup-timeout", type=float, default=300.0, metavar="S",
-                        help="longest wait for every device's first report (default 300)")
-    parser.add_argument("--modes", default="coalesced,baseline",
-                        help="comma-separated: coalesced, baseline (default both)")
+    parser.add_argument(
+        "--properties", type=int, default=50, help="properties per device (default 50)"
+    )
+    parser.add_argument(
+        "--cycle",
+        type=int,
+        default=1000,
+        metavar="MS",
+        help="collect and report cycle in ms (default 1000)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="measurement window per mode (default 20)"
+    )
+    parser.add_argument(
+        "--servers", type=int, default=2, help="Modbus server processes (default 2)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help="seconds between the last device's first report and the window",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=3000,
+        metavar="MS",
+        help="the devices' configData.timeout (default 3000)",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="longest wait for every device's first report (default 300)",
+    )
+    parser.add_argument(
+        "--modes",
+        default="coalesced,baseline",
+        help="comma-separated: coalesced, baseline (default both)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -401,17 +520,23 @@ def main() -> int:
         c, b = results["coalesced"], results["baseline"]
         print("\n== coalesced vs one request per property ==")
         if b.values_s:
-            print(f"  values/s delivered       x{c.values_s / b.values_s:.1f} "
-                  f"({c.values_s:,.0f} vs {b.values_s:,.0f})")
+            print(
+                f"  values/s delivered       x{c.values_s / b.values_s:.1f} "
+                f"({c.values_s:,.0f} vs {b.values_s:,.0f})"
+            )
         if c.requests_per_device_cycle:
-            print(f"  requests per value       /{b.requests_per_device_cycle / b.properties / (c.requests_per_device_cycle / c.properties):.0f} "  # noqa: E501
-                  f"({c.requests_per_device_cycle / c.properties:.3f} vs "
-                  f"{b.requests_per_device_cycle / b.properties:.3f})")
+            print(
+                f"  requests per value       /{b.requests_per_device_cycle / b.properties / (c.requests_per_device_cycle / c.properties):.0f} "  # noqa: E501
+                f"({c.requests_per_device_cycle / c.properties:.3f} vs "
+                f"{b.requests_per_device_cycle / b.properties:.3f})"
+            )
         if b.mapper_cpu and c.values_s and b.values_s:
             per_c = c.mapper_cpu / c.values_s * 1e6
             per_b = b.mapper_cpu / b.values_s * 1e6
-            print(f"  mapper CPU per value     /{per_b / per_c:.1f} "
-                  f"({per_c:.1f} us vs {per_b:.1f} us)")
+            print(
+                f"  mapper CPU per value     /{per_b / per_c:.1f} "
+                f"({per_c:.1f} us vs {per_b:.1f} us)"
+            )
     if "coalesced" in results:
         print("\n== targets (issue 8), coalesced ==")
         print("\n".join(check_targets(results["coalesced"])))

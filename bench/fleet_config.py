@@ -96,8 +96,9 @@ def ports_needed(devices: int, servers: int) -> list[int]:
     return [max(1, -(-n // UNITS_PER_PORT)) for n in per_server]
 
 
-def write_devices(path: Path, units: list[Unit], props: list[Prop], mode: str,
-                  cycle_ms: int, timeout_ms: int) -> None:
+def write_devices(
+    path: Path, units: list[Unit], props: list[Prop], mode: str, cycle_ms: int, timeout_ms: int
+) -> None:
     """Write the DeviceModel and one Device per unit as a multi-document YAML file."""
     lines = [
         "apiVersion: devices.kubeedge.io/v1beta1",
@@ -107,8 +108,9 @@ def write_devices(path: Path, units: list[Unit], props: list[Prop], mode: str,
         "  protocol: modbus",
         "  properties:",
     ]
-    lines += [f"    - {{name: {p.name}, type: {p.model_type}, accessMode: ReadOnly}}"
-              for p in props]
+    lines += [
+        f"    - {{name: {p.name}, type: {p.model_type}, accessMode: ReadOnly}}" for p in props
+    ]
     gap = ", maxGap: 0" if mode == "baseline" else ""
     visitors = []
     for p in props:
@@ -116,7 +118,8 @@ def write_devices(path: Path, units: list[Unit], props: list[Prop], mode: str,
         visitors.append(
             f"    - {{name: {p.name}, collectCycle: {cycle_ms}, visitors: {{protocolName: modbus, "
             f"configData: {{register: HoldingRegister, offset: {p.offset}, limit: {p.count}, "
-            f"dataType: {p.data_type.value}{scale}}}}}}}")
+            f"dataType: {p.data_type.value}{scale}}}}}}}"
+        )
     for unit in units:
         lines += [
             "---",
@@ -152,6 +155,6 @@ def frames(props: list[Prop], count: int, seed: int = 8) -> list[list[int]]:
                 value = rng.randint(0, 65535)
             else:
                 value = rng.randint(-(2**31), 2**31 - 1)
-            words[p.offset:p.offset + p.count] = encode_registers(value, p.data_type, p.count)
+            words[p.offset : p.offset + p.count] = encode_registers(value, p.data_type, p.count)
         images.append(words)
     return images

@@ -63,21 +63,28 @@ class Counter:
                     self.devices.add(topic)
                     if len(self.devices) >= self.expected_devices > 0:
                         self.all_devices_at = now
-        elif topic.endswith("/state/update"):
-            if json.loads(msg.payload).get("state") == "offline":
-                with self.lock:
-                    self.offline += 1
-        elif topic.endswith("/mapper/state") and self.mapper_online is None:
-            if json.loads(msg.payload).get("state") == "online":
-                self.mapper_online = now
+        elif topic.endswith("/state/update") and json.loads(msg.payload).get("state") == "offline":
+            with self.lock:
+                self.offline += 1
+        elif (
+            topic.endswith("/mapper/state")
+            and self.mapper_online is None
+            and json.loads(msg.payload).get("state") == "online"
+        ):
+            self.mapper_online = now
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {
-                "t": time.time(), "messages": self.messages, "values": self.values,
-                "offline": self.offline, "samples": len(self.delays),
-                "devices": len(self.devices), "first_update": self.first_update,
-                "all_devices_at": self.all_devices_at, "mapper_online": self.mapper_online,
+                "t": time.time(),
+                "messages": self.messages,
+                "values": self.values,
+                "offline": self.offline,
+                "samples": len(self.delays),
+                "devices": len(self.devices),
+                "first_update": self.first_update,
+                "all_devices_at": self.all_devices_at,
+                "mapper_online": self.mapper_online,
             }
 
     def report(self, start: int, end: int) -> dict[str, Any]:
@@ -100,8 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--root", default="$hw/events")
-    parser.add_argument("--devices", type=int, default=0,
-                        help="note when this many devices have reported")
+    parser.add_argument(
+        "--devices", type=int, default=0, help="note when this many devices have reported"
+    )
     args = parser.parse_args()
     counter = Counter(args.root)
     counter.expected_devices = args.devices
@@ -110,9 +118,13 @@ def main() -> None:
     client.on_message = counter.on_message
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect("127.0.0.1", args.port)
-    client.subscribe([(f"{args.root}/device/+/+/twin/update", 0),
-                      (f"{args.root}/device/+/+/state/update", 0),
-                      (f"{args.root}/node/+/mapper/state", 0)])
+    client.subscribe(
+        [
+            (f"{args.root}/device/+/+/twin/update", 0),
+            (f"{args.root}/device/+/+/state/update", 0),
+            (f"{args.root}/node/+/mapper/state", 0),
+        ]
+    )
     client.loop_start()
     if not subscribed.wait(10):
         sys.exit("no SUBACK from the broker")

@@ -38,13 +38,14 @@ Action = Callable[[int, int, int, int, list[int], Any], Awaitable[None]]
 def _action(index: int, counts: list[int], images: list[list[int]]) -> Action:
     count_of = len(images)
 
-    async def action(function: int, start: int, address: int, count: int,
-                     registers: list[int], values: Any) -> None:
+    async def action(
+        function: int, start: int, address: int, count: int, registers: list[int], values: Any
+    ) -> None:
         if values is None and function in _READS:
             served = counts[index] = counts[index] + 1
             image = images[served % count_of]
             first = address - start
-            registers[first:first + count] = image[first:first + count]
+            registers[first : first + count] = image[first : first + count]
 
     return action
 
@@ -58,8 +59,13 @@ async def serve(ports: list[tuple[int, int]], props: int, mode: str) -> None:
     for port, units in ports:
         devices = []
         for slave in range(1, units + 1):
-            devices.append(SimDevice(slave, [SimData(0, span, 0, DataType.REGISTERS)],
-                                     action=_action(len(counts), counts, images)))
+            devices.append(
+                SimDevice(
+                    slave,
+                    [SimData(0, span, 0, DataType.REGISTERS)],
+                    action=_action(len(counts), counts, images),
+                )
+            )
             counts.append(0)
         server = ModbusTcpServer(devices, address=("127.0.0.1", port))
         await server.serve_forever(background=True)
@@ -86,8 +92,13 @@ async def serve(ports: list[tuple[int, int]], props: int, mode: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", action="append", required=True, metavar="PORT:UNITS",
-                        help=f"a port and how many slave ids it serves (<= {UNITS_PER_PORT})")
+    parser.add_argument(
+        "--port",
+        action="append",
+        required=True,
+        metavar="PORT:UNITS",
+        help=f"a port and how many slave ids it serves (<= {UNITS_PER_PORT})",
+    )
     parser.add_argument("--properties", type=int, required=True)
     parser.add_argument("--mode", choices=("coalesced", "baseline"), required=True)
     args = parser.parse_args()

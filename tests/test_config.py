@@ -74,36 +74,63 @@ def test_a_valid_file_resolves_model_and_visitor(tmp_path: Path):
 
 def test_models_may_live_in_another_file_and_other_resources_are_skipped(tmp_path: Path):
     other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"
-    devices = load_devices([write(tmp_path, MODEL, "model.yaml"),
-                            write(tmp_path, other + DEVICE, "device.yaml")])
+    devices = load_devices(
+        [write(tmp_path, MODEL, "model.yaml"), write(tmp_path, other + DEVICE, "device.yaml")]
+    )
     assert [d.name for d in devices] == ["thermo-1"]
 
 
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        (("register: InputRegister", "register: InputRegs"), "visitors.configData.register",
-         "InputRegister"),
-        (("- name: temp\n      collectCycle", "- name: tmp\n      collectCycle"),
-         "spec.properties[0].name", "not in DeviceModel"),
-        (("offset: 0, limit: 1, scale", "offset: 70000, limit: 1, scale"),
-         "visitors.configData.offset", "65535"),
-        (("offset: 0, limit: 1}", "offset: 65535, limit: 2, dataType: int32}"),
-         "visitors.configData.offset", "past"),
-        (("collectCycle: 500", "collectCycle: 0"), "spec.properties[0].collectCycle",
-         "greater than 0"),
-        (("collectCycle: 500", "collectCycle: fast"), "spec.properties[0].collectCycle",
-         "integer"),
+        (
+            ("register: InputRegister", "register: InputRegs"),
+            "visitors.configData.register",
+            "InputRegister",
+        ),
+        (
+            ("- name: temp\n      collectCycle", "- name: tmp\n      collectCycle"),
+            "spec.properties[0].name",
+            "not in DeviceModel",
+        ),
+        (
+            ("offset: 0, limit: 1, scale", "offset: 70000, limit: 1, scale"),
+            "visitors.configData.offset",
+            "65535",
+        ),
+        (
+            ("offset: 0, limit: 1}", "offset: 65535, limit: 2, dataType: int32}"),
+            "visitors.configData.offset",
+            "past",
+        ),
+        (
+            ("collectCycle: 500", "collectCycle: 0"),
+            "spec.properties[0].collectCycle",
+            "greater than 0",
+        ),
+        (("collectCycle: 500", "collectCycle: fast"), "spec.properties[0].collectCycle", "integer"),
         (("dataType: int16", "dataType: int24"), "visitors.configData.dataType", "int16"),
         (("dataType: int16", "dataType: float32"), "visitors.configData.limit", "limit"),
-        (("port: 5020", "port: 5020, slaveId: 2"), "spec.protocol.configData.slaveId",
-         "Extra inputs"),
-        (("name: thermo}\n  nodeName", "name: thermostat}\n  nodeName"),
-         "spec.deviceModelRef.name", "not found"),
-        (("protocolName: modbus\n    configData", "protocolName: zigbee\n    configData"),
-         "spec.protocol.protocolName", "zigbee"),
-        (('desired: {value: "21"}', 'desired: {value: "warm"}'),
-         "spec.properties[1].desired.value", "integer"),
+        (
+            ("port: 5020", "port: 5020, slaveId: 2"),
+            "spec.protocol.configData.slaveId",
+            "Extra inputs",
+        ),
+        (
+            ("name: thermo}\n  nodeName", "name: thermostat}\n  nodeName"),
+            "spec.deviceModelRef.name",
+            "not found",
+        ),
+        (
+            ("protocolName: modbus\n    configData", "protocolName: zigbee\n    configData"),
+            "spec.protocol.protocolName",
+            "zigbee",
+        ),
+        (
+            ('desired: {value: "21"}', 'desired: {value: "warm"}'),
+            "spec.properties[1].desired.value",
+            "integer",
+        ),
     ],
 )
 def test_each_mistake_names_file_document_device_and_field(
@@ -118,7 +145,8 @@ def test_each_mistake_names_file_document_device_and_field(
 
 def test_every_problem_is_reported_at_once(tmp_path: Path):
     first = DEVICE.replace("collectCycle: 500", "collectCycle: -1").replace(
-        "reportCycle: 5000", "reportCycle: 0")
+        "reportCycle: 5000", "reportCycle: 0"
+    )
     second = DEVICE.replace("thermo-1", "thermo-2").replace("port: 5020", "port: 99999")
     found = problems(tmp_path, MODEL + first + second)
     assert len(found) == 3
@@ -138,28 +166,40 @@ def test_missing_file_and_duplicates(tmp_path: Path):
 
 
 def test_namespace_defaults_to_default_and_is_kept(tmp_path: Path):
-    text = (MODEL + DEVICE).replace("metadata: {name: thermo}",
-                                    "metadata: {name: thermo, namespace: plant}")
-    text = text.replace("metadata: {name: thermo-1}",
-                        "metadata: {name: thermo-1, namespace: plant}")
+    text = (MODEL + DEVICE).replace(
+        "metadata: {name: thermo}", "metadata: {name: thermo, namespace: plant}"
+    )
+    text = text.replace(
+        "metadata: {name: thermo-1}", "metadata: {name: thermo-1, namespace: plant}"
+    )
     [device] = load_devices([write(tmp_path, text)])
     assert device.id == "plant/thermo-1"
 
 
 def run_validate(*files: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgedev", "validate", "-f", *map(str, files)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "edgedev", "validate", "-f", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_validate_exits_0_when_valid_and_1_with_errors(tmp_path: Path):
     good = run_validate(write(tmp_path, MODEL + DEVICE, "good.yaml"))
     assert good.returncode == 0, good.stderr
     assert "1 device" in good.stdout
-    bad = run_validate(write(tmp_path, (MODEL + DEVICE).replace("collectCycle: 500",
-                                                                "collectCycle: 0"), "bad.yaml"))
+    bad = run_validate(
+        write(
+            tmp_path, (MODEL + DEVICE).replace("collectCycle: 500", "collectCycle: 0"), "bad.yaml"
+        )
+    )
     assert bad.returncode == 1
-    assert "bad.yaml: document 2 (Device default/thermo-1), field " \
-           "spec.properties[0].collectCycle" in bad.stderr
+    assert (
+        "bad.yaml: document 2 (Device default/thermo-1), field "
+        "spec.properties[0].collectCycle" in bad.stderr
+    )
 
 
 def test_examples_validate():

@@ -6,8 +6,17 @@ import importlib
 
 import pytest
 
-MODULES = ["edgedev", "edgedev.bus", "edgedev.config", "edgedev.drivers", "edgedev.mapper",
-           "edgedev.simulate", "edgedev.twin", "edgedev.testing", "edgedev.broker"]
+MODULES = [
+    "edgedev",
+    "edgedev.bus",
+    "edgedev.config",
+    "edgedev.drivers",
+    "edgedev.mapper",
+    "edgedev.simulate",
+    "edgedev.twin",
+    "edgedev.testing",
+    "edgedev.broker",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -25,10 +25,15 @@ from edgedev.twin import (
 
 @pytest.mark.parametrize(
     ("value", "type_", "text"),
-    [(23.5, PropertyType.FLOAT, "23.5"), (0.1 + 0.2, PropertyType.DOUBLE, "0.30000000000000004"),
-     (True, PropertyType.BOOLEAN, "true"), (-7, PropertyType.INT, "-7"),
-     (30.0, PropertyType.INT, "30"), ("abc", PropertyType.STRING, "abc"),
-     (b"\x00\x01", PropertyType.BYTES, "AAE=")],
+    [
+        (23.5, PropertyType.FLOAT, "23.5"),
+        (0.1 + 0.2, PropertyType.DOUBLE, "0.30000000000000004"),
+        (True, PropertyType.BOOLEAN, "true"),
+        (-7, PropertyType.INT, "-7"),
+        (30.0, PropertyType.INT, "30"),
+        ("abc", PropertyType.STRING, "abc"),
+        (b"\x00\x01", PropertyType.BYTES, "AAE="),
+    ],
 )
 def test_format_value(value: object, type_: PropertyType, text: str):
     assert format_value(value, type_) == text  # type: ignore[arg-type]
@@ -36,9 +41,14 @@ def test_format_value(value: object, type_: PropertyType, text: str):
 
 @pytest.mark.parametrize(
     ("text", "type_", "value"),
-    [("30", PropertyType.INT, 30), ("30.0", PropertyType.INT, 30),
-     (" 2.5 ", PropertyType.FLOAT, 2.5), ("ON", PropertyType.BOOLEAN, True),
-     ("0", PropertyType.BOOLEAN, False), ("AAE=", PropertyType.BYTES, b"\x00\x01")],
+    [
+        ("30", PropertyType.INT, 30),
+        ("30.0", PropertyType.INT, 30),
+        (" 2.5 ", PropertyType.FLOAT, 2.5),
+        ("ON", PropertyType.BOOLEAN, True),
+        ("0", PropertyType.BOOLEAN, False),
+        ("AAE=", PropertyType.BYTES, b"\x00\x01"),
+    ],
 )
 def test_parse_value(text: str, type_: PropertyType, value: object):
     assert parse_value(text, type_) == value
@@ -46,8 +56,13 @@ def test_parse_value(text: str, type_: PropertyType, value: object):
 
 @pytest.mark.parametrize(
     ("text", "type_"),
-    [("30.5", PropertyType.INT), ("warm", PropertyType.INT), ("x", PropertyType.DOUBLE),
-     ("maybe", PropertyType.BOOLEAN), ("***", PropertyType.BYTES)],
+    [
+        ("30.5", PropertyType.INT),
+        ("warm", PropertyType.INT),
+        ("x", PropertyType.DOUBLE),
+        ("maybe", PropertyType.BOOLEAN),
+        ("***", PropertyType.BYTES),
+    ],
 )
 def test_parse_value_refuses_with_a_reason(text: str, type_: PropertyType):
     with pytest.raises(ValueError, match=repr(text).replace("*", r"\*")):
@@ -72,13 +87,15 @@ def test_topics_build_and_parse():
     assert topics.parse(topic) == DeviceTopic("plant", "pump-1", Channel.TWIN_DELTA)
     assert topics.device("pump-1", Channel.STATE_UPDATE).endswith("/default/pump-1/state/update")
     assert topics.parse("$hw/events/node/edge-1/membership/get") == NodeTopic(
-        "edge-1", NodeChannel.MEMBERSHIP_GET)
+        "edge-1", NodeChannel.MEMBERSHIP_GET
+    )
     assert topics.device_filter(Channel.TWIN_UPDATE) == "$hw/events/device/+/+/twin/update"
     assert topics.parse("$hw/events/device/a/b/unknown") is None
     assert topics.parse("other/device/a/b/twin/update") is None
     custom = Topics("edgedev/v1")
     assert custom.parse(custom.device("a/b", Channel.TWIN_GET)) == DeviceTopic(
-        "a", "b", Channel.TWIN_GET)
+        "a", "b", Channel.TWIN_GET
+    )
     with pytest.raises(ValueError):
         Topics("bad/#")
     with pytest.raises(ValueError):
@@ -95,7 +112,11 @@ def test_broker_url():
     assert BrokerURL.parse("localhost").port == 1883
     secure = BrokerURL.parse("mqtts://user:p%40ss@broker")
     assert (secure.tls, secure.port, secure.username, secure.password) == (
-        True, 8883, "user", "p@ss")
+        True,
+        8883,
+        "user",
+        "p@ss",
+    )
     with pytest.raises(ValueError):
         BrokerURL.parse("http://x")
 
@@ -116,10 +137,12 @@ def test_schedule_groups_periods_and_does_not_drift():
     assert Schedule({}, 0).next_deadline() == math.inf
 
 
-def prop(name: str, type_: PropertyType = PropertyType.FLOAT, deadband: float = 0.0
-         ) -> PropertySpec:
-    return PropertySpec(name=name, type=type_, visitor=VisitorConfig(), deadband=deadband,
-                        report_on_change=True)
+def prop(
+    name: str, type_: PropertyType = PropertyType.FLOAT, deadband: float = 0.0
+) -> PropertySpec:
+    return PropertySpec(
+        name=name, type=type_, visitor=VisitorConfig(), deadband=deadband, report_on_change=True
+    )
 
 
 def test_change_filter_deadband():
@@ -136,10 +159,12 @@ def test_change_filter_deadband():
 
 def test_delta_holds_desired_values_not_yet_reported():
     props = {
-        "a": TwinProperty(PropertyType.INT, desired=TwinValue("30", 1),
-                          reported=TwinValue("30.0", 2)),
-        "b": TwinProperty(PropertyType.INT, desired=TwinValue("31", 1),
-                          reported=TwinValue("30", 2)),
+        "a": TwinProperty(
+            PropertyType.INT, desired=TwinValue("30", 1), reported=TwinValue("30.0", 2)
+        ),
+        "b": TwinProperty(
+            PropertyType.INT, desired=TwinValue("31", 1), reported=TwinValue("30", 2)
+        ),
         "c": TwinProperty(PropertyType.INT, desired=TwinValue("5", 1)),
         "d": TwinProperty(PropertyType.INT, reported=TwinValue("5", 1)),
     }

@@ -1,3 +1,5 @@
-from edgedev.cli import main
 import sys
+
+from edgedev.cli import main
+
 sys.exit(main())

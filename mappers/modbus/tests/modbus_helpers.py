@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import yaml
+
 from edgedev import Bus, DeviceSpec, Mapper, load_devices
 from edgedev.testing import Recorder, free_port
 from edgedev_modbus import ModbusSimulator
@@ -18,22 +19,38 @@ API = "devices.kubeedge.io/v1beta1"
 
 
 def model(name: str, props: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "DeviceModel", "metadata": {"name": name},
-            "spec": {"protocol": "modbus", "properties": list(props)}}
+    return {
+        "apiVersion": API,
+        "kind": "DeviceModel",
+        "metadata": {"name": name},
+        "spec": {"protocol": "modbus", "properties": list(props)},
+    }
 
 
-def device(name: str, model_name: str, port: int, props: Sequence[dict[str, Any]],
-           **config: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "Device", "metadata": {"name": name},
-            "spec": {"deviceModelRef": {"name": model_name},
-                     "protocol": {"protocolName": "modbus",
-                                  "configData": {"ip": "127.0.0.1", "port": port, **config}},
-                     "properties": list(props)}}
+def device(
+    name: str, model_name: str, port: int, props: Sequence[dict[str, Any]], **config: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "Device",
+        "metadata": {"name": name},
+        "spec": {
+            "deviceModelRef": {"name": model_name},
+            "protocol": {
+                "protocolName": "modbus",
+                "configData": {"ip": "127.0.0.1", "port": port, **config},
+            },
+            "properties": list(props),
+        },
+    }
 
 
 def visit(name: str, cycle: int = 200, **config: Any) -> dict[str, Any]:
-    return {"name": name, "collectCycle": cycle,
-            "visitors": {"protocolName": "modbus", "configData": config}}
+    return {
+        "name": name,
+        "collectCycle": cycle,
+        "visitors": {"protocolName": "modbus", "configData": config},
+    }
 
 
 def write_yaml(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:

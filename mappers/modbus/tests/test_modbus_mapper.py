@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from pathlib import Path
@@ -9,11 +10,12 @@ from typing import Any
 
 import anyio
 import pytest
+from modbus_helpers import device, fleet, free_port, load, model, root, visit
+
 from edgedev import Bus, Mapper
 from edgedev.testing import Recorder, topic_endswith
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
-from modbus_helpers import device, fleet, free_port, load, model, root, visit
 
 pytestmark = pytest.mark.broker
 
@@ -32,23 +34,51 @@ def swap_bytes(ws: list[int]) -> list[int]:
 CASES: list[tuple[str, str, dict[str, Any], list[int], str, str]] = [
     ("i16", "INT", {"offset": 0, "limit": 1}, words("h", -1234), "-1234", "int"),
     ("u16", "INT", {"offset": 1, "dataType": "uint16"}, words("H", 65000), "65000", "int"),
-    ("i32", "INT", {"offset": 2, "limit": 2, "isRegisterSwap": True},
-     words("i", -123456)[::-1], "-123456", "int"),
-    ("u32", "INT", {"offset": 4, "dataType": "uint32", "isSwap": True},
-     swap_bytes(words("I", 4_000_000_000)), "4000000000", "int"),
+    (
+        "i32",
+        "INT",
+        {"offset": 2, "limit": 2, "isRegisterSwap": True},
+        words("i", -123456)[::-1],
+        "-123456",
+        "int",
+    ),
+    (
+        "u32",
+        "INT",
+        {"offset": 4, "dataType": "uint32", "isSwap": True},
+        swap_bytes(words("I", 4_000_000_000)),
+        "4000000000",
+        "int",
+    ),
     ("i64", "INT", {"offset": 6, "limit": 4}, words("q", -(2**40)), str(-(2**40)), "int"),
-    ("u64", "INT", {"offset": 10, "dataType": "uint64"}, words("Q", 2**63 + 5),
-     str(2**63 + 5), "int"),
-    ("f32", "FLOAT", {"offset": 14, "limit": 2, "isSwap": True, "isRegisterSwap": True},
-     swap_bytes(words("f", 23.5))[::-1], "23.5", "float"),
+    (
+        "u64",
+        "INT",
+        {"offset": 10, "dataType": "uint64"},
+        words("Q", 2**63 + 5),
+        str(2**63 + 5),
+        "int",
+    ),
+    (
+        "f32",
+        "FLOAT",
+        {"offset": 14, "limit": 2, "isSwap": True, "isRegisterSwap": True},
+        swap_bytes(words("f", 23.5))[::-1],
+        "23.5",
+        "float",
+    ),
     ("f32b", "FLOAT", {"offset": 16, "dataType": "float32"}, words("f", 0.1), "0.1", "float"),
-    ("f64", "DOUBLE", {"offset": 18, "limit": 4}, words("d", 3.141592653589793),
-     "3.141592653589793", "double"),
+    (
+        "f64",
+        "DOUBLE",
+        {"offset": 18, "limit": 4},
+        words("d", 3.141592653589793),
+        "3.141592653589793",
+        "double",
+    ),
     ("flag", "BOOLEAN", {"offset": 22}, [1], "true", "boolean"),
-    ("name", "STRING", {"offset": 23, "limit": 4}, [0x4544, 0x4745, 0x3031, 0], "EDGE01",
-     "string"),
-    ("scaled", "FLOAT", {"offset": 27, "dataType": "int16", "scale": 0.1}, [235], "23.5",
-     "float"),
+    ("name", "STRING", {"offset": 23, "limit": 4}, [0x4544, 0x4745, 0x3031, 0], "EDGE01", "string"),
+    ("scaled", "FLOAT", {"offset": 27, "dataType": "int16", "scale": 0.1}, [235], "23.5", "float"),
     ("scaled_i", "INT", {"offset": 28, "limit": 1, "scale": 10}, words("h", -7), "-70", "int"),
 ]
 
@@ -56,15 +86,20 @@ CASES: list[tuple[str, str, dict[str, Any], list[int], str, str]] = [
 async def test_every_type_arrives_decoded_on_the_right_topic(tmp_path: Path, mqtt_url: str):
     port = free_port()
     props = [{"name": n, "type": t, "accessMode": "ReadOnly"} for n, t, *_ in CASES]
-    props += [{"name": "coil", "type": "BOOLEAN"}, {"name": "input", "type": "BOOLEAN",
-                                                      "accessMode": "ReadOnly"},
-              {"name": "ir", "type": "INT", "accessMode": "ReadOnly"}]
+    props += [
+        {"name": "coil", "type": "BOOLEAN"},
+        {"name": "input", "type": "BOOLEAN", "accessMode": "ReadOnly"},
+        {"name": "ir", "type": "INT", "accessMode": "ReadOnly"},
+    ]
     visits = [visit(n, register="HoldingRegister", **c) for n, _, c, *_ in CASES]
-    visits += [visit("coil", register="CoilRegister", offset=3),
-               visit("input", register="DiscreteInputRegister", offset=5),
-               visit("ir", register="InputRegister", offset=2, dataType="uint16")]
-    devices = load(tmp_path, [model("all-types", props),
-                              device("types", "all-types", port, visits)])
+    visits += [
+        visit("coil", register="CoilRegister", offset=3),
+        visit("input", register="DiscreteInputRegister", offset=5),
+        visit("ir", register="InputRegister", offset=2, dataType="uint16"),
+    ]
+    devices = load(
+        tmp_path, [model("all-types", props), device("types", "all-types", port, visits)]
+    )
     topic_root = root()
     sim = ModbusSimulator(devices)
     sim.freeze("default/types")
@@ -100,15 +135,21 @@ async def test_one_read_request_per_contiguous_block(tmp_path: Path, mqtt_url: s
     names = [f"p{i}" for i in range(40)]
     props = [{"name": n, "type": "INT", "accessMode": "ReadOnly"} for n in names]
     # 30 contiguous holding registers, 5 input registers, 5 coils far apart from each other
-    visits = [visit(n, cycle=100, register="HoldingRegister", offset=i) for i, n in
-              enumerate(names[:30])]
-    visits += [visit(n, cycle=100, register="InputRegister", offset=10 + i) for i, n in
-               enumerate(names[30:35])]
+    visits = [
+        visit(n, cycle=100, register="HoldingRegister", offset=i) for i, n in enumerate(names[:30])
+    ]
+    visits += [
+        visit(n, cycle=100, register="InputRegister", offset=10 + i)
+        for i, n in enumerate(names[30:35])
+    ]
     props[35:] = [{"name": n, "type": "BOOLEAN", "accessMode": "ReadOnly"} for n in names[35:]]
-    visits += [visit(n, cycle=100, register="CoilRegister", offset=1000 * i) for i, n in
-               enumerate(names[35:])]
-    devices = load(tmp_path, [model("blocks", props),
-                              device("blocks", "blocks", port, visits, maxGap=16)])
+    visits += [
+        visit(n, cycle=100, register="CoilRegister", offset=1000 * i)
+        for i, n in enumerate(names[35:])
+    ]
+    devices = load(
+        tmp_path, [model("blocks", props), device("blocks", "blocks", port, visits, maxGap=16)]
+    )
     async with fleet(devices, mqtt_url, root()) as (sim, _, recorder):
         updates = topic_endswith("/twin/update")
         await recorder.wait_for(updates)
@@ -124,17 +165,19 @@ async def test_one_read_request_per_contiguous_block(tmp_path: Path, mqtt_url: s
     assert all((r.address, r.count) == (0, 30) for r in holding)
     assert all((r.address, r.count) == (10, 5) for r in reads if r.table is Table.INPUT)
     assert len(holding) == len([r for r in reads if r.table is Table.INPUT])
-    assert len([r for r in reads if r.table is Table.COIL]) in range(5 * cycles - 4,
-                                                                        5 * cycles + 5)
+    assert len([r for r in reads if r.table is Table.COIL]) in range(5 * cycles - 4, 5 * cycles + 5)
 
 
 async def test_gaps_up_to_max_gap_share_a_request(tmp_path: Path, mqtt_url: str):
     props = [{"name": n, "type": "INT", "accessMode": "ReadOnly"} for n in ("a", "b", "c")]
-    visits = [visit("a", register="HoldingRegister", offset=0),
-              visit("b", register="HoldingRegister", offset=10),
-              visit("c", register="HoldingRegister", offset=40)]
-    devices = load(tmp_path, [model("gaps", props),
-                              device("gaps", "gaps", free_port(), visits, maxGap=16)])
+    visits = [
+        visit("a", register="HoldingRegister", offset=0),
+        visit("b", register="HoldingRegister", offset=10),
+        visit("c", register="HoldingRegister", offset=40),
+    ]
+    devices = load(
+        tmp_path, [model("gaps", props), device("gaps", "gaps", free_port(), visits, maxGap=16)]
+    )
     async with fleet(devices, mqtt_url, root()) as (sim, _, recorder):
         await recorder.wait_for(topic_endswith("/twin/update"))
         first = [(r.address, r.count) for r in sim.requests if r.is_read][:2]
@@ -142,8 +185,11 @@ async def test_gaps_up_to_max_gap_share_a_request(tmp_path: Path, mqtt_url: str)
 
 
 async def _reports_of(recorder: Recorder, device_id: str) -> list[float]:
-    return [json.loads(m.payload)["timestamp"] / 1000 for m in recorder.messages
-            if m.topic.endswith(f"/{device_id}/twin/update")]
+    return [
+        json.loads(m.payload)["timestamp"] / 1000
+        for m in recorder.messages
+        if m.topic.endswith(f"/{device_id}/twin/update")
+    ]
 
 
 async def test_stopped_server_goes_offline_and_comes_back_while_others_keep_cycle(
@@ -151,13 +197,26 @@ async def test_stopped_server_goes_offline_and_comes_back_while_others_keep_cycl
 ):
     port_a, port_b = free_port(), free_port()
     props = [{"name": "v", "type": "INT", "accessMode": "ReadOnly"}]
-    devices = load(tmp_path, [
-        model("m", props),
-        device("a", "m", port_a, [visit("v", cycle=100, register="HoldingRegister", offset=0)],
-               timeout=300),
-        device("b", "m", port_b, [visit("v", cycle=100, register="HoldingRegister", offset=0)],
-               timeout=300),
-    ])
+    devices = load(
+        tmp_path,
+        [
+            model("m", props),
+            device(
+                "a",
+                "m",
+                port_a,
+                [visit("v", cycle=100, register="HoldingRegister", offset=0)],
+                timeout=300,
+            ),
+            device(
+                "b",
+                "m",
+                port_b,
+                [visit("v", cycle=100, register="HoldingRegister", offset=0)],
+                timeout=300,
+            ),
+        ],
+    )
     dev_a, dev_b = devices
     topic_root = root()
     sim_b = ModbusSimulator([dev_b])
@@ -187,17 +246,20 @@ async def test_stopped_server_goes_offline_and_comes_back_while_others_keep_cycl
             sim_a2 = ModbusSimulator([dev_a])
             # let b run through several cycles while a is down
             await recorder.wait_count(
-                lambda m: m.topic.endswith("/default/b/twin/update")
-                and recorder.messages.index(m) > index, 8)
+                lambda m: (
+                    m.topic.endswith("/default/b/twin/update")
+                    and recorder.messages.index(m) > index
+                ),
+                8,
+            )
             await tg.start(sim_a2.run)
             await recorder.wait_for(is_state("online"), after=index, timeout=15)
             back = len(recorder.messages)
-            await recorder.wait_for(topic_endswith("/default/a/twin/update"), after=back,
-                                    timeout=5)
+            await recorder.wait_for(topic_endswith("/default/a/twin/update"), after=back, timeout=5)
         tg.cancel_scope.cancel()
 
     stamps = await _reports_of(recorder, "default/b")
-    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     assert len(stamps) > 15
     assert max(gaps) < 0.2, f"b paused for {max(gaps):.3f} s while a was down"
     assert mapper.runners["default/a"].reconnects == 1
@@ -206,16 +268,18 @@ async def test_stopped_server_goes_offline_and_comes_back_while_others_keep_cycl
 async def test_writes_reach_the_device_and_are_refused_when_out_of_range_or_read_only(
     tmp_path: Path, mqtt_url: str
 ):
-    props = [{"name": "setpoint", "type": "FLOAT", "minimum": "10", "maximum": "30"},
-             {"name": "relay", "type": "BOOLEAN"},
-             {"name": "temp", "type": "FLOAT", "accessMode": "ReadOnly"},
-             {"name": "big", "type": "INT"}]
-    visits = [visit("setpoint", register="HoldingRegister", offset=0, dataType="int16",
-                    scale=0.1),
-              visit("relay", register="CoilRegister", offset=2),
-              visit("temp", register="InputRegister", offset=0, dataType="int16", scale=0.1),
-              visit("big", register="HoldingRegister", offset=4, dataType="uint32",
-                    isRegisterSwap=True)]
+    props = [
+        {"name": "setpoint", "type": "FLOAT", "minimum": "10", "maximum": "30"},
+        {"name": "relay", "type": "BOOLEAN"},
+        {"name": "temp", "type": "FLOAT", "accessMode": "ReadOnly"},
+        {"name": "big", "type": "INT"},
+    ]
+    visits = [
+        visit("setpoint", register="HoldingRegister", offset=0, dataType="int16", scale=0.1),
+        visit("relay", register="CoilRegister", offset=2),
+        visit("temp", register="InputRegister", offset=0, dataType="int16", scale=0.1),
+        visit("big", register="HoldingRegister", offset=4, dataType="uint32", isRegisterSwap=True),
+    ]
     devices = load(tmp_path, [model("w", props), device("w", "w", free_port(), visits)])
     async with fleet(devices, mqtt_url, root()) as (sim, mapper, recorder):
         await recorder.wait_for(topic_endswith("/twin/update"))
@@ -225,9 +289,12 @@ async def test_writes_reach_the_device_and_are_refused_when_out_of_range_or_read
         assert result.ok and result.value == "22.5"
         assert sim.words("default/w", Table.HOLDING, 0, 1) == [225]
         reported = await recorder.wait_for(
-            lambda m: m.topic.endswith("/twin/update")
-            and json.loads(m.payload)["twin"].get("setpoint", {}).get("actual", {})
-            .get("value") == "22.5")
+            lambda m: (
+                m.topic.endswith("/twin/update")
+                and json.loads(m.payload)["twin"].get("setpoint", {}).get("actual", {}).get("value")
+                == "22.5"
+            )
+        )
         assert reported
 
         assert (await runner.write("relay", "true")).ok
@@ -248,10 +315,15 @@ async def test_writes_reach_the_device_and_are_refused_when_out_of_range_or_read
 async def test_report_cycle_and_on_change_with_deadband(tmp_path: Path, mqtt_url: str):
     props = [{"name": n, "type": "FLOAT", "accessMode": "ReadOnly"} for n in ("slow", "level")]
     visits = [
-        {**visit("slow", cycle=100, register="HoldingRegister", offset=0, dataType="uint16"),
-         "reportCycle": 1000},
-        {**visit("level", cycle=100, register="HoldingRegister", offset=1, dataType="uint16"),
-         "reportOnChange": True, "deadband": 5},
+        {
+            **visit("slow", cycle=100, register="HoldingRegister", offset=0, dataType="uint16"),
+            "reportCycle": 1000,
+        },
+        {
+            **visit("level", cycle=100, register="HoldingRegister", offset=1, dataType="uint16"),
+            "reportOnChange": True,
+            "deadband": 5,
+        },
     ]
     devices = load(tmp_path, [model("rc", props), device("rc", "rc", free_port(), visits)])
     sim = ModbusSimulator(devices)
@@ -261,8 +333,11 @@ async def test_report_cycle_and_on_change_with_deadband(tmp_path: Path, mqtt_url
     mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
 
     def reports(recorder: Recorder, name: str) -> list[str]:
-        return [p["twin"][name]["actual"]["value"]
-                for p in recorder.json(topic_endswith("/twin/update")) if name in p["twin"]]
+        return [
+            p["twin"][name]["actual"]["value"]
+            for p in recorder.json(topic_endswith("/twin/update"))
+            if name in p["twin"]
+        ]
 
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
@@ -276,16 +351,49 @@ async def test_report_cycle_and_on_change_with_deadband(tmp_path: Path, mqtt_url
             mark = len(recorder.messages)
             sim.set_words("default/rc", Table.HOLDING, 1, [56])  # beyond it: reported at once
             await recorder.wait_for(
-                lambda m: m.topic.endswith("/twin/update") and b'"level"' in m.payload,
-                after=mark)
+                lambda m: m.topic.endswith("/twin/update") and b'"level"' in m.payload, after=mark
+            )
             assert reports(recorder, "level") == ["50.0", "56.0"]
             # "slow" is read every 100 ms but reported every second
             await recorder.wait_count(
-                lambda m: m.topic.endswith("/twin/update") and b'"slow"' in m.payload, 2,
-                timeout=3)
+                lambda m: m.topic.endswith("/twin/update") and b'"slow"' in m.payload, 2, timeout=3
+            )
         tg.cancel_scope.cancel()
-    slow = [p["timestamp"] for p in recorder.json(topic_endswith("/twin/update"))
-            if "slow" in p["twin"]]
+    slow = [
+        p["timestamp"] for p in recorder.json(topic_endswith("/twin/update")) if "slow" in p["twin"]
+    ]
     assert 900 <= slow[1] - slow[0] <= 1100
     assert len(sim.requests) >= 10
 
+
+async def test_rtu_devices_share_one_serial_line(tmp_path: Path, mqtt_url: str):
+    """RTU frames over pyserial's socket:// line: two slaves on one bus, one connection."""
+    line = f"socket://127.0.0.1:{free_port()}"
+    props = [{"name": "v", "type": "INT", "accessMode": "ReadOnly"}]
+    docs: list[dict[str, Any]] = [model("rtu", props)]
+    for slave in (1, 2):
+        doc = device(
+            f"rtu-{slave}",
+            "rtu",
+            0,
+            [visit("v", cycle=100, register="InputRegister", offset=0)],
+            slaveID=slave,
+        )
+        config = doc["spec"]["protocol"]["configData"]
+        del config["ip"], config["port"]
+        config.update(serialPort=line, baudRate=115200, parity="even")
+        docs.append(doc)
+    devices = load(tmp_path, docs)
+    async with fleet(devices, mqtt_url, root()) as (sim, _, recorder):
+        sim.freeze("default/rtu-1")
+        sim.freeze("default/rtu-2")
+        sim.set_words("default/rtu-1", Table.INPUT, 0, [111])
+        sim.set_words("default/rtu-2", Table.INPUT, 0, [222])
+        for name, value in (("rtu-1", "111"), ("rtu-2", "222")):
+            await recorder.wait_for(
+                lambda m, name=name, value=value: (
+                    m.topic.endswith(f"/{name}/twin/update")
+                    and json.loads(m.payload)["twin"]["v"]["actual"]["value"] == value
+                )
+            )
+    assert {r.device for r in sim.requests} == {"default/rtu-1", "default/rtu-2"}

@@ -66,8 +66,14 @@ class PropertyRow:
 
 def device_row(record: DeviceRecord) -> DeviceRow:
     """The row of ``record``."""
-    return DeviceRow(record.id, record.state, record.last_online, record.node, record.mapper,
-                     record.mapper_started)
+    return DeviceRow(
+        record.id,
+        record.state,
+        record.last_online,
+        record.node,
+        record.mapper,
+        record.mapper_started,
+    )
 
 
 def property_row(record: DeviceRecord, name: str) -> PropertyRow:

@@ -66,8 +66,21 @@ INSERT OR REPLACE INTO properties (device, name, type, version, desired, desired
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_Row = tuple[str, str, str, int, str | None, int | None, str | None, int | None, str | None,
-             str | None, int | None, int | None, str | None]
+_Row = tuple[
+    str,
+    str,
+    str,
+    int,
+    str | None,
+    int | None,
+    str | None,
+    int | None,
+    str | None,
+    str | None,
+    int | None,
+    int | None,
+    str | None,
+]
 
 
 class StoreError(Exception):
@@ -77,16 +90,39 @@ class StoreError(Exception):
 def _property_values(row: PropertyRow) -> _Row:
     p = row.prop
     d, r, f = p.desired, p.reported, p.failure
-    return (row.device, row.name, p.type.value, p.version,
-            d.value if d else None, d.timestamp if d else None,
-            r.value if r else None, r.timestamp if r else None,
-            f.value if f else None, f.reason if f else None, f.timestamp if f else None,
-            int(f.retry) if f else None, row.declared)
+    return (
+        row.device,
+        row.name,
+        p.type.value,
+        p.version,
+        d.value if d else None,
+        d.timestamp if d else None,
+        r.value if r else None,
+        r.timestamp if r else None,
+        f.value if f else None,
+        f.reason if f else None,
+        f.timestamp if f else None,
+        int(f.retry) if f else None,
+        row.declared,
+    )
 
 
 def _property_row(values: _Row) -> PropertyRow:
-    (device, name, type_, version, desired, desired_ts, reported, reported_ts, f_value,
-     f_reason, f_ts, f_retry, declared) = values
+    (
+        device,
+        name,
+        type_,
+        version,
+        desired,
+        desired_ts,
+        reported,
+        reported_ts,
+        f_value,
+        f_reason,
+        f_ts,
+        f_retry,
+        declared,
+    ) = values
     try:
         ptype = PropertyType(type_)
     except ValueError:
@@ -96,8 +132,11 @@ def _property_row(values: _Row) -> PropertyRow:
         desired=TwinValue(desired, desired_ts or 0) if desired is not None else None,
         reported=TwinValue(reported, reported_ts or 0) if reported is not None else None,
         version=version,
-        failure=(WriteFailure(f_value, f_reason or "", f_ts or 0, bool(f_retry))
-                 if f_value is not None else None),
+        failure=(
+            WriteFailure(f_value, f_reason or "", f_ts or 0, bool(f_retry))
+            if f_value is not None
+            else None
+        ),
     )
     return PropertyRow(device, name, prop, declared)
 
@@ -126,8 +165,10 @@ class TwinStore:
             if found is None:
                 self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif found[0] != str(SCHEMA_VERSION):
-                raise StoreError(f"{self.path}: schema version {found[0]}, this edgedev reads "
-                                 f"version {SCHEMA_VERSION}")
+                raise StoreError(
+                    f"{self.path}: schema version {found[0]}, this edgedev reads "
+                    f"version {SCHEMA_VERSION}"
+                )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
         self.commits = 0
@@ -135,11 +176,19 @@ class TwinStore:
 
     def load(self) -> tuple[list[DeviceRow], list[PropertyRow]]:
         """Every device and every property stored."""
-        devices = [DeviceRow(*row) for row in self._db.execute(
-            "SELECT id, state, last_online, node, mapper, mapper_started FROM devices")]
-        props = [_property_row(row) for row in self._db.execute(
-            "SELECT device, name, type, version, desired, desired_ts, reported, reported_ts, "
-            "failure_value, failure_reason, failure_ts, failure_retry, declared FROM properties")]
+        devices = [
+            DeviceRow(*row)
+            for row in self._db.execute(
+                "SELECT id, state, last_online, node, mapper, mapper_started FROM devices"
+            )
+        ]
+        props = [
+            _property_row(row)
+            for row in self._db.execute(
+                "SELECT device, name, type, version, desired, desired_ts, reported, reported_ts, "
+                "failure_value, failure_reason, failure_ts, failure_retry, declared FROM properties"
+            )
+        ]
         return devices, props
 
     def save(self, devices: Sequence[DeviceRow], props: Sequence[PropertyRow]) -> None:
@@ -153,8 +202,13 @@ class TwinStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(_UPSERT_DEVICE, [(d.id, d.state, d.last_online, d.node, d.mapper,
-                                             d.mapper_started) for d in devices])
+            db.executemany(
+                _UPSERT_DEVICE,
+                [
+                    (d.id, d.state, d.last_online, d.node, d.mapper, d.mapper_started)
+                    for d in devices
+                ],
+            )
             db.executemany(_UPSERT_PROPERTY, [_property_values(p) for p in props])
         except BaseException:
             db.execute("ROLLBACK")
@@ -169,6 +223,10 @@ class TwinStore:
     def __enter__(self) -> TwinStore:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

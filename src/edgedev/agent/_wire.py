@@ -15,8 +15,7 @@ from edgedev.bus._messages import MsgTwin
 from edgedev.twin._twin import Change, TwinProperty, WriteFailure
 from edgedev.twin._values import PropertyType
 
-_ALIASES = {"integer": PropertyType.INT, "bool": PropertyType.BOOLEAN,
-            "str": PropertyType.STRING}
+_ALIASES = {"integer": PropertyType.INT, "bool": PropertyType.BOOLEAN, "str": PropertyType.STRING}
 
 
 def wire_type(name: str) -> PropertyType | None:
@@ -32,22 +31,31 @@ def property_entry(prop: TwinProperty) -> dict[str, Any]:
     """The ``MsgTwin`` of ``prop``, with its version and the last write failure if any."""
     entry: dict[str, Any] = {}
     if prop.desired is not None:
-        entry["expected"] = {"value": prop.desired.value,
-                             "metadata": {"timestamp": prop.desired.timestamp}}
+        entry["expected"] = {
+            "value": prop.desired.value,
+            "metadata": {"timestamp": prop.desired.timestamp},
+        }
     if prop.reported is not None:
-        entry["actual"] = {"value": prop.reported.value,
-                           "metadata": {"timestamp": prop.reported.timestamp}}
+        entry["actual"] = {
+            "value": prop.reported.value,
+            "metadata": {"timestamp": prop.reported.timestamp},
+        }
     entry["metadata"] = {"type": prop.type.wire_name}
     entry["version"] = prop.version
     if prop.failure is not None:
         f = prop.failure
-        entry["error"] = {"value": f.value, "reason": f.reason, "timestamp": f.timestamp,
-                          "retry": f.retry}
+        entry["error"] = {
+            "value": f.value,
+            "reason": f.reason,
+            "timestamp": f.timestamp,
+            "retry": f.retry,
+        }
     return entry
 
 
-def twin_entries(properties: Mapping[str, TwinProperty],
-                 names: Iterable[str] | None = None) -> dict[str, Any]:
+def twin_entries(
+    properties: Mapping[str, TwinProperty], names: Iterable[str] | None = None
+) -> dict[str, Any]:
     """``MsgTwin`` entries of ``names`` (every property when ``None``), sorted by name."""
     chosen = sorted(properties if names is None else (n for n in names if n in properties))
     return {name: property_entry(properties[name]) for name in chosen}
@@ -78,12 +86,24 @@ def to_change(name: str, twin: MsgTwin | None) -> Change:
         reported_ts = twin.actual.metadata.timestamp
     failure = None
     if twin.error is not None and twin.error.value is not None:
-        failure = WriteFailure(twin.error.value, twin.error.reason or "write failed",
-                               twin.error.timestamp, twin.error.retry)
+        failure = WriteFailure(
+            twin.error.value,
+            twin.error.reason or "write failed",
+            twin.error.timestamp,
+            twin.error.retry,
+        )
     type_ = wire_type(twin.metadata.type) if twin.metadata is not None else None
-    return Change(name, desired=desired, remove_desired=remove, reported=reported,
-                  desired_timestamp=desired_ts, reported_timestamp=reported_ts, type=type_,
-                  version=twin.version, failure=failure)
+    return Change(
+        name,
+        desired=desired,
+        remove_desired=remove,
+        reported=reported,
+        desired_timestamp=desired_ts,
+        reported_timestamp=reported_ts,
+        type=type_,
+        version=twin.version,
+        failure=failure,
+    )
 
 
 def kubeedge_time(ms: int) -> str:

@@ -9,6 +9,7 @@ away. No user callbacks: messages arrive on memory streams from :meth:`Bus.subsc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -19,9 +20,9 @@ from typing import Any
 
 import anyio
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edgedev._backoff import Backoff
 from edgedev._errors import EdgedevError
@@ -42,8 +43,9 @@ class _ConnectionLost(Exception):
 class _Subscription:
     __slots__ = ("filters", "qos", "send")
 
-    def __init__(self, filters: tuple[str, ...], qos: int,
-                 send: MemoryObjectSendStream[Message]) -> None:
+    def __init__(
+        self, filters: tuple[str, ...], qos: int, send: MemoryObjectSendStream[Message]
+    ) -> None:
         self.filters = filters
         self.qos = qos
         self.send = send
@@ -118,7 +120,9 @@ class Bus:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
@@ -170,10 +174,9 @@ class Bus:
         self._subs.append(sub)
         try:
             if self.connected:
-                try:
+                # made again, with the others, once the connection is back
+                with contextlib.suppress(_ConnectionLost):
                     await self._send_subscribe([sub])
-                except _ConnectionLost:
-                    pass  # made again, with the others, once the connection is back
             async with receive:
                 yield receive
         finally:
@@ -231,15 +234,22 @@ class Bus:
                 try:
                     sub.send.send_nowait(message)
                 except anyio.WouldBlock:
-                    log.warning("subscriber of %s is %d messages behind: dropped one",
-                                sub.filters, sub.send.statistics().current_buffer_used)
+                    log.warning(
+                        "subscriber of %s is %d messages behind: dropped one",
+                        sub.filters,
+                        sub.send.statistics().current_buffer_used,
+                    )
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     pass
 
     # connection --------------------------------------------------------------------------
     def _new_client(self) -> Any:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             clean_session=True, protocol=paho.MQTTv311)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=True,
+            protocol=paho.MQTTv311,
+        )
         client.max_inflight_messages_set(0)  # our own window bounds what is in flight
         client.max_queued_messages_set(0)
         if self.url.username:
@@ -274,8 +284,9 @@ class Bus:
         self._mids.clear()
         self._suback.clear()
         try:
-            await anyio.to_thread.run_sync(client.connect, self.url.host, self.url.port,
-                                           self.keepalive)
+            await anyio.to_thread.run_sync(
+                client.connect, self.url.host, self.url.port, self.keepalive
+            )
             sock = client.socket()
             if sock is None:
                 raise _ConnectionLost("no socket")
@@ -288,8 +299,7 @@ class Bus:
                 with anyio.fail_after(max(self.keepalive, 10)):
                     await self._connack.wait()
                 if self._connect_rc.is_failure:
-                    raise BusError(f"broker {self.url} refused the connection: "
-                                   f"{self._connect_rc}")
+                    raise BusError(f"broker {self.url} refused the connection: {self._connect_rc}")
                 made: set[int] = set()
                 while pending := [s for s in self._subs if id(s) not in made]:
                     await self._send_subscribe(pending)  # subs added meanwhile: next round
@@ -313,10 +323,8 @@ class Bus:
             for waiter in self._suback.values():  # subscribe() calls give up on this session
                 waiter.set()
             self._suback.clear()
-            try:
+            with contextlib.suppress(OSError):
                 client.socket() and client.socket().close()
-            except OSError:
-                pass
             self._client = None
 
     async def _watch_lost(self, tg: TaskGroup) -> None:
@@ -368,4 +376,3 @@ class Bus:
             self._wake_writer.set()
             await self._wake_publisher.wait()
             self._wake_publisher = anyio.Event()
-

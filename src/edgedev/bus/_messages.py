@@ -179,7 +179,9 @@ def dumps(payload: dict[str, Any]) -> bytes:
 
 
 def twin_report(
-    entries: Iterable[tuple[str, str, str, int]], *, timestamp: int | None = None,
+    entries: Iterable[tuple[str, str, str, int]],
+    *,
+    timestamp: int | None = None,
     event_id: str | None = None,
 ) -> bytes:
     """Build a ``twin/update`` carrying reported values.
@@ -190,12 +192,19 @@ def twin_report(
         event_id: the message id; a fresh one by default.
     """
     twin = {
-        name: {"actual": {"value": value, "metadata": {"timestamp": ts}},
-               "metadata": {"type": type_}}
+        name: {
+            "actual": {"value": value, "metadata": {"timestamp": ts}},
+            "metadata": {"type": type_},
+        }
         for name, value, type_, ts in entries
     }
-    return dumps({"event_id": event_id or new_event_id(),
-                  "timestamp": now_ms() if timestamp is None else timestamp, "twin": twin})
+    return dumps(
+        {
+            "event_id": event_id or new_event_id(),
+            "timestamp": now_ms() if timestamp is None else timestamp,
+            "twin": twin,
+        }
+    )
 
 
 def write_error_report(
@@ -222,5 +231,10 @@ def twin_get(*, event_id: str | None = None) -> bytes:
 
 def state_update(state: str, *, timestamp: int | None = None) -> bytes:
     """Build a ``state/update``."""
-    return dumps({"event_id": new_event_id(),
-                  "timestamp": now_ms() if timestamp is None else timestamp, "state": state})
+    return dumps(
+        {
+            "event_id": new_event_id(),
+            "timestamp": now_ms() if timestamp is None else timestamp,
+            "state": state,
+        }
+    )

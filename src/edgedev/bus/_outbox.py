@@ -63,8 +63,12 @@ class Outbox(abc.ABC):
     def _count_drop(self, topic: str) -> None:
         self.dropped += 1
         if self.dropped == 1 or self.dropped % 1000 == 0:
-            log.warning("outbox full (%d messages): dropped the oldest (%s); %d dropped so far",
-                        self.limit, topic, self.dropped)
+            log.warning(
+                "outbox full (%d messages): dropped the oldest (%s); %d dropped so far",
+                self.limit,
+                topic,
+                self.dropped,
+            )
 
 
 class MemoryOutbox(Outbox):

@@ -23,10 +23,12 @@ COMMANDS: dict[str, ModuleType] = {
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
-        prog="edgedev", description="Connect field devices to edge platforms as device twins.")
+        prog="edgedev", description="Connect field devices to edge platforms as device twins."
+    )
     parser.add_argument("--version", action="version", version=f"edgedev {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         module.add_parser(sub.add_parser(name, help=module.HELP, description=module.HELP))

@@ -28,12 +28,26 @@ HELP = "run a simulated fleet end to end, no broker or hardware needed"
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``demo``."""
-    parser.add_argument("--seconds", type=float, default=None, metavar="N",
-                        help="stop after N seconds (default: run until Ctrl-C)")
-    parser.add_argument("--broker", type=broker_url, default=None, metavar="URL",
-                        help="use this broker instead of the embedded one")
-    parser.add_argument("--topic-root", default=DEFAULT_ROOT, metavar="ROOT",
-                        help=f"topic root (default {DEFAULT_ROOT})")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        metavar="N",
+        help="stop after N seconds (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--broker",
+        type=broker_url,
+        default=None,
+        metavar="URL",
+        help="use this broker instead of the embedded one",
+    )
+    parser.add_argument(
+        "--topic-root",
+        default=DEFAULT_ROOT,
+        metavar="ROOT",
+        help=f"topic root (default {DEFAULT_ROOT})",
+    )
 
 
 def demo_files(directory: Path) -> list[str]:
@@ -93,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
                     url = broker.url
                 async with anyio.create_task_group() as tg:
                     await tg.start(simulate, devices)
-                    await tg.start(Mapper(devices, broker=url, topic_root=args.topic_root,
-                                          name="edgedev-demo").run)
+                    await tg.start(
+                        Mapper(
+                            devices, broker=url, topic_root=args.topic_root, name="edgedev-demo"
+                        ).run
+                    )
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
                         await _show(bus, topics, args.seconds)
                     tg.cancel_scope.cancel()

@@ -130,7 +130,8 @@ class _Resolver:
                 first = self.models[key][0]
                 self.problems.append(
                     doc.problem(
-                        f"DeviceModel defined twice (first in {first.file}, document {first.index})",
+                        f"DeviceModel defined twice "
+                        f"(first in {first.file}, document {first.index})",
                         "metadata.name",
                     )
                 )
@@ -175,7 +176,8 @@ class _Resolver:
         if model.spec.protocol and model.spec.protocol != protocol:
             self.problems.append(
                 doc.problem(
-                    f"protocol {protocol!r} differs from DeviceModel {ref!r}'s {model.spec.protocol!r}",
+                    f"protocol {protocol!r} differs from "
+                    f"DeviceModel {ref!r}'s {model.spec.protocol!r}",
                     "spec.protocol.protocolName",
                 )
             )

@@ -101,8 +101,13 @@ class DeviceRunner:
     """
 
     def __init__(
-        self, spec: DeviceSpec, driver_type: type[AnyDriver], bus: Bus, topics: Topics,
-        *, backoff: Backoff | None = None,
+        self,
+        spec: DeviceSpec,
+        driver_type: type[AnyDriver],
+        bus: Bus,
+        topics: Topics,
+        *,
+        backoff: Backoff | None = None,
     ) -> None:
         self.spec = spec
         self._driver_type = driver_type
@@ -154,8 +159,9 @@ class DeviceRunner:
         except WriteRefused as exc:
             return WriteResult(name, False, reason=str(exc))
         if self.state != ONLINE:
-            return WriteResult(name, False, reason=f"device {self.spec.id} is {self.state}",
-                               retry=True)
+            return WriteResult(
+                name, False, reason=f"device {self.spec.id} is {self.state}", retry=True
+            )
         request = _WriteRequest(prop, value)
         self._writes.append(request)
         self._wake.set()
@@ -179,8 +185,7 @@ class DeviceRunner:
         pushed = [p for p in self.spec.properties if driver.pushes(p)]
         start = anyio.current_time()
         collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
-        report = Schedule(
-            {p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
+        report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
         changes = ChangeFilter()
         async with anyio.create_task_group() as tg:
             if pushed:
@@ -219,8 +224,13 @@ class DeviceRunner:
                 self.values[name] = (value, ts)
                 fresh[name] = value
 
-    def _report(self, due: Iterable[str], fresh: Mapping[str, Value], forced: set[str],
-                changes: ChangeFilter) -> None:
+    def _report(
+        self,
+        due: Iterable[str],
+        fresh: Mapping[str, Value],
+        forced: set[str],
+        changes: ChangeFilter,
+    ) -> None:
         """Publish one message with the properties due, forced (written, pushed) or changed."""
         names = [n for n in due if n in self.values]
         listed = set(names)
@@ -262,8 +272,9 @@ class DeviceRunner:
                 request.finish(WriteResult(prop.name, False, reason=str(exc)))
                 continue
             except BaseException as exc:
-                request.finish(WriteResult(prop.name, False, reason=f"write failed: {exc!r}",
-                                           retry=True))
+                request.finish(
+                    WriteResult(prop.name, False, reason=f"write failed: {exc!r}", retry=True)
+                )
                 raise
             self.writes += 1
             self._store(values, now_ms(), fresh)

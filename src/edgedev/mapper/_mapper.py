@@ -68,8 +68,15 @@ class Mapper:
         self.bus: Bus | None = None
 
     def _mapper_state(self, state: str) -> bytes:
-        return dumps(MapperState(event_id=new_event_id(), timestamp=now_ms(), mapper=self.name,
-                                 state=state, devices=[d.id for d in self.devices]).model_dump())
+        return dumps(
+            MapperState(
+                event_id=new_event_id(),
+                timestamp=now_ms(),
+                mapper=self.name,
+                state=state,
+                devices=[d.id for d in self.devices],
+            ).model_dump()
+        )
 
     async def run(self, *, task_status: TaskStatus[Mapper] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run every device until cancelled.
@@ -97,8 +104,12 @@ class Mapper:
                     await tg.start(self._deltas, bus, tg)
                     for runner in self.runners.values():
                         tg.start_soon(runner.run)
-                    log.info("mapper %s running %d devices (%s)", self.name, len(self.runners),
-                             ", ".join(sorted({d.protocol for d in self.devices})))
+                    log.info(
+                        "mapper %s running %d devices (%s)",
+                        self.name,
+                        len(self.runners),
+                        ", ".join(sorted({d.protocol for d in self.devices})),
+                    )
                     task_status.started(self)
             finally:
                 with anyio.CancelScope(shield=True):
@@ -108,8 +119,9 @@ class Mapper:
                     with anyio.move_on_after(3):
                         await bus.flush()
 
-    async def _deltas(self, bus: Bus, tg: TaskGroup, *,
-                      task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def _deltas(
+        self, bus: Bus, tg: TaskGroup, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         async with bus.subscribe(self.topics.device_filter(Channel.TWIN_DELTA)) as messages:
             task_status.started()
             async for message in messages:
@@ -122,8 +134,11 @@ class Mapper:
                 try:
                     delta = TwinDelta.model_validate_json(message.payload)
                 except ValidationError as exc:
-                    log.warning("ignored a malformed delta for %s: %s", topic.device_id,
-                                exc.errors(include_url=False)[0]["msg"])
+                    log.warning(
+                        "ignored a malformed delta for %s: %s",
+                        topic.device_id,
+                        exc.errors(include_url=False)[0]["msg"],
+                    )
                     continue
                 for name, value in delta.delta.items():
                     tg.start_soon(self._apply, runner, name, value)
@@ -133,8 +148,9 @@ class Mapper:
         if result.ok:
             log.info("device %s: %s set to %s", runner.spec.id, name, result.value)
         else:
-            log.warning("device %s: write %s=%s failed: %s", runner.spec.id, name, value,
-                        result.reason)
+            log.warning(
+                "device %s: write %s=%s failed: %s", runner.spec.id, name, value, result.reason
+            )
 
     @property
     def online(self) -> list[str]:

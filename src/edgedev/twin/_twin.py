@@ -149,8 +149,12 @@ class Transition:
     def significant(self) -> bool:
         """Whether more than timestamps changed: a value, the desired value, or a failure."""
         last = self.last
-        return (last is None or last.version != self.current.version
-                or last.failure != self.current.failure or last.type != self.current.type)
+        return (
+            last is None
+            or last.version != self.current.version
+            or last.failure != self.current.failure
+            or last.type != self.current.type
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +182,9 @@ class Outcome:
     @property
     def desired_changed(self) -> bool:
         """Whether a desired value was set or removed."""
-        return any(t.last is None or t.last.desired != t.current.desired
-                   for t in self.transitions.values())
+        return any(
+            t.last is None or t.last.desired != t.current.desired for t in self.transitions.values()
+        )
 
 
 @dataclass(slots=True)
@@ -237,22 +242,26 @@ class Twin:
                 self.properties[name] = replace(prop, type=pm.type)
 
     # checks ---------------------------------------------------------------------------------
-    def _apply(self, change: Change, last: TwinProperty | None,
-               now: int) -> TwinProperty | Refusal:
+    def _apply(self, change: Change, last: TwinProperty | None, now: int) -> TwinProperty | Refusal:
         name = change.name
         pm = self.model.get(name) if self.model is not None else None
         if change.desired is not None and change.remove_desired:
             return Refusal(Code.BAD_REQUEST, f"{name}: a desired value cannot be set and removed")
         if change.version is not None and last is not None and change.version < last.version:
-            return Refusal(Code.CONFLICT, f"{name}: version {change.version} is older than the "
-                                          f"twin's version {last.version}")
+            return Refusal(
+                Code.CONFLICT,
+                f"{name}: version {change.version} is older than the twin's version {last.version}",
+            )
         if change.touches_desired and self.model is not None:
             if pm is None:
                 return Refusal(Code.NOT_FOUND, f"device {self.device_id} has no property {name!r}")
             if not pm.writable:
                 return Refusal(Code.BAD_REQUEST, f"property {name!r} is ReadOnly")
-        type_ = (pm.type if pm is not None else change.type or
-                 (last.type if last is not None else PropertyType.STRING))
+        type_ = (
+            pm.type
+            if pm is not None
+            else change.type or (last.type if last is not None else PropertyType.STRING)
+        )
         prop = last if last is not None else TwinProperty(type_)
         if prop.type is not type_:
             prop = replace(prop, type=type_)
@@ -272,14 +281,17 @@ class Twin:
                 prop = prop.with_reported(change.reported, stamp)
             if not prop.pending:
                 prop = replace(prop, failure=None)
-        if change.failure is not None and prop.desired is not None and text_equal(
-                change.failure.value, prop.desired.value, type_) and prop.pending:
+        if (
+            change.failure is not None
+            and prop.desired is not None
+            and text_equal(change.failure.value, prop.desired.value, type_)
+            and prop.pending
+        ):
             prop = replace(prop, failure=change.failure)
         return prop
 
 
-def _check_value(name: str, text: str, type_: PropertyType,
-                 pm: PropertyModel | None) -> str | None:
+def _check_value(name: str, text: str, type_: PropertyType, pm: PropertyModel | None) -> str | None:
     """Why ``text`` is not an acceptable desired value of ``name``, or ``None``."""
     try:
         value = parse_value(text, type_)

@@ -149,8 +149,7 @@ def _data_bytes(value: Any) -> Any:
         except (binascii.Error, ValueError):
             raise ValueError(f"{value!r} is neither a list of bytes nor base64") from None
     if isinstance(value, list | tuple):
-        if not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255
-                   for b in value):
+        if not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in value):
             raise ValueError(f"{value!r} is not a list of bytes (integers 0..255)")
         return bytes(value)
     return value

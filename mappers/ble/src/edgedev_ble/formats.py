@@ -201,8 +201,11 @@ def encode_medfloat(value: float | Decimal, fmt: Format) -> int:
     if isinstance(value, float) and math.isinf(value):
         return spec.plus_infinity if value > 0 else spec.minus_infinity
     number = to_decimal(value) if isinstance(value, float) else value
+    normalized = number.normalize(CONTEXT).as_tuple().exponent
+    if not isinstance(normalized, int):
+        raise ValueError(f"{value} is not a finite number")
     exponents = spec.exponents
-    exponent = max(number.normalize(CONTEXT).as_tuple().exponent, exponents.start)  # type: ignore[type-var]
+    exponent = max(normalized, exponents.start)
     while True:
         mantissa = to_integer(number.scaleb(-exponent, CONTEXT))
         if abs(mantissa) <= spec.largest_mantissa:
@@ -210,10 +213,12 @@ def encode_medfloat(value: float | Decimal, fmt: Format) -> int:
         exponent += 1
         if exponent >= exponents.stop:
             raise ValueError(f"{value} is too large for {fmt}")
+    while exponent > 0 and abs(mantissa * 10) <= spec.largest_mantissa:
+        mantissa, exponent = mantissa * 10, exponent - 1  # integers carry no exponent
     if mantissa == 0:
         exponent = 0
-    while exponent > 0 and abs(mantissa * 10) <= spec.largest_mantissa:
-        mantissa, exponent = mantissa * 10, exponent - 1  # prefer the smallest exponent
+    if exponent >= exponents.stop:
+        raise ValueError(f"{value} is too large for {fmt}")
     mask = (1 << spec.mantissa_bits) - 1
     return ((exponent & ((1 << spec.exponent_bits) - 1)) << spec.mantissa_bits) | (mantissa & mask)
 

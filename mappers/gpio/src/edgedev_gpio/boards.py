@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgedev import DeviceError
-
 from edgedev_gpio.config import FactoryKind, GpioProtocol
 
 log = logging.getLogger("edgedev.gpio")

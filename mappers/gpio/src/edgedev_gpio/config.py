@@ -161,8 +161,7 @@ class GpioVisitor(VisitorConfig):
 
     @model_validator(mode="after")
     def _fits_direction(self) -> GpioVisitor:
-        inputs_only = {"pull": self.pull, "bounceTime": self.bounce_time,
-                       "simulate": self.simulate}
+        inputs_only = {"pull": self.pull, "bounceTime": self.bounce_time, "simulate": self.simulate}
         if self.direction is Direction.ADC:
             if self.channel is None:
                 raise ValueError("direction adc needs channel (0..7 of the MCP3008)")
@@ -184,8 +183,10 @@ class GpioVisitor(VisitorConfig):
         given = [name for name, value in unused.items() if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)} do(es) not apply to direction {self.direction}")
-        if self.direction is Direction.PWM and isinstance(self.initial, float | int) and not (
-            0 <= float(self.initial) <= 1
+        if (
+            self.direction is Direction.PWM
+            and isinstance(self.initial, float | int)
+            and not (0 <= float(self.initial) <= 1)
         ):
             raise ValueError(f"initial {self.initial} is not a duty cycle between 0 and 1")
         return self

@@ -7,11 +7,11 @@ import time
 from collections.abc import Mapping, Sequence
 
 import anyio
+
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
 from edgedev.drivers import Report
 from edgedev.mapper import Schedule
 from edgedev.twin import PropertyType
-
 from edgedev_gpio.boards import Board, BoardKey, boards
 from edgedev_gpio.config import Direction, Edge, FactoryKind, GpioProtocol, GpioVisitor
 from edgedev_gpio.debounce import Debouncer
@@ -87,14 +87,20 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
         allowed = _TYPES[direction]
         if prop.type not in allowed:
             names = " or ".join(t.value for t in allowed)
-            return [("direction", f"direction {direction} needs a {names} property, "
-                                  f"not {prop.type.value}")]
+            return [
+                (
+                    "direction",
+                    f"direction {direction} needs a {names} property, not {prop.type.value}",
+                )
+            ]
         if visitor.is_input and prop.writable and prop.desired is not None:
             return [("direction", f"an input ({direction}) cannot take a desired value")]
-        if (direction is Direction.OUT and visitor.initial is not None
-                and visitor.initial not in (0, 1)):
-            return [("initial", f"initial {visitor.initial} of a digital output is not "
-                                f"true/false")]
+        if (
+            direction is Direction.OUT
+            and visitor.initial is not None
+            and visitor.initial not in (0, 1)
+        ):
+            return [("initial", f"initial {visitor.initial} of a digital output is not true/false")]
         return []
 
     @classmethod
@@ -114,14 +120,22 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
                 where, field = visitor.pin, "pin"
             other = taken.setdefault(where, prop.name)
             if other != prop.name:
-                problems.append((f"properties[{i}].visitors.configData.{field}",
-                                 f"{prop.name} uses the same {field} as {other}"))
+                problems.append(
+                    (
+                        f"properties[{i}].visitors.configData.{field}",
+                        f"{prop.name} uses the same {field} as {other}",
+                    )
+                )
         for i, prop in enumerate(device.properties):
             visitor = prop.visitor
             assert isinstance(visitor, GpioVisitor)
             if visitor.pin is not None and any(visitor.pin in _SPI_PINS[p] for p in spi_ports):
-                problems.append((f"properties[{i}].visitors.configData.pin",
-                                 f"GPIO{visitor.pin} is an SPI pin, taken by the MCP3008"))
+                problems.append(
+                    (
+                        f"properties[{i}].visitors.configData.pin",
+                        f"GPIO{visitor.pin} is an SPI pin, taken by the MCP3008",
+                    )
+                )
         config = device.config
         assert isinstance(config, GpioProtocol)
         try:
@@ -133,8 +147,12 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
                 visitor = prop.visitor
                 assert isinstance(visitor, GpioVisitor)
                 if visitor.direction is Direction.PWM:
-                    problems.append((f"properties[{i}].visitors.configData.direction",
-                                     "the native pin factory has no PWM; use lgpio or rpigpio"))
+                    problems.append(
+                        (
+                            f"properties[{i}].visitors.configData.direction",
+                            "the native pin factory has no PWM; use lgpio or rpigpio",
+                        )
+                    )
         return problems
 
     def pushes(self, prop: PropertySpec) -> bool:
@@ -195,8 +213,9 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
         visitor = self.visitor(prop)
         if visitor.is_input:
             where = f"GPIO{visitor.pin}" if visitor.pin is not None else "an MCP3008 channel"
-            raise WriteRefused(f"property {prop.name!r} is an input ({where}); it cannot be "
-                               f"written")
+            raise WriteRefused(
+                f"property {prop.name!r} is an input ({where}); it cannot be written"
+            )
         if isinstance(value, str | bytes):
             raise WriteRefused(f"property {prop.name!r} takes a number or a boolean")
         self._line(prop).write(value)

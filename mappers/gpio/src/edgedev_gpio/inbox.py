@@ -10,6 +10,7 @@ socket pair (the classic self-pipe), and the loop side waits on the socket with
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections import deque
 from types import TracebackType
@@ -40,7 +41,9 @@ class ThreadInbox(Generic[T]):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()
@@ -48,10 +51,9 @@ class ThreadInbox(Generic[T]):
     def put(self, item: T) -> None:
         """Hand ``item`` to the loop; safe from any thread, never blocks, never raises."""
         self._items.append(item)  # deque.append is atomic
-        try:
+        # buffer full (a wake-up is pending anyway) or inbox closed
+        with contextlib.suppress(OSError):
             self._sender.send(b"\x00")
-        except OSError:  # buffer full (a wake-up is pending anyway) or inbox closed
-            pass
 
     async def get(self) -> list[T]:
         """Wait for items, then return every item waiting, oldest first."""

@@ -8,12 +8,12 @@ on), whatever the electrical level; :func:`open_line` applies ``activeHigh`` and
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from edgedev import DeviceError, WriteRefused
-
 from edgedev_gpio.boards import Board
 from edgedev_gpio.config import Direction, GpioVisitor, Pull
 
@@ -41,10 +41,9 @@ class Line(abc.ABC):
 
     def close(self) -> None:
         """Release the pin; never raises."""
-        try:
+        # gpiozero's close may fail on a factory already closed
+        with contextlib.suppress(Exception):
             self._device.close()
-        except Exception:  # gpiozero's close may fail on a factory already closed
-            pass
 
     def __str__(self) -> str:
         return str(getattr(self._device, "pin", None) or type(self).__name__)
@@ -190,22 +189,38 @@ def open_line(board: Board, visitor: GpioVisitor, initial: bool | float | None =
         if board.is_mock:
             return MockAnalogInput(board, address)
         with _gpio_errors(f"MCP3008 channel {visitor.channel}"):
-            return AnalogInput(MCP3008(channel=visitor.channel, port=visitor.spi_port,
-                                       device=visitor.spi_device, pin_factory=factory))
+            return AnalogInput(
+                MCP3008(
+                    channel=visitor.channel,
+                    port=visitor.spi_port,
+                    device=visitor.spi_device,
+                    pin_factory=factory,
+                )
+            )
     pin = visitor.pin
     with _gpio_errors(f"GPIO{pin} ({direction})"):
         if direction is Direction.IN:
             pull = visitor.effective_pull
             if pull is Pull.NONE:
-                device = DigitalInputDevice(pin, pull_up=None, active_state=active_high,
-                                            pin_factory=factory)
+                device = DigitalInputDevice(
+                    pin, pull_up=None, active_state=active_high, pin_factory=factory
+                )
                 return DigitalInput(device, invert=False)
             device = DigitalInputDevice(pin, pull_up=pull is Pull.UP, pin_factory=factory)
             gpiozero_active_high = pull is Pull.DOWN
             return DigitalInput(device, invert=gpiozero_active_high != active_high)
         if direction is Direction.OUT:
-            return DigitalOutput(DigitalOutputDevice(
-                pin, active_high=active_high, initial_value=bool(initial), pin_factory=factory))
-        return PwmOutput(PWMOutputDevice(
-            pin, active_high=active_high, initial_value=float(initial or 0.0),
-            frequency=visitor.frequency, pin_factory=factory))
+            return DigitalOutput(
+                DigitalOutputDevice(
+                    pin, active_high=active_high, initial_value=bool(initial), pin_factory=factory
+                )
+            )
+        return PwmOutput(
+            PWMOutputDevice(
+                pin,
+                active_high=active_high,
+                initial_value=float(initial or 0.0),
+                frequency=visitor.frequency,
+                pin_factory=factory,
+            )
+        )

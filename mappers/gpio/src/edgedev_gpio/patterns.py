@@ -33,6 +33,8 @@ def next_change(config: SimulateConfig, t: float) -> float:
 
 
 def chatter(config: SimulateConfig, level: bool) -> list[bool]:
-    """The levels to drive right after a transition to ``level``: ``bounce`` brief returns
-    to the previous level, ending at ``level``."""
+    """The levels to drive right after a transition to ``level``.
+
+    ``bounce`` brief returns to the previous level, ending at ``level``.
+    """
     return [not level, level] * config.bounce

@@ -23,9 +23,9 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+
 from edgedev import DeviceSpec, PropertySpec, Simulator
 from edgedev.simulate.signals import signal
-
 from edgedev_gpio.boards import Board, BoardKey, boards
 from edgedev_gpio.config import Direction, FactoryKind, GpioProtocol, GpioVisitor, SimulateConfig
 from edgedev_gpio.patterns import chatter, level_at, next_change
@@ -93,8 +93,11 @@ class GpioSimulator(Simulator):
                 assert isinstance(config, GpioProtocol)
                 key = BoardKey.of(config)
                 if key.kind is not FactoryKind.MOCK:
-                    log.warning("device %s uses the %s pin factory, not mock: not simulated",
-                                spec.id, key.kind)
+                    log.warning(
+                        "device %s uses the %s pin factory, not mock: not simulated",
+                        spec.id,
+                        key.kind,
+                    )
                     continue
                 board = stack.enter_context(boards.use(key))
                 self._boards[spec.id] = board
@@ -104,16 +107,27 @@ class GpioSimulator(Simulator):
                     if visitor.direction is Direction.ADC:
                         assert visitor.channel is not None
                         address = (visitor.spi_port, visitor.spi_device, visitor.channel)
-                        scaled = replace(prop, minimum=0.0 if prop.minimum is None else
-                                         prop.minimum, maximum=1.0 if prop.maximum is None
-                                         else prop.maximum)
+                        scaled = replace(
+                            prop,
+                            minimum=0.0 if prop.minimum is None else prop.minimum,
+                            maximum=1.0 if prop.maximum is None else prop.maximum,
+                        )
                         analogs.append(_Analog(spec.id, scaled, board, address))
                     elif visitor.direction is Direction.IN and visitor.simulate is not None:
-                        inputs.append(_Input(spec.id, prop.name, board.factory.pin(visitor.pin),
-                                             visitor.simulate, visitor.effective_active_high))
+                        inputs.append(
+                            _Input(
+                                spec.id,
+                                prop.name,
+                                board.factory.pin(visitor.pin),
+                                visitor.simulate,
+                                visitor.effective_active_high,
+                            )
+                        )
             if self._boards:
-                log.info("simulating %d GPIO device(s) on mock pins of this process only",
-                         len(self._boards))
+                log.info(
+                    "simulating %d GPIO device(s) on mock pins of this process only",
+                    len(self._boards),
+                )
             async with anyio.create_task_group() as tg:
                 start = self._clock()
                 for item in inputs:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
 from edgedev.twin import PropertyType
-
 from edgedev_modbus.codec import (
     DataType,
     Table,
@@ -70,15 +70,26 @@ class Layout:
             raise ValueError(f"dataType string needs a STRING property, not {prop.type}")
         if prop.type is PropertyType.BYTES:
             raise ValueError("BYTES properties are not supported on Modbus")
-        return cls(table, visitor.offset, limit, data_type, visitor.scale,
-                   visitor.is_swap, visitor.is_register_swap)
+        return cls(
+            table,
+            visitor.offset,
+            limit,
+            data_type,
+            visitor.scale,
+            visitor.is_swap,
+            visitor.is_register_swap,
+        )
 
     def decode(self, words: Sequence[int] | Sequence[bool], type_: PropertyType) -> Value:
         """The property value from its registers (or bit)."""
         if self.table.is_bit:
             return bool(words[0])
-        raw = decode_registers([int(w) for w in words], self.data_type,
-                               swap_bytes=self.swap_bytes, swap_registers=self.swap_registers)
+        raw = decode_registers(
+            [int(w) for w in words],
+            self.data_type,
+            swap_bytes=self.swap_bytes,
+            swap_registers=self.swap_registers,
+        )
         if isinstance(raw, str):
             return raw
         if type_ is PropertyType.BOOLEAN:
@@ -103,9 +114,13 @@ class Layout:
                 raise ValueError("bytes cannot be written to a register")
             if isinstance(value, int | float) and not isinstance(value, bool):
                 value = unscale_value(value, self.scale, self.data_type)
-            return encode_registers(value, self.data_type, self.count,
-                                    swap_bytes=self.swap_bytes,
-                                    swap_registers=self.swap_registers)
+            return encode_registers(
+                value,
+                self.data_type,
+                self.count,
+                swap_bytes=self.swap_bytes,
+                swap_registers=self.swap_registers,
+            )
         except ValueError as exc:
             raise WriteRefused(str(exc)) from None
 
@@ -124,7 +139,7 @@ def _device_errors(address: str) -> Iterator[None]:
 class _SerialLine:
     """One serial port shared by every RTU device on it, one request at a time."""
 
-    lines: dict[str, _SerialLine] = {}  # noqa: RUF012 - process-wide registry of open ports
+    lines: dict[str, _SerialLine] = {}
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -162,11 +177,17 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             field = "limit" if "limit" in str(exc) else "dataType"
             return [(field, str(exc))]
         if layout.offset + layout.count > 65536:
-            return [("offset", f"offset {layout.offset} + {layout.count} registers runs past "
-                               f"the last address 65535")]
+            return [
+                (
+                    "offset",
+                    f"offset {layout.offset} + {layout.count} registers runs past "
+                    f"the last address 65535",
+                )
+            ]
         if not layout.table.writable and prop.writable and prop.desired is not None:
-            return [("register", f"{layout.table} is read-only but the property has a "
-                                 f"desired value")]
+            return [
+                ("register", f"{layout.table} is read-only but the property has a desired value")
+            ]
         return []
 
     # connection ----------------------------------------------------------------------------
@@ -177,8 +198,9 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         cfg = self.config
         timeout = cfg.timeout / 1000
         if cfg.ip is not None:
-            self._client = AsyncModbusTcpClient(cfg.ip, port=cfg.port, timeout=timeout,
-                                                retries=0, reconnect_delay=0)
+            self._client = AsyncModbusTcpClient(
+                cfg.ip, port=cfg.port, timeout=timeout, retries=0, reconnect_delay=0
+            )
             with _device_errors(cfg.address):
                 connected = await self._client.connect()
             if not connected:
@@ -188,8 +210,15 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         line = _SerialLine.lines.get(port)
         if line is None or not line.client.connected:
             client = AsyncModbusSerialClient(
-                port, baudrate=cfg.baud_rate, bytesize=cfg.data_bits, parity=cfg.parity,
-                stopbits=cfg.stop_bits, timeout=timeout, retries=0, reconnect_delay=0)
+                port,
+                baudrate=cfg.baud_rate,
+                bytesize=cfg.data_bits,
+                parity=cfg.parity,
+                stopbits=cfg.stop_bits,
+                timeout=timeout,
+                retries=0,
+                reconnect_delay=0,
+            )
             with _device_errors(port):
                 if not await client.connect():
                     raise DeviceError(f"cannot open serial port {port}")
@@ -242,13 +271,20 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             return response.bits if block.table.is_bit else response.registers
         code = getattr(response, "exception_code", None)
         if code == ILLEGAL_ADDRESS and self._max_gap and _has_gap(block):
-            log.info("%s refused a read spanning unused addresses; reading without gaps",
-                     self.device.id)
+            log.info(
+                "%s refused a read spanning unused addresses; reading without gaps", self.device.id
+            )
             self._max_gap = 0
             self._plans.clear()
             raise _Replan
-        log.warning("%s: %s %d..%d refused (exception code %s)", self.device.id, block.table,
-                    block.start, block.start + block.count - 1, code)
+        log.warning(
+            "%s: %s %d..%d refused (exception code %s)",
+            self.device.id,
+            block.table,
+            block.start,
+            block.start + block.count - 1,
+            code,
+        )
         return None
 
     async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
@@ -283,8 +319,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         elif len(words) == 1:
             response = await self._call("write_register", layout.offset, int(words[0]))
         else:
-            response = await self._call("write_registers", layout.offset,
-                                        [int(w) for w in words])
+            response = await self._call("write_registers", layout.offset, [int(w) for w in words])
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise WriteRefused(f"device refused the write (exception code {code})")

@@ -107,7 +107,11 @@ def _pack_bits(bits: Sequence[int], registers: list[int]) -> None:
 
 
 class ModbusSimulator(Simulator):
-    """Modbus TCP servers for simulated devices (RTU devices are served over TCP too).
+    """Modbus servers for simulated devices: TCP per ``ip:port``, RTU per serial line.
+
+    An RTU line may be a real serial port or ``socket://HOST:PORT`` (pyserial's URL form),
+    which carries real RTU frames over TCP: several devices (slave ids) share the line as on
+    an RS-485 bus, and a mapper reaches them with the same ``serialPort`` URL.
 
     Attributes:
         requests: every request received, in order (reset it freely).
@@ -117,14 +121,15 @@ class ModbusSimulator(Simulator):
         self, devices: Sequence[DeviceSpec], clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__(devices)
-        self._units: dict[tuple[str, int], dict[int, _SimDevice]] = {}
+        # one server per TCP address or serial line; one unit per slave id on it
+        self._units: dict[tuple[str, int] | str, dict[int, _SimDevice]] = {}
         self._by_id: dict[str, _SimDevice] = {}
         for spec in devices:
             cfg = spec.config
             assert isinstance(cfg, ModbusProtocol)
-            address = (cfg.ip or "127.0.0.1", cfg.port)
+            line = (cfg.ip, cfg.port) if cfg.ip is not None else str(cfg.serial_port)
             unit = _SimDevice(spec, clock)
-            self._units.setdefault(address, {})[cfg.slave_id] = unit
+            self._units.setdefault(line, {})[cfg.slave_id] = unit
             self._by_id[spec.id] = unit
         self.requests: list[Request] = []
         self._servers: list[Any] = []
@@ -196,11 +201,11 @@ class ModbusSimulator(Simulator):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve every device until cancelled."""
-        from pymodbus.server import ModbusTcpServer
+        from pymodbus.server import ModbusSerialServer, ModbusTcpServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
         try:
-            for (host, port), units in self._units.items():
+            for line, units in self._units.items():
                 sims = []
                 for slave, unit in units.items():
                     w = unit.words
@@ -211,10 +216,25 @@ class ModbusSimulator(Simulator):
                         [SimData(0, len(w[Table.INPUT]), 0, DataType.REGISTERS)],
                     )
                     sims.append(SimDevice(slave, blocks, action=self._action(unit.spec.id, unit)))
-                server = ModbusTcpServer(sims, address=(host, port))
+                server: Any
+                if isinstance(line, tuple):
+                    server = ModbusTcpServer(sims, address=line)
+                    where = f"{line[0]}:{line[1]}"
+                else:  # RTU framing on a serial port, or on "socket://HOST:PORT"
+                    cfg = next(iter(units.values())).spec.config
+                    assert isinstance(cfg, ModbusProtocol)
+                    server = ModbusSerialServer(
+                        sims,
+                        port=line,
+                        baudrate=cfg.baud_rate,
+                        bytesize=cfg.data_bits,
+                        parity=cfg.parity,
+                        stopbits=cfg.stop_bits,
+                    )
+                    where = f"RTU line {line}"
                 await server.serve_forever(background=True)
                 self._servers.append(server)
-                log.info("simulating %d Modbus device(s) on %s:%d", len(units), host, port)
+                log.info("simulating %d Modbus device(s) on %s", len(units), where)
             task_status.started()
             await anyio.sleep_forever()
         finally:

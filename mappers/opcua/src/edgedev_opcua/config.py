@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from edgedev.drivers import ProtocolConfig, VisitorConfig
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from edgedev.drivers import ProtocolConfig, VisitorConfig
 from edgedev_opcua.convert import Builtin
 from edgedev_opcua.nodeid import NodeRef, parse_node_id
 
@@ -17,8 +17,9 @@ SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes25
 SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
 Mode = Literal["poll", "subscribe"]
 
-_POLICIES = {p.lower(): p for p in ("None", "Basic256Sha256", "Aes128Sha256RsaOaep",
-                                    "Aes256Sha256RsaPss")}
+_POLICIES = {
+    p.lower(): p for p in ("None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss")
+}
 _MODES = {m.lower(): m for m in ("None", "Sign", "SignAndEncrypt")}
 _POLICY_URI_PREFIX = "http://opcfoundation.org/ua/securitypolicy#"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import anyio
 from asyncua import Client, ua
 from asyncua.crypto import security_policies, uacrypto
-from edgedev import DeviceError
 
+from edgedev import DeviceError
 from edgedev_opcua.certs import application_uri_of
 from edgedev_opcua.config import OpcuaProtocol
 
@@ -26,13 +26,27 @@ SESSION_TIMEOUT_MS = 60_000
 CLOSE_GRACE = 1.0
 """Seconds a polite close (CloseSession, CloseSecureChannel) may take before the socket drops."""
 
-_LOGIN = frozenset({"BadUserAccessDenied", "BadIdentityTokenInvalid",
-                    "BadIdentityTokenRejected", "BadUserSignatureInvalid"})
-_SECURITY = frozenset({"BadSecurityChecksFailed", "BadSecurityPolicyRejected",
-                       "BadCertificateInvalid", "BadCertificateUntrusted",
-                       "BadCertificateUriInvalid", "BadCertificateTimeInvalid",
-                       "BadCertificateUseNotAllowed", "BadNonceInvalid",
-                       "BadSecurityModeRejected"})
+_LOGIN = frozenset(
+    {
+        "BadUserAccessDenied",
+        "BadIdentityTokenInvalid",
+        "BadIdentityTokenRejected",
+        "BadUserSignatureInvalid",
+    }
+)
+_SECURITY = frozenset(
+    {
+        "BadSecurityChecksFailed",
+        "BadSecurityPolicyRejected",
+        "BadCertificateInvalid",
+        "BadCertificateUntrusted",
+        "BadCertificateUriInvalid",
+        "BadCertificateTimeInvalid",
+        "BadCertificateUseNotAllowed",
+        "BadNonceInvalid",
+        "BadSecurityModeRejected",
+    }
+)
 
 
 def status_name(code: int) -> str:
@@ -48,17 +62,20 @@ def describe(exc: BaseException, cfg: OpcuaProtocol) -> str:
         name = status_name(exc.code)
         if name in _LOGIN:
             who = f"user {cfg.user_name!r}" if cfg.user_name else "anonymous login"
-            return (f"{cfg.url}: the server refused {who} ({name}); check userName and "
-                    f"password")
+            return f"{cfg.url}: the server refused {who} ({name}); check userName and password"
         if name in _SECURITY:
-            return (f"{cfg.url}: the server refused the secure channel ({name}); check "
-                    f"securityPolicy, securityMode and the certificates")
+            return (
+                f"{cfg.url}: the server refused the secure channel ({name}); check "
+                f"securityPolicy, securityMode and the certificates"
+            )
         return f"{cfg.url}: {name}"
     if isinstance(exc, TimeoutError):
         return f"{cfg.url}: no answer within {cfg.timeout} ms"
     if isinstance(exc, ua.UaError) and "No matching endpoints" in str(exc):
-        return (f"{cfg.url}: the server offers no endpoint with securityPolicy "
-                f"{cfg.security_policy} and securityMode {cfg.security_mode}")
+        return (
+            f"{cfg.url}: the server offers no endpoint with securityPolicy "
+            f"{cfg.security_policy} and securityMode {cfg.security_mode}"
+        )
     return f"{cfg.url}: {exc or type(exc).__name__}"
 
 
@@ -113,7 +130,9 @@ async def open_client(cfg: OpcuaProtocol, *, watchdog: float) -> Client:
                 client.application_uri = application_uri_of(cert.path_or_content) or CLIENT_URI
                 await client.set_security(
                     getattr(security_policies, f"SecurityPolicy{cfg.security_policy}"),
-                    cert, key, server_certificate=server,
+                    cert,
+                    key,
+                    server_certificate=server,
                     mode=getattr(ua.MessageSecurityMode, cfg.security_mode),
                 )
             await client.connect()
@@ -137,8 +156,9 @@ async def close_client(client: Client) -> None:
                 else:
                     await client.close_session()  # cancels asyncua's own tasks
         except Exception:  # a failing goodbye must not hide the reason we are closing
-            log.debug("closing the OPC-UA session to %s failed", client.server_url.geturl(),
-                      exc_info=True)
+            log.debug(
+                "closing the OPC-UA session to %s failed", client.server_url.geturl(), exc_info=True
+            )
         finally:
             client.uaclient.request_disconnect()
             client.disconnect_socket()

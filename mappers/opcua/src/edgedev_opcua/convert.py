@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -214,7 +214,7 @@ def to_opcua(value: Value, builtin: Builtin) -> bool | int | float | str | bytes
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 date and time") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     raise ValueError(f"a {type(value).__name__} cannot be written to a DateTime node")
 
 

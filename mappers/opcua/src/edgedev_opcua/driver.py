@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value
 from edgedev.drivers import Report
-
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.convert import compatible
 
@@ -42,8 +41,13 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         visitor = prop.visitor
         assert isinstance(visitor, OpcuaVisitor)
         if visitor.data_type is not None and not compatible(prop.type, visitor.data_type):
-            return [("dataType", f"a {prop.type} property cannot live in an OPC-UA "
-                                 f"{visitor.data_type.opcua_name} node")]
+            return [
+                (
+                    "dataType",
+                    f"a {prop.type} property cannot live in an OPC-UA "
+                    f"{visitor.data_type.opcua_name} node",
+                )
+            ]
         return []
 
     def pushes(self, prop: PropertySpec) -> bool:

@@ -42,13 +42,13 @@ class NodeRef:
     identifier: int | str | uuid.UUID | bytes
 
     def __str__(self) -> str:
-        ns = f"nsu={self.namespace};" if isinstance(self.namespace, str) else (
-            f"ns={self.namespace};" if self.namespace else "")
+        ns = (
+            f"nsu={self.namespace};"
+            if isinstance(self.namespace, str)
+            else (f"ns={self.namespace};" if self.namespace else "")
+        )
         ident = self.identifier
-        if isinstance(ident, bytes):
-            text = base64.b64encode(ident).decode("ascii")
-        else:
-            text = str(ident)
+        text = base64.b64encode(ident).decode("ascii") if isinstance(ident, bytes) else str(ident)
         return f"{ns}{self.kind.value}={text}"
 
 

@@ -17,9 +17,9 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.common.ua_utils import data_type_to_variant_type
+
 from edgedev import DeviceError, DeviceSpec, PropertySpec, Value, WriteRefused
 from edgedev.drivers import Report
-
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.connection import close_client, device_errors, open_client, status_name
 from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
@@ -108,22 +108,33 @@ class Session:
         nodes: list[_Node] = []
         for prop in self.device.properties:
             ref = refs[prop.name]
-            index = namespaces.get(ref.namespace) if isinstance(ref.namespace, str) \
-                else ref.namespace
+            index = (
+                namespaces.get(ref.namespace) if isinstance(ref.namespace, str) else ref.namespace
+            )
             if index is None:
-                log.warning("%s: property %s: the server has no namespace %r; left out",
-                            self.device.id, prop.name, ref.namespace)
+                log.warning(
+                    "%s: property %s: the server has no namespace %r; left out",
+                    self.device.id,
+                    prop.name,
+                    ref.namespace,
+                )
                 continue
             nodes.append(_Node(prop, to_ua_node_id(ref, index)))
         if not nodes:
             return
-        types = await self.client.uaclient.read_attributes([n.node_id for n in nodes],
-                                                           ua.AttributeIds.DataType)
+        types = await self.client.uaclient.read_attributes(
+            [n.node_id for n in nodes], ua.AttributeIds.DataType
+        )
         for node, result in zip(nodes, types, strict=True):
             status = result.StatusCode
             if status is not None and not status.is_good():
-                log.warning("%s: property %s: node %s: %s; left out", self.device.id,
-                            node.prop.name, node.node_id.to_string(), status_name(status.value))
+                log.warning(
+                    "%s: property %s: node %s: %s; left out",
+                    self.device.id,
+                    node.prop.name,
+                    node.node_id.to_string(),
+                    status_name(status.value),
+                )
                 continue
             dtype = result.Value.Value if result.Value is not None else None
             if isinstance(dtype, ua.NodeId):
@@ -154,8 +165,9 @@ class Session:
         if not nodes:
             return {}
         with device_errors(self.cfg):
-            results = await self.client.uaclient.read_attributes([n.node_id for n in nodes],
-                                                                 ua.AttributeIds.Value)
+            results = await self.client.uaclient.read_attributes(
+                [n.node_id for n in nodes], ua.AttributeIds.Value
+            )
         self.requests += 1
         values: dict[str, Value] = {}
         for node, result in zip(nodes, results, strict=True):
@@ -198,20 +210,23 @@ class Session:
             assert isinstance(prop.visitor, OpcuaVisitor)
             raise WriteRefused(f"{prop.name}: node {prop.visitor.node_id} is not on the server")
         if node.builtin is None:
-            raise WriteRefused(f"{prop.name}: node type {node.data_type} cannot be written "
-                               f"by edgedev")
+            raise WriteRefused(
+                f"{prop.name}: node type {node.data_type} cannot be written by edgedev"
+            )
         try:
             raw = to_opcua(value, node.builtin)
         except ValueError as exc:
             raise WriteRefused(f"{prop.name}: {exc}") from None
         data = ua.DataValue(ua.Variant(raw, ua.VariantType(node.builtin.value)))
         with device_errors(self.cfg):
-            results = await self.client.uaclient.write_attributes([node.node_id], [data],
-                                                                  ua.AttributeIds.Value)
+            results = await self.client.uaclient.write_attributes(
+                [node.node_id], [data], ua.AttributeIds.Value
+            )
         status = results[0]
         if not status.is_good():
-            raise WriteRefused(f"{prop.name}: the server refused the write "
-                               f"({status_name(status.value)})")
+            raise WriteRefused(
+                f"{prop.name}: the server refused the write ({status_name(status.value)})"
+            )
 
     # subscriptions -------------------------------------------------------------------------
     async def _subscribe(self) -> None:
@@ -222,13 +237,17 @@ class Session:
             subscription = await self.client.create_subscription(float(cycle_ms), handler=None)
             self._subscriptions.append(subscription)
             handles = await subscription.subscribe_data_change(
-                [self.client.get_node(n.node_id) for n in nodes],
-                sampling_interval=float(cycle_ms))
+                [self.client.get_node(n.node_id) for n in nodes], sampling_interval=float(cycle_ms)
+            )
             for node, handle in zip(nodes, handles, strict=True):
                 if isinstance(handle, ua.StatusCode):
-                    log.warning("%s: property %s: cannot monitor node %s: %s", self.device.id,
-                                node.prop.name, node.node_id.to_string(),
-                                status_name(handle.value))
+                    log.warning(
+                        "%s: property %s: cannot monitor node %s: %s",
+                        self.device.id,
+                        node.prop.name,
+                        node.node_id.to_string(),
+                        status_name(handle.value),
+                    )
 
     async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
         """Report the values the server publishes until the connection is lost.
@@ -249,8 +268,9 @@ class Session:
             elif isinstance(event, StatusChangeEvent):
                 status = event.notification.Status
                 if status.is_bad():
-                    raise DeviceError(f"{self.cfg.url}: subscription ended "
-                                      f"({status_name(status.value)})")
+                    raise DeviceError(
+                        f"{self.cfg.url}: subscription ended ({status_name(status.value)})"
+                    )
         raise DeviceError(f"{self.cfg.url}: subscription closed")
 
     def _deliver(self, event: DataChangeEvent, wanted: set[str], report: Report) -> None:
