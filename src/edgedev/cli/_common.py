@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,15 +34,15 @@ def add_bus_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
         type=broker_url,
-        default=DEFAULT_BROKER,
+        default=os.environ.get("EDGEDEV_BROKER", DEFAULT_BROKER),
         metavar="URL",
-        help=f"MQTT broker, mqtt://HOST:PORT (default {DEFAULT_BROKER})",
+        help=f"MQTT broker, mqtt://HOST:PORT (env EDGEDEV_BROKER, default {DEFAULT_BROKER})",
     )
     parser.add_argument(
         "--topic-root",
-        default=DEFAULT_ROOT,
+        default=os.environ.get("EDGEDEV_TOPIC_ROOT", DEFAULT_ROOT),
         metavar="ROOT",
-        help=f"topic root (default {DEFAULT_ROOT})",
+        help=f"topic root (env EDGEDEV_TOPIC_ROOT, default {DEFAULT_ROOT})",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
 from edgedev.mapper._mapper import Mapper
@@ -15,7 +16,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_file_option(parser)
     add_bus_options(parser)
     parser.add_argument(
-        "--node", metavar="NAME", help="edge node name; devices bound to other nodes are skipped"
+        "--node",
+        default=os.environ.get("EDGEDEV_NODE"),
+        metavar="NAME",
+        help="edge node name; devices bound to other nodes are skipped (env EDGEDEV_NODE)",
     )
     parser.add_argument("--name", metavar="NAME", help="this mapper's name on the bus")
 

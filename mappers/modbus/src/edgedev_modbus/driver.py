@@ -268,7 +268,10 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         method = _READ[block.table]
         response = await self._call(method, block.start, count=block.count)
         if not response.isError():
-            return response.bits if block.table.is_bit else response.registers
+            words: Sequence[int] | Sequence[bool] = (
+                response.bits if block.table.is_bit else response.registers
+            )
+            return words
         code = getattr(response, "exception_code", None)
         if code == ILLEGAL_ADDRESS and self._max_gap and _has_gap(block):
             log.info(
