@@ -3,10 +3,11 @@
 Every device has the same ``properties`` sensors, a realistic mix of Modbus encodings (float32,
 scaled int16, uint16, int32) in holding registers. Two layouts of the same properties:
 
-* ``coalesced``: the properties sit back to back, so the driver reads them in the fewest
-  requests the protocol allows (125 registers each);
-* ``baseline``: a free register after each property and ``maxGap: 0`` on the device, so the
-  driver may not span the holes and reads one property per request, as the anchors do.
+* ``coalesced`` (and ``sqlite``, the same with the mapper's SQLite outbox): the properties
+  sit back to back, and the driver reads them in the fewest requests the protocol allows
+  (125 registers each);
+* ``baseline``: the same registers with ``coalesce: false`` on the device, so the driver
+  reads one property per request, as the anchors do.
 
 Both are ordinary KubeEdge Device files: the baseline is a configuration a user can write.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from edgedev_modbus.codec import DataType, Table, encode_registers
 from edgedev_modbus.plan import ReadItem, plan_reads
 
-MODES = ("coalesced", "baseline")
+MODES = ("coalesced", "baseline", "sqlite")
 NAMESPACE = "fleet"
 MODEL = "fleet-sensor"
 UNITS_PER_PORT = 100
@@ -57,14 +58,13 @@ class Unit:
     slave: int
 
 
-def properties(count: int, mode: str) -> list[Prop]:
-    """The properties of every device in ``mode``'s layout."""
-    gap = 1 if mode == "baseline" else 0
+def properties(count: int) -> list[Prop]:
+    """The properties of every device, back to back from holding register 0."""
     props, offset = [], 0
     for i in range(count):
         model_type, data_type, width, scale = _KINDS[i % len(_KINDS)]
         props.append(Prop(f"p{i:03d}", model_type, data_type, width, scale, offset))
-        offset += width + gap
+        offset += width
     return props
 
 
@@ -75,8 +75,10 @@ def register_span(props: list[Prop]) -> int:
 
 def blocks_per_cycle(props: list[Prop], mode: str) -> int:
     """Requests the driver needs per device per cycle: the minimum the plan allows."""
+    if mode == "baseline":
+        return len(props)
     items = [ReadItem(p.name, Table.HOLDING, p.offset, p.count) for p in props]
-    return len(plan_reads(items, max_gap=0 if mode == "baseline" else 16))
+    return len(plan_reads(items, max_gap=16))
 
 
 def assign(devices: int, servers: int, ports: list[list[int]]) -> list[Unit]:
@@ -111,7 +113,7 @@ def write_devices(
     lines += [
         f"    - {{name: {p.name}, type: {p.model_type}, accessMode: ReadOnly}}" for p in props
     ]
-    gap = ", maxGap: 0" if mode == "baseline" else ""
+    gap = ", coalesce: false" if mode == "baseline" else ""
     visitors = []
     for p in props:
         scale = f", scale: {p.scale}" if p.scale != 1 else ""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import threading
 import time
@@ -118,6 +119,7 @@ def main() -> None:
     client.on_message = counter.on_message
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect("127.0.0.1", args.port)
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.subscribe(
         [
             (f"{args.root}/device/+/+/twin/update", 0),

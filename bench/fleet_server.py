@@ -50,8 +50,8 @@ def _action(index: int, counts: list[int], images: list[list[int]]) -> Action:
     return action
 
 
-async def serve(ports: list[tuple[int, int]], props: int, mode: str) -> None:
-    layout = properties(props, mode)
+async def serve(ports: list[tuple[int, int]], props: int) -> None:
+    layout = properties(props)
     images = frames(layout, 16)
     span = register_span(layout)
     counts: list[int] = []
@@ -100,11 +100,10 @@ def main() -> None:
         help=f"a port and how many slave ids it serves (<= {UNITS_PER_PORT})",
     )
     parser.add_argument("--properties", type=int, required=True)
-    parser.add_argument("--mode", choices=("coalesced", "baseline"), required=True)
     args = parser.parse_args()
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     ports = [(int(p), int(u)) for p, u in (item.split(":") for item in args.port)]
-    asyncio.run(serve(ports, args.properties, args.mode))
+    asyncio.run(serve(ports, args.properties))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from edgedev._errors import EdgedevError
 from edgedev.agent._records import DeviceRow, PropertyRow
 from edgedev.twin._twin import TwinProperty, TwinValue, WriteFailure
 from edgedev.twin._values import PropertyType
@@ -83,7 +84,7 @@ _Row = tuple[
 ]
 
 
-class StoreError(Exception):
+class StoreError(EdgedevError):
     """The database cannot be opened or is not an edgedev twin store."""
 
 

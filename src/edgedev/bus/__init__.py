@@ -25,6 +25,7 @@ from edgedev.bus._messages import (
     write_error_report,
 )
 from edgedev.bus._outbox import MemoryOutbox, Message, Outbox
+from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.bus._topics import (
     DEFAULT_ROOT,
     Channel,
@@ -53,6 +54,7 @@ __all__ = (
     "NodeChannel",
     "NodeTopic",
     "Outbox",
+    "SqliteOutbox",
     "StateUpdate",
     "Topics",
     "TwinDelta",

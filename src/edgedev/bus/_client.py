@@ -84,7 +84,7 @@ class Bus:
         will: Message | None = None,
         outbox: Outbox | None = None,
         keepalive: int = 30,
-        max_inflight: int = 512,
+        max_inflight: int = 4096,
         backoff: Backoff | None = None,
     ) -> None:
         self.url = url if isinstance(url, BrokerURL) else BrokerURL.parse(url)
@@ -290,6 +290,8 @@ class Bus:
             sock = client.socket()
             if sock is None:
                 raise _ConnectionLost("no socket")
+            with contextlib.suppress(OSError):  # paho leaves Nagle on: up to 40 ms per report
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.on_socket_register_write = lambda *_: self._wake_writer.set()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._reader, client, sock)
@@ -333,7 +335,11 @@ class Bus:
 
     async def _reader(self, client: Any, sock: socket.socket) -> None:
         while True:
-            await anyio.wait_readable(sock)
+            try:
+                await anyio.wait_readable(sock)
+            except (OSError, ValueError):  # paho closed the socket after a failed write
+                self._lost.set()
+                return
             while True:
                 rc = client.loop_read()
                 if rc != paho.MQTT_ERR_SUCCESS:
@@ -346,7 +352,11 @@ class Bus:
     async def _writer(self, client: Any, sock: socket.socket) -> None:
         while True:
             if client.want_write():
-                await anyio.wait_writable(sock)
+                try:
+                    await anyio.wait_writable(sock)
+                except (OSError, ValueError):  # closed by paho: the connection is lost
+                    self._lost.set()
+                    return
                 if client.loop_write() != paho.MQTT_ERR_SUCCESS:
                     self._lost.set()
                     return

@@ -3,7 +3,7 @@
 The client publishes from an outbox in order and removes a message only when the broker has
 acknowledged it, so a connection lost mid-flight resends what was not confirmed (at least
 once; a resent message keeps its ``event_id``). :class:`MemoryOutbox` is the default; a
-persistent outbox implements the same interface.
+persistent outbox implements the same interface (:class:`~edgedev.bus.SqliteOutbox`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from edgedev import __version__
-from edgedev.cli import _demo, _run, _simulate, _validate
+from edgedev.cli import _agent, _demo, _run, _simulate, _twin, _validate, _watch
 from edgedev.cli._common import setup_logging
 
 COMMANDS: dict[str, ModuleType] = {
@@ -16,6 +16,9 @@ COMMANDS: dict[str, ModuleType] = {
     "simulate": _simulate,
     "validate": _validate,
     "demo": _demo,
+    "agent": _agent,
+    "twin": _twin,
+    "watch": _watch,
 }
 """Command name to module; each module has ``HELP``, ``add_parser(parser)``, ``run(args)``."""
 

@@ -86,27 +86,49 @@ def setup_logging(verbosity: int) -> None:
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log device faults once
 
 
-def run_async(main: Callable[[], Awaitable[int | None]]) -> int:
-    """Run ``main`` until it returns, or until SIGINT/SIGTERM cancels it (exit code 0)."""
+def run_async(
+    main: Callable[[], Awaitable[int | None]],
+    *,
+    stop: Callable[[], None] | None = None,
+    grace: float = 10.0,
+) -> int:
+    """Run ``main`` until it returns, or until SIGINT/SIGTERM stops it (exit code 0).
+
+    The first signal calls ``stop`` (which makes ``main`` finish its work and return), or
+    cancels ``main`` when there is no ``stop``. Either way ``main`` has ``grace`` seconds to
+    end; after that, or at a second signal, the process exits at once with code 1.
+    """
 
     async def runner() -> int:
         code: int | None = 0
-        async with anyio.create_task_group() as tg:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with anyio.create_task_group() as tg:
+                body_scope = anyio.CancelScope()
 
-            async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for signum in signals:
-                        log.info("received %s, stopping", signal.Signals(signum).name)
-                        tg.cancel_scope.cancel()
-                        return
+                async def body() -> None:
+                    nonlocal code
+                    with body_scope:
+                        code = await main()
+                    tg.cancel_scope.cancel()
 
-            async def body() -> None:
-                nonlocal code
-                code = await main()
-                tg.cancel_scope.cancel()
+                async def watchdog() -> None:
+                    await anyio.sleep(grace)
+                    log.error("still stopping after %g s: exiting now", grace)
+                    os._exit(1)
 
-            tg.start_soon(stop_on_signal)
-            tg.start_soon(body)
+                tg.start_soon(body)
+                stopping = False
+                async for signum in signals:
+                    if stopping:
+                        log.warning("received %s again: exiting now", signal.Signals(signum).name)
+                        os._exit(1)
+                    log.info("received %s, stopping", signal.Signals(signum).name)
+                    if stop is None:
+                        body_scope.cancel()
+                    else:
+                        stop()
+                    stopping = True
+                    tg.start_soon(watchdog)
         return code or 0
 
     try:

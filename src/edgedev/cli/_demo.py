@@ -1,7 +1,9 @@
-"""``edgedev demo``: an embedded broker, a simulated fleet and the mappers, live in a table.
+"""``edgedev demo``: an embedded broker, a simulated fleet, the mappers and the twin agent.
 
 Needs no broker and no hardware: every installed mapper contributes its simulator's demo
-devices. With ``--seconds N`` it stops by itself.
+devices. Every few seconds the demo sets a new desired value on a writable property (the
+thermostat's setpoint, a Modbus holding register), and the table shows it go round the loop:
+desired, delta, write, read back, reported. With ``--seconds N`` it stops by itself.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ from pathlib import Path
 
 import anyio
 
+from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus._client import Bus
-from edgedev.bus._topics import DEFAULT_ROOT, Topics
+from edgedev.bus._messages import desired_update
+from edgedev.bus._topics import DEFAULT_ROOT, Channel, Topics
 from edgedev.cli._common import broker_url, load_or_report, run_async
 from edgedev.cli._view import TwinView
+from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.mapper._mapper import Mapper
 from edgedev.simulate import simulate, simulators
 from edgedev.testing._brokers import free_port
 
 HELP = "run a simulated fleet end to end, no broker or hardware needed"
+
+WRITE_PERIOD = 4.0
+"""Seconds between two desired values that the demo sets."""
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +70,47 @@ def demo_files(directory: Path) -> list[str]:
     return files
 
 
-async def _show(bus: Bus, topics: Topics, seconds: float | None) -> None:
+def write_target(devices: list[DeviceSpec]) -> tuple[DeviceSpec, PropertySpec] | None:
+    """The property the demo writes: a writable number with a minimum and a maximum.
+
+    Modbus devices come first (the thermostat's setpoint, a holding register).
+    """
+    for device in sorted(devices, key=lambda d: d.protocol != "modbus"):
+        for prop in device.properties:
+            if (
+                prop.writable
+                and prop.type.is_number
+                and prop.minimum is not None
+                and prop.maximum is not None
+            ):
+                return device, prop
+    return None
+
+
+def write_values(prop: PropertySpec) -> list[str]:
+    """The values the demo sets in turn: a quarter and three quarters of the range."""
+    assert prop.minimum is not None and prop.maximum is not None
+    low, high = prop.minimum, prop.maximum
+    values = [low + (high - low) * f for f in (0.25, 0.75, 0.5)]
+    return [str(round(v)) if prop.type.name == "INT" else f"{v:.1f}" for v in values]
+
+
+async def _write_loop(bus: Bus, topics: Topics, devices: list[DeviceSpec], view: TwinView) -> None:
+    """Set a new desired value every :data:`WRITE_PERIOD` seconds, as an app would."""
+    target = write_target(devices)
+    if target is None:
+        return
+    device, prop = target
+    values = write_values(prop)
+    topic = topics.device(device.id, Channel.TWIN_UPDATE)
+    for turn in range(1_000_000):
+        await anyio.sleep(WRITE_PERIOD)
+        value = values[turn % len(values)]
+        bus.publish(topic, desired_update({prop.name: value}))
+        view.footer = f"demo: set {device.id} {prop.name}={value} (desired), watch it be reported"
+
+
+async def _show(bus: Bus, topics: Topics, seconds: float | None, devices: list[DeviceSpec]) -> None:
     view = TwinView(topics)
     tty = sys.stdout.isatty()
     period = 0.25 if tty else 5.0
@@ -80,6 +128,7 @@ async def _show(bus: Bus, topics: Topics, seconds: float | None) -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(draw)
+            tg.start_soon(_write_loop, bus, topics, devices, view)
             with anyio.move_on_after(seconds if seconds is not None else float("inf")):
                 async for message in messages:
                     view.apply(message.topic, message.payload)
@@ -108,12 +157,20 @@ def run(args: argparse.Namespace) -> int:
                 async with anyio.create_task_group() as tg:
                     await tg.start(simulate, devices)
                     await tg.start(
+                        Agent(
+                            devices,
+                            broker=url,
+                            topic_root=args.topic_root,
+                            name="edgedev-demo-agent",
+                        ).run
+                    )
+                    await tg.start(
                         Mapper(
                             devices, broker=url, topic_root=args.topic_root, name="edgedev-demo"
                         ).run
                     )
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
-                        await _show(bus, topics, args.seconds)
+                        await _show(bus, topics, args.seconds, devices)
                     tg.cancel_scope.cancel()
             return 0
 

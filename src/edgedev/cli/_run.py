@@ -3,12 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import sqlite3
+import sys
 
+from edgedev.bus._outbox import MemoryOutbox, Outbox
+from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
+from edgedev.health import HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
 
 HELP = "run mappers for the devices in the files"
+
+DEFAULT_QUEUE_LIMIT = 100_000
+"""Messages kept while the broker is away (``--queue-limit``)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {value}")
+    return value
+
+
+def add_health_option(parser: argparse.ArgumentParser) -> None:
+    """``--health-port PORT``: serve /healthz, /readyz and /metrics (env EDGEDEV_HEALTH_PORT)."""
+    parser.add_argument(
+        "--health-port",
+        type=_port,
+        default=os.environ.get("EDGEDEV_HEALTH_PORT") or None,  # argparse applies type
+        metavar="PORT",
+        help="serve HTTP /healthz, /readyz and /metrics on PORT (env EDGEDEV_HEALTH_PORT; "
+        "off by default)",
+    )
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +63,29 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="edge node name; devices bound to other nodes are skipped (env EDGEDEV_NODE)",
     )
     parser.add_argument("--name", metavar="NAME", help="this mapper's name on the bus")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("EDGEDEV_DATA_DIR"),
+        metavar="DIR",
+        help="keep the queue of unsent reports in DIR/outbox.sqlite3, so that it survives a "
+        "restart (env EDGEDEV_DATA_DIR; in memory when absent)",
+    )
+    parser.add_argument(
+        "--queue-limit",
+        type=_positive_int,
+        default=os.environ.get("EDGEDEV_QUEUE_LIMIT") or DEFAULT_QUEUE_LIMIT,
+        metavar="N",
+        help="messages kept while the broker is away; beyond, the oldest is dropped, counted "
+        f"and logged (env EDGEDEV_QUEUE_LIMIT, default {DEFAULT_QUEUE_LIMIT})",
+    )
+    add_health_option(parser)
+
+
+def make_outbox(data_dir: str | None, limit: int) -> Outbox:
+    """A :class:`SqliteOutbox` in ``data_dir``, or a :class:`MemoryOutbox` without one."""
+    if data_dir:
+        return SqliteOutbox(data_dir, limit=limit)
+    return MemoryOutbox(limit)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,15 +93,33 @@ def run(args: argparse.Namespace) -> int:
     devices = load_or_report(args.files)
     if devices is None:
         return 1
+    gc.freeze()  # the loaded specs live as long as the process: keep them out of GC passes
+    try:
+        outbox = make_outbox(args.data_dir, args.queue_limit)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"error: cannot open the queue in {args.data_dir}: {exc}", file=sys.stderr)
+        return 1
     mapper = Mapper(
-        devices, broker=args.broker, topic_root=args.topic_root, node=args.node, name=args.name
+        devices,
+        broker=args.broker,
+        topic_root=args.topic_root,
+        node=args.node,
+        name=args.name,
+        outbox=outbox,
     )
     if not mapper.devices:
+        outbox.close()
         print(f"no devices for node {args.node!r} in {', '.join(args.files)}")
         return 1
 
     async def main() -> int:
-        await mapper.run()
+        try:
+            async with serving(mapper_health(mapper), args.health_port):
+                await mapper.run()
+        except HealthError as exc:
+            outbox.close()
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
 
-    return run_async(main)
+    return run_async(main, stop=mapper.stop)

@@ -19,6 +19,9 @@ from edgedev.config._crd import API_GROUP, DeviceModelResource, DeviceResource, 
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.twin._values import parse_value
 
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML has it: parses five times faster (startup of big fleets)."""
+
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
     from edgedev.drivers import AnyDriver
@@ -67,7 +70,7 @@ def _read_documents(path: Path, problems: list[Problem]) -> list[_Document]:
     docs: list[_Document] = []
     index = 0
     try:
-        for index, data in enumerate(yaml.safe_load_all(text), start=1):
+        for index, data in enumerate(yaml.load_all(text, Loader=_SafeLoader), start=1):
             if data is None:
                 continue
             if not isinstance(data, Mapping):

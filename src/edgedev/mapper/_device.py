@@ -7,8 +7,9 @@ stops answering is marked offline and retried with backoff while the others keep
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -88,6 +89,13 @@ def check_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, V
     return prop, value
 
 
+def _unwrap(exc: Exception) -> Exception:
+    """The one exception inside (nested) exception groups of one, else ``exc`` itself."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 class DeviceRunner:
     """Runs one device for a :class:`~edgedev.Mapper`: polls, reports, writes, recovers.
 
@@ -117,6 +125,7 @@ class DeviceRunner:
         self._twin_topic = topics.device(spec.id, Channel.TWIN_UPDATE)
         self._state_topic = topics.device(spec.id, Channel.STATE_UPDATE)
         self._props = {p.name: p for p in spec.properties}
+        self._wire_types = {p.name: p.type.wire_name for p in spec.properties}
         self._pushed: dict[str, tuple[Value, int]] = {}
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
@@ -126,6 +135,8 @@ class DeviceRunner:
         self.errors = 0
         self.reconnects = 0
         self.writes = 0
+        self.on_state: list[Callable[[str], None]] = []
+        """Called with the new state whenever it changes (the desired writer listens)."""
 
     # public API ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -134,11 +145,12 @@ class DeviceRunner:
             driver = self._driver_type(self.spec)
             try:
                 await self._session(driver)
-            except (DeviceError, OSError, TimeoutError) as exc:
-                self._lost(exc)
-            except Exception as exc:  # a driver bug must not take the other devices down
-                log.exception("driver %s failed on device %s", self.spec.protocol, self.spec.id)
-                self._lost(exc)
+            except Exception as exc:
+                fault = _unwrap(exc)  # the session's task group wraps what its loop raised
+                if not isinstance(fault, DeviceError | OSError | TimeoutError):
+                    # a driver bug must not take the other devices down
+                    log.exception("driver %s failed on device %s", self.spec.protocol, self.spec.id)
+                self._lost(fault)
             finally:
                 self._fail_writes("device offline")
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
@@ -183,7 +195,10 @@ class DeviceRunner:
             await driver.connect()
         polled = [p for p in self.spec.properties if not driver.pushes(p)]
         pushed = [p for p in self.spec.properties if driver.pushes(p)]
-        start = anyio.current_time()
+        # read at once, then on this device's own phase of its shortest cycle, so that a
+        # fleet started together does not read (and load the event loop) in one burst
+        cycle = min((p.collect_cycle for p in polled), default=0.0)
+        start = anyio.current_time() - cycle * (zlib.crc32(self.spec.id.encode()) % 1024) / 1024
         collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
         report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
         changes = ChangeFilter()
@@ -197,7 +212,8 @@ class DeviceRunner:
                 fresh: dict[str, Value] = {}
                 due = collect.pop_due(now)
                 if due:
-                    with anyio.fail_after(self._timeout):
+                    # shielded: a stopping mapper lets a read in flight finish (and report)
+                    with anyio.fail_after(self._timeout, shield=True):  # one scope: hot path
                         values = await driver.read([self._props[n] for n in due])
                     self.reads += 1
                     self._set_state(ONLINE)
@@ -248,7 +264,7 @@ class DeviceRunner:
             prop = self._props[name]
             value, ts = self.values[name]
             changes.reported(prop, value)
-            entries.append((name, format_value(value, prop.type), prop.type.wire_name, ts))
+            entries.append((name, format_value(value, prop.type), self._wire_types[name], ts))
         self._bus.publish(self._twin_topic, twin_report(entries))
 
     async def _watch(self, driver: AnyDriver, props: list[PropertySpec]) -> None:
@@ -265,7 +281,8 @@ class DeviceRunner:
             request = self._writes.popleft()
             prop = request.prop
             try:
-                with anyio.fail_after(self._timeout):
+                # shielded: a write once started is finished and read back, within the deadline
+                with anyio.CancelScope(shield=True), anyio.fail_after(self._timeout):
                     await driver.write(prop, request.value)
                     values = await driver.read([prop])
             except WriteRefused as exc:
@@ -294,6 +311,8 @@ class DeviceRunner:
             log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
         self.state = state
         self._bus.publish(self._state_topic, state_update(state))
+        for listener in self.on_state:
+            listener(state)
 
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1

@@ -5,20 +5,29 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from pydantic import ValidationError
 
 from edgedev._plugins import Registry
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import MapperState, TwinDelta, dumps, new_event_id, now_ms
+from edgedev.bus._messages import (
+    MapperState,
+    TwinDelta,
+    TwinResult,
+    dumps,
+    new_event_id,
+    now_ms,
+    twin_get,
+)
 from edgedev.bus._outbox import Message, Outbox
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel, Topics
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
+from edgedev.mapper._desired import DesiredWriter, desired_stamps, pending_values
 from edgedev.mapper._device import ONLINE, DeviceRunner
 
 log = logging.getLogger("edgedev.mapper")
@@ -27,9 +36,10 @@ log = logging.getLogger("edgedev.mapper")
 class Mapper:
     """Runs devices of any installed protocol and speaks KubeEdge's topics for them.
 
-    ``await mapper.run()`` runs until cancelled; on the way out every device is reported
-    offline and queued messages are flushed (for a few seconds at most). A last will on
-    ``{root}/node/{node}/mapper/state`` tells the twin agent if the process dies instead.
+    ``await mapper.run()`` runs until cancelled or until :meth:`stop`; on the way out every
+    device is reported offline and queued messages are flushed (for a few seconds at most).
+    A last will on ``{root}/node/{node}/mapper/state`` tells the twin agent if the process
+    dies instead.
 
     Args:
         devices: the devices to run (see :func:`edgedev.load_devices`).
@@ -65,7 +75,13 @@ class Mapper:
         self._driver_types = {d.protocol: drivers.get(d.protocol) for d in self.devices}
         self._outbox = outbox
         self.runners: dict[str, DeviceRunner] = {}
+        self.writers: dict[str, DesiredWriter] = {}
+        """Per device, the desired values being written (from deltas and ``twin/get``)."""
         self.bus: Bus | None = None
+        self._started = 0
+        self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
+        self._devices_scope: anyio.CancelScope | None = None
+        self._stopping = False
 
     def _mapper_state(self, state: str) -> bytes:
         return dumps(
@@ -75,6 +91,7 @@ class Mapper:
                 mapper=self.name,
                 state=state,
                 devices=[d.id for d in self.devices],
+                started=self._started,
             ).model_dump()
         )
 
@@ -84,6 +101,7 @@ class Mapper:
         With ``task_group.start(mapper.run)`` this returns once the bus and the devices'
         tasks are set up (not once the broker is reached: the mapper works offline too).
         """
+        self._started = now_ms()
         state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
         will = Message(state_topic, self._mapper_state("offline"), qos=1)
         async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
@@ -92,18 +110,33 @@ class Mapper:
                 d.id: DeviceRunner(d, self._driver_types[d.protocol], bus, self.topics)
                 for d in self.devices
             }
+            self.writers = {i: DesiredWriter(r, bus, self.topics) for i, r in self.runners.items()}
+            for device_id, runner in self.runners.items():
+                runner.on_state.append(self._on_state(self.writers[device_id]))
 
             def announce() -> None:
                 bus.publish(state_topic, self._mapper_state("online"))
+                self._gets.clear()
                 for runner in self.runners.values():
                     runner.announce()
+                    event_id = new_event_id()  # ask what is desired: deltas may have been missed
+                    self._gets[event_id] = runner.spec.id
+                    bus.publish(
+                        self.topics.device(runner.spec.id, Channel.TWIN_GET),
+                        twin_get(event_id=event_id),
+                    )
 
             bus.on_connect(announce)
             try:
                 async with anyio.create_task_group() as tg:
-                    await tg.start(self._deltas, bus, tg)
+                    self._devices_scope = tg.cancel_scope
+                    if self._stopping:
+                        tg.cancel_scope.cancel()
+                    await tg.start(self._deltas, bus)
                     for runner in self.runners.values():
                         tg.start_soon(runner.run)
+                    for writer in self.writers.values():
+                        tg.start_soon(writer.run)
                     log.info(
                         "mapper %s running %d devices (%s)",
                         self.name,
@@ -119,38 +152,57 @@ class Mapper:
                     with anyio.move_on_after(3):
                         await bus.flush()
 
+    def stop(self) -> None:
+        """Stop gracefully; :meth:`run` then returns.
+
+        The devices' tasks end, then, with the bus still connected, every device is reported
+        offline and the queue is flushed for up to 3 s.
+        """
+        self._stopping = True
+        if self._devices_scope is not None:
+            self._devices_scope.cancel()
+
+    @staticmethod
+    def _on_state(writer: DesiredWriter) -> Callable[[str], None]:
+        def listener(_state: str) -> None:
+            writer.retry_now()  # online: write what waits; offline: say why it waits
+
+        return listener
+
     async def _deltas(
-        self, bus: Bus, tg: TaskGroup, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        async with bus.subscribe(self.topics.device_filter(Channel.TWIN_DELTA)) as messages:
+        filters = (
+            self.topics.device_filter(Channel.TWIN_DELTA),
+            self.topics.device_filter(Channel.TWIN_GET_RESULT),
+        )
+        async with bus.subscribe(*filters) as messages:
             task_status.started()
             async for message in messages:
                 topic = self.topics.parse(message.topic)
                 if not isinstance(topic, DeviceTopic):
                     continue
-                runner = self.runners.get(topic.device_id)
-                if runner is None:
+                writer = self.writers.get(topic.device_id)
+                if writer is None:
                     continue
                 try:
-                    delta = TwinDelta.model_validate_json(message.payload)
+                    if topic.channel is Channel.TWIN_DELTA:
+                        delta = TwinDelta.model_validate_json(message.payload)
+                        writer.replace(delta.delta, desired_stamps(delta.twin))
+                        continue
+                    result = TwinResult.model_validate_json(message.payload)
                 except ValidationError as exc:
                     log.warning(
-                        "ignored a malformed delta for %s: %s",
+                        "ignored a malformed %s for %s: %s",
+                        topic.channel.value,
                         topic.device_id,
                         exc.errors(include_url=False)[0]["msg"],
                     )
                     continue
-                for name, value in delta.delta.items():
-                    tg.start_soon(self._apply, runner, name, value)
-
-    async def _apply(self, runner: DeviceRunner, name: str, value: str) -> None:
-        result = await runner.write(name, value)
-        if result.ok:
-            log.info("device %s: %s set to %s", runner.spec.id, name, result.value)
-        else:
-            log.warning(
-                "device %s: write %s=%s failed: %s", runner.spec.id, name, value, result.reason
-            )
+                if self._gets.pop(result.event_id, None) is None or result.code is not None:
+                    continue  # another client's answer, or the agent does not know the device
+                pending = pending_values(writer.runner.spec, result.twin)
+                writer.replace(pending, desired_stamps(result.twin))
 
     @property
     def online(self) -> list[str]:

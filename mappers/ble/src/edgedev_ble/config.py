@@ -17,23 +17,30 @@ from edgedev_ble.formats import Format
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
 _UUID_ADDRESS = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
-LOCAL = "local"
-"""The ``simulator`` address of the simulated peripherals in this process."""
+ENV_BACKEND = "EDGEDEV_BLE_BACKEND"
+"""Environment variable naming the backend of devices whose configData names none."""
+DEFAULT_SIMULATOR = "sim://127.0.0.1:5030"
+"""Where ``edgedev simulate`` serves peripherals whose configData and environment name none."""
+_DEFAULT_NAMES = frozenset({"default", "bluez", "platform"})
 
 
-def parse_simulator_address(text: str) -> str:
-    """Check a simulator address, ``HOST:PORT`` or ``local``; return it normalized.
+def parse_backend(text: str) -> tuple[str, int] | None:
+    """Parse a backend name: ``default`` (the platform's radio) or ``sim://HOST:PORT``.
+
+    Returns:
+        ``None`` for the platform's backend, ``(host, port)`` for the simulator.
 
     Raises:
         ValueError: it is neither.
     """
     text = text.strip()
-    if text.lower() == LOCAL:
-        return LOCAL
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not a simulator address (HOST:PORT or 'local')")
-    return f"{host.strip('[]')}:{int(port)}"
+    if text.lower() in _DEFAULT_NAMES:
+        return None
+    rest = text.removeprefix("sim://")
+    host, sep, port = rest.rpartition(":")
+    if rest == text or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not a BLE backend ('default' or 'sim://HOST:PORT')")
+    return host.strip("[]"), int(port)
 
 
 class BleProtocol(ProtocolConfig):
@@ -41,17 +48,24 @@ class BleProtocol(ProtocolConfig):
 
     ``macAddress`` names the peripheral (a CoreBluetooth UUID on macOS); it is looked up by
     scanning the first time and cached afterwards. ``adapter`` picks a BlueZ adapter
-    (``hci0``); devices on one adapter connect one at a time. ``timeout`` (ms) bounds the scan
-    plus the connection, and every read and write. ``simulator`` (``HOST:PORT`` or
-    ``local``) sends the device to ``edgedev simulate``'s peripherals instead of the radio.
-    ``pair`` pairs before connecting.
+    (``hci0``); devices on one adapter scan and connect one at a time. ``timeout`` (ms) bounds
+    the scan plus the connection, and every read and write. ``backend``: ``default`` (the
+    platform's Bluetooth stack, BlueZ on Linux) or ``sim://HOST:PORT`` (the peripherals that
+    ``edgedev simulate`` serves); when absent, the environment variable ``EDGEDEV_BLE_BACKEND``
+    decides, else the platform's stack. ``pair`` pairs before connecting.
     """
 
-    mac_address: str
-    adapter: str | None = None
-    timeout: int = Field(10000, gt=0, description="Deadline of one operation, in milliseconds.")
-    simulator: str | None = None
-    pair: bool = False
+    mac_address: str = Field(description="The peripheral's address, AA:BB:CC:DD:EE:FF.")
+    adapter: str | None = Field(
+        None, description="BlueZ adapter (hci0); the default one if absent."
+    )
+    timeout: int = Field(
+        10000, gt=0, description="Deadline of the scan plus connect, and of each read or write, ms."
+    )
+    backend: str | None = Field(
+        None, description="default, or sim://HOST:PORT; else EDGEDEV_BLE_BACKEND decides."
+    )
+    pair: bool = Field(False, description="Pair before connecting.")
 
     @field_validator("mac_address")
     @classmethod
@@ -63,10 +77,12 @@ class BleProtocol(ProtocolConfig):
             return value.upper()
         raise ValueError(f"{value!r} is not a Bluetooth address (AA:BB:CC:DD:EE:FF)")
 
-    @field_validator("simulator")
+    @field_validator("backend")
     @classmethod
-    def _simulator(cls, value: str | None) -> str | None:
-        return None if value is None else parse_simulator_address(value)
+    def _backend(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_backend(value)
+        return value
 
 
 class OperationType(StrEnum):
@@ -119,13 +135,17 @@ class DataConverter(_Camel):
     ``mask`` (AND applied after the shifts, for bit fields).
     """
 
-    start_index: int = Field(0, ge=0)
-    end_index: int | None = Field(None, ge=0)
-    shift_left: int = Field(0, ge=0, le=64)
-    shift_right: int = Field(0, ge=0, le=64)
-    order_of_operations: tuple[Operation, ...] = ()
-    signed: bool = False
-    mask: int | None = Field(None, gt=0)
+    start_index: int = Field(0, ge=0, description="First byte taken (the most significant).")
+    end_index: int | None = Field(
+        None, ge=0, description="Last byte taken; below startIndex reads downwards."
+    )
+    shift_left: int = Field(0, ge=0, le=64, description="Bits to shift left.")
+    shift_right: int = Field(0, ge=0, le=64, description="Bits to shift right, after shiftLeft.")
+    order_of_operations: tuple[Operation, ...] = Field(
+        (), description="Add, Subtract, Multiply, Divide, applied in order."
+    )
+    signed: bool = Field(False, description="Two's complement over the bytes taken (edgedev).")
+    mask: int | None = Field(None, gt=0, description="AND after the shifts (edgedev).")
 
     @property
     def indices(self) -> tuple[int, ...]:
@@ -162,20 +182,38 @@ class BleVisitor(VisitorConfig):
     characteristic, ``serviceUUID`` the service when the UUID is not unique. Decoding takes
     the first that applies: ``dataConverter`` (KubeEdge), ``format`` (+ ``scale`` and byte
     ``offset``), ``dataWrite`` read backwards, or the property type's default. ``dataWrite``
-    maps values to the bytes a write sends (``{"ON": [1], "OFF": [0]}``). ``notify`` takes
-    values from notifications instead of polling. ``writeWithResponse`` forces the write
-    kind (default: with response when the characteristic allows it).
+    maps values to the bytes a write sends (``{"ON": [1], "OFF": [0]}``).
+    ``writeWithResponse`` forces the write kind (default: with response when the
+    characteristic allows it).
+
+    ``notify``: ``true`` takes values from notifications, ``false`` polls every
+    ``collectCycle``; when absent, notifications are used where the characteristic offers
+    them (notify or indicate).
     """
 
-    characteristic_uuid: str = Field(alias="characteristicUUID")
-    service_uuid: str | None = Field(None, alias="serviceUUID")
-    data_write: dict[str, bytes] | None = None
-    data_converter: DataConverter | None = None
-    format: Format | None = None
-    scale: float = 1.0
-    offset: int = Field(0, ge=0)
-    notify: bool = False
-    write_with_response: bool | None = None
+    characteristic_uuid: str = Field(
+        alias="characteristicUUID", description="16-bit (2A6E) or 128-bit UUID."
+    )
+    service_uuid: str | None = Field(
+        None, alias="serviceUUID", description="The service, when the UUID is not unique."
+    )
+    data_write: dict[str, bytes] | None = Field(
+        None, description="Bytes a write sends, by value: {ON: [1], OFF: [0]}."
+    )
+    data_converter: DataConverter | None = Field(
+        None, description="KubeEdge's bytes-to-number conversion."
+    )
+    format: Format | None = Field(
+        None, description="Typed field: int16le, float32le, medfloat16..."
+    )
+    scale: float = Field(1.0, description="Multiplies a number read with format.")
+    offset: int = Field(0, ge=0, description="Byte where the format's field starts.")
+    notify: bool | None = Field(
+        None, description="Notified (true), polled (false), or as the characteristic offers."
+    )
+    write_with_response: bool | None = Field(
+        None, description="Write kind; by default with response when offered."
+    )
 
     @field_validator("characteristic_uuid", "service_uuid")
     @classmethod

@@ -2,8 +2,9 @@
 
 Installed, it registers the ``gpio`` driver and simulator through the ``edgedev.drivers``
 and ``edgedev.simulators`` entry points. gpiozero's pin factory is chosen by configuration
-(``pinFactory``) or by ``GPIOZERO_PIN_FACTORY``, constructed explicitly and shared through
-:data:`boards`; the backend (lgpio, RPi.GPIO) is imported only when a device connects.
+(``pinFactory``) or by ``EDGEDEV_GPIO_PIN_FACTORY`` / ``GPIOZERO_PIN_FACTORY``, constructed
+explicitly and shared through :data:`boards`; the backend (lgpio, RPi.GPIO) is imported only
+when a device connects.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from edgedev_gpio.config import (
     SimulateConfig,
 )
 from edgedev_gpio.debounce import Debouncer
+from edgedev_gpio.drive import analog_signal, drive_pattern
 from edgedev_gpio.driver import GpioDriver
 from edgedev_gpio.inbox import ThreadInbox
 from edgedev_gpio.simulator import GpioSimulator
@@ -40,5 +42,7 @@ __all__ = (
     "Pull",
     "SimulateConfig",
     "ThreadInbox",
+    "analog_signal",
     "boards",
+    "drive_pattern",
 )

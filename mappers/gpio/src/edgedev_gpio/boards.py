@@ -47,7 +47,7 @@ class BoardKey:
             raise DeviceError(str(exc)) from None
         if kind is FactoryKind.MOCK:
             return cls(kind, config.mock_name)
-        if kind is FactoryKind.LGPIO and config.chip is not None:
+        if kind in (FactoryKind.LGPIO, FactoryKind.AUTO) and config.chip is not None:
             return cls(kind, str(config.chip))
         return cls(kind)
 
@@ -65,12 +65,42 @@ class Board:
         analog: simulated MCP3008 channel values of a mock board, keyed by
             ``(spiPort, spiDevice, channel)``, 0..1 (gpiozero's software SPI cannot run on
             a mock factory without its global default factory, so mock ADCs read these).
+        users: how many holders the board has (see :class:`Boards`).
     """
 
     key: BoardKey
     factory: Any
     analog: dict[tuple[int, int, int], float] = field(default_factory=dict)
     users: int = 0
+    _driven: set[int] = field(default_factory=set)
+
+    def claim_pattern(self, pin: int) -> bool:
+        """Take the job of driving input ``pin``'s simulated pattern.
+
+        Whoever starts first (the simulator in ``edgedev demo``, else the mapper's driver)
+        drives the pin; the others must not, or each edge would be driven twice.
+
+        Returns:
+            Whether the caller got the job (and must :meth:`release_pattern` it).
+        """
+        if pin in self._driven:
+            return False
+        self._driven.add(pin)
+        return True
+
+    def release_pattern(self, pin: int) -> None:
+        """Give up driving ``pin``'s pattern."""
+        self._driven.discard(pin)
+
+    @contextmanager
+    def driving(self, pin: int) -> Iterator[bool]:
+        """:meth:`claim_pattern` for the block; yields whether the job is the caller's."""
+        got = self.claim_pattern(pin)
+        try:
+            yield got
+        finally:
+            if got:
+                self.release_pattern(pin)
 
     @property
     def is_mock(self) -> bool:
@@ -81,11 +111,29 @@ class Board:
 def make_factory(key: BoardKey) -> Any:
     """Construct the gpiozero pin factory ``key`` names, importing its backend lazily.
 
+    ``auto`` tries lgpio, rpigpio and native in turn (gpiozero's own order, without pigpio)
+    and takes the first that opens: lgpio on a Raspberry Pi 5, RPi.GPIO or native on older
+    boards where lgpio is not installed.
+
     Raises:
         DeviceError: the backend is not installed, or the factory cannot open the GPIO
             chip (no such device, permission denied, not a Raspberry Pi).
     """
-    kind = key.kind
+    if key.kind is not FactoryKind.AUTO:
+        return _make_one(key.kind, key.name)
+    failures = []
+    for kind in (FactoryKind.LGPIO, FactoryKind.RPIGPIO, FactoryKind.NATIVE):
+        try:
+            factory = _make_one(kind, key.name if kind is FactoryKind.LGPIO else "")
+        except DeviceError as exc:
+            failures.append(str(exc))
+            continue
+        log.info("pin factory auto: using %s", kind)
+        return factory
+    raise DeviceError("no pin factory opens the GPIO chip: " + "; ".join(failures))
+
+
+def _make_one(kind: FactoryKind, name: str) -> Any:
     try:
         if kind is FactoryKind.MOCK:
             from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -94,7 +142,7 @@ def make_factory(key: BoardKey) -> Any:
         if kind is FactoryKind.LGPIO:
             from gpiozero.pins.lgpio import LGPIOFactory
 
-            return LGPIOFactory(chip=int(key.name) if key.name else None)
+            return LGPIOFactory(chip=int(name) if name else None)
         if kind is FactoryKind.RPIGPIO:
             from gpiozero.pins.rpigpio import RPiGPIOFactory
 
@@ -108,7 +156,7 @@ def make_factory(key: BoardKey) -> Any:
             f"pin factory {kind} is not available ({exc}); install edgedev-gpio{extra}"
         ) from exc
     except Exception as exc:  # lgpio.error, OSError, gpiozero's errors: all mean "no GPIO"
-        raise DeviceError(f"pin factory {key} cannot open the GPIO chip: {exc}") from exc
+        raise DeviceError(f"pin factory {kind} cannot open the GPIO chip: {exc}") from exc
 
 
 class Boards:

@@ -9,6 +9,7 @@ models.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Literal
 
@@ -17,8 +18,9 @@ from pydantic.alias_generators import to_camel
 
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 
-FACTORY_ENV = "GPIOZERO_PIN_FACTORY"
-"""The environment variable that names the pin factory when ``pinFactory`` is not set."""
+FACTORY_ENVS = ("EDGEDEV_GPIO_PIN_FACTORY", "GPIOZERO_PIN_FACTORY")
+"""The environment variables that name the pin factory when ``pinFactory`` is not set, in
+order: edgedev's own first, then gpiozero's."""
 
 MAX_BCM_PIN = 53
 """The highest BCM GPIO number (BCM2835/2711 have 54 GPIOs; the header exposes 2 to 27)."""
@@ -30,9 +32,10 @@ class FactoryKind(StrEnum):
     ``lgpio`` (``/dev/gpiochip*``, the only one that works on a Raspberry Pi 5), ``rpigpio``
     (RPi.GPIO, ``/dev/gpiomem``, Pi 4 and older), ``native`` (gpiozero's pure-Python
     ``/dev/gpiomem`` driver, no PWM), ``mock`` (gpiozero's ``MockFactory``, for simulation
-    and tests).
+    and tests), ``auto`` (the first of lgpio, rpigpio, native that opens, as gpiozero does).
     """
 
+    AUTO = "auto"
     LGPIO = "lgpio"
     RPIGPIO = "rpigpio"
     NATIVE = "native"
@@ -57,7 +60,7 @@ class Pull(StrEnum):
 
 
 class Edge(StrEnum):
-    """Which input edges are pushed at once; ``none`` leaves the input to polling."""
+    """Which input changes are reported at once; the others wait for the ``collectCycle``."""
 
     BOTH = "both"
     RISING = "rising"
@@ -85,10 +88,14 @@ class SimulateConfig(BaseModel):
         alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
     )
 
-    pattern: Pattern = Pattern.TOGGLE
+    pattern: Pattern = Field(
+        Pattern.TOGGLE, description="`toggle` (square wave) or `pulse` (pulse train)."
+    )
     period: int = Field(2000, gt=0, description="Milliseconds of one cycle of the pattern.")
     width: int = Field(200, gt=0, description="Milliseconds a pulse stays active.")
-    bounce: int = Field(0, ge=0, le=50, description="Chatter edges after each transition.")
+    bounce: int = Field(
+        0, ge=0, le=50, description="Brief returns to the old level after each transition."
+    )
     bounce_spacing: float = Field(1.0, gt=0, description="Milliseconds between chatter edges.")
 
     @model_validator(mode="after")
@@ -101,34 +108,58 @@ class SimulateConfig(BaseModel):
 class GpioProtocol(ProtocolConfig):
     """``spec.protocol.configData`` of a GPIO Device.
 
-    ``pinFactory`` names the gpiozero pin factory (``lgpio``, ``rpigpio``, ``native``,
-    ``mock``); when absent, the ``GPIOZERO_PIN_FACTORY`` environment variable decides, and
-    ``lgpio`` when that is unset too. ``chip`` selects ``/dev/gpiochipN`` for lgpio (default:
-    gpiozero's choice, 4 on a Pi 5 with an older kernel, else 0). ``mockName`` names the
+    ``pinFactory`` names the gpiozero pin factory (``auto``, ``lgpio``, ``rpigpio``,
+    ``native``, ``mock``); when absent, the ``EDGEDEV_GPIO_PIN_FACTORY`` environment variable
+    decides, then ``GPIOZERO_PIN_FACTORY``, and ``auto`` when both are unset. ``chip``
+    selects ``/dev/gpiochipN`` for lgpio (default: gpiozero's choice, 4 on a Pi 5 with an
+    older kernel, else 0). ``mockName`` names the
     process-wide mock board that a mapper and the simulator share in ``edgedev demo``.
     """
 
-    pin_factory: FactoryKind | None = None
-    chip: int | None = Field(None, ge=0, le=31)
-    mock_name: str = Field("default", min_length=1)
+    pin_factory: FactoryKind | None = Field(
+        None,
+        description="gpiozero pin factory; default: $EDGEDEV_GPIO_PIN_FACTORY, else "
+        "$GPIOZERO_PIN_FACTORY, else `auto` (lgpio, rpigpio, native: the first that opens).",
+    )
+    chip: int | None = Field(
+        None, ge=0, le=31, description="/dev/gpiochipN for lgpio (default: gpiozero's choice)."
+    )
+    mock_name: str = Field(
+        "default",
+        min_length=1,
+        description="Mock board name: devices and the simulator of one process share its pins.",
+    )
 
     @property
     def factory_kind(self) -> FactoryKind:
-        """``pinFactory``, else ``$GPIOZERO_PIN_FACTORY``, else ``lgpio``.
+        """The pin factory: ``pinFactory``, else the environment's, else ``auto``.
+
+        The environment is read through :func:`factory_from_env`.
 
         Raises:
             ValueError: the environment variable names no factory edgedev knows.
         """
         if self.pin_factory is not None:
             return self.pin_factory
-        name = os.environ.get(FACTORY_ENV, "").strip().lower()
+        return factory_from_env(os.environ)
+
+
+def factory_from_env(environ: Mapping[str, str]) -> FactoryKind:
+    """The pin factory the environment names (see :data:`FACTORY_ENVS`), ``auto`` if none.
+
+    Raises:
+        ValueError: the variable names no factory edgedev knows.
+    """
+    for variable in FACTORY_ENVS:
+        name = environ.get(variable, "").strip().lower()
         if not name:
-            return FactoryKind.LGPIO
+            continue
         try:
             return FactoryKind(name)
         except ValueError:
             have = ", ".join(k.value for k in FactoryKind)
-            raise ValueError(f"{FACTORY_ENV}={name!r} is not one of {have}") from None
+            raise ValueError(f"{variable}={name!r} is not one of {have}") from None
+    return FactoryKind.AUTO
 
 
 class GpioVisitor(VisitorConfig):
@@ -146,22 +177,43 @@ class GpioVisitor(VisitorConfig):
     and for PWM ``pwmFrequency`` (Hz, default 100).
     """
 
-    pin: int | None = Field(None, ge=0, le=MAX_BCM_PIN)
-    direction: Direction = Direction.IN
-    pull: Pull | None = None
-    active_high: bool | None = None
-    bounce_time: int | None = Field(None, ge=0, le=10_000)
-    edge: Edge = Edge.BOTH
-    pwm_frequency: float | None = Field(None, gt=0, le=100_000)
-    initial: bool | float | None = None
-    channel: int | None = Field(None, ge=0, le=7)
-    spi_port: Literal[0, 1] = 0
-    spi_device: Literal[0, 1, 2] = 0
-    simulate: SimulateConfig | None = None
+    pin: int | None = Field(
+        None, ge=0, le=MAX_BCM_PIN, description="BCM GPIO number (not the header position)."
+    )
+    direction: Direction = Field(
+        Direction.IN, description="`in`, `out`, `pwm` (duty cycle 0..1) or `adc` (MCP3008)."
+    )
+    pull: Pull | None = Field(None, description="Input pull resistor (default `none`).")
+    active_high: bool | None = Field(
+        None, description="High means active; default false for `pull: up` inputs, else true."
+    )
+    bounce_time: int | None = Field(
+        None, ge=0, le=10_000, description="Input: ms after a reported edge that are bounce."
+    )
+    edge: Edge = Field(
+        Edge.BOTH, description="Input: changes reported at once (others wait for collectCycle)."
+    )
+    pwm_frequency: float | None = Field(
+        None, gt=0, le=100_000, description="PWM frequency in Hz (default 100)."
+    )
+    initial: bool | float | None = Field(
+        None, description="Output: value when claimed (default: desired value, else off)."
+    )
+    channel: int | None = Field(None, ge=0, le=7, description="ADC: MCP3008 channel.")
+    spi_port: Literal[0, 1] = Field(0, description="ADC: SPI port (/dev/spidevP.D).")
+    spi_device: Literal[0, 1, 2] = Field(0, description="ADC: SPI chip select.")
+    simulate: SimulateConfig | None = Field(
+        None, description="Input under the mock factory: the pattern that drives it."
+    )
 
     @model_validator(mode="after")
     def _fits_direction(self) -> GpioVisitor:
-        inputs_only = {"pull": self.pull, "bounceTime": self.bounce_time, "simulate": self.simulate}
+        unused: dict[str, object]
+        inputs_only: dict[str, object] = {
+            "pull": self.pull,
+            "bounceTime": self.bounce_time,
+            "simulate": self.simulate,
+        }
         if self.direction is Direction.ADC:
             if self.channel is None:
                 raise ValueError("direction adc needs channel (0..7 of the MCP3008)")
@@ -198,8 +250,12 @@ class GpioVisitor(VisitorConfig):
 
     @property
     def pushes(self) -> bool:
-        """Whether edges of this input are pushed at once rather than polled."""
-        return self.direction is Direction.IN and self.edge is not Edge.NONE
+        """Whether the driver watches this input rather than the runtime polling it.
+
+        Every digital input is watched; ``edge`` decides which changes are reported at
+        once, the others wait for the next ``collectCycle``.
+        """
+        return self.direction is Direction.IN
 
     @property
     def effective_pull(self) -> Pull:

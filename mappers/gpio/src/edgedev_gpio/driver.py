@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 
 import anyio
 
@@ -13,21 +14,14 @@ from edgedev.drivers import Report
 from edgedev.mapper import Schedule
 from edgedev.twin import PropertyType
 from edgedev_gpio.boards import Board, BoardKey, boards
-from edgedev_gpio.config import Direction, Edge, FactoryKind, GpioProtocol, GpioVisitor
+from edgedev_gpio.checks import device_problems, property_problems
+from edgedev_gpio.config import Direction, Edge, GpioProtocol, GpioVisitor
 from edgedev_gpio.debounce import Debouncer
+from edgedev_gpio.drive import analog_signal, drive_pattern
 from edgedev_gpio.inbox import ThreadInbox
 from edgedev_gpio.lines import DigitalInput, EdgeCallback, Line, open_line
 
 log = logging.getLogger("edgedev.gpio")
-
-_TYPES = {
-    Direction.IN: (PropertyType.BOOLEAN, PropertyType.INT),
-    Direction.OUT: (PropertyType.BOOLEAN, PropertyType.INT),
-    Direction.PWM: (PropertyType.FLOAT, PropertyType.DOUBLE),
-    Direction.ADC: (PropertyType.FLOAT, PropertyType.DOUBLE),
-}
-_SPI_PINS = {0: (7, 8, 9, 10, 11), 1: (16, 17, 18, 19, 20, 21)}
-"""BCM pins of SPI0 and SPI1 (chip selects, MISO, MOSI, clock), taken by an MCP3008."""
 
 _Edge = tuple[str, float, bool]
 """``(property, time.monotonic() when seen, logical level)``."""
@@ -61,10 +55,10 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
     """GPIO pins of the machine the mapper runs on, through gpiozero.
 
     Every gpiozero device is made with ``pin_factory=`` the board of :data:`boards` that the
-    protocol ``configData`` names, never with gpiozero's global default. Digital inputs
-    with ``edge`` other than ``none`` are pushed: each edge is debounced and reported at
-    once through :meth:`watch`, which also re-reads them every ``collectCycle`` and reports
-    them then (a periodic report that also catches an edge the kernel dropped). Outputs and
+    protocol ``configData`` names, never with gpiozero's global default. Digital inputs are
+    watched: each edge is debounced and, as ``edge`` says, reported at once through
+    :meth:`watch`, which also re-reads them every ``collectCycle`` and reports them then (a
+    periodic report that also catches an edge the kernel dropped). Outputs and
     PWM duty cycles are written through desired values; inputs refuse writes.
     """
 
@@ -80,83 +74,16 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
     # load-time checks ----------------------------------------------------------------------
     @classmethod
     def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
-        """Check the property's type against its direction, and writes to inputs."""
-        visitor = prop.visitor
-        assert isinstance(visitor, GpioVisitor)
-        direction = visitor.direction
-        allowed = _TYPES[direction]
-        if prop.type not in allowed:
-            names = " or ".join(t.value for t in allowed)
-            return [
-                (
-                    "direction",
-                    f"direction {direction} needs a {names} property, not {prop.type.value}",
-                )
-            ]
-        if visitor.is_input and prop.writable and prop.desired is not None:
-            return [("direction", f"an input ({direction}) cannot take a desired value")]
-        if (
-            direction is Direction.OUT
-            and visitor.initial is not None
-            and visitor.initial not in (0, 1)
-        ):
-            return [("initial", f"initial {visitor.initial} of a digital output is not true/false")]
-        return []
+        """Check the property's type against its direction, and desired values of inputs."""
+        return property_problems(prop)
 
     @classmethod
     def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
-        """Refuse two properties on one pin or channel, and PWM on the native factory."""
-        problems: list[tuple[str, str]] = []
-        taken: dict[object, str] = {}
-        spi_ports: set[int] = set()
-        for i, prop in enumerate(device.properties):
-            visitor = prop.visitor
-            assert isinstance(visitor, GpioVisitor)
-            if visitor.direction is Direction.ADC:
-                spi_ports.add(visitor.spi_port)
-                where: object = ("adc", visitor.spi_port, visitor.spi_device, visitor.channel)
-                field = "channel"
-            else:
-                where, field = visitor.pin, "pin"
-            other = taken.setdefault(where, prop.name)
-            if other != prop.name:
-                problems.append(
-                    (
-                        f"properties[{i}].visitors.configData.{field}",
-                        f"{prop.name} uses the same {field} as {other}",
-                    )
-                )
-        for i, prop in enumerate(device.properties):
-            visitor = prop.visitor
-            assert isinstance(visitor, GpioVisitor)
-            if visitor.pin is not None and any(visitor.pin in _SPI_PINS[p] for p in spi_ports):
-                problems.append(
-                    (
-                        f"properties[{i}].visitors.configData.pin",
-                        f"GPIO{visitor.pin} is an SPI pin, taken by the MCP3008",
-                    )
-                )
-        config = device.config
-        assert isinstance(config, GpioProtocol)
-        try:
-            kind = config.factory_kind
-        except ValueError as exc:
-            return [*problems, ("protocol.configData.pinFactory", str(exc))]
-        if kind is FactoryKind.NATIVE:
-            for i, prop in enumerate(device.properties):
-                visitor = prop.visitor
-                assert isinstance(visitor, GpioVisitor)
-                if visitor.direction is Direction.PWM:
-                    problems.append(
-                        (
-                            f"properties[{i}].visitors.configData.direction",
-                            "the native pin factory has no PWM; use lgpio or rpigpio",
-                        )
-                    )
-        return problems
+        """Refuse two properties on one pin or channel, SPI pins in use, PWM on native."""
+        return device_problems(device)
 
     def pushes(self, prop: PropertySpec) -> bool:
-        """Digital inputs with ``edge`` other than ``none`` are pushed on their edges."""
+        """Digital inputs are watched (:meth:`watch`): edges pushed at once, per ``edge``."""
         return self.visitor(prop).pushes
 
     # connection ----------------------------------------------------------------------------
@@ -178,7 +105,12 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
         try:
             for prop in self.device.properties:
                 visitor = self.visitor(prop)
-                self._lines[prop.name] = open_line(board, visitor, _initial(prop, visitor))
+                simulated = None
+                if board.is_mock and visitor.direction is Direction.ADC:
+                    simulated = analog_signal(prop, self.device.id)
+                self._lines[prop.name] = open_line(
+                    board, visitor, _initial(prop, visitor), simulated=simulated
+                )
         except BaseException:
             await self.close()
             raise
@@ -222,48 +154,82 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
 
     # edges ---------------------------------------------------------------------------------
     async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
-        """Report each debounced edge at once, and every input again each ``collectCycle``."""
+        """Report each debounced edge at once, and every input again each ``collectCycle``.
+
+        On a mock board, inputs with ``simulate`` whose pattern nobody drives yet (no
+        simulator in this process) are driven here, for as long as the watch lasts.
+        """
         inputs: dict[str, DigitalInput] = {}
         for prop in properties:
             line = self._line(prop)
             if not isinstance(line, DigitalInput):
                 raise DeviceError(f"{self.device.id}: {prop.name} is not a digital input")
             inputs[prop.name] = line
+        with ThreadInbox[_Edge]() as inbox, ExitStack() as claims:
+            async with anyio.create_task_group() as tg:
+                for prop in properties:
+                    visitor = self.visitor(prop)
+                    pattern = visitor.simulate
+                    if (
+                        pattern is not None
+                        and visitor.pin is not None
+                        and self.board.is_mock
+                        and claims.enter_context(self.board.driving(visitor.pin))
+                    ):
+                        log.info(
+                            "%s: driving the %s pattern of %s (mock pins, no simulator here)",
+                            self.device.id,
+                            pattern.pattern,
+                            prop.name,
+                        )
+                        pin = self.board.factory.pin(visitor.pin)
+                        tg.start_soon(drive_pattern, pin, pattern, visitor.effective_active_high)
+                try:
+                    await self._watch(properties, inputs, inbox, report)
+                finally:
+                    tg.cancel_scope.cancel()
+
+    async def _watch(
+        self,
+        properties: Sequence[PropertySpec],
+        inputs: Mapping[str, DigitalInput],
+        inbox: ThreadInbox[_Edge],
+        report: Report,
+    ) -> None:
         props = {p.name: p for p in properties}
         edges = {p.name: self.visitor(p).edge for p in properties}
-        with ThreadInbox[_Edge]() as inbox:
-            now = time.monotonic()
-            self._debouncers = debouncers = {
-                name: Debouncer(self.visitor(props[name]).bounce_seconds, line.read())
-                for name, line in inputs.items()
-            }
-            for name, line in inputs.items():
-                line.on_change(_edge_sink(inbox, name))
-            try:
-                cycles = Schedule({p.name: p.collect_cycle for p in properties}, now)
-                while True:
-                    now = time.monotonic()
-                    for name in cycles.pop_due(now):  # periodic report, catching lost edges
-                        debouncers[name].edge(now, inputs[name].read())
-                        report(name, _typed(props[name], debouncers[name].value))
-                    settled = [(name, d.settle(now)) for name, d in debouncers.items()]
-                    for name, level in settled:
-                        if level is not None and _wanted(edges[name], level):
-                            report(name, _typed(props[name], level))
-                            await anyio.lowlevel.checkpoint()  # let the runner publish it
-                    deadlines = [d.deadline for d in debouncers.values()]
-                    wake = min([cycles.next_deadline()] + [d for d in deadlines if d is not None])
-                    batch: list[_Edge] = []
-                    with anyio.move_on_after(max(0.0, wake - time.monotonic())):
-                        batch = await inbox.get()
-                    for name, seen, level in batch:
-                        reported = debouncers[name].edge(seen, level)
-                        if reported is not None and _wanted(edges[name], reported):
-                            report(name, _typed(props[name], reported))
-                            await anyio.lowlevel.checkpoint()  # one push, one report
-            finally:
-                for line in inputs.values():
-                    line.on_change(None)
+        now = time.monotonic()
+        self._debouncers = debouncers = {
+            name: Debouncer(self.visitor(props[name]).bounce_seconds, line.read())
+            for name, line in inputs.items()
+        }
+        for name, line in inputs.items():
+            line.on_change(_edge_sink(inbox, name))
+        try:
+            cycles = Schedule({p.name: p.collect_cycle for p in properties}, now)
+            while True:
+                now = time.monotonic()
+                for name in cycles.pop_due(now):  # periodic report, catching lost edges
+                    debouncers[name].edge(now, inputs[name].read())
+                    report(name, _typed(props[name], debouncers[name].value))
+                for name, debouncer in debouncers.items():
+                    level = debouncer.settle(now)
+                    if level is not None and _wanted(edges[name], level):
+                        report(name, _typed(props[name], level))
+                        await anyio.lowlevel.checkpoint()  # let the runner publish it
+                deadlines = [d.deadline for d in debouncers.values()]
+                wake = min([cycles.next_deadline()] + [d for d in deadlines if d is not None])
+                batch: list[_Edge] = []
+                with anyio.move_on_after(max(0.0, wake - time.monotonic())):
+                    batch = await inbox.get()
+                for name, seen, level in batch:
+                    reported = debouncers[name].edge(seen, level)
+                    if reported is not None and _wanted(edges[name], reported):
+                        report(name, _typed(props[name], reported))
+                        await anyio.lowlevel.checkpoint()  # one edge, one report
+        finally:
+            for line in inputs.values():
+                line.on_change(None)
 
     @property
     def bounced(self) -> int:

@@ -50,15 +50,20 @@ class Line(abc.ABC):
 
 
 class DigitalInput(Line):
-    """A digital input; gpiozero reports its edges to :meth:`on_change`.
+    """A digital input; gpiozero reports its edges to the callback of :meth:`on_change`.
 
     ``invert`` is set when the requested active level differs from the one gpiozero infers
-    from the pull resistor (gpiozero treats a pulled-up input as active low, always).
+    from the pull resistor (gpiozero treats a pulled-up input as active low, always). The
+    gpiozero callbacks are set once, here; :meth:`on_change` only swaps where they lead, so
+    no callback is ever set to ``None`` while gpiozero's thread may be calling it.
     """
 
     def __init__(self, device: Any, invert: bool) -> None:
         super().__init__(device)
         self._invert = invert
+        self._callback: EdgeCallback | None = None
+        device.when_activated = self._activated
+        device.when_deactivated = self._deactivated
 
     def read(self) -> bool:
         """The logical level now."""
@@ -66,28 +71,22 @@ class DigitalInput(Line):
 
     def on_change(self, callback: EdgeCallback | None) -> None:
         """Call ``callback(level)`` on every edge (``None`` stops the calls)."""
-        device = self._device
-        if callback is None:
-            device.when_activated = None
-            device.when_deactivated = None
-            return
-        active, inactive = not self._invert, self._invert
+        self._callback = callback
 
-        def activated() -> None:
-            callback(active)
+    def _activated(self) -> None:
+        callback = self._callback
+        if callback is not None:
+            callback(not self._invert)
 
-        def deactivated() -> None:
-            callback(inactive)
-
-        device.when_activated = activated
-        device.when_deactivated = deactivated
+    def _deactivated(self) -> None:
+        callback = self._callback
+        if callback is not None:
+            callback(self._invert)
 
     def close(self) -> None:
         """Stop the callbacks and release the pin."""
-        try:
-            self.on_change(None)
-        finally:
-            super().close()
+        self._callback = None
+        super().close()
 
 
 class DigitalOutput(Line):
@@ -132,16 +131,29 @@ class AnalogInput(Line):
 
 
 class MockAnalogInput(Line):
-    """An MCP3008 channel of a mock board: reads what the simulator put in ``board.analog``."""
+    """An MCP3008 channel of a mock board.
 
-    def __init__(self, board: Board, address: tuple[int, int, int]) -> None:
+    Reads what the ``gpio`` simulator of this process put in ``board.analog``; when no
+    simulator serves the channel, reads ``simulated()`` (0 when not given).
+    """
+
+    def __init__(
+        self,
+        board: Board,
+        address: tuple[int, int, int],
+        simulated: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(None)
         self._board = board
         self._address = address
+        self._simulated = simulated
 
     def read(self) -> float:
-        """The simulated value, 0 until the simulator sets one."""
-        return self._board.analog.get(self._address, 0.0)
+        """The simulated value of the channel, 0..1."""
+        value = self._board.analog.get(self._address)
+        if value is None:
+            value = self._simulated() if self._simulated is not None else 0.0
+        return value
 
     def close(self) -> None:
         """Nothing to release."""
@@ -162,13 +174,21 @@ def _gpio_errors(what: str) -> Iterator[None]:
         raise DeviceError(f"{what}: {exc}") from exc
 
 
-def open_line(board: Board, visitor: GpioVisitor, initial: bool | float | None = None) -> Line:
+def open_line(
+    board: Board,
+    visitor: GpioVisitor,
+    initial: bool | float | None = None,
+    *,
+    simulated: Callable[[], float] | None = None,
+) -> Line:
     """Claim the pin (or channel) ``visitor`` describes on ``board``.
 
     Args:
         board: the pin factory to use.
         visitor: the property's settings.
         initial: the value an output starts with (off when ``None``).
+        simulated: on a mock board, the value of an MCP3008 channel that no simulator of
+            this process serves.
 
     Raises:
         DeviceError: the pin is invalid, in use, or the backend refused it.
@@ -187,7 +207,7 @@ def open_line(board: Board, visitor: GpioVisitor, initial: bool | float | None =
         assert visitor.channel is not None
         address = (visitor.spi_port, visitor.spi_device, visitor.channel)
         if board.is_mock:
-            return MockAnalogInput(board, address)
+            return MockAnalogInput(board, address, simulated)
         with _gpio_errors(f"MCP3008 channel {visitor.channel}"):
             return AnalogInput(
                 MCP3008(

@@ -1,15 +1,20 @@
-"""Simulated GPIO for ``edgedev demo`` and tests: patterns driven into mock pins.
+"""Simulated GPIO for ``edgedev simulate``, ``edgedev demo`` and tests: patterns on mock pins.
 
 GPIO is not served over a network: a simulated pin is a :class:`~gpiozero.pins.mock.MockPin`
-of a ``MockFactory`` inside one process. The simulator and the mapper meet on the mock
-board that both look up by ``mockName`` (see :mod:`edgedev_gpio.boards`), which works when
-they run in one process (``edgedev demo``, tests, an application that embeds both). A
-separate ``edgedev simulate`` process drives pins no mapper can see; it says so and serves
-them anyway, for symmetry with the other protocols.
+of a ``MockFactory`` inside one process, and the mock board is found by ``mockName`` (see
+:mod:`edgedev_gpio.boards`). So simulation works in two ways:
 
-Inputs with ``simulate`` in their visitor follow their pattern (with contact bounce when
-asked); MCP3008 channels follow :func:`edgedev.simulate.signals.signal`; outputs keep what
-the mapper writes (the mock pins record every state, for tests to check).
+- **one process** (``edgedev demo``, tests, an application embedding both): this simulator
+  holds the mock board and drives the inputs' ``simulate`` patterns; the mapper's driver
+  finds the pins already driven and only watches them.
+- **a separately started mapper** (``edgedev run`` on a file with ``pinFactory: mock``): no
+  simulator shares its pins, so the driver drives the patterns itself from the same
+  ``configData``. A separate ``edgedev simulate`` process then plays the patterns on pins no
+  mapper sees; it is accepted for symmetry with the other protocols and says so.
+
+Inputs with ``simulate`` follow their pattern (with contact bounce when asked); MCP3008
+channels follow :func:`edgedev.simulate.signals.signal`; outputs keep what the mapper
+writes (mock pins record every state, for tests to check).
 """
 
 from __future__ import annotations
@@ -18,17 +23,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import DeviceSpec, PropertySpec, Simulator
-from edgedev.simulate.signals import signal
+from edgedev import DeviceSpec, Simulator
 from edgedev_gpio.boards import Board, BoardKey, boards
 from edgedev_gpio.config import Direction, FactoryKind, GpioProtocol, GpioVisitor, SimulateConfig
-from edgedev_gpio.patterns import chatter, level_at, next_change
+from edgedev_gpio.drive import analog_signal, drive_pattern
 
 log = logging.getLogger("edgedev.gpio.simulator")
 
@@ -38,8 +42,6 @@ ANALOG_PERIOD = 0.1
 
 @dataclass(frozen=True, slots=True)
 class _Input:
-    device: str
-    prop: str
     pin: Any
     config: SimulateConfig
     active_high: bool
@@ -47,10 +49,9 @@ class _Input:
 
 @dataclass(frozen=True, slots=True)
 class _Analog:
-    device: str
-    prop: PropertySpec
     board: Board
     address: tuple[int, int, int]
+    value: Callable[[], float]
 
 
 class GpioSimulator(Simulator):
@@ -107,58 +108,42 @@ class GpioSimulator(Simulator):
                     if visitor.direction is Direction.ADC:
                         assert visitor.channel is not None
                         address = (visitor.spi_port, visitor.spi_device, visitor.channel)
-                        scaled = replace(
-                            prop,
-                            minimum=0.0 if prop.minimum is None else prop.minimum,
-                            maximum=1.0 if prop.maximum is None else prop.maximum,
-                        )
-                        analogs.append(_Analog(spec.id, scaled, board, address))
+                        value = analog_signal(prop, spec.id, self._clock)
+                        analogs.append(_Analog(board, address, value))
                     elif visitor.direction is Direction.IN and visitor.simulate is not None:
-                        inputs.append(
-                            _Input(
-                                spec.id,
-                                prop.name,
-                                board.factory.pin(visitor.pin),
-                                visitor.simulate,
-                                visitor.effective_active_high,
+                        assert visitor.pin is not None
+                        if stack.enter_context(board.driving(visitor.pin)):
+                            inputs.append(
+                                _Input(
+                                    board.factory.pin(visitor.pin),
+                                    visitor.simulate,
+                                    visitor.effective_active_high,
+                                )
                             )
-                        )
             if self._boards:
                 log.info(
-                    "simulating %d GPIO device(s) on mock pins of this process only",
+                    "simulating %d GPIO device(s) on mock pins; a mapper sees them only in "
+                    "this process (a separate mapper with pinFactory mock drives its own)",
                     len(self._boards),
                 )
             async with anyio.create_task_group() as tg:
-                start = self._clock()
                 for item in inputs:
-                    tg.start_soon(self._drive, item, start)
+                    tg.start_soon(
+                        drive_pattern, item.pin, item.config, item.active_high, self._clock
+                    )
                 if analogs:
-                    tg.start_soon(self._analog, analogs, start)
+                    tg.start_soon(self._analog, analogs)
                 task_status.started()
 
-    async def _drive(self, item: _Input, start: float) -> None:
-        """Follow the pattern: drive each transition, then its chatter."""
-        t = self._clock() - start
-        level = level_at(item.config, t)
-        _drive(item, level)
-        spacing = item.config.bounce_spacing / 1000
-        while True:
-            at = next_change(item.config, t)
-            await anyio.sleep(max(0.0, at - (self._clock() - start)))
-            t = at
-            level = not level
-            _drive(item, level)
-            for bounce in chatter(item.config, level):
-                await anyio.sleep(spacing)
-                _drive(item, bounce)
-
-    async def _analog(self, analogs: list[_Analog], start: float) -> None:
-        while True:
-            t = self._clock() - start
+    async def _analog(self, analogs: list[_Analog]) -> None:
+        try:
+            while True:
+                for item in analogs:
+                    item.board.analog[item.address] = item.value()
+                await anyio.sleep(ANALOG_PERIOD)
+        finally:  # a mapper that stays on the board simulates the channels itself again
             for item in analogs:
-                value = float(signal(item.prop, t, key=item.device))
-                item.board.analog[item.address] = min(1.0, max(0.0, value))
-            await anyio.sleep(ANALOG_PERIOD)
+                item.board.analog.pop(item.address, None)
 
     @classmethod
     def demo_yaml(cls, allocate_port: Callable[[], int]) -> str:
@@ -166,14 +151,3 @@ class GpioSimulator(Simulator):
         from importlib.resources import files
 
         return files("edgedev_gpio").joinpath("demo.yaml").read_text(encoding="utf-8")
-
-
-def _drive(item: _Input, active: bool) -> None:
-    """Drive ``item``'s pin to the electrical level of logical ``active``."""
-    pin = item.pin
-    if pin.function != "input":  # claimed as an output by a misconfigured mapper
-        return
-    if active == item.active_high:
-        pin.drive_high()
-    else:
-        pin.drive_low()

@@ -36,8 +36,10 @@ __all__ = (
     "decode_registers",
     "default_data_type",
     "encode_registers",
+    "number_format",
     "register_count",
     "scale_value",
+    "shortest_float32",
     "unscale_value",
 )
 
@@ -103,6 +105,12 @@ _INTEGER_RANGES: dict[DataType, tuple[int, int]] = {
 }
 
 _FLOATS = frozenset({DataType.FLOAT32, DataType.FLOAT64})
+
+
+def number_format(data_type: DataType) -> str | None:
+    """The big-endian :mod:`struct` format of a number data type; ``None`` for the others."""
+    return _FORMATS.get(data_type)
+
 
 # Enough digits for the exact product or quotient of two shortest float reprs (17 digits each)
 # or of an int64 and a repr; independent of the caller's (thread-local) decimal context.
@@ -218,8 +226,12 @@ def _bytes_to_words(data: bytes, *, swap_bytes: bool, swap_registers: bool) -> l
     return words
 
 
+_F32 = struct.Struct(">f")
+_F32_BITS = struct.Struct(">I")
+
+
 def _to_float32(value: float) -> float:
-    result: float = struct.unpack(">f", struct.pack(">f", value))[0]
+    result: float = _F32.unpack(_F32.pack(value))[0]
     return result
 
 
@@ -237,11 +249,27 @@ def _shortest_float32(value: float) -> float:
     decimal is the closest candidate, so it round-trips whenever any ``digits``-digit decimal
     does, except at powers of two, where the float32 spacing below is half that above: there the
     candidate rounded away from zero gets a second chance.
+
+    Away from powers of two, the closest ``digits + 1``-digit decimal is at least as close as
+    the closest ``digits``-digit one (which is also a ``digits + 1``-digit decimal), and the
+    float32 rounding interval is symmetric: so once a digit count round-trips, every larger one
+    does, and a binary search over 1..9 finds the same answer as trying them in turn.
     """
     if value == 0.0 or not math.isfinite(value):
         return value
-    (bits,) = struct.unpack(">I", struct.pack(">f", value))
+    (bits,) = _F32_BITS.unpack(_F32.pack(value))
     power_of_two = bits & 0x7FFFFF == 0
+    if not power_of_two:
+        low, high = 1, 9  # 9 significant digits always round-trip
+        best = value
+        while low <= high:
+            middle = (low + high) // 2
+            candidate = float(f"{value:.{middle - 1}e}")
+            if _round_trips(candidate, value):
+                best, high = candidate, middle - 1
+            else:
+                low = middle + 1
+        return best
     for digits in range(1, 10):
         candidate = float(f"{value:.{digits - 1}e}")
         if _round_trips(candidate, value):
@@ -294,6 +322,9 @@ def decode_registers(
         return _shortest_float32(value)
     result: int | float = value
     return result
+
+
+shortest_float32 = _shortest_float32
 
 
 def decode_bits(bits: Sequence[bool]) -> bool:

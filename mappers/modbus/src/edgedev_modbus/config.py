@@ -19,6 +19,8 @@ class ModbusProtocol(ProtocolConfig):
     ``dataBits``, ``parity``, ``stopBits``, ``slaveID``. ``maxGap`` (edgedev) lets one
     request span up to that many unused addresses between two properties; a device that
     refuses such a read (illegal address) is re-planned without gaps automatically.
+    ``coalesce: false`` (edgedev) reads one property per request, as other mappers do: for
+    devices that refuse multi-value reads, and as the baseline of ``bench/fleet.py``.
     """
 
     ip: str | None = None
@@ -30,6 +32,7 @@ class ModbusProtocol(ProtocolConfig):
     parity: Literal["N", "E", "O"] = "N"
     stop_bits: Literal[1, 2] = 1
     max_gap: int = Field(16, ge=0, le=124)
+    coalesce: bool = True
 
     @field_validator("parity", mode="before")
     @classmethod

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import math
+import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -19,8 +22,10 @@ from edgedev_modbus.codec import (
     decode_registers,
     default_data_type,
     encode_registers,
+    number_format,
     register_count,
     scale_value,
+    shortest_float32,
     unscale_value,
 )
 from edgedev_modbus.config import ModbusProtocol, ModbusVisitor
@@ -162,6 +167,9 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         super().__init__(device)
         self._layouts = {p.name: Layout.of(p) for p in device.properties}
         self._plans: dict[tuple[str, ...], list[Block]] = {}
+        self._types = {p.name: p.type for p in device.properties}
+        self._decoders: dict[int, list[tuple[str, _FastDecoder | None]]] = {}
+        """Per block of a plan in ``_plans`` (cleared with it), each value's decoder."""
         self._max_gap = self.config.max_gap
         self._client: Any = None
         self._line: _SerialLine | None = None
@@ -249,8 +257,11 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         with _device_errors(self.config.address):
             if self._line is None:
                 return await call(*args, device_id=self.config.slave_id, **kwargs)
+            # one request at a time on the line, each bounded by this device's timeout, so
+            # that a dead slave holds the line for one timeout at most per attempt
             async with self._line.lock:
-                return await call(*args, device_id=self.config.slave_id, **kwargs)
+                with anyio.fail_after(self.config.timeout / 1000):
+                    return await call(*args, device_id=self.config.slave_id, **kwargs)
 
     # reads ---------------------------------------------------------------------------------
     def _plan(self, properties: Sequence[PropertySpec]) -> list[Block]:
@@ -261,7 +272,11 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             for p in properties:
                 layout = self._layouts[p.name]
                 items.append(ReadItem(p.name, layout.table, layout.offset, layout.count))
-            plan = self._plans[key] = plan_reads(items, max_gap=self._max_gap)
+            if self.config.coalesce:
+                plan = plan_reads(items, max_gap=self._max_gap)
+            else:  # one request per property
+                plan = [b for item in items for b in plan_reads([item])]
+            self._plans[key] = plan
         return plan
 
     async def _read_block(self, block: Block) -> Sequence[int] | Sequence[bool] | None:
@@ -279,6 +294,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             )
             self._max_gap = 0
             self._plans.clear()
+            self._decoders.clear()
             raise _Replan
         log.warning(
             "%s: %s %d..%d refused (exception code %s)",
@@ -301,14 +317,33 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
 
     async def _read_all(self, properties: Sequence[PropertySpec]) -> dict[str, Value]:
         values: dict[str, Value] = {}
-        types = {p.name: p.type for p in properties}
         for block in self._plan(properties):
             words = await self._read_block(block)
-            if words is None:
-                continue
-            for name, part in split_block(block, words).items():
-                values[name] = self._layouts[name].decode(part, types[name])
+            if words is not None:
+                self._decode_block(block, words, values)
         return values
+
+    def _decode_block(
+        self, block: Block, words: Sequence[int] | Sequence[bool], values: dict[str, Value]
+    ) -> None:
+        """Decode every value of ``block`` from the answer ``words`` into ``values``."""
+        decoders = self._decoders.get(id(block))  # by identity: hashing a Block is slow
+        if decoders is None:
+            made = [
+                (item.key, _fast_decoder(self._layouts[item.key], self._types[item.key]))
+                for item in block.items
+            ]
+            # an empty list: some value needs the generic path
+            decoders = self._decoders[id(block)] = made if all(f for _, f in made) else []
+        if not decoders or len(words) < block.count:
+            for name, part in split_block(block, words).items():
+                values[name] = self._layouts[name].decode(part, self._types[name])
+            return
+        data = _pack_words(block.count, words)
+        start = block.start
+        for name, fast in decoders:
+            assert fast is not None
+            values[name] = fast(data, start)
 
     # writes --------------------------------------------------------------------------------
     async def write(self, prop: PropertySpec, value: Value) -> None:
@@ -326,6 +361,76 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise WriteRefused(f"device refused the write (exception code {code})")
+
+
+_FastDecoder = Callable[[bytes, int], Value]
+"""Decodes one value from a block's bytes (big-endian words) and the block's start address."""
+
+
+def _pack_words(count: int, words: Sequence[int] | Sequence[bool]) -> bytes:
+    """The first ``count`` register words as big-endian bytes, in one call."""
+    try:
+        return struct.pack(f">{count}H", *words[:count])
+    except struct.error:  # a word out of 0..0xFFFF: refused with the codec's message
+        for word in words[:count]:
+            if not 0 <= int(word) <= 0xFFFF:
+                raise ValueError(f"register word {word!r} is not in 0..0xFFFF") from None
+        raise
+
+
+def _fast_decoder(layout: Layout, type_: PropertyType) -> _FastDecoder | None:
+    """A decoder equal to ``layout.decode`` on the common layouts, ``None`` on the others.
+
+    Common: a number in registers with no byte or register swap. The work that does not
+    depend on the value (struct format, scale as a fraction) is done here, once.
+    """
+    if layout.table.is_bit or layout.swap_bytes or layout.swap_registers:
+        return None
+    fmt = number_format(layout.data_type)
+    if fmt is None:  # string, boolean
+        return None
+    unpack = struct.Struct(fmt).unpack_from
+    offset, scale = layout.offset, layout.scale
+    shortest = layout.data_type is DataType.FLOAT32
+    to_float = type_ in (PropertyType.FLOAT, PropertyType.DOUBLE)
+    to_bool = type_ is PropertyType.BOOLEAN
+    ratio = _scale_ratio(scale)
+
+    def decode(data: bytes, start: int) -> Value:
+        (raw,) = unpack(data, 2 * (offset - start))
+        if shortest:
+            raw = shortest_float32(raw)
+        if to_bool:
+            return bool(raw)
+        value: int | float = raw
+        if scale != 1:
+            if ratio is not None and type(raw) is int and raw:
+                numerator, denominator = ratio
+                value = raw * numerator if denominator == 1 else raw * numerator / denominator
+            else:
+                value = scale_value(raw, scale)
+        return float(value) if to_float else value
+
+    return decode
+
+
+def _scale_ratio(scale: float) -> tuple[int, int] | None:
+    """``scale``'s shortest decimal as ``(numerator, 10**k)``, the exact fraction.
+
+    ``raw * numerator / 10**k`` (int true division, correctly rounded) then equals
+    :func:`scale_value` of an integer ``raw``, which rounds the exact decimal product; an
+    integer scale gives ``(scale, 1)`` and an int product, as :func:`scale_value` does.
+    """
+    if not math.isfinite(scale) or scale == 0:
+        return None
+    sign, digits, exponent = Decimal(repr(scale)).as_tuple()
+    assert isinstance(exponent, int)
+    numerator = int("".join(map(str, digits))) * (-1 if sign else 1)
+    if exponent >= 0:
+        return numerator * 10**exponent, 1
+    if float(scale).is_integer():
+        return numerator // 10**-exponent, 1
+    return numerator, 10**-exponent
 
 
 class _Replan(Exception):

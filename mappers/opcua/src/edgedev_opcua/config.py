@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 from edgedev_opcua.convert import Builtin
-from edgedev_opcua.nodeid import NodeRef, parse_node_id
+from edgedev_opcua.nodeid import BrowseStep, NodeRef, parse_browse_path, parse_node_id
 
 DEFAULT_PORT = 4840
 SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"]
@@ -82,25 +82,38 @@ class OpcuaProtocol(ProtocolConfig):
     def _lower_mode(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> OpcuaProtocol:
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-field problems, as ``(configData field, message)`` pairs (none when valid)."""
+        found: list[tuple[str, str]] = []
         secured = self.security_policy != "None"
         if secured != (self.security_mode != "None"):
-            raise ValueError(
-                "securityPolicy and securityMode go together: both None, or a policy "
-                f"with Sign or SignAndEncrypt (got securityPolicy {self.security_policy}, "
-                f"securityMode {self.security_mode})"
+            field = "securityMode" if secured else "securityPolicy"
+            found.append(
+                (
+                    field,
+                    "securityPolicy and securityMode go together: both None, or a policy "
+                    f"with Sign or SignAndEncrypt (got securityPolicy {self.security_policy}, "
+                    f"securityMode {self.security_mode})",
+                )
             )
-        if secured and (self.certificate is None or self.private_key is None):
-            raise ValueError(
-                f"securityPolicy {self.security_policy} needs certificate and privateKey "
-                "(the client's PEM or DER files)"
-            )
+        if secured:
+            for field, path in (
+                ("certificate", self.certificate),
+                ("privateKey", self.private_key),
+            ):
+                if path is None:
+                    found.append(
+                        (
+                            field,
+                            f"securityPolicy {self.security_policy} needs {field} "
+                            "(the client's PEM or DER file)",
+                        )
+                    )
         if self.password is not None and self.user_name is None:
-            raise ValueError("password is given without userName")
+            found.append(("userName", "password is given without userName"))
         if self.user_name is not None and self.password is None:
-            raise ValueError(f"userName {self.user_name!r} is given without password")
-        return self
+            found.append(("password", f"userName {self.user_name!r} is given without password"))
+        return found
 
     @property
     def host(self) -> str:
@@ -122,19 +135,33 @@ class OpcuaVisitor(VisitorConfig):
     """``visitors.configData`` of an OPC-UA property.
 
     ``nodeID`` is the node's id (``ns=2;i=1001``, ``ns=2;s=Line1.Temp``, ``nsu=<uri>;s=...``).
+    ``browsePath`` (edgedev), instead of ``nodeID``, finds the node by browse names from the
+    Objects folder (``2:Line1/2:Temp``), resolved on the server at each connect.
     ``dataType`` (optional: ``Boolean``, ``SByte`` ... ``UInt64``, ``Float``, ``Double``,
     ``String``, ``DateTime``, ``ByteString``) is the node's OPC-UA type: the simulator
     creates the node with it; the driver always asks the server for the node's real type,
     once per connection, and writes with that.
     """
 
-    node_id: str = Field(alias="nodeID")
+    node_id: str | None = Field(None, alias="nodeID")
+    browse_path: str | None = None
     data_type: Builtin | None = None
 
     @field_validator("node_id")
     @classmethod
-    def _node_id(cls, value: str) -> str:
-        return str(parse_node_id(value))
+    def _node_id(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_node_id(value))
+
+    @field_validator("browse_path")
+    @classmethod
+    def _browse_path(cls, value: str | None) -> str | None:
+        return None if value is None else "/".join(map(str, parse_browse_path(value)))
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-field problems, as ``(configData field, message)`` pairs (none when valid)."""
+        if (self.node_id is None) == (self.browse_path is None):
+            return [("nodeID", "give either nodeID (ns=2;i=1001) or browsePath (2:Line1/2:Temp)")]
+        return []
 
     @field_validator("data_type", mode="before")
     @classmethod
@@ -142,6 +169,11 @@ class OpcuaVisitor(VisitorConfig):
         return Builtin.parse(value) if isinstance(value, str) else value
 
     @property
-    def node(self) -> NodeRef:
-        """The parsed node id."""
-        return parse_node_id(self.node_id)
+    def node(self) -> NodeRef | None:
+        """The parsed node id (``None`` when the property is found by ``browsePath``)."""
+        return None if self.node_id is None else parse_node_id(self.node_id)
+
+    @property
+    def path(self) -> tuple[BrowseStep, ...]:
+        """The parsed browse path (empty when the property has a ``nodeID``)."""
+        return () if self.browse_path is None else parse_browse_path(self.browse_path)

@@ -12,8 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.client.ua_client import UaClientState
 from asyncua.crypto import security_policies, uacrypto
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from edgedev import DeviceError
 from edgedev_opcua.certs import application_uri_of
@@ -49,6 +52,30 @@ _SECURITY = frozenset(
 )
 
 
+_EARLY = "Received data for unknown subscription"
+
+
+def _quiet_lost_connection(record: logging.LogRecord) -> bool:
+    """Demote asyncua's reports of a connection that is already gone to DEBUG.
+
+    When a server goes away, asyncua's publish loop logs the ``ConnectionError`` at ERROR
+    with a traceback, and closing warns that the connection is closed; the driver reports
+    the same loss once, as the device going offline. A keep-alive of a subscription that
+    arrives before asyncua has registered it (no monitored items yet) is harmless too.
+    """
+    lost = record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)
+    message = record.getMessage()
+    if lost or message.endswith("but connection is closed") or message.startswith(_EARLY):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+for _name in ("asyncua.client.ua_session.UaSession", "asyncua.client.ua_client.UaClient"):
+    logging.getLogger(_name).addFilter(_quiet_lost_connection)
+
+
 def status_name(code: int) -> str:
     """The name of an OPC-UA status code (``BadNodeIdUnknown``)."""
     from asyncua.ua.status_codes import get_name_and_doc
@@ -58,7 +85,7 @@ def status_name(code: int) -> str:
 
 def describe(exc: BaseException, cfg: OpcuaProtocol) -> str:
     """A message for ``exc`` that says what the user may fix."""
-    if isinstance(exc, ua.UaStatusCodeError):
+    if isinstance(exc, UaStatusCodeError):
         name = status_name(exc.code)
         if name in _LOGIN:
             who = f"user {cfg.user_name!r}" if cfg.user_name else "anonymous login"
@@ -71,7 +98,7 @@ def describe(exc: BaseException, cfg: OpcuaProtocol) -> str:
         return f"{cfg.url}: {name}"
     if isinstance(exc, TimeoutError):
         return f"{cfg.url}: no answer within {cfg.timeout} ms"
-    if isinstance(exc, ua.UaError) and "No matching endpoints" in str(exc):
+    if isinstance(exc, UaError) and "No matching endpoints" in str(exc):
         return (
             f"{cfg.url}: the server offers no endpoint with securityPolicy "
             f"{cfg.security_policy} and securityMode {cfg.security_mode}"
@@ -86,7 +113,7 @@ def device_errors(cfg: OpcuaProtocol) -> Iterator[None]:
         yield
     except DeviceError:
         raise
-    except (ua.UaError, OSError, TimeoutError, ValueError) as exc:
+    except (UaError, OSError, TimeoutError, ValueError) as exc:
         raise DeviceError(describe(exc, cfg)) from exc
 
 
@@ -151,7 +178,7 @@ async def close_client(client: Client) -> None:
     with anyio.CancelScope(shield=True):
         try:
             with anyio.move_on_after(CLOSE_GRACE):
-                if client.uaclient.state is ua.UaClientState.CONNECTED:
+                if client.uaclient.state is UaClientState.CONNECTED:
                     await client.disconnect()
                 else:
                     await client.close_session()  # cancels asyncua's own tasks

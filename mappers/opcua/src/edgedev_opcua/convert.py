@@ -7,6 +7,7 @@ also uses), so that this module needs no asyncua import and is tested on its own
 from __future__ import annotations
 
 import math
+import struct
 import uuid
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -145,10 +146,34 @@ def builtin_of_data_type(namespace: int, identifier: object) -> Builtin | None:
     return _SUBTYPES.get(identifier)
 
 
-def from_opcua(raw: Any, type_: PropertyType) -> Value:
+def shortest_float32(value: float) -> float:
+    """The float with the fewest significant digits that is the same float32 as ``value``.
+
+    A Float node holding 23.1 arrives as 23.100000381469727; this gives back 23.1.
+    """
+    if not math.isfinite(value):
+        return value
+    single = _to_float32(value)
+    for digits in range(1, 10):
+        candidate = float(f"{single:.{digits}g}")
+        if _to_float32(candidate) == single:
+            return candidate
+    return single
+
+
+def _to_float32(value: float) -> float:
+    try:
+        return float(struct.unpack("<f", struct.pack("<f", value))[0])
+    except OverflowError:
+        return value
+
+
+def from_opcua(raw: Any, type_: PropertyType, builtin: Builtin | None = None) -> Value:
     """The property value of ``type_`` for the value ``raw`` that asyncua decoded.
 
     Numbers convert between widths, DateTime becomes ISO 8601 text, LocalizedText its text.
+    A value of a ``Float`` node (``builtin``) loses its float32 noise (see
+    :func:`shortest_float32`).
 
     Raises:
         ValueError: ``raw`` cannot be a value of ``type_`` (null, array, wrong kind).
@@ -180,6 +205,8 @@ def from_opcua(raw: Any, type_: PropertyType) -> Value:
         if isinstance(raw, float) and not raw.is_integer():
             return raw  # an integer property fed by a Float node keeps its fraction
         return int(raw)
+    if builtin is Builtin.FLOAT and isinstance(raw, float):
+        return shortest_float32(raw)
     return float(raw)
 
 
@@ -248,5 +275,5 @@ def _to_float(value: Value, name: str) -> float:
     if isinstance(value, bool | int | float):
         return float(value)
     if isinstance(value, str):
-        return float(parse_value(value, PropertyType.DOUBLE))  # type: ignore[arg-type]
+        return float(parse_value(value, PropertyType.DOUBLE))
     raise ValueError(f"bytes cannot be written to a {name} node")

@@ -37,9 +37,12 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
 
     @classmethod
     def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
-        """Check that the visitor's ``dataType`` can hold a value of the property's type."""
+        """Check that the node is named once, and that ``dataType`` can hold the property."""
         visitor = prop.visitor
         assert isinstance(visitor, OpcuaVisitor)
+        problems = visitor.problems()
+        if problems:
+            return problems
         if visitor.data_type is not None and not compatible(prop.type, visitor.data_type):
             return [
                 (
@@ -49,6 +52,13 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
                 )
             ]
         return []
+
+    @classmethod
+    def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
+        """Check security, login and certificate settings together."""
+        config = device.config
+        assert isinstance(config, OpcuaProtocol)
+        return [(f"protocol.configData.{field}", message) for field, message in config.problems()]
 
     def pushes(self, prop: PropertySpec) -> bool:
         """In subscribe mode every property is pushed by the server."""

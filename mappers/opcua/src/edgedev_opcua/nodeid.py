@@ -3,7 +3,8 @@
 ``ns=2;i=1001``, ``ns=2;s=Line1.Temp``, ``ns=3;g=<uuid>``, ``ns=1;b=<base64>``, and the
 same with ``nsu=<namespace uri>`` instead of ``ns=<index>`` (the index is then looked up on
 the server when the device connects, so the file survives a server that renumbers its
-namespaces). A missing ``ns`` means namespace 0.
+namespaces). A missing ``ns`` means namespace 0. Browse paths (``2:Line1/2:Temp``) name a
+node by the browse names that lead to it from the Objects folder.
 """
 
 from __future__ import annotations
@@ -104,3 +105,36 @@ def _identifier(text: str, kind: IdKind, ident: str) -> int | str | uuid.UUID | 
     if not data:
         raise ValueError(f"{text!r}: the opaque identifier is empty")
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class BrowseStep:
+    """One step of a browse path: a child's browse name (namespace index and name)."""
+
+    namespace: int
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:{self.name}"
+
+
+def parse_browse_path(text: str) -> tuple[BrowseStep, ...]:
+    """Parse a browse path from the Objects folder: ``2:Line1/2:Temp``.
+
+    Steps are separated by ``/`` (a leading ``/`` is allowed) and follow hierarchical
+    references; each is ``<namespace index>:<browse name>`` (``Temp`` alone is namespace 0).
+
+    Raises:
+        ValueError: ``text`` is not such a path; the message says what is wrong.
+    """
+    steps = []
+    for part in text.strip().removeprefix("/").split("/"):
+        if not part.strip():
+            raise ValueError(f"{text!r}: empty step (expected for example 2:Line1/2:Temp)")
+        head, sep, name = part.partition(":")
+        if not sep or not head.isdigit():
+            head, name = "0", part
+        if int(head) > MAX_NAMESPACE or not name:
+            raise ValueError(f"{text!r}: {part!r} is not <namespace index>:<browse name>")
+        steps.append(BrowseStep(int(head), name))
+    return tuple(steps)

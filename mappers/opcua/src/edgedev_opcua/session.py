@@ -1,9 +1,10 @@
 """A live OPC-UA session for one device: node resolution, reads, writes, subscriptions.
 
 The driver's I/O half, kept apart so that loading the driver (``edgedev validate``) does not
-import asyncua. On open it resolves every property's node (namespace URIs included) and reads
-all their ``DataType`` attributes in one request, so that writes use each node's own type and
-a node the server does not know is reported once, by name, and left out.
+import asyncua. On open it resolves every property's node (namespace URIs and browse paths
+included, each kind in one request) and reads all their ``DataType`` attributes in one
+request, so that writes use each node's own type and a node the server does not know is
+reported once, by name, and left out.
 """
 
 from __future__ import annotations
@@ -11,24 +12,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import anyio
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.common.ua_utils import data_type_to_variant_type
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.uaerrors import UaError
 
 from edgedev import DeviceError, DeviceSpec, PropertySpec, Value, WriteRefused
 from edgedev.drivers import Report
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.connection import close_client, device_errors, open_client, status_name
 from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
-from edgedev_opcua.nodeid import IdKind, NodeRef
+from edgedev_opcua.nodeid import BrowseStep, IdKind, NodeRef
 
 log = logging.getLogger("edgedev.opcua")
 
 IDLE_WATCHDOG = 3600.0
 """asyncua's liveness probe in poll mode, seconds: the cycle's own reads already probe."""
+
+FORWARD: Any = False  # asyncua types these flags as its Boolean marker class
+SUBTYPES: Any = True
+OBJECTS_FOLDER = 85
+HIERARCHICAL_REFERENCES = 33
+MAX_NODES_PER_READ = 11705
+"""Server_ServerCapabilities_OperationLimits_MaxNodesPerRead, in namespace 0."""
 
 _KINDS = {
     IdKind.NUMERIC: ua.NodeIdType.Numeric,
@@ -40,7 +52,7 @@ _KINDS = {
 
 def to_ua_node_id(ref: NodeRef, namespace: int) -> ua.NodeId:
     """The asyncua NodeId of ``ref`` in namespace index ``namespace``."""
-    return ua.NodeId(ref.identifier, namespace, _KINDS[ref.kind])
+    return ua.NodeId(cast(Any, ref.identifier), ua.Int16(namespace), _KINDS[ref.kind])
 
 
 @dataclass(slots=True)
@@ -57,7 +69,7 @@ class Session:
     """One connected client for one device.
 
     Attributes:
-        requests: Read requests sent for property values (not counting the one at open).
+        requests: Read requests sent for property values (not counting those at open).
     """
 
     def __init__(self, device: DeviceSpec, cfg: OpcuaProtocol, client: Client) -> None:
@@ -68,6 +80,7 @@ class Session:
         self._by_node: dict[ua.NodeId, list[str]] = {}
         self._subscriptions: list[Subscription] = []
         self._bad: dict[str, str] = {}
+        self._max_per_read = 0
         self.requests = 0
 
     @classmethod
@@ -100,14 +113,20 @@ class Session:
         for prop in self.device.properties:
             assert isinstance(prop.visitor, OpcuaVisitor)
             visitors[prop.name] = prop.visitor
-        refs = {name: visitor.node for name, visitor in visitors.items()}
+        refs = {name: v.node for name, v in visitors.items() if v.node is not None}
         namespaces: dict[str, int] = {}
         if any(isinstance(r.namespace, str) for r in refs.values()):
             array = await self.client.get_namespace_array()
             namespaces = {uri: i for i, uri in enumerate(array)}
+        found = await self._browse({n: v.path for n, v in visitors.items() if v.node is None})
         nodes: list[_Node] = []
         for prop in self.device.properties:
-            ref = refs[prop.name]
+            if prop.name in found:
+                nodes.append(_Node(prop, found[prop.name]))
+                continue
+            ref = refs.get(prop.name)
+            if ref is None:
+                continue  # a browse path the server could not follow (logged)
             index = (
                 namespaces.get(ref.namespace) if isinstance(ref.namespace, str) else ref.namespace
             )
@@ -122,9 +141,8 @@ class Session:
             nodes.append(_Node(prop, to_ua_node_id(ref, index)))
         if not nodes:
             return
-        types = await self.client.uaclient.read_attributes(
-            [n.node_id for n in nodes], ua.AttributeIds.DataType
-        )
+        await self._read_limit()
+        types = await self._read_many([n.node_id for n in nodes], AttributeIds.DataType)
         for node, result in zip(nodes, types, strict=True):
             status = result.StatusCode
             if status is not None and not status.is_good():
@@ -145,11 +163,51 @@ class Session:
             self._nodes[node.prop.name] = node
             self._by_node.setdefault(node.node_id, []).append(node.prop.name)
 
+    async def _browse(self, paths: dict[str, tuple[BrowseStep, ...]]) -> dict[str, ua.NodeId]:
+        """The nodes at browse ``paths`` from the Objects folder, in one request."""
+        if not paths:
+            return {}
+        requests = []
+        for steps in paths.values():
+            elements = [
+                ua.RelativePathElement(
+                    ReferenceTypeId=ua.NodeId(ua.Int32(HIERARCHICAL_REFERENCES)),
+                    IsInverse=FORWARD,
+                    IncludeSubtypes=SUBTYPES,
+                    TargetName=ua.QualifiedName(step.name, ua.UInt16(step.namespace)),
+                )
+                for step in steps
+            ]
+            requests.append(
+                ua.BrowsePath(
+                    StartingNode=ua.NodeId(ua.Int32(OBJECTS_FOLDER)),
+                    RelativePath=ua.RelativePath(Elements=elements),
+                )
+            )
+        results = await self.client.uaclient.translate_browsepaths_to_nodeids(requests)
+        found: dict[str, ua.NodeId] = {}
+        for (name, steps), result in zip(paths.items(), results, strict=True):
+            status = result.StatusCode
+            if (status is not None and not status.is_good()) or not result.Targets:
+                problem = status_name(status.value) if status is not None else "no target"
+                path = "/".join(map(str, steps))
+                log.warning(
+                    "%s: property %s: browse path %s: %s; left out",
+                    self.device.id,
+                    name,
+                    path,
+                    problem,
+                )
+                continue
+            target = result.Targets[0].TargetId
+            found[name] = ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType)
+        return found
+
     async def _builtin_by_browsing(self, dtype: ua.NodeId) -> Builtin | None:
         """The built-in type under an enumeration or vendor subtype (browses its supertypes)."""
         try:
             variant = await data_type_to_variant_type(self.client.get_node(dtype))
-        except (ua.UaError, ValueError):
+        except (UaError, ValueError):
             return None
         return Builtin(variant.value) if variant.value in Builtin._value2member_map_ else None
 
@@ -159,25 +217,54 @@ class Session:
         return node.builtin if node else None
 
     # reads ---------------------------------------------------------------------------------
+    async def _read_many(
+        self, node_ids: Sequence[ua.NodeId], attribute: AttributeIds
+    ) -> list[ua.DataValue]:
+        """One attribute of many nodes in one Read request (more if ``MaxNodesPerRead`` says)."""
+        results: list[ua.DataValue] = []
+        step = self._max_per_read or len(node_ids)
+        for start in range(0, len(node_ids), step):
+            params = ua.ReadParameters()
+            params.TimestampsToReturn = ua.TimestampsToReturn.Neither
+            params.NodesToRead = [
+                ua.ReadValueId(NodeId=node_id, AttributeId=ua.UInt32(attribute))
+                for node_id in node_ids[start : start + step]
+            ]
+            results += await self.client.uaclient.read(params)
+            if attribute is AttributeIds.Value:
+                self.requests += 1
+        return results
+
+    async def _read_limit(self) -> None:
+        """Learn the server's ``MaxNodesPerRead`` (0 or unknown: no limit)."""
+        limit_node = ua.NodeId(ua.Int32(MAX_NODES_PER_READ))
+        [result] = await self.client.uaclient.read_attributes([limit_node], AttributeIds.Value)
+        limit = result.Value.Value if result.Value is not None else None
+        good = result.StatusCode is None or result.StatusCode.is_good()
+        if good and isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            self._max_per_read = limit
+
     async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
-        """Read the values of ``properties`` with one Read request."""
+        """Read the values of ``properties`` with one Read request.
+
+        A server whose ``MaxNodesPerRead`` is smaller than their number gets as few requests
+        as that limit allows.
+        """
         nodes = [self._nodes[p.name] for p in properties if p.name in self._nodes]
         if not nodes:
             return {}
         with device_errors(self.cfg):
-            results = await self.client.uaclient.read_attributes(
-                [n.node_id for n in nodes], ua.AttributeIds.Value
-            )
-        self.requests += 1
+            results = await self._read_many([n.node_id for n in nodes], AttributeIds.Value)
         values: dict[str, Value] = {}
         for node, result in zip(nodes, results, strict=True):
-            value = self._decode(node.prop, result)
+            value = self._decode(node, result)
             if value is not None:
                 values[node.prop.name] = value
         return values
 
-    def _decode(self, prop: PropertySpec, result: ua.DataValue) -> Value | None:
+    def _decode(self, node: _Node, result: ua.DataValue) -> Value | None:
         """The property value in ``result``, or ``None`` (logged once) when it has none."""
+        prop = node.prop
         status = result.StatusCode
         problem: str | None = None
         value: Value | None = None
@@ -185,7 +272,8 @@ class Session:
             problem = status_name(status.value)
         else:
             try:
-                value = from_opcua(result.Value.Value if result.Value else None, prop.type)
+                raw = result.Value.Value if result.Value else None
+                value = from_opcua(raw, prop.type, node.builtin)
             except ValueError as exc:
                 problem = str(exc)
         if problem is None:
@@ -217,10 +305,11 @@ class Session:
             raw = to_opcua(value, node.builtin)
         except ValueError as exc:
             raise WriteRefused(f"{prop.name}: {exc}") from None
-        data = ua.DataValue(ua.Variant(raw, ua.VariantType(node.builtin.value)))
+        # value only: no status code or timestamps, which some PLCs refuse to have written
+        data = ua.DataValue(ua.Variant(raw, ua.VariantType(node.builtin.value)), StatusCode=None)
         with device_errors(self.cfg):
             results = await self.client.uaclient.write_attributes(
-                [node.node_id], [data], ua.AttributeIds.Value
+                [node.node_id], [data], AttributeIds.Value
             )
         status = results[0]
         if not status.is_good():
@@ -237,7 +326,8 @@ class Session:
             subscription = await self.client.create_subscription(float(cycle_ms), handler=None)
             self._subscriptions.append(subscription)
             handles = await subscription.subscribe_data_change(
-                [self.client.get_node(n.node_id) for n in nodes], sampling_interval=float(cycle_ms)
+                [self.client.get_node(n.node_id) for n in nodes],
+                sampling_interval=ua.Double(cycle_ms),
             )
             for node, handle in zip(nodes, handles, strict=True):
                 if isinstance(handle, ua.StatusCode):
@@ -277,7 +367,7 @@ class Session:
         data: ua.DataValue = event.data.monitored_item.Value
         for name in self._by_node.get(event.node.nodeid, ()):
             if name in wanted:
-                value = self._decode(self._nodes[name].prop, data)
+                value = self._decode(self._nodes[name], data)
                 if value is not None:
                     report(name, value)
 

@@ -1,0 +1,160 @@
+"""Builders of GPIO Device files, a running mapper on mock pins, and twin message helpers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import yaml
+
+from edgedev import Bus, DeviceSpec, Mapper, load_devices
+from edgedev.bus._messages import dumps, new_event_id, now_ms
+from edgedev.bus._outbox import Message
+from edgedev.testing import Recorder
+from edgedev_gpio import Board, GpioSimulator, boards
+
+API = "devices.kubeedge.io/v1beta1"
+
+
+def model(name: str, props: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "DeviceModel",
+        "metadata": {"name": name},
+        "spec": {"protocol": "gpio", "properties": list(props)},
+    }
+
+
+def prop(
+    name: str, type_: str = "BOOLEAN", access: str = "ReadWrite", **more: Any
+) -> dict[str, Any]:
+    return {"name": name, "type": type_, "accessMode": access, **more}
+
+
+def device(
+    name: str, model_name: str, props: Sequence[dict[str, Any]], **config: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "Device",
+        "metadata": {"name": name},
+        "spec": {
+            "deviceModelRef": {"name": model_name},
+            "protocol": {"protocolName": "gpio", "configData": config},
+            "properties": list(props),
+        },
+    }
+
+
+def visit(name: str, cycle: int = 60_000, **config: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "collectCycle": cycle,
+        "visitors": {"protocolName": "gpio", "configData": config},
+    }
+
+
+def write_yaml(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:
+    path = tmp_path / f"gpio-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def load(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> list[DeviceSpec]:
+    return load_devices([write_yaml(tmp_path, docs)])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def twin_values(message: Message) -> dict[str, str]:
+    """``{property: actual value}`` of a ``twin/update`` message."""
+    twin = json.loads(message.payload)["twin"]
+    return {name: entry["actual"]["value"] for name, entry in twin.items() if "actual" in entry}
+
+
+def write_error(message: Message, name: str) -> dict[str, Any] | None:
+    """The ``error`` a ``twin/update`` reports for a failed write of ``name``, if any."""
+    if not message.topic.endswith("/twin/update"):
+        return None
+    entry = json.loads(message.payload)["twin"].get(name) or {}
+    error: dict[str, Any] | None = entry.get("error")
+    return error
+
+
+def reports(name: str, value: str | None = None) -> Callable[[Message], bool]:
+    """A predicate: a ``twin/update`` that reports ``name`` (with ``value``, if given)."""
+
+    def check(message: Message) -> bool:
+        if not message.topic.endswith("/twin/update"):
+            return False
+        values = twin_values(message)
+        return name in values and (value is None or values[name] == value)
+
+    return check
+
+
+def delta(values: dict[str, str], types: dict[str, str]) -> bytes:
+    """A ``twin/update/delta`` as KubeEdge's DeviceTwin sends it to a mapper."""
+    ts = now_ms()
+    return dumps(
+        {
+            "event_id": new_event_id(),
+            "timestamp": ts,
+            "twin": {
+                name: {
+                    "expected": {"value": value, "metadata": {"timestamp": ts}},
+                    "metadata": {"type": types[name]},
+                }
+                for name, value in values.items()
+            },
+            "delta": values,
+        }
+    )
+
+
+@asynccontextmanager
+async def running(
+    devices: Sequence[DeviceSpec],
+    url: str,
+    topic_root: str,
+    mock_name: str,
+    *,
+    simulator: bool = False,
+) -> AsyncIterator[tuple[Board, Mapper, Bus, Recorder]]:
+    """A mapper for ``devices`` on the mock board ``mock_name`` (held by the test).
+
+    With ``simulator`` the :class:`GpioSimulator` drives the patterns, as in ``edgedev
+    demo``; without it, the test drives the pins (or the driver drives the patterns).
+    """
+    mapper = Mapper(devices, broker=url, topic_root=topic_root, name=f"m-{topic_root}")
+    with boards.mock(mock_name) as board:
+        async with anyio.create_task_group() as tg:
+            if simulator:
+                await tg.start(GpioSimulator(devices).run)
+            async with Bus(url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
+                await tg.start(mapper.run)
+                yield board, mapper, bus, recorder
+            tg.cancel_scope.cancel()
+
+
+__all__ = [
+    "delta",
+    "device",
+    "load",
+    "model",
+    "prop",
+    "reports",
+    "running",
+    "twin_values",
+    "unique",
+    "visit",
+    "write_error",
+    "write_yaml",
+]

@@ -1,0 +1,394 @@
+"""The twin agent's logic, without I/O: messages in, messages out, rows to persist.
+
+:class:`AgentCore` is what ``edgedev agent`` runs between the bus and the database: it takes
+one MQTT message at a time (:meth:`AgentCore.handle`) and returns the :class:`Reply` messages
+to publish, and it remembers which devices and properties changed until the caller has stored
+them (:meth:`AgentCore.take_dirty`). Time comes in as an argument, so every rule here is tested
+without a broker, a clock or a disk.
+
+| topic (under ``{root}/``)              | what the agent does                                    |
+| -------------------------------------- | ------------------------------------------------------ |
+| ``device/{id}/twin/update``            | apply reported and desired values; answer on          |
+|                                        | ``twin/update/result``; ``twin/update/document`` when  |
+|                                        | something changed; ``twin/update/delta`` when the      |
+|                                        | delta changed                                          |
+| ``device/{id}/state/update``           | remember the state; resend the delta on ``online``     |
+| ``device/{id}/twin/get``               | answer the whole twin on ``twin/get/result``           |
+| ``node/{node}/membership/get``         | answer the node's devices on ``membership/get/result`` |
+| ``node/{node}/mapper/state``           | a mapper's will: its devices go ``offline``            |
+
+Devices met for the first time in the ``-f`` files are announced on
+``node/{node}/membership/updated``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from edgedev.agent._records import (
+    UNKNOWN,
+    DeviceRecord,
+    DeviceRow,
+    PropertyRow,
+    device_row,
+    property_row,
+)
+from edgedev.agent._wire import kubeedge_time, property_entry, to_change, twin_entries
+from edgedev.bus._messages import MapperState, StateUpdate, TwinUpdate, dumps, new_event_id
+from edgedev.bus._outbox import Message
+from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
+from edgedev.config._spec import DeviceSpec
+from edgedev.twin._twin import Change, Code, Outcome, PropertyModel, Refusal, Twin
+
+log = logging.getLogger("edgedev.agent")
+
+ONLINE = "online"
+OFFLINE = "offline"
+_SEEN_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A message the agent publishes once the changes behind it are stored.
+
+    Attributes:
+        message: what to publish when the changes are stored.
+        on_failure: what to publish instead when storing them failed (``None``: nothing).
+    """
+
+    message: Message
+    on_failure: Message | None = None
+
+
+def model_of(spec: DeviceSpec) -> dict[str, PropertyModel]:
+    """What the DeviceModel of ``spec`` says of each property."""
+    return {
+        p.name: PropertyModel(p.type, p.writable, p.minimum, p.maximum) for p in spec.properties
+    }
+
+
+def result_payload(
+    event_id: str, now: int, twin: Mapping[str, Any] | None = None, refusal: Refusal | None = None
+) -> bytes:
+    """A ``twin/update/result`` or ``twin/get/result``: the twin, or ``code`` and ``reason``."""
+    body: dict[str, Any] = {"event_id": event_id, "timestamp": now}
+    if refusal is not None:
+        body["code"] = int(refusal.code)
+        body["reason"] = refusal.reason
+    else:
+        body["twin"] = dict(twin or {})
+    return dumps(body)
+
+
+class AgentCore:
+    """Every device's twin and state, and the rules that change them.
+
+    Args:
+        topics: the topic scheme (its root) the agent serves.
+        node: the agent's edge node; devices without ``nodeName`` belong to it.
+    """
+
+    def __init__(self, topics: Topics, node: str) -> None:
+        self.topics = topics
+        self.node = node
+        self.records: dict[str, DeviceRecord] = {}
+        self._models: dict[str, dict[str, PropertyModel]] = {}
+        self._dirty_devices: set[str] = set()
+        self._dirty_props: set[tuple[str, str]] = set()
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    # persistence ----------------------------------------------------------------------------
+    def load(self, devices: Iterable[DeviceRow], props: Iterable[PropertyRow]) -> None:
+        """Start from stored rows (replacing what is in memory, models kept)."""
+        self.records = {}
+        for row in devices:
+            self.records[row.id] = DeviceRecord(
+                Twin(row.id),
+                state=row.state,
+                last_online=row.last_online,
+                node=row.node,
+                mapper=row.mapper,
+                mapper_started=row.mapper_started,
+            )
+        for prow in props:
+            record = self._record(prow.device)
+            record.twin.properties[prow.name] = prow.prop
+            record.declared[prow.name] = prow.declared
+        for device_id, model in self._models.items():
+            self._record(device_id).twin.set_model(model)
+            self.records[device_id].from_files = True
+        self._dirty_devices.clear()
+        self._dirty_props.clear()
+        self._seen.clear()  # updates undone by a reload may be sent again
+
+    def take_dirty(self) -> tuple[list[DeviceRow], list[PropertyRow]]:
+        """The rows changed since the last call, to store in one transaction."""
+        devices = [device_row(self.records[d]) for d in sorted(self._dirty_devices)]
+        props = [
+            property_row(self.records[d], n)
+            for d, n in sorted(self._dirty_props)
+            if n in self.records[d].twin.properties
+        ]
+        self._dirty_devices.clear()
+        self._dirty_props.clear()
+        return devices, props
+
+    # Device files ---------------------------------------------------------------------------
+    def adopt(self, specs: Sequence[DeviceSpec], now: int) -> list[Reply]:
+        """Take the devices of the ``-f`` files: their models and declared desired values.
+
+        A file's ``desired.value`` is applied when it differs from what the file declared
+        last time, so that a restart with the same files keeps values set since by apps.
+        """
+        replies: list[Reply] = []
+        added: dict[str, list[DeviceRecord]] = {}
+        for spec in specs:
+            if spec.id not in self.records:
+                added.setdefault(spec.node_name or self.node, []).append(self._record(spec.id))
+            record = self._record(spec.id)
+            model = model_of(spec)
+            self._models[spec.id] = model
+            record.twin.set_model(model)
+            record.from_files = True
+            node = spec.node_name or self.node
+            if record.node != node:
+                record.node = node
+                self._dirty_devices.add(spec.id)
+            changes = []
+            for prop in spec.properties:
+                declared = prop.desired
+                self._dirty_props.add((spec.id, prop.name))  # rows for every modelled property
+                if prop.name in record.declared and record.declared[prop.name] == declared:
+                    continue
+                current = record.twin.properties[prop.name].desired
+                if declared is not None:
+                    changes.append(Change(prop.name, desired=declared))
+                elif current is not None and current.value == record.declared.get(prop.name):
+                    changes.append(Change(prop.name, remove_desired=True))
+                record.declared[prop.name] = declared
+            outcome = record.twin.update(changes, now)
+            if outcome.refusal is not None:  # a file value the model refuses: leave it out
+                for change in changes:
+                    single = record.twin.update([change], now)
+                    if single.refusal is not None:
+                        log.warning("%s: desired value ignored: %s", spec.id, single.refusal.reason)
+                    replies += self._after_update(record, single, now)
+            else:
+                replies += self._after_update(record, outcome, now)
+        for node, records in sorted(added.items()):
+            body = dumps(
+                {
+                    "event_id": new_event_id(),
+                    "timestamp": now,
+                    "added_devices": [_member(r) for r in records],
+                    "removed_devices": [],
+                }
+            )
+            topic = self.topics.node(node, NodeChannel.MEMBERSHIP_UPDATED)
+            replies.append(Reply(Message(topic, body)))
+        return replies
+
+    # messages -------------------------------------------------------------------------------
+    def handle(self, message: Message, now: int) -> list[Reply]:
+        """What to publish in answer to ``message`` (a topic the agent subscribes to)."""
+        topic = self.topics.parse(message.topic)
+        if isinstance(topic, DeviceTopic):
+            if topic.channel is Channel.TWIN_UPDATE:
+                return self._twin_update(topic.device_id, message.payload, now)
+            if topic.channel is Channel.STATE_UPDATE:
+                return self._state_update(topic.device_id, message.payload, now)
+            if topic.channel is Channel.TWIN_GET:
+                return self._twin_get(topic.device_id, message.payload, now)
+        elif isinstance(topic, NodeTopic):
+            if topic.channel is NodeChannel.MEMBERSHIP_GET:
+                return self._membership(topic.node, message.payload, now)
+            if topic.channel is NodeChannel.MAPPER_STATE:
+                return self._mapper_state(topic.node, message.payload, now)
+        return []
+
+    def twin_result(self, device_id: str, event_id: str, now: int) -> bytes:
+        """The ``twin/get/result`` for ``device_id``: every property, or 404."""
+        record = self.records.get(device_id)
+        if record is None:
+            refusal = Refusal(Code.NOT_FOUND, f"device {device_id} is unknown")
+            return result_payload(event_id, now, refusal=refusal)
+        return result_payload(event_id, now, twin_entries(record.twin.properties))
+
+    def _twin_update(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
+        result_topic = self.topics.device(device_id, Channel.TWIN_RESULT)
+
+        def refused(code: Code, reason: str) -> list[Reply]:
+            body = result_payload(event_id, now, refusal=Refusal(code, reason))
+            return [Reply(Message(result_topic, body))]
+
+        try:
+            update = TwinUpdate.model_validate_json(payload)
+        except ValidationError as exc:
+            event_id = _event_id(payload)
+            return refused(Code.BAD_REQUEST, f"malformed twin/update: {_first_error(exc)}")
+        event_id = update.event_id or new_event_id()
+        changes = [to_change(name, twin) for name, twin in update.twin.items()]
+        record = self.records.get(device_id)
+        if record is None:
+            if any(c.touches_desired for c in changes):
+                return refused(Code.NOT_FOUND, f"device {device_id} is unknown")
+            record = self._record(device_id)
+            self._dirty_devices.add(device_id)
+        if update.event_id:
+            key = (device_id, update.event_id)
+            if key in self._seen:  # a resent message: answer again, apply once
+                entries = twin_entries(record.twin.properties, update.twin)
+                return [Reply(Message(result_topic, result_payload(event_id, now, entries)))]
+        outcome = record.twin.update(changes, now)
+        if outcome.refusal is not None:
+            return refused(outcome.refusal.code, outcome.refusal.reason)
+        if update.event_id:
+            self._seen[(device_id, update.event_id)] = None
+            if len(self._seen) > _SEEN_LIMIT:
+                self._seen.popitem(last=False)
+        entries = twin_entries(record.twin.properties, update.twin)
+        failed = result_payload(
+            event_id, now, refusal=Refusal(Code.INTERNAL, "the agent could not store the update")
+        )
+        ok = Message(result_topic, result_payload(event_id, now, entries))
+        replies = [Reply(ok, Message(result_topic, failed))]
+        return replies + self._after_update(record, outcome, now)
+
+    def _after_update(self, record: DeviceRecord, outcome: Outcome, now: int) -> list[Reply]:
+        """Document and delta after an accepted update; marks its rows dirty."""
+        replies = []
+        for name in outcome.transitions:
+            self._dirty_props.add((record.id, name))
+        document = outcome.document
+        if document:
+            twin = {
+                name: {
+                    "last": property_entry(t.last) if t.last is not None else None,
+                    "current": property_entry(t.current),
+                }
+                for name, t in sorted(document.items())
+            }
+            body = dumps({"event_id": new_event_id(), "timestamp": now, "twin": twin})
+            topic = self.topics.device(record.id, Channel.TWIN_DOCUMENT)
+            replies.append(Reply(Message(topic, body)))
+        delta = record.twin.delta()
+        if delta != record.delta_sent or (delta and outcome.desired_changed):
+            replies.append(self._delta(record, delta, now))
+        return replies
+
+    def _delta(self, record: DeviceRecord, delta: dict[str, str], now: int) -> Reply:
+        record.delta_sent = delta
+        body = dumps(
+            {
+                "event_id": new_event_id(),
+                "timestamp": now,
+                "twin": twin_entries(record.twin.properties, delta),
+                "delta": delta,
+            }
+        )
+        return Reply(Message(self.topics.device(record.id, Channel.TWIN_DELTA), body))
+
+    def _state_update(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
+        try:
+            state = StateUpdate.model_validate_json(payload).state
+        except ValidationError:
+            return []
+        record = self._record(device_id)
+        came_online = state == ONLINE and record.state != ONLINE
+        if state != record.state or state == ONLINE:
+            record.state = state
+            if state in (ONLINE, OFFLINE):
+                record.last_online = now
+            self._dirty_devices.add(device_id)
+        delta = record.twin.delta()
+        if came_online and delta:  # a mapper (re)started: tell it what is still pending
+            return [self._delta(record, delta, now)]
+        return []
+
+    def _twin_get(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
+        body = self.twin_result(device_id, _event_id(payload), now)
+        return [Reply(Message(self.topics.device(device_id, Channel.TWIN_GET_RESULT), body), None)]
+
+    def members(self, node: str) -> list[DeviceRecord]:
+        """The devices bound to ``node`` (devices bound to no node belong to the agent's)."""
+        return [
+            r
+            for _, r in sorted(self.records.items())
+            if r.node == node or (r.node is None and node == self.node)
+        ]
+
+    def _membership(self, node: str, payload: bytes, now: int) -> list[Reply]:
+        devices = [_member(r) for r in self.members(node)]
+        body = dumps({"event_id": _event_id(payload), "timestamp": now, "devices": devices})
+        topic = self.topics.node(node, NodeChannel.MEMBERSHIP_RESULT)
+        return [Reply(Message(topic, body))]
+
+    def _mapper_state(self, node: str, payload: bytes, now: int) -> list[Reply]:
+        try:
+            state = MapperState.model_validate_json(payload)
+        except ValidationError:
+            return []
+        replies = []
+        for device_id in state.devices:
+            try:
+                self.topics.device(device_id, Channel.STATE_UPDATE)
+            except ValueError:
+                continue
+            record = self._record(device_id)
+            if state.state == ONLINE:
+                if state.started >= record.mapper_started or record.mapper != state.mapper:
+                    record.mapper, record.mapper_started = state.mapper, state.started
+                    record.node = record.node or node
+                    self._dirty_devices.add(device_id)
+                continue
+            stale = record.mapper is not None and (
+                record.mapper != state.mapper or state.started < record.mapper_started
+            )
+            if stale or record.state == OFFLINE:  # an older instance's will, or nothing new
+                continue
+            record.state, record.last_online = OFFLINE, now
+            self._dirty_devices.add(device_id)
+            body = dumps({"event_id": new_event_id(), "timestamp": now, "state": OFFLINE})
+            topic = self.topics.device(device_id, Channel.STATE_UPDATE)
+            replies.append(Reply(Message(topic, body)))
+        return replies
+
+    def _record(self, device_id: str) -> DeviceRecord:
+        record = self.records.get(device_id)
+        if record is None:
+            record = self.records[device_id] = DeviceRecord(Twin(device_id), state=UNKNOWN)
+        return record
+
+
+def _member(record: DeviceRecord) -> dict[str, str]:
+    """A device as ``membership`` messages list it (KubeEdge's ``Device``)."""
+    return {
+        "id": record.id,
+        "name": record.id.split("/", 1)[1],
+        "description": "",
+        "state": record.state,
+        "last_online": kubeedge_time(record.last_online),
+    }
+
+
+def _event_id(payload: bytes) -> str:
+    """The ``event_id`` of a payload, even a malformed one; a fresh id when it has none."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return new_event_id()
+    found = body.get("event_id") if isinstance(body, dict) else None
+    return found if isinstance(found, str) and found else new_event_id()
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    return f"{where}: {error['msg']}" if where else str(error["msg"])

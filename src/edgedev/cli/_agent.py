@@ -1,0 +1,66 @@
+"""``edgedev agent [-f FILE...] [--db PATH]``: the edge-side twin service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from edgedev.agent import Agent, StoreError
+from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
+from edgedev.cli._run import add_health_option
+from edgedev.health import HealthError, agent_health, serving
+
+HELP = "keep device twins in SQLite and drive mappers to the desired values"
+
+
+def default_db() -> str:
+    """``$EDGEDEV_DB``, else ``$EDGEDEV_DATA_DIR/twins.db``, else the user's data directory."""
+    if os.environ.get("EDGEDEV_DB"):
+        return os.environ["EDGEDEV_DB"]
+    if os.environ.get("EDGEDEV_DATA_DIR"):
+        return str(Path(os.environ["EDGEDEV_DATA_DIR"]) / "twins.db")
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(data) / "edgedev" / "twins.db")
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``agent``."""
+    add_file_option(parser, required=False)
+    add_bus_options(parser)
+    parser.add_argument(
+        "--db",
+        default=default_db(),
+        metavar="PATH",
+        help="the SQLite file of the twins (env EDGEDEV_DB, else $EDGEDEV_DATA_DIR/twins.db, "
+        "else ~/.local/share/edgedev/twins.db); ':memory:' keeps nothing",
+    )
+    parser.add_argument(
+        "--node",
+        default=os.environ.get("EDGEDEV_NODE"),
+        metavar="NAME",
+        help="edge node name; devices bound to other nodes are skipped (env EDGEDEV_NODE)",
+    )
+    add_health_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve twins until SIGINT or SIGTERM."""
+    devices = load_or_report(args.files) if args.files else []
+    if devices is None:
+        return 1
+    agent = Agent(
+        devices, broker=args.broker, topic_root=args.topic_root, db=args.db, node=args.node
+    )
+
+    async def main() -> int:
+        try:
+            async with serving(agent_health(agent), args.health_port):
+                await agent.run()
+        except (StoreError, HealthError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run_async(main)

@@ -1,0 +1,30 @@
+"""Health endpoint for Kubernetes probes and counters for Prometheus.
+
+``HealthServer(health, port)``, or ``async with serving(health, port)``, serves
+``GET /healthz`` (liveness), ``GET /readyz`` (readiness) and ``GET /metrics`` (Prometheus
+text format 0.0.4) from the event loop.
+"""
+
+from __future__ import annotations
+
+from edgedev.health._agent import agent_health, agent_metrics
+from edgedev.health._mapper import bus_metrics, bus_ready, mapper_health, mapper_metrics
+from edgedev.health._metrics import CONTENT_TYPE, Metric, render
+from edgedev.health._server import Health, HealthError, HealthServer, respond, serving
+
+__all__ = (
+    "CONTENT_TYPE",
+    "Health",
+    "HealthError",
+    "HealthServer",
+    "Metric",
+    "agent_health",
+    "agent_metrics",
+    "bus_metrics",
+    "bus_ready",
+    "mapper_health",
+    "mapper_metrics",
+    "render",
+    "respond",
+    "serving",
+)

@@ -1,0 +1,35 @@
+"""Health and metrics of a running twin agent (:class:`edgedev.agent.Agent`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edgedev.health._mapper import bus_metrics, bus_ready
+from edgedev.health._metrics import Metric
+from edgedev.health._server import Health
+
+if TYPE_CHECKING:
+    from edgedev.agent import Agent
+
+
+def agent_metrics(agent: Agent) -> list[Metric]:
+    """Bus metrics plus the agent's message and store counters."""
+    return [
+        *bus_metrics(agent.bus),
+        Metric("edgedev_agent_messages_total", "messages handled", "counter").add(agent.handled),
+        Metric("edgedev_agent_commits_total", "transactions committed", "counter").add(
+            agent.commits
+        ),
+        Metric("edgedev_agent_store_failures_total", "transactions that failed", "counter").add(
+            agent.store_failures
+        ),
+    ]
+
+
+def agent_health(agent: Agent) -> Health:
+    """``/healthz``: the event loop answers; ``/readyz``: :func:`bus_ready`; ``/metrics``."""
+    return Health(
+        live=lambda: (True, "ok"),
+        ready=lambda: bus_ready(agent.bus),
+        metrics=lambda: agent_metrics(agent),
+    )

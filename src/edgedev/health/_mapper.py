@@ -1,0 +1,75 @@
+"""Health and metrics of a running :class:`~edgedev.Mapper`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edgedev.health._metrics import Metric
+from edgedev.health._server import Health
+
+if TYPE_CHECKING:
+    from edgedev.bus._client import Bus
+    from edgedev.mapper._mapper import Mapper
+
+
+def bus_metrics(bus: Bus | None) -> list[Metric]:
+    """Broker connection and outbox metrics of ``bus`` (none before it exists)."""
+    if bus is None:
+        return []
+    outbox = bus.outbox
+    return [
+        Metric("edgedev_broker_connected", "1 while the broker connection is up", "gauge").add(
+            1 if bus.connected else 0
+        ),
+        Metric(
+            "edgedev_broker_reconnects_total", "broker connections re-established", "counter"
+        ).add(bus.reconnects),
+        Metric("edgedev_queue_messages", "messages waiting for the broker", "gauge").add(
+            len(outbox)
+        ),
+        Metric("edgedev_queue_limit", "most messages the queue keeps", "gauge").add(outbox.limit),
+        Metric(
+            "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
+        ).add(outbox.dropped),
+    ]
+
+
+def bus_ready(bus: Bus | None) -> tuple[bool, str]:
+    """Ready while the broker is connected, or while its outage costs no data."""
+    if bus is None:
+        return False, "starting"
+    if bus.connected:
+        return True, "broker connected"
+    queued, limit = len(bus.outbox), bus.outbox.limit
+    if queued < limit:
+        return True, f"broker unreachable, queueing ({queued}/{limit})"
+    return False, f"broker unreachable and queue full ({queued}/{limit}): dropping the oldest"
+
+
+def mapper_metrics(mapper: Mapper) -> list[Metric]:
+    """Bus metrics plus per-device counters of ``mapper``."""
+    up = Metric("edgedev_device_up", "1 while the device is online", "gauge")
+    reads = Metric("edgedev_device_reads_total", "read requests made to the device", "counter")
+    errors = Metric(
+        "edgedev_device_errors_total", "failures that took the device offline", "counter"
+    )
+    reconnects = Metric(
+        "edgedev_device_reconnects_total", "times the device came back online", "counter"
+    )
+    writes = Metric("edgedev_device_writes_total", "writes the device accepted", "counter")
+    for device_id, runner in sorted(mapper.runners.items()):
+        up.add(1 if runner.state == "online" else 0, device=device_id)
+        reads.add(runner.reads, device=device_id)
+        errors.add(runner.errors, device=device_id)
+        reconnects.add(runner.reconnects, device=device_id)
+        writes.add(runner.writes, device=device_id)
+    return [*bus_metrics(mapper.bus), up, reads, errors, reconnects, writes]
+
+
+def mapper_health(mapper: Mapper) -> Health:
+    """``/healthz``: the event loop answers; ``/readyz``: :func:`bus_ready`; ``/metrics``."""
+    return Health(
+        live=lambda: (True, "ok"),
+        ready=lambda: bus_ready(mapper.bus),
+        metrics=lambda: mapper_metrics(mapper),
+    )
