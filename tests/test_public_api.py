@@ -16,6 +16,8 @@ MODULES = [
     "edgedev.twin",
     "edgedev.testing",
     "edgedev.broker",
+    "edgedev.agent",
+    "edgedev.health",
 ]
 
 

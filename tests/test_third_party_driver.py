@@ -7,13 +7,10 @@ twin updates travel through the real broker.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -21,33 +18,12 @@ import pytest
 
 from edgedev import Bus, drivers, simulators
 from edgedev.bus import Message, Topics
-from edgedev.testing import Recorder, free_port, topic_endswith, wait_for_port
+from edgedev.testing import Recorder, edgedev_process, free_port, topic_endswith, wait_for_port
 
 pytestmark = pytest.mark.broker
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "edgedev-example-driver"
 DEVICE = "demo/greenhouse-1"
-
-
-@contextmanager
-def edgedev_process(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """``edgedev ARGS`` as a child process, stopped with SIGTERM at the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgedev", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def device_file(tmp_path: Path, port: int) -> Path:
@@ -110,11 +86,11 @@ async def test_third_party_driver_reports_and_writes_through_a_real_broker(
     port = free_port()
     path = device_file(tmp_path, port)
     topics = Topics(f"thirdparty-{uuid.uuid4().hex[:8]}")
-    with edgedev_process("simulate", "-f", str(path)):
+    with edgedev_process("simulate", "-f", str(path), output=False):
         wait_for_port("127.0.0.1", port, timeout=30)
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topics.root}/device/#") as recorder:
             run = ("run", "-f", str(path), "--broker", mqtt_url, "--topic-root", topics.root)
-            with edgedev_process(*run):
+            with edgedev_process(*run, output=False):
                 first = await recorder.wait_for(
                     reported("temperature", lambda v: 15 <= float(v) <= 30), timeout=30
                 )

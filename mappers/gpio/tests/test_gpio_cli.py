@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import selectors
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from gpio_helpers import delta, reports, unique
 
 from edgedev import Bus
-from edgedev.testing import Recorder
+from edgedev.testing import Recorder, edgedev_process
 
 pytestmark = pytest.mark.broker
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "gpio.yaml"
 TIMEOUT = 30.0
-
-
-@contextmanager
-def edgedev(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """``edgedev ARGS`` as a child process, stopped with SIGTERM at the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgedev", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def test_the_example_validates():
@@ -78,7 +51,7 @@ async def test_a_mapper_started_alone_reports_the_simulated_button_and_takes_wri
 ):
     root = unique("t")
     async with Bus(mqtt_url) as bus, Recorder(bus, f"{root}/#") as recorder:
-        with edgedev("run", "-f", str(EXAMPLE), "--broker", mqtt_url, "--topic-root", root):
+        with edgedev_process("run", "-f", str(EXAMPLE), "--broker", mqtt_url, "--topic-root", root):
             await recorder.wait_for(reports("button", "true"), timeout=TIMEOUT)
             await recorder.wait_for(reports("motion", "true"), timeout=TIMEOUT)
             before = len(recorder.messages)
@@ -110,7 +83,7 @@ def read_until(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
 
 
 def test_simulate_accepts_the_example():
-    with edgedev("simulate", "-f", str(EXAMPLE)) as proc:
+    with edgedev_process("simulate", "-f", str(EXAMPLE)) as proc:
         out = read_until(proc, "simulating 1 device(s)", TIMEOUT)
         assert "Traceback" not in out
         assert proc.poll() is None

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -16,32 +12,9 @@ import pytest
 from modbus_helpers import device, free_port, model, root, visit, write_yaml
 
 from edgedev import Bus
-from edgedev.testing import Recorder, topic_endswith, wait_for_port
+from edgedev.testing import Recorder, edgedev_process, topic_endswith, wait_for_port
 
 pytestmark = pytest.mark.broker
-
-
-@contextmanager
-def edgedev(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """``edgedev ARGS`` as a child process, stopped with SIGTERM at the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgedev", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
 
 
 async def test_run_maps_a_modbus_server_that_edgedev_did_not_start(tmp_path: Path, mqtt_url: str):
@@ -88,7 +61,9 @@ async def test_run_maps_a_modbus_server_that_edgedev_did_not_start(tmp_path: Pat
         )
         topic_root = root()
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
-            with edgedev("run", "-f", str(path), "--broker", mqtt_url, "--topic-root", topic_root):
+            with edgedev_process(
+                "run", "-f", str(path), "--broker", mqtt_url, "--topic-root", topic_root
+            ):
                 update = await recorder.wait_for(topic_endswith("/twin/update"), timeout=20)
                 state = await recorder.wait_for(topic_endswith("/state/update"))
     finally:
@@ -124,10 +99,12 @@ async def test_simulate_serves_the_file_that_run_maps(tmp_path: Path, mqtt_url: 
         ],
     )
     topic_root = root()
-    with edgedev("simulate", "-f", str(path)):
+    with edgedev_process("simulate", "-f", str(path)):
         await anyio.to_thread.run_sync(wait_for_port, "127.0.0.1", port, 20.0)
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
-            with edgedev("run", "-f", str(path), "--broker", mqtt_url, "--topic-root", topic_root):
+            with edgedev_process(
+                "run", "-f", str(path), "--broker", mqtt_url, "--topic-root", topic_root
+            ):
                 update = await recorder.wait_for(topic_endswith("/twin/update"), timeout=20)
     level = int(json.loads(update.payload)["twin"]["level"]["actual"]["value"])
     assert 0 <= level <= 100

@@ -397,3 +397,40 @@ async def test_rtu_devices_share_one_serial_line(tmp_path: Path, mqtt_url: str):
                 )
             )
     assert {r.device for r in sim.requests} == {"default/rtu-1", "default/rtu-2"}
+
+
+async def test_a_gateway_whose_slave_is_gone_gives_offline_then_online(
+    tmp_path: Path, mqtt_url: str
+):
+    props = [{"name": "v", "type": "INT", "accessMode": "ReadOnly"}]
+    port = free_port()
+    devices = load(
+        tmp_path,
+        [
+            model("m", props),
+            device("g", "m", port, [visit("v", cycle=100, register="HoldingRegister", offset=0)]),
+        ],
+    )
+    topic_root = root()
+    sim = ModbusSimulator(devices)
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    state = topic_endswith("/default/g/state/update")
+
+    def is_state(value: str) -> Any:
+        return lambda m: state(m) and json.loads(m.payload)["state"] == value
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
+            await tg.start(mapper.run)
+            await recorder.wait_for(is_state("online"), timeout=15)
+            sim.fail("default/g", 11)  # gateway target device failed to respond
+            index = len(recorder.messages)
+            await recorder.wait_for(is_state("offline"), after=index, timeout=15)
+            sim.fail("default/g", None)
+            index = len(recorder.messages)
+            await recorder.wait_for(is_state("online"), after=index, timeout=15)
+            await recorder.wait_for(
+                topic_endswith("/default/g/twin/update"), after=index, timeout=15
+            )
+        tg.cancel_scope.cancel()

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +14,11 @@ import pytest
 from opcua_helpers import device, free_port, merged, model, portal, root, visit, write_yaml
 
 from edgedev import Bus
-from edgedev.testing import Recorder, topic_endswith, wait_for_port
+from edgedev.testing import Recorder, edgedev_process, topic_endswith, wait_for_port
 
 pytestmark = pytest.mark.broker
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "opcua.yaml"
-
-
-@contextmanager
-def edgedev(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """``edgedev ARGS`` as a child process, stopped with SIGTERM at the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgedev", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
 
 
 @asynccontextmanager
@@ -116,7 +89,7 @@ async def test_run_maps_an_opcua_server_that_edgedev_did_not_start(
         await anyio.to_thread.run_sync(p.call, cm.__aenter__)
         try:
             async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
-                with edgedev(
+                with edgedev_process(
                     "run", "-f", str(path), "--broker", mqtt_url, "--topic-root", topic_root
                 ):
                     update = await recorder.wait_for(topic_endswith("/twin/update"), timeout=30)
@@ -155,11 +128,11 @@ async def test_simulate_serves_the_example_and_the_demo_that_run_maps(
     port = free_port()
     files, demo_port = example_and_demo(tmp_path, port)
     topic_root = root()
-    with edgedev("simulate", *files):
+    with edgedev_process("simulate", *files):
         for each in (port, demo_port):
             await anyio.to_thread.run_sync(wait_for_port, "127.0.0.1", each, 30.0)
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
-            with edgedev("run", *files, "--broker", mqtt_url, "--topic-root", topic_root):
+            with edgedev_process("run", *files, "--broker", mqtt_url, "--topic-root", topic_root):
                 update = await recorder.wait_for(
                     topic_endswith("/default/boiler-1/twin/update"), timeout=30
                 )

@@ -109,11 +109,13 @@ class Bus:
         self._connect_rc: Any = None
         self._listeners: list[Callable[[], None]] = []
         self._tg: TaskGroup | None = None
+        self._stopped = False
         self.reconnects = 0
         """How many times the connection was re-established after a loss."""
 
     # lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Bus:
+        self._stopped = False
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._supervise)
@@ -154,8 +156,12 @@ class Bus:
         self._wake_publisher.set()
 
     async def flush(self) -> None:
-        """Return once every queued message has been acknowledged (use with a timeout)."""
-        while len(self.outbox):
+        """Return once every queued message has been acknowledged (use with a timeout).
+
+        Returns at once when the bus is closing (cancelled with its owner): nothing could be
+        sent any more, and what is queued stays in the outbox.
+        """
+        while len(self.outbox) and not self._stopped:
             await self._acked.wait()
 
     # subscribing -------------------------------------------------------------------------
@@ -267,15 +273,19 @@ class Bus:
 
     async def _supervise(self) -> None:
         first = True
-        while True:
-            try:
-                await self._session()
-            except (OSError, _ConnectionLost, TimeoutError, ssl.SSLError) as exc:
-                if self._backoff.attempts == 0 or first:
-                    log.warning("broker %s unreachable: %s (retrying)", self.url, exc)
-            first = False
-            delay = self._backoff.next()
-            await anyio.sleep(delay)
+        try:
+            while True:
+                try:
+                    await self._session()
+                except (OSError, _ConnectionLost, TimeoutError, ssl.SSLError) as exc:
+                    if self._backoff.attempts == 0 or first:
+                        log.warning("broker %s unreachable: %s (retrying)", self.url, exc)
+                first = False
+                delay = self._backoff.next()
+                await anyio.sleep(delay)
+        finally:
+            self._stopped = True
+            self._acked.set()  # flush() waiters: nothing will be sent any more
 
     async def _session(self) -> None:
         client = self._client = self._new_client()

@@ -14,6 +14,7 @@ from edgedev.testing._brokers import (
     make_broker,
     wait_for_port,
 )
+from edgedev.testing._process import edgedev_process
 from edgedev.testing._recorder import Recorder, topic_endswith
 
 __all__ = (
@@ -21,6 +22,7 @@ __all__ = (
     "EmbeddedBrokerThread",
     "Mosquitto",
     "Recorder",
+    "edgedev_process",
     "free_port",
     "make_broker",
     "topic_endswith",

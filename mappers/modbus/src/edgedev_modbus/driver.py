@@ -34,6 +34,9 @@ from edgedev_modbus.plan import Block, ReadItem, plan_reads, split_block
 log = logging.getLogger("edgedev.modbus")
 
 ILLEGAL_ADDRESS = 2
+# A gateway answers these when the slave behind it is gone: the device is offline.
+GATEWAY_PATH_UNAVAILABLE = 10
+GATEWAY_TARGET_FAILED = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +299,8 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             self._plans.clear()
             self._decoders.clear()
             raise _Replan
+        if code in (GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_FAILED):
+            raise DeviceError(f"{self.config.address}: the gateway's target does not answer")
         log.warning(
             "%s: %s %d..%d refused (exception code %s)",
             self.device.id,

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from pymodbus.constants import ExcCodes
 
 from edgedev import DeviceSpec, Simulator, Value
 from edgedev.simulate.signals import initial, signal
@@ -132,6 +133,7 @@ class ModbusSimulator(Simulator):
             self._units.setdefault(line, {})[cfg.slave_id] = unit
             self._by_id[spec.id] = unit
         self.requests: list[Request] = []
+        self._failing: dict[str, int] = {}
         self._servers: list[Any] = []
         self._request_seen: anyio.Event | None = None
 
@@ -171,6 +173,17 @@ class ModbusSimulator(Simulator):
         """Stop ``device_id``'s sensors from changing (tests compare exact values)."""
         self._by_id[device_id].sensors = []
 
+    def fail(self, device_id: str, code: int | None) -> None:
+        """Answer every request to ``device_id`` with Modbus exception ``code`` (None: stop).
+
+        Code 11 (gateway target failed to respond) is what a TCP gateway answers for an RTU
+        slave that is gone.
+        """
+        if code is None:
+            self._failing.pop(device_id, None)
+        else:
+            self._failing[device_id] = code
+
     def _action(self, device_id: str, unit: _SimDevice) -> Any:
         async def action(
             function: int,
@@ -179,7 +192,9 @@ class ModbusSimulator(Simulator):
             count: int,
             registers: list[int],
             values: list[int] | list[bool] | None,
-        ) -> None:
+        ) -> ExcCodes | None:
+            if device_id in self._failing:
+                return ExcCodes(self._failing[device_id])
             table = _TABLE_OF_FUNCTION.get(function)
             if table is None:
                 return None

@@ -59,7 +59,7 @@ def _quiet_lost_connection(record: logging.LogRecord) -> bool:
     """Demote asyncua's reports of a connection that is already gone to DEBUG.
 
     When a server goes away, asyncua's publish loop logs the ``ConnectionError`` at ERROR
-    with a traceback, and closing warns that the connection is closed; the driver reports
+    with a traceback, and closing logs or warns that the connection is closed; the driver reports
     the same loss once, as the device going offline. A keep-alive of a subscription that
     arrives before asyncua has registered it (no monitored items yet) is harmless too.
     """
@@ -72,7 +72,11 @@ def _quiet_lost_connection(record: logging.LogRecord) -> bool:
     return True
 
 
-for _name in ("asyncua.client.ua_session.UaSession", "asyncua.client.ua_client.UaClient"):
+for _name in (
+    "asyncua.client.client",
+    "asyncua.client.ua_session.UaSession",
+    "asyncua.client.ua_client.UaClient",
+):
     logging.getLogger(_name).addFilter(_quiet_lost_connection)
 
 
