@@ -1,25 +1,29 @@
 """Fleet benchmark: one mapper process for many simulated Modbus devices, end to end.
 
 Starts, on loopback: ``--servers`` Modbus TCP server processes (``fleet_server.py``, many slave
-ids each), a mosquitto, one mapper process (``python -m edgedev run -f FLEET.yaml``, exactly
-what a user runs) and a counting subscriber (``fleet_counter.py``, paho, its own process).
-Once every device has reported and a warm-up has passed, it measures for ``--seconds``:
+ids each), a mosquitto (``PATH`` or ``/usr/sbin``; else edgedev's embedded broker, with a
+note), one mapper process (``python -m edgedev run -f FLEET.yaml``, exactly what a user runs)
+and a counting subscriber (``fleet_counter.py``, paho, its own process). Once every device has
+reported (or ``--startup-timeout`` passed) and a warm-up has passed, it measures for
+``--seconds``:
 
 * values per second delivered to the subscriber, against the fleet's nominal rate;
 * Modbus requests per second and per device per cycle, counted at the servers, against the
   minimum the read plan allows (one request per coalesced block);
-* the mapper's CPU share and peak RSS (``/proc/PID/stat``, ``VmHWM``);
+* the mapper's CPU share, its CPU time per device read, and its peak RSS (``/proc/PID/stat``,
+  ``VmHWM``), beside the CPU of the other processes and the machine's load;
 * read-to-delivery latency percentiles (value timestamp to receipt at the subscriber);
 * time from starting the mapper process to its first twin update.
 
-The same run repeats with coalescing off (the ``baseline`` layout: a free register after each
-property and ``maxGap: 0``, so one request per property), then prints the ratios and checks
-the targets of issue 8. Every process stops by itself; the run takes about
-``2 * (startup + warmup + seconds)``.
+The modes run one after the other with fresh processes: ``coalesced``; ``baseline``, the same
+devices with ``coalesce: false`` (one request per property); and ``sqlite``, coalesced with
+``edgedev run --data-dir`` (when the mapper has it). Then it prints the ratios and checks
+the targets of issue 8, saying by how much each missed one was missed. ``--profile DIR``
+samples the mapper with py-spy during each window. See docs/performance.md.
 
 Usage::
 
-    python bench/fleet.py --devices 1000 --properties 50 --cycle 1000 --seconds 20
+    python bench/fleet.py --devices 1000 --properties 50 --cycle 1000 --seconds 15
 """
 
 from __future__ import annotations

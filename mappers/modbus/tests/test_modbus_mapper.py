@@ -260,7 +260,7 @@ async def test_stopped_server_goes_offline_and_comes_back_while_others_keep_cycl
 
     stamps = await _reports_of(recorder, "default/b")
     gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
-    assert len(stamps) > 15
+    assert len(stamps) >= 10, "b reported through a's outage and return"
     assert max(gaps) < 0.2, f"b paused for {max(gaps):.3f} s while a was down"
     assert mapper.runners["default/a"].reconnects == 1
 
