@@ -114,12 +114,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set size (``VmHWM``), in MiB."""
+def peak_rss_mb(pid: int, key: str = "VmHWM") -> float:
+    """The process's peak resident set size (``VmHWM``), or another ``key`` such as
+    ``VmRSS`` (the current one), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
+    raise RuntimeError(f"no {key} in /proc status")
 
 
 def machine_busy() -> tuple[float, float]:
@@ -202,6 +203,10 @@ class Result:
     foreign_cpu: float = 0.0
     loadavg: str = ""
     peak_rss_mb: float = 0.0
+    startup_peak_rss_mb: float = 0.0
+    """``VmHWM`` once every device has reported: loading the files and starting up."""
+    rss_mb: float = 0.0
+    """``VmRSS`` at the end of the window: the steady state."""
     latency_ms: dict[str, float | None] = field(default_factory=dict)
     validate_s: float | None = None
     mapper_online_s: float | None = None
@@ -332,6 +337,7 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
         ):
             if snap[key] is not None:
                 setattr(result, attr, snap[key] - started)
+        result.startup_peak_rss_mb = peak_rss_mb(mapper.pid)
         print(
             f"[{mode}] mapper online after {_fmt(result.mapper_online_s, 's')}, first twin "
             f"update after {_fmt(result.first_update_s, 's')}, all devices after "
@@ -349,6 +355,7 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
         if spy is not None:
             spy.wait(30)
         result.peak_rss_mb = peak_rss_mb(mapper.pid)
+        result.rss_mb = peak_rss_mb(mapper.pid, "VmRSS")
         stats = counter.ask(f"report {before['counter']['samples']} {after['counter']['samples']}")
 
     elapsed = after["t"] - before["t"]
@@ -492,7 +499,11 @@ def print_result(r: Result) -> None:
             f"(machine {r.machine_cpu:.0%} of {os.cpu_count()} cores; "
             f"loadavg {r.loadavg})",
         ),
-        ("mapper peak RSS", f"{r.peak_rss_mb:.0f} MiB"),
+        (
+            "mapper peak RSS",
+            f"{r.peak_rss_mb:.0f} MiB (by the time every device reported "
+            f"{r.startup_peak_rss_mb:.0f} MiB; at the end {r.rss_mb:.0f} MiB)",
+        ),
         (
             "read -> delivery",
             "p50 {} / p90 {} / p99 {} / p99.9 {} / max {}".format(

@@ -9,11 +9,20 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from edgedev.twin._values import PropertyType
 
+SHARED_PROPERTIES = "edgedev.shared_properties"
+"""Validation context key of a dict in which identical Device property lists are interned."""
 API_GROUP = "devices.kubeedge.io"
 API_VERSION = f"{API_GROUP}/v1beta1"
 _NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -154,6 +163,28 @@ class DeviceSpecModel(CamelModel):
     properties: list[DeviceProperty] = Field(default_factory=list)
     # KubeEdge fields that edgedev accepts without using:
     methods: Any = None
+
+    @field_validator("properties", mode="wrap")
+    @classmethod
+    def _shared_properties(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        """Validate a property list once per distinct list when the loader asks for it.
+
+        A fleet's Devices repeat the same properties: with a dict under
+        :data:`SHARED_PROPERTIES` in the validation context, equal lists (the same YAML
+        values of the same types, which ``repr`` tells apart) share one validated list.
+        """
+        cache = info.context.get(SHARED_PROPERTIES) if isinstance(info.context, dict) else None
+        if cache is None or not isinstance(value, list):
+            return handler(value)
+        key = repr(value)
+        if "..." in key:
+            return handler(value)  # a self-referencing list: not worth a key
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = handler(value)
+        return found
 
 
 class DeviceResource(CamelModel):

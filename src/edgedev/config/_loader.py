@@ -6,7 +6,7 @@ with twenty devices in one file knows exactly which line to fix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,12 +15,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from edgedev._errors import ConfigError, PluginError, Problem
-from edgedev.config._crd import API_GROUP, DeviceModelResource, DeviceResource, ModelProperty
+from edgedev.config._crd import (
+    API_GROUP,
+    SHARED_PROPERTIES,
+    DeviceModelResource,
+    DeviceResource,
+    ModelProperty,
+)
 from edgedev.config._spec import DeviceSpec, PropertySpec
+from edgedev.config._yaml import load_all
 from edgedev.twin._values import parse_value
-
-_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader when PyYAML has it: parses five times faster (startup of big fleets)."""
 
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
@@ -32,6 +36,14 @@ class _Document:
     file: str
     index: int
     data: Mapping[str, Any]
+
+    def slim(self) -> _Document:
+        """This document without the data that its problems do not name (the raw YAML)."""
+        return _Document(
+            self.file,
+            self.index,
+            {"kind": self.data.get("kind"), "metadata": self.data.get("metadata")},
+        )
 
     def problem(self, message: str, field: str | None = None) -> Problem:
         meta = self.data.get("metadata")
@@ -51,26 +63,31 @@ def _loc(loc: Iterable[int | str]) -> str:
     return out
 
 
-def _validation_problems(doc: _Document, error: ValidationError, prefix: str = "") -> list[Problem]:
-    problems = []
+def _validation_fields(error: ValidationError, prefix: str = "") -> list[tuple[str | None, str]]:
+    """``(field, message)`` of each error, fields under ``prefix``."""
+    fields: list[tuple[str | None, str]] = []
     for item in error.errors(include_url=False):
         field = _loc(item["loc"])
         field = f"{prefix}.{field}" if prefix and field else (prefix or field)
-        problems.append(doc.problem(item["msg"], field or None))
-    return problems
+        fields.append((field or None, item["msg"]))
+    return fields
 
 
-def _read_documents(path: Path, problems: list[Problem]) -> list[_Document]:
+def _validation_problems(doc: _Document, error: ValidationError, prefix: str = "") -> list[Problem]:
+    return [doc.problem(message, field) for field, message in _validation_fields(error, prefix)]
+
+
+def _read_documents(path: Path, problems: list[Problem]) -> Iterator[_Document]:
+    """The file's mappings one at a time, so that each can be dropped once converted."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(name, 0, None, None, None, f"cannot read file: {exc}"))
-        return []
-    docs: list[_Document] = []
+        return
     index = 0
     try:
-        for index, data in enumerate(yaml.load_all(text, Loader=_SafeLoader), start=1):
+        for index, data in enumerate(load_all(text), start=1):
             if data is None:
                 continue
             if not isinstance(data, Mapping):
@@ -80,7 +97,7 @@ def _read_documents(path: Path, problems: list[Problem]) -> list[_Document]:
                     )
                 )
                 continue
-            docs.append(_Document(name, index, data))
+            yield _Document(name, index, data)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -88,16 +105,15 @@ def _read_documents(path: Path, problems: list[Problem]) -> list[_Document]:
         problems.append(
             Problem(name, index + 1, None, None, None, f"invalid YAML{where}: {reason}")
         )
-    return docs
 
 
-def _number(text: str | None, doc: _Document, field: str, problems: list[Problem]) -> float | None:
+def _number(text: str | None, field: str, problems: list[tuple[str | None, str]]) -> float | None:
     if text is None or text == "":
         return None
     try:
         return float(text)
     except ValueError:
-        problems.append(doc.problem(f"{text!r} is not a number", field))
+        problems.append((field, f"{text!r} is not a number"))
         return None
 
 
@@ -107,6 +123,11 @@ class _Resolver:
         self.problems: list[Problem] = []
         self.models: dict[tuple[str, str], tuple[_Document, DeviceModelResource]] = {}
         self.devices: list[tuple[_Document, DeviceResource]] = []
+        self._context: dict[str, Any] = {SHARED_PROPERTIES: {}}
+        self._shared: dict[
+            tuple[Any, str, int, int],
+            tuple[tuple[PropertySpec, ...], list[tuple[str | None, str]]],
+        ] = {}
 
     def add(self, doc: _Document) -> None:
         api, kind = doc.data.get("apiVersion"), doc.data.get("kind")
@@ -123,10 +144,11 @@ class _Resolver:
             )
             return
         try:
-            resource = model_type.model_validate(doc.data)
+            resource = model_type.model_validate(doc.data, context=self._context)
         except ValidationError as exc:
             self.problems.extend(_validation_problems(doc, exc))
             return
+        doc = doc.slim()
         if isinstance(resource, DeviceModelResource):
             key = (resource.metadata.namespace, resource.metadata.name)
             if key in self.models:
@@ -196,44 +218,12 @@ class _Resolver:
         except ValidationError as exc:
             self.problems.extend(_validation_problems(doc, exc, "spec.protocol.configData"))
             return None
-        model_props = {p.name: p for p in model.spec.properties}
-        props: list[PropertySpec] = []
-        names: set[str] = set()
-        for i, prop in enumerate(device.spec.properties):
-            at = f"spec.properties[{i}]"
-            if prop.name in names:
-                self.problems.append(
-                    doc.problem(f"property {prop.name!r} listed twice", f"{at}.name")
-                )
-                continue
-            names.add(prop.name)
-            mprop = model_props.get(prop.name)
-            if mprop is None:
-                have = ", ".join(model_props) or "none"
-                self.problems.append(
-                    doc.problem(
-                        f"property {prop.name!r} is not in DeviceModel {ref!r} (it has: {have})",
-                        f"{at}.name",
-                    )
-                )
-                continue
-            if prop.visitors.protocol_name and prop.visitors.protocol_name != protocol:
-                self.problems.append(
-                    doc.problem(
-                        f"visitor protocol {prop.visitors.protocol_name!r} differs from the "
-                        f"device's {protocol!r}",
-                        f"{at}.visitors.protocolName",
-                    )
-                )
-            try:
-                visitor = driver.visitor_config.model_validate(prop.visitors.config_data)
-            except ValidationError as exc:
-                self.problems.extend(_validation_problems(doc, exc, f"{at}.visitors.configData"))
-                continue
-            pspec = self._property(doc, at, prop, mprop, visitor)
-            for field, message in driver.check_property(pspec):
-                self.problems.append(doc.problem(message, f"{at}.visitors.configData.{field}"))
-            props.append(pspec)
+        shared_key = (driver, protocol, id(device.spec.properties), id(model))
+        shared = self._shared.get(shared_key)
+        if shared is None:
+            shared = self._shared[shared_key] = self._properties(device, model, driver, protocol)
+        props, found_problems = shared
+        self.problems.extend(doc.problem(message, field) for field, message in found_problems)
         if len(self.problems) > before:
             return None
         spec = DeviceSpec(
@@ -242,7 +232,7 @@ class _Resolver:
             model=ref,
             protocol=protocol,
             config=config,
-            properties=tuple(props),
+            properties=props,
             node_name=device.spec.node_name,
             source=doc.file,
         )
@@ -250,17 +240,74 @@ class _Resolver:
             self.problems.append(doc.problem(message, f"spec.{field}"))
         return spec
 
+    def _properties(
+        self,
+        device: DeviceResource,
+        model: DeviceModelResource,
+        driver: type[AnyDriver],
+        protocol: str,
+    ) -> tuple[tuple[PropertySpec, ...], list[tuple[str | None, str]]]:
+        """The specs of a Device's properties, and the ``(field, message)`` of each problem.
+
+        Devices of a fleet share one validated property list (the loader interns them), so
+        the result is computed once per list and DeviceModel and shared by all its devices.
+        """
+        problems: list[tuple[str | None, str]] = []
+        ref = device.spec.device_model_ref.name
+        model_props = {p.name: p for p in model.spec.properties}
+        props: list[PropertySpec] = []
+        names: set[str] = set()
+        for i, prop in enumerate(device.spec.properties):
+            at = f"spec.properties[{i}]"
+            if prop.name in names:
+                problems.append((f"{at}.name", f"property {prop.name!r} listed twice"))
+                continue
+            names.add(prop.name)
+            mprop = model_props.get(prop.name)
+            if mprop is None:
+                have = ", ".join(model_props) or "none"
+                problems.append(
+                    (
+                        f"{at}.name",
+                        f"property {prop.name!r} is not in DeviceModel {ref!r} (it has: {have})",
+                    )
+                )
+                continue
+            if prop.visitors.protocol_name and prop.visitors.protocol_name != protocol:
+                problems.append(
+                    (
+                        f"{at}.visitors.protocolName",
+                        f"visitor protocol {prop.visitors.protocol_name!r} differs from the "
+                        f"device's {protocol!r}",
+                    )
+                )
+            try:
+                visitor = driver.visitor_config.model_validate(prop.visitors.config_data)
+            except ValidationError as exc:
+                problems.extend(_validation_fields(exc, f"{at}.visitors.configData"))
+                continue
+            pspec = self._property(problems, at, prop, mprop, visitor)
+            for field, message in driver.check_property(pspec):
+                problems.append((f"{at}.visitors.configData.{field}", message))
+            props.append(pspec)
+        return tuple(props), problems
+
     def _property(
-        self, doc: _Document, at: str, prop: Any, mprop: ModelProperty, visitor: BaseModel
+        self,
+        problems: list[tuple[str | None, str]],
+        at: str,
+        prop: Any,
+        mprop: ModelProperty,
+        visitor: BaseModel,
     ) -> PropertySpec:
-        minimum = _number(mprop.minimum, doc, f"DeviceModel {mprop.name}.minimum", self.problems)
-        maximum = _number(mprop.maximum, doc, f"DeviceModel {mprop.name}.maximum", self.problems)
+        minimum = _number(mprop.minimum, f"DeviceModel {mprop.name}.minimum", problems)
+        maximum = _number(mprop.maximum, f"DeviceModel {mprop.name}.maximum", problems)
         desired = prop.desired.value if prop.desired else None
         if desired is not None:
             try:
                 parse_value(desired, mprop.type)
             except ValueError as exc:
-                self.problems.append(doc.problem(f"desired value: {exc}", f"{at}.desired.value"))
+                problems.append((f"{at}.desired.value", f"desired value: {exc}"))
         collect = prop.collect_cycle / 1000
         return PropertySpec(
             name=prop.name,
@@ -297,8 +344,11 @@ def load_devices(
         drivers = installed
     resolver = _Resolver(drivers)
     for path in paths:
-        for doc in _read_documents(Path(path), resolver.problems):
+        read_problems: list[Problem] = []
+        at = len(resolver.problems)
+        for doc in _read_documents(Path(path), read_problems):
             resolver.add(doc)
+        resolver.problems[at:at] = read_problems  # a file's YAML problems come first
     specs = resolver.resolve()
     if resolver.problems:
         raise ConfigError(resolver.problems)
