@@ -119,6 +119,19 @@ def delta(values: dict[str, str], types: dict[str, str]) -> bytes:
     )
 
 
+async def recorder_ready(bus: Bus, timeout: float = 30.0) -> None:
+    """Return once ``bus`` is connected, and so its recorders' subscriptions are made.
+
+    A :class:`Recorder` entered before the connection only registers its filters; the bus
+    subscribes them when it connects, and reports ``connected`` only after the broker has
+    confirmed them. A mapper started before that point can publish its first report (sent
+    once per ``collectCycle``) before the recorder listens, and a test waiting for it times
+    out: on a loaded machine the mapper's client often connects first.
+    """
+    with anyio.fail_after(timeout):
+        await bus.wait_connected()
+
+
 @asynccontextmanager
 async def running(
     devices: Sequence[DeviceSpec],
@@ -139,6 +152,7 @@ async def running(
             if simulator:
                 await tg.start(GpioSimulator(devices).run)
             async with Bus(url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
+                await recorder_ready(bus)  # else the mapper's first reports may pass unseen
                 await tg.start(mapper.run)
                 yield board, mapper, bus, recorder
             tg.cancel_scope.cancel()
@@ -150,6 +164,7 @@ __all__ = [
     "load",
     "model",
     "prop",
+    "recorder_ready",
     "reports",
     "running",
     "twin_values",

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gpio_helpers import delta, reports, unique
+from gpio_helpers import delta, recorder_ready, reports, unique
 
 from edgedev import Bus
 from edgedev.testing import Recorder, edgedev_process
@@ -51,6 +51,7 @@ async def test_a_mapper_started_alone_reports_the_simulated_button_and_takes_wri
 ):
     root = unique("t")
     async with Bus(mqtt_url) as bus, Recorder(bus, f"{root}/#") as recorder:
+        await recorder_ready(bus)
         with edgedev_process("run", "-f", str(EXAMPLE), "--broker", mqtt_url, "--topic-root", root):
             await recorder.wait_for(reports("button", "true"), timeout=TIMEOUT)
             await recorder.wait_for(reports("motion", "true"), timeout=TIMEOUT)

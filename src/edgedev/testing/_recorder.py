@@ -24,15 +24,26 @@ class Recorder:
             message = await recorder.wait_for(lambda m: m.topic.endswith("/state/update"))
     """
 
-    def __init__(self, bus: Bus, *filters: str) -> None:
+    def __init__(self, bus: Bus, *filters: str, ready_timeout: float | None = 10.0) -> None:
+        """Record ``filters`` on ``bus``.
+
+        Entering waits (up to ``ready_timeout`` seconds) until the bus is connected and the
+        broker has confirmed the subscription, so that nothing published afterwards by
+        another client can be missed; ``None`` does not wait (a bus meant to be offline).
+        """
         self.bus = bus
         self.filters = filters
+        self.ready_timeout = ready_timeout
         self.messages: list[Message] = []
         self._changed = anyio.Event()
         self._tg: TaskGroup | None = None
         self._cm: Any = None
 
     async def __aenter__(self) -> Recorder:
+        if self.ready_timeout is not None:
+            with anyio.fail_after(self.ready_timeout):
+                # connected means every subscription, ours included, is confirmed
+                await self.bus.wait_connected()
         self._cm = self.bus.subscribe(*self.filters)
         stream = await self._cm.__aenter__()
         self._tg = anyio.create_task_group()

@@ -17,7 +17,8 @@ def level_at(config: SimulateConfig, t: float) -> bool:
     period = config.period / 1000
     if config.pattern is Pattern.TOGGLE:
         return math.floor(t / period) % 2 == 1
-    return t % period >= period - config.width / 1000
+    phase = t - math.floor(t / period) * period  # as next_change() counts periods (not %)
+    return phase >= period - config.width / 1000
 
 
 def next_change(config: SimulateConfig, t: float) -> float:
