@@ -69,6 +69,8 @@ def _quiet_lost_connection(record: logging.LogRecord) -> bool:
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         record.exc_info = None
         record.exc_text = None
+        # the logger's level was checked before this filter: check it again for DEBUG
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
     return True
 
 
