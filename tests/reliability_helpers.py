@@ -7,18 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
 from anyio.abc import SocketStream, TaskStatus
 
-from edgedev import DeviceSpec, load_devices
+from edgedev import DeviceSpec
 from edgedev.bus import Message, SqliteOutbox
-from edgedev.testing import free_port
+from edgedev.testing import free_port, load_documents, unique_root, write_documents
 
 API = "devices.kubeedge.io/v1beta1"
 
@@ -69,17 +67,15 @@ def fleet_docs(
 
 
 def write_docs(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:
-    path = tmp_path / f"devices-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path
+    return write_documents(tmp_path, docs)
 
 
 def load_docs(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> list[DeviceSpec]:
-    return load_devices([write_docs(tmp_path, docs)])
+    return load_documents(tmp_path, docs)
 
 
 def topic_root() -> str:
-    return f"rel-{uuid.uuid4().hex[:8]}"
+    return unique_root("rel")
 
 
 def is_report(message: Message) -> bool:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
 
 from edgedev import Bus, DeviceSpec, Mapper, load_devices
 from edgedev.agent import Agent
 from edgedev.bus._outbox import Message
-from edgedev.testing import Recorder, free_port
+from edgedev.testing import Recorder, free_port, unique_root, write_documents
 
 API = "devices.kubeedge.io/v1beta1"
 DEVICE = "plant/thermo"
@@ -95,9 +93,7 @@ def thermostat_docs(port: int, *, desired: str | None = None, cycle: int = 200) 
 
 
 def write_yaml(tmp_path: Path, docs: Sequence[Any]) -> Path:
-    path = tmp_path / f"devices-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path
+    return write_documents(tmp_path, docs)
 
 
 def thermostat(tmp_path: Path, **kwargs: Any) -> tuple[list[DeviceSpec], Path]:
@@ -106,7 +102,7 @@ def thermostat(tmp_path: Path, **kwargs: Any) -> tuple[list[DeviceSpec], Path]:
 
 
 def root() -> str:
-    return f"twin-{uuid.uuid4().hex[:8]}"
+    return unique_root("twin")
 
 
 def payload(message: Message) -> dict[str, Any]:

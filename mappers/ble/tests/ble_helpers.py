@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
 
-from edgedev import Bus, DeviceSpec, Mapper, load_devices
+from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.bus._messages import dumps, new_event_id, now_ms
 from edgedev.bus._outbox import Message
-from edgedev.testing import Recorder, free_port
+from edgedev.testing import (
+    Recorder,
+    device_model,
+    device_property,
+    free_port,
+    load_documents,
+    unique_root,
+    write_documents,
+)
+from edgedev.testing import device as kube_device
 from edgedev_ble import BleSimulator
 
-API = "devices.kubeedge.io/v1beta1"
 TIMEOUT = 20.0  # two cores shared with other test runs: be generous
 
 
 def model(name: str, props: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "DeviceModel",
-        "metadata": {"name": name},
-        "spec": {"protocol": "ble", "properties": list(props)},
-    }
+    return device_model(name, "ble", props)
 
 
 def device(
@@ -42,41 +43,23 @@ def device(
     data: dict[str, Any] = {"macAddress": mac, **config}
     if port is not None:
         data["backend"] = f"sim://127.0.0.1:{port}"
-    return {
-        "apiVersion": API,
-        "kind": "Device",
-        "metadata": {"name": name},
-        "spec": {
-            "deviceModelRef": {"name": model_name},
-            "protocol": {"protocolName": "ble", "configData": data},
-            "properties": list(props),
-        },
-    }
+    return kube_device(name, model_name, "ble", data, props)
 
 
 def visit(name: str, uuid_: str, cycle: int = 200, **config: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "collectCycle": cycle,
-        "visitors": {
-            "protocolName": "ble",
-            "configData": {"characteristicUUID": uuid_, **config},
-        },
-    }
+    return device_property(name, "ble", cycle, {"characteristicUUID": uuid_, **config})
 
 
 def write_yaml(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:
-    path = tmp_path / f"ble-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path
+    return write_documents(tmp_path, docs, prefix="ble")
 
 
 def load(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> list[DeviceSpec]:
-    return load_devices([write_yaml(tmp_path, docs)])
+    return load_documents(tmp_path, docs)
 
 
 def root() -> str:
-    return f"ble-{uuid.uuid4().hex[:8]}"
+    return unique_root("ble")
 
 
 def twin_values(message: Message) -> dict[str, str]:

@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
 
-from edgedev import Bus, DeviceSpec, Mapper, load_devices
+from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.bus._messages import dumps, new_event_id, now_ms
 from edgedev.bus._outbox import Message
-from edgedev.testing import Recorder
+from edgedev.testing import (
+    Recorder,
+    device_model,
+    device_property,
+    load_documents,
+    unique_root,
+    write_documents,
+)
+from edgedev.testing import device as kube_device
 from edgedev_gpio import Board, GpioSimulator, boards
-
-API = "devices.kubeedge.io/v1beta1"
 
 
 def model(name: str, props: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "DeviceModel",
-        "metadata": {"name": name},
-        "spec": {"protocol": "gpio", "properties": list(props)},
-    }
+    return device_model(name, "gpio", props)
 
 
 def prop(
@@ -39,38 +38,23 @@ def prop(
 def device(
     name: str, model_name: str, props: Sequence[dict[str, Any]], **config: Any
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Device",
-        "metadata": {"name": name},
-        "spec": {
-            "deviceModelRef": {"name": model_name},
-            "protocol": {"protocolName": "gpio", "configData": config},
-            "properties": list(props),
-        },
-    }
+    return kube_device(name, model_name, "gpio", config, props)
 
 
 def visit(name: str, cycle: int = 60_000, **config: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "collectCycle": cycle,
-        "visitors": {"protocolName": "gpio", "configData": config},
-    }
+    return device_property(name, "gpio", cycle, config)
 
 
 def write_yaml(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:
-    path = tmp_path / f"gpio-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path
+    return write_documents(tmp_path, docs, prefix="gpio")
 
 
 def load(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> list[DeviceSpec]:
-    return load_devices([write_yaml(tmp_path, docs)])
+    return load_documents(tmp_path, docs)
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return unique_root(prefix)
 
 
 def twin_values(message: Message) -> dict[str, str]:

@@ -2,69 +2,52 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
 
-from edgedev import Bus, DeviceSpec, Mapper, load_devices
-from edgedev.testing import Recorder, free_port
+from edgedev import Bus, DeviceSpec, Mapper
+from edgedev.testing import (
+    Recorder,
+    device_model,
+    device_property,
+    free_port,
+    load_documents,
+    unique_root,
+    write_documents,
+)
+from edgedev.testing import device as kube_device
 from edgedev_modbus import ModbusSimulator
-
-API = "devices.kubeedge.io/v1beta1"
 
 
 def model(name: str, props: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "DeviceModel",
-        "metadata": {"name": name},
-        "spec": {"protocol": "modbus", "properties": list(props)},
-    }
+    return device_model(name, "modbus", props)
 
 
 def device(
     name: str, model_name: str, port: int, props: Sequence[dict[str, Any]], **config: Any
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Device",
-        "metadata": {"name": name},
-        "spec": {
-            "deviceModelRef": {"name": model_name},
-            "protocol": {
-                "protocolName": "modbus",
-                "configData": {"ip": "127.0.0.1", "port": port, **config},
-            },
-            "properties": list(props),
-        },
-    }
+    config = {"ip": "127.0.0.1", "port": port, **config}
+    return kube_device(name, model_name, "modbus", config, props)
 
 
 def visit(name: str, cycle: int = 200, **config: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "collectCycle": cycle,
-        "visitors": {"protocolName": "modbus", "configData": config},
-    }
+    return device_property(name, "modbus", cycle, config)
 
 
 def write_yaml(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:
-    path = tmp_path / f"devices-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path
+    return write_documents(tmp_path, docs)
 
 
 def load(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> list[DeviceSpec]:
-    return load_devices([write_yaml(tmp_path, docs)])
+    return load_documents(tmp_path, docs)
 
 
 def root() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}"
+    return unique_root()
 
 
 @asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -12,47 +11,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from edgedev import DeviceSpec, load_devices
-from edgedev.testing import Recorder, free_port
+from edgedev import DeviceSpec
+from edgedev.testing import (
+    Recorder,
+    device_model,
+    device_property,
+    free_port,
+    load_documents,
+    unique_root,
+    write_documents,
+)
+from edgedev.testing import device as kube_device
 from edgedev_opcua import OpcuaSimulator
 
-API = "devices.kubeedge.io/v1beta1"
 VALUE = 13  # the Value attribute id
 
 
 def model(name: str, props: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "DeviceModel",
-        "metadata": {"name": name},
-        "spec": {"protocol": "opcua", "properties": list(props)},
-    }
+    return device_model(name, "opcua", props)
 
 
 def device(
     name: str, model_name: str, url: str, props: Sequence[dict[str, Any]], **config: Any
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Device",
-        "metadata": {"name": name},
-        "spec": {
-            "deviceModelRef": {"name": model_name},
-            "protocol": {"protocolName": "opcua", "configData": {"url": url, **config}},
-            "properties": list(props),
-        },
-    }
+    return kube_device(name, model_name, "opcua", {"url": url, **config}, props)
 
 
 def visit(name: str, node_id: str, cycle: int = 200, **config: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "collectCycle": cycle,
-        "visitors": {"protocolName": "opcua", "configData": {"nodeID": node_id, **config}},
-    }
+    return device_property(name, "opcua", cycle, {"nodeID": node_id, **config})
 
 
 def url() -> str:
@@ -60,17 +48,15 @@ def url() -> str:
 
 
 def write_yaml(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:
-    path = tmp_path / f"devices-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path
+    return write_documents(tmp_path, docs)
 
 
 def load(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> list[DeviceSpec]:
-    return load_devices([write_yaml(tmp_path, docs)])
+    return load_documents(tmp_path, docs)
 
 
 def root() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}"
+    return unique_root()
 
 
 def merged(recorder: Recorder, device: str, before: int | None = None) -> dict[str, Any]:
