@@ -72,7 +72,11 @@ class Outbox(abc.ABC):
 
 
 class MemoryOutbox(Outbox):
-    """An outbox in memory: survives broker outages, not a restart of the process."""
+    """An outbox in memory: survives broker outages, not a restart of the process.
+
+    A persistent outbox keeps this queue and mirrors it elsewhere by overriding
+    :meth:`_stored` and :meth:`_discarded`.
+    """
 
     def __init__(self, limit: int = 100_000) -> None:
         if limit < 1:
@@ -86,8 +90,10 @@ class MemoryOutbox(Outbox):
     def put(self, message: Message) -> None:
         self._seq += 1
         self._queue.append((self._seq, message))
+        self._stored(self._seq, message)
         if len(self) > self.limit and self._queue:
-            _, old = self._queue.popleft()
+            seq, old = self._queue.popleft()
+            self._discarded(seq)
             self._count_drop(old.topic)
 
     def take(self) -> tuple[int, Message] | None:
@@ -98,7 +104,8 @@ class MemoryOutbox(Outbox):
         return seq, message
 
     def ack(self, seq: int) -> None:
-        self._inflight.pop(seq, None)
+        if self._inflight.pop(seq, None) is not None:
+            self._discarded(seq)
 
     def requeue(self) -> None:
         self._queue.extendleft(reversed(self._inflight.items()))
@@ -106,3 +113,9 @@ class MemoryOutbox(Outbox):
 
     def __len__(self) -> int:
         return len(self._queue) + len(self._inflight)
+
+    def _stored(self, seq: int, message: Message) -> None:
+        """Hook: ``message`` was queued as ``seq``."""
+
+    def _discarded(self, seq: int) -> None:
+        """Hook: ``seq`` left the queue for good (acknowledged, or dropped at the limit)."""

@@ -26,11 +26,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import OrderedDict, deque
 from pathlib import Path
 from typing import BinaryIO
 
-from edgedev.bus._outbox import Message, Outbox
+from edgedev.bus._outbox import MemoryOutbox, Message
 
 log = logging.getLogger("edgedev.bus")
 
@@ -71,7 +70,7 @@ def _lock_file(path: Path, timeout: float) -> BinaryIO:
             time.sleep(0.2)
 
 
-class SqliteOutbox(Outbox):
+class SqliteOutbox(MemoryOutbox):
     """A bounded outbox persisted to SQLite by a writer thread, in batches.
 
     Args:
@@ -103,8 +102,7 @@ class SqliteOutbox(Outbox):
         batch: int = 2000,
         lock_timeout: float = 30.0,
     ) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        super().__init__(limit)
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
         target = Path(path)
@@ -115,13 +113,9 @@ class SqliteOutbox(Outbox):
             target.parent.mkdir(parents=True, exist_ok=True)
         self.path = target
         self._lock = _lock_file(target.with_name(target.name + ".lock"), lock_timeout)
-        self.limit = limit
-        self.dropped = 0
         self.persisted = 0
         self.flush_interval = flush_interval
         self._batch = batch
-        self._queue: deque[tuple[int, Message]] = deque()
-        self._inflight: OrderedDict[int, Message] = OrderedDict()
         # change buffer, shared with the writer thread under _cond
         self._cond = threading.Condition()
         self._inserts: dict[int, Message] = {}
@@ -160,47 +154,17 @@ class SqliteOutbox(Outbox):
         )
         self._thread.start()
 
-    # the Outbox interface (event loop thread) ----------------------------------------------
-    def put(self, message: Message) -> None:
-        """Append ``message``; drops the oldest unsent one (counted, logged) when full."""
-        self._seq += 1
-        seq = self._seq
-        self._queue.append((seq, message))
-        dropped: tuple[int, Message] | None = None
-        if len(self) > self.limit and self._queue:
-            dropped = self._queue.popleft()
+    # the queue's changes, mirrored to the writer thread (event loop thread) ------------------
+    def _stored(self, seq: int, message: Message) -> None:
         with self._cond:
             self._inserts[seq] = message
-            if dropped is not None:
-                self._forget(dropped[0])
             pending = len(self._inserts)
             if pending == 1 or pending >= self._batch:
                 self._cond.notify()
-        if dropped is not None:
-            self._count_drop(dropped[1].topic)
 
-    def take(self) -> tuple[int, Message] | None:
-        """The oldest message not in flight, now marked in flight, with its sequence number."""
-        if not self._queue:
-            return None
-        seq, message = self._queue.popleft()
-        self._inflight[seq] = message
-        return seq, message
-
-    def ack(self, seq: int) -> None:
-        """Forget message ``seq``: the broker has it."""
-        if self._inflight.pop(seq, None) is not None:
-            with self._cond:
-                self._forget(seq)
-
-    def requeue(self) -> None:
-        """Put every in-flight message back, in order, ahead of the rest (connection lost)."""
-        self._queue.extendleft(reversed(self._inflight.items()))
-        self._inflight.clear()
-
-    def __len__(self) -> int:
-        """Messages not yet acknowledged, in flight or not."""
-        return len(self._queue) + len(self._inflight)
+    def _discarded(self, seq: int) -> None:
+        with self._cond:
+            self._forget(seq)
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Block until every change so far is on disk; whether it was within ``timeout``.
