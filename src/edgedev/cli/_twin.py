@@ -19,7 +19,7 @@ from edgedev.bus._client import Bus
 from edgedev.bus._messages import desired_update, new_event_id, twin_get
 from edgedev.bus._topics import Channel, Topics, split_device_id
 from edgedev.cli._common import add_bus_options, run_async
-from edgedev.twin._values import PropertyType, text_equal
+from edgedev.twin._values import PropertyType, is_pending
 
 HELP = "read a device twin, or set desired values"
 
@@ -105,7 +105,7 @@ def render(twin: Mapping[str, Any]) -> str:
         reported = (entry.get("actual") or {}).get("value")
         note = ""
         type_ = wire_type((entry.get("metadata") or {}).get("type", "")) or PropertyType.STRING
-        if desired is not None and (reported is None or not text_equal(desired, reported, type_)):
+        if is_pending(desired, reported, type_):
             note = "pending"
         error = entry.get("error")
         if error:

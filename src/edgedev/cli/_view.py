@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from edgedev.bus._messages import MsgTwin, StateUpdate, TwinDelta, TwinDocument, TwinUpdate
 from edgedev.bus._topics import Channel, DeviceTopic, Topics
-from edgedev.twin._values import PropertyType, text_equal
+from edgedev.twin._values import PropertyType, is_pending
 
 
 @dataclass(slots=True)
@@ -30,15 +30,11 @@ class PropertyView:
     @property
     def pending(self) -> bool:
         """Whether a desired value is set and not reported yet."""
-        if self.desired is None:
-            return False
-        if self.reported is None:
-            return True
         try:
             type_ = PropertyType(self.type.upper())
         except ValueError:
             type_ = PropertyType.STRING
-        return not text_equal(self.desired, self.reported, type_)
+        return is_pending(self.desired, self.reported, type_)
 
     def note(self) -> str:
         """``pending``, the last write failure, or nothing."""

@@ -25,7 +25,7 @@ from edgedev.bus._messages import MsgTwin, now_ms, write_error_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec
 from edgedev.mapper._device import OFFLINE, ONLINE, DeviceRunner, check_write
-from edgedev.twin._values import text_equal
+from edgedev.twin._values import is_pending, text_equal
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -43,7 +43,7 @@ def pending_values(spec: DeviceSpec, twin: Mapping[str, MsgTwin | None]) -> dict
             continue
         desired = entry.expected.value
         actual = entry.actual.value if entry.actual is not None else None
-        if actual is None or not text_equal(desired, actual, spec.property(name).type):
+        if is_pending(desired, actual, spec.property(name).type):
             pending[name] = desired
     return pending
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from edgedev.twin._values import PropertyType, parse_value, text_equal
+from edgedev.twin._values import PropertyType, is_pending, parse_value, text_equal
 
 
 class Code(IntEnum):
@@ -90,11 +90,11 @@ class TwinProperty:
     @property
     def pending(self) -> bool:
         """Whether a desired value is set and the reported value differs from it."""
-        if self.desired is None:
-            return False
-        if self.reported is None:
-            return True
-        return not text_equal(self.desired.value, self.reported.value, self.type)
+        return is_pending(
+            None if self.desired is None else self.desired.value,
+            None if self.reported is None else self.reported.value,
+            self.type,
+        )
 
     def with_desired(self, value: str | None, timestamp: int) -> TwinProperty:
         """A copy whose desired value is ``value`` (``None`` removes it), version + 1."""

@@ -133,3 +133,10 @@ def text_equal(a: str, b: str, type_: PropertyType) -> bool:
         return values_equal(parse_value(a, type_), parse_value(b, type_), type_)
     except ValueError:
         return a == b
+
+
+def is_pending(desired: str | None, reported: str | None, type_: PropertyType) -> bool:
+    """Whether a desired value is set and the reported value differs from it (a delta)."""
+    if desired is None:
+        return False
+    return reported is None or not text_equal(desired, reported, type_)
