@@ -137,7 +137,7 @@
     const cells = {};
     for (const name of ["name", "protocol", "state", "since", "properties", "pending", "updated"]) {
       cells[name] = el("td", name);
-      cells[name].dataset.label = name;
+      cells[name].dataset.label = name === "updated" ? "last report" : name;
       row.appendChild(cells[name]);
     }
     const toggle = el("button", "toggle", id);
@@ -173,7 +173,8 @@
     r.cells.since.textContent = clock(d.since);
     r.cells.since.title = d.since ? new Date(d.since * 1000).toString() : "";
     r.cells.properties.textContent = d.properties;
-    r.cells.pending.textContent = d.pending || "";
+    r.cells.pending.textContent = d.pending;
+    r.cells.pending.classList.toggle("none", !d.pending);
     r.cells.updated.dataset.t = d.updated;
     r.cells.updated.textContent = age(d.updated);
     const detail = details.get(id);
