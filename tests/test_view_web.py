@@ -102,6 +102,9 @@ async def test_the_api_lists_devices_with_state_since_units_and_history(mqtt_url
         assert "config" not in json.dumps(detail)  # connection settings never leave the process
 
         assert (await http.get("/api/devices/plant/nothing")).status_code == 404
+        # a page whose name was rebound to 127.0.0.1 is not the view's own
+        rebound = await http.get("/api/fleet", headers={"Host": "evil.example:8088"})
+        assert rebound.status_code == 400
 
 
 async def test_events_push_changes_coalesced_to_a_few_a_second(mqtt_url):

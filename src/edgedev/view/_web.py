@@ -20,6 +20,7 @@ history points included) of the devices the page has open.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -33,6 +34,8 @@ import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -144,7 +147,12 @@ class ViewServer:
         self._closing = anyio.Event()
         self.bus: Bus | None = None
         """The connection the view follows, while it runs."""
+        middleware = []
+        if _loopback(host):  # a page elsewhere rebinding its name to 127.0.0.1 is refused
+            hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
+            middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
         self.app = Starlette(
+            middleware=middleware,
             routes=[
                 Route("/", self._page),
                 Route("/api/fleet", self._fleet),
@@ -152,7 +160,7 @@ class ViewServer:
                 Route("/api/devices/{ns}/{name}", self._device),
                 Route("/api/devices/{ns}/{name}/desired", self._desired, methods=["POST"]),
                 Mount("/static", StaticFiles(directory=STATIC), name="static"),
-            ]
+            ],
         )
 
     @property
@@ -373,6 +381,13 @@ class ViewServer:
             status = code if isinstance(code, int) and 400 <= code < 600 else 500
             return _refusal(status, str(answer.get("reason", "")))
         return JSONResponse({"twin": answer.get("twin") or {}})
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _refusal(status: int, reason: str) -> JSONResponse:
