@@ -60,6 +60,9 @@ DEFAULT_PORT = 8088
 MAX_OPEN = 32
 """Devices one page may have open (detail pushed live) at once."""
 
+MAX_CONNECTIONS = 64
+"""Connections served at once (each open page holds one); more are answered 503."""
+
 MAX_BODY = 4096
 """Bytes a write request may carry."""
 
@@ -245,6 +248,7 @@ class ViewServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
+            limit_concurrency=MAX_CONNECTIONS,
         )
         server = _Server(config)
         try:
