@@ -214,6 +214,38 @@ async def test_without_allow_writes_nothing_is_written_and_no_agent_means_504(mq
         assert silent.status_code == 504 and "no answer" in silent.json()["reason"]
 
 
+async def test_edgedev_view_serves_what_the_bus_carries(mqtt_url, tmp_path):
+    from edgedev.testing import free_port
+    from edgedev.testing._process import edgedev_process
+
+    topic_root = root()
+    topics = Topics(topic_root)
+    _, path = thermostat(tmp_path)
+    port = free_port()
+    args = ["view", "--broker", mqtt_url, "--topic-root", topic_root, "--port", str(port)]
+    with edgedev_process(*args, "-f", str(path)) as proc:
+        assert proc.stdout is not None
+        line = await anyio.to_thread.run_sync(proc.stdout.readline)
+        assert line.startswith(f"web view: http://127.0.0.1:{port}/ (read-only"), line
+        async with (
+            Bus(mqtt_url) as bus,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+        ):
+            with anyio.fail_after(10):
+                await bus.wait_connected()
+            assert (await http.get("/api/fleet")).json()["devices"][0]["protocol"] == "modbus"
+
+            async def reports() -> None:  # the view may still be connecting: report each 0.2 s
+                while True:
+                    report(topics, bus, 7.5)
+                    await anyio.sleep(0.2)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reports)
+                await until(http, DEVICE, "temp", "reported", "7.5")
+                tg.cancel_scope.cancel()
+
+
 def test_view_reports_a_taken_port(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
