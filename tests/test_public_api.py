@@ -18,6 +18,7 @@ MODULES = [
     "edgedev.broker",
     "edgedev.agent",
     "edgedev.health",
+    "edgedev.view",
 ]
 
 

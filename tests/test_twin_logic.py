@@ -202,19 +202,25 @@ def test_a_restarted_mapper_writes_what_the_whole_twin_says_is_pending(tmp_path)
 
 
 def test_the_view_shows_desired_reported_and_pending():
-    from edgedev.bus._messages import desired_update, twin_report
+    from edgedev.bus._messages import dumps, twin_report
     from edgedev.bus._topics import Channel, Topics
-    from edgedev.cli._view import TwinView
+    from edgedev.view._state import TwinView
+
+    def document(desired: str | None) -> bytes:
+        current = {"metadata": {"type": "float"}}
+        if desired is not None:
+            current["expected"] = {"value": desired}  # type: ignore[assignment]
+        return dumps({"twin": {"sp": {"current": current}}})
 
     topics = Topics("r")
     view = TwinView(topics)
     dev = "plant/thermo"
     view.apply(topics.device(dev, Channel.TWIN_UPDATE), twin_report([("sp", "20", "float", 1)]))
-    view.apply(topics.device(dev, Channel.TWIN_UPDATE), desired_update({"sp": "22"}))
+    view.apply(topics.device(dev, Channel.TWIN_DOCUMENT), document("22"))
     assert view.devices[dev].properties["sp"].note() == "pending"
     view.apply(topics.device(dev, Channel.TWIN_UPDATE), twin_report([("sp", "22.0", "float", 2)]))
     prop = view.devices[dev].properties["sp"]
     assert (prop.desired, prop.reported, prop.note()) == ("22", "22.0", "")
     assert "22.0" in view.render()
-    view.apply(topics.device(dev, Channel.TWIN_UPDATE), desired_update({"sp": None}))
+    view.apply(topics.device(dev, Channel.TWIN_DOCUMENT), document(None))
     assert view.devices[dev].properties["sp"].desired is None

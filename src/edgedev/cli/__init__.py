@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from edgedev import __version__
-from edgedev.cli import _agent, _demo, _run, _simulate, _twin, _validate, _watch
+from edgedev.cli import _agent, _demo, _run, _simulate, _twin, _validate, _watch, _web
 from edgedev.cli._common import setup_logging
 
 COMMANDS: dict[str, ModuleType] = {
@@ -19,6 +19,7 @@ COMMANDS: dict[str, ModuleType] = {
     "agent": _agent,
     "twin": _twin,
     "watch": _watch,
+    "view": _web,
 }
 """Command name to module; each module has ``HELP``, ``add_parser(parser)``, ``run(args)``."""
 

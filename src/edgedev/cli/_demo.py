@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import math
+import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -22,11 +26,16 @@ from edgedev.bus._client import Bus
 from edgedev.bus._messages import desired_update
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, Topics
 from edgedev.cli._common import broker_url, load_or_report, run_async
-from edgedev.cli._view import TwinView
+from edgedev.cli._web import add_web_options, announce, make_server
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.mapper._mapper import Mapper
 from edgedev.simulate import simulate, simulators
 from edgedev.testing._brokers import free_port
+from edgedev.view._errors import ViewError
+from edgedev.view._state import TwinView
+
+if TYPE_CHECKING:
+    from edgedev.view._web import ViewServer
 
 HELP = "run a simulated fleet end to end, no broker or hardware needed"
 
@@ -56,6 +65,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         metavar="ROOT",
         help=f"topic root (default {DEFAULT_ROOT})",
     )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="show the fleet as a web page instead of a table (needs edgedev[web]); with "
+        "--allow-writes the page sets values and the demo sets none itself",
+    )
+    add_web_options(parser)
 
 
 def demo_files(directory: Path) -> list[str]:
@@ -136,6 +152,25 @@ async def _show(bus: Bus, topics: Topics, seconds: float | None, devices: list[D
     print(view.render())
 
 
+async def _serve_web(
+    web: ViewServer,
+    sock: socket.socket | None,
+    bus: Bus,
+    url: str,
+    args: argparse.Namespace,
+    devices: list[DeviceSpec],
+) -> None:
+    """The fleet as a web page (``--web``); the demo writes only while the page cannot."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(functools.partial(web.run, bus=bus, sock=sock))
+        print(f"broker: {url}", flush=True)
+        announce(web)
+        if not web.allow_writes:
+            tg.start_soon(_write_loop, bus, web.topics, devices, web.view)
+        await anyio.sleep(args.seconds if args.seconds is not None else math.inf)
+        tg.cancel_scope.cancel()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo."""
     with tempfile.TemporaryDirectory(prefix="edgedev-demo-") as tmp:
@@ -147,6 +182,14 @@ def run(args: argparse.Namespace) -> int:
         if devices is None:
             return 1
         topics = Topics(args.topic_root)
+        web = make_server(args, "", devices) if args.web else None
+        if args.web and web is None:
+            return 1
+        try:
+            sock = web.bind() if web is not None else None
+        except ViewError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
 
         async def main() -> int:
             async with contextlib.AsyncExitStack() as stack:
@@ -170,7 +213,10 @@ def run(args: argparse.Namespace) -> int:
                         ).run
                     )
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
-                        await _show(bus, topics, args.seconds, devices)
+                        if web is None:
+                            await _show(bus, topics, args.seconds, devices)
+                        else:
+                            await _serve_web(web, sock, bus, url, args, devices)
                     tg.cancel_scope.cancel()
             return 0
 

@@ -79,11 +79,21 @@ async def ask(
     timeout: float,
 ) -> dict[str, Any] | None:
     """Publish ``request`` (channel, payload, event id) and wait for the answer with that id."""
+    async with Bus(broker, client_id=f"edgedev-cli-{new_event_id()[:12]}") as bus:
+        return await ask_on(bus, topics, device, request, answer, timeout)
+
+
+async def ask_on(
+    bus: Bus,
+    topics: Topics,
+    device: str,
+    request: tuple[Channel, bytes, str],
+    answer: Channel,
+    timeout: float,
+) -> dict[str, Any] | None:
+    """:func:`ask` on a connection the caller owns (the web view's); ``None``: no answer."""
     channel, payload, event_id = request
-    async with (
-        Bus(broker, client_id=f"edgedev-cli-{new_event_id()[:12]}") as bus,
-        bus.subscribe(topics.device(device, answer)) as messages,
-    ):
+    async with bus.subscribe(topics.device(device, answer)) as messages:
         bus.publish(topics.device(device, channel), payload)
         with anyio.move_on_after(timeout):
             async for message in messages:
@@ -94,6 +104,14 @@ async def ask(
                 if isinstance(body, dict) and body.get("event_id") == event_id:
                     return body
     return None
+
+
+def desired_request(
+    values: dict[str, str | None], version: int | None = None
+) -> tuple[Channel, bytes, str]:
+    """The ``twin/update`` request that sets desired values, as ``twin set`` sends it."""
+    event_id = new_event_id()
+    return Channel.TWIN_UPDATE, desired_update(values, version=version, event_id=event_id), event_id
 
 
 def render(twin: Mapping[str, Any]) -> str:
@@ -125,9 +143,7 @@ def run(args: argparse.Namespace) -> int:
         request = (Channel.TWIN_GET, twin_get(event_id=event_id), event_id)
         answer = Channel.TWIN_GET_RESULT
     else:
-        values = dict(args.values)
-        payload = desired_update(values, version=args.version, event_id=event_id)
-        request = (Channel.TWIN_UPDATE, payload, event_id)
+        request = desired_request(dict(args.values), args.version)
         answer = Channel.TWIN_RESULT
 
     async def main() -> int:

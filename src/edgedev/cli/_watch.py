@@ -15,7 +15,7 @@ from edgedev.bus._messages import new_event_id
 from edgedev.bus._topics import DeviceTopic, NodeTopic, Topics
 from edgedev.cli._common import add_bus_options, run_async
 from edgedev.cli._twin import device_id
-from edgedev.cli._view import TwinView
+from edgedev.view._state import TwinView
 
 HELP = "print twin traffic live (one device, or all)"
 
