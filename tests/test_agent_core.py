@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from edgedev.agent import AgentCore, Reply
-from edgedev.bus._messages import MapperState, desired_update, dumps, state_update, twin_report
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, NodeChannel, Topics
+from edgedev.wire import MapperState, desired_update, dumps, state_update, twin_report
 from twin_helpers import DEVICE, thermostat
 
 T = Topics("r")

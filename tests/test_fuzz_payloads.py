@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from edgedev import Bus, DeviceSpec, Mapper, WriteRefused
-from edgedev.bus import Channel, Topics, TwinDelta, TwinResult
+from edgedev.bus import Channel, Topics
 from edgedev.mapper._desired import pending_values
 from edgedev.mapper._device import check_write
 from edgedev.testing import Recorder
+from edgedev.wire import TwinDelta, TwinResult
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import load_docs, topic_root
 

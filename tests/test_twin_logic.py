@@ -5,9 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgedev.agent import property_entry, to_change, twin_entries
-from edgedev.bus._messages import MsgTwin, TwinUpdate
 from edgedev.twin import Change, Code, PropertyModel, PropertyType, Twin, WriteFailure
+from edgedev.wire import MsgTwin, TwinUpdate, property_entry, to_change, twin_entries
 
 MODEL = {
     "setpoint": PropertyModel(PropertyType.FLOAT, writable=True, minimum=10, maximum=30),
@@ -202,9 +201,9 @@ def test_a_restarted_mapper_writes_what_the_whole_twin_says_is_pending(tmp_path)
 
 
 def test_the_view_shows_desired_reported_and_pending():
-    from edgedev.bus._messages import dumps, twin_report
     from edgedev.bus._topics import Channel, Topics
     from edgedev.view._state import TwinView
+    from edgedev.wire import dumps, twin_report
 
     def document(desired: str | None) -> bytes:
         current = {"metadata": {"type": "float"}}

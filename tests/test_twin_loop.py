@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
-from edgedev.bus._messages import desired_update, twin_get
 from edgedev.bus._topics import Channel, Topics
 from edgedev.testing import BrokerHandle, Recorder
+from edgedev.wire import desired_update, twin_get
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
 from twin_helpers import (

@@ -22,11 +22,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from edgedev.agent._core import AgentCore, Reply
 from edgedev.agent._store import MEMORY, TwinStore
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import now_ms
 from edgedev.bus._outbox import Message, Outbox
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, NodeChannel, Topics
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
+from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.agent")
 

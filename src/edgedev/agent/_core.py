@@ -40,12 +40,26 @@ from edgedev.agent._records import (
     device_row,
     property_row,
 )
-from edgedev.agent._wire import kubeedge_time, property_entry, to_change, twin_entries
-from edgedev.bus._messages import MapperState, StateUpdate, TwinUpdate, dumps, new_event_id
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config._spec import DeviceSpec
 from edgedev.twin._twin import Change, Code, Outcome, PropertyModel, Refusal, Twin
+from edgedev.wire import (
+    MapperState,
+    StateUpdate,
+    TwinUpdate,
+    kubeedge_time,
+    membership_result,
+    membership_updated,
+    new_event_id,
+    property_entry,
+    state_update,
+    to_change,
+    twin_delta,
+    twin_document,
+    twin_entries,
+    twin_result,
+)
 
 log = logging.getLogger("edgedev.agent")
 
@@ -77,14 +91,10 @@ def model_of(spec: DeviceSpec) -> dict[str, PropertyModel]:
 def result_payload(
     event_id: str, now: int, twin: Mapping[str, Any] | None = None, refusal: Refusal | None = None
 ) -> bytes:
-    """A ``twin/update/result`` or ``twin/get/result``: the twin, or ``code`` and ``reason``."""
-    body: dict[str, Any] = {"event_id": event_id, "timestamp": now}
+    """A ``twin/update/result`` or ``twin/get/result``: the twin, or the refusal."""
     if refusal is not None:
-        body["code"] = int(refusal.code)
-        body["reason"] = refusal.reason
-    else:
-        body["twin"] = dict(twin or {})
-    return dumps(body)
+        return twin_result(event_id, now, code=int(refusal.code), reason=refusal.reason)
+    return twin_result(event_id, now, twin)
 
 
 class AgentCore:
@@ -183,14 +193,7 @@ class AgentCore:
             else:
                 replies += self._after_update(record, outcome, now)
         for node, records in sorted(added.items()):
-            body = dumps(
-                {
-                    "event_id": new_event_id(),
-                    "timestamp": now,
-                    "added_devices": [_member(r) for r in records],
-                    "removed_devices": [],
-                }
-            )
+            body = membership_updated([_member(r) for r in records], timestamp=now)
             topic = self.topics.node(node, NodeChannel.MEMBERSHIP_UPDATED)
             replies.append(Reply(Message(topic, body)))
         return replies
@@ -275,7 +278,7 @@ class AgentCore:
                 }
                 for name, t in sorted(document.items())
             }
-            body = dumps({"event_id": new_event_id(), "timestamp": now, "twin": twin})
+            body = twin_document(twin, timestamp=now)
             topic = self.topics.device(record.id, Channel.TWIN_DOCUMENT)
             replies.append(Reply(Message(topic, body)))
         delta = record.twin.delta()
@@ -285,14 +288,7 @@ class AgentCore:
 
     def _delta(self, record: DeviceRecord, delta: dict[str, str], now: int) -> Reply:
         record.delta_sent = delta
-        body = dumps(
-            {
-                "event_id": new_event_id(),
-                "timestamp": now,
-                "twin": twin_entries(record.twin.properties, delta),
-                "delta": delta,
-            }
-        )
+        body = twin_delta(twin_entries(record.twin.properties, delta), delta, timestamp=now)
         return Reply(Message(self.topics.device(record.id, Channel.TWIN_DELTA), body))
 
     def _state_update(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
@@ -326,7 +322,7 @@ class AgentCore:
 
     def _membership(self, node: str, payload: bytes, now: int) -> list[Reply]:
         devices = [_member(r) for r in self.members(node)]
-        body = dumps({"event_id": _event_id(payload), "timestamp": now, "devices": devices})
+        body = membership_result(_event_id(payload), devices, timestamp=now)
         topic = self.topics.node(node, NodeChannel.MEMBERSHIP_RESULT)
         return [Reply(Message(topic, body))]
 
@@ -355,9 +351,8 @@ class AgentCore:
                 continue
             record.state, record.last_online = OFFLINE, now
             self._dirty_devices.add(device_id)
-            body = dumps({"event_id": new_event_id(), "timestamp": now, "state": OFFLINE})
             topic = self.topics.device(device_id, Channel.STATE_UPDATE)
-            replies.append(Reply(Message(topic, body)))
+            replies.append(Reply(Message(topic, state_update(OFFLINE, timestamp=now))))
         return replies
 
     def _record(self, device_id: str) -> DeviceRecord:

@@ -23,7 +23,6 @@ import anyio
 from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import desired_update
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, Topics
 from edgedev.cli._common import broker_url, load_or_report, run_async
 from edgedev.cli._web import add_web_options, announce, make_server
@@ -36,6 +35,7 @@ from edgedev.view._state import TwinView
 
 if TYPE_CHECKING:
     from edgedev.view._web import ViewServer
+from edgedev.wire import desired_update
 
 HELP = "run a simulated fleet end to end, no broker or hardware needed"
 

@@ -11,11 +11,11 @@ import time
 import anyio
 
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import new_event_id
 from edgedev.bus._topics import DeviceTopic, NodeTopic, Topics
 from edgedev.cli._common import add_bus_options, run_async
 from edgedev.cli._twin import device_id
 from edgedev.view._state import TwinView
+from edgedev.wire import new_event_id
 
 HELP = "print twin traffic live (one device, or all)"
 

@@ -21,11 +21,11 @@ import anyio
 from edgedev._backoff import Backoff
 from edgedev._errors import WriteRefused
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import MsgTwin, now_ms, write_error_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec
 from edgedev.mapper._device import OFFLINE, ONLINE, DeviceRunner, check_write
 from edgedev.twin._values import is_pending, text_equal
+from edgedev.wire import MsgTwin, now_ms, type_name, write_error_report
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -184,7 +184,7 @@ class DesiredWriter:
 
     def _report(self, name: str, value: str, reason: str, retry: bool) -> None:
         spec = self.runner.spec
-        type_ = spec.property(name).type.wire_name if spec.has_property(name) else "string"
+        type_ = type_name(spec.property(name).type) if spec.has_property(name) else "string"
         error = {"value": value, "reason": reason, "timestamp": now_ms(), "retry": retry}
         self.bus.publish(
             self.topics.device(spec.id, Channel.TWIN_UPDATE),

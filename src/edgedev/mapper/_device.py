@@ -17,13 +17,13 @@ import anyio
 from edgedev._backoff import Backoff
 from edgedev._errors import DeviceError, WriteRefused
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import now_ms, state_update, twin_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
 from edgedev.twin._values import Value, format_value, parse_value
+from edgedev.wire import now_ms, state_update, twin_report, type_name
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -125,7 +125,7 @@ class DeviceRunner:
         self._twin_topic = topics.device(spec.id, Channel.TWIN_UPDATE)
         self._state_topic = topics.device(spec.id, Channel.STATE_UPDATE)
         self._props = {p.name: p for p in spec.properties}
-        self._wire_types = {p.name: p.type.wire_name for p in spec.properties}
+        self._wire_types = {p.name: type_name(p.type) for p in spec.properties}
         self._pushed: dict[str, tuple[Value, int]] = {}
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()

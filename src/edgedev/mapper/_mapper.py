@@ -13,15 +13,6 @@ from pydantic import ValidationError
 
 from edgedev._plugins import Registry
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import (
-    MapperState,
-    TwinDelta,
-    TwinResult,
-    dumps,
-    new_event_id,
-    now_ms,
-    twin_get,
-)
 from edgedev.bus._outbox import Message, Outbox
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel, Topics
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
@@ -29,6 +20,7 @@ from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._desired import DesiredWriter, desired_stamps, pending_values
 from edgedev.mapper._device import ONLINE, DeviceRunner
+from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_ms, twin_get
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -84,16 +76,7 @@ class Mapper:
         self._stopping = False
 
     def _mapper_state(self, state: str) -> bytes:
-        return dumps(
-            MapperState(
-                event_id=new_event_id(),
-                timestamp=now_ms(),
-                mapper=self.name,
-                state=state,
-                devices=[d.id for d in self.devices],
-                started=self._started,
-            ).model_dump()
-        )
+        return mapper_state(self.name, state, [d.id for d in self.devices], started=self._started)
 
     async def run(self, *, task_status: TaskStatus[Mapper] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run every device until cancelled.

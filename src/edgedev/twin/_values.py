@@ -26,11 +26,6 @@ class PropertyType(StrEnum):
     BYTES = "BYTES"
 
     @property
-    def wire_name(self) -> str:
-        """The lower-case name used in twin ``metadata.type`` (``int``, ``float`` ...)."""
-        return self.value.lower()
-
-    @property
     def is_number(self) -> bool:
         """Whether values of this type are numbers (and may have a range or a deadband)."""
         return self in _NUMERIC

@@ -11,14 +11,19 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from edgedev.bus._messages import MsgTwin
 from edgedev.twin._twin import Change, TwinProperty, WriteFailure
 from edgedev.twin._values import PropertyType
+from edgedev.wire._messages import MsgTwin
 
 _ALIASES = {"integer": PropertyType.INT, "bool": PropertyType.BOOLEAN, "str": PropertyType.STRING}
 
 
-def wire_type(name: str) -> PropertyType | None:
+def type_name(type_: PropertyType) -> str:
+    """The name of ``type_`` in a twin's ``metadata.type`` (``int``, ``float`` ...)."""
+    return type_.value.lower()
+
+
+def parse_type(name: str) -> PropertyType | None:
     """The type named by ``metadata.type`` (``int``, ``float`` ...), or ``None`` if unknown."""
     lowered = name.strip().lower()
     try:
@@ -40,7 +45,7 @@ def property_entry(prop: TwinProperty) -> dict[str, Any]:
             "value": prop.reported.value,
             "metadata": {"timestamp": prop.reported.timestamp},
         }
-    entry["metadata"] = {"type": prop.type.wire_name}
+    entry["metadata"] = {"type": type_name(prop.type)}
     entry["version"] = prop.version
     if prop.failure is not None:
         f = prop.failure
@@ -92,7 +97,7 @@ def to_change(name: str, twin: MsgTwin | None) -> Change:
             twin.error.timestamp,
             twin.error.retry,
         )
-    type_ = wire_type(twin.metadata.type) if twin.metadata is not None else None
+    type_ = parse_type(twin.metadata.type) if twin.metadata is not None else None
     return Change(
         name,
         desired=desired,

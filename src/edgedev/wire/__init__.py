@@ -1,0 +1,87 @@
+"""KubeEdge's MQTT wire format, both directions: typed models, builders, twin entries.
+
+Every payload edgedev sends or parses on KubeEdge's device and node topics is defined here:
+pydantic models for what comes in (:class:`TwinUpdate`, :class:`TwinDelta` ...), builders
+for what goes out (:func:`twin_report`, :func:`state_update` ...), the ``MsgTwin`` entries
+of a twin property and the type names of ``metadata.type``.
+"""
+
+from __future__ import annotations
+
+from edgedev.wire._messages import (
+    BaseMessage,
+    MapperState,
+    MembershipDevice,
+    MembershipResult,
+    MsgTwin,
+    StateUpdate,
+    TwinDelta,
+    TwinDocEntry,
+    TwinDocument,
+    TwinResult,
+    TwinUpdate,
+    TypeMetadata,
+    ValueMetadata,
+    WireValue,
+    WriteError,
+    desired_update,
+    dumps,
+    mapper_state,
+    membership_result,
+    membership_updated,
+    new_event_id,
+    now_ms,
+    state_update,
+    twin_delta,
+    twin_document,
+    twin_get,
+    twin_report,
+    twin_result,
+    write_error_report,
+)
+from edgedev.wire._twin import (
+    kubeedge_time,
+    parse_type,
+    property_entry,
+    to_change,
+    twin_entries,
+    type_name,
+)
+
+__all__ = (
+    "BaseMessage",
+    "MapperState",
+    "MembershipDevice",
+    "MembershipResult",
+    "MsgTwin",
+    "StateUpdate",
+    "TwinDelta",
+    "TwinDocEntry",
+    "TwinDocument",
+    "TwinResult",
+    "TwinUpdate",
+    "TypeMetadata",
+    "ValueMetadata",
+    "WireValue",
+    "WriteError",
+    "desired_update",
+    "dumps",
+    "kubeedge_time",
+    "mapper_state",
+    "membership_result",
+    "membership_updated",
+    "new_event_id",
+    "now_ms",
+    "parse_type",
+    "property_entry",
+    "state_update",
+    "to_change",
+    "twin_delta",
+    "twin_document",
+    "twin_entries",
+    "twin_get",
+    "twin_report",
+    "twin_result",
+    "type_name",
+    "write_error_report",
+)
