@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from edgedev import Bus, DeviceSpec, Mapper, WriteRefused
 from edgedev.bus import Channel, Topics
 from edgedev.mapper._desired import pending_values
-from edgedev.mapper._device import check_write
+from edgedev.mapper._device import check_device_write
 from edgedev.testing import Recorder
 from edgedev.wire import TwinDelta, TwinResult
 from edgedev_modbus import ModbusSimulator
@@ -162,7 +162,7 @@ def test_any_topic_parses_or_is_ignored(topic: str):
 @given(name=prop_names, text=st.text(max_size=30))
 def test_any_write_is_checked_or_refused(spec: DeviceSpec, name: str, text: str):
     try:
-        prop, _ = check_write(spec, name, text)
+        prop, _ = check_device_write(spec, name, text)
     except WriteRefused as exc:
         assert str(exc)
     else:

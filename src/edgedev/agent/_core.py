@@ -33,7 +33,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgedev.agent._records import (
-    UNKNOWN,
     DeviceRecord,
     DeviceRow,
     PropertyRow,
@@ -43,6 +42,7 @@ from edgedev.agent._records import (
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config._spec import DeviceSpec
+from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import Change, Code, Outcome, PropertyModel, Refusal, Twin
 from edgedev.wire import (
     MapperState,
@@ -63,8 +63,6 @@ from edgedev.wire import (
 
 log = logging.getLogger("edgedev.agent")
 
-ONLINE = "online"
-OFFLINE = "offline"
 _SEEN_LIMIT = 4096
 
 
@@ -297,10 +295,10 @@ class AgentCore:
         except ValidationError:
             return []
         record = self._record(device_id)
-        came_online = state == ONLINE and record.state != ONLINE
-        if state != record.state or state == ONLINE:
+        came_online = state == DeviceState.ONLINE and record.state != DeviceState.ONLINE
+        if state != record.state or state == DeviceState.ONLINE:
             record.state = state
-            if state in (ONLINE, OFFLINE):
+            if state in (DeviceState.ONLINE, DeviceState.OFFLINE):
                 record.last_online = now
             self._dirty_devices.add(device_id)
         delta = record.twin.delta()
@@ -338,7 +336,7 @@ class AgentCore:
             except ValueError:
                 continue
             record = self._record(device_id)
-            if state.state == ONLINE:
+            if state.state == DeviceState.ONLINE:
                 if state.started >= record.mapper_started or record.mapper != state.mapper:
                     record.mapper, record.mapper_started = state.mapper, state.started
                     record.node = record.node or node
@@ -347,18 +345,19 @@ class AgentCore:
             stale = record.mapper is not None and (
                 record.mapper != state.mapper or state.started < record.mapper_started
             )
-            if stale or record.state == OFFLINE:  # an older instance's will, or nothing new
+            if stale or record.state == DeviceState.OFFLINE:  # an older will, or nothing new
                 continue
-            record.state, record.last_online = OFFLINE, now
+            record.state, record.last_online = DeviceState.OFFLINE, now
             self._dirty_devices.add(device_id)
             topic = self.topics.device(device_id, Channel.STATE_UPDATE)
-            replies.append(Reply(Message(topic, state_update(OFFLINE, timestamp=now))))
+            replies.append(Reply(Message(topic, state_update(DeviceState.OFFLINE, timestamp=now))))
         return replies
 
     def _record(self, device_id: str) -> DeviceRecord:
         record = self.records.get(device_id)
         if record is None:
-            record = self.records[device_id] = DeviceRecord(Twin(device_id), state=UNKNOWN)
+            record = DeviceRecord(Twin(device_id), state=DeviceState.UNKNOWN)
+            self.records[device_id] = record
         return record
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import Twin, TwinProperty
-
-UNKNOWN = "unknown"
 
 
 @dataclass(slots=True)
@@ -27,7 +26,7 @@ class DeviceRecord:
     """
 
     twin: Twin
-    state: str = UNKNOWN
+    state: str = DeviceState.UNKNOWN
     last_online: int = 0
     node: str | None = None
     mapper: str | None = None
@@ -47,7 +46,7 @@ class DeviceRow:
     """The persisted part of a :class:`DeviceRecord`, without its properties."""
 
     id: str
-    state: str = UNKNOWN
+    state: str = DeviceState.UNKNOWN
     last_online: int = 0
     node: str | None = None
     mapper: str | None = None

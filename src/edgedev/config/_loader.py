@@ -24,7 +24,7 @@ from edgedev.config._crd import (
 )
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.config._yaml import load_all
-from edgedev.twin._values import parse_value
+from edgedev.twin._values import check_value
 
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
@@ -305,7 +305,7 @@ class _Resolver:
         desired = prop.desired.value if prop.desired else None
         if desired is not None:
             try:
-                parse_value(desired, mprop.type)
+                check_value(desired, mprop.type, minimum, maximum)
             except ValueError as exc:
                 problems.append((f"{at}.desired.value", f"desired value: {exc}"))
         collect = prop.collect_cycle / 1000

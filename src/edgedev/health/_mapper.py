@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from edgedev.health._metrics import Metric
 from edgedev.health._server import Health
+from edgedev.twin._state import DeviceState
 
 if TYPE_CHECKING:
     from edgedev.bus._client import Bus
@@ -58,7 +59,7 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
     )
     writes = Metric("edgedev_device_writes_total", "writes the device accepted", "counter")
     for device_id, runner in sorted(mapper.runners.items()):
-        up.add(1 if runner.state == "online" else 0, device=device_id)
+        up.add(1 if runner.state == DeviceState.ONLINE else 0, device=device_id)
         reads.add(runner.reads, device=device_id)
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)

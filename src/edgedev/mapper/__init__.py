@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter, pending_values
-from edgedev.mapper._device import OFFLINE, ONLINE, DeviceRunner, WriteResult, check_write
+from edgedev.mapper._device import DeviceRunner, WriteResult, check_device_write
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
 
 __all__ = (
-    "OFFLINE",
-    "ONLINE",
     "ChangeFilter",
     "DesiredWriter",
     "DeviceRunner",
     "Mapper",
     "Schedule",
     "WriteResult",
-    "check_write",
+    "check_device_write",
     "pending_values",
 )

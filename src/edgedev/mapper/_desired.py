@@ -23,7 +23,8 @@ from edgedev._errors import WriteRefused
 from edgedev.bus._client import Bus
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec
-from edgedev.mapper._device import OFFLINE, ONLINE, DeviceRunner, check_write
+from edgedev.mapper._device import DeviceRunner, check_device_write
+from edgedev.twin._state import DeviceState
 from edgedev.twin._values import is_pending, text_equal
 from edgedev.wire import MsgTwin, now_ms, type_name, write_error_report
 
@@ -142,14 +143,14 @@ class DesiredWriter:
             return
         spec = self.runner.spec
         try:
-            check_write(spec, name, pending.value)
+            check_device_write(spec, name, pending.value)
         except WriteRefused as exc:  # no retry changes that: wait for another value
             pending.due = None
             self._failed(name, pending, str(exc), False)
             return
-        if self.runner.state != ONLINE:  # write once it is online: retry_now() wakes us
+        if self.runner.state != DeviceState.ONLINE:  # write once it is online: retry_now() wakes us
             pending.due = math.inf
-            if self.runner.state == OFFLINE:
+            if self.runner.state == DeviceState.OFFLINE:
                 self._failed(name, pending, f"device {self.runner.spec.id} is offline", True)
             return
         self.attempts += 1

@@ -22,14 +22,11 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
-from edgedev.twin._values import Value, format_value, parse_value
+from edgedev.twin._state import DeviceState
+from edgedev.twin._values import Value, check_writable, check_write, format_value
 from edgedev.wire import now_ms, state_update, twin_report, type_name
 
 log = logging.getLogger("edgedev.mapper")
-
-ONLINE = "online"
-OFFLINE = "offline"
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,27 +63,14 @@ class _WriteRequest:
         self.done.set()
 
 
-def check_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, Value]:
-    """Validate a write of wire string ``text`` to property ``name`` before any I/O.
+def check_device_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, Value]:
+    """:func:`~edgedev.twin.check_write` of property ``name`` of ``spec``, with the property.
 
     Raises:
         WriteRefused: no such property, read-only, not a value of the type, or out of range.
     """
-    if not spec.has_property(name):
-        raise WriteRefused(f"device {spec.id} has no property {name!r}")
-    prop = spec.property(name)
-    if not prop.writable:
-        raise WriteRefused(f"property {name!r} is ReadOnly")
-    try:
-        value = parse_value(text, prop.type)
-    except ValueError as exc:
-        raise WriteRefused(f"property {name!r}: {exc}") from None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if prop.minimum is not None and value < prop.minimum:
-            raise WriteRefused(f"{name}={text} is below the minimum {prop.minimum:g}")
-        if prop.maximum is not None and value > prop.maximum:
-            raise WriteRefused(f"{name}={text} is above the maximum {prop.maximum:g}")
-    return prop, value
+    prop = check_writable(spec.id, name, spec.property(name) if spec.has_property(name) else None)
+    return prop, check_write(spec.id, name, prop, text)
 
 
 def _unwrap(exc: Exception) -> Exception:
@@ -129,13 +113,13 @@ class DeviceRunner:
         self._pushed: dict[str, tuple[Value, int]] = {}
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
-        self.state = UNKNOWN
+        self.state = DeviceState.UNKNOWN
         self.values: dict[str, tuple[Value, int]] = {}
         self.reads = 0
         self.errors = 0
         self.reconnects = 0
         self.writes = 0
-        self.on_state: list[Callable[[str], None]] = []
+        self.on_state: list[Callable[[DeviceState], None]] = []
         """Called with the new state whenever it changes (the desired writer listens)."""
 
     # public API ----------------------------------------------------------------------------
@@ -167,10 +151,10 @@ class DeviceRunner:
         performed by the device's own task between two cycles.
         """
         try:
-            prop, value = check_write(self.spec, name, text)
+            prop, value = check_device_write(self.spec, name, text)
         except WriteRefused as exc:
             return WriteResult(name, False, reason=str(exc))
-        if self.state != ONLINE:
+        if self.state != DeviceState.ONLINE:
             return WriteResult(
                 name, False, reason=f"device {self.spec.id} is {self.state}", retry=True
             )
@@ -182,12 +166,12 @@ class DeviceRunner:
 
     def announce(self) -> None:
         """Publish the current state again (after the broker connection was re-established)."""
-        if self.state != UNKNOWN:
+        if self.state != DeviceState.UNKNOWN:
             self._bus.publish(self._state_topic, state_update(self.state))
 
     def go_offline(self) -> None:
         """Publish ``offline`` (the mapper is stopping)."""
-        self._set_state(OFFLINE)
+        self._set_state(DeviceState.OFFLINE)
 
     # the device loop -----------------------------------------------------------------------
     async def _session(self, driver: AnyDriver) -> None:
@@ -206,7 +190,7 @@ class DeviceRunner:
             if pushed:
                 tg.start_soon(self._watch, driver, pushed)
                 if not polled:
-                    self._set_state(ONLINE)
+                    self._set_state(DeviceState.ONLINE)
             while True:
                 now = anyio.current_time()
                 fresh: dict[str, Value] = {}
@@ -216,7 +200,7 @@ class DeviceRunner:
                     with anyio.fail_after(self._timeout, shield=True):  # one scope: hot path
                         values = await driver.read([self._props[n] for n in due])
                     self.reads += 1
-                    self._set_state(ONLINE)
+                    self._set_state(DeviceState.ONLINE)
                     self._backoff.reset()
                     self._store(values, now_ms(), fresh)
                 pushed_now_names: set[str] = set()
@@ -301,11 +285,11 @@ class DeviceRunner:
         return written
 
     # state ---------------------------------------------------------------------------------
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: DeviceState) -> None:
         if state == self.state:
             return
-        if state == ONLINE:
-            recovered = self.state == OFFLINE
+        if state == DeviceState.ONLINE:
+            recovered = self.state == DeviceState.OFFLINE
             if recovered:
                 self.reconnects += 1
             log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
@@ -316,11 +300,11 @@ class DeviceRunner:
 
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1
-        if self.state != OFFLINE:
+        if self.state != DeviceState.OFFLINE:
             log.warning("device %s offline: %s", self.spec.id, exc or type(exc).__name__)
         else:
             log.debug("device %s still offline: %s", self.spec.id, exc)
-        self._set_state(OFFLINE)
+        self._set_state(DeviceState.OFFLINE)
 
     def _fail_writes(self, reason: str) -> None:
         while self._writes:

@@ -19,7 +19,8 @@ from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._desired import DesiredWriter, desired_stamps, pending_values
-from edgedev.mapper._device import ONLINE, DeviceRunner
+from edgedev.mapper._device import DeviceRunner
+from edgedev.twin._state import DeviceState
 from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_ms, twin_get
 
 log = logging.getLogger("edgedev.mapper")
@@ -75,7 +76,7 @@ class Mapper:
         self._devices_scope: anyio.CancelScope | None = None
         self._stopping = False
 
-    def _mapper_state(self, state: str) -> bytes:
+    def _mapper_state(self, state: DeviceState) -> bytes:
         return mapper_state(self.name, state, [d.id for d in self.devices], started=self._started)
 
     async def run(self, *, task_status: TaskStatus[Mapper] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -86,7 +87,7 @@ class Mapper:
         """
         self._started = now_ms()
         state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
-        will = Message(state_topic, self._mapper_state("offline"), qos=1)
+        will = Message(state_topic, self._mapper_state(DeviceState.OFFLINE), qos=1)
         async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
             self.bus = bus
             self.runners = {
@@ -98,7 +99,7 @@ class Mapper:
                 runner.on_state.append(self._on_state(self.writers[device_id]))
 
             def announce() -> None:
-                bus.publish(state_topic, self._mapper_state("online"))
+                bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
                 self._gets.clear()
                 for runner in self.runners.values():
                     runner.announce()
@@ -131,7 +132,7 @@ class Mapper:
                 with anyio.CancelScope(shield=True):
                     for runner in self.runners.values():
                         runner.go_offline()
-                    bus.publish(state_topic, self._mapper_state("offline"))
+                    bus.publish(state_topic, self._mapper_state(DeviceState.OFFLINE))
                     with anyio.move_on_after(3):
                         await bus.flush()
 
@@ -146,8 +147,8 @@ class Mapper:
             self._devices_scope.cancel()
 
     @staticmethod
-    def _on_state(writer: DesiredWriter) -> Callable[[str], None]:
-        def listener(_state: str) -> None:
+    def _on_state(writer: DesiredWriter) -> Callable[[DeviceState], None]:
+        def listener(_state: DeviceState) -> None:
             writer.retry_now()  # online: write what waits; offline: say why it waits
 
         return listener
@@ -190,4 +191,4 @@ class Mapper:
     @property
     def online(self) -> list[str]:
         """Ids of the devices that are online now."""
-        return [i for i, r in self.runners.items() if r.state == ONLINE]
+        return [i for i, r in self.runners.items() if r.state == DeviceState.ONLINE]

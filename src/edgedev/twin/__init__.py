@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgedev._errors import NoSuchProperty
+from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import (
     Change,
     Code,
@@ -18,6 +20,10 @@ from edgedev.twin._twin import (
 from edgedev.twin._values import (
     PropertyType,
     Value,
+    Writable,
+    check_value,
+    check_writable,
+    check_write,
     coerce_value,
     format_value,
     is_pending,
@@ -29,6 +35,8 @@ from edgedev.twin._values import (
 __all__ = (
     "Change",
     "Code",
+    "DeviceState",
+    "NoSuchProperty",
     "Outcome",
     "PropertyModel",
     "PropertyType",
@@ -38,7 +46,11 @@ __all__ = (
     "TwinProperty",
     "TwinValue",
     "Value",
+    "Writable",
     "WriteFailure",
+    "check_value",
+    "check_writable",
+    "check_write",
     "coerce_value",
     "compute_delta",
     "format_value",

@@ -10,6 +10,9 @@ import base64
 import binascii
 import math
 from enum import StrEnum
+from typing import Protocol, TypeVar
+
+from edgedev._errors import NoSuchProperty, WriteRefused
 
 Value = bool | int | float | str | bytes
 """A property value as drivers produce and consume it."""
@@ -113,6 +116,84 @@ def coerce_value(value: Value, type_: PropertyType) -> Value:
     if type_ is PropertyType.BYTES:
         return value if isinstance(value, bytes) else str(value).encode()
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def check_value(
+    text: str, type_: PropertyType, minimum: float | None = None, maximum: float | None = None
+) -> Value:
+    """Parse the wire string ``text`` as a value of ``type_`` and check it against a range.
+
+    Pure: the one check of a value before it is written, used by the twin, the mapper and
+    ``edgedev validate``.
+
+    Raises:
+        ValueError: ``text`` is not a value of ``type_``, or a number outside
+            ``minimum``..``maximum``; the message names the problem.
+    """
+    value = parse_value(text, type_)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{text} is below the minimum {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{text} is above the maximum {maximum:g}")
+    return value
+
+
+class Writable(Protocol):
+    """What a write is checked against: a DeviceModel property.
+
+    :class:`~edgedev.PropertySpec` and the twin's :class:`PropertyModel` both are one.
+    """
+
+    @property
+    def type(self) -> PropertyType:
+        """The value type."""
+
+    @property
+    def writable(self) -> bool:
+        """Whether writes are allowed (``ReadWrite``)."""
+
+    @property
+    def minimum(self) -> float | None:
+        """The lowest number a write may set."""
+
+    @property
+    def maximum(self) -> float | None:
+        """The highest number a write may set."""
+
+
+_W = TypeVar("_W", bound=Writable)
+
+
+def check_writable(device_id: str, name: str, prop: _W | None) -> _W:
+    """Check that property ``name`` of device ``device_id`` exists and is writable.
+
+    Raises:
+        NoSuchProperty: ``prop`` is ``None`` (the device has no such property).
+        WriteRefused: the property is ``ReadOnly``.
+    """
+    if prop is None:
+        raise NoSuchProperty(f"device {device_id} has no property {name!r}")
+    if not prop.writable:
+        raise WriteRefused(f"property {name!r} is ReadOnly")
+    return prop
+
+
+def check_write(device_id: str, name: str, prop: Writable | None, text: str) -> Value:
+    """Check a write of wire string ``text`` to property ``name`` before any I/O.
+
+    The property must exist and be writable (:func:`check_writable`), and ``text`` must be a
+    value of its type within its range (:func:`check_value`).
+
+    Raises:
+        NoSuchProperty: the device has no such property.
+        WriteRefused: read-only, not a value of the type, or out of range.
+    """
+    target = check_writable(device_id, name, prop)
+    try:
+        return check_value(text, target.type, target.minimum, target.maximum)
+    except ValueError as exc:
+        raise WriteRefused(f"property {name!r}: {exc}") from None
 
 
 def values_equal(a: Value, b: Value, type_: PropertyType) -> bool:
