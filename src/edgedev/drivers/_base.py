@@ -124,6 +124,13 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
 
         Only called with properties for which :meth:`pushes` is true. Returning or raising
         means the device was lost. The default never pushes anything.
+
+        ``report`` never blocks: it queues the value with the time of the call and wakes the
+        runner. Every value reported is delivered, in order: values of different properties
+        reported between two wake-ups of the runner share one report, and a property
+        reported twice gets a report for each value, so a driver need not yield between two
+        calls. The queue holds :data:`~edgedev.mapper.PUSH_QUEUE_LIMIT` values; if the runner
+        falls that far behind, the oldest are dropped and counted.
         """
         raise NotImplementedError(f"{type(self).__name__} does not push values")
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter, pending_values
-from edgedev.mapper._device import DeviceRunner, WriteResult, check_device_write
+from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner, WriteResult, check_device_write
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
+from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink
 
 __all__ = (
+    "PUSH_QUEUE_LIMIT",
     "ChangeFilter",
     "DesiredWriter",
     "DeviceRunner",
     "Mapper",
+    "MqttTwinSink",
+    "Reading",
+    "ReportSink",
     "Schedule",
     "WriteResult",
     "check_device_write",

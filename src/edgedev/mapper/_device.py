@@ -9,22 +9,21 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 
 from edgedev._backoff import Backoff
 from edgedev._errors import DeviceError, WriteRefused
-from edgedev.bus._client import Bus
-from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
+from edgedev.mapper._sinks import Reading, ReportSink, wants_readings
 from edgedev.twin._state import DeviceState
 from edgedev.twin._values import Value, check_writable, check_write, format_value
-from edgedev.wire import now_ms, state_update, twin_report, type_name
+from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -73,6 +72,72 @@ def check_device_write(spec: DeviceSpec, name: str, text: str) -> tuple[Property
     return prop, check_write(spec.id, name, prop, text)
 
 
+PUSH_QUEUE_LIMIT = 4096
+"""Pushed values a device may have waiting for its runner; beyond, the oldest are dropped."""
+
+
+def offline_reason(exc: BaseException, timeout_ms: int) -> str:
+    """Why a device went offline, in words, even for an exception without a message."""
+    text = str(exc)
+    if text:
+        return text
+    if isinstance(exc, TimeoutError):
+        return f"timeout after {timeout_ms} ms"
+    return type(exc).__name__
+
+
+def push_rounds(pushed: Iterable[tuple[str, Reading]]) -> list[dict[str, Reading]]:
+    """Split pushed values, in order, into rounds holding at most one value per property.
+
+    Each round is one report, so that a property pushed twice before the runner woke up is
+    reported twice, in order, and values of different properties pushed together share one.
+    """
+    rounds: list[dict[str, Reading]] = [{}]
+    for name, reading in pushed:
+        if name in rounds[-1]:
+            rounds.append({})
+        rounds[-1][name] = reading
+    return rounds if rounds[0] else []
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one connection of a device does: which properties it polls, when, and reports.
+
+    Attributes:
+        polled: properties read on their collect cycle.
+        pushed: properties the driver pushes (:meth:`~edgedev.Driver.watch`).
+        collect: when each polled property is read next.
+        report: when each polled property is reported next (those not reported on change).
+        changes: the last value reported of each on-change property.
+    """
+
+    polled: list[PropertySpec]
+    pushed: list[PropertySpec]
+    collect: Schedule[str]
+    report: Schedule[str]
+    changes: ChangeFilter = field(default_factory=ChangeFilter)
+
+    @classmethod
+    def make(cls, spec: DeviceSpec, driver: AnyDriver, now: float) -> Plan:
+        """The plan of ``spec`` with ``driver``, starting at monotonic time ``now``.
+
+        Reads start at once, then on the device's own phase of its shortest cycle (from a
+        hash of its id), so that a fleet started together does not read in one burst.
+        """
+        polled = [p for p in spec.properties if not driver.pushes(p)]
+        pushed = [p for p in spec.properties if driver.pushes(p)]
+        cycle = min((p.collect_cycle for p in polled), default=0.0)
+        start = now - cycle * (zlib.crc32(spec.id.encode()) % 1024) / 1024
+        collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
+        report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
+        return cls(polled, pushed, collect, report)
+
+    def next_deadline(self) -> float:
+        """When the next read or report is due (monotonic seconds; ``inf`` if never)."""
+        return min(self.collect.next_deadline(), self.report.next_deadline())
+
+
 def _unwrap(exc: Exception) -> Exception:
     """The one exception inside (nested) exception groups of one, else ``exc`` itself."""
     while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
@@ -83,44 +148,55 @@ def _unwrap(exc: Exception) -> Exception:
 class DeviceRunner:
     """Runs one device for a :class:`~edgedev.Mapper`: polls, reports, writes, recovers.
 
+    What it reads goes to its report sinks (:class:`~edgedev.mapper.ReportSink`): every value
+    read or pushed to :meth:`~edgedev.mapper.ReportSink.readings`, the twin report (values due
+    at their report cycle, changed beyond their deadband, pushed, or just written) to
+    :meth:`~edgedev.mapper.ReportSink.twin`, and each change of state to
+    :meth:`~edgedev.mapper.ReportSink.state`.
+
     Attributes:
-        state: ``online``, ``offline`` or ``unknown`` (not yet connected).
+        state: the device's :class:`~edgedev.twin.DeviceState` (``unknown`` until connected).
         values: the last value read of each property, with its timestamp in ms.
         reads: read requests made to the driver.
         errors: failures that took the device offline.
         reconnects: times the device came back after being offline.
         writes: writes the device accepted.
+        pushes_dropped: pushed values dropped because the runner fell behind.
     """
 
     def __init__(
         self,
         spec: DeviceSpec,
         driver_type: type[AnyDriver],
-        bus: Bus,
-        topics: Topics,
+        sinks: Sequence[ReportSink],
         *,
         backoff: Backoff | None = None,
     ) -> None:
         self.spec = spec
         self._driver_type = driver_type
-        self._bus = bus
+        self._sinks = tuple(sinks)
+        self._reading_sinks = tuple(s for s in self._sinks if wants_readings(s))
         self._backoff = backoff or Backoff(0.5, 30.0)
-        self._timeout = getattr(spec.config, "timeout", 3000) / 1000
-        self._twin_topic = topics.device(spec.id, Channel.TWIN_UPDATE)
-        self._state_topic = topics.device(spec.id, Channel.STATE_UPDATE)
+        self._timeout_ms: int = getattr(spec.config, "timeout", 3000)
+        self._timeout = self._timeout_ms / 1000
         self._props = {p.name: p for p in spec.properties}
-        self._wire_types = {p.name: type_name(p.type) for p in spec.properties}
-        self._pushed: dict[str, tuple[Value, int]] = {}
+        self._last: dict[str, Reading] = {}
+        self._pushed: deque[tuple[str, Reading]] = deque(maxlen=PUSH_QUEUE_LIMIT)
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
         self.state = DeviceState.UNKNOWN
-        self.values: dict[str, tuple[Value, int]] = {}
         self.reads = 0
         self.errors = 0
         self.reconnects = 0
         self.writes = 0
+        self.pushes_dropped = 0
         self.on_state: list[Callable[[DeviceState], None]] = []
         """Called with the new state whenever it changes (the desired writer listens)."""
+
+    @property
+    def values(self) -> dict[str, tuple[Value, int]]:
+        """The last value of each property, with its timestamp in ms."""
+        return {name: (r.value, r.timestamp) for name, r in self._last.items()}
 
     # public API ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -164,102 +240,126 @@ class DeviceRunner:
         await request.done.wait()
         return request.result
 
-    def announce(self) -> None:
-        """Publish the current state again (after the broker connection was re-established)."""
-        if self.state != DeviceState.UNKNOWN:
-            self._bus.publish(self._state_topic, state_update(self.state))
+    def go_offline(self, reason: str | None = None) -> None:
+        """Report ``offline`` (the mapper is stopping, or the device was removed)."""
+        self._set_state(DeviceState.OFFLINE, reason)
 
-    def go_offline(self) -> None:
-        """Publish ``offline`` (the mapper is stopping)."""
-        self._set_state(DeviceState.OFFLINE)
-
-    # the device loop -----------------------------------------------------------------------
+    # the device loop: connect, then cycles of poll, write, report, sleep ---------------------
     async def _session(self, driver: AnyDriver) -> None:
         with anyio.fail_after(self._timeout):
             await driver.connect()
-        polled = [p for p in self.spec.properties if not driver.pushes(p)]
-        pushed = [p for p in self.spec.properties if driver.pushes(p)]
-        # read at once, then on this device's own phase of its shortest cycle, so that a
-        # fleet started together does not read (and load the event loop) in one burst
-        cycle = min((p.collect_cycle for p in polled), default=0.0)
-        start = anyio.current_time() - cycle * (zlib.crc32(self.spec.id.encode()) % 1024) / 1024
-        collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
-        report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
-        changes = ChangeFilter()
+        plan = Plan.make(self.spec, driver, anyio.current_time())
         async with anyio.create_task_group() as tg:
-            if pushed:
-                tg.start_soon(self._watch, driver, pushed)
-                if not polled:
+            if plan.pushed:
+                tg.start_soon(self._watch, driver, plan.pushed)
+                if not plan.polled:
                     self._set_state(DeviceState.ONLINE)
             while True:
-                now = anyio.current_time()
-                fresh: dict[str, Value] = {}
-                due = collect.pop_due(now)
-                if due:
-                    # shielded: a stopping mapper lets a read in flight finish (and report)
-                    with anyio.fail_after(self._timeout, shield=True):  # one scope: hot path
-                        values = await driver.read([self._props[n] for n in due])
-                    self.reads += 1
-                    self._set_state(DeviceState.ONLINE)
-                    self._backoff.reset()
-                    self._store(values, now_ms(), fresh)
-                pushed_now_names: set[str] = set()
-                if self._pushed:
-                    pushed_now, self._pushed = self._pushed, {}
-                    for name, (value, ts) in pushed_now.items():
-                        self.values[name] = (value, ts)
-                        fresh[name] = value
-                        if not self._props[name].report_on_change:
-                            pushed_now_names.add(name)
-                forced = await self._do_writes(driver, fresh) if self._writes else set()
-                self._report(report.pop_due(now), fresh, forced | pushed_now_names, changes)
-                deadline = min(collect.next_deadline(), report.next_deadline())
-                with anyio.move_on_after(deadline - anyio.current_time()):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
+                await self._cycle(driver, plan)
+                await self._sleep(plan.next_deadline())
 
-    def _store(self, values: Mapping[str, Value], ts: int, fresh: dict[str, Value]) -> None:
+    async def _cycle(self, driver: AnyDriver, plan: Plan) -> None:
+        """One wake-up: read what is due, write what waits, report, in that order."""
+        now = anyio.current_time()
+        fresh = await self._poll(driver, plan.collect.pop_due(now))
+        forced = await self._do_writes(driver, fresh) if self._writes else set()
+        rounds = push_rounds(self._take_pushed())
+        first = rounds[0] if rounds else {}
+        self._emit(plan, plan.report.pop_due(now), fresh | first, forced | self._forced(first))
+        for more in rounds[1:]:  # the same property pushed again: one report each
+            self._emit(plan, (), more, self._forced(more))
+
+    async def _poll(self, driver: AnyDriver, due: Sequence[str]) -> dict[str, Reading]:
+        """Read the properties ``due``; the readings by name."""
+        if not due:
+            return {}
+        # shielded: a stopping mapper lets a read in flight finish (and report)
+        with anyio.fail_after(self._timeout, shield=True):  # one scope: hot path
+            values = await driver.read([self._props[n] for n in due])
+        self.reads += 1
+        self._set_state(DeviceState.ONLINE)
+        self._backoff.reset()
+        return self._readings(values, now_ms())
+
+    def _readings(self, values: Mapping[str, Value], ts: int) -> dict[str, Reading]:
+        """``values`` of this device's properties as readings, remembered as the last ones."""
+        fresh = {}
+        props = self._props
         for name, value in values.items():
-            if name in self._props:
-                self.values[name] = (value, ts)
-                fresh[name] = value
+            prop = props.get(name)
+            if prop is not None:
+                fresh[name] = self._last[name] = Reading(
+                    name, value, format_value(value, prop.type), ts
+                )
+        return fresh
 
-    def _report(
+    def _take_pushed(self) -> list[tuple[str, Reading]]:
+        taken = list(self._pushed)
+        self._pushed.clear()
+        for name, reading in taken:
+            self._last[name] = reading
+        return taken
+
+    def _forced(self, pushed: Mapping[str, Reading]) -> set[str]:
+        """Pushed properties reported whatever their value (all but the on-change ones)."""
+        return {n for n in pushed if not self._props[n].report_on_change}
+
+    def _emit(
         self,
+        plan: Plan,
         due: Iterable[str],
-        fresh: Mapping[str, Value],
+        fresh: Mapping[str, Reading],
         forced: set[str],
-        changes: ChangeFilter,
     ) -> None:
-        """Publish one message with the properties due, forced (written, pushed) or changed."""
-        names = [n for n in due if n in self.values]
-        listed = set(names)
-        for name, value in fresh.items():
-            if name in listed:
+        """Hand ``fresh`` to the reading sinks, and one twin report to every sink.
+
+        The twin report holds the properties due, forced (written, pushed) or changed.
+        """
+        if fresh:
+            readings = list(fresh.values())
+            for sink in self._reading_sinks:
+                sink.readings(self.spec, readings)
+        chosen = {n: self._last[n] for n in due if n in self._last}
+        for name, reading in fresh.items():
+            if name in chosen:
                 continue
             prop = self._props[name]
-            if name in forced or (prop.report_on_change and changes.changed(prop, value)):
-                names.append(name)
-                listed.add(name)
-        if not names:
+            if name in forced or (
+                prop.report_on_change and plan.changes.changed(prop, reading.value)
+            ):
+                chosen[name] = reading
+        if not chosen:
             return
-        entries = []
-        for name in names:
-            prop = self._props[name]
-            value, ts = self.values[name]
-            changes.reported(prop, value)
-            entries.append((name, format_value(value, prop.type), self._wire_types[name], ts))
-        self._bus.publish(self._twin_topic, twin_report(entries))
+        for reading in chosen.values():
+            plan.changes.reported(self._props[reading.name], reading.value)
+        report = list(chosen.values())
+        for sink in self._sinks:
+            sink.twin(self.spec, report)
+
+    async def _sleep(self, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic), or until a push or a write wakes the runner."""
+        with anyio.move_on_after(deadline - anyio.current_time()):
+            await self._wake.wait()
+        self._wake = anyio.Event()
 
     async def _watch(self, driver: AnyDriver, props: list[PropertySpec]) -> None:
+        pushed = self._pushed
+
         def report(name: str, value: Value) -> None:
-            self._pushed[name] = (value, now_ms())
+            prop = self._props.get(name)
+            if prop is None:
+                return
+            if len(pushed) == pushed.maxlen:  # the oldest goes: count it, say so once
+                self.pushes_dropped += 1
+                if self.pushes_dropped == 1:
+                    log.warning("device %s: pushed values dropped (runner behind)", self.spec.id)
+            pushed.append((name, Reading(name, value, format_value(value, prop.type), now_ms())))
             self._wake.set()
 
         await driver.watch(props, report)
         raise DeviceError(f"device {self.spec.id} stopped pushing values")
 
-    async def _do_writes(self, driver: AnyDriver, fresh: dict[str, Value]) -> set[str]:
+    async def _do_writes(self, driver: AnyDriver, fresh: dict[str, Reading]) -> set[str]:
         written: set[str] = set()
         while self._writes:
             request = self._writes.popleft()
@@ -273,19 +373,20 @@ class DeviceRunner:
                 request.finish(WriteResult(prop.name, False, reason=str(exc)))
                 continue
             except BaseException as exc:
+                reason = offline_reason(exc, self._timeout_ms)
                 request.finish(
-                    WriteResult(prop.name, False, reason=f"write failed: {exc!r}", retry=True)
+                    WriteResult(prop.name, False, reason=f"write failed: {reason}", retry=True)
                 )
                 raise
             self.writes += 1
-            self._store(values, now_ms(), fresh)
+            fresh.update(self._readings(values, now_ms()))
             written.add(prop.name)
             back = values.get(prop.name, request.value)
             request.finish(WriteResult(prop.name, True, value=format_value(back, prop.type)))
         return written
 
     # state ---------------------------------------------------------------------------------
-    def _set_state(self, state: DeviceState) -> None:
+    def _set_state(self, state: DeviceState, reason: str | None = None) -> None:
         if state == self.state:
             return
         if state == DeviceState.ONLINE:
@@ -294,17 +395,19 @@ class DeviceRunner:
                 self.reconnects += 1
             log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
         self.state = state
-        self._bus.publish(self._state_topic, state_update(state))
+        for sink in self._sinks:
+            sink.state(self.spec, state, reason)
         for listener in self.on_state:
             listener(state)
 
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1
+        reason = offline_reason(exc, self._timeout_ms)
         if self.state != DeviceState.OFFLINE:
-            log.warning("device %s offline: %s", self.spec.id, exc or type(exc).__name__)
+            log.warning("device %s offline: %s", self.spec.id, reason)
         else:
-            log.debug("device %s still offline: %s", self.spec.id, exc)
-        self._set_state(DeviceState.OFFLINE)
+            log.debug("device %s still offline: %s", self.spec.id, reason)
+        self._set_state(DeviceState.OFFLINE, reason)
 
     def _fail_writes(self, reason: str) -> None:
         while self._writes:

@@ -20,6 +20,7 @@ from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._desired import DesiredWriter, desired_stamps, pending_values
 from edgedev.mapper._device import DeviceRunner
+from edgedev.mapper._sinks import MqttTwinSink, ReportSink
 from edgedev.twin._state import DeviceState
 from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_ms, twin_get
 
@@ -42,6 +43,9 @@ class Mapper:
         name: this mapper's name on the bus (default: node and process id).
         drivers: where drivers come from (default: installed entry points).
         outbox: where reports wait while the broker is away (default: in memory).
+        sinks: more destinations of the devices' values and states, besides KubeEdge's
+            MQTT topics (see :class:`~edgedev.mapper.ReportSink`); their ``run`` tasks live
+            in the mapper's task group, and they are flushed and closed when it stops.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class Mapper:
         name: str | None = None,
         drivers: Registry[AnyDriver] | None = None,
         outbox: Outbox | None = None,
+        sinks: Sequence[ReportSink] = (),
     ) -> None:
         if drivers is None:
             from edgedev.drivers import drivers as installed
@@ -64,9 +69,11 @@ class Mapper:
         self.topics = Topics(topic_root)
         self.broker = broker
         self.name = name or f"edgedev-{self.node}-{os.getpid()}"
-        self._drivers = drivers
         self._driver_types = {d.protocol: drivers.get(d.protocol) for d in self.devices}
         self._outbox = outbox
+        self._extra_sinks = tuple(sinks)
+        self.sinks: tuple[ReportSink, ...] = ()
+        """Every sink while running: the MQTT twin publisher first, then ``sinks``."""
         self.runners: dict[str, DeviceRunner] = {}
         self.writers: dict[str, DesiredWriter] = {}
         """Per device, the desired values being written (from deltas and ``twin/get``)."""
@@ -90,8 +97,10 @@ class Mapper:
         will = Message(state_topic, self._mapper_state(DeviceState.OFFLINE), qos=1)
         async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
             self.bus = bus
+            twin_sink = MqttTwinSink(bus, self.topics)
+            self.sinks = (twin_sink, *self._extra_sinks)
             self.runners = {
-                d.id: DeviceRunner(d, self._driver_types[d.protocol], bus, self.topics)
+                d.id: DeviceRunner(d, self._driver_types[d.protocol], self.sinks)
                 for d in self.devices
             }
             self.writers = {i: DesiredWriter(r, bus, self.topics) for i, r in self.runners.items()}
@@ -101,8 +110,8 @@ class Mapper:
             def announce() -> None:
                 bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
                 self._gets.clear()
+                twin_sink.announce()
                 for runner in self.runners.values():
-                    runner.announce()
                     event_id = new_event_id()  # ask what is desired: deltas may have been missed
                     self._gets[event_id] = runner.spec.id
                     bus.publish(
@@ -116,6 +125,8 @@ class Mapper:
                     self._devices_scope = tg.cancel_scope
                     if self._stopping:
                         tg.cancel_scope.cancel()
+                    for sink in self.sinks:
+                        tg.start_soon(sink.run)
                     await tg.start(self._deltas, bus)
                     for runner in self.runners.values():
                         tg.start_soon(runner.run)
@@ -134,7 +145,12 @@ class Mapper:
                         runner.go_offline()
                     bus.publish(state_topic, self._mapper_state(DeviceState.OFFLINE))
                     with anyio.move_on_after(3):
+                        for sink in self.sinks:
+                            await sink.flush()
                         await bus.flush()
+                    for sink in self.sinks:
+                        with anyio.move_on_after(1):
+                            await sink.close()
 
     def stop(self) -> None:
         """Stop gracefully; :meth:`run` then returns.

@@ -1,0 +1,117 @@
+"""Where a device's values and state go: report sinks.
+
+A :class:`~edgedev.mapper.DeviceRunner` reads its device and hands what it read to every sink
+of its :class:`~edgedev.Mapper`: the MQTT twin publisher (:class:`MqttTwinSink`, KubeEdge's
+``twin/update`` and ``state/update`` topics) is one; KubeEdge DMI and the DeviceInstance
+``pushMethod``/``dbMethod`` targets are others. A sink never blocks the device's task and never
+raises into it: it queues inside and does its I/O in its own :meth:`ReportSink.run` task, which
+the Mapper owns.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgedev.bus._client import Bus
+from edgedev.bus._topics import Channel, Topics
+from edgedev.config._spec import DeviceSpec
+from edgedev.twin._state import DeviceState
+from edgedev.twin._values import Value
+from edgedev.wire import state_update, twin_report, type_name
+
+log = logging.getLogger("edgedev.mapper")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one property, as a sink receives it.
+
+    Attributes:
+        name: the property.
+        value: the typed value (``int``, ``float``, ``bool``, ``str``, ``bytes``).
+        text: the value as KubeEdge carries it (:func:`~edgedev.twin.format_value`).
+        timestamp: when it was read or pushed, in ms since the epoch.
+    """
+
+    name: str
+    value: Value
+    text: str
+    timestamp: int
+
+
+class ReportSink(abc.ABC):  # noqa: B024 - every method has a no-op default; override any
+    """A destination of device values and states.
+
+    Every method has a no-op default; a sink overrides what it needs. The report methods are
+    called from the device's task and must neither block nor raise: a sink queues what it is
+    given and does its I/O in :meth:`run`.
+    """
+
+    def readings(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:  # noqa: B027
+        """Every value just read or pushed, at each collect cycle (telemetry: pushMethod)."""
+
+    def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:  # noqa: B027
+        """The twin report: properties due at their reportCycle, changed, or just written."""
+
+    def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:  # noqa: B027
+        """The device's state changed (``reason`` says why it went offline, when it did)."""
+
+    async def run(self) -> None:  # noqa: B027
+        """Do the sink's I/O until cancelled (a task in the Mapper's task group)."""
+
+    async def flush(self) -> None:  # noqa: B027
+        """Deliver what is queued; the Mapper calls it when stopping (under a deadline)."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release what the sink holds; called once, after :meth:`flush`."""
+
+
+def wants_readings(sink: ReportSink) -> bool:
+    """Whether ``sink`` overrides :meth:`ReportSink.readings` (else no reading is built)."""
+    return type(sink).readings is not ReportSink.readings
+
+
+class MqttTwinSink(ReportSink):
+    """KubeEdge's device topics on a :class:`~edgedev.bus.Bus`: ``twin/update``, ``state/update``.
+
+    ``Bus.publish`` queues in the bus's outbox, so nothing here blocks. The last state of each
+    device is published again whenever the broker connection is (re-)established.
+
+    Args:
+        bus: the mapper's bus.
+        topics: the topic scheme.
+    """
+
+    def __init__(self, bus: Bus, topics: Topics) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._states: dict[str, DeviceState] = {}
+        bus.on_connect(self.announce)
+
+    def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
+        """Publish one ``twin/update`` with the ``actual`` value of each reading."""
+        entries = [
+            (r.name, r.text, type_name(device.property(r.name).type), r.timestamp) for r in readings
+        ]
+        self._bus.publish(self._topics.device(device.id, Channel.TWIN_UPDATE), twin_report(entries))
+
+    def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
+        """Publish ``state/update`` (EdgeCore's payload carries no reason)."""
+        self._states[device.id] = state
+        self._publish_state(device.id, state)
+
+    def forget(self, device_id: str) -> None:
+        """Stop announcing ``device_id`` (it was removed from the mapper)."""
+        self._states.pop(device_id, None)
+
+    def announce(self) -> None:
+        """Publish every device's last state again (after the broker connection came back)."""
+        for device_id, state in self._states.items():
+            self._publish_state(device_id, state)
+
+    def _publish_state(self, device_id: str, state: DeviceState) -> None:
+        topic = self._topics.device(device_id, Channel.STATE_UPDATE)
+        self._bus.publish(topic, state_update(state))
