@@ -1,4 +1,8 @@
-"""``edgedev run -f FILE... --broker URL``: map the devices in the files to device twins."""
+"""``edgedev run -f FILE... --broker URL``: map the devices in the files to device twins.
+
+``SIGHUP`` loads the files again: new devices start, changed ones restart, removed ones stop
+(reported offline); the others keep their cycle.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import os
 import sqlite3
 import sys
 
+import anyio
+
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
 from edgedev.health import HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
+from edgedev.mapper._source import FileSource
 
 HELP = "run mappers for the devices in the files"
 
@@ -89,7 +96,7 @@ def make_outbox(data_dir: str | None, limit: int) -> Outbox:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGINT or SIGTERM."""
+    """Run until SIGINT or SIGTERM; reload the files on SIGHUP."""
     devices = load_or_report(args.files)
     if devices is None:
         return 1
@@ -114,8 +121,13 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
-            async with serving(mapper_health(mapper), args.health_port):
+            async with (
+                serving(mapper_health(mapper), args.health_port),
+                anyio.create_task_group() as tg,
+            ):
+                tg.start_soon(FileSource(args.files).run, mapper)
                 await mapper.run()
+                tg.cancel_scope.cancel()
         except HealthError as exc:
             outbox.close()
             print(f"error: {exc}", file=sys.stderr)

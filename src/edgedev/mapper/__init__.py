@@ -8,12 +8,16 @@ from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner, WriteResult, 
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink
+from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
 
 __all__ = (
     "PUSH_QUEUE_LIMIT",
     "ChangeFilter",
     "DesiredWriter",
+    "DeviceChanges",
     "DeviceRunner",
+    "DeviceSource",
+    "FileSource",
     "Mapper",
     "MqttTwinSink",
     "Reading",
@@ -22,4 +26,5 @@ __all__ = (
     "WriteResult",
     "check_device_write",
     "pending_values",
+    "sync_devices",
 )

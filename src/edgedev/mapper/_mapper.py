@@ -1,4 +1,7 @@
-"""The mapper process: one bus connection, one task per device, deltas carried to writes."""
+"""The mapper process: one bus connection, one task per device, deltas carried to writes.
+
+Devices come and go at run time through :meth:`Mapper.add_device` and its siblings.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import socket
 from collections.abc import Callable, Sequence
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from pydantic import ValidationError
 
 from edgedev._plugins import Registry
@@ -27,6 +30,27 @@ from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_
 log = logging.getLogger("edgedev.mapper")
 
 
+class _Served:
+    """One device's tasks (runner and desired writer) under a cancel scope of their own."""
+
+    __slots__ = ("done", "runner", "scope", "writer")
+
+    def __init__(self, runner: DeviceRunner, writer: DesiredWriter) -> None:
+        self.runner = runner
+        self.writer = writer
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+
+    async def run(self) -> None:
+        try:
+            with self.scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self.runner.run)
+                    tg.start_soon(self.writer.run)
+        finally:
+            self.done.set()
+
+
 class Mapper:
     """Runs devices of any installed protocol and speaks KubeEdge's topics for them.
 
@@ -34,6 +58,12 @@ class Mapper:
     device is reported offline and queued messages are flushed (for a few seconds at most).
     A last will on ``{root}/node/{node}/mapper/state`` tells the twin agent if the process
     dies instead.
+
+    Devices can be added, changed and removed while it runs (:meth:`add_device`,
+    :meth:`update_device`, :meth:`remove_device`; a :class:`~edgedev.mapper.DeviceSource`
+    calls them): each device's tasks live in the mapper's task group under a cancel scope of
+    their own, so a change touches that device only. The last will keeps the device list of
+    the connection's start until the next reconnection; ``mapper/state`` announces every change.
 
     Args:
         devices: the devices to run (see :func:`edgedev.load_devices`).
@@ -65,10 +95,13 @@ class Mapper:
 
             drivers = installed
         self.node = node or socket.gethostname()
+        self._node_filter = node
         self.devices = [d for d in devices if node is None or d.node_name in (None, node)]
+        self._specs = {d.id: d for d in self.devices}
         self.topics = Topics(topic_root)
         self.broker = broker
         self.name = name or f"edgedev-{self.node}-{os.getpid()}"
+        self._registry = drivers
         self._driver_types = {d.protocol: drivers.get(d.protocol) for d in self.devices}
         self._outbox = outbox
         self._extra_sinks = tuple(sinks)
@@ -82,9 +115,22 @@ class Mapper:
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._devices_scope: anyio.CancelScope | None = None
         self._stopping = False
+        self._tg: TaskGroup | None = None  # the devices' task group, while running
+        self._served: dict[str, _Served] = {}
+        self._twin_sink: MqttTwinSink | None = None
+        self._changes = anyio.Lock()  # one add/update/remove at a time
 
     def _mapper_state(self, state: DeviceState) -> bytes:
         return mapper_state(self.name, state, [d.id for d in self.devices], started=self._started)
+
+    def _ask_desired(self, device_id: str) -> None:
+        """Ask the twin what is desired for ``device_id`` (deltas may have been missed)."""
+        if self.bus is None:
+            return
+        event_id = new_event_id()
+        self._gets[event_id] = device_id
+        topic = self.topics.device(device_id, Channel.TWIN_GET)
+        self.bus.publish(topic, twin_get(event_id=event_id))
 
     async def run(self, *, task_status: TaskStatus[Mapper] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run every device until cancelled.
@@ -97,27 +143,15 @@ class Mapper:
         will = Message(state_topic, self._mapper_state(DeviceState.OFFLINE), qos=1)
         async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
             self.bus = bus
-            twin_sink = MqttTwinSink(bus, self.topics)
+            twin_sink = self._twin_sink = MqttTwinSink(bus, self.topics)
             self.sinks = (twin_sink, *self._extra_sinks)
-            self.runners = {
-                d.id: DeviceRunner(d, self._driver_types[d.protocol], self.sinks)
-                for d in self.devices
-            }
-            self.writers = {i: DesiredWriter(r, bus, self.topics) for i, r in self.runners.items()}
-            for device_id, runner in self.runners.items():
-                runner.on_state.append(self._on_state(self.writers[device_id]))
 
             def announce() -> None:
                 bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
                 self._gets.clear()
                 twin_sink.announce()
-                for runner in self.runners.values():
-                    event_id = new_event_id()  # ask what is desired: deltas may have been missed
-                    self._gets[event_id] = runner.spec.id
-                    bus.publish(
-                        self.topics.device(runner.spec.id, Channel.TWIN_GET),
-                        twin_get(event_id=event_id),
-                    )
+                for device_id in self.runners:
+                    self._ask_desired(device_id)
 
             bus.on_connect(announce)
             try:
@@ -128,10 +162,9 @@ class Mapper:
                     for sink in self.sinks:
                         tg.start_soon(sink.run)
                     await tg.start(self._deltas, bus)
-                    for runner in self.runners.values():
-                        tg.start_soon(runner.run)
-                    for writer in self.writers.values():
-                        tg.start_soon(writer.run)
+                    self._tg = tg
+                    for spec in self.devices:
+                        self._start(spec)
                     log.info(
                         "mapper %s running %d devices (%s)",
                         self.name,
@@ -140,6 +173,7 @@ class Mapper:
                     )
                     task_status.started(self)
             finally:
+                self._tg = None
                 with anyio.CancelScope(shield=True):
                     for runner in self.runners.values():
                         runner.go_offline()
@@ -161,6 +195,99 @@ class Mapper:
         self._stopping = True
         if self._devices_scope is not None:
             self._devices_scope.cancel()
+
+    # devices at run time ----------------------------------------------------------------------
+    def serves(self, spec: DeviceSpec) -> bool:
+        """Whether ``spec`` is for this mapper's node (devices bound to no node are)."""
+        return self._node_filter is None or spec.node_name in (None, self._node_filter)
+
+    async def add_device(self, spec: DeviceSpec) -> bool:
+        """Start serving ``spec`` (at once when running, else when :meth:`run` starts).
+
+        Returns:
+            ``False`` when the device is bound to another node and is not served.
+
+        Raises:
+            ValueError: the mapper serves a device with that id already.
+            PluginError: no driver is installed for the device's protocol.
+        """
+        async with self._changes:
+            if spec.id in self._specs:
+                raise ValueError(f"device {spec.id} is served already")
+            if not self.serves(spec):
+                return False
+            self._driver_types.setdefault(spec.protocol, self._registry.get(spec.protocol))
+            self._specs[spec.id] = spec
+            self.devices.append(spec)
+            if self._tg is not None:
+                self._start(spec)
+                self._ask_desired(spec.id)
+                self._announce_devices()
+            log.info("device %s added", spec.id)
+            return True
+
+    async def update_device(self, spec: DeviceSpec) -> None:
+        """Restart device ``spec.id`` with the new ``spec``; the other devices keep running.
+
+        Raises:
+            KeyError: the mapper does not serve that device.
+            PluginError: no driver is installed for the new protocol.
+        """
+        async with self._changes:
+            old = self._specs[spec.id]
+            self._driver_types.setdefault(spec.protocol, self._registry.get(spec.protocol))
+            await self._stop(spec.id)
+            self._specs[spec.id] = spec
+            self.devices[self.devices.index(old)] = spec
+            if self._tg is not None:
+                self._start(spec)
+                self._ask_desired(spec.id)
+            log.info("device %s updated", spec.id)
+
+    async def remove_device(self, device_id: str) -> None:
+        """Stop serving ``device_id``: its task ends, its driver closes, it is reported offline.
+
+        Raises:
+            KeyError: the mapper does not serve that device.
+        """
+        async with self._changes:
+            spec = self._specs.pop(device_id)
+            self.devices.remove(spec)
+            runner = await self._stop(device_id)
+            if runner is not None:
+                runner.go_offline("removed from the mapper")
+                if self._twin_sink is not None:
+                    self._twin_sink.forget(device_id)
+                self._announce_devices()
+            log.info("device %s removed", device_id)
+
+    def _start(self, spec: DeviceSpec) -> None:
+        """Start ``spec``'s runner and desired writer in the devices' task group."""
+        assert self._tg is not None and self.bus is not None
+        runner = DeviceRunner(spec, self._driver_types[spec.protocol], self.sinks)
+        writer = DesiredWriter(runner, self.bus, self.topics)
+        runner.on_state.append(self._on_state(writer))
+        served = _Served(runner, writer)
+        self.runners[spec.id] = runner
+        self.writers[spec.id] = writer
+        self._served[spec.id] = served
+        self._tg.start_soon(served.run, name=f"device {spec.id}")
+
+    async def _stop(self, device_id: str) -> DeviceRunner | None:
+        """Stop ``device_id``'s tasks and wait until its driver is closed; its runner."""
+        served = self._served.pop(device_id, None)
+        self.writers.pop(device_id, None)
+        runner = self.runners.pop(device_id, None)
+        if served is not None:
+            served.scope.cancel()
+            await served.done.wait()
+        return runner
+
+    def _announce_devices(self) -> None:
+        """Tell the twin agent which devices this mapper serves now."""
+        if self.bus is not None:
+            topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
+            self.bus.publish(topic, self._mapper_state(DeviceState.ONLINE))
 
     @staticmethod
     def _on_state(writer: DesiredWriter) -> Callable[[DeviceState], None]:
