@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fleet_config as fc
 
-from edgedev.config import load_devices
+from edgedev.loader import load_devices
 from edgedev.twin._values import Value, format_value
 from edgedev.wire import dumps, new_event_id, twin_report, type_name
 from edgedev_modbus.driver import ModbusDriver

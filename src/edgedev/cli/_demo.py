@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from edgedev._ports import free_port
 from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus._client import Bus
@@ -29,7 +30,6 @@ from edgedev.cli._web import add_web_options, announce, make_server
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.mapper._mapper import Mapper
 from edgedev.simulate import simulate, simulators
-from edgedev.testing._brokers import free_port
 from edgedev.view._errors import ViewError
 from edgedev.view._state import TwinView
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from edgedev._errors import ConfigError, PluginError
-from edgedev.config._loader import load_devices
 from edgedev.config._spec import DeviceSpec
+from edgedev.loader import load_devices
 
 if TYPE_CHECKING:
     from edgedev.mapper._mapper import Mapper

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from edgedev._errors import ConfigError, PluginError, Problem
+from edgedev._plugins import Registry
 from edgedev.config._crd import (
     API_GROUP,
     SHARED_PROPERTIES,
@@ -24,11 +25,9 @@ from edgedev.config._crd import (
 )
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.config._yaml import load_all
+from edgedev.drivers import AnyDriver
+from edgedev.drivers import drivers as installed
 from edgedev.twin._values import check_value
-
-if TYPE_CHECKING:
-    from edgedev._plugins import Registry
-    from edgedev.drivers import AnyDriver
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,11 +337,7 @@ def load_devices(
     Raises:
         ConfigError: with one :class:`~edgedev.Problem` per mistake found in any file.
     """
-    if drivers is None:
-        from edgedev.drivers import drivers as installed
-
-        drivers = installed
-    resolver = _Resolver(drivers)
+    resolver = _Resolver(installed if drivers is None else drivers)
     for path in paths:
         read_problems: list[Problem] = []
         at = len(resolver.problems)
