@@ -201,3 +201,23 @@ def test_the_agent_package_exports_resolve():
     assert isinstance(edgedev.agent.__all__, tuple)
     for name in edgedev.agent.__all__:
         assert getattr(edgedev.agent, name) is not None, name
+
+
+def test_twin_get_is_answered_even_when_its_batch_fails_to_store(tmp_path: Path):
+    from edgedev.agent import Agent
+
+    core, _ = core_with_file(tmp_path)
+    replies = send(core, Channel.TWIN_UPDATE, desired_update({"setpoint": "22"}, event_id="u"))
+    replies += send(core, Channel.TWIN_GET, dumps({"event_id": "g", "timestamp": 1}))
+
+    class Published:
+        def __init__(self) -> None:
+            self.topics: list[str] = []
+
+        def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+            self.topics.append(topic)
+
+    bus = Published()
+    Agent._publish(bus, replies, stored=False)  # type: ignore[arg-type]
+    assert [t.rsplit("/", 2)[-2:] for t in bus.topics] == [["update", "result"], ["get", "result"]]
+    assert json.loads(replies[0].on_failure.payload)["code"] == 500  # type: ignore[union-attr]

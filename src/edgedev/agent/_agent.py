@@ -173,6 +173,6 @@ class Agent:
     @staticmethod
     def _publish(bus: Bus, replies: Sequence[Reply], stored: bool) -> None:
         for reply in replies:
-            message = reply.message if stored else reply.on_failure
+            message = reply.message if stored or not reply.needs_store else reply.on_failure
             if message is not None:
                 bus.publish(message.topic, message.payload, message.qos, message.retain)

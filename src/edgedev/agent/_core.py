@@ -73,10 +73,13 @@ class Reply:
     Attributes:
         message: what to publish when the changes are stored.
         on_failure: what to publish instead when storing them failed (``None``: nothing).
+        needs_store: ``False`` for an answer that changes nothing (``twin/get``): it is
+            published whether or not the batch it came in was stored.
     """
 
     message: Message
     on_failure: Message | None = None
+    needs_store: bool = True
 
 
 def model_of(spec: DeviceSpec) -> dict[str, PropertyModel]:
@@ -131,7 +134,6 @@ class AgentCore:
             record.declared[prow.name] = prow.declared
         for device_id, model in self._models.items():
             self._record(device_id).twin.set_model(model)
-            self.records[device_id].from_files = True
         self._dirty_devices.clear()
         self._dirty_props.clear()
         self._seen.clear()  # updates undone by a reload may be sent again
@@ -164,7 +166,6 @@ class AgentCore:
             model = model_of(spec)
             self._models[spec.id] = model
             record.twin.set_model(model)
-            record.from_files = True
             node = spec.node_name or self.node
             if record.node != node:
                 record.node = node
@@ -308,7 +309,8 @@ class AgentCore:
 
     def _twin_get(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
         body = self.twin_result(device_id, _event_id(payload), now)
-        return [Reply(Message(self.topics.device(device_id, Channel.TWIN_GET_RESULT), body), None)]
+        topic = self.topics.device(device_id, Channel.TWIN_GET_RESULT)
+        return [Reply(Message(topic, body), needs_store=False)]
 
     def members(self, node: str) -> list[DeviceRecord]:
         """The devices bound to ``node`` (devices bound to no node belong to the agent's)."""

@@ -21,7 +21,6 @@ class DeviceRecord:
         mapper_started: when that mapper instance started, in ms (to ignore older wills).
         declared: the desired value a Device file declared for each property, last time the
             agent read the files; a file value is applied again only when it changes.
-        from_files: whether the device comes from the agent's ``-f`` files this run.
         delta_sent: the delta last published to the mapper (not persisted).
     """
 
@@ -32,7 +31,6 @@ class DeviceRecord:
     mapper: str | None = None
     mapper_started: int = 0
     declared: dict[str, str | None] = field(default_factory=dict)
-    from_files: bool = False
     delta_sent: dict[str, str] = field(default_factory=dict)
 
     @property
