@@ -69,6 +69,8 @@ class DeviceSpec:
         properties: the device's properties, in file order.
         node_name: the edge node the device is bound to, if any.
         source: the file the Device came from.
+        timeout_ms: the deadline of one operation (``configData.timeout``), resolved by the
+            loader from the driver's typed settings.
     """
 
     namespace: str
@@ -79,6 +81,7 @@ class DeviceSpec:
     properties: tuple[PropertySpec, ...]
     node_name: str | None = None
     source: str = ""
+    timeout_ms: int = 3000
     _by_name: dict[str, PropertySpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -9,9 +9,20 @@ from edgedev.drivers._base import (
     ProtocolConfig,
     Report,
     VisitorConfig,
+    config_as,
+    visitor_as,
 )
 
 drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: ignore[type-abstract]
 """Installed drivers by protocol name (entry-point group ``edgedev.drivers``)."""
 
-__all__ = ("AnyDriver", "Driver", "ProtocolConfig", "Report", "VisitorConfig", "drivers")
+__all__ = (
+    "AnyDriver",
+    "Driver",
+    "ProtocolConfig",
+    "Report",
+    "VisitorConfig",
+    "config_as",
+    "drivers",
+    "visitor_as",
+)

@@ -44,6 +44,37 @@ class VisitorConfig(BaseModel):
 ProtocolT = TypeVar("ProtocolT", bound=ProtocolConfig)
 VisitorT = TypeVar("VisitorT", bound=VisitorConfig)
 
+_P = TypeVar("_P", bound=ProtocolConfig)
+_V = TypeVar("_V", bound=VisitorConfig)
+
+
+def config_as(device: DeviceSpec, kind: type[_P]) -> _P:
+    """``device.config`` as the driver's ``kind``, for code outside a driver instance.
+
+    The loader validated it with the driver's ``protocol_config``; this says so to the type
+    checker, in one place.
+
+    Raises:
+        TypeError: the device was resolved for another driver.
+    """
+    config = device.config
+    if not isinstance(config, kind):
+        raise TypeError(f"device {device.id}: configData is not {kind.__name__}")
+    return config
+
+
+def visitor_as(prop: PropertySpec, kind: type[_V]) -> _V:
+    """``prop.visitor`` as the driver's ``kind`` (see :func:`config_as`).
+
+    Raises:
+        TypeError: the property was resolved for another driver.
+    """
+    visitor = prop.visitor
+    if not isinstance(visitor, kind):
+        raise TypeError(f"property {prop.name}: visitors.configData is not {kind.__name__}")
+    return visitor
+
+
 Report = Callable[[str, Value], None]
 """Callback a pushing driver calls with ``(property name, value)`` for each pushed value."""
 

@@ -25,7 +25,7 @@ from edgedev.config._crd import (
 )
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.config._yaml import load_all
-from edgedev.drivers import AnyDriver
+from edgedev.drivers import AnyDriver, ProtocolConfig
 from edgedev.drivers import drivers as installed
 from edgedev.twin._values import check_value
 
@@ -211,7 +211,7 @@ class _Resolver:
             self.problems.append(doc.problem(str(exc), "spec.protocol.protocolName"))
             return None
         try:
-            config: BaseModel = driver.protocol_config.model_validate(
+            config: ProtocolConfig = driver.protocol_config.model_validate(
                 device.spec.protocol.config_data
             )
         except ValidationError as exc:
@@ -234,6 +234,7 @@ class _Resolver:
             properties=props,
             node_name=device.spec.node_name,
             source=doc.file,
+            timeout_ms=config.timeout,
         )
         for field, message in driver.check_device(spec):
             self.problems.append(doc.problem(message, f"spec.{field}"))

@@ -177,7 +177,7 @@ class DeviceRunner:
         self._sinks = tuple(sinks)
         self._reading_sinks = tuple(s for s in self._sinks if wants_readings(s))
         self._backoff = backoff or Backoff(0.5, 30.0)
-        self._timeout_ms: int = getattr(spec.config, "timeout", 3000)
+        self._timeout_ms = spec.timeout_ms
         self._timeout = self._timeout_ms / 1000
         self._props = {p.name: p for p in spec.properties}
         self._last: dict[str, Reading] = {}

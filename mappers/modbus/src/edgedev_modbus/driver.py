@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
+from edgedev.drivers import visitor_as
 from edgedev.twin import PropertyType
 from edgedev_modbus.codec import (
     DataType,
@@ -58,8 +59,7 @@ class Layout:
         Raises:
             ValueError: the visitor's settings are inconsistent (the message says how).
         """
-        visitor = prop.visitor
-        assert isinstance(visitor, ModbusVisitor)
+        visitor = visitor_as(prop, ModbusVisitor)
         table = visitor.table
         if visitor.data_type is None:
             data_type = default_data_type(prop.type.value, table, visitor.limit or 1)
