@@ -28,7 +28,6 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -90,7 +89,10 @@ def model_of(spec: DeviceSpec) -> dict[str, PropertyModel]:
 
 
 def result_payload(
-    event_id: str, now: int, twin: Mapping[str, Any] | None = None, refusal: Refusal | None = None
+    event_id: str,
+    now: int,
+    twin: Mapping[str, object] | None = None,
+    refusal: Refusal | None = None,
 ) -> bytes:
     """A ``twin/update/result`` or ``twin/get/result``: the twin, or the refusal."""
     if refusal is not None:

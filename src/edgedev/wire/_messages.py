@@ -179,7 +179,7 @@ _json_string = json.encoder.encode_basestring
 """A str as a JSON string literal, as :func:`dumps` writes it (non-ASCII kept)."""
 
 
-def dumps(payload: dict[str, Any]) -> bytes:
+def dumps(payload: Mapping[str, object]) -> bytes:
     """Compact JSON bytes."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -212,7 +212,7 @@ def twin_report(
 
 
 def write_error_report(
-    name: str, type_: str, error: dict[str, Any], actual: tuple[str, int] | None = None
+    name: str, type_: str, error: Mapping[str, object], actual: tuple[str, int] | None = None
 ) -> bytes:
     """Build a ``twin/update`` that reports a failed write of property ``name``.
 
@@ -222,7 +222,7 @@ def write_error_report(
         error: ``{"value", "reason", "timestamp", "retry"}`` (see :class:`WriteError`).
         actual: the last value read and its timestamp in ms, when there is one.
     """
-    entry: dict[str, Any] = {"metadata": {"type": type_}, "error": error}
+    entry: dict[str, object] = {"metadata": {"type": type_}, "error": dict(error)}
     if actual is not None:
         entry["actual"] = {"value": actual[0], "metadata": {"timestamp": actual[1]}}
     return dumps({"event_id": new_event_id(), "timestamp": now_ms(), "twin": {name: entry}})
@@ -263,7 +263,7 @@ def mapper_state(
 def twin_result(
     event_id: str,
     timestamp: int,
-    twin: Mapping[str, Any] | None = None,
+    twin: Mapping[str, object] | None = None,
     *,
     code: int | None = None,
     reason: str | None = None,
@@ -277,7 +277,7 @@ def twin_result(
         code: the HTTP-like error code when it failed (400, 404, 409, 500).
         reason: why it failed.
     """
-    body: dict[str, Any] = {"event_id": event_id, "timestamp": timestamp}
+    body: dict[str, object] = {"event_id": event_id, "timestamp": timestamp}
     if code is not None:
         body["code"] = code
         body["reason"] = reason or ""
@@ -286,7 +286,7 @@ def twin_result(
     return dumps(body)
 
 
-def twin_delta(twin: Mapping[str, Any], delta: Mapping[str, str], *, timestamp: int) -> bytes:
+def twin_delta(twin: Mapping[str, object], delta: Mapping[str, str], *, timestamp: int) -> bytes:
     """Build a ``twin/update/delta``: the ``MsgTwin`` entries of the delta and the delta."""
     return dumps(
         {
@@ -298,7 +298,7 @@ def twin_delta(twin: Mapping[str, Any], delta: Mapping[str, str], *, timestamp: 
     )
 
 
-def twin_document(twin: Mapping[str, Any], *, timestamp: int) -> bytes:
+def twin_document(twin: Mapping[str, object], *, timestamp: int) -> bytes:
     """Build a ``twin/update/document``: ``{"last", "current"}`` ``MsgTwin`` of each property."""
     return dumps({"event_id": new_event_id(), "timestamp": timestamp, "twin": dict(twin)})
 
@@ -338,9 +338,9 @@ def desired_update(
         event_id: the message id (the result carries it back); a fresh one by default.
     """
     now = now_ms()
-    twin: dict[str, Any] = {}
+    twin: dict[str, object] = {}
     for name, value in values.items():
-        entry: dict[str, Any] = {
+        entry: dict[str, object] = {
             "expected": None if value is None else {"value": value, "metadata": {"timestamp": now}}
         }
         if version is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from edgedev.twin._twin import Change, TwinProperty, WriteFailure
 from edgedev.twin._values import PropertyType
@@ -32,9 +31,9 @@ def parse_type(name: str) -> PropertyType | None:
         return _ALIASES.get(lowered)
 
 
-def property_entry(prop: TwinProperty) -> dict[str, Any]:
+def property_entry(prop: TwinProperty) -> dict[str, object]:
     """The ``MsgTwin`` of ``prop``, with its version and the last write failure if any."""
-    entry: dict[str, Any] = {}
+    entry: dict[str, object] = {}
     if prop.desired is not None:
         entry["expected"] = {
             "value": prop.desired.value,
@@ -60,7 +59,7 @@ def property_entry(prop: TwinProperty) -> dict[str, Any]:
 
 def twin_entries(
     properties: Mapping[str, TwinProperty], names: Iterable[str] | None = None
-) -> dict[str, Any]:
+) -> dict[str, dict[str, object]]:
     """``MsgTwin`` entries of ``names`` (every property when ``None``), sorted by name."""
     chosen = sorted(properties if names is None else (n for n in names if n in properties))
     return {name: property_entry(properties[name]) for name in chosen}
