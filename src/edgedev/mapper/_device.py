@@ -23,7 +23,7 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
-from edgedev.twin._values import Value, format_value, parse_value
+from edgedev.twin._values import Value, check_value, format_value, parse_value
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -78,14 +78,9 @@ def check_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, V
     if not prop.writable:
         raise WriteRefused(f"property {name!r} is ReadOnly")
     try:
-        value = parse_value(text, prop.type)
+        value = check_value(text, prop.type, prop.minimum, prop.maximum)
     except ValueError as exc:
-        raise WriteRefused(f"property {name!r}: {exc}") from None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if prop.minimum is not None and value < prop.minimum:
-            raise WriteRefused(f"{name}={text} is below the minimum {prop.minimum:g}")
-        if prop.maximum is not None and value > prop.maximum:
-            raise WriteRefused(f"{name}={text} is above the maximum {prop.maximum:g}")
+        raise WriteRefused(f"{name}: {exc}") from None
     return prop, value
 
 

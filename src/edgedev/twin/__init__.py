@@ -18,6 +18,7 @@ from edgedev.twin._twin import (
 from edgedev.twin._values import (
     PropertyType,
     Value,
+    check_value,
     coerce_value,
     format_value,
     is_pending,
@@ -39,6 +40,7 @@ __all__ = (
     "TwinValue",
     "Value",
     "WriteFailure",
+    "check_value",
     "coerce_value",
     "compute_delta",
     "format_value",
