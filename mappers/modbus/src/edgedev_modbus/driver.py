@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.twin import PropertyType
+from edgedev.twin import PropertyType, check_value
 from edgedev_modbus.codec import (
     DataType,
     Table,
@@ -199,6 +199,11 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             return [
                 ("register", f"{layout.table} is read-only but the property has a desired value")
             ]
+        if prop.desired is not None:
+            try:
+                layout.encode(check_value(prop.desired, prop.type, prop.minimum, prop.maximum))
+            except (ValueError, WriteRefused) as exc:
+                return [("dataType", f"desired value {prop.desired}: {exc}")]
         return []
 
     # connection ----------------------------------------------------------------------------
