@@ -48,6 +48,26 @@ def pending_values(spec: DeviceSpec, twin: Mapping[str, MsgTwin | None]) -> dict
     return pending
 
 
+def known_properties(spec: DeviceSpec, delta: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``delta`` for properties ``spec`` has; one warning for the others.
+
+    A delta naming properties the device does not have (a stale model, or a hostile client)
+    costs one log line, and no write, report or answer per entry.
+    """
+    known = {name: value for name, value in delta.items() if spec.has_property(name)}
+    if len(known) < len(delta):
+        unknown = [name for name in delta if name not in known]
+        log.warning(
+            "device %s: ignored a delta for %d propert%s it does not have (%s%s)",
+            spec.id,
+            len(unknown),
+            "y" if len(unknown) == 1 else "ies",
+            ", ".join(repr(n[:40]) for n in unknown[:3]),
+            ", ..." if len(unknown) > 3 else "",
+        )
+    return known
+
+
 def desired_stamps(twin: Mapping[str, MsgTwin | None]) -> dict[str, int]:
     """When each desired value of a twin was set (ms), to tell a new request from a repeat."""
     return {
