@@ -246,7 +246,11 @@ class AgentCore:
                 body = result_payload(
                     _event_id(message.payload), now, refusal=Refusal(Code.BAD_REQUEST, problem)
                 )
-                return [Reply(Message(self.topics.device(topic.device_id, _ANSWERED[topic.channel]), body))]
+                return [
+                    Reply(
+                        Message(self.topics.device(topic.device_id, _ANSWERED[topic.channel]), body)
+                    )
+                ]
             return []
         if isinstance(topic, DeviceTopic):
             if topic.channel is Channel.TWIN_UPDATE:
@@ -330,7 +334,10 @@ class AgentCore:
         limit = self.limits.max_properties
         if len(names) > limit:
             self.refused["properties"] += 1
-            return Code.BAD_REQUEST, f"{len(names)} properties in one update, over the limit of {limit}"
+            return (
+                Code.BAD_REQUEST,
+                f"{len(names)} properties in one update, over the limit of {limit}",
+            )
         model = record.twin.model
         known = record.twin.properties
         new = 0

@@ -89,6 +89,7 @@ _Row = tuple[
 
 _OPT_STR = (str, type(None))
 _OPT_INT = (int, type(None))
+_DEVICE_TYPES: tuple[type | tuple[type, ...], ...] = (str, str, int, _OPT_STR, _OPT_STR, int)
 _PROPERTY_TYPES: tuple[type | tuple[type, ...], ...] = (
     str, str, str, int, _OPT_STR, _OPT_INT, _OPT_STR, _OPT_INT,
     _OPT_STR, _OPT_STR, _OPT_INT, _OPT_INT, _OPT_STR,
@@ -200,19 +201,21 @@ class TwinStore:
 
     def load(self) -> tuple[list[DeviceRow], list[PropertyRow]]:
         """Every device and every property stored."""
-        devices = []
-        for row in self._db.execute(
-            "SELECT id, state, last_online, node, mapper, mapper_started FROM devices"
-        ):
-            if _usable(row, (str, str, int, _OPT_STR, _OPT_STR, int)):
-                devices.append(DeviceRow(*row))
-        props = []
-        for prow in self._db.execute(
-            "SELECT device, name, type, version, desired, desired_ts, reported, reported_ts, "
-            "failure_value, failure_reason, failure_ts, failure_retry, declared FROM properties"
-        ):
-            if _usable(prow, _PROPERTY_TYPES):
-                props.append(_property_row(prow))
+        devices = [
+            DeviceRow(*row)
+            for row in self._db.execute(
+                "SELECT id, state, last_online, node, mapper, mapper_started FROM devices"
+            )
+            if _usable(row, _DEVICE_TYPES)
+        ]
+        props = [
+            _property_row(row)
+            for row in self._db.execute(
+                "SELECT device, name, type, version, desired, desired_ts, reported, reported_ts, "
+                "failure_value, failure_reason, failure_ts, failure_retry, declared FROM properties"
+            )
+            if _usable(row, _PROPERTY_TYPES)
+        ]
         return devices, props
 
     def save(self, devices: Sequence[DeviceRow], props: Sequence[PropertyRow]) -> None:

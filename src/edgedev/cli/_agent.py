@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if devices is None:
         return 1
     try:
-        limits = AgentLimits(args.max_payload, args.max_depth, args.max_properties, args.max_devices)
+        limits = AgentLimits(
+            args.max_payload, args.max_depth, args.max_properties, args.max_devices
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

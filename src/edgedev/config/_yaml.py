@@ -87,7 +87,9 @@ def _check_expansion(root: Node, limit: int) -> None:
         if type(node) is ScalarNode:
             sizes[ident] = 1
             continue
-        children = [n for pair in node.value for n in pair] if type(node) is MappingNode else node.value
+        children = (
+            [n for pair in node.value for n in pair] if type(node) is MappingNode else node.value
+        )
         if children_done:
             open_.discard(ident)
             size = 1 + sum(sizes[id(c)] for c in children)
@@ -99,14 +101,17 @@ def _check_expansion(root: Node, limit: int) -> None:
             sizes[ident] = size
             continue
         if ident in open_:
-            raise YAMLLimitError(problem="an alias refers to a node that contains it",
-                                 problem_mark=node.start_mark)
+            raise YAMLLimitError(
+                problem="an alias refers to a node that contains it", problem_mark=node.start_mark
+            )
         open_.add(ident)
         stack.append((node, True))
         for child in children:
             if id(child) in open_:
-                raise YAMLLimitError(problem="an alias refers to a node that contains it",
-                                     problem_mark=child.start_mark)
+                raise YAMLLimitError(
+                    problem="an alias refers to a node that contains it",
+                    problem_mark=child.start_mark,
+                )
             if id(child) not in sizes:
                 stack.append((child, False))
 

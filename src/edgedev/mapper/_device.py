@@ -23,7 +23,7 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
-from edgedev.twin._values import Value, check_value, format_value, parse_value
+from edgedev.twin._values import Value, check_value, format_value
 
 log = logging.getLogger("edgedev.mapper")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from edgedev.twin._values import PropertyType, check_value, is_pending, parse_value, text_equal
+from edgedev.twin._values import PropertyType, check_value, is_pending, text_equal
 
 
 class Code(IntEnum):

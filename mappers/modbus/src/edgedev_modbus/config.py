@@ -12,7 +12,9 @@ from pydantic import Field, field_validator, model_validator
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 from edgedev_modbus.codec import DataType, Table
 
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*"
+)
 _PARITY = {"n": "N", "none": "N", "e": "E", "even": "E", "o": "O", "odd": "O"}
 
 

@@ -201,9 +201,13 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             ]
         if prop.desired is not None:
             try:
-                layout.encode(check_value(prop.desired, prop.type, prop.minimum, prop.maximum))
-            except (ValueError, WriteRefused) as exc:
-                return [("dataType", f"desired value {prop.desired}: {exc}")]
+                value = check_value(prop.desired, prop.type, prop.minimum, prop.maximum)
+            except ValueError:  # the loader names the field already
+                return []
+            try:
+                layout.encode(value)
+            except WriteRefused as exc:
+                return [("dataType", f"desired value {prop.desired} does not fit: {exc}")]
         return []
 
     # connection ----------------------------------------------------------------------------
