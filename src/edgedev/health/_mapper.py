@@ -57,13 +57,23 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         "edgedev_device_reconnects_total", "times the device came back online", "counter"
     )
     writes = Metric("edgedev_device_writes_total", "writes the device accepted", "counter")
+    faults = Metric(
+        "edgedev_device_faults_total",
+        "reads the device answered with protocol exceptions only (state unhealthy)",
+        "counter",
+    )
+    unhealthy = Metric(
+        "edgedev_device_unhealthy", "1 while the device answers with exceptions only", "gauge"
+    )
     for device_id, runner in sorted(mapper.runners.items()):
         up.add(1 if runner.state == "online" else 0, device=device_id)
+        unhealthy.add(1 if runner.state == "unhealthy" else 0, device=device_id)
+        faults.add(runner.faults, device=device_id)
         reads.add(runner.reads, device=device_id)
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
-    return [*bus_metrics(mapper.bus), up, reads, errors, reconnects, writes]
+    return [*bus_metrics(mapper.bus), up, unhealthy, reads, errors, faults, reconnects, writes]
 
 
 def mapper_health(mapper: Mapper) -> Health:

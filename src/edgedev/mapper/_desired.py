@@ -24,7 +24,7 @@ from edgedev.bus._client import Bus
 from edgedev.bus._messages import MsgTwin, now_ms, write_error_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec
-from edgedev.mapper._device import OFFLINE, ONLINE, DeviceRunner, check_write
+from edgedev.mapper._device import OFFLINE, ONLINE, UNHEALTHY, DeviceRunner, check_write
 from edgedev.twin._values import is_pending, text_equal
 
 log = logging.getLogger("edgedev.mapper")
@@ -169,8 +169,9 @@ class DesiredWriter:
             return
         if self.runner.state != ONLINE:  # write once it is online: retry_now() wakes us
             pending.due = math.inf
-            if self.runner.state == OFFLINE:
-                self._failed(name, pending, f"device {self.runner.spec.id} is offline", True)
+            if self.runner.state in (OFFLINE, UNHEALTHY):
+                state = f"{self.runner.state}: {self.runner.reason}"
+                self._failed(name, pending, f"device {self.runner.spec.id} is {state}", True)
             return
         self.attempts += 1
         result = await self.runner.write(name, pending.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import (
     Change,
     Code,
@@ -30,6 +31,7 @@ from edgedev.twin._values import (
 __all__ = (
     "Change",
     "Code",
+    "DeviceState",
     "Outcome",
     "PropertyModel",
     "PropertyType",
