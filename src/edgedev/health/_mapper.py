@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.health._metrics import Metric
 from edgedev.health._server import Health
 
@@ -31,6 +32,17 @@ def bus_metrics(bus: Bus | None) -> list[Metric]:
         Metric(
             "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
         ).add(outbox.dropped),
+        *(
+            [
+                Metric(
+                    "edgedev_queue_undeleted_total",
+                    "acknowledged messages a full disk kept (never sent again)",
+                    "counter",
+                ).add(outbox.undeleted)
+            ]
+            if isinstance(outbox, SqliteOutbox)
+            else []
+        ),
     ]
 
 
