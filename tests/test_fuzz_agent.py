@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from edgedev import DeviceSpec
 from edgedev.agent import AgentCore, AgentLimits
-from edgedev.agent._input import device_id_problem
+from edgedev.agent._input import device_id_problem, json_depth
 from edgedev.bus import Channel, Message, NodeChannel, Topics
 from reliability_helpers import fleet_docs, load_docs
 
@@ -119,3 +119,29 @@ def test_any_sequence_of_messages_gets_replies_not_exceptions(
         assert len(record.twin.properties) <= max(LIMITS.max_properties, len(specs[0].properties))
     assert all(device_id_problem(row.id) is None for row in devices)
     assert all(device_id_problem(row.device) is None for row in props)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+tricky_text = st.text(alphabet='{}[]"\\ab\n', max_size=8)
+tricky_json = st.recursive(
+    st.none() | tricky_text | st.integers(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(tricky_text, children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(tricky_json, st.booleans())
+def test_json_depth_counts_nesting_outside_strings(value: Any, ascii_only: bool):
+    payload = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert json_depth(payload, 100) == _depth(value)
+    assert json_depth(payload, 1) <= 2  # stops counting past the limit

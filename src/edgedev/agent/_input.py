@@ -17,8 +17,7 @@ from dataclasses import dataclass
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _PROPERTY = re.compile(r"[a-zA-Z0-9\-_.,:/@#]{1,128}")
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
+_NOT_SYNTAX = bytes(b for b in range(256) if b not in b'{}[]"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +65,14 @@ def property_name_problem(name: str) -> str | None:
 def json_depth(payload: bytes, limit: int) -> int:
     """How deep objects and arrays nest in JSON ``payload``, counted up to ``limit + 1``.
 
-    Brackets inside strings do not count. The scan stops once ``limit`` is passed, so a
+    Brackets inside strings do not count. Byte operations do most of the work (a report of
+    ten values costs a few microseconds), and the count stops once ``limit`` is passed, so a
     payload nested 100,000 deep costs no more than one nested ``limit + 1`` deep.
     """
-    brackets = _STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    # escaped backslashes, then escaped quotes, cannot end a string: drop them; what is left
+    # of the payload is brackets and quotes, and every second run between quotes is a string
+    reduced = payload.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_SYNTAX)
+    brackets = b"".join(reduced.split(b'"')[::2])
     depth = deepest = 0
     for byte in brackets:
         if byte in b"{[":
