@@ -201,3 +201,14 @@ def test_the_agent_package_exports_resolve():
     assert isinstance(edgedev.agent.__all__, tuple)
     for name in edgedev.agent.__all__:
         assert getattr(edgedev.agent, name) is not None, name
+
+
+def test_a_state_that_is_no_word_is_refused_and_go_s_states_are_kept(tmp_path: Path):
+    core, _ = core_with_file(tmp_path)
+    for state in ("x" * 1000, "on line", ""):
+        send(core, Channel.STATE_UPDATE, dumps({"state": state}))
+    assert core.refused["malformed"] == 3
+    assert core.records[DEVICE].state == "unknown"
+    for state in ("OK", "disconnected", "unhealthy"):  # KubeEdge's Go mapper framework's words
+        send(core, Channel.STATE_UPDATE, state_update(state))
+        assert core.records[DEVICE].state == state

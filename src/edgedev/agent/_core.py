@@ -37,6 +37,7 @@ from edgedev.agent._input import (
     device_id_problem,
     json_depth,
     property_name_problem,
+    state_problem,
 )
 from edgedev.agent._records import (
     UNKNOWN,
@@ -393,6 +394,9 @@ class AgentCore:
         try:
             state = StateUpdate.model_validate_json(payload).state
         except ValidationError:
+            self.refused["malformed"] += 1
+            return []
+        if state_problem(state) is not None:
             self.refused["malformed"] += 1
             return []
         record = self.records.get(device_id)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_STATE = re.compile(r"[A-Za-z][A-Za-z_-]{0,31}")
 _PROPERTY = re.compile(r"[a-zA-Z0-9\-_.,:/@#]{1,128}")
 _NOT_SYNTAX = bytes(b for b in range(256) if b not in b'{}[]"')
 
@@ -59,6 +60,17 @@ def property_name_problem(name: str) -> str | None:
     """Why ``name`` is not a valid property name, or ``None`` when it is."""
     if _PROPERTY.fullmatch(name) is None:
         return f"property name {_short(name)} is not 1-128 of a-z A-Z 0-9 - _ . , : / @ #"
+    return None
+
+
+def state_problem(state: str) -> str | None:
+    """Why ``state`` is not a device state word, or ``None`` when it is.
+
+    Any word of up to 32 letters is taken (``online``, ``offline``, ``unhealthy``, and the
+    ``OK`` or ``disconnected`` of KubeEdge's Go mapper framework), nothing longer.
+    """
+    if _STATE.fullmatch(state) is None:
+        return f"state {_short(state)} is not a word of up to 32 letters"
     return None
 
 
