@@ -365,6 +365,46 @@ async def test_a_delta_of_unknown_properties_costs_one_warning_and_no_message(
     assert len(ignored) == 1 and "20000 properties" in ignored[0].getMessage()
 
 
+async def test_a_delta_of_refused_values_is_answered_with_one_message(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    devices = valve(tmp_path)
+    topic_root = unique_root("hostile")
+    topics = Topics(topic_root)
+    sim = ModbusSimulator(devices)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        async with (
+            observer(mqtt_url, topic_root) as (bus, recorder),
+            mapper_running(mqtt_url, topic_root, devices),
+        ):
+            await recorder.wait_for(on("twin/update"), timeout=WAIT)
+            start = len(recorder.messages)
+            bad = {"opening": "nan", "flow": "3"}  # not finite; ReadOnly
+            delta = {"event_id": new_event_id(), "timestamp": 1, "twin": {}, "delta": bad}
+            bus.publish(topics.device(VALVE, Channel.TWIN_DELTA), json.dumps(delta).encode())
+            good = {**delta, "event_id": new_event_id(), "delta": {"opening": "8"}}
+            bus.publish(topics.device(VALVE, Channel.TWIN_DELTA), json.dumps(good).encode())
+            await recorder.wait_for(
+                lambda m: (
+                    on("twin/update")(m)
+                    and body(m)["twin"].get("opening", {}).get("actual", {}).get("value") == "8.0"
+                ),
+                timeout=WAIT,
+                after=start,
+            )
+            errors = [
+                body(m)["twin"]
+                for m in recorder.messages[start:]
+                if on("twin/update")(m) and any("error" in e for e in body(m)["twin"].values())
+            ]
+            assert len(errors) == 1, errors
+            assert set(errors[0]) == {"opening", "flow"}
+            assert "finite" in errors[0]["opening"]["error"]["reason"]
+            assert "ReadOnly" in errors[0]["flow"]["error"]["reason"]
+        tg.cancel_scope.cancel()
+
+
 BOMB = """\
 apiVersion: devices.kubeedge.io/v1beta1
 kind: DeviceModel
