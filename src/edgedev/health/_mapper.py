@@ -32,6 +32,11 @@ def bus_metrics(bus: Bus | None) -> list[Metric]:
         Metric(
             "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
         ).add(outbox.dropped),
+        Metric(
+            "edgedev_received_dropped_total",
+            "received messages dropped because their subscriber was too far behind",
+            "counter",
+        ).add(bus.dropped_in),
         *(
             [
                 Metric(
