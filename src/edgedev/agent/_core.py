@@ -440,6 +440,7 @@ class AgentCore:
             return []
         replies = []
         bad: list[str] = []
+        members = -1  # counted at the first new device, once per message
         for device_id in state.devices:
             problem = device_id_problem(device_id)
             if problem is not None:
@@ -450,10 +451,17 @@ class AgentCore:
             if record is None:
                 if state.state != ONLINE:
                     continue
-                if len(self.members(node)) >= self.limits.max_devices:
+                if node != self.node:  # the agent serves its own node's mappers
+                    self.refused["unknown_device"] += 1
+                    bad.append(f"node {node} is not this agent's node {self.node}")
+                    continue
+                if members < 0:
+                    members = len(self.members(node))
+                if members >= self.limits.max_devices:
                     self.refused["devices"] += 1
                     bad.append(f"node {node} has {self.limits.max_devices} devices already")
                     continue
+                members += 1
                 record = self._record(device_id)
                 record.node = node
             if state.state == ONLINE:
