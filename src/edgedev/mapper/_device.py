@@ -94,7 +94,7 @@ def describe(exc: BaseException, timeout: float) -> str:
         timeout: the device's deadline of one operation, in seconds.
     """
     if isinstance(exc, TimeoutError):
-        return f"timeout: no answer within {timeout * 1000:.0f} ms"
+        return f"timeout, no answer within {timeout * 1000:.0f} ms"
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused{': ' + str(exc) if str(exc) else ''}"
     if isinstance(exc, ConnectionResetError):
