@@ -20,6 +20,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from edgedev.agent._core import AgentCore, Reply
+from edgedev.agent._input import AgentLimits
 from edgedev.agent._store import MEMORY, TwinStore
 from edgedev.bus._client import Bus
 from edgedev.bus._messages import now_ms
@@ -50,6 +51,7 @@ class Agent:
         synchronous: SQLite's ``synchronous`` pragma (``FULL``: an answered update survives
             a power loss; ``NORMAL``: it survives a crash of the process).
         outbox: where replies wait while the broker is away (default: in memory).
+        limits: sizes and counts accepted from the bus (see :class:`AgentLimits`).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Agent:
         name: str | None = None,
         synchronous: str = "FULL",
         outbox: Outbox | None = None,
+        limits: AgentLimits | None = None,
     ) -> None:
         self.node = node or socket.gethostname()
         self.devices = [d for d in devices if node is None or d.node_name in (None, node)]
@@ -71,7 +74,7 @@ class Agent:
         self.db = str(db)
         self.name = name or f"edgedev-agent-{self.node}-{os.getpid()}"
         self.synchronous = synchronous
-        self.core = AgentCore(self.topics, self.node)
+        self.core = AgentCore(self.topics, self.node, limits)
         self.bus: Bus | None = None
         self.handled = 0
         """Messages handled so far."""

@@ -6,6 +6,7 @@ with twenty devices in one file knows exactly which line to fix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from edgedev.config._crd import (
 )
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.config._yaml import load_all
-from edgedev.twin._values import parse_value
+from edgedev.twin._values import check_value
 
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
@@ -111,10 +112,14 @@ def _number(text: str | None, field: str, problems: list[tuple[str | None, str]]
     if text is None or text == "":
         return None
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         problems.append((field, f"{text!r} is not a number"))
         return None
+    if not math.isfinite(number):
+        problems.append((field, f"{text!r} is not a finite number"))
+        return None
+    return number
 
 
 class _Resolver:
@@ -302,10 +307,17 @@ class _Resolver:
     ) -> PropertySpec:
         minimum = _number(mprop.minimum, f"DeviceModel {mprop.name}.minimum", problems)
         maximum = _number(mprop.maximum, f"DeviceModel {mprop.name}.maximum", problems)
+        if minimum is not None and maximum is not None and minimum > maximum:
+            problems.append(
+                (
+                    f"DeviceModel {mprop.name}.minimum",
+                    f"minimum {minimum:g} is greater than maximum {maximum:g}",
+                )
+            )
         desired = prop.desired.value if prop.desired else None
         if desired is not None:
             try:
-                parse_value(desired, mprop.type)
+                check_value(desired, mprop.type, minimum, maximum)
             except ValueError as exc:
                 problems.append((f"{at}.desired.value", f"desired value: {exc}"))
         collect = prop.collect_cycle / 1000

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter, pending_values
-from edgedev.mapper._device import OFFLINE, ONLINE, DeviceRunner, WriteResult, check_write
+from edgedev.mapper._device import (
+    OFFLINE,
+    ONLINE,
+    UNHEALTHY,
+    DeviceRunner,
+    WriteResult,
+    check_write,
+)
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
 
 __all__ = (
     "OFFLINE",
     "ONLINE",
+    "UNHEALTHY",
     "ChangeFilter",
     "DesiredWriter",
     "DeviceRunner",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 
 from edgedev._backoff import Backoff
-from edgedev._errors import DeviceError, WriteRefused
+from edgedev._errors import DeviceError, DeviceFault, WriteRefused
 from edgedev.bus._client import Bus
 from edgedev.bus._messages import now_ms, state_update, twin_report
 from edgedev.bus._topics import Channel, Topics
@@ -23,13 +23,15 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
-from edgedev.twin._values import Value, format_value, parse_value
+from edgedev.twin._state import DeviceState
+from edgedev.twin._values import Value, check_value, format_value
 
 log = logging.getLogger("edgedev.mapper")
 
-ONLINE = "online"
-OFFLINE = "offline"
-UNKNOWN = "unknown"
+ONLINE = DeviceState.ONLINE
+OFFLINE = DeviceState.OFFLINE
+UNHEALTHY = DeviceState.UNHEALTHY
+UNKNOWN = DeviceState.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +80,29 @@ def check_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, V
     if not prop.writable:
         raise WriteRefused(f"property {name!r} is ReadOnly")
     try:
-        value = parse_value(text, prop.type)
+        value = check_value(text, prop.type, prop.minimum, prop.maximum)
     except ValueError as exc:
-        raise WriteRefused(f"property {name!r}: {exc}") from None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if prop.minimum is not None and value < prop.minimum:
-            raise WriteRefused(f"{name}={text} is below the minimum {prop.minimum:g}")
-        if prop.maximum is not None and value > prop.maximum:
-            raise WriteRefused(f"{name}={text} is above the maximum {prop.maximum:g}")
+        raise WriteRefused(f"{name}: {exc}") from None
     return prop, value
+
+
+def describe(exc: BaseException, timeout: float) -> str:
+    """Why a device is offline, in words, for the log and the state report.
+
+    Args:
+        exc: what the driver raised (or the deadline that expired).
+        timeout: the device's deadline of one operation, in seconds.
+    """
+    if isinstance(exc, TimeoutError):
+        return f"timeout, no answer within {timeout * 1000:.0f} ms"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused{': ' + str(exc) if str(exc) else ''}"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the device"
+    text = str(exc)
+    if isinstance(exc, DeviceError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _unwrap(exc: Exception) -> Exception:
@@ -100,10 +116,12 @@ class DeviceRunner:
     """Runs one device for a :class:`~edgedev.Mapper`: polls, reports, writes, recovers.
 
     Attributes:
-        state: ``online``, ``offline`` or ``unknown`` (not yet connected).
+        state: ``online``, ``offline``, ``unhealthy`` (it answers with protocol exceptions
+            only) or ``unknown`` (not yet connected).
         values: the last value read of each property, with its timestamp in ms.
         reads: read requests made to the driver.
         errors: failures that took the device offline.
+        faults: reads answered with protocol exceptions only (:class:`~edgedev.DeviceFault`).
         reconnects: times the device came back after being offline.
         writes: writes the device accepted.
     """
@@ -129,10 +147,13 @@ class DeviceRunner:
         self._pushed: dict[str, tuple[Value, int]] = {}
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
-        self.state = UNKNOWN
+        self.state: DeviceState = UNKNOWN
         self.values: dict[str, tuple[Value, int]] = {}
         self.reads = 0
         self.errors = 0
+        self.faults = 0
+        self.reason: str | None = None
+        """Why the device is offline or unhealthy (``None`` while it is online)."""
         self.reconnects = 0
         self.writes = 0
         self.on_state: list[Callable[[str], None]] = []
@@ -212,13 +233,20 @@ class DeviceRunner:
                 fresh: dict[str, Value] = {}
                 due = collect.pop_due(now)
                 if due:
-                    # shielded: a stopping mapper lets a read in flight finish (and report)
-                    with anyio.fail_after(self._timeout, shield=True):  # one scope: hot path
-                        values = await driver.read([self._props[n] for n in due])
+                    # shielded: a stopping mapper lets a read in flight finish (and report);
+                    # the driver bounds each request by the timeout, this bounds the whole
+                    # read (at most one request per property) for drivers that do not
+                    with anyio.fail_after(self._timeout * len(due), shield=True):
+                        try:
+                            values = await driver.read([self._props[n] for n in due])
+                        except DeviceFault as fault:
+                            values = None
+                            self._faulted(fault)
                     self.reads += 1
-                    self._set_state(ONLINE)
-                    self._backoff.reset()
-                    self._store(values, now_ms(), fresh)
+                    if values is not None:
+                        self._set_state(ONLINE)
+                        self._backoff.reset()
+                        self._store(values, now_ms(), fresh)
                 pushed_now_names: set[str] = set()
                 if self._pushed:
                     pushed_now, self._pushed = self._pushed, {}
@@ -228,7 +256,10 @@ class DeviceRunner:
                         if not self._props[name].report_on_change:
                             pushed_now_names.add(name)
                 forced = await self._do_writes(driver, fresh) if self._writes else set()
-                self._report(report.pop_due(now), fresh, forced | pushed_now_names, changes)
+                due_reports = report.pop_due(now)
+                if self.state is UNHEALTHY:  # no stale values from a device that has none
+                    due_reports = []
+                self._report(due_reports, fresh, forced | pushed_now_names, changes)
                 deadline = min(collect.next_deadline(), report.next_deadline())
                 with anyio.move_on_after(deadline - anyio.current_time()):
                     await self._wake.wait()
@@ -301,11 +332,12 @@ class DeviceRunner:
         return written
 
     # state ---------------------------------------------------------------------------------
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: DeviceState) -> None:
         if state == self.state:
             return
         if state == ONLINE:
-            recovered = self.state == OFFLINE
+            self.reason = None
+            recovered = self.state in (OFFLINE, UNHEALTHY)
             if recovered:
                 self.reconnects += 1
             log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
@@ -316,11 +348,22 @@ class DeviceRunner:
 
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1
-        if self.state != OFFLINE:
-            log.warning("device %s offline: %s", self.spec.id, exc or type(exc).__name__)
+        reason = describe(exc, self._timeout)
+        if self.state != OFFLINE or reason != self.reason:
+            log.warning("device %s offline: %s", self.spec.id, reason)
         else:
-            log.debug("device %s still offline: %s", self.spec.id, exc)
+            log.debug("device %s still offline: %s", self.spec.id, reason)
+        self.reason = reason
         self._set_state(OFFLINE)
+
+    def _faulted(self, fault: DeviceFault) -> None:
+        """The device answered a whole read with exceptions: ``unhealthy``, logged once."""
+        self.faults += 1
+        reason = describe(fault, self._timeout)
+        if self.state != UNHEALTHY or reason != self.reason:
+            log.warning("device %s unhealthy: %s", self.spec.id, reason)
+        self.reason = reason
+        self._set_state(UNHEALTHY)
 
     def _fail_writes(self, reason: str) -> None:
         while self._writes:

@@ -27,7 +27,12 @@ from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel,
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
-from edgedev.mapper._desired import DesiredWriter, desired_stamps, pending_values
+from edgedev.mapper._desired import (
+    DesiredWriter,
+    desired_stamps,
+    known_properties,
+    pending_values,
+)
 from edgedev.mapper._device import ONLINE, DeviceRunner
 
 log = logging.getLogger("edgedev.mapper")
@@ -188,7 +193,8 @@ class Mapper:
                 try:
                     if topic.channel is Channel.TWIN_DELTA:
                         delta = TwinDelta.model_validate_json(message.payload)
-                        writer.replace(delta.delta, desired_stamps(delta.twin))
+                        wanted = known_properties(writer.runner.spec, delta.delta)
+                        writer.replace(wanted, desired_stamps(delta.twin))
                         continue
                     result = TwinResult.model_validate_json(message.payload)
                 except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import (
     Change,
     Code,
@@ -18,6 +19,7 @@ from edgedev.twin._twin import (
 from edgedev.twin._values import (
     PropertyType,
     Value,
+    check_value,
     coerce_value,
     format_value,
     is_pending,
@@ -29,6 +31,7 @@ from edgedev.twin._values import (
 __all__ = (
     "Change",
     "Code",
+    "DeviceState",
     "Outcome",
     "PropertyModel",
     "PropertyType",
@@ -39,6 +42,7 @@ __all__ = (
     "TwinValue",
     "Value",
     "WriteFailure",
+    "check_value",
     "coerce_value",
     "compute_delta",
     "format_value",

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from edgedev.twin._values import PropertyType, is_pending, parse_value, text_equal
+from edgedev.twin._values import PropertyType, check_value, is_pending, text_equal
 
 
 class Code(IntEnum):
@@ -294,14 +294,9 @@ class Twin:
 def _check_value(name: str, text: str, type_: PropertyType, pm: PropertyModel | None) -> str | None:
     """Why ``text`` is not an acceptable desired value of ``name``, or ``None``."""
     try:
-        value = parse_value(text, type_)
+        check_value(text, type_, *((pm.minimum, pm.maximum) if pm is not None else (None, None)))
     except ValueError as exc:
         return f"{name}: {exc}"
-    if pm is not None and isinstance(value, int | float) and not isinstance(value, bool):
-        if pm.minimum is not None and value < pm.minimum:
-            return f"{name}={text} is below the minimum {pm.minimum:g}"
-        if pm.maximum is not None and value > pm.maximum:
-            return f"{name}={text} is above the maximum {pm.maximum:g}"
     return None
 
 

@@ -140,3 +140,27 @@ def is_pending(desired: str | None, reported: str | None, type_: PropertyType) -
     if desired is None:
         return False
     return reported is None or not text_equal(desired, reported, type_)
+
+
+def check_value(
+    text: str, type_: PropertyType, minimum: float | None = None, maximum: float | None = None
+) -> Value:
+    """Parse ``text`` as a value of ``type_`` that may be sent to a device.
+
+    The one rule for values crossing into a device, applied by the twin agent, the mapper and
+    ``edgedev validate`` alike: the text parses as the type, a number is finite (``nan``,
+    ``inf`` and ``1e400`` are refused) and lies within ``minimum``/``maximum`` when given.
+
+    Raises:
+        ValueError: the value is not acceptable; the message says why (without the property's
+            name, which the caller adds).
+    """
+    value = parse_value(text, type_)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{text.strip()} is below the minimum {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{text.strip()} is above the maximum {maximum:g}")
+    return value

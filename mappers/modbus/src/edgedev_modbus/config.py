@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -9,6 +12,9 @@ from pydantic import Field, field_validator, model_validator
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 from edgedev_modbus.codec import DataType, Table
 
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*"
+)
 _PARITY = {"n": "N", "none": "N", "e": "E", "even": "E", "o": "O", "odd": "O"}
 
 
@@ -33,6 +39,21 @@ class ModbusProtocol(ProtocolConfig):
     stop_bits: Literal[1, 2] = 1
     max_gap: int = Field(16, ge=0, le=124)
     coalesce: bool = True
+
+    @field_validator("ip")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        numeric = value.replace(".", "").isdigit()  # 999.1.1.1 is a bad address, not a name
+        if numeric or _HOSTNAME.fullmatch(value) is None:
+            raise ValueError(f"{value!r} is not an IP address or a host name")
+        return value
 
     @field_validator("parity", mode="before")
     @classmethod
@@ -73,4 +94,6 @@ class ModbusVisitor(VisitorConfig):
     def _nonzero(cls, value: float) -> float:
         if value == 0:
             raise ValueError("scale must not be 0")
+        if not math.isfinite(value):
+            raise ValueError(f"scale must be a finite number, not {value}")
         return value

@@ -50,6 +50,8 @@ class Request:
     function: int
     address: int
     count: int
+    refused: bool = False
+    """Whether it was answered with an exception (see :meth:`ModbusSimulator.fail`)."""
 
     @property
     def table(self) -> Table:
@@ -134,6 +136,7 @@ class ModbusSimulator(Simulator):
             self._by_id[spec.id] = unit
         self.requests: list[Request] = []
         self._failing: dict[str, int] = {}
+        self._delays: dict[str, float] = {}
         self._servers: list[Any] = []
         self._request_seen: anyio.Event | None = None
 
@@ -184,6 +187,13 @@ class ModbusSimulator(Simulator):
         else:
             self._failing[device_id] = code
 
+    def slow(self, device_id: str, seconds: float | None) -> None:
+        """Answer every request to ``device_id`` after ``seconds`` (None: at once again)."""
+        if seconds is None:
+            self._delays.pop(device_id, None)
+        else:
+            self._delays[device_id] = seconds
+
     def _action(self, device_id: str, unit: _SimDevice) -> Any:
         async def action(
             function: int,
@@ -193,7 +203,11 @@ class ModbusSimulator(Simulator):
             registers: list[int],
             values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
+            delay = self._delays.get(device_id)
+            if delay:
+                await anyio.sleep(delay)
             if device_id in self._failing:
+                self._note(Request(device_id, function, address, count, refused=True))
                 return ExcCodes(self._failing[device_id])
             table = _TABLE_OF_FUNCTION.get(function)
             if table is None:
