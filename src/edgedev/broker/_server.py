@@ -142,7 +142,7 @@ class EmbeddedBroker:
             self._port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
             self._closing = False
             self._stack = stack.pop_all()
-        logger.info("embedded MQTT broker listening on %s", self.url)
+        logger.debug("embedded MQTT broker listening on %s", self.url)
         return self
 
     async def __aexit__(
