@@ -32,7 +32,9 @@ READY = {
 }
 """What a background command prints once a reader would see it working."""
 
-SETUP = re.compile(r"^(python3 -m venv|\S*pip install|curl |sudo |mkdir |docker |kubectl )")
+SETUP = re.compile(
+    r"^(python3 -m venv|\S*pip install|curl |sudo |mkdir |docker |kubectl |edgedev completion )"
+)
 """Set-up lines the test does not repeat (the test already runs in an installed clone)."""
 
 
