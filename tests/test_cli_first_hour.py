@@ -20,9 +20,9 @@ from edgedev.bus._messages import desired_update, state_update, twin_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.cli import build_parser, main
 from edgedev.cli._logging import setup_logging
-from edgedev.cli._view import TwinView
 from edgedev.cli._watch import describe
 from edgedev.testing import Recorder, edgedev_process, free_port
+from edgedev.view._state import TwinView
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 20.0

@@ -2,8 +2,9 @@
 
 The shell blocks of each tutorial are taken from the Markdown and run line by line, the way
 a reader types them into one terminal: a line ending in ``&`` starts a command in the
-background (the next line waits until it says it is ready), ``edgedev watch`` runs until
-Ctrl-C (here: until it has printed a few lines), and a ``# exit N`` comment is the exit code
+background (the next line waits until it says it is ready), ``edgedev watch`` and
+``edgedev view`` run until Ctrl-C (here: until watch has printed a few lines, and until the
+view's page has answered), and a ``# exit N`` comment is the exit code
 the reader is promised. The commands use the fixed ports the docs give (1883, 5020, 5021):
 they run in a network namespace of their own (``unshare -n``) so that nothing else on the
 machine is in their way, and with nothing but edgedev on the ``PATH`` (no mosquitto).
@@ -71,7 +72,7 @@ def steps(markdown: Path, first: str, last: str) -> list[Step]:
 
 
 RUNNER = r"""
-import json, os, re, select, signal, subprocess, sys, time
+import json, os, re, select, signal, subprocess, sys, time, urllib.request
 
 steps, ready, workdir = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -108,6 +109,14 @@ for command, is_background, _ in steps:
         background.append(proc)
         results.append({"command": command, "code": None, "output": output,
                         "ready": pattern in output})
+    elif command.startswith("edgedev view"):
+        output = read_until(proc, "web view: http://", 30)
+        url = re.search(r"web view: (http://\S+)", output)
+        page = urllib.request.urlopen(url.group(1), timeout=10).read() if url else b""
+        proc.send_signal(signal.SIGINT)
+        output += proc.communicate(timeout=15)[0].decode(errors="replace")
+        results.append({"command": command, "code": proc.returncode, "output": output,
+                        "page": len(page)})
     elif command.startswith("edgedev watch"):
         output = ""
         deadline = time.monotonic() + 30
@@ -173,6 +182,8 @@ def check(tutorial: list[Step], results: list[dict[str, object]]) -> None:
         elif step.command.startswith("edgedev watch"):
             lines = str(result["output"]).splitlines()
             assert len(lines) >= 3 and result["code"] == 0, transcript
+        elif step.command.startswith("edgedev view"):
+            assert result["page"] and result["code"] == 0, transcript
         else:
             want = 0 if step.exit_code is None else step.exit_code
             assert result["code"] == want, f"{step.command}: exit {result['code']}\n{transcript}"

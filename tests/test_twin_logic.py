@@ -224,10 +224,3 @@ def test_the_view_shows_desired_reported_and_pending():
     assert "22.0" in view.render()
     view.apply(topics.device(dev, Channel.TWIN_DOCUMENT), document(None))
     assert view.devices[dev].properties["sp"].desired is None
-    # a request the agent refuses sets nothing: the view goes back to what it showed
-    refused = desired_update({"sp": "99"}, event_id="e1")
-    view.apply(topics.device(dev, Channel.TWIN_UPDATE), refused)
-    assert view.devices[dev].properties["sp"].desired == "99"
-    answer = b'{"event_id":"e1","code":400,"reason":"above the maximum"}'
-    view.apply(topics.device(dev, Channel.TWIN_RESULT), answer)
-    assert view.devices[dev].properties["sp"].desired is None
