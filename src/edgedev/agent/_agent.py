@@ -19,6 +19,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from edgedev._text import plural
 from edgedev.agent._core import AgentCore, Reply
 from edgedev.agent._input import AgentLimits
 from edgedev.agent._store import MEMORY, TwinStore
@@ -129,6 +130,14 @@ class Agent:
                 bus.subscribe(*self.filters()) as messages,
             ):
                 self.bus = bus
+                bus.on_connect(
+                    lambda: log.info(
+                        "agent %s serving %s on %s",
+                        self.name,
+                        plural(len(self.core.records), "twin"),
+                        bus.url,
+                    )
+                )
                 self._publish(bus, initial, stored)
                 task_status.started(self)
                 await self._serve(bus, store, messages)

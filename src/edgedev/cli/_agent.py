@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from edgedev.cli._run import add_health_option
 from edgedev.health import HealthError, agent_health, serving
 
 HELP = "keep device twins in SQLite and drive mappers to the desired values"
+LOG_LEVEL = logging.INFO
 
 
 def default_db() -> str:

@@ -76,16 +76,6 @@ def load_or_report(files: Sequence[str]) -> list[DeviceSpec] | None:
         return None
 
 
-def setup_logging(verbosity: int) -> None:
-    """Log to stderr: warnings by default, info with -v, debug with -vv."""
-    level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    if level > logging.DEBUG:
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log device faults once
-
-
 def run_async(
     main: Callable[[], Awaitable[int | None]],
     *,

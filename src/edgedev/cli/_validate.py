@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgedev._text import plural
 from edgedev.cli._common import add_file_option, load_or_report
 
 HELP = "check Device and DeviceModel files"
@@ -20,5 +21,10 @@ def run(args: argparse.Namespace) -> int:
     if devices is None:
         return 1
     props = sum(len(d.properties) for d in devices)
-    print(f"ok: {len(devices)} device(s), {props} properties in {len(args.files)} file(s)")
+    counts = [
+        plural(len(devices), "device"),
+        plural(props, "property", "properties"),
+        plural(len(args.files), "file"),
+    ]
+    print("ok: {}, {} in {}".format(*counts))
     return 0

@@ -12,6 +12,7 @@ from anyio.abc import TaskStatus
 from pydantic import ValidationError
 
 from edgedev._plugins import Registry
+from edgedev._text import plural
 from edgedev.bus._client import Bus
 from edgedev.bus._messages import (
     MapperState,
@@ -143,10 +144,11 @@ class Mapper:
                     for writer in self.writers.values():
                         tg.start_soon(writer.run)
                     log.info(
-                        "mapper %s running %d devices (%s)",
+                        "mapper %s running %s (%s), broker %s",
                         self.name,
-                        len(self.runners),
+                        plural(len(self.runners), "device"),
                         ", ".join(sorted({d.protocol for d in self.devices})),
+                        bus.url,
                     )
                     task_status.started(self)
             finally:

@@ -140,6 +140,14 @@ class ModbusSimulator(Simulator):
         self._servers: list[Any] = []
         self._request_seen: anyio.Event | None = None
 
+    def address(self, device: DeviceSpec) -> str:
+        """``tcp HOST:PORT unit N``, or ``rtu LINE unit N`` for a serial line."""
+        cfg = device.config
+        assert isinstance(cfg, ModbusProtocol)
+        if cfg.ip is not None:
+            return f"tcp {cfg.ip}:{cfg.port} unit {cfg.slave_id}"
+        return f"rtu {cfg.serial_port} unit {cfg.slave_id}"
+
     def get(self, device_id: str, prop: str) -> Value:
         """The value of ``prop`` on ``device_id`` as the device holds it now."""
         return self._by_id[device_id].get(prop)
@@ -263,7 +271,7 @@ class ModbusSimulator(Simulator):
                     where = f"RTU line {line}"
                 await server.serve_forever(background=True)
                 self._servers.append(server)
-                log.info("simulating %d Modbus device(s) on %s", len(units), where)
+                log.debug("simulating %d Modbus device(s) on %s", len(units), where)
             task_status.started()
             await anyio.sleep_forever()
         finally:
