@@ -57,13 +57,19 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         "edgedev_device_reconnects_total", "times the device came back online", "counter"
     )
     writes = Metric("edgedev_device_writes_total", "writes the device accepted", "counter")
+    refused = Metric(
+        "edgedev_twin_values_refused_total",
+        "values left out of twin reports because EdgeCore would refuse them",
+        "counter",
+    )
     for device_id, runner in sorted(mapper.runners.items()):
         up.add(1 if runner.state == "online" else 0, device=device_id)
         reads.add(runner.reads, device=device_id)
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
-    return [*bus_metrics(mapper.bus), up, reads, errors, reconnects, writes]
+        refused.add(runner.refused, device=device_id)
+    return [*bus_metrics(mapper.bus), up, reads, errors, reconnects, writes, refused]
 
 
 def mapper_health(mapper: Mapper) -> Health:
