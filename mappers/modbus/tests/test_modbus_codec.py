@@ -115,6 +115,7 @@ def test_data_type_values() -> None:
         "float64",
         "boolean",
         "string",
+        "bytes",
     ]
 
 
@@ -155,7 +156,7 @@ def test_default_data_type(model_type: str, table: Table, limit: int, expected: 
     ("model_type", "table", "limit", "message"),
     [
         ("FLOAT", Table.COIL, 2, "CoilRegister holds single bits"),
-        ("INT", Table.DISCRETE_INPUT, 1, "DiscreteInputRegister holds single bits"),
+        ("DOUBLE", Table.DISCRETE_INPUT, 1, "DiscreteInputRegister holds single bits"),
         ("STRING", Table.COIL, 4, "dataType must be boolean"),
         ("INT", Table.HOLDING, 3, "INT property spans 1 or 2 or 4 registers, not limit 3"),
         ("FLOAT", Table.HOLDING, 1, "FLOAT property spans 2 or 4 registers"),
