@@ -46,7 +46,7 @@ TYPES: list[tuple[str, str, str, Any, str, str]] = [
     ("i64", "INT", "Int64", -(2**40), str(-(2**40)), "int"),
     ("u64", "INT", "UInt64", 2**63 + 5, str(2**63 + 5), "int"),
     ("f32", "FLOAT", "Float", 23.1, "23.1", "float"),
-    ("f64", "DOUBLE", "Double", 3.141592653589793, "3.141592653589793", "double"),
+    ("f64", "DOUBLE", "Double", 3.141592653589793, "3.141592653589793", "float"),
     ("text", "STRING", "String", "Linie 1 größer", "Linie 1 größer", "string"),
     ("stamp", "STRING", "DateTime", STAMP, "2026-01-02T03:04:05+00:00", "string"),
     ("blob", "BYTES", "ByteString", b"\x01\x02\xff", "AQL/", "bytes"),

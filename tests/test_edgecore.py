@@ -1,0 +1,223 @@
+"""What edgedev publishes, EdgeCore accepts; and a desired value is written once.
+
+``edgecore_double`` holds EdgeCore's DeviceTwin rules, written from its Go source; here it
+checks its own rules, agrees with :mod:`edgedev.wire`, and serves real mappers on a real
+broker: the demo fleet and every example (zero refusals, nothing left out), and a desired
+``"24"`` on a FLOAT register (one write, however many reports and deltas follow).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+
+from edgedev import Mapper, load_devices
+from edgedev.bus._messages import desired_update, twin_report
+from edgedev.cli._demo import demo_files
+from edgedev.config._spec import DeviceSpec
+from edgedev.simulate import simulate
+from edgedev.testing import free_port
+from edgedev.twin import PropertyType, Value, format_value
+from edgedev.wire import plain_float, refusal
+from edgedev_modbus import ModbusSimulator
+from edgecore_double import EdgeCoreTwins, edgecore_running, validate_value
+from twin_helpers import DEVICE, root, thermostat
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 30  # generous: two cores shared with other test sessions
+
+
+def report(*entries: tuple[str, str, str]) -> bytes:
+    return twin_report([(name, value, type_, 1) for name, value, type_ in entries])
+
+
+# --- the double's own rules, as EdgeCore's Go code has them ------------------------------------
+
+
+def test_one_bad_entry_refuses_the_whole_message():
+    core = EdgeCoreTwins()
+    core.add_device("d")
+    for bad in [
+        ("rel humidity", "1", "float"),  # key charset
+        ("t", "AB CD", "string"),  # value charset
+        ("t", "1e+16", "float"),  # '+' of an exponent
+        ("t", "AAE=", "string"),  # base64 padding
+        ("t", "3.5", "double"),  # not an EdgeCore type
+        ("t", "23.5", "int"),  # not a base-10 integer
+    ]:
+        result, delta = core.update("d", report(("ok", "1", "int"), bad))
+        assert result["code"] == 400 and delta is None, bad
+    assert core.devices["d"] == {}  # nothing of any refused message was kept
+    assert len(core.refused) == 6
+
+
+def test_a_delta_follows_every_update_while_desired_and_reported_differ_as_strings():
+    core = EdgeCoreTwins()
+    core.add_device("d", {"setpoint": ("float", "24")})
+    for _ in range(3):
+        _, delta = core.update("d", report(("setpoint", "24.0", "float")))
+        assert delta is not None and delta["delta"] == {"setpoint": "24"}
+    _, delta = core.update("d", report(("setpoint", "24", "float")))
+    assert delta is None
+    assert core.deltas == 3
+
+
+def test_a_null_entry_clears_an_optional_twin_and_ends_its_delta():
+    core = EdgeCoreTwins()
+    core.add_device("d", {"setpoint": ("float", "24")})
+    result, delta = core.update("d", desired_update({"setpoint": None}))
+    assert result["code"] == 200 and delta is None
+    assert core.devices["d"]["setpoint"].expected is None
+
+
+# --- edgedev.wire agrees with the double ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "type_"),
+    [
+        ("temp", "23.5", "float"),
+        ("temp", "-0.0000001", "float"),
+        ("temp", "nan", "float"),
+        ("count", "-9223372036854775808", "int"),
+        ("count", "9223372036854775808", "int"),
+        ("flag", "true", "boolean"),
+        ("flag", "1", "boolean"),
+        ("label", "", "string"),
+        ("label", "AB CD", "string"),
+        ("label", "x" * 513, "string"),
+        ("raw", "00ff", "string"),
+        ("rel humidity", "1", "float"),
+        ("k" * 129, "1", "float"),
+        ("temp", "3.5", "double"),
+        ("temp", "3.5", "bytes"),
+    ],
+)
+def test_the_wire_rules_agree_with_the_double(name: str, text: str, type_: str):
+    core = EdgeCoreTwins()
+    core.add_device("d")
+    result, _ = core.update("d", report((name, text, type_)))
+    assert (refusal(name, text, type_) is None) == (result["code"] == 200)
+
+
+def test_every_type_maps_to_one_edgecore_accepts_with_its_values():
+    samples: dict[PropertyType, Value] = {
+        PropertyType.INT: -5,
+        PropertyType.FLOAT: 2.5e-9,
+        PropertyType.DOUBLE: 1e16,
+        PropertyType.BOOLEAN: True,
+        PropertyType.STRING: "EDGE-01",
+        PropertyType.BYTES: b"\x00\xff+/=",
+        PropertyType.STREAM: "rtsp:/cam",
+    }
+    assert set(samples) == set(PropertyType)
+    for type_, value in samples.items():
+        text = format_value(value, type_)
+        assert validate_value(type_.wire_name, text) is None, (type_, text)
+        assert refusal("p", text, type_.wire_name) is None, (type_, text)
+    assert plain_float(1e16) == "10000000000000000.0"
+    assert plain_float(-2.5e-8) == "-0.000000025"
+
+
+# --- real mappers, served by the double -------------------------------------------------------
+
+
+def _free_ports(text: str, ports: dict[str, str]) -> str:
+    """``text`` with each fixed port (``port: 5020``, ``host:5030``) moved to a free one."""
+
+    def swap(match: re.Match[str]) -> str:
+        old = match.group(2)
+        ports.setdefault(old, str(free_port()))
+        return match.group(1) + ports[old]
+
+    return re.sub(r"(port: |127\.0\.0\.1:)(\d{4,5})", swap, text)
+
+
+def fleet(tmp_path: Path, which: str) -> list[DeviceSpec]:
+    """The demo fleet of every installed simulator, or every example on free ports."""
+    if which == "demo":
+        return load_devices(demo_files(tmp_path))
+    files = []
+    ports: dict[str, str] = {}
+    for example in sorted((ROOT / "examples").glob("*.yaml")):
+        copy = tmp_path / example.name
+        copy.write_text(_free_ports(example.read_text(), ports))
+        files.append(str(copy))
+    return load_devices(files)
+
+
+@pytest.mark.parametrize("which", ["demo", "examples"])
+async def test_the_demo_fleet_and_every_example_report_nothing_edgecore_refuses(
+    tmp_path: Path, mqtt_url: str, which: str
+):
+    devices = fleet(tmp_path, which)
+    assert {d.protocol for d in devices} >= {"modbus", "opcua", "ble", "gpio"}
+    core = EdgeCoreTwins()
+    for spec in devices:
+        core.add_device(
+            spec.id,
+            {p.name: (p.type.wire_name, p.desired) for p in spec.properties if p.desired},
+        )
+    topic_root = root()
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    reporting = {d.id for d in devices if any(p.report_to_cloud for p in d.properties)}
+    async with anyio.create_task_group() as tg:
+        await tg.start(simulate, devices)
+        async with edgecore_running(mqtt_url, topic_root, core):
+            await tg.start(mapper.run)
+            with anyio.fail_after(WAIT):
+                while not reporting <= core.reporters or core.accepted < 3 * len(reporting):
+                    await anyio.sleep(0.1)
+        tg.cancel_scope.cancel()
+    assert core.refused == []
+    assert {i: r.refused for i, r in mapper.runners.items() if r.refused} == {}
+
+
+async def test_a_desired_24_on_a_float_register_is_written_once(tmp_path: Path, mqtt_url: str):
+    devices, _ = thermostat(tmp_path, cycle=100)
+    core = EdgeCoreTwins()
+    core.add_device(DEVICE, {"setpoint": ("float", "24")})
+    topic_root = root()
+    sim = ModbusSimulator(devices)
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        async with edgecore_running(mqtt_url, topic_root, core):
+            await tg.start(mapper.run)
+            with anyio.fail_after(WAIT):
+                while core.devices[DEVICE]["setpoint"].actual != "24":
+                    await anyio.sleep(0.05)
+                settled, deltas = core.accepted, core.deltas
+                while core.accepted < settled + 30:  # 30 more reports (3 s of them)
+                    await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    writes = [r for r in sim.requests if not r.is_read]
+    assert len(writes) == 1
+    assert sim.get(DEVICE, "setpoint") == 24.0
+    assert core.deltas == deltas  # the reported "24" ended EdgeCore's deltas
+    assert core.refused == []
+
+
+async def test_a_value_the_device_already_holds_is_not_written(tmp_path: Path, mqtt_url: str):
+    devices, _ = thermostat(tmp_path, cycle=100)
+    core = EdgeCoreTwins()
+    core.add_device(DEVICE, {"level": ("int", "7")})
+    topic_root = root()
+    sim = ModbusSimulator(devices)
+    sim.set(DEVICE, "level", 7)
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        async with edgecore_running(mqtt_url, topic_root, core):
+            await tg.start(mapper.run)
+            with anyio.fail_after(WAIT):
+                while core.accepted < 20:
+                    await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    assert [r for r in sim.requests if not r.is_read] == []
+    assert core.devices[DEVICE]["level"].actual == "7"
+    assert json.dumps(core.refused) == "[]"
