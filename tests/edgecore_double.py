@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +73,13 @@ class EdgeCoreTwins:
     accepted: int = 0
     reporters: set[str] = field(default_factory=set)
     deltas: int = 0
+    _changed: anyio.Event = field(default_factory=anyio.Event, repr=False)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float) -> None:
+        """Return once ``condition()`` holds after an update; TimeoutError after ``timeout``."""
+        with anyio.fail_after(timeout):
+            while not condition():
+                await self._changed.wait()
 
     def add_device(self, device_id: str, desired: dict[str, tuple[str, str]] | None = None) -> None:
         """A device as the cloud sends it: desired values with their twin type."""
@@ -84,6 +91,15 @@ class EdgeCoreTwins:
         self, device_id: str, payload: bytes
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """A ``twin/update``: the result, and the delta EdgeCore would publish (or ``None``)."""
+        try:
+            return self._update(device_id, payload)
+        finally:
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    def _update(
+        self, device_id: str, payload: bytes
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         try:
             body = json.loads(payload)
         except ValueError:

@@ -8,6 +8,7 @@ broker: the demo fleet and every example (zero refusals, nothing left out), and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from edgecore_double import EdgeCoreTwins, edgecore_running, validate_value
 from edgedev import Mapper, load_devices
 from edgedev.bus._messages import desired_update, twin_report
 from edgedev.cli._demo import demo_files
@@ -24,7 +26,6 @@ from edgedev.testing import free_port
 from edgedev.twin import PropertyType, Value, format_value
 from edgedev.wire import plain_float, refusal
 from edgedev_modbus import ModbusSimulator
-from edgecore_double import EdgeCoreTwins, edgecore_running, validate_value
 from twin_helpers import DEVICE, root, thermostat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,12 +170,16 @@ async def test_the_demo_fleet_and_every_example_report_nothing_edgecore_refuses(
         await tg.start(simulate, devices)
         async with edgecore_running(mqtt_url, topic_root, core):
             await tg.start(mapper.run)
-            with anyio.fail_after(WAIT):
-                while not reporting <= core.reporters or core.accepted < 3 * len(reporting):
-                    await anyio.sleep(0.1)
+            with contextlib.suppress(TimeoutError):  # the asserts below say what is missing
+                await core.wait_until(
+                    lambda: reporting <= core.reporters and core.accepted >= 3 * len(reporting),
+                    WAIT,
+                )
         tg.cancel_scope.cancel()
     assert core.refused == []
     assert {i: r.refused for i, r in mapper.runners.items() if r.refused} == {}
+    assert reporting - core.reporters == set()
+    assert core.accepted >= 3 * len(reporting)
 
 
 async def test_a_desired_24_on_a_float_register_is_written_once(tmp_path: Path, mqtt_url: str):
@@ -188,12 +193,9 @@ async def test_a_desired_24_on_a_float_register_is_written_once(tmp_path: Path, 
         await tg.start(sim.run)
         async with edgecore_running(mqtt_url, topic_root, core):
             await tg.start(mapper.run)
-            with anyio.fail_after(WAIT):
-                while core.devices[DEVICE]["setpoint"].actual != "24":
-                    await anyio.sleep(0.05)
-                settled, deltas = core.accepted, core.deltas
-                while core.accepted < settled + 30:  # 30 more reports (3 s of them)
-                    await anyio.sleep(0.05)
+            await core.wait_until(lambda: core.devices[DEVICE]["setpoint"].actual == "24", WAIT)
+            settled, deltas = core.accepted, core.deltas
+            await core.wait_until(lambda: core.accepted >= settled + 30, WAIT)  # 3 s of reports
         tg.cancel_scope.cancel()
     writes = [r for r in sim.requests if not r.is_read]
     assert len(writes) == 1
@@ -214,9 +216,7 @@ async def test_a_value_the_device_already_holds_is_not_written(tmp_path: Path, m
         await tg.start(sim.run)
         async with edgecore_running(mqtt_url, topic_root, core):
             await tg.start(mapper.run)
-            with anyio.fail_after(WAIT):
-                while core.accepted < 20:
-                    await anyio.sleep(0.05)
+            await core.wait_until(lambda: core.accepted >= 20, WAIT)
         tg.cancel_scope.cancel()
     assert [r for r in sim.requests if not r.is_read] == []
     assert core.devices[DEVICE]["level"].actual == "7"

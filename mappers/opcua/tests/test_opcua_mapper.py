@@ -48,7 +48,7 @@ TYPES: list[tuple[str, str, str, Any, str, str]] = [
     ("f32", "FLOAT", "Float", 23.1, "23.1", "float"),
     ("f64", "DOUBLE", "Double", 3.141592653589793, "3.141592653589793", "float"),
     ("text", "STRING", "String", "Linie 1 größer", "Linie 1 größer", "string"),
-    ("stamp", "STRING", "DateTime", STAMP, "2026-01-02T03:04:05+00:00", "string"),
+    ("stamp", "STRING", "DateTime", STAMP, "2026-01-02T03:04:05Z", "string"),
     ("blob", "BYTES", "ByteString", b"\x01\x02\xff", "AQL/", "bytes"),
 ]
 TYPE_MODEL = model(
