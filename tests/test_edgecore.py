@@ -221,3 +221,55 @@ async def test_a_value_the_device_already_holds_is_not_written(tmp_path: Path, m
     assert [r for r in sim.requests if not r.is_read] == []
     assert core.devices[DEVICE]["level"].actual == "7"
     assert json.dumps(core.refused) == "[]"
+
+
+def on_free_ports(tmp_path: Path, path: Path) -> Path:
+    """A copy of ``path`` in ``tmp_path`` with its fixed ports moved to free ones."""
+    copy = tmp_path / path.name
+    copy.write_text(_free_ports(path.read_text(), {}))
+    return copy
+
+
+UPSTREAM = sorted((ROOT / "tests/data/upstream").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", UPSTREAM, ids=lambda p: p.stem)
+async def test_upstream_shaped_yaml_validates_and_runs_against_its_simulator(
+    tmp_path: Path, mqtt_url: str, path: Path
+):
+    devices = load_devices([on_free_ports(tmp_path, path)], warnings=[])
+    core = EdgeCoreTwins()
+    for spec in devices:
+        core.add_device(
+            spec.id,
+            {p.name: (p.type.wire_name, p.desired) for p in spec.properties if p.desired},
+        )
+    wanted = {(d.id, p.name): p.desired for d in devices for p in d.properties}
+
+    def settled() -> bool:
+        for (device, name), desired in wanted.items():
+            twin = core.devices[device].get(name)
+            if twin is None or twin.actual is None or (desired and twin.actual != desired):
+                return False
+        return True
+
+    topic_root = root()
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    async with anyio.create_task_group() as tg:
+        await tg.start(simulate, devices)
+        async with edgecore_running(mqtt_url, topic_root, core):
+            await tg.start(mapper.run)
+            with contextlib.suppress(TimeoutError):  # the asserts below say what is missing
+                await core.wait_until(settled, WAIT)
+        tg.cancel_scope.cancel()
+    assert core.refused == []
+    reported = {
+        (device, name): twin.actual
+        for device, twins in core.devices.items()
+        for name, twin in twins.items()
+    }
+    # every property reported; a desired value reached and reported in its own text
+    assert {k: reported.get(k) for k in wanted if wanted[k]} == {
+        k: v for k, v in wanted.items() if v
+    }
+    assert set(wanted) <= set(reported)

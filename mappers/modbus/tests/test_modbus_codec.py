@@ -164,7 +164,7 @@ def test_default_data_type(model_type: str, table: Table, limit: int, expected: 
         ("BOOLEAN", Table.COIL, 2, "boolean on CoilRegister spans 1 bit"),
         ("BOOLEAN", Table.HOLDING, 2, "boolean spans 1 register"),
         ("STRING", Table.HOLDING, 0, "at least 1 register"),
-        ("BYTES", Table.HOLDING, 2, "no Modbus dataType for a 'BYTES' property"),
+        ("BYTES", Table.COIL, 1, "dataType must be boolean"),
         ("COMPLEX", Table.HOLDING, 2, "no Modbus dataType"),
     ],
 )

@@ -170,7 +170,7 @@ def default_data_type(model_type: str, table: Table, limit: int) -> DataType:
     is int16, int32 or int64; FLOAT with limit 2 is float32 (limit 4: float64); DOUBLE with
     limit 4 is float64 (limit 2: float32); BOOLEAN is the bit on coils and discrete inputs and a
     register (non-zero is true) elsewhere, as INT is (0 or 1) on coils and discrete inputs;
-    STRING is ASCII over ``limit`` registers.
+    STRING is ASCII over ``limit`` registers, BYTES the raw bytes of ``limit`` registers.
 
     Args:
         model_type: The DeviceModel property ``type`` (INT, FLOAT, DOUBLE, BOOLEAN, STRING;
@@ -191,6 +191,8 @@ def default_data_type(model_type: str, table: Table, limit: int) -> DataType:
         data_type = DataType.BOOLEAN
     elif kind == "STRING":
         data_type = DataType.STRING
+    elif kind == "BYTES":
+        data_type = DataType.BYTES
     else:
         if kind == "INT":
             by_limit = {1: DataType.INT16, 2: DataType.INT32, 4: DataType.INT64}
