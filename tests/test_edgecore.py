@@ -22,7 +22,13 @@ from edgedev.bus._messages import desired_update, twin_report
 from edgedev.cli._demo import demo_files
 from edgedev.config._spec import DeviceSpec
 from edgedev.simulate import simulate
-from edgedev.testing import free_port
+from edgedev.testing import device as kube_device
+from edgedev.testing import (
+    device_model,
+    device_property,
+    free_port,
+    load_documents,
+)
 from edgedev.twin import PropertyType, Value, format_value
 from edgedev.wire import plain_float, refusal
 from edgedev_modbus import ModbusSimulator
@@ -73,6 +79,9 @@ def test_a_null_entry_clears_an_optional_twin_and_ends_its_delta():
     result, delta = core.update("d", desired_update({"setpoint": None}))
     assert result["code"] == 200 and delta is None
     assert core.devices["d"]["setpoint"].expected is None
+    assert json.loads(desired_update({"setpoint": None}))["twin"] == {"setpoint": None}
+    with_version = json.loads(desired_update({"setpoint": None}, version=3))["twin"]
+    assert with_version == {"setpoint": {"expected": None, "version": 3}}  # edgedev's agent
 
 
 # --- edgedev.wire agrees with the double ------------------------------------------------------
@@ -273,3 +282,61 @@ async def test_upstream_shaped_yaml_validates_and_runs_against_its_simulator(
         k: v for k, v in wanted.items() if v
     }
     assert set(wanted) <= set(reported)
+
+
+async def test_report_to_cloud_false_stays_off_the_twin_topics(tmp_path: Path, mqtt_url: str):
+    port = free_port()
+    props = [
+        device_property("temp", "modbus", 100, {"register": "InputRegister", "offset": 0}),
+        device_property("raw", "modbus", 100, {"register": "InputRegister", "offset": 1}),
+    ]
+    props[1]["reportToCloud"] = False
+    types = [{"name": n, "type": "INT", "accessMode": "ReadOnly"} for n in ("temp", "raw")]
+    devices = load_documents(
+        tmp_path,
+        [
+            device_model("m", "modbus", types),
+            kube_device("d", "m", "modbus", {"ip": "127.0.0.1", "port": port}, props),
+        ],
+    )
+    core = EdgeCoreTwins()
+    core.add_device("default/d")
+    topic_root = root()
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    async with anyio.create_task_group() as tg:
+        await tg.start(simulate, devices)
+        async with edgecore_running(mqtt_url, topic_root, core):
+            await tg.start(mapper.run)
+            await core.wait_until(lambda: core.accepted >= 5, WAIT)
+        tg.cancel_scope.cancel()
+    assert set(core.devices["default/d"]) == {"temp"}
+    assert "raw" in mapper.runners["default/d"].values  # read, for other sinks
+
+
+async def test_writes_of_one_property_are_rate_bounded(tmp_path: Path, mqtt_url: str):
+    devices, _ = thermostat(tmp_path, cycle=100)
+    sim = ModbusSimulator(devices)
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=root())
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        await tg.start(mapper.run)
+        writer, runner = mapper.writers[DEVICE], mapper.runners[DEVICE]
+        writer.min_interval = 1.5
+        online = anyio.Event()
+        runner.on_state.append(lambda state: online.set() if state == "online" else None)
+        if runner.state != "online":
+            with anyio.fail_after(WAIT):
+                await online.wait()
+        writer.want("setpoint", "21")
+        await sim.wait_requests(len(sim.requests) + 1, timeout=WAIT)
+        first = anyio.current_time()
+        for value in ("22", "23", "24"):  # a burst of new desired values
+            writer.want("setpoint", value)
+            await anyio.sleep(0.05)
+        with anyio.fail_after(WAIT):
+            while sim.get(DEVICE, "setpoint") != 24.0:
+                await sim.wait_requests(len(sim.requests) + 1, timeout=WAIT)
+        second = anyio.current_time()
+        tg.cancel_scope.cancel()
+    assert [r.count for r in sim.requests if not r.is_read] == [1, 1]  # 21, then 24 only
+    assert second - first >= 1.5
