@@ -15,8 +15,10 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from edgecore_double import EdgeCoreTwins, edgecore_running, validate_value
+from edgecore_double import VALUE, EdgeCoreTwins, edgecore_running, validate_value
 from edgedev import Mapper, load_devices
 from edgedev.bus._messages import desired_update, twin_report
 from edgedev.cli._demo import demo_files
@@ -131,6 +133,20 @@ def test_every_type_maps_to_one_edgecore_accepts_with_its_values():
         assert refusal("p", text, type_.wire_name) is None, (type_, text)
     assert plain_float(1e16) == "10000000000000000.0"
     assert plain_float(-2.5e-8) == "-0.000000025"
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_float_is_sent_in_a_form_edgecore_accepts(value: float):
+    text = format_value(value, PropertyType.DOUBLE)
+    assert validate_value("float", text) is None and VALUE.match(text), text
+    assert refusal("p", text, "float") is None
+    assert float(text) == value
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_every_int64_is_sent_in_a_form_edgecore_accepts(value: int):
+    text = format_value(value, PropertyType.INT)
+    assert validate_value("int", text) is None and refusal("p", text, "int") is None
 
 
 # --- real mappers, served by the double -------------------------------------------------------

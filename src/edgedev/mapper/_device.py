@@ -24,7 +24,7 @@ from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
 from edgedev.twin._values import Value, format_value, parse_value, values_equal
-from edgedev.wire._edgecore import refusal
+from edgedev.wire._edgecore import key_refusal, value_refusal
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -130,6 +130,7 @@ class DeviceRunner:
         self._props = {p.name: p for p in spec.properties}
         self._wire_types = {p.name: p.type.wire_name for p in spec.properties}
         self._twin_names = frozenset(p.name for p in spec.properties if p.report_to_cloud)
+        self._key_refusals = {p.name: key_refusal(p.name) for p in spec.properties}
         self._desired: dict[str, tuple[str, Value]] = {}
         self._forced: set[str] = set()
         self._refused_once: set[str] = set()
@@ -308,7 +309,7 @@ class DeviceRunner:
             changes.reported(prop, value)
             text = self._text(prop, value)
             type_ = self._wire_types[name]
-            why = refusal(name, text, type_)
+            why = self._key_refusals[name] or value_refusal(text, type_)
             if why is not None:
                 self._refuse(name, why)
                 continue

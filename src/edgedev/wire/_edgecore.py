@@ -50,6 +50,8 @@ _KEY = re.compile(rf"[{_CHARSET}]{{1,{MAX_KEY}}}")
 _VALUE = re.compile(rf"[{_CHARSET}]{{1,{MAX_VALUE}}}")
 _BAD_CHAR = re.compile(rf"[^{_CHARSET}]")
 _INT = re.compile(r"[+-]?[0-9]+")
+_SHORT_INT = re.compile(r"-?[0-9]{1,18}")  # always within int64
+_DECIMAL = re.compile(r"-?[0-9]{1,250}\.[0-9]{1,250}")  # what format_value makes of a float
 _GO_FLOAT_WORDS = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan"})
 
 _TWIN_TYPES = {
@@ -102,6 +104,13 @@ def key_refusal(name: str) -> str | None:
 
 def value_refusal(text: str, type_: str) -> str | None:
     """Why EdgeCore refuses value ``text`` of ``metadata.type`` ``type_``, or ``None``."""
+    # fast paths for what the mapper sends most: plain numbers and booleans
+    if type_ == "float" and (_DECIMAL.fullmatch(text) or _SHORT_INT.fullmatch(text)):
+        return None
+    if type_ == "int" and _SHORT_INT.fullmatch(text):
+        return None
+    if type_ == "boolean" and text in ("true", "false"):
+        return None
     if type_ not in EDGECORE_TYPES:
         return f"the twin type {type_!r} (EdgeCore knows {', '.join(sorted(EDGECORE_TYPES))})"
     if text and not _VALUE.fullmatch(text):
