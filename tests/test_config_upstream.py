@@ -183,6 +183,13 @@ def test_enum_errors_quote_the_value_and_suggest_the_nearest(tmp_path: Path):
     assert any("did you mean 'modbus'?" in p for p in found)
     found = problems(tmp_path, model(TEMP), {**device(visits()), "kind": "Devic"})
     assert "unknown kind 'Devic'; did you mean 'Device'?" in found[0]
+    found = problems(tmp_path, model(TEMP), device({**visits(ofset=3), "colectCycle": 5}))
+    assert any(
+        "colectCycle: Extra inputs are not permitted; did you mean 'collectCycle'?" in p
+        for p in found
+    )
+    found = problems(tmp_path, model(TEMP), device(visits(ofset=3)))
+    assert "configData.ofset: Extra inputs are not permitted; did you mean 'offset'?" in found[0]
 
 
 def test_validate_warns_about_what_edgecore_would_refuse(tmp_path: Path):

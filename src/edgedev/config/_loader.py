@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,13 +90,23 @@ def _loc(loc: Iterable[int | str]) -> str:
     return out
 
 
-def _validation_fields(error: ValidationError, prefix: str = "") -> list[tuple[str | None, str]]:
-    """``(field, message)`` of each error, fields under ``prefix``."""
+def _validation_fields(
+    error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[tuple[str | None, str]]:
+    """``(field, message)`` of each error, fields under ``prefix``.
+
+    With ``model`` (the model validated), a misspelled key gets the nearest valid one.
+    """
     fields: list[tuple[str | None, str]] = []
     for item in error.errors(include_url=False):
         field = _loc(item["loc"])
         field = f"{prefix}.{field}" if prefix and field else (prefix or field)
-        fields.append((field or None, _message(item)))
+        message = _message(item)
+        if item["type"] == "extra_forbidden" and model is not None and item["loc"]:
+            wrong = item["loc"][-1]
+            if isinstance(wrong, str):
+                message += did_you_mean(wrong, _keys_at(model, item["loc"][:-1]))
+        fields.append((field or None, message))
     return fields
 
 
@@ -110,8 +121,40 @@ def _message(item: Any) -> str:
     return message
 
 
-def _validation_problems(doc: _Document, error: ValidationError, prefix: str = "") -> list[Problem]:
-    return [doc.problem(message, field) for field, message in _validation_fields(error, prefix)]
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside ``annotation`` (``X | None``, ``list[X]``), else itself."""
+    for arg in typing.get_args(annotation):
+        inner = _model_in(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return annotation
+
+
+def _keys_at(model: type[BaseModel], loc: Iterable[int | str]) -> list[str]:
+    """The YAML keys that the object at ``loc`` inside ``model`` takes."""
+    current: Any = model
+    for part in loc:
+        current = _model_in(current)
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        fields = current.model_fields
+        found = next((f for n, f in fields.items() if part in (n, f.alias)), None)
+        if found is None:
+            return []
+        current = found.annotation
+    current = _model_in(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _validation_problems(
+    doc: _Document, error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[Problem]:
+    found = _validation_fields(error, prefix, model)
+    return [doc.problem(message, field) for field, message in found]
 
 
 def _read_documents(path: Path, problems: list[Problem]) -> Iterator[_Document]:
@@ -196,7 +239,7 @@ class _Resolver:
         try:
             resource = model_type.model_validate(doc.data, context=self._context)
         except ValidationError as exc:
-            self.problems.extend(_validation_problems(doc, exc))
+            self.problems.extend(_validation_problems(doc, exc, model=model_type))
             return
         doc = doc.slim()
         if isinstance(resource, DeviceModelResource):
@@ -268,7 +311,9 @@ class _Resolver:
         try:
             config: BaseModel = driver.protocol_config.model_validate(settings)
         except ValidationError as exc:
-            self.problems.extend(_validation_problems(doc, exc, "spec.protocol.configData"))
+            self.problems.extend(
+                _validation_problems(doc, exc, "spec.protocol.configData", driver.protocol_config)
+            )
             return None
         shared_key = (driver, protocol, id(device.spec.properties), id(model))
         shared = self._shared.get(shared_key)
@@ -408,7 +453,8 @@ class _Resolver:
         try:
             visitor = driver.visitor_config.model_validate(data)
         except ValidationError as exc:
-            problems.extend(_validation_fields(exc, f"{at}.visitors.configData"))
+            visitor_model = driver.visitor_config
+            problems.extend(_validation_fields(exc, f"{at}.visitors.configData", visitor_model))
             return None
         report_on_change, deadband = extensions.report_on_change, extensions.deadband
         for key, old in (("reportOnChange", prop.report_on_change), ("deadband", prop.deadband)):
