@@ -193,11 +193,15 @@ def test_enum_errors_quote_the_value_and_suggest_the_nearest(tmp_path: Path):
 
 
 def test_validate_warns_about_what_edgecore_would_refuse(tmp_path: Path):
-    props = [TEMP, {"name": "rel humidity", "type": "FLOAT"}, {"name": "label", "type": "STRING"}]
+    props = [
+        {**TEMP, "type": "INT"},
+        {"name": "rel humidity", "type": "FLOAT"},
+        {"name": "label", "type": "STRING"},
+    ]
     docs = [
         model(*props),
         device(
-            visits(),
+            visits(limit=1, scale=0.1),
             {**visits(offset=2), "name": "rel humidity"},
             {**visits(offset=4, limit=4), "name": "label", "desired": {"value": "a b"}},
         ),
@@ -213,3 +217,4 @@ def test_validate_warns_about_what_edgecore_would_refuse(tmp_path: Path):
     assert "field spec.properties[1].name: EdgeCore refuses the character ' '" in done.stderr
     assert "field spec.properties[2].desired.value: EdgeCore refuses" in done.stderr
     assert "STRING property 'label'" in done.stderr
+    assert "INT property 'temp' with scale 0.1: a fractional reading" in done.stderr
