@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
-from edgedev._errors import ConfigError, PluginError
+from edgedev._errors import ConfigError, PluginError, Problem
 from edgedev.bus._topics import DEFAULT_ROOT
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._loader import load_devices
@@ -61,10 +61,15 @@ def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -
     )
 
 
-def load_or_report(files: Sequence[str]) -> list[DeviceSpec] | None:
-    """Load ``files``; print every problem to stderr and return ``None`` when invalid."""
+def load_or_report(
+    files: Sequence[str], warnings: list[Problem] | None = None
+) -> list[DeviceSpec] | None:
+    """Load ``files``; print every problem to stderr and return ``None`` when invalid.
+
+    ``warnings`` receives what loads but deserves a look (logged when not given).
+    """
     try:
-        return load_devices(files)
+        return load_devices(files, warnings=warnings)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -7,10 +7,11 @@ the protocol settings, so that nothing downstream looks at raw YAML again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
-from edgedev.config._crd import AccessMode
+from edgedev.config._crd import AccessMode, DeviceMethod, PushMethod, StateReport
 from edgedev.twin._values import PropertyType
 
 
@@ -33,6 +34,8 @@ class PropertySpec:
         deadband: smallest change of a number that counts as a change.
         desired: the desired value from the Device file, as its wire string.
         visitor: the driver's validated ``visitors.configData``.
+        push_method: KubeEdge's ``pushMethod`` (validated; not served yet).
+        customized_values: KubeEdge's free-form ``customizedValues`` from the visitor.
     """
 
     name: str
@@ -49,6 +52,8 @@ class PropertySpec:
     report_on_change: bool = False
     deadband: float = 0.0
     desired: str | None = None
+    push_method: PushMethod | None = None
+    customized_values: dict[str, Any] | None = None
 
     @property
     def writable(self) -> bool:
@@ -69,6 +74,8 @@ class DeviceSpec:
         properties: the device's properties, in file order.
         node_name: the edge node the device is bound to, if any.
         source: the file the Device came from.
+        methods: KubeEdge's ``spec.methods`` (named groups of properties), checked.
+        state_report: KubeEdge's ``spec.stateReport``, if given.
     """
 
     namespace: str
@@ -79,6 +86,8 @@ class DeviceSpec:
     properties: tuple[PropertySpec, ...]
     node_name: str | None = None
     source: str = ""
+    methods: tuple[DeviceMethod, ...] = ()
+    state_report: StateReport | None = None
     _by_name: dict[str, PropertySpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

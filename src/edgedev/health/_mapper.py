@@ -82,6 +82,11 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
     unhealthy = Metric(
         "edgedev_device_unhealthy", "1 while the device answers with exceptions only", "gauge"
     )
+    refused = Metric(
+        "edgedev_twin_values_refused_total",
+        "values left out of twin reports because EdgeCore would refuse them",
+        "counter",
+    )
     for device_id, runner in sorted(mapper.runners.items()):
         up.add(1 if runner.state == "online" else 0, device=device_id)
         unhealthy.add(1 if runner.state == "unhealthy" else 0, device=device_id)
@@ -90,7 +95,18 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
-    return [*bus_metrics(mapper.bus), up, unhealthy, reads, errors, faults, reconnects, writes]
+        refused.add(runner.refused, device=device_id)
+    return [
+        *bus_metrics(mapper.bus),
+        up,
+        unhealthy,
+        reads,
+        errors,
+        faults,
+        reconnects,
+        writes,
+        refused,
+    ]
 
 
 def mapper_health(mapper: Mapper) -> Health:

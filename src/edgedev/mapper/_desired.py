@@ -7,6 +7,11 @@ from it is no longer wanted. A :class:`DesiredWriter` writes each pending value 
 device's :class:`~edgedev.mapper.DeviceRunner` (which reads it back and reports it, so that the
 delta disappears), reports a failed write on ``twin/update`` with an ``error`` and its reason,
 and tries again with backoff for as long as a retry may help.
+
+EdgeCore sends a delta after every accepted ``twin/update`` while desired and reported differ
+**as strings**. So a value the device already holds (typed: ``24`` is ``24.0``) is not
+written again but reported in the desired value's own text, which ends the delta; and a
+property is written at most once per ``min_interval`` whatever arrives.
 """
 
 from __future__ import annotations
@@ -96,15 +101,20 @@ class DesiredWriter:
         bus: where failures are reported.
         topics: the topic scheme.
         backoff: makes the retry delays of one pending value.
+        min_interval: shortest time between two writes of one property, in seconds.
         attempts: writes tried so far.
+        held: desired values found already held by the device, so not written.
     """
 
     runner: DeviceRunner
     bus: Bus
     topics: Topics
     backoff: Callable[[], Backoff] = field(default=lambda: Backoff(0.5, 30.0))
+    min_interval: float = 1.0
     attempts: int = 0
+    held: int = 0
     _pending: dict[str, _Pending] = field(default_factory=dict)
+    _last_write: dict[str, float] = field(default_factory=dict)
     _wake: anyio.Event = field(default_factory=anyio.Event)
     _errors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -174,6 +184,11 @@ class DesiredWriter:
             pending.due = None
             self._failed(name, pending, str(exc), False)
             return False
+        if self.runner.holds(name, pending.value):  # nothing to write: report it in its text
+            del self._pending[name]
+            self.held += 1
+            self.runner.report_now(name)
+            return False
         if self.runner.state != ONLINE:  # write once it is online: retry_now() wakes us
             pending.due = math.inf
             if self.runner.state in (OFFLINE, UNHEALTHY):
@@ -187,6 +202,12 @@ class DesiredWriter:
         if pending is None or not self._ready(name):
             return
         spec = self.runner.spec
+        now = anyio.current_time()
+        earliest = self._last_write.get(name, -math.inf) + self.min_interval
+        if now < earliest:  # bounded rate of writes per property
+            pending.due = earliest
+            return
+        self._last_write[name] = now
         self.attempts += 1
         result = await self.runner.write(name, pending.value)
         retry = result.retry

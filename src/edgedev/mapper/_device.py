@@ -24,7 +24,8 @@ from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
 from edgedev.twin._state import DeviceState
-from edgedev.twin._values import Value, check_value, format_value
+from edgedev.twin._values import Value, check_value, format_value, parse_value, values_equal
+from edgedev.wire._edgecore import key_refusal, value_refusal
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -124,6 +125,8 @@ class DeviceRunner:
         faults: reads answered with protocol exceptions only (:class:`~edgedev.DeviceFault`).
         reconnects: times the device came back after being offline.
         writes: writes the device accepted.
+        refused: values left out of a twin report because EdgeCore would refuse them (each
+            would have cost the device its whole report), counted per value.
     """
 
     def __init__(
@@ -144,6 +147,11 @@ class DeviceRunner:
         self._state_topic = topics.device(spec.id, Channel.STATE_UPDATE)
         self._props = {p.name: p for p in spec.properties}
         self._wire_types = {p.name: p.type.wire_name for p in spec.properties}
+        self._twin_names = frozenset(p.name for p in spec.properties if p.report_to_cloud)
+        self._key_refusals = {p.name: key_refusal(p.name) for p in spec.properties}
+        self._desired: dict[str, tuple[str, Value]] = {}
+        self._forced: set[str] = set()
+        self._refused_once: set[str] = set()
         self._pushed: dict[str, tuple[Value, int]] = {}
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
@@ -156,6 +164,7 @@ class DeviceRunner:
         """Why the device is offline or unhealthy (``None`` while it is online)."""
         self.reconnects = 0
         self.writes = 0
+        self.refused = 0
         self.on_state: list[Callable[[str], None]] = []
         """Called with the new state whenever it changes (the desired writer listens)."""
 
@@ -200,6 +209,31 @@ class DeviceRunner:
         self._wake.set()
         await request.done.wait()
         return request.result
+
+    def holds(self, name: str, text: str) -> bool:
+        """Whether the device's last value of ``name`` equals wire string ``text`` (typed).
+
+        ``24`` equals ``24.0`` on a FLOAT property and ``1`` equals ``true`` on a BOOLEAN one.
+        Remembers ``text`` as the desired value's own text: a value read back that equals it
+        is reported in that text, so that EdgeCore, which compares desired and reported as
+        strings, sees them equal and stops sending deltas.
+        """
+        prop = self._props.get(name)
+        if prop is None:
+            return False
+        try:
+            wanted = parse_value(text, prop.type)
+        except ValueError:
+            return False
+        self._desired[name] = (text, wanted)
+        current = self.values.get(name)
+        return current is not None and values_equal(current[0], wanted, prop.type)
+
+    def report_now(self, name: str) -> None:
+        """Report ``name``'s last value at the next turn of the device loop."""
+        if name in self.values:
+            self._forced.add(name)
+            self._wake.set()
 
     def announce(self) -> None:
         """Publish the current state again (after the broker connection was re-established)."""
@@ -256,6 +290,9 @@ class DeviceRunner:
                         if not self._props[name].report_on_change:
                             pushed_now_names.add(name)
                 forced = await self._do_writes(driver, fresh) if self._writes else set()
+                if self._forced:
+                    forced |= self._forced
+                    self._forced = set()
                 due_reports = report.pop_due(now)
                 if self.state is UNHEALTHY:  # no stale values from a device that has none
                     due_reports = []
@@ -278,11 +315,17 @@ class DeviceRunner:
         forced: set[str],
         changes: ChangeFilter,
     ) -> None:
-        """Publish one message with the properties due, forced (written, pushed) or changed."""
-        names = [n for n in due if n in self.values]
+        """Publish one message with the properties due, forced (written, pushed) or changed.
+
+        Properties with ``reportToCloud: false`` stay off the twin topic. A value EdgeCore
+        would refuse is left out (with one warning per property and :attr:`refused` counted),
+        since EdgeCore refuses a whole message for one bad entry.
+        """
+        twin = self._twin_names
+        names = [n for n in due if n in self.values and n in twin]
         listed = set(names)
         for name, value in fresh.items():
-            if name in listed:
+            if name in listed or name not in twin:
                 continue
             prop = self._props[name]
             if name in forced or (prop.report_on_change and changes.changed(prop, value)):
@@ -295,8 +338,34 @@ class DeviceRunner:
             prop = self._props[name]
             value, ts = self.values[name]
             changes.reported(prop, value)
-            entries.append((name, format_value(value, prop.type), self._wire_types[name], ts))
-        self._bus.publish(self._twin_topic, twin_report(entries))
+            text = self._text(prop, value)
+            type_ = self._wire_types[name]
+            why = self._key_refusals[name] or value_refusal(text, type_)
+            if why is not None:
+                self._refuse(name, why)
+                continue
+            entries.append((name, text, type_, ts))
+        if entries:
+            self._bus.publish(self._twin_topic, twin_report(entries))
+
+    def _text(self, prop: PropertySpec, value: Value) -> str:
+        """The wire string of ``value``: the desired value's own text when they are equal."""
+        desired = self._desired.get(prop.name)
+        if desired is not None and values_equal(value, desired[1], prop.type):
+            return desired[0]
+        return format_value(value, prop.type)
+
+    def _refuse(self, name: str, why: str) -> None:
+        self.refused += 1
+        if name not in self._refused_once:
+            self._refused_once.add(name)
+            log.warning(
+                "device %s: property %s left out of twin reports while its value has %s, "
+                "which EdgeCore refuses (with the whole report)",
+                self.spec.id,
+                name,
+                why,
+            )
 
     async def _watch(self, driver: AnyDriver, props: list[PropertySpec]) -> None:
         def report(name: str, value: Value) -> None:
@@ -328,7 +397,7 @@ class DeviceRunner:
             self._store(values, now_ms(), fresh)
             written.add(prop.name)
             back = values.get(prop.name, request.value)
-            request.finish(WriteResult(prop.name, True, value=format_value(back, prop.type)))
+            request.finish(WriteResult(prop.name, True, value=self._text(prop, back)))
         return written
 
     # state ---------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import binascii
 import math
 from enum import StrEnum
 
+from edgedev.wire._edgecore import plain_float, twin_type
+
 Value = bool | int | float | str | bytes
 """A property value as drivers produce and consume it."""
 
@@ -24,11 +26,16 @@ class PropertyType(StrEnum):
     STRING = "STRING"
     BOOLEAN = "BOOLEAN"
     BYTES = "BYTES"
+    STREAM = "STREAM"
 
     @property
     def wire_name(self) -> str:
-        """The lower-case name used in twin ``metadata.type`` (``int``, ``float`` ...)."""
-        return self.value.lower()
+        """The twin ``metadata.type`` that EdgeCore accepts for this type.
+
+        ``int``, ``float`` (FLOAT and DOUBLE), ``boolean``, ``string`` (STRING, BYTES as hex
+        text, STREAM).
+        """
+        return twin_type(self.value)
 
     @property
     def is_number(self) -> bool:
@@ -44,17 +51,19 @@ _FALSE = frozenset({"false", "0", "off", "no"})
 def format_value(value: Value, type_: PropertyType) -> str:
     """Render a typed value as the string KubeEdge carries.
 
-    Floats use Python's shortest round-trip form, so ``23.5`` stays ``"23.5"``; booleans are
-    ``"true"``/``"false"``; bytes are base64.
+    Floats use the shortest digits that round-trip, never an exponent (``23.5`` stays
+    ``"23.5"``, ``1e16`` is ``"10000000000000000.0"``: EdgeCore refuses the ``+`` of
+    ``1e+16``); booleans are ``"true"``/``"false"``; bytes are lower-case hex (``"0aff"``),
+    a text form inside EdgeCore's value charset (base64's ``+``, ``/`` and ``=`` are not all).
     """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
+        return value.hex()
     if isinstance(value, float):
         if type_ is PropertyType.INT and value.is_integer():
             return str(int(value))
-        return repr(value) if math.isfinite(value) else str(value).lower()
+        return plain_float(value)
     return str(value)
 
 
@@ -90,10 +99,14 @@ def parse_value(text: str, type_: PropertyType) -> Value:
             return False
         raise ValueError(f"{text!r} is not a boolean (true/false)")
     if type_ is PropertyType.BYTES:
+        try:  # hex, as edgedev reports bytes; base64 (the older form) is still read
+            return bytes.fromhex(stripped)
+        except ValueError:
+            pass
         try:
             return base64.b64decode(stripped, validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError(f"{text!r} is not base64") from None
+            raise ValueError(f"{text!r} is neither hex nor base64") from None
     return text
 
 

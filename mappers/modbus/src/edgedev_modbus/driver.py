@@ -28,7 +28,7 @@ from edgedev_modbus.codec import (
     shortest_float32,
     unscale_value,
 )
-from edgedev_modbus.config import ModbusProtocol, ModbusVisitor
+from edgedev_modbus.config import KubeEdgeDataType, ModbusProtocol, ModbusVisitor
 from edgedev_modbus.plan import Block, ReadItem, plan_reads, split_block
 
 log = logging.getLogger("edgedev.modbus")
@@ -63,12 +63,14 @@ class Layout:
         table = visitor.table
         if visitor.data_type is None:
             data_type = default_data_type(prop.type.value, table, visitor.limit or 1)
+        elif isinstance(visitor.data_type, KubeEdgeDataType):
+            data_type = _kubeedge_data_type(visitor.data_type, table, visitor.limit or 1)
         else:
             data_type = visitor.data_type
         if visitor.limit is not None:
             limit = visitor.limit
-        elif data_type is DataType.STRING:
-            raise ValueError("a string needs limit (registers, two characters each)")
+        elif data_type in (DataType.STRING, DataType.BYTES):
+            raise ValueError(f"a {data_type} needs limit (registers, two bytes each)")
         else:
             limit = 1 if table.is_bit else register_count(data_type, 1)
         check_layout(data_type, table, limit)
@@ -76,8 +78,8 @@ class Layout:
             raise ValueError(f"a STRING property needs dataType string, not {data_type}")
         if data_type is DataType.STRING and prop.type is not PropertyType.STRING:
             raise ValueError(f"dataType string needs a STRING property, not {prop.type}")
-        if prop.type is PropertyType.BYTES:
-            raise ValueError("BYTES properties are not supported on Modbus")
+        if (prop.type is PropertyType.BYTES) != (data_type is DataType.BYTES):
+            raise ValueError(f"dataType bytes goes with a BYTES property, not {prop.type}")
         return cls(
             table,
             visitor.offset,
@@ -91,14 +93,14 @@ class Layout:
     def decode(self, words: Sequence[int] | Sequence[bool], type_: PropertyType) -> Value:
         """The property value from its registers (or bit)."""
         if self.table.is_bit:
-            return bool(words[0])
+            return int(bool(words[0])) if type_ is PropertyType.INT else bool(words[0])
         raw = decode_registers(
             [int(w) for w in words],
             self.data_type,
             swap_bytes=self.swap_bytes,
             swap_registers=self.swap_registers,
         )
-        if isinstance(raw, str):
+        if isinstance(raw, str | bytes):
             return raw
         if type_ is PropertyType.BOOLEAN:
             return bool(raw)
@@ -118,7 +120,7 @@ class Layout:
         if self.table.is_bit:
             return [bool(value)]
         try:
-            if isinstance(value, bytes):
+            if isinstance(value, bytes) and self.data_type is not DataType.BYTES:
                 raise ValueError("bytes cannot be written to a register")
             if isinstance(value, int | float) and not isinstance(value, bool):
                 value = unscale_value(value, self.scale, self.data_type)
@@ -131,6 +133,23 @@ class Layout:
             )
         except ValueError as exc:
             raise WriteRefused(str(exc)) from None
+
+
+def _kubeedge_data_type(word: KubeEdgeDataType, table: Table, limit: int) -> DataType:
+    """The data type a KubeEdge Modbus ``dataType`` word means over ``limit`` registers."""
+    if table.is_bit:
+        if word in (KubeEdgeDataType.INT, KubeEdgeDataType.BOOL):
+            return DataType.BOOLEAN
+        raise ValueError(f"{table} holds single bits: dataType {word} cannot live there")
+    if word is KubeEdgeDataType.BOOL:
+        return DataType.BOOLEAN
+    if word is KubeEdgeDataType.INT:
+        by_limit = {1: DataType.UINT16, 2: DataType.UINT32, 4: DataType.UINT64}
+    else:  # float, double: one register is a number to scale, as KubeEdge's demo reads it
+        by_limit = {1: DataType.UINT16, 2: DataType.FLOAT32, 4: DataType.FLOAT64}
+    if limit not in by_limit:
+        raise ValueError(f"dataType {word} spans 1, 2 or 4 registers, not limit {limit}")
+    return by_limit[limit]
 
 
 @contextmanager
