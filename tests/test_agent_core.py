@@ -221,3 +221,32 @@ def test_twin_get_is_answered_even_when_its_batch_fails_to_store(tmp_path: Path)
     Agent._publish(bus, replies, stored=False)  # type: ignore[arg-type]
     assert [t.rsplit("/", 2)[-2:] for t in bus.topics] == [["update", "result"], ["get", "result"]]
     assert json.loads(replies[0].on_failure.payload)["code"] == 500  # type: ignore[union-attr]
+
+
+def test_a_state_that_is_no_word_is_refused_and_go_s_states_are_kept(tmp_path: Path):
+    core, _ = core_with_file(tmp_path)
+    for state in ("x" * 1000, "on line", ""):
+        send(core, Channel.STATE_UPDATE, dumps({"state": state}))
+    assert core.refused["malformed"] == 3
+    assert core.records[DEVICE].state == "unknown"
+    for state in ("OK", "disconnected", "unhealthy"):  # KubeEdge's Go mapper framework's words
+        send(core, Channel.STATE_UPDATE, state_update(state))
+        assert core.records[DEVICE].state == state
+
+
+def test_mappers_announce_devices_of_this_node_only_and_up_to_the_limit(tmp_path: Path):
+    from edgedev.agent import AgentLimits
+
+    devices, _ = thermostat(tmp_path)
+    core = AgentCore(T, "edge-1", AgentLimits(max_devices=3))
+    core.adopt(devices, now=500)
+
+    def will(node: str, ids: list[str]) -> None:
+        body = MapperState(mapper="m", state="online", devices=ids, started=1).model_dump()
+        core.handle(Message(T.node(node, NodeChannel.MAPPER_STATE), dumps(body)), 1000)
+
+    will("other-node", ["ns/a", "ns/b"])
+    assert set(core.records) == {DEVICE}
+    will("edge-1", [f"ns/d{i}" for i in range(5)])
+    assert set(core.records) == {DEVICE, "ns/d0", "ns/d1"}
+    assert core.refused["devices"] == 3 and core.refused["unknown_device"] == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import anyio
 import pytest
 
@@ -57,3 +60,30 @@ async def test_messages_published_during_an_outage_arrive_after_it(fresh_broker:
     firsts = [during.index(i) for i in range(50)]
     assert firsts == sorted(firsts), "first deliveries are in publishing order"
     assert publisher.reconnects >= 1 and len(publisher.outbox) == 0
+
+
+async def test_a_flood_a_subscriber_cannot_keep_up_with_is_counted_and_logged_once(
+    mqtt_url: str, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.WARNING, "edgedev.bus")
+    topic = f"flood/{uuid.uuid4().hex}"
+    async with (
+        Bus(mqtt_url) as slow,
+        Bus(mqtt_url) as sender,
+        slow.subscribe(topic, buffer=10) as messages,
+        slow.subscribe(f"{topic}-marker") as marker,
+    ):
+        for i in range(100):
+            sender.publish(topic, str(i).encode())
+        sender.publish(f"{topic}-marker", b"")  # one sender, one order: it comes after the 100
+        with anyio.fail_after(15):
+            await marker.receive()
+        assert slow.dropped_in == 90  # the 10 the buffer holds, and 90 dropped
+        kept = [messages.receive_nowait().payload for _ in range(10)]
+        assert kept == [str(i).encode() for i in range(10)]
+        sender.publish(topic, b"after")
+        with anyio.fail_after(15):
+            assert (await messages.receive()).payload == b"after"
+    lines = [r.getMessage() for r in caplog.records if "subscriber of" in r.getMessage()]
+    assert len(lines) == 2, lines  # when it starts, and how many when it ends
+    assert "dropped 90 messages" in lines[1]

@@ -62,7 +62,6 @@ def test_any_text_reads_the_same_or_fails_the_same(text: str) -> None:
     "text",
     [
         "a: &x [1, 2]\nb: *x\n",  # an alias is the same object
-        "a: &x {b: *x}\n",  # a cycle
         "<<: {a: 1}\nb: 2\n",  # merge key
         "a: 1\n---\n<<: [{a: 1}, {b: 2}]\n",
         "= : 1\n",
@@ -82,3 +81,10 @@ def test_any_text_reads_the_same_or_fails_the_same(text: str) -> None:
 )
 def test_special_cases_read_the_same(text: str) -> None:
     _same_as_pyyaml(text)
+
+
+def test_a_cycle_is_refused_where_pyyaml_would_build_a_recursive_object() -> None:
+    """No Kubernetes resource (nor JSON) can contain itself; models would recurse on it."""
+    read, error = _outcome(load_all("a: 1\n---\nb: &x {c: *x}\n"))
+    assert read == [{"a": 1}]
+    assert error is not None and "contains it" in error and "line 3" in error

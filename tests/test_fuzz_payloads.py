@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -159,14 +160,25 @@ def test_any_topic_parses_or_is_ignored(topic: str):
 
 
 @FUZZ
-@given(name=prop_names, text=st.text(max_size=30))
+@given(
+    name=prop_names,
+    text=st.text(max_size=30)
+    | st.sampled_from(["nan", "NaN", " nan ", "inf", "-inf", "Infinity", "1e400", "-1e999"])
+    | st.floats().map(repr),
+)
 def test_any_write_is_checked_or_refused(spec: DeviceSpec, name: str, text: str):
     try:
-        prop, _ = check_device_write(spec, name, text)
+        prop, value = check_device_write(spec, name, text)
     except WriteRefused as exc:
         assert str(exc)
+        if spec.has_property(name):
+            assert name in str(exc)  # the property is named
     else:
         assert prop.writable
+        if isinstance(value, float):  # only finite numbers within bounds reach a device
+            assert math.isfinite(value)
+            assert prop.minimum is None or value >= prop.minimum
+            assert prop.maximum is None or value <= prop.maximum
 
 
 @FUZZ

@@ -146,3 +146,45 @@ def test_valid_documents_with_any_field_removed_are_loaded_or_refused(path: tupl
         node = node[key]
     del node[path[-1]]
     load_text(yaml.safe_dump_all(docs))
+
+
+# hostile shapes (issue 16): alias bombs at any place, of any fan-out and depth --------------
+def alias_bomb(fan_out: int, depth: int, place: tuple[Any, ...]) -> str:
+    """VALID with the field at ``place`` replaced by a chain of anchors ``depth`` deep."""
+    docs: Any = copy.deepcopy(VALID)
+    node = docs
+    for key in place[:-1]:
+        node = node[key]
+    node[place[-1]] = "@BOMB@"
+    text = yaml.safe_dump_all(docs, sort_keys=False, width=10_000)
+    anchors = ["&a0 [" + ", ".join(["lol"] * fan_out) + "]"]
+    anchors += [
+        f"&a{level} [" + ", ".join([f"*a{level - 1}"] * fan_out) + "]"
+        for level in range(1, depth + 1)
+    ]
+    # every anchor defined in one flow sequence, the last one used at the bomb's place
+    bomb = "[" + ", ".join(anchors) + f", *a{depth}]"
+    return text.replace("'@BOMB@'", bomb, 1)
+
+
+@FUZZ
+@given(
+    st.integers(2, 12),
+    st.integers(1, 9),
+    st.sampled_from([p for p in ALL_PATHS if p and p[0] == 1]),
+)
+def test_alias_bombs_anywhere_are_refused_or_loaded_fast(
+    fan_out: int, depth: int, place: tuple[Any, ...]
+):
+    text = alias_bomb(fan_out, depth, place)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bomb.yaml"
+        path.write_text(text)
+        try:
+            load_devices([path])
+        except ConfigError as exc:
+            expands = fan_out ** (depth + 1) > 200_000
+            message = str(exc)
+            assert not expands or "nodes" in message, message
+        except PluginError:
+            pass

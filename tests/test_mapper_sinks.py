@@ -9,10 +9,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from edgedev import Bus, DeviceSpec, Mapper
+from edgedev import Bus, DeviceSpec, Mapper, Message
+from edgedev.bus import MemoryOutbox
 from edgedev.mapper import Reading, ReportSink
-from edgedev.mapper._device import offline_reason, push_rounds
-from edgedev.testing import Recorder, free_port
+from edgedev.mapper._device import describe, push_rounds
+from edgedev.testing import BrokerHandle, Recorder, free_port
 from edgedev.twin import DeviceState
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import fleet_docs, load_docs, topic_root
@@ -107,9 +108,59 @@ async def test_a_device_lost_reports_offline_with_its_reason(tmp_path: Path, mqt
 
 
 def test_a_bare_timeout_gets_a_reason_in_words():
-    assert offline_reason(TimeoutError(), 3000) == "timeout after 3000 ms"
-    assert offline_reason(ConnectionRefusedError(111, "refused"), 3000) == "[Errno 111] refused"
-    assert offline_reason(OSError(), 3000) == "OSError"
+    assert describe(TimeoutError(), 3.0) == "timeout, no answer within 3000 ms"
+    assert describe(ConnectionRefusedError(111, "refused"), 3.0) == (
+        "connection refused: [Errno 111] refused"
+    )
+    assert describe(OSError(), 3.0) == "OSError"
+
+
+class SentOutbox(MemoryOutbox):
+    """A memory outbox that remembers every message the mapper published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Message] = []
+
+    def put(self, message: Message) -> None:
+        self.sent.append(message)
+        super().put(message)
+
+
+@pytest.mark.broker
+async def test_a_fresh_mapper_says_online_once_per_device(
+    tmp_path: Path, fresh_broker: BrokerHandle
+):
+    """The first connection sends the states queued before it; it does not repeat them."""
+    fresh_broker.stop()  # the devices come online before the broker is reached
+    names = ["a", "b"]
+    devices = load_docs(tmp_path, fleet_docs(names, cycle_ms=100))
+    outbox = SentOutbox()
+    root = topic_root()
+    mapper = Mapper(devices, broker=fresh_broker.url, topic_root=root, outbox=outbox)
+
+    def states(name: str) -> list[str]:
+        topic = f"{root}/device/default/{name}/state/update"
+        return [json.loads(m.payload)["state"] for m in outbox.sent if m.topic == topic]
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(ModbusSimulator(devices).run)
+        await tg.start(mapper.run)
+        online = anyio.Event()
+
+        def on_state(_state: DeviceState) -> None:
+            if all(r.state == DeviceState.ONLINE for r in mapper.runners.values()):
+                online.set()
+
+        for runner in mapper.runners.values():
+            runner.on_state.append(on_state)
+        with anyio.fail_after(10):
+            await online.wait()
+            fresh_broker.start()
+            assert mapper.bus is not None
+            await mapper.bus.wait_connected()  # its listeners have run when this returns
+        assert {name: states(name) for name in names} == {name: ["online"] for name in names}
+        tg.cancel_scope.cancel()
 
 
 def test_pushed_values_are_reported_in_order_one_value_per_property_and_report():

@@ -32,7 +32,9 @@ from edgedev.twin import (
         (-7, PropertyType.INT, "-7"),
         (30.0, PropertyType.INT, "30"),
         ("abc", PropertyType.STRING, "abc"),
-        (b"\x00\x01", PropertyType.BYTES, "AAE="),
+        (b"\x00\x01", PropertyType.BYTES, "0001"),  # hex: inside EdgeCore's charset
+        (1e16, PropertyType.DOUBLE, "10000000000000000.0"),  # no exponent: EdgeCore refuses +
+        (1e-7, PropertyType.FLOAT, "0.0000001"),
     ],
 )
 def test_format_value(value: object, type_: PropertyType, text: str):
@@ -47,7 +49,8 @@ def test_format_value(value: object, type_: PropertyType, text: str):
         (" 2.5 ", PropertyType.FLOAT, 2.5),
         ("ON", PropertyType.BOOLEAN, True),
         ("0", PropertyType.BOOLEAN, False),
-        ("AAE=", PropertyType.BYTES, b"\x00\x01"),
+        ("0001", PropertyType.BYTES, b"\x00\x01"),
+        ("AAE=", PropertyType.BYTES, b"\x00\x01"),  # base64, the older form, still read
     ],
 )
 def test_parse_value(text: str, type_: PropertyType, value: object):

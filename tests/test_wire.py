@@ -7,6 +7,7 @@ import json
 
 from edgedev.twin import PropertyType, TwinProperty, WriteFailure
 from edgedev.wire import (
+    EDGECORE_TYPES,
     MapperState,
     MembershipResult,
     MsgTwin,
@@ -105,7 +106,17 @@ def test_a_property_entry_round_trips_through_msgtwin():
     assert error["twin"]["n"]["error"]["reason"] == "r"
 
 
-def test_type_names_go_out_and_come_back():
-    for type_ in PropertyType:
+def test_type_names_are_edgecore_s_and_come_back():
+    for type_ in (PropertyType.INT, PropertyType.FLOAT, PropertyType.BOOLEAN, PropertyType.STRING):
         assert parse_type(type_name(type_)) is type_
+    assert {t: type_name(t) for t in PropertyType} == {
+        PropertyType.INT: "int",
+        PropertyType.FLOAT: "float",
+        PropertyType.DOUBLE: "float",  # EdgeCore knows no double
+        PropertyType.BOOLEAN: "boolean",
+        PropertyType.STRING: "string",
+        PropertyType.BYTES: "string",  # as hex text
+        PropertyType.STREAM: "string",
+    }
+    assert {type_name(t) for t in PropertyType} <= EDGECORE_TYPES
     assert parse_type(" Integer ") is PropertyType.INT and parse_type("blob") is None

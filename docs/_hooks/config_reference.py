@@ -29,7 +29,12 @@ reported by `edgedev validate` with its file, device and field.
 
 A **Device** and its **DeviceModel** are KubeEdge resources (`devices.kubeedge.io/v1beta1`);
 `spec.protocol.configData` and each property's `visitors.configData` belong to the driver
-named by `protocolName`, and are described under [Drivers](#drivers).
+named by `protocolName`, and are described under [Drivers](#drivers), except edgedev's own
+keys in `visitors.configData` ([edgedev keys](#extensions)), which the
+upstream CRD schema allows there (`reportOnChange` and `deadband` directly on a property still
+load, with a deprecation warning). A DeviceModel's `protocolConfigData` and property
+`visitors` are defaults that a Device's own keys override, key by key, as EdgeCore merges them.
+`DeviceStatus` documents (EdgeCore's reports) are accepted and ignored.
 """
 
 
@@ -138,10 +143,14 @@ def schema_of(model: type[BaseModel]) -> Schema:
 def core_sections() -> Iterable[str]:
     """The Device and DeviceModel resources."""
     from edgedev.config import DeviceModelResource, DeviceResource
+    from edgedev.config._crd import Extensions
 
     yield "## Resources\n"
     yield model_markdown("Device", schema_of(DeviceResource), prefix="device-")
     yield model_markdown("DeviceModel", schema_of(DeviceModelResource), prefix="devicemodel-")
+    yield model_markdown(
+        "edgedev keys in visitors.configData", schema_of(Extensions), prefix="extensions-"
+    )
 
 
 def driver_sections() -> Iterable[str]:

@@ -12,6 +12,7 @@ from edgedev._backoff import Backoff
 from edgedev._errors import (
     ConfigError,
     DeviceError,
+    DeviceFault,
     EdgedevError,
     PluginError,
     Problem,
@@ -34,6 +35,7 @@ __all__ = (
     "Bus",
     "ConfigError",
     "DeviceError",
+    "DeviceFault",
     "DeviceRunner",
     "DeviceSpec",
     "Driver",

@@ -50,6 +50,22 @@ class DeviceError(EdgedevError):
     """A device could not be reached or answered wrongly; the runtime marks it offline."""
 
 
+class DeviceFault(DeviceError):
+    """The device answered, with a protocol exception instead of data.
+
+    A driver raises it when a read gets nothing but exception answers (a Modbus exception
+    response, code 4 "server device failure" for instance); the runtime then reports the
+    device ``unhealthy`` rather than ``offline``: it is reachable, but not working.
+
+    Attributes:
+        code: the protocol's exception code, when it has one.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class WriteRefused(EdgedevError):
     """A write was refused before reaching the device (read-only, out of range, bad value)."""
 

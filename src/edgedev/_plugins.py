@@ -7,12 +7,38 @@ A third-party distribution that declares one of these needs no change in edgedev
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from edgedev._errors import PluginError
 
 T = TypeVar("T")
+
+_CLONE = Path(__file__).resolve().parents[2]
+"""The repository root when edgedev runs from a clone (``src/edgedev/`` inside it)."""
+
+
+def install_hint(protocol: str) -> str:
+    """The command that installs the mapper of ``protocol``, from where the user is.
+
+    From a clone of the repository (where ``mappers/<protocol>/`` exists) that is a pip install
+    of that folder, by a path relative to the working directory where it is short; from an
+    installed edgedev, the mapper's distribution name.
+    """
+    folder = _CLONE / "mappers" / protocol
+    if (folder / "pyproject.toml").is_file() and (_CLONE / "src" / "edgedev").is_dir():
+        try:
+            where = os.path.relpath(folder)
+        except ValueError:  # another drive on Windows
+            where = str(folder)
+        if where.startswith(".."):
+            where = str(folder)
+        elif not where.startswith("."):
+            where = f"./{where}"
+        return f"pip install {where}"
+    return f"pip install edgedev-{protocol}"
 
 
 class Registry(Generic[T]):
@@ -51,7 +77,7 @@ class Registry(Generic[T]):
             have = ", ".join(self.names()) or "none"
             raise PluginError(
                 f"no {self.group} plugin for {name!r} is installed (installed: {have}); "
-                f"install the mapper, for example `pip install edgedev-{name}`"
+                f"install the mapper: `{install_hint(name)}`"
             )
         try:
             plugin = point.load()

@@ -85,7 +85,7 @@ def read_until(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
 
 def test_simulate_accepts_the_example():
     with edgedev_process("simulate", "-f", str(EXAMPLE)) as proc:
-        out = read_until(proc, "simulating 1 device(s)", TIMEOUT)
+        out = read_until(proc, "simulating 1 device:", TIMEOUT)
         assert "Traceback" not in out
         assert proc.poll() is None
 

@@ -115,6 +115,7 @@ def test_data_type_values() -> None:
         "float64",
         "boolean",
         "string",
+        "bytes",
     ]
 
 
@@ -155,7 +156,7 @@ def test_default_data_type(model_type: str, table: Table, limit: int, expected: 
     ("model_type", "table", "limit", "message"),
     [
         ("FLOAT", Table.COIL, 2, "CoilRegister holds single bits"),
-        ("INT", Table.DISCRETE_INPUT, 1, "DiscreteInputRegister holds single bits"),
+        ("DOUBLE", Table.DISCRETE_INPUT, 1, "DiscreteInputRegister holds single bits"),
         ("STRING", Table.COIL, 4, "dataType must be boolean"),
         ("INT", Table.HOLDING, 3, "INT property spans 1 or 2 or 4 registers, not limit 3"),
         ("FLOAT", Table.HOLDING, 1, "FLOAT property spans 2 or 4 registers"),
@@ -163,7 +164,7 @@ def test_default_data_type(model_type: str, table: Table, limit: int, expected: 
         ("BOOLEAN", Table.COIL, 2, "boolean on CoilRegister spans 1 bit"),
         ("BOOLEAN", Table.HOLDING, 2, "boolean spans 1 register"),
         ("STRING", Table.HOLDING, 0, "at least 1 register"),
-        ("BYTES", Table.HOLDING, 2, "no Modbus dataType for a 'BYTES' property"),
+        ("BYTES", Table.COIL, 1, "dataType must be boolean"),
         ("COMPLEX", Table.HOLDING, 2, "no Modbus dataType"),
     ],
 )

@@ -99,12 +99,12 @@ async def test_run_maps_an_opcua_server_that_edgedev_did_not_start(
     assert update.topic == f"{topic_root}/device/default/plc-1/twin/update"
     twin = json.loads(update.payload)["twin"]
     assert {k: (v["actual"]["value"], v["metadata"]["type"]) for k, v in twin.items()} == {
-        "temp": ("21.5", "double"),
+        "temp": ("21.5", "float"),
         "count": ("4711", "int"),
         "running": ("true", "boolean"),
         "flow": ("10.1", "float"),
         "mode": ("auto", "string"),
-        "temp2": ("21.5", "double"),  # the same node, found by its browse path
+        "temp2": ("21.5", "float"),  # the same node, found by its browse path
     }
     assert json.loads(state.payload)["state"] == "online"
 
@@ -148,11 +148,11 @@ async def test_simulate_serves_the_example_and_the_demo_that_run_maps(
     twin = json.loads(update.payload)["twin"]
     types = {k: v["metadata"]["type"] for k, v in twin.items()}
     assert types == {
-        "temperature": "double",
+        "temperature": "float",
         "pressure": "float",
         "burnerOn": "boolean",
         "starts": "int",
-        "setpoint": "double",
+        "setpoint": "float",
         "label": "string",
     }
     assert 40 <= float(twin["temperature"]["actual"]["value"]) <= 90

@@ -82,7 +82,7 @@ async def test_sign_and_encrypt_works_and_a_wrong_password_or_missing_cert_is_of
         ("Basic256Sha256", ua.MessageSecurityMode.SignAndEncrypt)
     }
     twin = json.loads(update.payload)["twin"]
-    assert twin["level"]["metadata"]["type"] == "double"
+    assert twin["level"]["metadata"]["type"] == "float"
     float(twin["level"]["actual"]["value"])
     assert states == ["online", "offline", "offline"]
     refusals = [r.getMessage() for r in caplog.records if "default/intruder" in r.getMessage()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from edgedev.agent._agent import Agent
 from edgedev.agent._core import AgentCore, Reply, model_of
+from edgedev.agent._input import AgentLimits
 from edgedev.agent._records import DeviceRecord, DeviceRow, PropertyRow
 from edgedev.agent._store import MEMORY, StoreError, TwinStore
 
@@ -17,6 +18,7 @@ __all__ = (
     "MEMORY",
     "Agent",
     "AgentCore",
+    "AgentLimits",
     "DeviceRecord",
     "DeviceRow",
     "PropertyRow",

@@ -19,7 +19,9 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from edgedev._text import plural
 from edgedev.agent._core import AgentCore, Reply
+from edgedev.agent._input import AgentLimits
 from edgedev.agent._store import MEMORY, TwinStore
 from edgedev.bus._client import Bus
 from edgedev.bus._outbox import Message, Outbox
@@ -50,6 +52,7 @@ class Agent:
         synchronous: SQLite's ``synchronous`` pragma (``FULL``: an answered update survives
             a power loss; ``NORMAL``: it survives a crash of the process).
         outbox: where replies wait while the broker is away (default: in memory).
+        limits: sizes and counts accepted from the bus (see :class:`AgentLimits`).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Agent:
         name: str | None = None,
         synchronous: str = "FULL",
         outbox: Outbox | None = None,
+        limits: AgentLimits | None = None,
     ) -> None:
         self.node = node or socket.gethostname()
         self.devices = [d for d in devices if node is None or d.node_name in (None, node)]
@@ -71,7 +75,7 @@ class Agent:
         self.db = str(db)
         self.name = name or f"edgedev-agent-{self.node}-{os.getpid()}"
         self.synchronous = synchronous
-        self.core = AgentCore(self.topics, self.node)
+        self.core = AgentCore(self.topics, self.node, limits)
         self.bus: Bus | None = None
         self.handled = 0
         """Messages handled so far."""
@@ -126,6 +130,14 @@ class Agent:
                 bus.subscribe(*self.filters()) as messages,
             ):
                 self.bus = bus
+                bus.on_connect(
+                    lambda: log.info(
+                        "agent %s serving %s on %s",
+                        self.name,
+                        plural(len(self.core.records), "twin"),
+                        bus.url,
+                    )
+                )
                 self._publish(bus, initial, stored)
                 task_status.started(self)
                 await self._serve(bus, store, messages)

@@ -25,12 +25,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from edgedev.agent._input import (
+    AgentLimits,
+    device_id_problem,
+    json_depth,
+    property_name_problem,
+    state_problem,
+)
 from edgedev.agent._records import (
     DeviceRecord,
     DeviceRow,
@@ -63,6 +70,8 @@ from edgedev.wire import (
 log = logging.getLogger("edgedev.agent")
 
 _SEEN_LIMIT = 4096
+_ANSWERED = {Channel.TWIN_UPDATE: Channel.TWIN_RESULT, Channel.TWIN_GET: Channel.TWIN_GET_RESULT}
+"""Device channels whose refusals are answered, and the channel of the answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +112,28 @@ def result_payload(
 class AgentCore:
     """Every device's twin and state, and the rules that change them.
 
+    Only devices the agent knows are served: those of its files (:meth:`adopt`) and those a
+    mapper announced on ``node/{node}/mapper/state`` with a valid ``namespace/name``. Anything
+    else (unknown devices or properties, invalid names, payloads beyond :class:`AgentLimits`)
+    is refused before it touches a twin: with a 4xx result where the topic has one, and
+    counted in :attr:`refused` by reason either way.
+
     Args:
         topics: the topic scheme (its root) the agent serves.
         node: the agent's edge node; devices without ``nodeName`` belong to it.
+        limits: sizes and counts accepted from the bus.
     """
 
-    def __init__(self, topics: Topics, node: str) -> None:
+    def __init__(self, topics: Topics, node: str, limits: AgentLimits | None = None) -> None:
         self.topics = topics
         self.node = node
+        self.limits = limits or AgentLimits()
+        self.refused: Counter[str] = Counter()
+        """Messages (or device ids in them) refused, by reason: ``payload``, ``depth``,
+        ``malformed``, ``device_id``, ``unknown_device``, ``property_name``,
+        ``unknown_property``, ``properties``, ``devices``."""
+        self.skipped_rows = 0
+        """Stored rows that :meth:`load` could not use (reported in the log, then skipped)."""
         self.records: dict[str, DeviceRecord] = {}
         self._models: dict[str, dict[str, PropertyModel]] = {}
         self._dirty_devices: set[str] = set()
@@ -122,6 +145,10 @@ class AgentCore:
         """Start from stored rows (replacing what is in memory, models kept)."""
         self.records = {}
         for row in devices:
+            problem = device_id_problem(row.id)
+            if problem is not None:
+                self._skip_row(row.id, problem)
+                continue
             self.records[row.id] = DeviceRecord(
                 Twin(row.id),
                 state=row.state,
@@ -131,6 +158,10 @@ class AgentCore:
                 mapper_started=row.mapper_started,
             )
         for prow in props:
+            problem = device_id_problem(prow.device) or property_name_problem(prow.name)
+            if problem is not None:
+                self._skip_row(f"{prow.device} {prow.name}", problem)
+                continue
             record = self._record(prow.device)
             record.twin.properties[prow.name] = prow.prop
             record.declared[prow.name] = prow.declared
@@ -139,6 +170,10 @@ class AgentCore:
         self._dirty_devices.clear()
         self._dirty_props.clear()
         self._seen.clear()  # updates undone by a reload may be sent again
+
+    def _skip_row(self, what: str, problem: str) -> None:
+        self.skipped_rows += 1
+        log.warning("stored twin %s skipped: %s", what[:300], problem)
 
     def take_dirty(self) -> tuple[list[DeviceRow], list[PropertyRow]]:
         """The rows changed since the last call, to store in one transaction."""
@@ -203,6 +238,25 @@ class AgentCore:
     def handle(self, message: Message, now: int) -> list[Reply]:
         """What to publish in answer to ``message`` (a topic the agent subscribes to)."""
         topic = self.topics.parse(message.topic)
+        if topic is None:
+            return []
+        problem = self._payload_problem(message.payload)
+        if problem is None and isinstance(topic, DeviceTopic):
+            problem = device_id_problem(topic.device_id)
+            if problem is not None:
+                self.refused["device_id"] += 1
+        if problem is not None:
+            log.debug("refused a message on %s: %s", message.topic[:300], problem)
+            if isinstance(topic, DeviceTopic) and topic.channel in _ANSWERED:
+                body = result_payload(
+                    _event_id(message.payload), now, refusal=Refusal(Code.BAD_REQUEST, problem)
+                )
+                return [
+                    Reply(
+                        Message(self.topics.device(topic.device_id, _ANSWERED[topic.channel]), body)
+                    )
+                ]
+            return []
         if isinstance(topic, DeviceTopic):
             if topic.channel is Channel.TWIN_UPDATE:
                 return self._twin_update(topic.device_id, message.payload, now)
@@ -216,6 +270,17 @@ class AgentCore:
             if topic.channel is NodeChannel.MAPPER_STATE:
                 return self._mapper_state(topic.node, message.payload, now)
         return []
+
+    def _payload_problem(self, payload: bytes) -> str | None:
+        """Why ``payload`` is refused before parsing (size, nesting), or ``None``."""
+        limits = self.limits
+        if len(payload) > limits.max_payload:
+            self.refused["payload"] += 1
+            return f"payload of {len(payload)} bytes is over the limit of {limits.max_payload}"
+        if json_depth(payload, limits.max_depth) > limits.max_depth:
+            self.refused["depth"] += 1
+            return f"JSON nested deeper than the limit of {limits.max_depth}"
+        return None
 
     def twin_result(self, device_id: str, event_id: str, now: int) -> bytes:
         """The ``twin/get/result`` for ``device_id``: every property, or 404."""
@@ -236,15 +301,17 @@ class AgentCore:
             update = TwinUpdate.model_validate_json(payload)
         except ValidationError as exc:
             event_id = _event_id(payload)
+            self.refused["malformed"] += 1
             return refused(Code.BAD_REQUEST, f"malformed twin/update: {_first_error(exc)}")
         event_id = update.event_id or new_event_id()
-        changes = [to_change(name, twin) for name, twin in update.twin.items()]
         record = self.records.get(device_id)
         if record is None:
-            if any(c.touches_desired for c in changes):
-                return refused(Code.NOT_FOUND, f"device {device_id} is unknown")
-            record = self._record(device_id)
-            self._dirty_devices.add(device_id)
+            self.refused["unknown_device"] += 1
+            return refused(Code.NOT_FOUND, f"device {device_id} is unknown")
+        problem = self._properties_problem(record, update.twin)
+        if problem is not None:
+            return refused(*problem)
+        changes = [to_change(name, twin) for name, twin in update.twin.items()]
         if update.event_id:
             key = (device_id, update.event_id)
             if key in self._seen:  # a resent message: answer again, apply once
@@ -264,6 +331,34 @@ class AgentCore:
         ok = Message(result_topic, result_payload(event_id, now, entries))
         replies = [Reply(ok, Message(result_topic, failed))]
         return replies + self._after_update(record, outcome, now)
+
+    def _properties_problem(
+        self, record: DeviceRecord, names: Mapping[str, object]
+    ) -> tuple[Code, str] | None:
+        """Why the properties named in a ``twin/update`` are refused, or ``None``."""
+        limit = self.limits.max_properties
+        if len(names) > limit:
+            self.refused["properties"] += 1
+            return (
+                Code.BAD_REQUEST,
+                f"{len(names)} properties in one update, over the limit of {limit}",
+            )
+        model = record.twin.model
+        known = record.twin.properties
+        new = 0
+        for name in names:
+            problem = property_name_problem(name)
+            if problem is not None:
+                self.refused["property_name"] += 1
+                return Code.BAD_REQUEST, problem
+            if model is not None and name not in model:
+                self.refused["unknown_property"] += 1
+                return Code.NOT_FOUND, f"device {record.id} has no property {name!r}"
+            new += name not in known
+        if model is None and len(known) + new > limit:
+            self.refused["properties"] += 1
+            return Code.BAD_REQUEST, f"device {record.id} would have more than {limit} properties"
+        return None
 
     def _after_update(self, record: DeviceRecord, outcome: Outcome, now: int) -> list[Reply]:
         """Document and delta after an accepted update; marks its rows dirty."""
@@ -296,8 +391,15 @@ class AgentCore:
         try:
             state = StateUpdate.model_validate_json(payload).state
         except ValidationError:
+            self.refused["malformed"] += 1
             return []
-        record = self._record(device_id)
+        if state_problem(state) is not None:
+            self.refused["malformed"] += 1
+            return []
+        record = self.records.get(device_id)
+        if record is None:
+            self.refused["unknown_device"] += 1
+            return []
         came_online = state == DeviceState.ONLINE and record.state != DeviceState.ONLINE
         if state != record.state or state == DeviceState.ONLINE:
             record.state = state
@@ -332,14 +434,34 @@ class AgentCore:
         try:
             state = MapperState.model_validate_json(payload)
         except ValidationError:
+            self.refused["malformed"] += 1
             return []
         replies = []
+        bad: list[str] = []
+        members = -1  # counted at the first new device, once per message
         for device_id in state.devices:
-            try:
-                self.topics.device(device_id, Channel.STATE_UPDATE)
-            except ValueError:
+            problem = device_id_problem(device_id)
+            if problem is not None:
+                self.refused["device_id"] += 1
+                bad.append(problem)
                 continue
-            record = self._record(device_id)
+            record = self.records.get(device_id)
+            if record is None:
+                if state.state != DeviceState.ONLINE:
+                    continue
+                if node != self.node:  # the agent serves its own node's mappers
+                    self.refused["unknown_device"] += 1
+                    bad.append(f"node {node} is not this agent's node {self.node}")
+                    continue
+                if members < 0:
+                    members = len(self.members(node))
+                if members >= self.limits.max_devices:
+                    self.refused["devices"] += 1
+                    bad.append(f"node {node} has {self.limits.max_devices} devices already")
+                    continue
+                members += 1
+                record = self._record(device_id)
+                record.node = node
             if state.state == DeviceState.ONLINE:
                 if state.started >= record.mapper_started or record.mapper != state.mapper:
                     record.mapper, record.mapper_started = state.mapper, state.started
@@ -355,6 +477,14 @@ class AgentCore:
             self._dirty_devices.add(device_id)
             topic = self.topics.device(device_id, Channel.STATE_UPDATE)
             replies.append(Reply(Message(topic, state_update(DeviceState.OFFLINE, timestamp=now))))
+        if bad:  # one line per message, however many ids it lists
+            log.warning(
+                "mapper %s on node %s: %d device id(s) refused, first: %s",
+                state.mapper[:100],
+                node[:100],
+                len(bad),
+                bad[0],
+            )
         return replies
 
     def _record(self, device_id: str) -> DeviceRecord:
@@ -369,7 +499,7 @@ def _member(record: DeviceRecord) -> dict[str, str]:
     """A device as ``membership`` messages list it (KubeEdge's ``Device``)."""
     return {
         "id": record.id,
-        "name": record.id.split("/", 1)[1],
+        "name": record.id.rpartition("/")[2],
         "description": "",
         "state": record.state,
         "last_online": kubeedge_time(record.last_online),
@@ -380,7 +510,7 @@ def _event_id(payload: bytes) -> str:
     """The ``event_id`` of a payload, even a malformed one; a fresh id when it has none."""
     try:
         body = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return new_event_id()
     found = body.get("event_id") if isinstance(body, dict) else None
     return found if isinstance(found, str) and found else new_event_id()

@@ -12,6 +12,7 @@ loss, and the agent answers an update only after its commit.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from edgedev._errors import EdgedevError
 from edgedev.agent._records import DeviceRow, PropertyRow
 from edgedev.twin._twin import TwinProperty, TwinValue, WriteFailure
 from edgedev.twin._values import PropertyType
+
+log = logging.getLogger("edgedev.agent")
 
 SCHEMA_VERSION = 1
 MEMORY = ":memory:"
@@ -82,6 +85,27 @@ _Row = tuple[
     int | None,
     str | None,
 ]
+
+
+_OPT_STR = (str, type(None))
+_OPT_INT = (int, type(None))
+_DEVICE_TYPES: tuple[type | tuple[type, ...], ...] = (str, str, int, _OPT_STR, _OPT_STR, int)
+_PROPERTY_TYPES: tuple[type | tuple[type, ...], ...] = (
+    str, str, str, int, _OPT_STR, _OPT_INT, _OPT_STR, _OPT_INT,
+    _OPT_STR, _OPT_STR, _OPT_INT, _OPT_INT, _OPT_STR,
+)  # fmt: skip
+
+
+def _usable(row: tuple[object, ...], types: tuple[type | tuple[type, ...], ...]) -> bool:
+    """Whether a stored row has the types the agent reads; logs and skips one that has not.
+
+    SQLite columns take any type, so a row written by hand or by a broken tool must not stop
+    the agent from starting.
+    """
+    if len(row) == len(types) and all(isinstance(v, t) for v, t in zip(row, types, strict=True)):
+        return True
+    log.warning("stored row skipped, its columns have unexpected types: %.300r", row)
+    return False
 
 
 class StoreError(EdgedevError):
@@ -182,6 +206,7 @@ class TwinStore:
             for row in self._db.execute(
                 "SELECT id, state, last_online, node, mapper, mapper_started FROM devices"
             )
+            if _usable(row, _DEVICE_TYPES)
         ]
         props = [
             _property_row(row)
@@ -189,6 +214,7 @@ class TwinStore:
                 "SELECT device, name, type, version, desired, desired_ts, reported, reported_ts, "
                 "failure_value, failure_reason, failure_ts, failure_retry, declared FROM properties"
             )
+            if _usable(row, _PROPERTY_TYPES)
         ]
         return devices, props
 

@@ -15,8 +15,10 @@ limited by paho.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from contextlib import AsyncExitStack, suppress
+from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
@@ -88,6 +90,7 @@ class EmbeddedBroker:
         max_queued_bytes: int = 16 * 1024 * 1024,
         max_packet_size: int = 16 * 1024 * 1024,
         connect_timeout: float = 10.0,
+        persistence: str | os.PathLike[str] | None = None,
     ) -> None:
         """Configure the broker; nothing listens before ``async with`` or :meth:`serve_forever`.
 
@@ -101,6 +104,8 @@ class EmbeddedBroker:
             max_packet_size: the largest packet accepted from a client; a bigger one closes
                 the connection.
             connect_timeout: seconds a new connection has to send CONNECT.
+            persistence: a file that keeps the retained messages across restarts: read
+                when the broker starts, written (atomically) when it stops.
         """
         self._host = host
         self._requested_port = port
@@ -114,6 +119,7 @@ class EmbeddedBroker:
         self._clients: dict[str, Connection] = {}
         self._subscriptions: SubscriptionTable[Connection] = SubscriptionTable()
         self._retained = RetainedStore()
+        self._persistence = Path(persistence) if persistence is not None else None
 
     # ----------------------------------------------------------------------------------------
     # lifecycle
@@ -122,6 +128,7 @@ class EmbeddedBroker:
         """Start listening and serving clients in the background."""
         if self._stack is not None:
             raise RuntimeError("EmbeddedBroker is already running")
+        self._load_retained()
         async with AsyncExitStack() as stack:
             listener = await anyio.create_tcp_listener(
                 local_host=self._host, local_port=self._requested_port
@@ -129,12 +136,13 @@ class EmbeddedBroker:
             stack.push_async_callback(listener.aclose)
             task_group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(task_group.cancel_scope.cancel)
+            stack.callback(self._save_retained)
             stack.callback(self._begin_shutdown)
             task_group.start_soon(listener.serve, self._serve_connection, task_group)
             self._port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
             self._closing = False
             self._stack = stack.pop_all()
-        logger.info("embedded MQTT broker listening on %s", self.url)
+        logger.debug("embedded MQTT broker listening on %s", self.url)
         return self
 
     async def __aexit__(
@@ -148,6 +156,28 @@ class EmbeddedBroker:
         if stack is not None:
             await stack.__aexit__(exc_type, exc, tb)
             logger.info("embedded MQTT broker on %s stopped", self.url)
+
+    def _load_retained(self) -> None:
+        path = self._persistence
+        if path is None or not path.exists():
+            return
+        try:
+            self._retained.restore(path.read_bytes())
+        except (OSError, ValueError) as exc:  # a damaged file must not keep the broker down
+            logger.warning("ignored the retained messages in %s: %s", path, exc)
+            return
+        logger.info("restored %d retained messages from %s", len(self._retained), path)
+
+    def _save_retained(self) -> None:
+        path = self._persistence
+        if path is None:
+            return
+        partial = path.with_name(path.name + ".partial")
+        try:
+            partial.write_bytes(self._retained.dump())
+            partial.replace(path)
+        except OSError as exc:
+            logger.warning("could not keep the retained messages in %s: %s", path, exc)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled, starting the broker first if it is not running yet."""

@@ -7,6 +7,8 @@ starting with ``$``: ``#`` does not see ``$hw/events/...``, but ``$hw/events/#``
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
@@ -161,6 +163,31 @@ class RetainedStore:
             self._messages[topic] = RetainedMessage(topic, payload, qos)
         else:
             self._messages.pop(topic, None)
+
+    def dump(self) -> bytes:
+        """Every retained message as JSON (payloads in base64), for :meth:`restore`."""
+        entries = [
+            {"topic": m.topic, "qos": m.qos, "payload": base64.b64encode(m.payload).decode()}
+            for m in self._messages.values()
+        ]
+        return json.dumps(entries, separators=(",", ":")).encode()
+
+    def restore(self, data: bytes) -> None:
+        """Add the messages of a :meth:`dump`.
+
+        Raises:
+            ValueError: ``data`` is not a dump (nothing is added then).
+        """
+        try:
+            entries = json.loads(data)
+            messages = [
+                RetainedMessage(str(e["topic"]), base64.b64decode(e["payload"]), int(e["qos"]))
+                for e in entries
+            ]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a dump of retained messages: {exc}") from None
+        for message in messages:
+            self.store(message.topic, message.payload, min(max(message.qos, 0), 2))
 
     def get(self, topic: str) -> RetainedMessage | None:
         """The retained message of ``topic``, if any."""

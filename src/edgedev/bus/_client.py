@@ -41,7 +41,7 @@ class _ConnectionLost(Exception):
 
 
 class _Subscription:
-    __slots__ = ("filters", "qos", "send")
+    __slots__ = ("dropping", "filters", "qos", "send")
 
     def __init__(
         self, filters: tuple[str, ...], qos: int, send: MemoryObjectSendStream[Message]
@@ -49,6 +49,7 @@ class _Subscription:
         self.filters = filters
         self.qos = qos
         self.send = send
+        self.dropping = 0  # messages dropped since the subscriber last kept up
 
 
 class Bus:
@@ -112,6 +113,8 @@ class Bus:
         self._stopped = False
         self.reconnects = 0
         """How many times the connection was re-established after a loss."""
+        self.dropped_in = 0
+        """Messages received but dropped because a subscriber was too far behind."""
 
     # lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Bus:
@@ -239,12 +242,22 @@ class Bus:
             if any(paho.topic_matches_sub(f, topic) for f in sub.filters):
                 try:
                     sub.send.send_nowait(message)
+                    if sub.dropping:  # caught up again: one line for the whole burst
+                        log.warning(
+                            "subscriber of %s dropped %d messages while behind",
+                            sub.filters,
+                            sub.dropping,
+                        )
+                        sub.dropping = 0
                 except anyio.WouldBlock:
-                    log.warning(
-                        "subscriber of %s is %d messages behind: dropped one",
-                        sub.filters,
-                        sub.send.statistics().current_buffer_used,
-                    )
+                    self.dropped_in += 1
+                    sub.dropping += 1
+                    if sub.dropping == 1:  # once per burst, not once per message
+                        log.warning(
+                            "subscriber of %s is %d messages behind: dropping",
+                            sub.filters,
+                            sub.send.statistics().current_buffer_used,
+                        )
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     pass
 

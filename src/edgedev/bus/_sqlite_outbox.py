@@ -18,14 +18,23 @@ Design (chosen for a publish path that never waits for the disk):
   power loss can also take the last transactions that the OS had not yet written out.
 - The limit bounds both the memory queue and the database: at the limit the oldest unsent
   message is dropped, counted in :attr:`dropped` and logged.
+- A batch the disk refuses (disk full) is kept and tried again every :data:`RETRY` seconds;
+  delivery goes on from memory meanwhile. An acknowledged message whose row cannot be deleted
+  must never be sent again after a restart: its id is written (in place, needing no new disk
+  space) to a small file allocated when the outbox opens (:data:`ACKED_SUFFIX`), and a
+  restart deletes those rows by id instead of sending them. Counted in
+  :attr:`SqliteOutbox.undeleted`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import struct
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +44,86 @@ log = logging.getLogger("edgedev.bus")
 
 FILE_NAME = "outbox.sqlite3"
 """The database's file name inside the data directory."""
+ACKED_SUFFIX = "-acked"
+"""Next to the database: ids of acknowledged messages whose rows are not deleted yet."""
+ACKED_SIZE = 64 * 1024
+"""Bytes allocated for that file when the outbox opens: room for 4,095 ranges of ids."""
+RETRY = 1.0
+"""Seconds between attempts to write a batch the disk refused."""
+
+_ACKED_MAGIC = b"EDAK"
+_ACKED_HEAD = struct.Struct("<4sI")
+_ACKED_RANGE = struct.Struct("<qq")
+_ACKED_CAPACITY = (ACKED_SIZE - _ACKED_HEAD.size) // _ACKED_RANGE.size
+
+
+def _ranges(ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted ``ids`` as inclusive ranges: acknowledgements come mostly in order."""
+    out: list[tuple[int, int]] = []
+    for seq in sorted(ids):
+        if out and seq == out[-1][1] + 1:
+            out[-1] = (out[-1][0], seq)
+        else:
+            out.append((seq, seq))
+    return out
+
+
+class _AckedFile:
+    """A file of fixed size, allocated while there is room, rewritten in place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.warning("%s: cannot open (%s); acknowledged ids kept in memory only", path, exc)
+            return
+        try:
+            if os.fstat(fd).st_size < ACKED_SIZE:
+                os.posix_fallocate(fd, 0, ACKED_SIZE)
+        except OSError as exc:
+            log.warning("%s: cannot allocate (%s); acknowledged ids kept in memory", path, exc)
+            os.close(fd)
+            return
+        self._fd = fd
+
+    def read(self) -> set[int]:
+        """The ids written last time (empty when none, or unreadable)."""
+        if self._fd is None:
+            return set()
+        data = os.pread(self._fd, ACKED_SIZE, 0)
+        magic, count = _ACKED_HEAD.unpack_from(data)
+        if magic != _ACKED_MAGIC or count > _ACKED_CAPACITY:
+            return set()
+        ids: set[int] = set()
+        for n in range(count):
+            first, last = _ACKED_RANGE.unpack_from(data, _ACKED_HEAD.size + n * _ACKED_RANGE.size)
+            ids.update(range(first, last + 1))
+        return ids
+
+    def write(self, ids: Iterable[int]) -> bool:
+        """Replace the ids in place; whether they all fit (and were written)."""
+        if self._fd is None:
+            return False
+        ranges = _ranges(ids)
+        kept = ranges[:_ACKED_CAPACITY]
+        body = _ACKED_HEAD.pack(_ACKED_MAGIC, len(kept)) + b"".join(
+            _ACKED_RANGE.pack(a, b) for a, b in kept
+        )
+        try:
+            os.pwrite(self._fd, body, 0)
+            os.fsync(self._fd)
+        except OSError as exc:
+            log.error("%s: cannot write acknowledged ids: %s", self.path, exc)
+            return False
+        return len(kept) == len(ranges)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -90,7 +179,11 @@ class SqliteOutbox(MemoryOutbox):
 
     Attributes:
         persisted: messages written to disk since the outbox was opened.
-        restored: messages found on disk when the outbox was opened.
+        restored: messages found on disk when the outbox was opened (and sent again).
+        undeleted: acknowledged messages whose rows the disk refused to delete (counted
+            once each); they are deleted by id when it has room, at the latest at the next
+            start, and never sent again.
+        write_failures: batches the disk refused.
     """
 
     def __init__(
@@ -123,9 +216,15 @@ class SqliteOutbox(MemoryOutbox):
         self._closing = False
         self._writing = False
         self._error: BaseException | None = None
+        self._failed_at: float | None = None  # monotonic time the disk last refused a batch
+        self.undeleted = 0
+        self.write_failures = 0
+        self._acked: set[int] = set()  # acknowledged, row still on disk (written to _acked_file)
+        self._acked_file = _AckedFile(target.with_name(target.name + ACKED_SUFFIX))
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         except BaseException:
+            self._acked_file.close()
             self._lock.close()
             raise
         try:
@@ -137,12 +236,27 @@ class SqliteOutbox(MemoryOutbox):
             ).fetchall()
         except BaseException:
             self._db.close()
+            self._acked_file.close()
             self._lock.close()
             raise
+        acked = self._acked_file.read()
         for seq, topic, payload, qos, retain in rows:
+            if seq in acked:  # delivered before the restart: delete, never send again
+                self._acked.add(seq)
+                self._deletes.append(seq)
+                continue
             self._queue.append((seq, Message(topic, bytes(payload), qos, bool(retain))))
-        self._seq = rows[-1][0] if rows else 0
-        self.restored = len(rows)
+        # ids on record are never reused, and the record keeps only rows still on disk
+        self._seq = max(rows[-1][0] if rows else 0, max(acked, default=0))
+        if acked != self._acked:
+            self._acked_file.write(self._acked)
+        self.restored = len(rows) - len(self._acked)
+        if self._acked:
+            log.info(
+                "outbox %s: %d messages acknowledged before the restart, deleting them",
+                self.path,
+                len(self._acked),
+            )
         while len(self._queue) > self.limit:  # the limit was lowered since the last run
             seq, old = self._queue.popleft()
             self._deletes.append(seq)
@@ -187,6 +301,7 @@ class SqliteOutbox(MemoryOutbox):
             self._cond.notify_all()
         self._thread.join()
         self._db.close()
+        self._acked_file.close()
         self._lock.close()  # releases the lock
 
     # the writer thread -----------------------------------------------------------------------
@@ -199,7 +314,12 @@ class SqliteOutbox(MemoryOutbox):
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._inserts or self._deletes or self._closing)
-                if not self._closing and len(self._inserts) < self._batch:
+                if not self._closing and self._failed_at is not None:
+                    # the disk refused the last batch: try again later, not in a loop
+                    wait = self._failed_at + RETRY - time.monotonic()
+                    if wait > 0:
+                        self._cond.wait_for(lambda: self._closing, wait)
+                elif not self._closing and len(self._inserts) < self._batch:
                     # gather a batch, but commit within the interval
                     self._cond.wait_for(
                         lambda: self._closing or len(self._inserts) >= self._batch,
@@ -216,8 +336,8 @@ class SqliteOutbox(MemoryOutbox):
                 self._cond.notify_all()  # wake sync() waiters
             if closing:
                 with self._cond:
-                    if not self._inserts and not self._deletes:
-                        return
+                    if self._failed_at is not None or (not self._inserts and not self._deletes):
+                        return  # what the disk refused is on record (_acked_file) or lost
 
     def _write(self, inserts: dict[int, Message], deletes: list[int]) -> None:
         try:
@@ -237,8 +357,37 @@ class SqliteOutbox(MemoryOutbox):
                     )
             self.persisted += len(inserts)
         except sqlite3.Error as exc:
-            # the queue in memory still holds every message: delivery goes on, only the
-            # protection against a restart is lost for this batch
+            # the queue in memory still holds every message: delivery goes on, and the batch
+            # is tried again; an acknowledged row left on disk is put on record meanwhile
+            self.write_failures += 1
             if self._error is None:
                 log.error("outbox %s: cannot write to disk: %s", self.path, exc)
             self._error = exc
+            self._failed_at = time.monotonic()
+            with self._cond:
+                gone = set(self._deletes)  # left the queue while the batch was being written
+                self._inserts = {
+                    **{s: m for s, m in inserts.items() if s not in gone},
+                    **self._inserts,
+                }
+                self._deletes = deletes + self._deletes
+                new = [s for s in deletes if s not in self._acked and s not in inserts]
+            if new:
+                self.undeleted += len(new)
+                self._acked.update(new)
+                if not self._acked_file.write(self._acked):
+                    log.error(
+                        "outbox %s: %d acknowledged messages could not be put on record; "
+                        "they will be sent again if the process restarts before the disk "
+                        "has room",
+                        self.path,
+                        len(self._acked),
+                    )
+            return
+        if self._failed_at is not None:
+            log.info("outbox %s: the disk takes writes again", self.path)
+            self._failed_at = None
+            self._error = None
+        if self._acked and deletes:
+            self._acked.difference_update(deletes)
+            self._acked_file.write(self._acked)

@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from edgedev import __version__
-from edgedev.cli import _agent, _demo, _run, _simulate, _twin, _validate, _watch, _web
-from edgedev.cli._common import setup_logging
+from edgedev.cli import (
+    _agent,
+    _broker,
+    _completion,
+    _demo,
+    _run,
+    _simulate,
+    _twin,
+    _validate,
+    _watch,
+    _web,
+)
+from edgedev.cli._logging import add_logging_options, setup_logging
 
 COMMANDS: dict[str, ModuleType] = {
     "run": _run,
     "simulate": _simulate,
     "validate": _validate,
     "demo": _demo,
+    "broker": _broker,
     "agent": _agent,
     "twin": _twin,
     "watch": _watch,
     "view": _web,
+    "completion": _completion,
 }
-"""Command name to module; each module has ``HELP``, ``add_parser(parser)``, ``run(args)``."""
+"""Command name to module; each module has ``HELP``, ``add_parser(parser)``, ``run(args)``.
+
+A module may set ``LOG_LEVEL`` (the long-running commands say ``logging.INFO``); the others
+log warnings only unless ``-v`` is given.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,20 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgedev", description="Connect field devices to edge platforms as device twins."
     )
     parser.add_argument("--version", action="version", version=f"edgedev {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
-    )
+    add_logging_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        module.add_parser(sub.add_parser(name, help=module.HELP, description=module.HELP))
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        add_logging_options(command, top=False)
+        module.add_parser(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    code: int = COMMANDS[args.command].run(args)
+    module = COMMANDS[args.command]
+    setup_logging(
+        args.verbose,
+        quiet=args.quiet,
+        log_format=args.log_format,
+        default=getattr(module, "LOG_LEVEL", logging.WARNING),
+    )
+    code: int = module.run(args)
     return code
 
 

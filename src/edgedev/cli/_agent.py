@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
-from edgedev.agent import Agent, StoreError
+from edgedev.agent import Agent, AgentLimits, StoreError
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
 from edgedev.cli._run import add_health_option
 from edgedev.health import HealthError, agent_health, serving
 
 HELP = "keep device twins in SQLite and drive mappers to the desired values"
+LOG_LEVEL = logging.INFO
 
 
 def default_db() -> str:
@@ -42,6 +44,20 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="edge node name; devices bound to other nodes are skipped (env EDGEDEV_NODE)",
     )
+    limits = AgentLimits()
+    for option, field, what in (
+        ("--max-payload", "max_payload", "bytes of one message"),
+        ("--max-depth", "max_depth", "JSON nesting of one message"),
+        ("--max-properties", "max_properties", "properties in one twin/update"),
+        ("--max-devices", "max_devices", "devices of one node"),
+    ):
+        parser.add_argument(
+            option,
+            type=int,
+            default=getattr(limits, field),
+            metavar="N",
+            help=f"most {what} accepted (default %(default)s)",
+        )
     add_health_option(parser)
 
 
@@ -50,8 +66,20 @@ def run(args: argparse.Namespace) -> int:
     devices = load_or_report(args.files) if args.files else []
     if devices is None:
         return 1
+    try:
+        limits = AgentLimits(
+            args.max_payload, args.max_depth, args.max_properties, args.max_devices
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     agent = Agent(
-        devices, broker=args.broker, topic_root=args.topic_root, db=args.db, node=args.node
+        devices,
+        broker=args.broker,
+        topic_root=args.topic_root,
+        db=args.db,
+        node=args.node,
+        limits=limits,
     )
 
     async def main() -> int:

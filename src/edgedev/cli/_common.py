@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
-from edgedev._errors import ConfigError, PluginError
+from edgedev._errors import ConfigError, PluginError, Problem
 from edgedev.bus._topics import DEFAULT_ROOT
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
@@ -61,10 +61,15 @@ def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -
     )
 
 
-def load_or_report(files: Sequence[str]) -> list[DeviceSpec] | None:
-    """Load ``files``; print every problem to stderr and return ``None`` when invalid."""
+def load_or_report(
+    files: Sequence[str], warnings: list[Problem] | None = None
+) -> list[DeviceSpec] | None:
+    """Load ``files``; print every problem to stderr and return ``None`` when invalid.
+
+    ``warnings`` receives what loads but deserves a look (logged when not given).
+    """
     try:
-        return load_devices(files)
+        return load_devices(files, warnings=warnings)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -74,16 +79,6 @@ def load_or_report(files: Sequence[str]) -> list[DeviceSpec] | None:
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-
-
-def setup_logging(verbosity: int) -> None:
-    """Log to stderr: warnings by default, info with -v, debug with -vv."""
-    level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    if level > logging.DEBUG:
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log device faults once
 
 
 def run_async(

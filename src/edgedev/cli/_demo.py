@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from edgedev._plugins import install_hint
 from edgedev._ports import free_port
 from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
@@ -126,8 +127,17 @@ async def _write_loop(bus: Bus, topics: Topics, devices: list[DeviceSpec], view:
         view.footer = f"demo: set {device.id} {prop.name}={value} (desired), watch it be reported"
 
 
-async def _show(bus: Bus, topics: Topics, seconds: float | None, devices: list[DeviceSpec]) -> None:
+def attach_line(url: str, topic_root: str) -> str:
+    """How to look at the demo from another terminal."""
+    root = "" if topic_root == DEFAULT_ROOT else f" --topic-root '{topic_root}'"
+    return f"demo broker: {url}  (from another terminal: edgedev watch --broker {url}{root})"
+
+
+async def _show(
+    bus: Bus, topics: Topics, seconds: float | None, devices: list[DeviceSpec], header: str
+) -> None:
     view = TwinView(topics)
+    view.header = header
     tty = sys.stdout.isatty()
     period = 0.25 if tty else 5.0
     async with bus.subscribe(topics.all_devices()) as messages:
@@ -163,7 +173,6 @@ async def _serve_web(
     """The fleet as a web page (``--web``); the demo writes only while the page cannot."""
     async with anyio.create_task_group() as tg:
         await tg.start(functools.partial(web.run, bus=bus, sock=sock))
-        print(f"broker: {url}", flush=True)
         announce(web)
         if not web.allow_writes:
             tg.start_soon(_write_loop, bus, web.topics, devices, web.view)
@@ -176,7 +185,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edgedev-demo-") as tmp:
         files = demo_files(Path(tmp))
         if not files:
-            print("no mapper is installed: pip install edgedev-modbus (or another mapper)")
+            print(
+                f"no mapper is installed: `{install_hint('modbus')}` (or another mapper)",
+                file=sys.stderr,
+            )
             return 1
         devices = load_or_report(files)
         if devices is None:
@@ -212,9 +224,11 @@ def run(args: argparse.Namespace) -> int:
                             devices, broker=url, topic_root=args.topic_root, name="edgedev-demo"
                         ).run
                     )
+                    header = attach_line(url, args.topic_root)
+                    print(header, flush=True)
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
                         if web is None:
-                            await _show(bus, topics, args.seconds, devices)
+                            await _show(bus, topics, args.seconds, devices, header)
                         else:
                             await _serve_web(web, sock, bus, url, args, devices)
                     tg.cancel_scope.cancel()

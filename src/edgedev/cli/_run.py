@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import sqlite3
 import sys
 
 import anyio
+from anyio.abc import TaskStatus
 
+from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
 from edgedev.health import HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._source import FileSource
+from edgedev.twin._state import DeviceState
 
 HELP = "run mappers for the devices in the files"
+LOG_LEVEL = logging.INFO
+
+log = logging.getLogger("edgedev.mapper")
+
+SUMMARY_PERIOD = 300.0
+"""Seconds between two summary lines of a running mapper."""
 
 DEFAULT_QUEUE_LIMIT = 100_000
 """Messages kept while the broker is away (``--queue-limit``)."""
@@ -125,13 +135,57 @@ def run(args: argparse.Namespace) -> int:
                 serving(mapper_health(mapper), args.health_port),
                 anyio.create_task_group() as tg,
             ):
+
+                async def run_mapper(*, task_status: TaskStatus[Mapper]) -> None:
+                    await mapper.run(task_status=task_status)
+                    tg.cancel_scope.cancel()  # stopped: the file source and the narrator end too
+
+                await tg.start(run_mapper)
                 tg.start_soon(FileSource(args.files).run, mapper)
-                await mapper.run()
-                tg.cancel_scope.cancel()
+                tg.start_soon(narrate, mapper)
         except HealthError as exc:
             outbox.close()
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        log.info("mapper %s stopped", mapper.name)
         return 0
 
     return run_async(main, stop=mapper.stop)
+
+
+async def narrate(mapper: Mapper, period: float = SUMMARY_PERIOD) -> None:
+    """Say when every device has been tried once, then a summary line every ``period`` s."""
+    began = anyio.current_time()
+    runners = list(mapper.runners.values())
+    tried = anyio.Event()
+
+    def on_state(_state: DeviceState | None) -> None:
+        if all(r.state != DeviceState.UNKNOWN for r in runners):
+            tried.set()
+
+    for runner in runners:
+        runner.on_state.append(on_state)
+    on_state(None)
+    await tried.wait()
+    online = sum(r.state == DeviceState.ONLINE for r in runners)
+    log.info(
+        "started %s in %.1f s: %d online, %d not",
+        plural(len(runners), "device"),
+        anyio.current_time() - began,
+        online,
+        len(runners) - online,
+    )
+    reads, since = sum(r.reads for r in runners), anyio.current_time()
+    while True:
+        await anyio.sleep(period)
+        runners = list(mapper.runners.values())  # devices come and go on SIGHUP
+        now, total = anyio.current_time(), sum(r.reads for r in runners)
+        queued = len(mapper.bus.outbox) if mapper.bus is not None else 0
+        log.info(
+            "%d of %s online, %.1f reads/s, %s queued for the broker",
+            sum(r.state == DeviceState.ONLINE for r in runners),
+            plural(len(runners), "device"),
+            (total - reads) / (now - since),
+            plural(queued, "message"),
+        )
+        reads, since = total, now

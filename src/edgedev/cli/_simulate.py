@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 import anyio
 
 from edgedev._errors import PluginError
+from edgedev._text import plural
 from edgedev.cli._common import add_file_option, load_or_report, run_async
-from edgedev.simulate import simulate
+from edgedev.simulate import Simulator, simulate
 
 HELP = "serve simulated devices for the Devices in the files"
+LOG_LEVEL = logging.INFO
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``simulate``."""
     add_file_option(parser)
+
+
+def served(running: list[Simulator]) -> str:
+    """What the simulators serve, a line per device: protocol, address, device id."""
+    rows = [
+        (device.protocol, simulator.address(device), device.id)
+        for simulator in running
+        for device in simulator.devices
+    ]
+    width = max((len(address) for _, address, _ in rows), default=0)
+    count = sum(len(s.devices) for s in running)
+    lines = [f"simulating {plural(count, 'device')}:"]
+    lines += [f"  {protocol:<7} {address:<{width}}  {device}" for protocol, address, device in rows]
+    lines.append("Ctrl-C stops")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> int:
         try:
             async with anyio.create_task_group() as tg:
-                await tg.start(simulate, devices)
-                print(f"simulating {len(devices)} device(s); Ctrl-C stops", flush=True)
+                running = await tg.start(simulate, devices)
+                print(served(running), flush=True)
                 await anyio.sleep_forever()
         except PluginError as exc:
-            print(f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
 

@@ -23,7 +23,7 @@ from edgedev.wire import desired_update, new_event_id, parse_type, twin_get
 HELP = "read a device twin, or set desired values"
 
 NO_ANSWER = 2
-"""Exit code when no agent answered in time."""
+"""Exit code when no agent answered in time, or the broker was not reached."""
 
 
 def device_id(text: str) -> str:
@@ -69,6 +69,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class BrokerUnreachable(Exception):
+    """The broker did not accept a connection in time: nobody could have answered."""
+
+
 async def ask(
     broker: str,
     topics: Topics,
@@ -77,9 +81,27 @@ async def ask(
     answer: Channel,
     timeout: float,
 ) -> dict[str, Any] | None:
-    """Publish ``request`` (channel, payload, event id) and wait for the answer with that id."""
+    """Publish ``request`` (channel, payload, event id) and wait for the answer with that id.
+
+    Returns:
+        The answer, or ``None`` when the broker took the request and no agent answered.
+
+    Raises:
+        BrokerUnreachable: the broker was not reached within ``timeout``.
+    """
+    deadline = anyio.current_time() + timeout
+    body: dict[str, Any] | None = None
+    reached = False
     async with Bus(broker, client_id=f"edgedev-cli-{new_event_id()[:12]}") as bus:
-        return await ask_on(bus, topics, device, request, answer, timeout)
+        with anyio.move_on_after(timeout):
+            await bus.wait_connected()
+            reached = True
+        if reached:
+            left = max(deadline - anyio.current_time(), 0.0)
+            body = await ask_on(bus, topics, device, request, answer, left)
+    if not reached:  # raised out here: inside, the bus's task group would wrap it in a group
+        raise BrokerUnreachable(broker)
+    return body
 
 
 async def ask_on(
@@ -101,7 +123,8 @@ async def ask_on(
                 except ValueError:
                     continue
                 if isinstance(body, dict) and body.get("event_id") == event_id:
-                    return body
+                    result: dict[str, Any] = body
+                    return result
     return None
 
 
@@ -146,10 +169,20 @@ def run(args: argparse.Namespace) -> int:
         answer = Channel.TWIN_RESULT
 
     async def main() -> int:
-        body = await ask(args.broker, topics, args.device, request, answer, args.timeout)
+        try:
+            body = await ask(args.broker, topics, args.device, request, answer, args.timeout)
+        except BrokerUnreachable:
+            print(
+                f"error: the MQTT broker at {args.broker} was not reached within "
+                f"{args.timeout:g} s (is it running? `edgedev broker` starts one)",
+                file=sys.stderr,
+            )
+            return NO_ANSWER
         if body is None:
             print(
-                f"error: no answer from a twin agent on {args.broker} within {args.timeout:g} s",
+                f"error: the broker at {args.broker} is up, but no twin agent answered for "
+                f"{args.device} within {args.timeout:g} s (is `edgedev agent` running, on "
+                f"topic root {args.topic_root}?)",
                 file=sys.stderr,
             )
             return NO_ANSWER

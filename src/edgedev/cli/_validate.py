@@ -1,10 +1,23 @@
-"""``edgedev validate -f FILE...``: check files, exit 0 when valid and 1 otherwise."""
+"""``edgedev validate -f FILE...``: check files, exit 0 when valid and 1 otherwise.
+
+Besides errors, it prints warnings: what loads but deserves a look (deprecated places, cycles
+that look like nanoseconds, pushMethod not served yet) and what KubeEdge's EdgeCore would
+refuse in a twin report (a property name outside its charset, STRING and BYTES values whose
+text may fall outside it, a desired value it would refuse).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from edgedev._errors import Problem
+from edgedev._text import plural
 from edgedev.cli._common import add_file_option, load_or_report
+from edgedev.config._spec import DeviceSpec
+from edgedev.twin._values import PropertyType
+from edgedev.wire._edgecore import MAX_VALUE, key_refusal, value_refusal
+from edgedev.wire._twin import type_name
 
 HELP = "check Device and DeviceModel files"
 
@@ -14,11 +27,67 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_file_option(parser)
 
 
+def edgecore_warnings(device: DeviceSpec) -> list[tuple[str, str]]:
+    """``(field, message)`` for each thing of ``device`` that EdgeCore would refuse."""
+    found = []
+    for i, prop in enumerate(device.properties):
+        at = f"spec.properties[{i}]"
+        why = key_refusal(prop.name)
+        if why is not None:
+            found.append((f"{at}.name", f"EdgeCore refuses {why}: this property is never reported"))
+        if prop.desired is not None:
+            why = value_refusal(prop.desired, type_name(prop.type))
+            if why is not None:
+                found.append((f"{at}.desired.value", f"EdgeCore refuses {why}"))
+        scale = getattr(prop.visitor, "scale", 1)
+        if prop.type is PropertyType.INT and isinstance(scale, float) and not scale.is_integer():
+            found.append(
+                (
+                    f"{at}.visitors.configData.scale",
+                    f"INT property {prop.name!r} with scale {scale:g}: a fractional reading "
+                    f"is not an int to EdgeCore and is left out of the twin report; make the "
+                    f"DeviceModel type FLOAT",
+                )
+            )
+        if prop.type is PropertyType.STRING:
+            found.append(
+                (
+                    f"{at}.name",
+                    f"STRING property {prop.name!r}: EdgeCore accepts only letters, digits and "
+                    f"-_.,:/@# up to {MAX_VALUE} characters; a reading with others (a space) "
+                    f"is left out of the twin report and counted in /metrics",
+                )
+            )
+        elif prop.type is PropertyType.BYTES:
+            found.append(
+                (
+                    f"{at}.name",
+                    f"BYTES property {prop.name!r} travels as hex text: EdgeCore refuses values "
+                    f"over {MAX_VALUE // 2} bytes, which are left out of the twin report",
+                )
+            )
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate and print a summary."""
-    devices = load_or_report(args.files)
+    warnings: list[Problem] = []
+    devices = load_or_report(args.files, warnings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if devices is None:
         return 1
+    for device in devices:
+        for field, message in edgecore_warnings(device):
+            print(
+                f"warning: {device.source}: Device {device.id}, field {field}: {message}",
+                file=sys.stderr,
+            )
     props = sum(len(d.properties) for d in devices)
-    print(f"ok: {len(devices)} device(s), {props} properties in {len(args.files)} file(s)")
+    counts = [
+        plural(len(devices), "device"),
+        plural(props, "property", "properties"),
+        plural(len(args.files), "file"),
+    ]
+    print("ok: {}, {} in {}".format(*counts))
     return 0

@@ -1,4 +1,10 @@
-"""``edgedev watch [NS/NAME]``: every twin, state and membership message, as it passes."""
+"""``edgedev watch [NS/NAME]``: twin traffic as it passes, one readable line per update.
+
+A mapper's report, a desired value set by an application, a delta, a state change or a
+refusal each make one line; the agent's echoes of an update (``twin/update/result`` and
+``twin/update/document``) and ``twin/get`` traffic add nothing a reader needs and are left out.
+``--json`` prints every message as it is, ``--table`` redraws a table in a terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +15,46 @@ import sys
 import time
 
 import anyio
+from pydantic import ValidationError
 
 from edgedev.bus._client import Bus
-from edgedev.bus._topics import DeviceTopic, NodeTopic, Topics
+from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.cli._common import add_bus_options, run_async
 from edgedev.cli._twin import device_id
 from edgedev.view._state import TwinView
-from edgedev.wire import new_event_id
+from edgedev.wire import (
+    MapperState,
+    StateUpdate,
+    TwinDelta,
+    TwinResult,
+    TwinUpdate,
+    new_event_id,
+)
 
-HELP = "print twin traffic live (one device, or all)"
+HELP = "print twin traffic live, a line per update (one device, or all)"
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``watch``."""
     parser.add_argument("device", nargs="?", type=device_id, metavar="NS/NAME")
     add_bus_options(parser)
-    parser.add_argument(
-        "--table", action="store_true", help="redraw a table of the twins instead of lines"
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--table",
+        action="store_true",
+        help="redraw a table of the twins (in a terminal; elsewhere, print the changes)",
     )
-    parser.add_argument("--count", type=int, metavar="N", help="stop after N messages")
+    shown.add_argument("--json", action="store_true", help="print every message as it is")
+    parser.add_argument("--count", type=int, metavar="N", help="stop after N lines")
     parser.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
 
 
-def line(topics: Topics, topic: str, payload: bytes, when: float) -> str:
-    """One message as a line: time, device (or node), channel, compact payload."""
+def _stamp(when: float) -> str:
+    return dt.datetime.fromtimestamp(when).strftime("%H:%M:%S.%f")[:-3]
+
+
+def raw_line(topics: Topics, topic: str, payload: bytes, when: float) -> str:
+    """One message as it is: time, device (or node), channel, compact payload (``--json``)."""
     parsed = topics.parse(topic)
     if isinstance(parsed, DeviceTopic):
         who, what = parsed.device_id, parsed.channel.value
@@ -44,18 +66,78 @@ def line(topics: Topics, topic: str, payload: bytes, when: float) -> str:
         text = json.dumps(json.loads(payload), separators=(",", ":"), ensure_ascii=False)
     except ValueError:
         text = payload.decode(errors="replace")
-    stamp = dt.datetime.fromtimestamp(when).strftime("%H:%M:%S.%f")[:-3]
-    return f"{stamp} {who} {what} {text}"
+    return f"{_stamp(when)} {who} {what} {text}"
+
+
+def _values(view: TwinView, device: str, update: TwinUpdate) -> list[str]:
+    """``name=value`` of every property the update carries, desired and pending marked."""
+    parts = []
+    known = view.devices.get(device)
+    for name, twin in update.twin.items():
+        if twin is None:
+            parts.append(f"{name}: desired cleared")
+            continue
+        if twin.error is not None:
+            parts.append(f"{name}: write {twin.error.value} failed: {twin.error.reason}")
+            continue
+        if twin.actual is not None and twin.actual.value is not None:
+            text = f"{name}={twin.actual.value}"
+            prop = known.properties.get(name) if known is not None else None
+            if prop is not None and prop.pending:
+                text += f" (desired {prop.desired}, pending)"
+            parts.append(text)
+        if "expected" in twin.model_fields_set:
+            desired = twin.expected.value if twin.expected is not None else None
+            parts.append(f"{name}: desired {'cleared' if desired is None else desired} asked")
+    return parts
+
+
+def describe(view: TwinView, topic: str, payload: bytes, when: float) -> str | None:
+    """The line a reader sees for one message, or ``None`` when it adds nothing.
+
+    ``view`` is updated with the message first, so that a report can say what is pending.
+    """
+    view.apply(topic, payload, when)
+    parsed = view.topics.parse(topic)
+    head = f"{_stamp(when)} {topic} "
+    try:
+        if isinstance(parsed, NodeTopic):
+            if parsed.channel is not NodeChannel.MAPPER_STATE:
+                return None
+            mapper = MapperState.model_validate_json(payload)
+            what = f"mapper {mapper.mapper} {mapper.state} ({len(mapper.devices)} devices)"
+            return f"{_stamp(when)} node {parsed.node}  {what}"
+        if not isinstance(parsed, DeviceTopic):
+            return None
+        head = f"{_stamp(when)} {parsed.device_id} "
+        channel = parsed.channel
+        if channel is Channel.STATE_UPDATE:
+            return head + StateUpdate.model_validate_json(payload).state
+        if channel is Channel.TWIN_UPDATE:
+            parts = _values(view, parsed.device_id, TwinUpdate.model_validate_json(payload))
+            return head + "  ".join(parts) if parts else None
+        if channel is Channel.TWIN_DELTA:
+            delta = TwinDelta.model_validate_json(payload).delta
+            pending = "  ".join(f"{name}={value}" for name, value in sorted(delta.items()))
+            return head + (f"delta: write {pending}" if pending else "delta: nothing pending")
+        if channel in (Channel.TWIN_RESULT, Channel.TWIN_GET_RESULT):
+            result = TwinResult.model_validate_json(payload)
+            if result.code is None:
+                return None
+            return head + f"refused ({result.code}): {result.reason or ''}"
+    except ValidationError:
+        return head + f"a malformed message ({len(payload)} bytes)"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print until SIGINT, ``--count`` messages or ``--seconds``."""
+    """Print until SIGINT, ``--count`` lines or ``--seconds``."""
     topics = Topics(args.topic_root)
     filters = [topics.all_devices(args.device)]
     if args.device is None:
         filters.append(f"{topics.root}/node/#")
     view = TwinView(topics)
-    tty = sys.stdout.isatty()
+    redraw = args.table and sys.stdout.isatty()
 
     async def main() -> int:
         seen = 0
@@ -65,13 +147,17 @@ def run(args: argparse.Namespace) -> int:
         ):
             with anyio.move_on_after(args.seconds if args.seconds is not None else float("inf")):
                 async for message in messages:
-                    if args.table:
-                        view.apply(message.topic, message.payload)
-                        prefix = "\x1b[H\x1b[2J" if tty else ""
-                        print(prefix + view.render(), flush=True)
+                    now = time.time()
+                    if args.json:
+                        text: str | None = raw_line(topics, message.topic, message.payload, now)
+                    elif redraw:
+                        view.apply(message.topic, message.payload, now)
+                        text = "\x1b[H\x1b[2J" + view.render(now)
                     else:
-                        text = line(topics, message.topic, message.payload, time.time())
-                        print(text, flush=True)
+                        text = describe(view, message.topic, message.payload, now)
+                    if text is None:
+                        continue
+                    print(text, flush=True)
                     seen += 1
                     if args.count is not None and seen >= args.count:
                         break

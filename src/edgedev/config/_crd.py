@@ -62,8 +62,29 @@ class ObjectMeta(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+def _null_is_empty(value: Any) -> Any:
+    """``configData:`` left empty is null in YAML (and pruned by the API server): no settings."""
+    return {} if value is None else value
+
+
+class Visitor(CamelModel):
+    """Where a property lives on the device (protocol specific ``configData``)."""
+
+    protocol_name: str = ""
+    config_data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("config_data", mode="before")
+    @classmethod
+    def _null_config(cls, value: Any) -> Any:
+        return _null_is_empty(value)
+
+
 class ModelProperty(CamelModel):
-    """One property a kind of device offers (``DeviceModel.spec.properties[]``)."""
+    """One property a kind of device offers (``DeviceModel.spec.properties[]``).
+
+    ``visitors`` (KubeEdge v1.22) are the defaults of the Devices' visitors: a Device's own
+    ``visitors.configData`` keys override the model's, key by key, as EdgeCore merges them.
+    """
 
     name: str = Field(min_length=1)
     description: str = ""
@@ -72,6 +93,7 @@ class ModelProperty(CamelModel):
     minimum: str | None = None
     maximum: str | None = None
     unit: str = ""
+    visitors: Visitor | None = None
 
     @field_validator("type", mode="before")
     @classmethod
@@ -85,10 +107,20 @@ class ModelProperty(CamelModel):
 
 
 class DeviceModelSpec(CamelModel):
-    """``DeviceModel.spec``."""
+    """``DeviceModel.spec``.
+
+    ``protocolConfigData`` (KubeEdge v1.22) holds defaults of the Devices' protocol
+    ``configData``; a Device's own keys override them.
+    """
 
     protocol: str = ""
+    protocol_config_data: dict[str, Any] = Field(default_factory=dict)
     properties: list[ModelProperty] = Field(default_factory=list)
+
+    @field_validator("protocol_config_data", mode="before")
+    @classmethod
+    def _null_config(cls, value: Any) -> Any:
+        return _null_is_empty(value)
 
 
 class DeviceModelResource(CamelModel):
@@ -100,13 +132,6 @@ class DeviceModelResource(CamelModel):
     kind: Literal["DeviceModel"]
     metadata: ObjectMeta
     spec: DeviceModelSpec
-
-
-class Visitor(CamelModel):
-    """Where a property lives on the device (protocol specific ``configData``)."""
-
-    protocol_name: str = ""
-    config_data: dict[str, Any] = Field(default_factory=dict)
 
 
 class Desired(CamelModel):
@@ -122,11 +147,140 @@ class Desired(CamelModel):
         return _to_text(value)
 
 
+class MqttPush(CamelModel):
+    """``pushMethod.mqtt``: publish each value to a broker."""
+
+    address: str = ""
+    topic: str = ""
+    qos: int = Field(0, ge=0, le=2)
+    retained: bool = False
+
+
+class HttpPush(CamelModel):
+    """``pushMethod.http``: POST each value."""
+
+    host_name: str = ""
+    port: int = Field(80, ge=1, le=65535)
+    request_path: str = ""
+    timeout: int = Field(0, ge=0)
+
+
+class OtelPush(CamelModel):
+    """``pushMethod.otel``: export each value as an OpenTelemetry metric."""
+
+    endpoint_url: str = Field("", alias="endpointURL")
+
+
+class Influxdb2ClientConfig(CamelModel):
+    """``dbMethod.influxdb2.influxdb2ClientConfig``."""
+
+    url: str = ""
+    org: str = ""
+    bucket: str = ""
+
+
+class Influxdb2DataConfig(CamelModel):
+    """``dbMethod.influxdb2.influxdb2DataConfig``."""
+
+    measurement: str = ""
+    tag: dict[str, str] = Field(default_factory=dict)
+    field_key: str = ""
+
+
+class Influxdb2(CamelModel):
+    """``dbMethod.influxdb2``."""
+
+    influxdb2_client_config: Influxdb2ClientConfig = Field(default_factory=Influxdb2ClientConfig)
+    influxdb2_data_config: Influxdb2DataConfig = Field(default_factory=Influxdb2DataConfig)
+
+
+class RedisClientConfig(CamelModel):
+    """``dbMethod.redis.redisClientConfig``."""
+
+    addr: str = ""
+    db: int = Field(0, ge=0)
+    poolsize: int = Field(0, ge=0)
+    min_idle_conns: int = Field(0, ge=0)
+
+
+class Redis(CamelModel):
+    """``dbMethod.redis``."""
+
+    redis_client_config: RedisClientConfig = Field(default_factory=RedisClientConfig)
+
+
+class TdengineClientConfig(CamelModel):
+    """``dbMethod.TDEngine.TDEngineClientConfig``."""
+
+    addr: str = ""
+    db_name: str = ""
+
+
+class Tdengine(CamelModel):
+    """``dbMethod.TDEngine``."""
+
+    client_config: TdengineClientConfig = Field(
+        default_factory=TdengineClientConfig, alias="TDEngineClientConfig"
+    )
+
+
+class MysqlClientConfig(CamelModel):
+    """``dbMethod.mysql.mysqlClientConfig``."""
+
+    addr: str = ""
+    database: str = ""
+    user_name: str = ""
+
+
+class Mysql(CamelModel):
+    """``dbMethod.mysql``."""
+
+    mysql_client_config: MysqlClientConfig = Field(default_factory=MysqlClientConfig)
+
+
+class DbMethod(CamelModel):
+    """``pushMethod.dbMethod``: store each value in a database."""
+
+    influxdb2: Influxdb2 | None = None
+    redis: Redis | None = None
+    tdengine: Tdengine | None = Field(None, alias="TDEngine")
+    mysql: Mysql | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The databases named, as the YAML spells them."""
+        spelled = {"influxdb2": "influxdb2", "redis": "redis", "tdengine": "TDEngine"}
+        spelled["mysql"] = "mysql"
+        return [key for name, key in spelled.items() if getattr(self, name) is not None]
+
+
+class PushMethod(CamelModel):
+    """``pushMethod`` of a Device property: where else each value goes (KubeEdge v1beta1)."""
+
+    mqtt: MqttPush | None = None
+    http: HttpPush | None = None
+    otel: OtelPush | None = None
+    db_method: DbMethod | None = None
+    anomaly_detection: dict[str, Any] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The targets named (``mqtt``, ``dbMethod.redis`` ...)."""
+        found = [n for n in ("mqtt", "http", "otel") if getattr(self, n) is not None]
+        if self.db_method is not None:
+            found += [f"dbMethod.{n}" for n in self.db_method.names]
+        if self.anomaly_detection is not None:
+            found.append("anomalyDetection")
+        return found
+
+
 class DeviceProperty(CamelModel):
     """One property of a Device instance (``Device.spec.properties[]``).
 
-    ``collectCycle`` and ``reportCycle`` are milliseconds. ``reportOnChange`` and ``deadband``
-    are edgedev extensions: report a value as soon as it changes by more than ``deadband``.
+    ``collectCycle`` and ``reportCycle`` are milliseconds. ``visitors`` may be left out when
+    the DeviceModel's property gives them. ``reportOnChange`` and ``deadband`` here are the
+    deprecated place of edgedev's extensions (the upstream CRD refuses them): they belong in
+    ``visitors.configData``.
     """
 
     name: str = Field(min_length=1)
@@ -134,11 +288,32 @@ class DeviceProperty(CamelModel):
     collect_cycle: int = Field(1000, gt=0)
     report_cycle: int | None = Field(None, gt=0)
     report_to_cloud: bool = True
-    visitors: Visitor = Field(default_factory=Visitor)
+    visitors: Visitor | None = None
+    push_method: PushMethod | None = None
+    report_on_change: bool | None = None
+    deadband: float | None = Field(None, ge=0)
+
+
+class Extensions(CamelModel):
+    """edgedev's keys inside ``visitors.configData``, taken out before the driver's keys.
+
+    Attributes:
+        report_on_change: report a value as soon as it changes (beyond ``deadband``).
+        deadband: smallest change of a number that counts as a change.
+        customized_values: KubeEdge's free-form ``customizedValues``, kept for drivers.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
     report_on_change: bool = False
     deadband: float = Field(0.0, ge=0)
-    # KubeEdge fields that edgedev accepts without using:
-    push_method: Any = None
+    customized_values: dict[str, Any] | None = None
+
+
+EXTENSION_KEYS = ("reportOnChange", "deadband", "customizedValues")
+"""Keys of ``visitors.configData`` that edgedev reads itself (see :class:`Extensions`)."""
 
 
 class ModelRef(CamelModel):
@@ -153,6 +328,26 @@ class ProtocolRef(CamelModel):
     protocol_name: str = Field(min_length=1)
     config_data: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("config_data", mode="before")
+    @classmethod
+    def _null_config(cls, value: Any) -> Any:
+        return _null_is_empty(value)
+
+
+class DeviceMethod(CamelModel):
+    """``spec.methods[]``: a named group of properties (KubeEdge's device methods)."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    property_names: list[str] = Field(default_factory=list)
+
+
+class StateReport(CamelModel):
+    """``spec.stateReport`` (KubeEdge v1.23): how the device state is reported."""
+
+    report_cycle: int | None = Field(None, gt=0)
+    report_to_cloud: bool = True
+
 
 class DeviceSpecModel(CamelModel):
     """``Device.spec``."""
@@ -161,8 +356,8 @@ class DeviceSpecModel(CamelModel):
     node_name: str | None = None
     protocol: ProtocolRef
     properties: list[DeviceProperty] = Field(default_factory=list)
-    # KubeEdge fields that edgedev accepts without using:
-    methods: Any = None
+    methods: list[DeviceMethod] = Field(default_factory=list)
+    state_report: StateReport | None = None
 
     @field_validator("properties", mode="wrap")
     @classmethod

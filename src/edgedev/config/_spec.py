@@ -7,10 +7,11 @@ the protocol settings, so that nothing downstream looks at raw YAML again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
-from edgedev.config._crd import AccessMode
+from edgedev.config._crd import AccessMode, DeviceMethod, PushMethod, StateReport
 from edgedev.twin._values import PropertyType
 
 
@@ -33,6 +34,8 @@ class PropertySpec:
         deadband: smallest change of a number that counts as a change.
         desired: the desired value from the Device file, as its wire string.
         visitor: the driver's validated ``visitors.configData``.
+        push_method: KubeEdge's ``pushMethod`` (validated; not served yet).
+        customized_values: KubeEdge's free-form ``customizedValues`` from the visitor.
     """
 
     name: str
@@ -49,6 +52,8 @@ class PropertySpec:
     report_on_change: bool = False
     deadband: float = 0.0
     desired: str | None = None
+    push_method: PushMethod | None = None
+    customized_values: dict[str, Any] | None = None
 
     @property
     def writable(self) -> bool:
@@ -71,6 +76,8 @@ class DeviceSpec:
         source: the file the Device came from.
         timeout_ms: the deadline of one operation (``configData.timeout``), resolved by the
             loader from the driver's typed settings.
+        methods: KubeEdge's ``spec.methods`` (named groups of properties), checked.
+        state_report: KubeEdge's ``spec.stateReport``, if given.
     """
 
     namespace: str
@@ -82,6 +89,8 @@ class DeviceSpec:
     node_name: str | None = None
     source: str = ""
     timeout_ms: int = 3000
+    methods: tuple[DeviceMethod, ...] = ()
+    state_report: StateReport | None = None
     _by_name: dict[str, PropertySpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

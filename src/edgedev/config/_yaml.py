@@ -16,6 +16,11 @@ Anything else (anchors and aliases, explicit tags, merge keys, complex keys, tim
 syntax errors) makes it parse the text again with :class:`FastSafeLoader`, PyYAML's own
 composer and constructor (with the same tag cache, and a node walker for plain documents), so
 results and error messages are PyYAML's.
+
+Loading is bounded before any model sees the data: a file's text is at most
+:data:`MAX_TEXT` characters, and a document whose anchors and aliases would expand to more than
+:data:`MAX_NODES` nodes (the "billion laughs") is refused with the line where the expansion
+crosses the limit, without being expanded.
 """
 
 from __future__ import annotations
@@ -50,6 +55,65 @@ _SHARED_SCALARS = frozenset(
 
 
 _MISSING: Any = object()
+
+MAX_TEXT = 32 * 1024 * 1024
+"""Most characters in one YAML file (a fleet of a thousand Devices takes about 2 MB)."""
+MAX_NODES = 200_000
+"""Most nodes one document may expand to through aliases (shared nodes counted each time)."""
+
+
+class YAMLLimitError(yaml.MarkedYAMLError):
+    """A YAML text is beyond :data:`MAX_TEXT`, or its aliases expand beyond :data:`MAX_NODES`."""
+
+
+def _check_expansion(root: Node, limit: int) -> None:
+    """Refuse a document whose aliases expand to more than ``limit`` nodes, without expanding.
+
+    Each distinct node is sized once (its own node plus its children's sizes, a shared child
+    counted at every use), so the check costs the document's distinct nodes, not its expansion.
+
+    Raises:
+        YAMLLimitError: at the innermost node whose expansion crosses ``limit``, or at a node
+            that contains itself.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        ident = id(node)
+        if ident in sizes:
+            continue
+        if type(node) is ScalarNode:
+            sizes[ident] = 1
+            continue
+        children = (
+            [n for pair in node.value for n in pair] if type(node) is MappingNode else node.value
+        )
+        if children_done:
+            open_.discard(ident)
+            size = 1 + sum(sizes[id(c)] for c in children)
+            if size > limit:
+                raise YAMLLimitError(
+                    problem=f"aliases expand this document to more than {limit} nodes",
+                    problem_mark=node.start_mark,
+                )
+            sizes[ident] = size
+            continue
+        if ident in open_:
+            raise YAMLLimitError(
+                problem="an alias refers to a node that contains it", problem_mark=node.start_mark
+            )
+        open_.add(ident)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise YAMLLimitError(
+                    problem="an alias refers to a node that contains it",
+                    problem_mark=child.start_mark,
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
 
 
 class _Fallback(Exception):
@@ -209,12 +273,21 @@ def _event_documents(text: str) -> Iterator[Any]:
         loader.dispose()
 
 
-def load_all(text: str) -> Iterator[Any]:
+def load_all(text: str, *, max_text: int = MAX_TEXT, max_nodes: int = MAX_NODES) -> Iterator[Any]:
     """Every document of ``text``, as ``yaml.load_all(text, Loader=yaml.CSafeLoader)`` gives.
 
+    Args:
+        text: the YAML text.
+        max_text: most characters accepted.
+        max_nodes: most nodes one document may expand to through aliases.
+
     Raises:
+        YAMLLimitError: ``text`` is longer than ``max_text``, or a document's aliases expand
+            beyond ``max_nodes`` (with the line where they do).
         yaml.YAMLError: as PyYAML raises it, after the documents before the mistake.
     """
+    if len(text) > max_text:
+        raise YAMLLimitError(problem=f"{len(text)} characters, over the limit of {max_text}")
     done = 0
     try:
         for document in _event_documents(text):
@@ -225,11 +298,15 @@ def load_all(text: str) -> Iterator[Any]:
         pass
     loader = FastSafeLoader(text)
     try:
-        while loader.check_data():
-            document = loader.get_data()
+        while loader.check_node():
+            node = loader.get_node()
             if done:
                 done -= 1
                 continue
-            yield document
+            if node is None:
+                yield None
+                continue
+            _check_expansion(node, max_nodes)
+            yield loader.construct_document(node)
     finally:
         loader.dispose()

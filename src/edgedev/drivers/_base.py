@@ -89,6 +89,8 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
     Class attributes:
         protocol_config: pydantic model of ``spec.protocol.configData``.
         visitor_config: pydantic model of ``visitors.configData``.
+        streams: whether the driver serves ``type: STREAM`` properties (none of edgedev's
+            drivers does yet: the loader refuses them with a message naming the driver).
 
     Errors: raise :class:`edgedev.DeviceError` (or let ``OSError``/``TimeoutError`` escape)
     when the device cannot be reached; the runtime then marks it offline, closes the driver
@@ -98,6 +100,7 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
 
     protocol_config: ClassVar[type[ProtocolConfig]]
     visitor_config: ClassVar[type[VisitorConfig]]
+    streams: ClassVar[bool] = False
 
     def __init__(self, device: DeviceSpec) -> None:
         self.device = device

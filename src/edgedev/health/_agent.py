@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 
 def agent_metrics(agent: Agent) -> list[Metric]:
-    """Bus metrics plus the agent's message and store counters."""
+    """Bus metrics plus the agent's message, refusal and store counters."""
+    refused = Metric(
+        "edgedev_agent_refused_total", "messages or device ids refused, by reason", "counter"
+    )
+    for reason, count in sorted(agent.core.refused.items()):
+        refused.add(count, reason=reason)
     return [
         *bus_metrics(agent.bus),
         Metric("edgedev_agent_messages_total", "messages handled", "counter").add(agent.handled),
@@ -23,6 +28,10 @@ def agent_metrics(agent: Agent) -> list[Metric]:
         Metric("edgedev_agent_store_failures_total", "transactions that failed", "counter").add(
             agent.store_failures
         ),
+        refused,
+        Metric(
+            "edgedev_agent_skipped_rows_total", "stored rows that could not be loaded", "counter"
+        ).add(agent.core.skipped_rows),
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.health._metrics import Metric
 from edgedev.health._server import Health
 from edgedev.twin._state import DeviceState
@@ -32,6 +33,22 @@ def bus_metrics(bus: Bus | None) -> list[Metric]:
         Metric(
             "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
         ).add(outbox.dropped),
+        Metric(
+            "edgedev_received_dropped_total",
+            "received messages dropped because their subscriber was too far behind",
+            "counter",
+        ).add(bus.dropped_in),
+        *(
+            [
+                Metric(
+                    "edgedev_queue_undeleted_total",
+                    "acknowledged messages a full disk kept (never sent again)",
+                    "counter",
+                ).add(outbox.undeleted)
+            ]
+            if isinstance(outbox, SqliteOutbox)
+            else []
+        ),
     ]
 
 
@@ -58,13 +75,39 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         "edgedev_device_reconnects_total", "times the device came back online", "counter"
     )
     writes = Metric("edgedev_device_writes_total", "writes the device accepted", "counter")
+    faults = Metric(
+        "edgedev_device_faults_total",
+        "reads the device answered with protocol exceptions only (state unhealthy)",
+        "counter",
+    )
+    unhealthy = Metric(
+        "edgedev_device_unhealthy", "1 while the device answers with exceptions only", "gauge"
+    )
+    refused = Metric(
+        "edgedev_twin_values_refused_total",
+        "values left out of twin reports because EdgeCore would refuse them",
+        "counter",
+    )
     for device_id, runner in sorted(mapper.runners.items()):
         up.add(1 if runner.state == DeviceState.ONLINE else 0, device=device_id)
+        unhealthy.add(1 if runner.state == DeviceState.UNHEALTHY else 0, device=device_id)
+        faults.add(runner.faults, device=device_id)
         reads.add(runner.reads, device=device_id)
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
-    return [*bus_metrics(mapper.bus), up, reads, errors, reconnects, writes]
+        refused.add(runner.refused, device=device_id)
+    return [
+        *bus_metrics(mapper.bus),
+        up,
+        unhealthy,
+        reads,
+        errors,
+        faults,
+        reconnects,
+        writes,
+        refused,
+    ]
 
 
 def mapper_health(mapper: Mapper) -> Health:

@@ -10,19 +10,26 @@ import logging
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
 from edgedev._backoff import Backoff
-from edgedev._errors import DeviceError, WriteRefused
+from edgedev._errors import DeviceError, DeviceFault, WriteRefused
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
-from edgedev.mapper._sinks import Reading, ReportSink, wants_readings
+from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, wants_readings
 from edgedev.twin._state import DeviceState
-from edgedev.twin._values import Value, check_writable, check_write, format_value
+from edgedev.twin._values import (
+    Value,
+    check_writable,
+    check_write,
+    format_value,
+    parse_value,
+    values_equal,
+)
 from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.mapper")
@@ -76,14 +83,23 @@ PUSH_QUEUE_LIMIT = 4096
 """Pushed values a device may have waiting for its runner; beyond, the oldest are dropped."""
 
 
-def offline_reason(exc: BaseException, timeout_ms: int) -> str:
-    """Why a device went offline, in words, even for an exception without a message."""
-    text = str(exc)
-    if text:
-        return text
+def describe(exc: BaseException, timeout: float) -> str:
+    """Why a device is offline (or unhealthy), in words, for the log and the state report.
+
+    Args:
+        exc: what the driver raised (or the deadline that expired).
+        timeout: the device's deadline of one operation, in seconds.
+    """
     if isinstance(exc, TimeoutError):
-        return f"timeout after {timeout_ms} ms"
-    return type(exc).__name__
+        return f"timeout, no answer within {timeout * 1000:.0f} ms"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused{': ' + str(exc) if str(exc) else ''}"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the device"
+    text = str(exc)
+    if isinstance(exc, DeviceError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def push_rounds(pushed: Iterable[tuple[str, Reading]]) -> list[dict[str, Reading]]:
@@ -155,11 +171,15 @@ class DeviceRunner:
     :meth:`~edgedev.mapper.ReportSink.state`.
 
     Attributes:
-        state: the device's :class:`~edgedev.twin.DeviceState` (``unknown`` until connected).
+        state: the device's :class:`~edgedev.twin.DeviceState`: ``online``, ``offline``,
+            ``unhealthy`` (it answers with protocol exceptions only) or ``unknown`` (not yet
+            connected).
+        reason: why the device is offline or unhealthy (``None`` while it is online).
         values: the last value read of each property, with its timestamp in ms.
         reads: read requests made to the driver.
         errors: failures that took the device offline.
-        reconnects: times the device came back after being offline.
+        faults: reads answered with protocol exceptions only (:class:`~edgedev.DeviceFault`).
+        reconnects: times the device came back after being offline or unhealthy.
         writes: writes the device accepted.
         pushes_dropped: pushed values dropped because the runner fell behind.
     """
@@ -177,16 +197,19 @@ class DeviceRunner:
         self._sinks = tuple(sinks)
         self._reading_sinks = tuple(s for s in self._sinks if wants_readings(s))
         self._backoff = backoff or Backoff(0.5, 30.0)
-        self._timeout_ms = spec.timeout_ms
-        self._timeout = self._timeout_ms / 1000
+        self._timeout = spec.timeout_ms / 1000
         self._props = {p.name: p for p in spec.properties}
         self._last: dict[str, Reading] = {}
         self._pushed: deque[tuple[str, Reading]] = deque(maxlen=PUSH_QUEUE_LIMIT)
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
+        self._desired: dict[str, tuple[str, Value]] = {}
+        self._report_next: set[str] = set()
         self.state = DeviceState.UNKNOWN
+        self.reason: str | None = None
         self.reads = 0
         self.errors = 0
+        self.faults = 0
         self.reconnects = 0
         self.writes = 0
         self.pushes_dropped = 0
@@ -197,6 +220,14 @@ class DeviceRunner:
     def values(self) -> dict[str, tuple[Value, int]]:
         """The last value of each property, with its timestamp in ms."""
         return {name: (r.value, r.timestamp) for name, r in self._last.items()}
+
+    @property
+    def refused(self) -> int:
+        """Values of this device left out of twin reports because EdgeCore would refuse them.
+
+        Counted by the MQTT twin sink (:class:`~edgedev.mapper.MqttTwinSink`), per value.
+        """
+        return sum(s.refused[self.spec.id] for s in self._sinks if isinstance(s, MqttTwinSink))
 
     # public API ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -240,6 +271,31 @@ class DeviceRunner:
         await request.done.wait()
         return request.result
 
+    def holds(self, name: str, text: str) -> bool:
+        """Whether the device's last value of ``name`` equals wire string ``text`` (typed).
+
+        ``24`` equals ``24.0`` on a FLOAT property and ``1`` equals ``true`` on a BOOLEAN one.
+        Remembers ``text`` as the desired value's own text: a value read back that equals it
+        is reported in that text, so that EdgeCore, which compares desired and reported as
+        strings, sees them equal and stops sending deltas.
+        """
+        prop = self._props.get(name)
+        if prop is None:
+            return False
+        try:
+            wanted = parse_value(text, prop.type)
+        except ValueError:
+            return False
+        self._desired[name] = (text, wanted)
+        current = self._last.get(name)
+        return current is not None and values_equal(current.value, wanted, prop.type)
+
+    def report_now(self, name: str) -> None:
+        """Report ``name``'s last value (in its current text) at the next turn of the loop."""
+        if name in self._last:
+            self._report_next.add(name)
+            self._wake.set()
+
     def go_offline(self, reason: str | None = None) -> None:
         """Report ``offline`` (the mapper is stopping, or the device was removed)."""
         self._set_state(DeviceState.OFFLINE, reason)
@@ -265,7 +321,11 @@ class DeviceRunner:
         forced = await self._do_writes(driver, fresh) if self._writes else set()
         rounds = push_rounds(self._take_pushed())
         first = rounds[0] if rounds else {}
-        self._emit(plan, plan.report.pop_due(now), fresh | first, forced | self._forced(first))
+        due = plan.report.pop_due(now)
+        if self.state is DeviceState.UNHEALTHY:  # no stale values from a device that has none
+            due = []
+        due = [*due, *self._take_report_next()]
+        self._emit(plan, due, fresh | first, forced | self._forced(first))
         for more in rounds[1:]:  # the same property pushed again: one report each
             self._emit(plan, (), more, self._forced(more))
 
@@ -273,9 +333,16 @@ class DeviceRunner:
         """Read the properties ``due``; the readings by name."""
         if not due:
             return {}
-        # shielded: a stopping mapper lets a read in flight finish (and report)
-        with anyio.fail_after(self._timeout, shield=True):  # one scope: hot path
-            values = await driver.read([self._props[n] for n in due])
+        # shielded: a stopping mapper lets a read in flight finish (and report); the driver
+        # bounds each request by the timeout, this bounds the whole read (at most one request
+        # per property) for drivers that do not
+        with anyio.fail_after(self._timeout * len(due), shield=True):
+            try:
+                values = await driver.read([self._props[n] for n in due])
+            except DeviceFault as fault:
+                self.reads += 1
+                self._faulted(fault)
+                return {}
         self.reads += 1
         self._set_state(DeviceState.ONLINE)
         self._backoff.reset()
@@ -288,10 +355,23 @@ class DeviceRunner:
         for name, value in values.items():
             prop = props.get(name)
             if prop is not None:
-                fresh[name] = self._last[name] = Reading(
-                    name, value, format_value(value, prop.type), ts
-                )
+                fresh[name] = self._last[name] = Reading(name, value, self._text(prop, value), ts)
         return fresh
+
+    def _text(self, prop: PropertySpec, value: Value) -> str:
+        """The wire string of ``value``: the desired value's own text when they are equal."""
+        desired = self._desired.get(prop.name)
+        if desired is not None and values_equal(value, desired[1], prop.type):
+            return desired[0]
+        return format_value(value, prop.type)
+
+    def _take_report_next(self) -> list[str]:
+        """The properties :meth:`report_now` asked for, their last readings in today's text."""
+        names, self._report_next = self._report_next, set()
+        for name in names:
+            last = self._last[name]
+            self._last[name] = replace(last, text=self._text(self._props[name], last.value))
+        return sorted(names)
 
     def _take_pushed(self) -> list[tuple[str, Reading]]:
         taken = list(self._pushed)
@@ -353,7 +433,7 @@ class DeviceRunner:
                 self.pushes_dropped += 1
                 if self.pushes_dropped == 1:
                     log.warning("device %s: pushed values dropped (runner behind)", self.spec.id)
-            pushed.append((name, Reading(name, value, format_value(value, prop.type), now_ms())))
+            pushed.append((name, Reading(name, value, self._text(prop, value), now_ms())))
             self._wake.set()
 
         await driver.watch(props, report)
@@ -373,7 +453,7 @@ class DeviceRunner:
                 request.finish(WriteResult(prop.name, False, reason=str(exc)))
                 continue
             except BaseException as exc:
-                reason = offline_reason(exc, self._timeout_ms)
+                reason = describe(exc, self._timeout)
                 request.finish(
                     WriteResult(prop.name, False, reason=f"write failed: {reason}", retry=True)
                 )
@@ -382,15 +462,18 @@ class DeviceRunner:
             fresh.update(self._readings(values, now_ms()))
             written.add(prop.name)
             back = values.get(prop.name, request.value)
-            request.finish(WriteResult(prop.name, True, value=format_value(back, prop.type)))
+            request.finish(WriteResult(prop.name, True, value=self._text(prop, back)))
         return written
 
     # state ---------------------------------------------------------------------------------
     def _set_state(self, state: DeviceState, reason: str | None = None) -> None:
         if state == self.state:
+            if reason is not None:  # still offline, now for another reason
+                self.reason = reason
             return
+        self.reason = reason
         if state == DeviceState.ONLINE:
-            recovered = self.state == DeviceState.OFFLINE
+            recovered = self.state in (DeviceState.OFFLINE, DeviceState.UNHEALTHY)
             if recovered:
                 self.reconnects += 1
             log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
@@ -402,12 +485,20 @@ class DeviceRunner:
 
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1
-        reason = offline_reason(exc, self._timeout_ms)
-        if self.state != DeviceState.OFFLINE:
+        reason = describe(exc, self._timeout)
+        if self.state != DeviceState.OFFLINE or reason != self.reason:
             log.warning("device %s offline: %s", self.spec.id, reason)
         else:
             log.debug("device %s still offline: %s", self.spec.id, reason)
         self._set_state(DeviceState.OFFLINE, reason)
+
+    def _faulted(self, fault: DeviceFault) -> None:
+        """The device answered a whole read with exceptions: ``unhealthy``, logged once."""
+        self.faults += 1
+        reason = describe(fault, self._timeout)
+        if self.state != DeviceState.UNHEALTHY or reason != self.reason:
+            log.warning("device %s unhealthy: %s", self.spec.id, reason)
+        self._set_state(DeviceState.UNHEALTHY, reason)
 
     def _fail_writes(self, reason: str) -> None:
         while self._writes:

@@ -15,13 +15,19 @@ from anyio.abc import TaskGroup, TaskStatus
 from pydantic import ValidationError
 
 from edgedev._plugins import Registry
+from edgedev._text import plural
 from edgedev.bus._client import Bus
 from edgedev.bus._outbox import Message, Outbox
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel, Topics
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
-from edgedev.mapper._desired import DesiredWriter, desired_stamps, pending_values
+from edgedev.mapper._desired import (
+    DesiredWriter,
+    desired_stamps,
+    known_properties,
+    pending_values,
+)
 from edgedev.mapper._device import DeviceRunner
 from edgedev.mapper._sinks import MqttTwinSink, ReportSink
 from edgedev.twin._state import DeviceState
@@ -149,7 +155,6 @@ class Mapper:
             def announce() -> None:
                 bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
                 self._gets.clear()
-                twin_sink.announce()
                 for device_id in self.runners:
                     self._ask_desired(device_id)
 
@@ -166,10 +171,11 @@ class Mapper:
                     for spec in self.devices:
                         self._start(spec)
                     log.info(
-                        "mapper %s running %d devices (%s)",
+                        "mapper %s running %s (%s), broker %s",
                         self.name,
-                        len(self.runners),
+                        plural(len(self.runners), "device"),
                         ", ".join(sorted({d.protocol for d in self.devices})),
+                        bus.url,
                     )
                     task_status.started(self)
             finally:
@@ -315,7 +321,8 @@ class Mapper:
                 try:
                     if topic.channel is Channel.TWIN_DELTA:
                         delta = TwinDelta.model_validate_json(message.payload)
-                        writer.replace(delta.delta, desired_stamps(delta.twin))
+                        wanted = known_properties(writer.runner.spec, delta.delta)
+                        writer.replace(wanted, desired_stamps(delta.twin))
                         continue
                     result = TwinResult.model_validate_json(message.payload)
                 except ValidationError as exc:

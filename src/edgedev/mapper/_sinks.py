@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec
 from edgedev.twin._state import DeviceState
 from edgedev.twin._values import Value
-from edgedev.wire import state_update, twin_report, type_name
+from edgedev.wire import key_refusal, state_update, twin_report, type_name, value_refusal
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -74,29 +75,83 @@ def wants_readings(sink: ReportSink) -> bool:
     return type(sink).readings is not ReportSink.readings
 
 
+@dataclass(frozen=True, slots=True)
+class _TwinRules:
+    """What a device's twin report may carry, worked out once per :class:`DeviceSpec`."""
+
+    spec: DeviceSpec
+    types: dict[str, str]  # EdgeCore's type name of each property with reportToCloud
+    key_refusals: dict[str, str | None]
+
+
 class MqttTwinSink(ReportSink):
     """KubeEdge's device topics on a :class:`~edgedev.bus.Bus`: ``twin/update``, ``state/update``.
 
     ``Bus.publish`` queues in the bus's outbox, so nothing here blocks. The last state of each
-    device is published again whenever the broker connection is (re-)established.
+    device is published again whenever the broker connection is re-established (the first
+    connection delivers what is queued already).
+
+    Properties with ``reportToCloud: false`` stay off the twin topic. A value EdgeCore would
+    refuse is left out of the report, with one warning per property, and counted in
+    :attr:`refused`: EdgeCore refuses a whole message for one bad entry.
 
     Args:
         bus: the mapper's bus.
         topics: the topic scheme.
+
+    Attributes:
+        refused: values left out of twin reports, per device id.
     """
 
     def __init__(self, bus: Bus, topics: Topics) -> None:
         self._bus = bus
         self._topics = topics
         self._states: dict[str, DeviceState] = {}
+        self._rules: dict[str, _TwinRules] = {}
+        self._refused_once: set[tuple[str, str]] = set()
+        self._connected_before = False
+        self.refused: Counter[str] = Counter()
         bus.on_connect(self.announce)
 
     def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
-        """Publish one ``twin/update`` with the ``actual`` value of each reading."""
-        entries = [
-            (r.name, r.text, type_name(device.property(r.name).type), r.timestamp) for r in readings
-        ]
-        self._bus.publish(self._topics.device(device.id, Channel.TWIN_UPDATE), twin_report(entries))
+        """Publish one ``twin/update`` with the ``actual`` value of each reading EdgeCore takes."""
+        rules = self._rules_of(device)
+        entries = []
+        for r in readings:
+            type_ = rules.types.get(r.name)
+            if type_ is None:  # reportToCloud: false
+                continue
+            why = rules.key_refusals[r.name] or value_refusal(r.text, type_)
+            if why is not None:
+                self._refuse(device.id, r.name, why)
+                continue
+            entries.append((r.name, r.text, type_, r.timestamp))
+        if entries:
+            topic = self._topics.device(device.id, Channel.TWIN_UPDATE)
+            self._bus.publish(topic, twin_report(entries))
+
+    def _rules_of(self, device: DeviceSpec) -> _TwinRules:
+        rules = self._rules.get(device.id)
+        if rules is None or rules.spec is not device:  # new, or updated at run time
+            props = [p for p in device.properties if p.report_to_cloud]
+            rules = self._rules[device.id] = _TwinRules(
+                device,
+                {p.name: type_name(p.type) for p in props},
+                {p.name: key_refusal(p.name) for p in props},
+            )
+        return rules
+
+    def _refuse(self, device_id: str, name: str, why: str) -> None:
+        self.refused[device_id] += 1
+        if (device_id, name) not in self._refused_once:
+            self._refused_once.add((device_id, name))
+            log.warning(
+                "device %s: property %s left out of twin reports while its value has %s, "
+                "which EdgeCore refuses (with the whole report)",
+                device_id,
+                name,
+                why,
+            )
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
         """Publish ``state/update`` (EdgeCore's payload carries no reason)."""
@@ -106,9 +161,17 @@ class MqttTwinSink(ReportSink):
     def forget(self, device_id: str) -> None:
         """Stop announcing ``device_id`` (it was removed from the mapper)."""
         self._states.pop(device_id, None)
+        self._rules.pop(device_id, None)
 
     def announce(self) -> None:
-        """Publish every device's last state again (after the broker connection came back)."""
+        """Publish every device's last state again (after the broker connection came back).
+
+        The first connection announces nothing: the states published so far are still queued
+        in the bus's outbox and go out with it, so each is sent once.
+        """
+        if not self._connected_before:
+            self._connected_before = True
+            return
         for device_id, state in self._states.items():
             self._publish_state(device_id, state)
 

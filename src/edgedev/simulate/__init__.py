@@ -16,9 +16,14 @@ simulators: Registry[Simulator] = Registry("edgedev.simulators", Simulator)  # t
 
 
 async def simulate(
-    devices: Sequence[DeviceSpec], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    devices: Sequence[DeviceSpec],
+    *,
+    task_status: TaskStatus[list[Simulator]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve every device with its protocol's simulator until cancelled.
+
+    ``task_group.start(simulate, devices)`` returns the running simulators once every device
+    answers (one per protocol), for example to print where each device is served.
 
     Raises:
         edgedev.PluginError: a protocol has no simulator installed.
@@ -30,7 +35,7 @@ async def simulate(
     async with anyio.create_task_group() as tg:
         for instance in instances:
             await tg.start(instance.run)
-        task_status.started()
+        task_status.started(instances)
 
 
 __all__ = ("Simulator", "simulate", "simulators")

@@ -29,6 +29,14 @@ class Simulator(abc.ABC):
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; call ``task_status.started()`` once every device answers."""
 
+    def address(self, device: DeviceSpec) -> str:
+        """Where ``device`` is served, in words (``tcp 127.0.0.1:5020 unit 1``).
+
+        ``edgedev simulate`` prints it, so that a user knows what to point a mapper at. The
+        default says the device is served inside the process.
+        """
+        return "in this process"
+
     @classmethod
     def demo_yaml(cls, allocate_port: Callable[[], int]) -> str:
         """YAML (DeviceModels and Devices) of a small fleet for ``edgedev demo``.

@@ -1,4 +1,4 @@
-"""The state of a device as mappers report it on ``state/update``."""
+"""The states a device reports on ``state/update``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from enum import StrEnum
 
 
 class DeviceState(StrEnum):
-    """A device's connection state; the values are the words EdgeCore accepts.
+    """A device's state as KubeEdge's EdgeCore accepts it on ``state/update``.
 
     ``UNKNOWN`` is a device not yet connected (or never heard of); ``UNHEALTHY`` a device
-    that answers but keeps failing.
+    that answers, but with protocol exceptions only (no data).
     """
 
     ONLINE = "online"

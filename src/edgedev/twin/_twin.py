@@ -295,7 +295,7 @@ class Twin:
         except WriteRefused as exc:
             return Refusal(Code.BAD_REQUEST, str(exc))
         except ValueError as exc:
-            return Refusal(Code.BAD_REQUEST, f"property {name!r}: {exc}")
+            return Refusal(Code.BAD_REQUEST, f"{name}: {exc}")
         return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -27,6 +28,7 @@ class PropertyType(StrEnum):
     STRING = "STRING"
     BOOLEAN = "BOOLEAN"
     BYTES = "BYTES"
+    STREAM = "STREAM"
 
     @property
     def is_number(self) -> bool:
@@ -39,20 +41,38 @@ _TRUE = frozenset({"true", "1", "on", "yes"})
 _FALSE = frozenset({"false", "0", "off", "no"})
 
 
+def plain_float(value: float) -> str:
+    """``value`` in positional notation with the fewest digits that round-trip.
+
+    ``1e16`` is ``"10000000000000000.0"`` and ``1e-07`` is ``"0.0000001"``: the ``+`` of an
+    exponent is outside EdgeCore's value charset. Non-finite values are ``nan``, ``inf``,
+    ``-inf`` (Go's ParseFloat reads them).
+    """
+    if not math.isfinite(value):
+        return str(value).lower()
+    text = repr(value)
+    if "e" not in text:
+        return text
+    plain = format(Decimal(text), "f")
+    return plain if "." in plain else plain + ".0"
+
+
 def format_value(value: Value, type_: PropertyType) -> str:
     """Render a typed value as the string KubeEdge carries.
 
-    Floats use Python's shortest round-trip form, so ``23.5`` stays ``"23.5"``; booleans are
-    ``"true"``/``"false"``; bytes are base64.
+    Floats use the shortest digits that round-trip, never an exponent (``23.5`` stays
+    ``"23.5"``, ``1e16`` is ``"10000000000000000.0"``: EdgeCore refuses the ``+`` of
+    ``1e+16``); booleans are ``"true"``/``"false"``; bytes are lower-case hex (``"0aff"``),
+    a text form inside EdgeCore's value charset (base64's ``+``, ``/`` and ``=`` are not all).
     """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
+        return value.hex()
     if isinstance(value, float):
         if type_ is PropertyType.INT and value.is_integer():
             return str(int(value))
-        return repr(value) if math.isfinite(value) else str(value).lower()
+        return plain_float(value)
     return str(value)
 
 
@@ -88,10 +108,14 @@ def parse_value(text: str, type_: PropertyType) -> Value:
             return False
         raise ValueError(f"{text!r} is not a boolean (true/false)")
     if type_ is PropertyType.BYTES:
+        try:  # hex, as edgedev reports bytes; base64 (the older form) is still read
+            return bytes.fromhex(stripped)
+        except ValueError:
+            pass
         try:
             return base64.b64decode(stripped, validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError(f"{text!r} is not base64") from None
+            raise ValueError(f"{text!r} is neither hex nor base64") from None
     return text
 
 
@@ -116,27 +140,6 @@ def coerce_value(value: Value, type_: PropertyType) -> Value:
     if type_ is PropertyType.BYTES:
         return value if isinstance(value, bytes) else str(value).encode()
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def check_value(
-    text: str, type_: PropertyType, minimum: float | None = None, maximum: float | None = None
-) -> Value:
-    """Parse the wire string ``text`` as a value of ``type_`` and check it against a range.
-
-    Pure: the one check of a value before it is written, used by the twin, the mapper and
-    ``edgedev validate``.
-
-    Raises:
-        ValueError: ``text`` is not a value of ``type_``, or a number outside
-            ``minimum``..``maximum``; the message names the problem.
-    """
-    value = parse_value(text, type_)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if minimum is not None and value < minimum:
-            raise ValueError(f"{text} is below the minimum {minimum:g}")
-        if maximum is not None and value > maximum:
-            raise ValueError(f"{text} is above the maximum {maximum:g}")
-    return value
 
 
 class Writable(Protocol):
@@ -193,7 +196,7 @@ def check_write(device_id: str, name: str, prop: Writable | None, text: str) -> 
     try:
         return check_value(text, target.type, target.minimum, target.maximum)
     except ValueError as exc:
-        raise WriteRefused(f"property {name!r}: {exc}") from None
+        raise WriteRefused(f"{name}: {exc}") from None
 
 
 def values_equal(a: Value, b: Value, type_: PropertyType) -> bool:
@@ -216,3 +219,27 @@ def is_pending(desired: str | None, reported: str | None, type_: PropertyType) -
     if desired is None:
         return False
     return reported is None or not text_equal(desired, reported, type_)
+
+
+def check_value(
+    text: str, type_: PropertyType, minimum: float | None = None, maximum: float | None = None
+) -> Value:
+    """Parse ``text`` as a value of ``type_`` that may be sent to a device.
+
+    The one rule for values crossing into a device, applied by the twin agent, the mapper and
+    ``edgedev validate`` alike: the text parses as the type, a number is finite (``nan``,
+    ``inf`` and ``1e400`` are refused) and lies within ``minimum``/``maximum`` when given.
+
+    Raises:
+        ValueError: the value is not acceptable; the message says why (without the property's
+            name, which the caller adds).
+    """
+    value = parse_value(text, type_)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{text.strip()} is below the minimum {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{text.strip()} is above the maximum {maximum:g}")
+    return value

@@ -210,6 +210,8 @@ class TwinView:
         self.points = points
         self.devices: dict[str, DeviceView] = {}
         self.messages = 0
+        self.header = ""
+        """A line shown above the table (where the demo's broker is)."""
         self.footer = ""
         """A line shown under the table (what the demo just did)."""
         self.dirty: set[str] = set()
@@ -400,7 +402,8 @@ class TwinView:
     def render(self, now: float | None = None, width: int = 120) -> str:
         """The table: one line per property, grouped by device."""
         now = time.time() if now is None else now
-        lines = [
+        lines = [self.header] if self.header else []
+        lines += [
             f"{'DEVICE':<24} {'STATE':<8} {'PROPERTY':<14} {'REPORTED':>14} "
             f"{'DESIRED':>10} {'TYPE':<7} {'AGE':>5}  NOTE"
         ]

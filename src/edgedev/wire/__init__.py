@@ -1,13 +1,22 @@
-"""KubeEdge's MQTT wire format, both directions: typed models, builders, twin entries.
+"""KubeEdge's MQTT wire format, both directions, and what EdgeCore accepts on it.
 
 Every payload edgedev sends or parses on KubeEdge's device and node topics is defined here:
 pydantic models for what comes in (:class:`TwinUpdate`, :class:`TwinDelta` ...), builders
 for what goes out (:func:`twin_report`, :func:`state_update` ...), the ``MsgTwin`` entries
-of a twin property and the type names of ``metadata.type``.
+of a twin property and the type names of ``metadata.type``, and EdgeCore's acceptance rules
+(twin types, value and name charsets, per-message refusal: :func:`refusal`).
 """
 
 from __future__ import annotations
 
+from edgedev.wire._edgecore import (
+    EDGECORE_TYPES,
+    key_refusal,
+    plain_float,
+    refusal,
+    twin_type,
+    value_refusal,
+)
 from edgedev.wire._messages import (
     BaseMessage,
     MapperState,
@@ -49,6 +58,7 @@ from edgedev.wire._twin import (
 )
 
 __all__ = (
+    "EDGECORE_TYPES",
     "BaseMessage",
     "MapperState",
     "MembershipDevice",
@@ -66,6 +76,7 @@ __all__ = (
     "WriteError",
     "desired_update",
     "dumps",
+    "key_refusal",
     "kubeedge_time",
     "mapper_state",
     "membership_result",
@@ -73,7 +84,9 @@ __all__ = (
     "new_event_id",
     "now_ms",
     "parse_type",
+    "plain_float",
     "property_entry",
+    "refusal",
     "state_update",
     "to_change",
     "twin_delta",
@@ -82,6 +95,8 @@ __all__ = (
     "twin_get",
     "twin_report",
     "twin_result",
+    "twin_type",
     "type_name",
+    "value_refusal",
     "write_error_report",
 )

@@ -332,6 +332,10 @@ def desired_update(
 ) -> bytes:
     """Build a ``twin/update`` that sets desired values (``None`` removes one).
 
+    A removal without ``version`` is a ``null`` property entry, the form EdgeCore understands
+    (it deletes an optional twin property, ``dtmanager/twin.go`` dealTwinDelete) and edgedev's
+    agent too; with ``version`` it is edgedev's ``"expected": null`` beside the version.
+
     Args:
         values: the desired value of each property, as its wire string, or ``None``.
         version: the version the sender last saw; the agent refuses it with 409 when older.
@@ -340,6 +344,9 @@ def desired_update(
     now = now_ms()
     twin: dict[str, object] = {}
     for name, value in values.items():
+        if value is None and version is None:
+            twin[name] = None
+            continue
         entry: dict[str, object] = {
             "expected": None if value is None else {"value": value, "metadata": {"timestamp": now}}
         }

@@ -12,14 +12,19 @@ from collections.abc import Iterable, Mapping
 
 from edgedev.twin._twin import Change, TwinProperty, WriteFailure
 from edgedev.twin._values import PropertyType
+from edgedev.wire._edgecore import twin_type
 from edgedev.wire._messages import MsgTwin
 
 _ALIASES = {"integer": PropertyType.INT, "bool": PropertyType.BOOLEAN, "str": PropertyType.STRING}
 
 
 def type_name(type_: PropertyType) -> str:
-    """The name of ``type_`` in a twin's ``metadata.type`` (``int``, ``float`` ...)."""
-    return type_.value.lower()
+    """The name of ``type_`` in a twin's ``metadata.type``, one that EdgeCore accepts.
+
+    ``int``, ``float`` (FLOAT and DOUBLE), ``boolean``, ``string`` (STRING, BYTES as hex
+    text, STREAM); :func:`parse_type` reads back INT, FLOAT, BOOLEAN and STRING as they were.
+    """
+    return twin_type(type_.value)
 
 
 def parse_type(name: str) -> PropertyType | None:

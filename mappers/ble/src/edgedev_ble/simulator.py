@@ -84,6 +84,11 @@ class BleSimulator(Simulator):
         self.writes: list[Write] = []
         self.ports: dict[tuple[str, int], int] = {}
 
+    def address(self, device: DeviceSpec) -> str:
+        """The peripheral's MAC address behind the simulated backend's ``sim://HOST:PORT``."""
+        host, port = serving_address(device)
+        return f"{self._by_id[device.id].address} at sim://{host}:{port}"
+
     # control, for tests and the demo ---------------------------------------------------
     def peripheral(self, device_id: str) -> Peripheral:
         """The peripheral that simulates ``device_id``."""
@@ -153,7 +158,7 @@ class BleSimulator(Simulator):
                     await self._serve(stream, site)
 
                 tg.start_soon(listener.serve, handle, tg)
-                log.info(
+                log.debug(
                     "simulating %d BLE peripheral(s) at sim://%s:%d (%s)",
                     len(site),
                     host,

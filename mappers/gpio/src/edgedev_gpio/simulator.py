@@ -74,6 +74,10 @@ class GpioSimulator(Simulator):
         self._clock = clock
         self._boards: dict[str, Board] = {}
 
+    def address(self, device: DeviceSpec) -> str:
+        """GPIO is simulated on mock pins inside the mapper's own process."""
+        return "mock pins, in the mapper's own process (EDGEDEV_GPIO_PIN_FACTORY=mock)"
+
     def board(self, device_id: str) -> Board:
         """The mock board of ``device_id`` (while :meth:`run` runs)."""
         return self._boards[device_id]
@@ -119,7 +123,7 @@ class GpioSimulator(Simulator):
                                 )
                             )
             if self._boards:
-                log.info(
+                log.debug(
                     "simulating %d GPIO device(s) on mock pins; a mapper sees them only in "
                     "this process (a separate mapper with pinFactory mock drives its own)",
                     len(self._boards),

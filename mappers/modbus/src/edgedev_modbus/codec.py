@@ -57,6 +57,7 @@ class DataType(StrEnum):
     FLOAT64 = "float64"
     BOOLEAN = "boolean"
     STRING = "string"
+    BYTES = "bytes"
 
 
 class Table(StrEnum):
@@ -131,9 +132,9 @@ def register_count(data_type: DataType, limit: int) -> int:
     Raises:
         ValueError: For a string whose ``limit`` is not positive.
     """
-    if data_type is DataType.STRING:
+    if data_type in (DataType.STRING, DataType.BYTES):
         if limit < 1:
-            raise ValueError(f"a string spans at least 1 register, got limit {limit}")
+            raise ValueError(f"a {data_type} spans at least 1 register, got limit {limit}")
         return limit
     return _WIDTHS[data_type]
 
@@ -168,7 +169,8 @@ def default_data_type(model_type: str, table: Table, limit: int) -> DataType:
     The rule follows the model's ``type`` and the visitor's ``limit``: INT with limit 1, 2 or 4
     is int16, int32 or int64; FLOAT with limit 2 is float32 (limit 4: float64); DOUBLE with
     limit 4 is float64 (limit 2: float32); BOOLEAN is the bit on coils and discrete inputs and a
-    register (non-zero is true) elsewhere; STRING is ASCII over ``limit`` registers.
+    register (non-zero is true) elsewhere, as INT is (0 or 1) on coils and discrete inputs;
+    STRING is ASCII over ``limit`` registers, BYTES the raw bytes of ``limit`` registers.
 
     Args:
         model_type: The DeviceModel property ``type`` (INT, FLOAT, DOUBLE, BOOLEAN, STRING;
@@ -189,6 +191,8 @@ def default_data_type(model_type: str, table: Table, limit: int) -> DataType:
         data_type = DataType.BOOLEAN
     elif kind == "STRING":
         data_type = DataType.STRING
+    elif kind == "BYTES":
+        data_type = DataType.BYTES
     else:
         if kind == "INT":
             by_limit = {1: DataType.INT16, 2: DataType.INT32, 4: DataType.INT64}
@@ -200,6 +204,9 @@ def default_data_type(model_type: str, table: Table, limit: int) -> DataType:
                 f"or use INT, FLOAT, DOUBLE, BOOLEAN or STRING"
             )
         if table.is_bit:
+            if kind == "INT":  # the bit, as 0 or 1
+                check_layout(DataType.BOOLEAN, table, limit)
+                return DataType.BOOLEAN
             raise ValueError(f"{table} holds single bits: a {kind} property cannot live there")
         if limit not in by_limit:
             allowed = " or ".join(str(n) for n in by_limit)
@@ -287,7 +294,7 @@ def decode_registers(
     *,
     swap_bytes: bool = False,
     swap_registers: bool = False,
-) -> int | float | bool | str:
+) -> int | float | bool | str | bytes:
     """Decode the register words of one value.
 
     Args:
@@ -300,19 +307,23 @@ def decode_registers(
         An int for integer types; a float for float types (float32 as the shortest decimal that
         round-trips through float32, so raw 0.1 gives ``0.1``); a bool for boolean (non-zero
         is true); a str for string (ASCII, two characters per register, high byte first,
-        trailing NULs and spaces stripped, non-ASCII bytes replaced by U+FFFD).
+        trailing NULs and spaces stripped, non-ASCII bytes replaced by U+FFFD); the raw bytes
+        (two per register) for bytes.
 
     Raises:
         ValueError: When the number of registers does not match the data type, or a word is
             out of range.
     """
-    if data_type is not DataType.STRING and len(registers) != _WIDTHS[data_type]:
+    spans = data_type in (DataType.STRING, DataType.BYTES)
+    if not spans and len(registers) != _WIDTHS[data_type]:
         raise ValueError(
             f"{data_type} spans {_WIDTHS[data_type]} register(s), got {len(registers)}"
         )
-    if data_type is DataType.STRING and not registers:
-        raise ValueError("a string spans at least 1 register, got none")
+    if spans and not registers:
+        raise ValueError(f"a {data_type} spans at least 1 register, got none")
     data = _words_to_bytes(registers, swap_bytes=swap_bytes, swap_registers=swap_registers)
+    if data_type is DataType.BYTES:
+        return data
     if data_type is DataType.BOOLEAN:
         return any(data)
     if data_type is DataType.STRING:
@@ -355,7 +366,19 @@ def _as_integer(value: int | float | bool | str, data_type: DataType) -> int:
     return number
 
 
-def _encode_bytes(value: int | float | bool | str, data_type: DataType, count: int) -> bytes:
+def _encode_bytes(
+    value: int | float | bool | str | bytes, data_type: DataType, count: int
+) -> bytes:
+    if data_type is DataType.BYTES:
+        if not isinstance(value, bytes):
+            raise ValueError(f"{value!r} is not bytes: it does not fit {data_type}")
+        if len(value) > 2 * count:
+            raise ValueError(
+                f"{len(value)} bytes do not fit {count} register(s) ({2 * count} bytes)"
+            )
+        return value.ljust(2 * count, b"\x00")
+    if isinstance(value, bytes):
+        raise ValueError(f"bytes do not fit {data_type}")
     if data_type is DataType.STRING:
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not a str: it does not fit {data_type}")
@@ -384,7 +407,7 @@ def _encode_bytes(value: int | float | bool | str, data_type: DataType, count: i
 
 
 def encode_registers(
-    value: int | float | bool | str,
+    value: int | float | bool | str | bytes,
     data_type: DataType,
     count: int,
     *,
@@ -475,7 +498,7 @@ def unscale_value(value: int | float, scale: float, data_type: DataType) -> int 
             than 1.
     """
     _check_scale(scale)
-    if data_type in (DataType.BOOLEAN, DataType.STRING):
+    if data_type in (DataType.BOOLEAN, DataType.STRING, DataType.BYTES):
         if scale != 1:
             raise ValueError(f"{data_type} values cannot be scaled (scale {scale!r})")
         return value

@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 
-from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
+from edgedev import DeviceError, DeviceFault, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
 from edgedev.drivers import visitor_as
-from edgedev.twin import PropertyType
+from edgedev.twin import PropertyType, check_value
 from edgedev_modbus.codec import (
     DataType,
     Table,
@@ -29,7 +29,7 @@ from edgedev_modbus.codec import (
     shortest_float32,
     unscale_value,
 )
-from edgedev_modbus.config import ModbusProtocol, ModbusVisitor
+from edgedev_modbus.config import KubeEdgeDataType, ModbusProtocol, ModbusVisitor
 from edgedev_modbus.plan import Block, ReadItem, plan_reads, split_block
 
 log = logging.getLogger("edgedev.modbus")
@@ -63,12 +63,14 @@ class Layout:
         table = visitor.table
         if visitor.data_type is None:
             data_type = default_data_type(prop.type.value, table, visitor.limit or 1)
+        elif isinstance(visitor.data_type, KubeEdgeDataType):
+            data_type = _kubeedge_data_type(visitor.data_type, table, visitor.limit or 1)
         else:
             data_type = visitor.data_type
         if visitor.limit is not None:
             limit = visitor.limit
-        elif data_type is DataType.STRING:
-            raise ValueError("a string needs limit (registers, two characters each)")
+        elif data_type in (DataType.STRING, DataType.BYTES):
+            raise ValueError(f"a {data_type} needs limit (registers, two bytes each)")
         else:
             limit = 1 if table.is_bit else register_count(data_type, 1)
         check_layout(data_type, table, limit)
@@ -76,8 +78,8 @@ class Layout:
             raise ValueError(f"a STRING property needs dataType string, not {data_type}")
         if data_type is DataType.STRING and prop.type is not PropertyType.STRING:
             raise ValueError(f"dataType string needs a STRING property, not {prop.type}")
-        if prop.type is PropertyType.BYTES:
-            raise ValueError("BYTES properties are not supported on Modbus")
+        if (prop.type is PropertyType.BYTES) != (data_type is DataType.BYTES):
+            raise ValueError(f"dataType bytes goes with a BYTES property, not {prop.type}")
         return cls(
             table,
             visitor.offset,
@@ -91,14 +93,14 @@ class Layout:
     def decode(self, words: Sequence[int] | Sequence[bool], type_: PropertyType) -> Value:
         """The property value from its registers (or bit)."""
         if self.table.is_bit:
-            return bool(words[0])
+            return int(bool(words[0])) if type_ is PropertyType.INT else bool(words[0])
         raw = decode_registers(
             [int(w) for w in words],
             self.data_type,
             swap_bytes=self.swap_bytes,
             swap_registers=self.swap_registers,
         )
-        if isinstance(raw, str):
+        if isinstance(raw, str | bytes):
             return raw
         if type_ is PropertyType.BOOLEAN:
             return bool(raw)
@@ -118,7 +120,7 @@ class Layout:
         if self.table.is_bit:
             return [bool(value)]
         try:
-            if isinstance(value, bytes):
+            if isinstance(value, bytes) and self.data_type is not DataType.BYTES:
                 raise ValueError("bytes cannot be written to a register")
             if isinstance(value, int | float) and not isinstance(value, bool):
                 value = unscale_value(value, self.scale, self.data_type)
@@ -133,6 +135,23 @@ class Layout:
             raise WriteRefused(str(exc)) from None
 
 
+def _kubeedge_data_type(word: KubeEdgeDataType, table: Table, limit: int) -> DataType:
+    """The data type a KubeEdge Modbus ``dataType`` word means over ``limit`` registers."""
+    if table.is_bit:
+        if word in (KubeEdgeDataType.INT, KubeEdgeDataType.BOOL):
+            return DataType.BOOLEAN
+        raise ValueError(f"{table} holds single bits: dataType {word} cannot live there")
+    if word is KubeEdgeDataType.BOOL:
+        return DataType.BOOLEAN
+    if word is KubeEdgeDataType.INT:
+        by_limit = {1: DataType.UINT16, 2: DataType.UINT32, 4: DataType.UINT64}
+    else:  # float, double: one register is a number to scale, as KubeEdge's demo reads it
+        by_limit = {1: DataType.UINT16, 2: DataType.FLOAT32, 4: DataType.FLOAT64}
+    if limit not in by_limit:
+        raise ValueError(f"dataType {word} spans 1, 2 or 4 registers, not limit {limit}")
+    return by_limit[limit]
+
+
 @contextmanager
 def _device_errors(address: str) -> Iterator[None]:
     """Map pymodbus' exceptions to :class:`DeviceError` at the driver's boundary."""
@@ -142,6 +161,25 @@ def _device_errors(address: str) -> Iterator[None]:
         yield
     except ModbusException as exc:
         raise DeviceError(f"{address}: {exc}") from exc
+
+
+async def _why_not(host: str, port: int, timeout_ms: int) -> str:
+    """Why a TCP connection to ``host:port`` fails (pymodbus only says that it did)."""
+    try:
+        with anyio.fail_after(timeout_ms / 1000):
+            stream = await anyio.connect_tcp(host, port)
+    except TimeoutError:
+        return f"timeout, no answer within {timeout_ms} ms"
+    except OSError as exc:
+        cause = exc.__cause__  # anyio: "all connection attempts failed", from each attempt's
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        found = cause if isinstance(cause, OSError) else exc
+        if isinstance(found, ConnectionRefusedError):
+            return "connection refused"
+        return found.strerror or str(found) or type(found).__name__
+    await stream.aclose()
+    return "the connection failed, then succeeded on a second attempt"
 
 
 class _SerialLine:
@@ -178,6 +216,10 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         self._line: _SerialLine | None = None
         self.requests = 0
         """Requests sent to the device (reads and writes)."""
+        self._refused: set[tuple[Table, int, int | None]] = set()
+        """Blocks refused (table, start, code) already warned of."""
+        self._faults: list[tuple[Block, int | None]] = []
+        """Blocks refused during the read in progress, with the exception code."""
 
     @classmethod
     def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
@@ -199,6 +241,15 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             return [
                 ("register", f"{layout.table} is read-only but the property has a desired value")
             ]
+        if prop.desired is not None:
+            try:
+                value = check_value(prop.desired, prop.type, prop.minimum, prop.maximum)
+            except ValueError:  # the loader names the field already
+                return []
+            try:
+                layout.encode(value)
+            except WriteRefused as exc:
+                return [("dataType", f"desired value {prop.desired} does not fit: {exc}")]
         return []
 
     # connection ----------------------------------------------------------------------------
@@ -215,7 +266,8 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             with _device_errors(cfg.address):
                 connected = await self._client.connect()
             if not connected:
-                raise DeviceError(f"cannot connect to Modbus TCP {cfg.address}")
+                why = await _why_not(cfg.ip, cfg.port, cfg.timeout)
+                raise DeviceError(f"cannot connect to Modbus TCP {cfg.address}: {why}")
             return
         port = str(cfg.serial_port)
         line = _SerialLine.lines.get(port)
@@ -253,18 +305,26 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             client.close()
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One request, bounded by the device's timeout (per request, not per read)."""
         if self._client is None:
             raise DeviceError(f"{self.config.address}: not connected")
         self.requests += 1
         call = getattr(self._client, method)
-        with _device_errors(self.config.address):
-            if self._line is None:
-                return await call(*args, device_id=self.config.slave_id, **kwargs)
-            # one request at a time on the line, each bounded by this device's timeout, so
-            # that a dead slave holds the line for one timeout at most per attempt
-            async with self._line.lock:
-                with anyio.fail_after(self.config.timeout / 1000):
-                    return await call(*args, device_id=self.config.slave_id, **kwargs)
+        timeout = self.config.timeout
+        try:
+            with _device_errors(self.config.address):
+                if self._line is None:
+                    with anyio.fail_after(timeout / 1000):
+                        return await call(*args, device_id=self.config.slave_id, **kwargs)
+                # one request at a time on the line, so that a dead slave holds the line for
+                # one timeout at most per attempt
+                async with self._line.lock:
+                    with anyio.fail_after(timeout / 1000):
+                        return await call(*args, device_id=self.config.slave_id, **kwargs)
+        except TimeoutError:
+            raise DeviceError(
+                f"{self.config.address}: timeout, no answer within {timeout} ms"
+            ) from None
 
     # reads ---------------------------------------------------------------------------------
     def _plan(self, properties: Sequence[PropertySpec]) -> list[Block]:
@@ -301,14 +361,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             raise _Replan
         if code in (GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_FAILED):
             raise DeviceError(f"{self.config.address}: the gateway's target does not answer")
-        log.warning(
-            "%s: %s %d..%d refused (exception code %s)",
-            self.device.id,
-            block.table,
-            block.start,
-            block.start + block.count - 1,
-            code,
-        )
+        self._faults.append((block, code))
         return None
 
     async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
@@ -322,10 +375,33 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
 
     async def _read_all(self, properties: Sequence[PropertySpec]) -> dict[str, Value]:
         values: dict[str, Value] = {}
+        answered = False
+        self._faults.clear()
         for block in self._plan(properties):
             words = await self._read_block(block)
             if words is not None:
+                answered = True
                 self._decode_block(block, words, values)
+        if not self._faults:
+            self._refused.clear()  # all answered: warn again if a block is refused again
+            return values
+        if not answered:  # every request refused: reachable, not working (the runner logs)
+            code = self._faults[-1][1]
+            raise DeviceFault(
+                f"{self.config.address}: every read refused ({exception_name(code)})", code
+            )
+        for block, code in self._faults:  # some refused: once per block and code
+            where = (block.table, block.start, code)
+            if where not in self._refused:
+                self._refused.add(where)
+                log.warning(
+                    "%s: %s %d..%d refused (%s)",
+                    self.device.id,
+                    block.table,
+                    block.start,
+                    block.start + block.count - 1,
+                    exception_name(code),
+                )
         return values
 
     def _decode_block(
@@ -436,6 +512,25 @@ def _scale_ratio(scale: float) -> tuple[int, int] | None:
     if float(scale).is_integer():
         return numerator // 10**-exponent, 1
     return numerator, 10**-exponent
+
+
+_EXCEPTIONS = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+def exception_name(code: int | None) -> str:
+    """``exception code 4 (server device failure)``, for messages."""
+    name = _EXCEPTIONS.get(code) if code is not None else None
+    return f"exception code {code}" + (f" ({name})" if name else "")
 
 
 class _Replan(Exception):

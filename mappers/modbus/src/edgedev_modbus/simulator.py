@@ -51,6 +51,8 @@ class Request:
     function: int
     address: int
     count: int
+    refused: bool = False
+    """Whether it was answered with an exception (see :meth:`ModbusSimulator.fail`)."""
 
     @property
     def table(self) -> Table:
@@ -134,8 +136,17 @@ class ModbusSimulator(Simulator):
             self._by_id[spec.id] = unit
         self.requests: list[Request] = []
         self._failing: dict[str, int] = {}
+        self._delays: dict[str, float] = {}
         self._servers: list[Any] = []
         self._request_seen: anyio.Event | None = None
+
+    def address(self, device: DeviceSpec) -> str:
+        """``tcp HOST:PORT unit N``, or ``rtu LINE unit N`` for a serial line."""
+        cfg = device.config
+        assert isinstance(cfg, ModbusProtocol)
+        if cfg.ip is not None:
+            return f"tcp {cfg.ip}:{cfg.port} unit {cfg.slave_id}"
+        return f"rtu {cfg.serial_port} unit {cfg.slave_id}"
 
     def get(self, device_id: str, prop: str) -> Value:
         """The value of ``prop`` on ``device_id`` as the device holds it now."""
@@ -184,6 +195,13 @@ class ModbusSimulator(Simulator):
         else:
             self._failing[device_id] = code
 
+    def slow(self, device_id: str, seconds: float | None) -> None:
+        """Answer every request to ``device_id`` after ``seconds`` (None: at once again)."""
+        if seconds is None:
+            self._delays.pop(device_id, None)
+        else:
+            self._delays[device_id] = seconds
+
     def _action(self, device_id: str, unit: _SimDevice) -> Any:
         async def action(
             function: int,
@@ -193,7 +211,11 @@ class ModbusSimulator(Simulator):
             registers: list[int],
             values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
+            delay = self._delays.get(device_id)
+            if delay:
+                await anyio.sleep(delay)
             if device_id in self._failing:
+                self._note(Request(device_id, function, address, count, refused=True))
                 return ExcCodes(self._failing[device_id])
             table = _TABLE_OF_FUNCTION.get(function)
             if table is None:
@@ -248,7 +270,7 @@ class ModbusSimulator(Simulator):
                     where = f"RTU line {line}"
                 await server.serve_forever(background=True)
                 self._servers.append(server)
-                log.info("simulating %d Modbus device(s) on %s", len(units), where)
+                log.debug("simulating %d Modbus device(s) on %s", len(units), where)
             task_status.started()
             await anyio.sleep_forever()
         finally:

@@ -140,11 +140,13 @@ class OpcuaVisitor(VisitorConfig):
     ``dataType`` (optional: ``Boolean``, ``SByte`` ... ``UInt64``, ``Float``, ``Double``,
     ``String``, ``DateTime``, ``ByteString``) is the node's OPC-UA type: the simulator
     creates the node with it; the driver always asks the server for the node's real type,
-    once per connection, and writes with that.
+    once per connection, and writes with that. ``browseName`` (KubeEdge's OPC-UA visitor) is
+    the node's own name, accepted and informative: the node is found by ``nodeID``.
     """
 
     node_id: str | None = Field(None, alias="nodeID")
     browse_path: str | None = None
+    browse_name: str | None = None
     data_type: Builtin | None = None
 
     @field_validator("node_id")

@@ -182,8 +182,9 @@ def from_opcua(raw: Any, type_: PropertyType, builtin: Builtin | None = None) ->
         raise ValueError("the node has no value (null)")
     if isinstance(raw, list | tuple):
         raise ValueError("array values are not supported")
-    if isinstance(raw, datetime):
-        raw = raw.isoformat()
+    if isinstance(raw, datetime):  # UTC with "Z": EdgeCore refuses the "+" of "+00:00"
+        moment = raw.astimezone(UTC) if raw.tzinfo else raw.replace(tzinfo=UTC)
+        raw = moment.isoformat().replace("+00:00", "Z")
     elif isinstance(raw, uuid.UUID):
         raw = str(raw)
     elif not isinstance(raw, bool | int | float | str | bytes):

@@ -132,6 +132,10 @@ class OpcuaSimulator(Simulator):
             self._by_id.update((spec.id, endpoint) for spec in group)
         self.servers: dict[str, Any] = {}
 
+    def address(self, device: DeviceSpec) -> str:
+        """The endpoint URL the device's server listens on."""
+        return self._by_id[device.id].url
+
     # inspection and control, for tests ------------------------------------------------------
     def _node(self, device_id: str, prop: str) -> tuple[_Endpoint, _SimNode]:
         endpoint = self._by_id[device_id]
@@ -209,7 +213,7 @@ class OpcuaSimulator(Simulator):
         await server.start()
         endpoint.server = server
         self.servers[endpoint.url] = server
-        log.info("simulating %d OPC-UA device(s) at %s", len(endpoint.devices), endpoint.url)
+        log.debug("simulating %d OPC-UA device(s) at %s", len(endpoint.devices), endpoint.url)
 
     async def _add_nodes(self, server: Any, endpoint: _Endpoint, to_ua_node_id: Any) -> None:
         from asyncua import ua
