@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,7 +35,7 @@ from edgedev import Backoff, Bus
 from edgedev.bus import Message
 from edgedev.testing import BrokerHandle, Recorder, device, device_model, free_port, unique_root
 
-pytestmark = [pytest.mark.container, pytest.mark.broker]
+pytestmark = pytest.mark.container
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[1]  # type: ignore[index]
@@ -45,6 +45,8 @@ UID = "10001"
 BUDGET_MB = {"": 25, "modbus": 35, "opcua": 80, "ble": 35, "gpio": 35}
 STOP_TIMEOUT = 10  # seconds `docker stop` gives before SIGKILL
 DATA = "/var/lib/edgedev"
+BOXES = ("box-1", "box-2")  # the simulated devices
+OFFLINE = "offline"  # the state a stopped mapper reports (edgedev.twin.DeviceState, issue 19)
 DEVICES = "/etc/edgedev/devices.yaml"
 
 
@@ -166,8 +168,11 @@ def image(mapper: str = "") -> str:
     return f"edgedev{'-' if mapper else ''}{mapper}:{VERSION}"
 
 
-def thermostat_docs(port: int) -> list[dict[str, Any]]:
-    """A Modbus thermostat at ``127.0.0.1:port``: a counter it reports, a setpoint to write."""
+def thermostat_docs(ports: Sequence[int]) -> list[dict[str, Any]]:
+    """Modbus thermostats ``plant/box-1``, ``box-2``… at ``127.0.0.1:port``, one per port.
+
+    Each has a counter it reports and a setpoint to write.
+    """
     model = device_model(
         "box-thermostat",
         "modbus",
@@ -188,9 +193,13 @@ def thermostat_docs(port: int) -> list[dict[str, Any]]:
         }
         for name, table in (("n", "InputRegister"), ("setpoint", "HoldingRegister"))
     ]
-    box = device("box-1", "box-thermostat", "modbus", {"ip": "127.0.0.1", "port": port}, props)
-    model["metadata"]["namespace"] = box["metadata"]["namespace"] = "plant"
-    return [model, box]
+    docs = [model]
+    for number, port in enumerate(ports, 1):
+        config = {"ip": "127.0.0.1", "port": port}
+        docs.append(device(f"box-{number}", "box-thermostat", "modbus", config, props))
+    for doc in docs:
+        doc["metadata"]["namespace"] = "plant"
+    return docs
 
 
 def devices_file(tmp_path: Path, docs: Sequence[dict[str, Any]]) -> Path:
@@ -205,7 +214,7 @@ class Fleet:
     """A devices file served by a simulator container, and the broker settings of one test."""
 
     file: Path
-    port: int
+    ports: list[int]
     broker: str = ""
     root: str = ""
 
@@ -218,16 +227,21 @@ class Fleet:
     def twin_updates(self, message: Message) -> bool:
         return message.topic == f"{self.root}/device/plant/box-1/twin/update"
 
+    def topic(self, name: str, channel: str) -> Callable[[Message], bool]:
+        """Matches the messages on ``channel`` (e.g. ``state/update``) of device ``name``."""
+        return lambda message: message.topic == f"{self.root}/device/plant/{name}/{channel}"
+
 
 @pytest.fixture(scope="module")
 def simulator(built: Docker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """`edgedev simulate` in a container of the modbus image, shared by the module's tests."""
-    port = free_port()
-    fleet = Fleet(devices_file(tmp_path_factory.mktemp("fleet"), thermostat_docs(port)), port)
+    ports = [free_port() for _ in BOXES]
+    fleet = Fleet(devices_file(tmp_path_factory.mktemp("fleet"), thermostat_docs(ports)), ports)
     engine = dataclasses.replace(built, cleanup=[])
     try:
         sim = engine.container(*fleet.mount(), image("modbus"), "simulate", "-f", DEVICES)
-        wait_listening(engine, sim, port)
+        for port in ports:
+            wait_listening(engine, sim, port)
         yield fleet
     finally:
         for args in reversed(engine.cleanup):
@@ -326,18 +340,24 @@ async def test_container_mapper_reports_twins_and_goes_offline_on_docker_stop(
             "--stop-timeout", str(STOP_TIMEOUT), *fleet.mount(), *fleet.bus_env(), image("modbus")
         )
         try:
-            await recorder.wait_count(fleet.twin_updates, 3, timeout=60)
+            for name in BOXES:
+                await recorder.wait_for(fleet.topic(name, "twin/update"), timeout=60)
         except TimeoutError:
             raise AssertionError(docker.logs(mapper)) from None
         assert pid1_uid(docker, mapper) == UID
         start = time.monotonic()
         await docker.run("stop", mapper)
         stopped = time.monotonic() - start
-        offline = f"{fleet.root}/device/plant/box-1/state/update"
-        message = await recorder.wait_for(lambda m: m.topic == offline, timeout=5)
-        while b'"offline"' not in message.payload:
-            index = recorder.messages.index(message) + 1
-            message = await recorder.wait_for(lambda m: m.topic == offline, after=index, timeout=5)
+
+        def offline(name: str) -> Callable[[Message], bool]:
+            def match(message: Message) -> bool:
+                is_state = fleet.topic(name, "state/update")(message)
+                return is_state and json.loads(message.payload)["state"] == OFFLINE
+
+            return match
+
+        for name in BOXES:  # published before the process exited
+            await recorder.wait_for(offline(name), timeout=5)
     state = docker("inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", mapper)
     assert state.stdout.split() == ["0", "false"], docker.logs(mapper)
     assert stopped < STOP_TIMEOUT, f"docker stop took {stopped:.1f} s: SIGTERM was not honoured"
@@ -370,7 +390,7 @@ async def test_container_agent_and_twin_set_write_the_simulators_register(
             lambda m: fleet.twin_updates(m) and reported(m, "setpoint") == "42", timeout=30
         )
         assert message
-    client = AsyncModbusTcpClient("127.0.0.1", port=fleet.port)
+    client = AsyncModbusTcpClient("127.0.0.1", port=fleet.ports[0])
     await client.connect()
     try:
         answer = await client.read_holding_registers(0, count=1, device_id=1)
