@@ -361,6 +361,7 @@ async def test_container_mapper_reports_twins_and_goes_offline_on_docker_stop(
     state = docker("inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", mapper)
     assert state.stdout.split() == ["0", "false"], docker.logs(mapper)
     assert stopped < STOP_TIMEOUT, f"docker stop took {stopped:.1f} s: SIGTERM was not honoured"
+    print(f"figures: docker stop of the mapper took {stopped:.1f} s")
 
 
 async def test_container_agent_and_twin_set_write_the_simulators_register(
@@ -427,6 +428,7 @@ async def test_container_queue_on_a_volume_survives_docker_kill(
         await docker.run("kill", first)
         survived = queued_readings(queue)  # what the killed container left on the volume
         assert len(survived) >= 10
+        print(f"figures: {len(survived)} queued readings survived docker kill")
         docker("rm", first)
         fresh_broker.start()
         with anyio.fail_after(30):
