@@ -435,9 +435,9 @@ async def test_container_queue_on_a_volume_survives_docker_kill(
             await subscriber.wait_connected()
         second = docker.container(*args, image("modbus"))
 
-        def missing() -> set[int]:
-            got = {stamp(payload) for payload in recorder.json(fleet.twin_updates)}
-            return survived - got
+        def missing() -> set[tuple[str, int]]:
+            reports = (m for m in recorder.messages if m.topic.endswith("/twin/update"))
+            return survived - {(m.topic, stamp(json.loads(m.payload))) for m in reports}
 
         try:
             with anyio.fail_after(60):
@@ -458,15 +458,16 @@ def stamp(payload: dict[str, Any]) -> int:
     return int(entry.get("actual", {}).get("metadata", {}).get("timestamp", 0))
 
 
-def queued_readings(path: Path) -> set[int]:
-    """The read times of ``n`` in the twin/update messages of a mapper's on-disk queue."""
+def queued_readings(path: Path) -> set[tuple[str, int]]:
+    """Topic and read time of ``n`` of each twin/update in a mapper's on-disk queue."""
+    query = "SELECT topic, payload FROM outbox WHERE topic LIKE '%/twin/update'"
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
-            rows = db.execute("SELECT payload FROM outbox WHERE topic LIKE '%/twin/update'")
-            stamps = {stamp(json.loads(payload)) for (payload,) in rows}
+            rows = db.execute(query).fetchall()
     except sqlite3.Error:
         return set()
-    return stamps - {0}
+    readings = {(topic, stamp(json.loads(payload))) for topic, payload in rows}
+    return {(topic, ts) for topic, ts in readings if ts}
 
 
 @pytest.mark.slow
