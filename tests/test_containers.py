@@ -19,6 +19,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -502,4 +503,10 @@ def test_container_arm64_image_validates_under_emulation(docker: Docker) -> None
         timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("ok: 2 device(s)")
+    host = subprocess.run(
+        [sys.executable, "-m", "edgedev", "validate", "-f", str(example)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == host.stdout  # the same devices and properties found
