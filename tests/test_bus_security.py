@@ -11,7 +11,6 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from edgedev.testing import Recorder, edgedev_process, free_port, unique_root
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import (
     Gate,
+    eventually,
     fleet_docs,
     load_docs,
     readings,
@@ -35,16 +35,6 @@ from reliability_helpers import (
 )
 from test_reliability_process import wait_http
 from tls_helpers import USER, make_pki, password_file, secure_mosquitto
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 20) -> None:
-    """Return once ``condition()`` holds (state kept by a library object, not an event)."""
-    with anyio.fail_after(timeout):
-        while True:
-            if condition():
-                return
-            await anyio.sleep(0.02)
-
 
 # -- URLs ----------------------------------------------------------------------------------
 
