@@ -281,7 +281,7 @@ async def test_mosquitto_with_tls_client_certificates_and_a_password_file(tmp_pa
                     await recorder.wait_for(
                         lambda m: m.topic.endswith("/tls0/twin/update/document"), timeout=30
                     )
-                    with anyio.fail_after(30):
+                    with anyio.fail_after(60):
                         got = await anyio.run_process(
                             [
                                 sys.executable,
@@ -290,6 +290,8 @@ async def test_mosquitto_with_tls_client_certificates_and_a_password_file(tmp_pa
                                 "twin",
                                 "get",
                                 "default/tls0",
+                                "--timeout",
+                                "30",
                                 *common,
                             ],
                             check=False,

@@ -38,14 +38,18 @@ def _limit_descriptors() -> None:  # runs in the child, before exec
     resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, hard))
 
 
-def _spawn(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=_limit_descriptors,
-    )
+def _spawn(*args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """A child with the descriptor limit at 1024; its stderr goes to ``log`` when given (a
+    flood logs more than a pipe holds, and nobody reads the pipe until the end)."""
+    with contextlib.ExitStack() as stack:
+        err = stack.enter_context(log.open("wb")) if log is not None else subprocess.PIPE
+        return subprocess.Popen(
+            [sys.executable, *args],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=_limit_descriptors,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +107,7 @@ async def test_mapper_keeps_its_cycle_through_a_health_port_flood(tmp_path: Path
             str(health),
             "--health-host",
             "127.0.0.1",
+            log=tmp_path / "mapper.log",
         )
         try:
             assert "ok" in await wait_http(health, "/healthz", 200)
@@ -165,8 +170,9 @@ async def _get_eventually(port: int, path: str, timeout: float = 60) -> tuple[in
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
-async def test_embedded_broker_survives_a_connection_flood():
-    proc = _spawn("-m", "edgedev.broker", "--port", "0", "--log-level", "WARNING")
+async def test_embedded_broker_survives_a_connection_flood(tmp_path: Path):
+    log = tmp_path / "broker.log"
+    proc = _spawn("-m", "edgedev.broker", "--port", "0", log=log)
     try:
         assert proc.stdout is not None
         line = (await anyio.to_thread.run_sync(proc.stdout.readline)).decode()
@@ -186,9 +192,9 @@ async def test_embedded_broker_survives_a_connection_flood():
         assert proc.poll() is None
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        proc.communicate(timeout=30)
     assert proc.returncode == 0
-    assert err.decode().count("cannot accept connections: Too many open files") == 1
+    assert log.read_text().count("cannot accept connections: Too many open files") == 1
 
 
 def _raw_client(port: int, client_id: str) -> socket.socket:
