@@ -21,15 +21,6 @@ from edgedev.config._spec import DeviceSpec
 log = logging.getLogger("edgedev.cli")
 
 
-def broker_url(text: str) -> str:
-    """Parse ``--broker``: a valid broker URL, for argparse."""
-    try:
-        BrokerURL.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 _SECURITY_ENV = {
     "ca_file": "EDGEDEV_CA_FILE",
     "cert_file": "EDGEDEV_CERT_FILE",
