@@ -275,3 +275,26 @@ def test_deploy_kustomize_renders_valid_resources_on_our_images(directory: Path)
         pod = doc.get("spec", {}).get("template", {}).get("spec", {})
         for box in pod.get("containers", []) + pod.get("initContainers", []):
             assert box["image"] in BUILT | UPSTREAM, (rel(directory), box["image"])
+
+
+def test_deploy_health_ports_are_distinct_and_bus_credentials_are_mounted() -> None:
+    """On host networking (deploy/kubeedge) two workloads on one port would collide."""
+    ports: dict[int, str] = {}
+    for name, deployment in deployments(ROOT / "deploy").items():
+        box = container(deployment)
+        if box.get("args", [""])[0] not in ("run", "agent"):
+            continue  # the broker itself
+        (port,) = [p["containerPort"] for p in box["ports"] if p["name"] == "health"]
+        assert env_of(deployment)["EDGEDEV_HEALTH_PORT"] == str(port), name
+        assert port not in ports, f"{name} and {ports.get(port)} both use {port}"
+        ports[port] = name
+        mounts = {m["name"]: m for m in box["volumeMounts"]}
+        assert mounts["bus-credentials"]["mountPath"] == "/etc/edgedev-bus", name
+        volume = next(
+            v
+            for v in deployment["spec"]["template"]["spec"]["volumes"]
+            if v["name"] == "bus-credentials"
+        )
+        assert volume["secret"]["secretName"] == "edgedev-bus-credentials", name
+        assert volume["secret"]["optional"] is True, name
+    assert len(ports) == 1 + len(PROTOCOLS)

@@ -16,7 +16,7 @@ from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
-from edgedev.health import HealthError, mapper_health, serving
+from edgedev.health import DEFAULT_HOST, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
 
 HELP = "run mappers for the devices in the files"
@@ -52,7 +52,7 @@ def _port(text: str) -> int:
 
 
 def add_health_option(parser: argparse.ArgumentParser) -> None:
-    """``--health-port PORT``: serve /healthz, /readyz and /metrics (env EDGEDEV_HEALTH_PORT)."""
+    """``--health-port PORT`` and ``--health-host HOST``: serve /healthz, /readyz, /metrics."""
     parser.add_argument(
         "--health-port",
         type=_port,
@@ -60,6 +60,14 @@ def add_health_option(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="serve HTTP /healthz, /readyz and /metrics on PORT (env EDGEDEV_HEALTH_PORT; "
         "off by default)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default=os.environ.get("EDGEDEV_HEALTH_HOST", DEFAULT_HOST),
+        metavar="HOST",
+        help="address the health endpoint listens on (env EDGEDEV_HEALTH_HOST; default "
+        f"{DEFAULT_HOST}, every address, so that kubelet can probe the pod's IP; 127.0.0.1 "
+        "keeps it off the network)",
     )
 
 
@@ -126,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> int:
         try:
             async with (
-                serving(mapper_health(mapper), args.health_port),
+                serving(mapper_health(mapper), args.health_port, args.health_host),
                 anyio.create_task_group() as tg,
             ):
 

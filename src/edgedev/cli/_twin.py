@@ -18,6 +18,7 @@ from edgedev.agent._wire import wire_type
 from edgedev.bus._client import Bus
 from edgedev.bus._messages import desired_update, new_event_id, twin_get
 from edgedev.bus._topics import Channel, Topics, split_device_id
+from edgedev.bus._url import BrokerURL
 from edgedev.cli._common import add_bus_options, run_async
 from edgedev.twin._values import PropertyType, is_pending
 
@@ -75,7 +76,7 @@ class BrokerUnreachable(Exception):
 
 
 async def ask(
-    broker: str,
+    broker: str | BrokerURL,
     topics: Topics,
     device: str,
     request: tuple[Channel, bytes, str],
