@@ -37,7 +37,9 @@ DEVICE = device(
             {"register": "InputRegister", "offset": 0, "dataType": "int16", "scale": 0.1},
         ),
         {
-            **device_property("setpoint", "modbus", 1000, {"register": "HoldingRegister", "offset": 1}),
+            **device_property(
+                "setpoint", "modbus", 1000, {"register": "HoldingRegister", "offset": 1}
+            ),
             "desired": {"value": "21"},
             "reportCycle": 5000,
         },
@@ -71,9 +73,7 @@ def test_spec_to_messages_and_back_is_the_same_spec(tmp_path: Path):
     [spec] = load_documents(tmp_path, [MODEL, DEVICE])
     message, model = to_device(spec), to_model(spec)
     wire = pb.Device.FromString(message.SerializeToString())
-    assert plain(to_spec(wire, pb.DeviceModel.FromString(model.SerializeToString()))) == plain(
-        spec
-    )
+    assert plain(to_spec(wire, pb.DeviceModel.FromString(model.SerializeToString()))) == plain(spec)
     assert wire.namespace == "default"
     assert wire.spec.properties[2].desired.value == ""
 

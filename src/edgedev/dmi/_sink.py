@@ -182,6 +182,8 @@ class DmiSink(ReportSink):
             return request, requeue_state, lambda: None
         queue = self._changed if self._changed else self._refresh
         key, twins = queue.popitem(last=False)
+        if queue is self._changed and key in self._refresh:
+            twins = {**self._refresh.pop(key), **twins}  # one request carries the device
         desired = self._desired(f"{key[0]}/{key[1]}")
         request = pb.ReportDeviceStatusRequest(
             deviceNamespace=key[0],

@@ -321,11 +321,12 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
     ) -> AsyncIterator[pb_grpc.DeviceMapperServiceStub]:
         """A client of the mapper's ``DeviceMapperService`` (at the last registration's address).
 
+        Without ``address``, it waits for a registration first (TimeoutError after 10 s).
+
         As EdgeCore's dmiclient/client.go:58-64 dials ``MapperInfo.address`` as a unix path.
         """
         if address is None:
-            if not self.registrations:
-                raise RuntimeError("no mapper has registered")
+            await self.wait_for(lambda: bool(self.registrations))
             address = self.registrations[-1].mapper.address.decode()
         async with aio.insecure_channel(unix_target(address)) as channel:
             yield pb_grpc.DeviceMapperServiceStub(channel)  # type: ignore[no-untyped-call]
