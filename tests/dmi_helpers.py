@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +12,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import Mapper
+from edgedev import Driver, Mapper, PropertySpec, ProtocolConfig, VisitorConfig, WriteRefused
+from edgedev._plugins import Registry
 from edgedev.dmi import DmiSink, DmiSource, EdgeCoreLink, TokenBucket
+from edgedev.drivers import AnyDriver
 from edgedev.testing import device, device_model, device_property, unique_root
 from edgedev.testing.dmi import FakeEdgeCore
+from edgedev.twin import Value
 
 MODBUS_PROPS = [
     {"name": "temperature", "type": "FLOAT", "accessMode": "ReadOnly"},
@@ -55,6 +58,50 @@ def modbus_device(
     )
 
 
+class CounterProtocol(ProtocolConfig):
+    start: int = 0
+
+
+class CounterVisitor(VisitorConfig):
+    pass
+
+
+class CounterDriver(Driver[CounterProtocol, CounterVisitor]):
+    """A device in memory whose every property counts up at each read: always a new value."""
+
+    protocol_config = CounterProtocol
+    visitor_config = CounterVisitor
+    count = 0
+
+    async def connect(self) -> None:
+        self.count = self.config.start
+
+    async def close(self) -> None:
+        pass
+
+    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+        self.count += 1
+        return {p.name: self.count for p in properties}
+
+    async def write(self, prop: PropertySpec, value: Value) -> None:
+        raise WriteRefused("counters are read-only")
+
+
+def counter_drivers() -> Registry[AnyDriver]:
+    registry: Registry[AnyDriver] = Registry("edgedev.test-no-entry-points", Driver)
+    registry.register("counter", CounterDriver)
+    return registry
+
+
+def counter_docs(count: int, cycle: int = 1000) -> list[dict[str, Any]]:
+    """A model and ``count`` devices of the ``counter`` protocol, one INT property each."""
+    docs = [device_model("counter", "counter", [{"name": "n", "type": "INT"}])]
+    for i in range(count):
+        prop = device_property("n", "counter", cycle, {})
+        docs.append(device(f"c{i}", "counter", "counter", {"start": i}, [prop]))
+    return docs
+
+
 @contextmanager
 def socket_dir() -> Iterator[str]:
     """A short directory for unix sockets (their paths are limited to ~100 bytes)."""
@@ -74,7 +121,12 @@ class DmiMapper:
 
 @asynccontextmanager
 async def dmi_mapper(
-    url: str, core: FakeEdgeCore, directory: str, *protocols: str, bucket: TokenBucket | None = None
+    url: str,
+    core: FakeEdgeCore,
+    directory: str,
+    *protocols: str,
+    bucket: TokenBucket | None = None,
+    drivers: Registry[AnyDriver] | None = None,
 ) -> AsyncIterator[DmiMapper]:
     """A mapper registered for ``protocols`` with ``core`` (as ``edgedev run --dmi`` runs)."""
     sources: dict[str, DmiSource] = {}
@@ -87,10 +139,12 @@ async def dmi_mapper(
 
     sink = DmiSink(EdgeCoreLink(core.socket), desired, bucket=bucket)
     root = unique_root()
-    mapper = Mapper([], broker=url, topic_root=root, name=f"m-{root}", sinks=[sink])
+    mapper = Mapper(
+        [], broker=url, topic_root=root, name=f"m-{root}", sinks=[sink], drivers=drivers
+    )
     for protocol in protocols or ("modbus",):
         sources[protocol] = DmiSource(
-            mapper, sink, protocol, mapper_socket=f"{directory}/{protocol}.sock"
+            mapper, sink, protocol, mapper_socket=f"{directory}/{protocol}.sock", drivers=drivers
         )
     stopped = anyio.Event()
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import anyio
 import grpc
 import pytest
-from dmi_helpers import dmi_mapper, modbus_device, modbus_model, socket_dir
 from grpc import aio
 
+from dmi_helpers import dmi_mapper, modbus_device, modbus_model, socket_dir
 from edgedev.dmi import pb
-from edgedev.testing import free_port, load_documents
+from edgedev.testing import device, device_model, device_property, free_port, load_documents
 from edgedev.testing.dmi import FakeEdgeCore, edgecore_device, edgecore_model
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
+from edgedev_opcua import OpcuaSimulator
 
 WRITES = frozenset({5, 6, 15, 16})
 
@@ -62,6 +63,40 @@ async def test_register_with_data_runs_the_devices_and_reports_their_twins(
             assert twin.reported.metadata["type"] == "float"
             assert int(twin.reported.metadata["timestamp"]) > 0
             assert not core.invalid and not core.limited
+        tg.cancel_scope.cancel()
+
+
+async def test_one_mapper_registers_for_modbus_and_opcua_and_reports_both(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    opcua_url = f"opc.tcp://127.0.0.1:{free_port()}/edgedev/dmi"
+    opcua_model = device_model("valve", "opcua", [{"name": "position", "type": "DOUBLE"}])
+    opcua_device = device(
+        "valve-1",
+        "valve",
+        "opcua",
+        {"url": opcua_url},
+        [device_property("position", "opcua", 200, {"nodeID": "ns=2;s=Valve.position"})],
+    )
+    docs = [modbus_model(), modbus_device("t1", free_port()), opcua_model, opcua_device]
+    specs = load_documents(tmp_path, docs)
+    modbus_sim = ModbusSimulator([s for s in specs if s.protocol == "modbus"])
+    opcua_sim = OpcuaSimulator([s for s in specs if s.protocol == "opcua"])
+    core = FakeEdgeCore(
+        f"{sockets}/dmi.sock", devices=[docs[1], docs[3]], models=[docs[0], docs[2]]
+    )
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(modbus_sim.run)
+        await tg.start(opcua_sim.run)
+        await opcua_sim.set("default/valve-1", "position", 42.5)
+        async with dmi_mapper(mqtt_url, core, sockets, "modbus", "opcua") as dmi:
+            await core.wait_for(lambda: "temperature" in core.reported("default/t1"))
+            await core.wait_for(
+                lambda: core.reported("default/valve-1").get("position") == "42.5", timeout=20
+            )
+            assert sorted(r.mapper.protocol for r in core.registrations) == ["modbus", "opcua"]
+            assert set(dmi.mapper.runners) == {"default/t1", "default/valve-1"}
+            assert dmi.sources["opcua"].specs["default/valve-1"].protocol == "opcua"
         tg.cancel_scope.cancel()
 
 

@@ -130,6 +130,7 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         states: every accepted ``ReportDeviceStates`` request.
         requests: the time (``anyio.current_time()``) of every request, accepted or not.
         limited: requests refused by the limiter.
+        refused_at: when each of those came (``anyio.current_time()``).
         invalid: requests refused as invalid, with the reason.
     """
 
@@ -156,6 +157,7 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         self.states: list[pb.ReportDeviceStatesRequest] = []
         self.requests: list[float] = []
         self.limited = 0
+        self.refused_at: list[float] = []
         self.invalid: list[str] = []
         self._changed = anyio.Event()
         self._server: aio.Server | None = None
@@ -219,6 +221,7 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         self.requests.append(now)
         if not self.limiter.take(now):
             self.limited += 1
+            self.refused_at.append(now)
             self._note()
             # a plain Go error: gRPC code UNKNOWN with this text (server.go:68, :139, :161)
             await context.abort(
