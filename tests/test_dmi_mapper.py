@@ -269,3 +269,24 @@ async def test_stopping_reports_every_device_offline(tmp_path: Path, mqtt_url: s
         assert core.state_of("default/s1") == "offline"
         assert core.state_of("default/s2") == "offline"
         tg.cancel_scope.cancel()
+
+
+async def test_a_desired_value_the_device_already_holds_is_not_written(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    port = free_port()
+    docs = [modbus_model(), modbus_device("held", port, setpoint="21.50")]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        sim.set("default/held", "setpoint", 21.5)  # "21.50" and 21.5: the same value
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi:
+            await core.wait_for(lambda: core.reported("default/held").get("setpoint") == "21.5")
+            writer = dmi.mapper.writers["default/held"]
+            await core.wait_for(lambda: not writer.pending)
+            reads = requests(sim, "default/held")
+            await core.wait_for(lambda: requests(sim, "default/held") > reads + 3)
+            assert writes(sim, "default/held") == 0
+            assert writer.attempts == 0
+        tg.cancel_scope.cancel()
