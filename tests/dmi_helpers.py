@@ -12,7 +12,15 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import Driver, Mapper, PropertySpec, ProtocolConfig, VisitorConfig, WriteRefused
+from edgedev import (
+    DeviceSpec,
+    Driver,
+    Mapper,
+    PropertySpec,
+    ProtocolConfig,
+    VisitorConfig,
+    WriteRefused,
+)
 from edgedev._plugins import Registry
 from edgedev.dmi import DmiSink, DmiSource, EdgeCoreLink, TokenBucket
 from edgedev.drivers import AnyDriver
@@ -127,20 +135,21 @@ async def dmi_mapper(
     *protocols: str,
     bucket: TokenBucket | None = None,
     drivers: Registry[AnyDriver] | None = None,
+    files: Sequence[DeviceSpec] = (),
 ) -> AsyncIterator[DmiMapper]:
     """A mapper registered for ``protocols`` with ``core`` (as ``edgedev run --dmi`` runs)."""
     sources: dict[str, DmiSource] = {}
 
-    def desired(device_id: str) -> dict[str, str]:
+    def desired(device_id: str) -> dict[str, str] | None:
         for source in sources.values():
             if device_id in source.desired:
                 return source.desired[device_id]
-        return {}
+        return None  # not a device EdgeCore sent: not reported over DMI
 
     sink = DmiSink(EdgeCoreLink(core.socket), desired, bucket=bucket)
     root = unique_root()
     mapper = Mapper(
-        [], broker=url, topic_root=root, name=f"m-{root}", sinks=[sink], drivers=drivers
+        files, broker=url, topic_root=root, name=f"m-{root}", sinks=[sink], drivers=drivers
     )
     for protocol in protocols or ("modbus",):
         sources[protocol] = DmiSource(

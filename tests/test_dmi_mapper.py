@@ -290,3 +290,26 @@ async def test_a_desired_value_the_device_already_holds_is_not_written(
             assert writes(sim, "default/held") == 0
             assert writer.attempts == 0
         tg.cancel_scope.cancel()
+
+
+async def test_devices_from_files_run_beside_and_are_not_reported_over_dmi(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    docs = [
+        modbus_model(),
+        modbus_device("dmi-1", free_port()),
+        modbus_device("file-1", free_port()),
+    ]
+    specs = load_documents(tmp_path, docs)
+    sim = ModbusSimulator(specs)
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:2], models=docs[:1])
+    files = [s for s in specs if s.name == "file-1"]
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets, files=files) as dmi:
+            await core.wait_for(lambda: "temperature" in core.reported("default/dmi-1"))
+            file_runner = dmi.mapper.runners["default/file-1"]
+            await core.wait_for(lambda: file_runner.state == "online" and file_runner.reads > 3)
+            assert core.reported("default/file-1") == {}
+            assert core.state_of("default/file-1") is None
+        tg.cancel_scope.cancel()

@@ -195,11 +195,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     sources: list[DmiSource] = []
 
-    def desired(device: str) -> dict[str, str]:
+    def desired(device: str) -> dict[str, str] | None:
         for source in sources:
             if device in source.desired:
                 return source.desired[device]
-        return {}
+        return None  # not a device EdgeCore sent: not reported over DMI
 
     sink = DmiSink(EdgeCoreLink(args.dmi_socket), desired)
     mapper = Mapper(

@@ -52,7 +52,8 @@ class DmiSink(ReportSink):
     Args:
         link: the channel to EdgeCore.
         desired: the desired value EdgeCore last sent for each property of a device
-            (``observedDesired`` of each reported twin; ``""`` when none).
+            (``observedDesired`` of each reported twin; ``""`` when none), or ``None`` for a
+            device EdgeCore did not send (from a file): nothing of it is reported.
         bucket: the request budget (0.8 requests/s, burst 20 by default).
 
     Attributes:
@@ -65,7 +66,7 @@ class DmiSink(ReportSink):
     def __init__(
         self,
         link: EdgeCoreLink,
-        desired: Callable[[str], Mapping[str, str]] = lambda _id: {},
+        desired: Callable[[str], Mapping[str, str] | None] = lambda _id: {},
         *,
         bucket: TokenBucket | None = None,
     ) -> None:
@@ -86,6 +87,8 @@ class DmiSink(ReportSink):
     # ReportSink ----------------------------------------------------------------------------
     def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
         """Queue the properties of ``readings`` that have ``reportToCloud`` set."""
+        if self._desired(device.id) is None:
+            return
         key = _key(device)
         sent = self._sent.get(key, {})
         changed = self._changed.get(key)
@@ -111,6 +114,8 @@ class DmiSink(ReportSink):
 
     def state(self, device: DeviceSpec, state: str, reason: str | None) -> None:
         """Queue the device's new state (replacing one not yet sent)."""
+        if self._desired(device.id) is None:
+            return
         self._states[_key(device)] = state
         self._work.set()
 
@@ -184,7 +189,7 @@ class DmiSink(ReportSink):
         key, twins = queue.popitem(last=False)
         if queue is self._changed and key in self._refresh:
             twins = {**self._refresh.pop(key), **twins}  # one request carries the device
-        desired = self._desired(f"{key[0]}/{key[1]}")
+        desired = self._desired(f"{key[0]}/{key[1]}") or {}
         request = pb.ReportDeviceStatusRequest(
             deviceNamespace=key[0],
             deviceName=key[1],

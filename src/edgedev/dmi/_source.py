@@ -191,7 +191,7 @@ class DmiSource:
             for device in response.deviceList:
                 listed.add(device_id(device))
                 try:
-                    await self._put(device, restart_same=False)
+                    await self._put(device)
                 except Refused as exc:
                     log.error("EdgeCore sent a device edgedev cannot run: %s", exc)
             for gone in [i for i in self.devices if i not in listed]:
@@ -219,13 +219,17 @@ class DmiSource:
         except (ConfigError, PluginError) as exc:
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
 
-    async def _put(self, device: pb.Device, *, restart_same: bool) -> DeviceSpec:
+    async def _put(self, device: pb.Device) -> DeviceSpec:
+        """Run ``device``: start it, restart it if it changed, and want its desired values."""
         spec = self._spec(device)
         old = self.specs.get(spec.id)
         if old is None:
-            await self.mapper.add_device(spec)
-            self.desired[spec.id] = {}
-        elif restart_same or _without_desired(old) != _without_desired(spec):
+            self.desired[spec.id] = {}  # before it starts: its reports go to EdgeCore
+            if spec.id in self.mapper.runners:  # the same device from a file: EdgeCore's wins
+                await self.mapper.update_device(spec)
+            else:
+                await self.mapper.add_device(spec)
+        elif _without_desired(old) != _without_desired(spec):
             await self.mapper.update_device(spec)
             self.desired[spec.id] = {}  # a new writer: what is desired is wanted again
         self.devices[spec.id] = device
@@ -244,10 +248,10 @@ class DmiSource:
         self.desired[spec.id] = {k: v for k, v in desired.items() if v is not None}
 
     async def _forget(self, device: str) -> None:
+        await self.mapper.remove_device(device)  # its offline state still goes to EdgeCore
         self.devices.pop(device, None)
         self.specs.pop(device, None)
         self.desired.pop(device, None)
-        await self.mapper.remove_device(device)
 
     def observed_desired(self, device: str) -> Mapping[str, str]:
         """The desired values EdgeCore last sent for a device (by property)."""
@@ -257,14 +261,14 @@ class DmiSource:
     async def register_device(self, device: pb.Device) -> DeviceSpec:
         """``RegisterDevice``: start the device (or update it when it runs already)."""
         async with self._lock:
-            spec = await self._put(device, restart_same=False)
+            spec = await self._put(device)
             log.info("EdgeCore registered device %s", spec.id)
             return spec
 
     async def update_device(self, device: pb.Device) -> DeviceSpec:
         """``UpdateDevice``: new desired values are written; other changes restart it."""
         async with self._lock:
-            return await self._put(device, restart_same=False)
+            return await self._put(device)
 
     async def remove_device(self, namespace: str, name: str) -> None:
         """``RemoveDevice``: stop the device (an unknown one is not an error)."""
@@ -285,7 +289,7 @@ class DmiSource:
                 if _model_key(device.namespace, device.spec.deviceModelReference) != key:
                     continue
                 try:
-                    await self._put(device, restart_same=False)
+                    await self._put(device)
                 except Refused as exc:
                     log.error("device %s stopped: its new model refuses it: %s", name, exc)
                     await self._forget(name)
