@@ -311,7 +311,7 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
                 ],
             )
             children.append(edgecore)
-            edgecore.wait_ready()
+            edgecore.wait_ready(timeout=180)  # encoding a large fleet as EdgeCore does
             devices_from = ["--dmi", "--protocol", "modbus", "--dmi-socket", str(socket)]
             devices_from += ["--mapper-socket", str(work / "mapper.sock")]
 

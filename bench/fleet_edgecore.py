@@ -39,7 +39,8 @@ async def main() -> None:
     parser.add_argument("--file", type=Path, required=True)
     parser.add_argument("--socket", required=True)
     args = parser.parse_args()
-    docs = [d for d in yaml.safe_load_all(args.file.read_text()) if d]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    docs = [d for d in yaml.load_all(args.file.read_text(), Loader=loader) if d]
     core = FakeEdgeCore(
         args.socket,
         devices=[d for d in docs if d["kind"] == "Device"],

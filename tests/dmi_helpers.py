@@ -101,12 +101,13 @@ def counter_drivers() -> Registry[AnyDriver]:
     return registry
 
 
-def counter_docs(count: int, cycle: int = 1000) -> list[dict[str, Any]]:
-    """A model and ``count`` devices of the ``counter`` protocol, one INT property each."""
-    docs = [device_model("counter", "counter", [{"name": "n", "type": "INT"}])]
+def counter_docs(count: int, cycle: int = 1000, properties: int = 1) -> list[dict[str, Any]]:
+    """A model and ``count`` devices of the ``counter`` protocol, INT properties ``n0``..."""
+    names = [f"n{i}" for i in range(properties)]
+    docs = [device_model("counter", "counter", [{"name": n, "type": "INT"} for n in names])]
     for i in range(count):
-        prop = device_property("n", "counter", cycle, {})
-        docs.append(device(f"c{i}", "counter", "counter", {"start": i}, [prop]))
+        props = [device_property(n, "counter", cycle, {}) for n in names]
+        docs.append(device(f"c{i}", "counter", "counter", {"start": i}, props))
     return docs
 
 

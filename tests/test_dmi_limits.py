@@ -7,6 +7,7 @@ ratio as the defaults (0.8/s, burst 20, against 1/s).
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from dmi_helpers import counter_docs, counter_drivers, dmi_mapper, socket_dir
@@ -38,9 +39,9 @@ async def test_200_devices_at_1s_never_exceed_the_limit_and_all_reach_edgecore(m
             await core.wait_for(lambda: all(core.state_of(i) == "online" for i in ids), timeout=30)
             await core.wait_for(lambda: all(core.reported(i) for i in ids), timeout=30)
             # and the values keep coming: each device's latest value is refreshed
-            seen = {i: int(core.reported(i)["n"]) for i in ids}
+            seen = {i: int(core.reported(i)["n0"]) for i in ids}
             await core.wait_for(
-                lambda: all(int(core.reported(i)["n"]) > seen[i] for i in ids), timeout=30
+                lambda: all(int(core.reported(i)["n0"]) > seen[i] for i in ids), timeout=30
             )
             assert core.limited == 0
             assert dmi.sink.limited == 0
@@ -70,3 +71,16 @@ async def test_a_limited_edgecore_gets_backoff_not_retries_at_once(mqtt_url: str
             assert core.limited <= 2
             accepted = len(core.statuses) + len(core.states)
             await core.wait_for(lambda: len(core.statuses) + len(core.states) > accepted)
+
+
+async def test_a_registration_answer_larger_than_grpcs_default_4_mb_is_taken(mqtt_url: str):
+    docs = counter_docs(300, cycle=60_000, properties=50)  # ~5.5 MB as EdgeCore encodes it
+    with socket_dir() as sockets:
+        core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+        async with (
+            core,
+            dmi_mapper(mqtt_url, core, sockets, "counter", drivers=counter_drivers()) as dmi,
+        ):
+            with anyio.fail_after(30):
+                await dmi.sources["counter"].wait_registered()
+            assert len(dmi.mapper.runners) == 300

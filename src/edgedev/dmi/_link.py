@@ -10,6 +10,10 @@ from edgedev.dmi._pb import api_pb2_grpc as pb_grpc
 DEFAULT_DMI_SOCKET = "/etc/kubeedge/dmi.sock"
 """Where EdgeCore serves ``DeviceManagerService`` (``edgecore.yaml`` DMISockPath)."""
 
+MAX_MESSAGE = 256 * 1024 * 1024
+"""The largest answer taken from EdgeCore: a registration answer carries every device of the
+protocol with its model (18 MB for 1,000 devices of 50 properties; gRPC's default is 4 MB)."""
+
 LIMITED = "too many request"
 """The text of EdgeCore's rate-limiter refusal (gRPC code UNKNOWN)."""
 
@@ -40,9 +44,13 @@ class EdgeCoreLink:
     def channel(self) -> aio.Channel:
         """The channel (opened now if needed)."""
         if self._channel is None:
-            # no idle timeout: a channel that goes idle would look like EdgeCore leaving
             self._channel = aio.insecure_channel(
-                unix_target(self.socket), options=[("grpc.client_idle_timeout_ms", 2**31 - 1)]
+                unix_target(self.socket),
+                options=[
+                    # no idle timeout: a channel that goes idle would look like EdgeCore leaving
+                    ("grpc.client_idle_timeout_ms", 2**31 - 1),
+                    ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ],
             )
             self._stub = pb_grpc.DeviceManagerServiceStub(self._channel)  # type: ignore[no-untyped-call]
         return self._channel

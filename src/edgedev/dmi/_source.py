@@ -108,8 +108,19 @@ class DmiSource:
         self.registered = False
         self.registrations = 0
         self._lock = anyio.Lock()
+        self._registered_event: anyio.Event | None = None  # made in the event loop
 
     # running -------------------------------------------------------------------------------
+    def _event(self) -> anyio.Event:
+        if self._registered_event is None:
+            self._registered_event = anyio.Event()
+        return self._registered_event
+
+    async def wait_registered(self) -> None:
+        """Return once EdgeCore has accepted the registration and the devices are resynced."""
+        while not self.registered:
+            await self._event().wait()
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the mapper socket and stay registered with EdgeCore, until cancelled.
 
@@ -143,7 +154,8 @@ class DmiSource:
                 if now - last_log >= LOG_EVERY:
                     last_log = now
                     log.warning(
-                        "EdgeCore is not answering at %s (%s: %s); retrying, next note in %d s",
+                        "registering with EdgeCore at %s failed (%s: %s); retrying, next note "
+                        "in %d s",
                         self.link.socket,
                         exc.code().name,
                         exc.details(),
@@ -155,6 +167,8 @@ class DmiSource:
             await self.resync(response)
             self.registered = True
             self.registrations += 1
+            self._event().set()
+            self._registered_event = None
             self.sink.activate()
             log.info(
                 "registered with EdgeCore at %s as %s (%s): %d devices",
