@@ -81,7 +81,9 @@ class DmiSource:
         registered: whether EdgeCore has accepted the registration (and not gone since).
         registrations: successful registrations so far.
         models: the DeviceModels EdgeCore sent, by ``(namespace, name)``.
-        devices: the Devices EdgeCore sent and that run, by ``namespace/name``.
+        specs: the devices EdgeCore sent and that run, by ``namespace/name`` (the messages
+            themselves are not kept: a fleet's are tens of megabytes).
+        desired: the desired values EdgeCore last sent, by device and property.
     """
 
     def __init__(
@@ -102,7 +104,6 @@ class DmiSource:
         self.name = name or f"edgedev-{protocol}"
         self._drivers = drivers
         self.models: dict[tuple[str, str], pb.DeviceModel] = {}
-        self.devices: dict[str, pb.Device] = {}
         self.specs: dict[str, DeviceSpec] = {}
         self.desired: dict[str, dict[str, str]] = {}
         self.registered = False
@@ -175,7 +176,7 @@ class DmiSource:
                 self.link.socket,
                 self.name,
                 self.protocol,
-                len(self.devices),
+                len(self.specs),
             )
             await self.link.wait_lost()
             self.registered = False
@@ -208,7 +209,7 @@ class DmiSource:
                     await self._put(device)
                 except Refused as exc:
                     log.error("EdgeCore sent a device edgedev cannot run: %s", exc)
-            for gone in [i for i in self.devices if i not in listed]:
+            for gone in [i for i in self.specs if i not in listed]:
                 await self._forget(gone)
 
     def _spec(self, device: pb.Device) -> DeviceSpec:
@@ -246,7 +247,6 @@ class DmiSource:
         elif _without_desired(old) != _without_desired(spec):
             await self.mapper.update_device(spec)
             self.desired[spec.id] = {}  # a new writer: what is desired is wanted again
-        self.devices[spec.id] = device
         self.specs[spec.id] = spec
         self._want(spec)
         return spec
@@ -263,7 +263,6 @@ class DmiSource:
 
     async def _forget(self, device: str) -> None:
         await self.mapper.remove_device(device)  # its offline state still goes to EdgeCore
-        self.devices.pop(device, None)
         self.specs.pop(device, None)
         self.desired.pop(device, None)
 
@@ -288,7 +287,7 @@ class DmiSource:
         """``RemoveDevice``: stop the device (an unknown one is not an error)."""
         async with self._lock:
             key = f"{namespace or 'default'}/{name}"
-            if key in self.devices:
+            if key in self.specs:
                 await self._forget(key)
                 log.info("EdgeCore removed device %s", key)
 
@@ -299,11 +298,11 @@ class DmiSource:
             self.models[key] = model
             if not update:
                 return
-            for name, device in list(self.devices.items()):
-                if _model_key(device.namespace, device.spec.deviceModelReference) != key:
+            for name, spec in list(self.specs.items()):
+                if (spec.namespace, spec.model) != key:
                     continue
                 try:
-                    await self._put(device)
+                    await self._put(to_device(spec, self.desired.get(name)))
                 except Refused as exc:
                     log.error("device %s stopped: its new model refuses it: %s", name, exc)
                     await self._forget(name)
