@@ -152,10 +152,11 @@ class Mapper:
                     for runner in self.runners.values():
                         runner.go_offline()
                     bus.publish(state_topic, self._mapper_state("offline"))
-                    with anyio.move_on_after(3):
-                        for sink in self.sinks:
-                            await sink.flush()
-                        await bus.flush()
+                    with anyio.move_on_after(3):  # the bus and the sinks side by side
+                        async with anyio.create_task_group() as flushing:
+                            flushing.start_soon(bus.flush)
+                            for sink in self.sinks:
+                                flushing.start_soon(sink.flush)
 
     def _ask_desired(self, bus: Bus, device_id: str) -> None:
         event_id = new_event_id()  # ask what is desired: deltas may have been missed
