@@ -11,6 +11,7 @@ from edgedev.dmi import DmiSink, EdgeCoreLink
 from edgedev.mapper import Reading
 from edgedev.testing import free_port, load_documents
 from edgedev.testing.dmi import FakeEdgeCore
+from edgedev.twin import DeviceState
 
 
 async def test_states_go_first_then_changed_values_then_refreshes(tmp_path: Path):
@@ -29,7 +30,7 @@ async def test_states_go_first_then_changed_values_then_refreshes(tmp_path: Path
             sink.twin(a, [Reading("setpoint", 20.0, "20", 2)])  # unchanged: a refresh
             sink.twin(b, [Reading("setpoint", 21.0, "21", 2)])  # changed
             sink.twin(b, [Reading("setpoint", 22.0, "22", 3)])  # ...and changed again
-            sink.state(c, "online", None)
+            sink.state(c, DeviceState.ONLINE, None)
             sink.twin(a, [Reading("temperature", 19.5, "19.5", 3)])  # a changed too, later
             assert sink.pending == 4  # c's state; b and a changed; a's refresh joins it
             sink.activate()

@@ -17,9 +17,6 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
-import anyio
-from anyio.abc import TaskStatus
-
 from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
@@ -34,7 +31,7 @@ if TYPE_CHECKING:
 DEFAULT_DMI_SOCKET = "/etc/kubeedge/dmi.sock"
 _TRUE = ("1", "true", "yes", "on")
 
-HELP = "run mappers for the devices in the files"
+HELP = "run mappers for the devices in the files, or for those EdgeCore sends over DMI"
 LOG_LEVEL = logging.INFO
 
 log = logging.getLogger("edgedev.mapper")

@@ -25,6 +25,7 @@ from edgedev.dmi._limiter import TokenBucket
 from edgedev.dmi._link import EdgeCoreLink, is_limited
 from edgedev.dmi._pb import api_pb2 as pb
 from edgedev.mapper._sinks import Reading, ReportSink
+from edgedev.twin._state import DeviceState
 
 log = logging.getLogger("edgedev.dmi")
 
@@ -112,11 +113,11 @@ class DmiSink(ReportSink):
             del self._refresh[key]
         self._work.set()
 
-    def state(self, device: DeviceSpec, state: str, reason: str | None) -> None:
+    def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
         """Queue the device's new state (replacing one not yet sent)."""
         if self._desired(device.id) is None:
             return
-        self._states[_key(device)] = state
+        self._states[_key(device)] = state.value
         self._work.set()
 
     def removed(self, device: DeviceSpec) -> None:

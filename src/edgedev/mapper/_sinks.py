@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgedev.config._spec import DeviceSpec
+from edgedev.twin._state import DeviceState
 from edgedev.twin._values import Value
 
 
@@ -41,8 +42,10 @@ class ReportSink(ABC):  # noqa: B024 (every method has a no-op default on purpos
     def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:  # noqa: B027
         """The twin report: properties due at their report cycle, changed, or just written."""
 
-    def state(self, device: DeviceSpec, state: str, reason: str | None) -> None:  # noqa: B027
-        """The device's state changed (``online``, ``offline``...)."""
+    def state(  # noqa: B027
+        self, device: DeviceSpec, state: DeviceState, reason: str | None
+    ) -> None:
+        """The device's state changed; ``reason`` says why when it is not online."""
 
     def removed(self, device: DeviceSpec) -> None:  # noqa: B027
         """The device left the mapper (after its last ``state``); forget what waits for it."""
