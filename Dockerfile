@@ -14,7 +14,8 @@ ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim
 ARG MAPPER=
 ARG ROLE=${MAPPER:+mapper}
 
-# Wheels of the core, the mapper and every dependency, for the target platform.
+# Wheels of the core, the mapper and every dependency, for the target platform. A mapper
+# image carries the DMI extra (gRPC), so that it serves KubeEdge's EdgeCore (`run --dmi`).
 FROM ${BASE_IMAGE} AS builder
 ARG MAPPER
 # lgpio, the gpio mapper's pin backend, publishes no Linux wheels: its sdist compiles here,
@@ -33,11 +34,11 @@ COPY mappers/${MAPPER} ./mappers/${MAPPER}
 # The cache mount keeps pip's downloads between builds, outside every image.
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     case "$MAPPER" in \
-      "") mapper= ;; \
-      gpio) mapper="./mappers/gpio[lgpio]" ;; \
-      *) mapper="./mappers/$MAPPER" ;; \
+      "") core=. mapper= ;; \
+      gpio) core=".[dmi]" mapper="./mappers/gpio[lgpio]" ;; \
+      *) core=".[dmi]" mapper="./mappers/$MAPPER" ;; \
     esac \
-    && PYPI=1 pip wheel --wheel-dir /wheels . ${mapper:+"$mapper"}
+    && PYPI=1 pip wheel --wheel-dir /wheels "$core" ${mapper:+"$mapper"}
 
 # The runtime: the base image plus those wheels, an unprivileged user and the data directory.
 FROM ${BASE_IMAGE} AS runtime

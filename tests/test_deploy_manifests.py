@@ -225,19 +225,29 @@ def test_deploy_kubeedge_overlay_patches_apply_to_every_mapper() -> None:
     assert "../broker" not in spec["resources"] and "../agent" not in spec["resources"]
     (bus,) = load_docs(overlay / "bus.yaml")
     assert bus["data"]["EDGEDEV_BROKER"] == "mqtt://127.0.0.1:1883"
-    assert bus["data"]["EDGEDEV_TOPIC_ROOT"] == "$hw/events"
-    ops = load_docs(overlay / "host-network.yaml")[0]
+    # DMI mode: reports go to EdgeCore over DMI, so MQTT must not be its $hw/events too
+    assert bus["data"]["EDGEDEV_DMI"] == "1"
+    assert bus["data"]["EDGEDEV_TOPIC_ROOT"] != "$hw/events"
+    assert bus["data"]["EDGEDEV_DMI_SOCKET"] == "/etc/kubeedge/dmi.sock"
+    ops = [*load_docs(overlay / "host-network.yaml")[0], *load_docs(overlay / "dmi.yaml")[0]]
     for p in PROTOCOLS:  # every mapper can be added to the overlay as it is
         pod = load_docs(ROOT / "mappers" / p / "deploy" / "deployment.yaml")[0]
         assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "mapper"
+        assert env_of(pod)["EDGEDEV_PROTOCOLS"] == p
+        guarded: set[str] = set()
         for op in ops:
             *parents, last = op["path"].strip("/").split("/")
             node: Any = pod
             for key in parents:
                 node = node[int(key)] if isinstance(node, list) else node[key]
-            if op["op"] == "replace":
-                target = node[int(last)] if isinstance(node, list) else node[last]
-                assert target["name"] == op["value"]["name"], (p, op["path"])
+            if op["op"] == "add":
+                continue
+            target = node[int(last)] if isinstance(node, list) else node[last]
+            if op["op"] == "test":  # a JSON-patch guard: the patch fails unless it holds
+                assert target == op["value"], (p, op["path"])
+                guarded.add(op["path"].rsplit("/", 1)[0])
+            elif op["op"] == "replace" and isinstance(target, dict) and "name" in target:
+                assert op["path"] in guarded or target["name"] == op["value"]["name"], (p, op)
 
 
 @pytest.mark.parametrize("name", ["edgedev-agent", *(f"edgedev-{p}" for p in PROTOCOLS)])

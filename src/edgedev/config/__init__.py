@@ -9,7 +9,7 @@ from edgedev.config._crd import (
     DeviceModelResource,
     DeviceResource,
 )
-from edgedev.config._loader import load_devices
+from edgedev.config._loader import load_devices, load_resources
 from edgedev.config._spec import DeviceSpec, PropertySpec
 
 __all__ = (
@@ -21,4 +21,5 @@ __all__ = (
     "DeviceSpec",
     "PropertySpec",
     "load_devices",
+    "load_resources",
 )

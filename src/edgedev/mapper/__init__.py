@@ -14,6 +14,7 @@ from edgedev.mapper._device import (
 )
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
+from edgedev.mapper._sinks import Reading, ReportSink
 
 __all__ = (
     "OFFLINE",
@@ -23,6 +24,8 @@ __all__ = (
     "DesiredWriter",
     "DeviceRunner",
     "Mapper",
+    "Reading",
+    "ReportSink",
     "Schedule",
     "WriteResult",
     "check_write",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -23,6 +23,7 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
+from edgedev.mapper._sinks import Reading, ReportSink
 from edgedev.twin._state import DeviceState
 from edgedev.twin._values import Value, check_value, format_value, parse_value, values_equal
 from edgedev.wire._edgecore import key_refusal, value_refusal
@@ -137,8 +138,10 @@ class DeviceRunner:
         topics: Topics,
         *,
         backoff: Backoff | None = None,
+        sinks: Sequence[ReportSink] = (),
     ) -> None:
         self.spec = spec
+        self._sinks = tuple(sinks)
         self._driver_type = driver_type
         self._bus = bus
         self._backoff = backoff or Backoff(0.5, 30.0)
@@ -347,6 +350,12 @@ class DeviceRunner:
             entries.append((name, text, type_, ts))
         if entries:
             self._bus.publish(self._twin_topic, twin_report(entries))
+            if self._sinks:
+                readings = [
+                    Reading(name, self.values[name][0], text, ts) for name, text, _, ts in entries
+                ]
+                for sink in self._sinks:
+                    sink.twin(self.spec, readings)
 
     def _text(self, prop: PropertySpec, value: Value) -> str:
         """The wire string of ``value``: the desired value's own text when they are equal."""
@@ -412,6 +421,8 @@ class DeviceRunner:
             log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
         self.state = state
         self._bus.publish(self._state_topic, state_update(state))
+        for sink in self._sinks:
+            sink.state(self.spec, state, self.reason)
         for listener in self.on_state:
             listener(state)
 

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable, Sequence
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from pydantic import ValidationError
 
 from edgedev._plugins import Registry
@@ -35,6 +35,7 @@ from edgedev.mapper._desired import (
     pending_values,
 )
 from edgedev.mapper._device import ONLINE, DeviceRunner
+from edgedev.mapper._sinks import ReportSink
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -55,6 +56,7 @@ class Mapper:
         name: this mapper's name on the bus (default: node and process id).
         drivers: where drivers come from (default: installed entry points).
         outbox: where reports wait while the broker is away (default: in memory).
+        sinks: further destinations of twin reports and states (KubeEdge DMI...).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Mapper:
         name: str | None = None,
         drivers: Registry[AnyDriver] | None = None,
         outbox: Outbox | None = None,
+        sinks: Sequence[ReportSink] = (),
     ) -> None:
         if drivers is None:
             from edgedev.drivers import drivers as installed
@@ -79,6 +82,9 @@ class Mapper:
         self.name = name or f"edgedev-{self.node}-{os.getpid()}"
         self._drivers = drivers
         self._driver_types = {d.protocol: drivers.get(d.protocol) for d in self.devices}
+        self.sinks = tuple(sinks)
+        self._tasks: TaskGroup | None = None
+        self._device_tasks: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
         self._outbox = outbox
         self.runners: dict[str, DeviceRunner] = {}
         self.writers: dict[str, DesiredWriter] = {}
@@ -112,25 +118,13 @@ class Mapper:
         will = Message(state_topic, self._mapper_state("offline"), qos=1)
         async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
             self.bus = bus
-            self.runners = {
-                d.id: DeviceRunner(d, self._driver_types[d.protocol], bus, self.topics)
-                for d in self.devices
-            }
-            self.writers = {i: DesiredWriter(r, bus, self.topics) for i, r in self.runners.items()}
-            for device_id, runner in self.runners.items():
-                runner.on_state.append(self._on_state(self.writers[device_id]))
 
             def announce() -> None:
                 bus.publish(state_topic, self._mapper_state("online"))
                 self._gets.clear()
                 for runner in self.runners.values():
                     runner.announce()
-                    event_id = new_event_id()  # ask what is desired: deltas may have been missed
-                    self._gets[event_id] = runner.spec.id
-                    bus.publish(
-                        self.topics.device(runner.spec.id, Channel.TWIN_GET),
-                        twin_get(event_id=event_id),
-                    )
+                    self._ask_desired(bus, runner.spec.id)
 
             bus.on_connect(announce)
             try:
@@ -139,10 +133,11 @@ class Mapper:
                     if self._stopping:
                         tg.cancel_scope.cancel()
                     await tg.start(self._deltas, bus)
-                    for runner in self.runners.values():
-                        tg.start_soon(runner.run)
-                    for writer in self.writers.values():
-                        tg.start_soon(writer.run)
+                    self._tasks = tg
+                    for spec in self.devices:
+                        self._start_device(spec)
+                    for sink in self.sinks:
+                        tg.start_soon(sink.run)
                     log.info(
                         "mapper %s running %s (%s), broker %s",
                         self.name,
@@ -153,11 +148,92 @@ class Mapper:
                     task_status.started(self)
             finally:
                 with anyio.CancelScope(shield=True):
+                    self._tasks = None
                     for runner in self.runners.values():
                         runner.go_offline()
                     bus.publish(state_topic, self._mapper_state("offline"))
-                    with anyio.move_on_after(3):
-                        await bus.flush()
+                    with anyio.move_on_after(3):  # the bus and the sinks side by side
+                        async with anyio.create_task_group() as flushing:
+                            flushing.start_soon(bus.flush)
+                            for sink in self.sinks:
+                                flushing.start_soon(sink.flush)
+
+    def _ask_desired(self, bus: Bus, device_id: str) -> None:
+        event_id = new_event_id()  # ask what is desired: deltas may have been missed
+        self._gets[event_id] = device_id
+        bus.publish(self.topics.device(device_id, Channel.TWIN_GET), twin_get(event_id=event_id))
+
+    def _start_device(self, spec: DeviceSpec) -> None:
+        assert self.bus is not None and self._tasks is not None
+        driver_type = self._driver_types.get(spec.protocol) or self._drivers.get(spec.protocol)
+        self._driver_types[spec.protocol] = driver_type
+        runner = DeviceRunner(spec, driver_type, self.bus, self.topics, sinks=self.sinks)
+        writer = DesiredWriter(runner, self.bus, self.topics)
+        runner.on_state.append(self._on_state(writer))
+        self.runners[spec.id] = runner
+        self.writers[spec.id] = writer
+        scope, done = anyio.CancelScope(), anyio.Event()
+        self._device_tasks[spec.id] = (scope, done)
+        self._tasks.start_soon(self._run_device, runner, writer, scope, done)
+
+    @staticmethod
+    async def _run_device(
+        runner: DeviceRunner, writer: DesiredWriter, scope: anyio.CancelScope, done: anyio.Event
+    ) -> None:
+        try:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(runner.run)
+                    tg.start_soon(writer.run)
+        finally:
+            done.set()
+
+    async def add_device(self, spec: DeviceSpec) -> None:
+        """Start running ``spec`` (safe while :meth:`run` runs; before it, it joins the start).
+
+        Raises:
+            ValueError: a device with that id runs already (use :meth:`update_device`).
+            PluginError: no driver is installed for its protocol.
+        """
+        if any(d.id == spec.id for d in self.devices):
+            raise ValueError(f"device {spec.id} is running already")
+        if spec.protocol not in self._driver_types:
+            self._driver_types[spec.protocol] = self._drivers.get(spec.protocol)
+        self.devices.append(spec)
+        if self._tasks is not None:
+            self._start_device(spec)
+            if self.bus is not None and self.bus.connected:
+                self._ask_desired(self.bus, spec.id)
+            log.info("device %s added", spec.id)
+
+    async def remove_device(self, device_id: str, *, offline: bool = True) -> DeviceSpec | None:
+        """Stop the device ``device_id`` and report it offline; the others go on.
+
+        Returns:
+            The spec of the device removed, or ``None`` when there was none.
+        """
+        spec = next((d for d in self.devices if d.id == device_id), None)
+        if spec is None:
+            return None
+        self.devices = [d for d in self.devices if d.id != device_id]
+        tasks = self._device_tasks.pop(device_id, None)
+        if tasks is not None:
+            scope, done = tasks
+            scope.cancel()
+            await done.wait()
+        runner = self.runners.pop(device_id, None)
+        self.writers.pop(device_id, None)
+        if runner is not None and offline:
+            runner.go_offline()
+        for sink in self.sinks:
+            sink.removed(spec)
+        log.info("device %s removed", device_id)
+        return spec
+
+    async def update_device(self, spec: DeviceSpec) -> None:
+        """Restart the device ``spec.id`` with ``spec`` (added if absent); the others go on."""
+        await self.remove_device(spec.id, offline=False)
+        await self.add_device(spec)
 
     def stop(self) -> None:
         """Stop gracefully; :meth:`run` then returns.
