@@ -21,6 +21,7 @@ from edgedev.bus._messages import now_ms, state_update, twin_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
+from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
 from edgedev.twin._state import DeviceState
@@ -137,8 +138,10 @@ class DeviceRunner:
         topics: Topics,
         *,
         backoff: Backoff | None = None,
+        endpoints: Endpoints | None = None,
     ) -> None:
         self.spec = spec
+        self._endpoints = endpoints
         self._driver_type = driver_type
         self._bus = bus
         self._backoff = backoff or Backoff(0.5, 30.0)
@@ -172,7 +175,7 @@ class DeviceRunner:
     async def run(self) -> None:
         """Run the device until cancelled; never raises for device faults."""
         while True:
-            driver = self._driver_type(self.spec)
+            driver = self._driver_type(self.spec, self._endpoints)
             try:
                 await self._session(driver)
             except Exception as exc:

@@ -28,6 +28,7 @@ from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel,
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
+from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._desired import (
     DesiredWriter,
     desired_stamps,
@@ -88,6 +89,8 @@ class Mapper:
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._devices_scope: anyio.CancelScope | None = None
         self._stopping = False
+        self.endpoints = Endpoints()
+        """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
 
     def _mapper_state(self, state: str) -> bytes:
         return dumps(
@@ -110,10 +113,13 @@ class Mapper:
         self._started = now_ms()
         state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
         will = Message(state_topic, self._mapper_state("offline"), qos=1)
-        async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
+        bus_cm = Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox)
+        async with bus_cm as bus, self.endpoints:
             self.bus = bus
             self.runners = {
-                d.id: DeviceRunner(d, self._driver_types[d.protocol], bus, self.topics)
+                d.id: DeviceRunner(
+                    d, self._driver_types[d.protocol], bus, self.topics, endpoints=self.endpoints
+                )
                 for d in self.devices
             }
             self.writers = {i: DesiredWriter(r, bus, self.topics) for i, r in self.runners.items()}

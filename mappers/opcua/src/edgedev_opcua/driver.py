@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value
-from edgedev.drivers import Report
+from edgedev.drivers import Endpoints, Report
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.convert import compatible
 
@@ -31,8 +31,8 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
     protocol_config = OpcuaProtocol
     visitor_config = OpcuaVisitor
 
-    def __init__(self, device: DeviceSpec) -> None:
-        super().__init__(device)
+    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+        super().__init__(device, endpoints)
         self._session: Session | None = None
 
     @classmethod
