@@ -319,6 +319,10 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         link = self.link
         self.requests += 1
         timeout = self.config.timeout
+        if self.endpoints.users(self.endpoint_key()) > 1:
+            # shared: a request may hold the link for half the device's deadline, so that
+            # the devices queued behind a slave that stopped answering still meet theirs
+            timeout //= 2
         try:
             with _device_errors(self.config.address):
                 return await link.call(
