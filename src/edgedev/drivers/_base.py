@@ -105,6 +105,18 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         """Cross-property checks of one device; ``field`` relative to ``spec``."""
         return []
 
+    def phase_key(self) -> str:
+        """Where in its cycle the runtime reads the device.
+
+        Devices with equal keys (and cycles) are read at the same moments, so that a shared
+        transport can batch their reads.
+
+        The default, the device id, spreads a fleet over its cycle so that it does not read
+        in one burst; a driver whose endpoint takes one request for many devices returns the
+        endpoint (OPC-UA: the server URL).
+        """
+        return self.device.id
+
     def pushes(self, prop: PropertySpec) -> bool:
         """Whether ``prop`` arrives by push (:meth:`watch`) rather than by polling."""
         return False

@@ -253,10 +253,12 @@ class DeviceRunner:
             await driver.connect()
         polled = [p for p in self.spec.properties if not driver.pushes(p)]
         pushed = [p for p in self.spec.properties if driver.pushes(p)]
-        # read at once, then on this device's own phase of its shortest cycle, so that a
-        # fleet started together does not read (and load the event loop) in one burst
+        # read at once, then on the driver's phase of the shortest cycle: spread over it by
+        # device (a fleet does not read in one burst), or together by endpoint (to batch)
         cycle = min((p.collect_cycle for p in polled), default=0.0)
-        start = anyio.current_time() - cycle * (zlib.crc32(self.spec.id.encode()) % 1024) / 1024
+        now = anyio.current_time()
+        phase = cycle * (zlib.crc32(driver.phase_key().encode()) % 1024) / 1024
+        start = now - ((now - phase) % cycle) if cycle > 0 else now
         collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
         report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
         changes = ChangeFilter()
