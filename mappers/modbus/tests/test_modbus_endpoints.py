@@ -67,10 +67,17 @@ async def test_a_gateway_taking_4_connections_serves_50_devices(tmp_path: Path, 
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         await tg.start(proxy.run)
-        for max_connections, held in ((1, 1), (8, 4)):
-            devices = slaves(tmp_path, [proxy.port], 50, maxConnections=max_connections)
+        # the default, a device's maxConnections (beyond what the gateway takes), the mapper's
+        for config, mapper_wide, held in (
+            ({}, None, 1),
+            ({"maxConnections": 8}, None, 4),
+            ({}, 2, 2),
+        ):
+            devices = slaves(tmp_path, [proxy.port], 50, **config)
             topic_root = root()
-            mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+            mapper = Mapper(
+                devices, broker=mqtt_url, topic_root=topic_root, max_connections=mapper_wide
+            )
             async with (
                 Bus(mqtt_url) as bus,
                 Recorder(bus, f"{topic_root}/#") as recorder,
@@ -80,6 +87,8 @@ async def test_a_gateway_taking_4_connections_serves_50_devices(tmp_path: Path, 
                 with anyio.fail_after(30):
                     await wait_reports(recorder, devices, 3)
                 assert proxy.open == held
+                # a connection the gateway refused is no device's fault: none went offline
+                assert sum(r.errors for r in mapper.runners.values()) == 0
                 mapper.stop()
         tg.cancel_scope.cancel()
     assert proxy.peak == 4

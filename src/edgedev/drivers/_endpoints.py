@@ -110,11 +110,19 @@ class Endpoints:
     drivers it creates. A registry that is not entered still shares and closes transports, but
     runs no background tasks (a transport that needs one says so when opened).
 
+    Args:
+        max_connections: the mapper-wide default of how many connections a transport may
+            open to one endpoint where its protocol can use several in parallel (Modbus TCP:
+            ``maxConnections``); a device's own setting wins. ``None``: the driver's default.
+
     Attributes:
         opened: transports opened so far (a figure for tests and benchmarks).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_connections: int | None = None) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.max_connections = max_connections
         self._entries: dict[Hashable, _Entry] = {}
         self._opening: dict[Hashable, _Opening] = {}
         self._retired: set[_Entry] = set()

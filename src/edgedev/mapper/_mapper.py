@@ -56,6 +56,8 @@ class Mapper:
         name: this mapper's name on the bus (default: node and process id).
         drivers: where drivers come from (default: installed entry points).
         outbox: where reports wait while the broker is away (default: in memory).
+        max_connections: connections a driver may open to one endpoint where its protocol
+            can use several (see :class:`~edgedev.drivers.Endpoints`); default: the driver's.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Mapper:
         name: str | None = None,
         drivers: Registry[AnyDriver] | None = None,
         outbox: Outbox | None = None,
+        max_connections: int | None = None,
     ) -> None:
         if drivers is None:
             from edgedev.drivers import drivers as installed
@@ -89,7 +92,7 @@ class Mapper:
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._devices_scope: anyio.CancelScope | None = None
         self._stopping = False
-        self.endpoints = Endpoints()
+        self.endpoints = Endpoints(max_connections=max_connections)
         """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
 
     def _mapper_state(self, state: str) -> bytes:

@@ -34,7 +34,8 @@ class ModbusProtocol(ProtocolConfig):
     devices that refuse multi-value reads, and as the baseline of ``bench/fleet.py``.
     ``maxConnections`` (edgedev, TCP): the devices on one ``ip:port`` (slave ids behind one
     gateway) share one connection by default; a gateway that serves several connections in
-    parallel may be given up to this many (the first device connecting sets it).
+    parallel may be given up to this many (the first device connecting sets it; without it,
+    the mapper's ``--max-connections``).
     """
 
     communicate_mode: Literal["TCP", "RTU"] | None = None

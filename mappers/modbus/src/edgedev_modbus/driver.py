@@ -285,6 +285,8 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
                 return f"cannot connect to Modbus TCP {cfg.address}: {why}"
 
             connections = cfg.max_connections
+            if "max_connections" not in cfg.model_fields_set:
+                connections = self.endpoints.max_connections or connections
         else:
             serial = str(cfg.serial_port)
 

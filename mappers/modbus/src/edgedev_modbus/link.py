@@ -48,6 +48,8 @@ class ModbusLink(Transport):
         self._make_client = make_client
         self._turns = Turns(max_connections)
         self._idle: list[Any] = []
+        self._proven: set[int] = set()
+        """Clients (by id) that carried a request: a failure on them is not a refusal."""
         self.connections = 0
         self.requests = 0
         self._closed = False
@@ -135,39 +137,55 @@ class ModbusLink(Transport):
             DeviceError: the connection failed (the link then opens a new one for the next).
             TimeoutError: no answer within ``timeout``.
         """
+        from pymodbus.exceptions import ConnectionException
+
         while True:
             await self._turns.acquire(urgent=urgent)
+            fresh = not self._idle
             try:
                 client = await self._take()
             except DeviceError:
                 if self.connections == 0:
                     self._turns.release()
                     raise
-                # a gateway refusing one more connection: live with those it accepted, by
-                # keeping this turn for good (its slot had no connection); the others' turns
-                # carry the requests
-                log.info("%s accepts %d connection(s); using those", self.where, self.connections)
+                self._refused()
                 continue
             except BaseException:
                 self._turns.release()
                 raise
-            break
-        keep = False
-        try:
-            self.requests += 1
-            with anyio.fail_after(timeout):
-                response = await getattr(client, method)(*args, device_id=device_id, **kwargs)
-            keep = bool(client.connected)
-            return response
-        except TimeoutError:
-            keep = bool(client.connected)  # a silent slave; the connection is fine
-            raise
-        finally:
-            if keep and not self._closed:
-                self._idle.append(client)
-            else:
-                self._drop(client)
-            self._turns.release()
+            keep = False
+            try:
+                self.requests += 1
+                with anyio.fail_after(timeout):
+                    response = await getattr(client, method)(*args, device_id=device_id, **kwargs)
+                keep = bool(client.connected)
+                self._proven.add(id(client))
+                return response
+            except (TimeoutError, ConnectionException):
+                keep = bool(client.connected)  # timed out on a live connection: a silent slave
+                if not keep and fresh and self.connections > 1 and id(client) not in self._proven:
+                    # a new connection accepted, then closed: a gateway at its limit
+                    self._drop(client)
+                    client = None
+                    self._refused()
+                    continue
+                raise
+            finally:
+                if client is not None:
+                    if keep and not self._closed:
+                        self._idle.append(client)
+                    else:
+                        self._proven.discard(id(client))
+                        self._drop(client)
+                    self._turns.release()
+
+    def _refused(self) -> None:
+        """The endpoint takes no more connections: live with those open.
+
+        The caller keeps its turn for good (its slot has no connection); the others' turns
+        carry the requests.
+        """
+        log.info("%s accepts %d connection(s); using those", self.where, self.connections)
 
     async def aclose(self) -> None:
         """Close every connection."""
