@@ -153,17 +153,19 @@ class ModbusLink(Transport):
             except BaseException:
                 self._turns.release()
                 raise
-            keep = False
             try:
                 self.requests += 1
                 with anyio.fail_after(timeout):
                     response = await getattr(client, method)(*args, device_id=device_id, **kwargs)
-                keep = bool(client.connected)
                 self._proven.add(id(client))
                 return response
             except (TimeoutError, ConnectionException):
-                keep = bool(client.connected)  # timed out on a live connection: a silent slave
-                if not keep and fresh and self.connections > 1 and id(client) not in self._proven:
+                if (
+                    not client.connected
+                    and fresh
+                    and self.connections > 1
+                    and id(client) not in self._proven
+                ):
                     # a new connection accepted, then closed: a gateway at its limit
                     self._drop(client)
                     client = None
@@ -171,8 +173,11 @@ class ModbusLink(Transport):
                     continue
                 raise
             finally:
+                # kept unless it broke: a silent slave, or a device whose deadline cancelled
+                # its request, leaves a working connection (pymodbus skips a late answer by
+                # its transaction id)
                 if client is not None:
-                    if keep and not self._closed:
+                    if client.connected and not self._closed:
                         self._idle.append(client)
                     else:
                         self._proven.discard(id(client))
