@@ -187,3 +187,55 @@ async def test_a_server_restart_brings_all_its_devices_back_on_one_new_session(
     assert held == 1
     assert reconnects == {1}
     assert mapper.endpoints.opened == 2  # the first session, and one new for all
+
+
+def monitored_items(server: Any) -> int:
+    """Monitored items over every subscription at an asyncua server."""
+    subs = server.iserver.subscription_service.subscriptions.values()
+    return sum(len(s.monitored_item_srv._monitored_items) for s in subs)
+
+
+async def test_a_device_leaving_removes_its_monitored_items_only(tmp_path: Path) -> None:
+    from edgedev.drivers import Endpoints
+    from edgedev_opcua import OpcuaDriver
+
+    address = url()
+    one, two = fleet(tmp_path, address, mode="subscribe")[:2]
+    with portal() as p:
+        server = await anyio.to_thread.run_sync(
+            lambda: Served(OpcuaSimulator([one, two]), p).start()
+        )
+        opcua = server.sim.servers[address]
+        try:
+            endpoints = Endpoints()
+            async with endpoints:
+                first, second = OpcuaDriver(one, endpoints), OpcuaDriver(two, endpoints)
+                await first.connect()
+                await second.connect()
+                assert len(endpoints) == 1
+                counts = (sessions(opcua), subscriptions(opcua), monitored_items(opcua))
+                assert counts == (1, 1, 2 * len(PROPS))
+                got: list[tuple[str, Any]] = []
+                arrived = anyio.Event()
+
+                def report(name: str, value: Any) -> None:
+                    got.append((name, value))
+                    arrived.set()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(second.watch, two.properties, report)
+                    await first.close()
+                    # the second device keeps the session and the subscription, with its items
+                    counts = (sessions(opcua), subscriptions(opcua), monitored_items(opcua))
+                    assert counts == (1, 1, len(PROPS))
+                    got.clear()
+                    await anyio.to_thread.run_sync(server.call, server.sim.set, two.id, "a", 4242)
+                    with anyio.fail_after(10):
+                        while ("a", 4242) not in got:
+                            await arrived.wait()
+                            arrived = anyio.Event()
+                    tg.cancel_scope.cancel()  # the runtime stops watching, then closes
+                await second.close()
+                assert len(endpoints) == 0 and sessions(opcua) == 0
+        finally:
+            await anyio.to_thread.run_sync(server.stop)
