@@ -150,8 +150,10 @@ async def test_rtu_line_is_closed_after_its_last_device_leaves(tmp_path: Path):
             link = one.link
             assert (await one.read(devices[0].properties)).keys() == {"v"}
             assert (await two.read(devices[1].properties)).keys() == {"v"}
+            assert sim.connections == 1  # one port open, at the line's far end too
             await one.close()
             assert link.connections == 1
             await two.close()
             assert link.connections == 0 and len(endpoints) == 0
+            await sim.wait_connections(0)  # the far end sees the port closed
         tg.cancel_scope.cancel()

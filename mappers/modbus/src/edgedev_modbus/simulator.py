@@ -139,6 +139,7 @@ class ModbusSimulator(Simulator):
         self._hush = anyio.Event()
         self.connections = 0
         self.accepted = 0
+        self._connections_changed: anyio.Event | None = None
         # one server per TCP address or serial line; one unit per slave id on it
         self._units: dict[tuple[str, int] | str, dict[int, _SimDevice]] = {}
         self._by_id: dict[str, _SimDevice] = {}
@@ -260,12 +261,26 @@ class ModbusSimulator(Simulator):
             self.accepted += 1
         else:
             self.connections -= 1
+        if self._connections_changed is not None:
+            self._connections_changed.set()
+
+    async def wait_connections(self, count: int, *, timeout: float = 5.0) -> None:
+        """Return once exactly ``count`` client connections are open.
+
+        Raises:
+            TimeoutError: not within ``timeout`` seconds.
+        """
+        with anyio.fail_after(timeout):
+            while self.connections != count:
+                self._connections_changed = anyio.Event()
+                await self._connections_changed.wait()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve every device until cancelled."""
         from pymodbus.server import ModbusSerialServer, ModbusTcpServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
+        self._hush = anyio.Event()  # silent slaves answer nothing until this run stops
         try:
             for line, units in self._units.items():
                 sims = []
@@ -296,6 +311,7 @@ class ModbusSimulator(Simulator):
                         bytesize=cfg.data_bits,
                         parity=cfg.parity,
                         stopbits=cfg.stop_bits,
+                        trace_connect=self._connected,
                     )
                     where = f"RTU line {line}"
                 await server.serve_forever(background=True)
