@@ -265,8 +265,9 @@ class Turns:
     async def acquire(self, *, urgent: bool = False) -> None:
         """Wait for a turn; call :meth:`release` when done (or use :meth:`turn`)."""
         if self._free and not self.waiting:
+            # no yield on the hot path: the request that follows waits for I/O anyway
+            await anyio.lowlevel.checkpoint_if_cancelled()
             self._free -= 1
-            await anyio.lowlevel.checkpoint()
             return
         event = anyio.Event()
         queue = self._queues[0 if urgent else 1]
