@@ -143,3 +143,59 @@ async def test_a_waiter_cancelled_as_its_turn_comes_passes_it_on() -> None:
 def test_turns_need_a_slot() -> None:
     with pytest.raises(ValueError, match="slot"):
         Turns(0)
+
+
+async def test_devices_waiting_for_the_opening_count_as_users_when_it_opens() -> None:
+    gate = anyio.Event()
+    seen: list[int] = []
+    endpoints = Endpoints()
+
+    async def open_() -> Fake:
+        await gate.wait()
+        return Fake()
+
+    async def first() -> None:
+        lease = await endpoints.acquire("k", open_)
+        seen.append(endpoints.users("k"))  # the opener's first request knows it shares
+        await lease.release()
+
+    async def other() -> None:
+        lease = await endpoints.acquire("k", open_)
+        await lease.release()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await anyio.wait_all_tasks_blocked()
+        for _ in range(3):
+            tg.start_soon(other)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert seen == [4]
+    assert len(endpoints) == 0  # every lease released: closed
+
+
+async def test_a_device_cancelled_while_waiting_is_not_counted() -> None:
+    gate = anyio.Event()
+    endpoints = Endpoints()
+
+    async def open_() -> Fake:
+        await gate.wait()
+        return Fake()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(endpoints.acquire, "k", open_)  # opens
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(endpoints.acquire, "k", open_)  # waits, and stays
+        await anyio.wait_all_tasks_blocked()
+        waiter = anyio.CancelScope()
+
+        async def doomed() -> None:
+            with waiter:
+                await endpoints.acquire("k", open_)
+
+        tg.start_soon(doomed)
+        await anyio.wait_all_tasks_blocked()
+        waiter.cancel()
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert endpoints.users("k") == 2  # the opener and the other waiter

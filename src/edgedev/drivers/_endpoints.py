@@ -71,12 +71,13 @@ class _Entry:
 class _Opening:
     """A transport being opened; devices asking meanwhile wait for this one attempt."""
 
-    __slots__ = ("done", "entry", "error")
+    __slots__ = ("done", "entry", "error", "waiters")
 
     def __init__(self) -> None:
         self.done = anyio.Event()
         self.entry: _Entry | None = None
         self.error: BaseException | None = None
+        self.waiters = 0
 
 
 class Lease(Generic[T]):
@@ -187,9 +188,20 @@ class Endpoints:
             opening = self._opening.get(key)
             if opening is None:
                 break
-            await opening.done.wait()
+            opening.waiters += 1  # counted as users from the moment it opens
+            try:
+                await opening.done.wait()
+            except BaseException:
+                if opening.entry is None:
+                    opening.waiters -= 1
+                else:  # opened for us as we were cancelled: give our place back
+                    with anyio.CancelScope(shield=True):
+                        await self._release(opening.entry)
+                raise
             if opening.error is not None:
                 raise opening.error
+            if opening.entry is not None:
+                return Lease(self, opening.entry, opening.entry.transport)  # type: ignore[arg-type]
         opening = self._opening[key] = _Opening()
         try:
             transport = await open_()
@@ -201,7 +213,10 @@ class Endpoints:
             opening.done.set()
         self.opened += 1
         entry = self._entries[key] = _Entry(key, transport)
-        entry.users += 1
+        # the devices that waited for this attempt are users already, so that a driver that
+        # asks how many share the transport gets the answer at its first request
+        entry.users += 1 + opening.waiters
+        opening.entry = entry
         if self._tg is not None:
             entry.scope = anyio.CancelScope()
             self._tg.start_soon(self._run, entry)

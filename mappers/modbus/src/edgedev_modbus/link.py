@@ -7,8 +7,8 @@ endpoint in the runtime's :class:`~edgedev.drivers.Endpoints` registry: up to
 taking one request at a time, with the devices' requests queued fairly
 (:class:`~edgedev.drivers.Turns`, writes first).
 
-Each request is bounded by the asking device's own timeout, so a slave that stops answering
-holds the connection for its own timeout and no longer; pymodbus' own timeout is set far
+Each request is bounded by the asking device's own timeout (half of it while the link is
+shared), so a slave that stops answering holds the connection that long and no longer; pymodbus' own timeout is set far
 beyond, because pymodbus closes a connection after a few of its timeouts, which would take
 every other device on it down with the silent one.
 """
