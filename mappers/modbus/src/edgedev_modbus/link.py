@@ -8,9 +8,9 @@ taking one request at a time, with the devices' requests queued fairly
 (:class:`~edgedev.drivers.Turns`, writes first).
 
 Each request is bounded by the asking device's own timeout (half of it while the link is
-shared), so a slave that stops answering holds the connection that long and no longer; pymodbus' own timeout is set far
-beyond, because pymodbus closes a connection after a few of its timeouts, which would take
-every other device on it down with the silent one.
+shared), so a slave that stops answering holds the connection that long and no longer;
+pymodbus' own timeout is set far beyond, because pymodbus closes a connection after a few of
+its timeouts, which would take every other device on it down with the silent one.
 """
 
 from __future__ import annotations
