@@ -194,6 +194,10 @@ class Result:
     messages_s: float = 0.0
     requests_s: float = 0.0
     requests_per_device_cycle: float = 0.0
+    connections: int = 0
+    """Modbus TCP connections the servers held at the end of the window."""
+    endpoints: int = 0
+    """``ip:port`` endpoints the devices were spread over."""
     device_reads_min: int = 0
     device_reads_max: int = 0
     mapper_cpu: float = 0.0
@@ -392,6 +396,8 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
     result.messages_s = (after["counter"]["messages"] - before["counter"]["messages"]) / elapsed
     result.requests_s = reads / elapsed
     result.requests_per_device_cycle = reads / (devices * cycles)
+    result.connections = after["connections"]
+    result.endpoints = len({u.port for u in units})
     result.device_reads_min, result.device_reads_max = min(per_unit), max(per_unit)
     cpu = {pid: (after["cpu"][pid] - before["cpu"][pid]) / elapsed for pid in ours}
     result.mapper_cpu = cpu[mapper.pid]
@@ -424,6 +430,7 @@ def _sample(servers: list[Child], counter: Child, pids: list[int]) -> dict[str, 
         "busy": busy,
         "counter": snap,
         "reads": sum(m["reads"] for m in marks),
+        "connections": sum(m.get("connections", 0) for m in marks),
         "units": [n for m in marks for n in m["units"]],
     }
 
@@ -503,6 +510,11 @@ def print_result(r: Result) -> None:
             f"({share:.1%}); {r.messages_s:,.0f} twin updates/s",
         ),
         ("Modbus requests /s", f"{r.requests_s:,.0f} (counted at the servers)"),
+        (
+            "connections held",
+            f"{r.connections} for {r.devices} devices on {r.endpoints} ip:port endpoints "
+            "(counted at the servers)",
+        ),
         (
             "requests /device /cycle",
             f"{r.requests_per_device_cycle:.3f} (minimum {r.blocks}); "

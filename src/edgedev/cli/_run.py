@@ -109,6 +109,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="messages kept while the broker is away; beyond, the oldest is dropped, counted "
         f"and logged (env EDGEDEV_QUEUE_LIMIT, default {DEFAULT_QUEUE_LIMIT})",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=os.environ.get("EDGEDEV_MAX_CONNECTIONS") or None,
+        metavar="N",
+        help="connections per endpoint where a protocol can use several, such as a Modbus TCP "
+        "gateway (env EDGEDEV_MAX_CONNECTIONS; default 1; a device's maxConnections wins)",
+    )
     add_health_option(parser)
     dmi = parser.add_argument_group("KubeEdge DMI (EdgeCore v1.15+; needs edgedev[dmi])")
     dmi.add_argument(
@@ -258,6 +266,7 @@ def _run_files(args: argparse.Namespace, devices: list[DeviceSpec], outbox: Outb
         node=args.node,
         name=args.name,
         outbox=outbox,
+        max_connections=args.max_connections,
     )
     if not mapper.devices:
         outbox.close()

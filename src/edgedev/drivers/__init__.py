@@ -10,8 +10,20 @@ from edgedev.drivers._base import (
     Report,
     VisitorConfig,
 )
+from edgedev.drivers._endpoints import Endpoints, Lease, Transport, Turns
 
 drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: ignore[type-abstract]
 """Installed drivers by protocol name (entry-point group ``edgedev.drivers``)."""
 
-__all__ = ("AnyDriver", "Driver", "ProtocolConfig", "Report", "VisitorConfig", "drivers")
+__all__ = (
+    "AnyDriver",
+    "Driver",
+    "Endpoints",
+    "Lease",
+    "ProtocolConfig",
+    "Report",
+    "Transport",
+    "Turns",
+    "VisitorConfig",
+    "drivers",
+)

@@ -21,6 +21,7 @@ from edgedev.bus._messages import now_ms, state_update, twin_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
+from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import Reading, ReportSink
@@ -139,9 +140,11 @@ class DeviceRunner:
         *,
         backoff: Backoff | None = None,
         sinks: Sequence[ReportSink] = (),
+        endpoints: Endpoints | None = None,
     ) -> None:
         self.spec = spec
         self._sinks = tuple(sinks)
+        self._endpoints = endpoints
         self._driver_type = driver_type
         self._bus = bus
         self._backoff = backoff or Backoff(0.5, 30.0)
@@ -175,7 +178,7 @@ class DeviceRunner:
     async def run(self) -> None:
         """Run the device until cancelled; never raises for device faults."""
         while True:
-            driver = self._driver_type(self.spec)
+            driver = self._driver_type(self.spec, self._endpoints)
             try:
                 await self._session(driver)
             except Exception as exc:
@@ -253,10 +256,12 @@ class DeviceRunner:
             await driver.connect()
         polled = [p for p in self.spec.properties if not driver.pushes(p)]
         pushed = [p for p in self.spec.properties if driver.pushes(p)]
-        # read at once, then on this device's own phase of its shortest cycle, so that a
-        # fleet started together does not read (and load the event loop) in one burst
+        # read at once, then on the driver's phase of the shortest cycle: spread over it by
+        # device (a fleet does not read in one burst), or together by endpoint (to batch)
         cycle = min((p.collect_cycle for p in polled), default=0.0)
-        start = anyio.current_time() - cycle * (zlib.crc32(self.spec.id.encode()) % 1024) / 1024
+        now = anyio.current_time()
+        phase = cycle * (zlib.crc32(driver.phase_key().encode()) % 1024) / 1024
+        start = now - ((now - phase) % cycle) if cycle > 0 else now
         collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
         report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
         changes = ChangeFilter()

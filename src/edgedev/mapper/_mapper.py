@@ -28,6 +28,7 @@ from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel,
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
+from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._desired import (
     DesiredWriter,
     desired_stamps,
@@ -57,6 +58,8 @@ class Mapper:
         drivers: where drivers come from (default: installed entry points).
         outbox: where reports wait while the broker is away (default: in memory).
         sinks: further destinations of twin reports and states (KubeEdge DMI...).
+        max_connections: connections a driver may open to one endpoint where its protocol
+            can use several (see :class:`~edgedev.drivers.Endpoints`); default: the driver's.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Mapper:
         drivers: Registry[AnyDriver] | None = None,
         outbox: Outbox | None = None,
         sinks: Sequence[ReportSink] = (),
+        max_connections: int | None = None,
     ) -> None:
         if drivers is None:
             from edgedev.drivers import drivers as installed
@@ -94,6 +98,8 @@ class Mapper:
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._devices_scope: anyio.CancelScope | None = None
         self._stopping = False
+        self.endpoints = Endpoints(max_connections=max_connections)
+        """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
 
     def _mapper_state(self, state: str) -> bytes:
         return dumps(
@@ -116,7 +122,8 @@ class Mapper:
         self._started = now_ms()
         state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
         will = Message(state_topic, self._mapper_state("offline"), qos=1)
-        async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
+        bus_cm = Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox)
+        async with bus_cm as bus, self.endpoints:
             self.bus = bus
 
             def announce() -> None:
@@ -167,7 +174,9 @@ class Mapper:
         assert self.bus is not None and self._tasks is not None
         driver_type = self._driver_types.get(spec.protocol) or self._drivers.get(spec.protocol)
         self._driver_types[spec.protocol] = driver_type
-        runner = DeviceRunner(spec, driver_type, self.bus, self.topics, sinks=self.sinks)
+        runner = DeviceRunner(
+            spec, driver_type, self.bus, self.topics, sinks=self.sinks, endpoints=self.endpoints
+        )
         writer = DesiredWriter(runner, self.bus, self.topics)
         runner.on_state.append(self._on_state(writer))
         self.runners[spec.id] = runner
