@@ -87,7 +87,8 @@ def test_deploy_base_image_is_an_argument_defaulting_to_official_slim_python() -
 def test_deploy_runtime_installs_only_the_builders_wheels_without_cache() -> None:
     named = stages()
     wheel = next(c for c in named["builder"] if c.cmd == "RUN" and "pip wheel" in c.value[0])
-    assert " . " in wheel.value[0] + " "  # the core, from the context
+    assert '"") core=. ' in wheel.value[0]  # the core, from the context
+    assert 'core=".[dmi]"' in wheel.value[0]  # a mapper serves KubeEdge's DMI too
     # pip's downloads stay in BuildKit's cache mount, reused by the next build, in no image
     assert any(f.startswith("--mount=type=cache,target=/root/.cache/pip") for f in wheel.flags)
     runtime = named["runtime"]
@@ -150,10 +151,10 @@ def test_deploy_every_mapper_builds_its_distribution() -> None:
     builder = stages()["builder"]
     assert any(c.cmd == "COPY" and c.value[0] == "mappers/${MAPPER}" for c in builder)
     wheel = next(c for c in builder if c.cmd == "RUN" and "pip wheel" in c.value[0]).value[0]
-    assert '*) mapper="./mappers/$MAPPER"' in wheel
+    assert '*) core=".[dmi]" mapper="./mappers/$MAPPER"' in wheel
     extras = tomllib.loads((ROOT / "mappers/gpio/pyproject.toml").read_text(encoding="utf-8"))
     assert "lgpio" in extras["project"]["optional-dependencies"]
-    assert 'gpio) mapper="./mappers/gpio[lgpio]"' in wheel  # the pin backend for a real Pi
+    assert 'mapper="./mappers/gpio[lgpio]"' in wheel  # the pin backend for a real Pi
     for protocol in PROTOCOLS:
         project = tomllib.loads((ROOT / "mappers" / protocol / "pyproject.toml").read_text())
         assert project["project"]["name"] == f"edgedev-{protocol}"  # the image's name too
