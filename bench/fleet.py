@@ -17,9 +17,11 @@ reported (or ``--startup-timeout`` passed) and a warm-up has passed, it measures
 
 The modes run one after the other with fresh processes: ``coalesced``; ``baseline``, the same
 devices with ``coalesce: false`` (one request per property); and ``sqlite``, coalesced with
-``edgedev run --data-dir`` (when the mapper has it). Then it prints the ratios and checks
-the targets of issue 8, saying by how much each missed one was missed. ``--profile DIR``
-samples the mapper with py-spy during each window. See docs/performance.md.
+``edgedev run --data-dir`` (when the mapper has it); with ``--dmi``, ``coalesced`` and ``dmi``:
+the mapper gets the same fleet from a fake EdgeCore over DMI (``fleet_edgecore.py``, with
+EdgeCore's limiter) and reports twins there too, counted against the limit. Then it prints
+the ratios and checks the targets of issue 8, saying by how much each missed one was missed.
+``--profile DIR`` samples the mapper with py-spy during each window. See docs/performance.md.
 
 Usage::
 
@@ -192,6 +194,10 @@ class Result:
     messages_s: float = 0.0
     requests_s: float = 0.0
     requests_per_device_cycle: float = 0.0
+    connections: int = 0
+    """Modbus TCP connections the servers held at the end of the window."""
+    endpoints: int = 0
+    """``ip:port`` endpoints the devices were spread over."""
     device_reads_min: int = 0
     device_reads_max: int = 0
     mapper_cpu: float = 0.0
@@ -213,6 +219,8 @@ class Result:
     first_update_s: float | None = None
     all_devices_s: float | None = None
     offline_events: int = 0
+    dmi: dict[str, Any] = field(default_factory=dict)
+    """The fake EdgeCore's counts (``dmi`` mode)."""
     mapper_log: list[str] = field(default_factory=list)
 
 
@@ -291,6 +299,26 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
         children.append(counter)
         counter.wait_ready()
 
+        edgecore: Child | None = None
+        devices_from = ["-f", str(fleet)]
+        if mode == "dmi":  # the devices come from EdgeCore over DMI instead of the file
+            socket = work / "dmi.sock"
+            edgecore = Child(
+                "edgecore",
+                [
+                    sys.executable,
+                    "fleet_edgecore.py",
+                    "--file",
+                    str(fleet),
+                    "--socket",
+                    str(socket),
+                ],
+            )
+            children.append(edgecore)
+            edgecore.wait_ready(timeout=180)  # encoding a large fleet as EdgeCore does
+            devices_from = ["--dmi", "--protocol", "modbus", "--dmi-socket", str(socket)]
+            devices_from += ["--mapper-socket", str(work / "mapper.sock")]
+
         log_path = work / f"mapper-{mode}.log"
         log_file = stack.enter_context(log_path.open("w"))
         started = time.time()
@@ -300,8 +328,7 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
                 "-m",
                 "edgedev",
                 "run",
-                "-f",
-                str(fleet),
+                *devices_from,
                 "--broker",
                 broker.url,
                 "--name",
@@ -356,6 +383,8 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
             spy.wait(30)
         result.peak_rss_mb = peak_rss_mb(mapper.pid)
         result.rss_mb = peak_rss_mb(mapper.pid, "VmRSS")
+        if edgecore is not None:
+            result.dmi = edgecore.ask("stats")
         stats = counter.ask(f"report {before['counter']['samples']} {after['counter']['samples']}")
 
     elapsed = after["t"] - before["t"]
@@ -367,6 +396,8 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
     result.messages_s = (after["counter"]["messages"] - before["counter"]["messages"]) / elapsed
     result.requests_s = reads / elapsed
     result.requests_per_device_cycle = reads / (devices * cycles)
+    result.connections = after["connections"]
+    result.endpoints = len({u.port for u in units})
     result.device_reads_min, result.device_reads_max = min(per_unit), max(per_unit)
     cpu = {pid: (after["cpu"][pid] - before["cpu"][pid]) / elapsed for pid in ours}
     result.mapper_cpu = cpu[mapper.pid]
@@ -399,6 +430,7 @@ def _sample(servers: list[Child], counter: Child, pids: list[int]) -> dict[str, 
         "busy": busy,
         "counter": snap,
         "reads": sum(m["reads"] for m in marks),
+        "connections": sum(m.get("connections", 0) for m in marks),
         "units": [n for m in marks for n in m["units"]],
     }
 
@@ -479,6 +511,11 @@ def print_result(r: Result) -> None:
         ),
         ("Modbus requests /s", f"{r.requests_s:,.0f} (counted at the servers)"),
         (
+            "connections held",
+            f"{r.connections} for {r.devices} devices on {r.endpoints} ip:port endpoints "
+            "(counted at the servers)",
+        ),
+        (
             "requests /device /cycle",
             f"{r.requests_per_device_cycle:.3f} (minimum {r.blocks}); "
             f"per device in window {r.device_reads_min}.."
@@ -518,6 +555,17 @@ def print_result(r: Result) -> None:
         ),
         ("offline events", str(r.offline_events)),
     ]
+    if r.dmi:
+        d = r.dmi
+        rows.append(
+            (
+                "DMI requests",
+                f"{d['requests']} in all ({d['statuses']} ReportDeviceStatus, {d['states']} "
+                f"ReportDeviceStates, {d['registrations']} MapperRegister); at most "
+                f"{d['max_per_second']} in 1 s and {d['max_per_10s']} in 10 s; refused by the "
+                f"limiter {d['limited']}; devices with a twin at EdgeCore {d['devices_reported']}",
+            )
+        )
     for label, text in rows:
         print(f"  {label:<24} {text}")
     for line in r.mapper_log:
@@ -583,6 +631,13 @@ def check_targets(r: Result) -> list[str]:
         )
         + ")",
     )
+    if r.dmi:
+        check(
+            "DMI within EdgeCore's limit",
+            r.dmi["limited"] == 0,
+            f"{r.dmi['limited']} requests refused by the limiter (1/s, burst 100); at most "
+            f"{r.dmi['max_per_10s']} in 10 s",
+        )
     return lines
 
 
@@ -659,8 +714,15 @@ def main() -> int:
         help="sample the mapper with py-spy during the window; stacks and a summary in DIR",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
+    parser.add_argument(
+        "--dmi",
+        action="store_true",
+        help="run coalesced and dmi: the same fleet from a fake EdgeCore over DMI",
+    )
     args = parser.parse_args()
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()] or default_modes()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()] or (
+        ["coalesced", "dmi"] if args.dmi else default_modes()
+    )
     if not modes or any(m not in fc.MODES for m in modes):
         parser.error(f"--modes takes {', '.join(fc.MODES)}")
     if args.devices < 1 or args.properties < 1 or args.cycle < 1 or args.servers < 1:

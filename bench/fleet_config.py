@@ -21,7 +21,7 @@ from pathlib import Path
 from edgedev_modbus.codec import DataType, Table, encode_registers
 from edgedev_modbus.plan import ReadItem, plan_reads
 
-MODES = ("coalesced", "baseline", "sqlite")
+MODES = ("coalesced", "baseline", "sqlite", "dmi")
 NAMESPACE = "fleet"
 MODEL = "fleet-sensor"
 UNITS_PER_PORT = 100

@@ -7,8 +7,8 @@ Here every unit cycles through a few precomputed register images (values change 
 read) and counts the reads it serves.
 
 Control is on stdin/stdout, one line each: the process prints ``ready`` once every port
-listens; ``mark`` prints a JSON snapshot ``{"t", "reads", "units"}`` (reads served so far,
-in total and per unit); end of input stops it.
+listens; ``mark`` prints a JSON snapshot ``{"t", "reads", "units", "connections"}`` (reads
+served so far, in total and per unit; client connections open now); end of input stops it.
 
 Run by ``bench/fleet.py``; by hand::
 
@@ -56,6 +56,11 @@ async def serve(ports: list[tuple[int, int]], props: int) -> None:
     span = register_span(layout)
     counts: list[int] = []
     servers = []
+    connections = [0]
+
+    def trace_connect(connected: bool) -> None:
+        connections[0] += 1 if connected else -1
+
     for port, units in ports:
         devices = []
         for slave in range(1, units + 1):
@@ -67,7 +72,7 @@ async def serve(ports: list[tuple[int, int]], props: int) -> None:
                 )
             )
             counts.append(0)
-        server = ModbusTcpServer(devices, address=("127.0.0.1", port))
+        server = ModbusTcpServer(devices, address=("127.0.0.1", port), trace_connect=trace_connect)
         await server.serve_forever(background=True)
         servers.append(server)
 
@@ -77,7 +82,12 @@ async def serve(ports: list[tuple[int, int]], props: int) -> None:
     def control() -> None:
         for line in sys.stdin:
             if line.strip() == "mark":
-                snapshot = {"t": time.time(), "reads": sum(counts), "units": list(counts)}
+                snapshot = {
+                    "t": time.time(),
+                    "reads": sum(counts),
+                    "units": list(counts),
+                    "connections": connections[0],
+                }
                 print(json.dumps(snapshot), flush=True)
         loop.call_soon_threadsafe(done.set)
 

@@ -227,3 +227,13 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> No
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Return once ``condition()`` holds: state that a library object or a process keeps,
+    with no event to wait on (a counter, a descriptor count)."""
+    with anyio.fail_after(timeout):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(0.02)

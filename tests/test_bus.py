@@ -73,6 +73,8 @@ async def test_a_flood_a_subscriber_cannot_keep_up_with_is_counted_and_logged_on
         slow.subscribe(topic, buffer=10) as messages,
         slow.subscribe(f"{topic}-marker") as marker,
     ):
+        with anyio.fail_after(15):  # connected: both subscriptions confirmed before the flood
+            await slow.wait_connected()
         for i in range(100):
             sender.publish(topic, str(i).encode())
         sender.publish(f"{topic}-marker", b"")  # one sender, one order: it comes after the 100

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from gpio_helpers import unique
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from edgedev import DeviceError, WriteRefused
@@ -94,6 +94,8 @@ def test_an_input_refuses_writes():
     period=st.integers(2, 5000),
     t=st.floats(0, 100, allow_nan=False),
 )
+@example(pattern="pulse", period=3, t=5.0)  # found by hypothesis: the edge and the level
+@example(pattern="toggle", period=557, t=484.59)  # disagreed by one rounding of t / period
 def test_the_level_holds_until_the_next_change_and_flips_there(pattern: str, period: int, t: float):
     config = SimulateConfig(pattern=pattern, period=period, width=max(1, period // 3))
     at = next_change(config, t)

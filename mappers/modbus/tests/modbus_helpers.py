@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -65,4 +66,70 @@ async def fleet(
         tg.cancel_scope.cancel()
 
 
-__all__ = ["device", "fleet", "free_port", "load", "model", "root", "visit", "write_yaml"]
+class TcpProxy:
+    """A TCP proxy to ``target`` that accepts at most ``limit`` connections at a time.
+
+    Like a Modbus gateway that serves few clients: a connection beyond the limit is closed at
+    once. ``peak`` is the most connections held at one time, ``refused`` those turned away.
+    """
+
+    def __init__(self, target_port: int, limit: int) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self.limit = limit
+        self.open = 0
+        self.peak = 0
+        self.refused = 0
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        async with listener:
+            task_status.started()
+            await listener.serve(self._serve)
+
+    async def _serve(self, client: Any) -> None:
+        async with client:
+            if self.open >= self.limit:
+                self.refused += 1
+                return
+            self.open += 1
+            self.peak = max(self.peak, self.open)
+            try:
+                async with (
+                    await anyio.connect_tcp("127.0.0.1", self.target_port) as server,
+                    anyio.create_task_group() as tg,
+                ):
+
+                    async def pipe(a: Any, b: Any) -> None:
+                        async for chunk in a:
+                            await b.send(chunk)
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(pipe, client, server)
+                    tg.start_soon(pipe, server, client)
+            except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+                pass
+            finally:
+                self.open -= 1
+
+
+def reports(recorder: Recorder, device_id: str) -> list[int]:
+    """The timestamps (ms) of ``device_id``'s twin updates so far."""
+    suffix = f"/{device_id}/twin/update"
+    return [
+        json.loads(m.payload)["timestamp"] for m in recorder.messages if m.topic.endswith(suffix)
+    ]
+
+
+__all__ = [
+    "TcpProxy",
+    "device",
+    "fleet",
+    "free_port",
+    "load",
+    "model",
+    "reports",
+    "root",
+    "visit",
+    "write_yaml",
+]

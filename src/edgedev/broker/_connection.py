@@ -5,12 +5,14 @@ to one in-memory queue, in order, by synchronous code; a single writer task per 
 joins whatever has accumulated into one buffer and sends it with one call. Under load that
 turns hundreds of small packets into one socket write.
 
-The queue is bounded in delivered messages and in bytes. When a client falls that far
-behind, the methods that enqueue return ``False`` and the server disconnects it: memory stays
-bounded and the other clients are not slowed down. Before that, a client whose queue is half
-full is *backlogged*: the server stops reading from it until its writer catches up, so a
-client that publishes faster than it reads its own acknowledgements is slowed down, not
-dropped.
+The queue is bounded in delivered messages and in bytes, as mosquitto's
+``max_queued_messages`` and ``max_queued_bytes`` bound a session's queue: a message that would
+go beyond is dropped for that client and counted (:attr:`Connection.dropped`), and the client
+stays connected; the publisher and the other subscribers are never slowed down. A client whose
+queue is half full is *backlogged*: the server stops reading from it until its writer catches
+up, so a client that publishes faster than it reads its own acknowledgements is slowed down.
+Control packets (acknowledgements) are never dropped; a client that lets even those pile up
+beyond the byte limit is disconnected.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Connection:
         awaiting_release: identifiers of inbound QoS 2 messages already delivered, awaiting
             PUBREL; a re-sent PUBLISH with one of them is not delivered twice.
         closed: set once the server has dropped the connection.
+        dropped: messages not delivered to this client because its queue was full.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Connection:
         self.scope = anyio.CancelScope()
         self.awaiting_release: set[int] = set()
         self.closed = False
+        self.dropped = 0
         self._stream = stream
         self._on_lost = on_lost
         self._max_messages = max_queued_messages
@@ -129,25 +133,35 @@ class Connection:
             await self._drained.wait()
 
     def send(self, packet: bytes) -> bool:
-        """Queue an encoded control packet; ``False`` when the client has fallen behind.
+        """Queue an encoded control packet; ``False`` when the client has fallen hopelessly behind.
 
-        Control packets count against the byte limit only.
+        Control packets are never dropped: they may take the queue to twice its byte limit
+        (a full queue of messages plus as many bytes of acknowledgements) before the client is
+        given up.
         """
         if self.closed:
             return True
         self._out.append(packet)
         self._queued_bytes += len(packet) + _PACKET_OVERHEAD
         self._wakeup.set()
-        return self._queued_bytes <= self._max_bytes
+        return self._queued_bytes <= 2 * self._max_bytes
 
     def deliver(self, message: OutgoingMessage, qos: int, retain: bool = False) -> bool:
-        """Queue ``message`` at ``qos``; ``False`` when the client has fallen behind."""
+        """Queue ``message`` at ``qos``; ``False`` when it was dropped (the queue is full)."""
         if self.closed:
             return True
+        size = len(message.payload) + len(message.topic) + _PACKET_OVERHEAD
+        if (
+            self._queued_messages >= self._max_messages
+            or self._queued_bytes + size > self._max_bytes
+        ):
+            self.dropped += 1
+            return False
         out = self._out
         if qos:
             packet_id = self._allocate_id()
             if packet_id is None:
+                self.dropped += 1
                 return False
             self._in_flight[packet_id] = _AWAIT_PUBACK if qos == 1 else _AWAIT_PUBREC
             out.append(message.prefix(qos, retain))
@@ -156,9 +170,9 @@ class Connection:
             out.append(message.prefix(0, retain))
         out.append(message.payload)
         self._queued_messages += 1
-        self._queued_bytes += len(message.payload) + len(message.topic) + _PACKET_OVERHEAD
+        self._queued_bytes += size
         self._wakeup.set()
-        return self._queued_messages <= self._max_messages and self._queued_bytes <= self._max_bytes
+        return True
 
     def on_puback(self, packet_id: int) -> None:
         """The client acknowledged a QoS 1 message."""

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +27,7 @@ from typing import Final, Self
 import anyio
 import anyio.abc
 
+from edgedev._serve import ServeStats, serve_connections
 from edgedev.broker._codec import (
     SUBACK_FAILURE,
     ConnAck,
@@ -56,6 +59,7 @@ logger = logging.getLogger("edgedev.broker")
 
 _READ_SIZE: Final = 65536
 _KEEPALIVE_GRACE: Final = 1.5
+_DROP_LOG_EVERY: Final = 60.0
 _PINGRESP: Final = encode(PingResp())
 _CONNACK_ACCEPTED: Final = encode(ConnAck(False, ConnectReturnCode.ACCEPTED))
 
@@ -72,7 +76,16 @@ class EmbeddedBroker:
     last wills. Sessions are always clean: a client that connects with ``clean_session=0`` is
     accepted but gets no stored state (CONNACK says ``session present = 0``). A second CONNECT
     with the same client identifier closes the older connection, publishing its will, since
-    it never sent DISCONNECT. User names and passwords are accepted without checking.
+    it never sent DISCONNECT. User names and passwords are accepted unless ``authenticate``
+    says otherwise.
+
+    Bounded like mosquitto: each client's queue holds at most ``max_queued_messages`` and
+    ``max_queued_bytes``; beyond, messages for that client are dropped and counted
+    (:attr:`dropped`), the client stays connected and nobody else slows down. A packet larger
+    than ``max_packet_size`` is refused as soon as its header arrives (the connection is
+    closed); no memory is set aside for an announced packet, only for bytes received, and all
+    clients' partly received packets together stay under ``max_pending_bytes``. Running out of
+    file descriptors pauses accepting, never the clients already connected.
 
     Example:
         >>> async def main() -> None:
@@ -86,33 +99,50 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        max_queued_messages: int = 10_000,
-        max_queued_bytes: int = 16 * 1024 * 1024,
+        max_queued_messages: int = 100_000,
+        max_queued_bytes: int = 64 * 1024 * 1024,
         max_packet_size: int = 16 * 1024 * 1024,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+        max_connections: int = 4096,
         connect_timeout: float = 10.0,
         persistence: str | os.PathLike[str] | None = None,
+        authenticate: Callable[[str, str | None, bytes | None], int] | None = None,
     ) -> None:
         """Configure the broker; nothing listens before ``async with`` or :meth:`serve_forever`.
 
         Args:
             host: the address to listen on.
             port: the TCP port; 0 lets the OS choose one (read it back from :attr:`port`).
-            max_queued_messages: messages that may wait for one slow client before it is
-                disconnected.
-            max_queued_bytes: bytes that may wait for one slow client before it is
-                disconnected.
+            max_queued_messages: messages that may wait for one slow client; more are
+                dropped for it (and counted).
+            max_queued_bytes: bytes that may wait for one slow client; more are dropped.
             max_packet_size: the largest packet accepted from a client; a bigger one closes
-                the connection.
+                the connection as soon as its header arrives.
+            max_pending_bytes: bytes of partly received packets, all clients together; the
+                client whose packet would go beyond is disconnected.
+            max_connections: clients served at once; more are closed as soon as accepted.
             connect_timeout: seconds a new connection has to send CONNECT.
             persistence: a file that keeps the retained messages across restarts: read
                 when the broker starts, written (atomically) when it stops.
+            authenticate: ``(client_id, username, password) -> return code``, called for each
+                CONNECT: 0 accepts, 3 (server unavailable), 4 (bad user name or password) or 5
+                (not authorised) refuses with that CONNACK. Everyone is accepted without it.
         """
         self._host = host
         self._requested_port = port
         self._max_queued_messages = max_queued_messages
         self._max_queued_bytes = max_queued_bytes
         self._max_packet_size = max_packet_size
+        self._max_pending_bytes = max_pending_bytes
+        self._max_connections = max_connections
         self._connect_timeout = connect_timeout
+        self._authenticate = authenticate
+        self._pending_bytes = 0
+        self._drops_logged: dict[str, float] = {}
+        self.dropped = 0
+        """Messages dropped for clients whose queue was full, since the broker started."""
+        self.stats = ServeStats()
+        """Open, refused and failed connections of the accept loop."""
         self._port: int | None = None
         self._stack: AsyncExitStack | None = None
         self._closing = False
@@ -138,7 +168,7 @@ class EmbeddedBroker:
             stack.callback(task_group.cancel_scope.cancel)
             stack.callback(self._save_retained)
             stack.callback(self._begin_shutdown)
-            task_group.start_soon(listener.serve, self._serve_connection, task_group)
+            task_group.start_soon(self._accept, listener)
             self._port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
             self._closing = False
             self._stack = stack.pop_all()
@@ -211,8 +241,44 @@ class EmbeddedBroker:
         """Identifiers of the clients connected right now."""
         return frozenset(self._clients)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of packets received in part, all clients together."""
+        return self._pending_bytes
+
     def _begin_shutdown(self) -> None:
         self._closing = True
+
+    async def _accept(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+        await serve_connections(
+            listener,
+            self._serve_connection,
+            max_connections=self._max_connections,
+            what=f"embedded broker on port {self._port}",
+            log=logger,
+            stats=self.stats,
+        )
+
+    def _feed(self, parser: Parser, data: bytes) -> list[Packet]:
+        """Parse ``data``, keeping the broker-wide count of partly received bytes.
+
+        A client that is accumulating a large packet (more than one read) is refused when all
+        partial packets together would exceed ``max_pending_bytes``; small packets split across
+        reads are always accepted.
+        """
+        before = parser.buffered
+        if (
+            before + len(data) > _READ_SIZE
+            and self._pending_bytes + len(data) > self._max_pending_bytes
+        ):
+            raise ProtocolError(
+                f"partly received packets of all clients would exceed "
+                f"{self._max_pending_bytes} bytes"
+            )
+        try:
+            return parser.feed(data)
+        finally:
+            self._pending_bytes += parser.buffered - before
 
     # ----------------------------------------------------------------------------------------
     # one connection
@@ -220,9 +286,9 @@ class EmbeddedBroker:
     async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
         peer = _peer_name(stream)
         connection: Connection | None = None
+        parser = Parser(self._max_packet_size)
         try:
             async with stream:
-                parser = Parser(self._max_packet_size)
                 opened = await self._open_session(stream, parser, peer)
                 if opened is not None:
                     connection, pending = opened
@@ -231,6 +297,7 @@ class EmbeddedBroker:
             # A bug must cost one connection, never the whole broker.
             logger.exception("internal error on the connection from %s", peer)
         finally:
+            self._pending_bytes -= parser.buffered
             if connection is not None:
                 reason = "broker stopped" if self._closing else "connection closed"
                 self._drop(connection, reason, will=False, level=logging.DEBUG)
@@ -243,7 +310,7 @@ class EmbeddedBroker:
         try:
             with anyio.fail_after(self._connect_timeout):
                 while not packets:
-                    packets = parser.feed(await stream.receive(_READ_SIZE))
+                    packets = self._feed(parser, await stream.receive(_READ_SIZE))
         except TimeoutError:
             logger.info("%s sent no CONNECT within %ss, closing", peer, self._connect_timeout)
             return None
@@ -273,6 +340,12 @@ class EmbeddedBroker:
                 await _send_and_close(stream, ConnectReturnCode.IDENTIFIER_REJECTED)
                 return None
             client_id = f"edgedev-auto-{uuid.uuid4().hex[:12]}"
+        if self._authenticate is not None:
+            code = self._authenticate(client_id, connect.username, connect.password)
+            if code:
+                logger.info("%s: refusing client %r with return code %d", peer, client_id, code)
+                await _send_and_close(stream, ConnectReturnCode(code))
+                return None
         connection = Connection(
             stream,
             client_id,
@@ -333,7 +406,7 @@ class EmbeddedBroker:
                 if connection.backlogged:
                     await connection.wait_drained()
                 data = await stream.receive(_READ_SIZE)
-            packets = parser.feed(data)
+            packets = self._feed(parser, data)
 
     # ----------------------------------------------------------------------------------------
     # packets (synchronous: ordering follows from never awaiting while routing)
@@ -405,7 +478,8 @@ class EmbeddedBroker:
         for topic_filter, qos in granted:
             for retained in self._retained.matching(topic_filter):
                 message = OutgoingMessage(retained.topic, retained.payload)
-                ok = connection.deliver(message, min(qos, retained.qos), retain=True) and ok
+                if not connection.deliver(message, min(qos, retained.qos), retain=True):
+                    self._dropped_for(connection)
         if not ok:
             self._drop_lagging(connection)
 
@@ -417,16 +491,32 @@ class EmbeddedBroker:
         if not targets:
             return
         message = OutgoingMessage(topic, payload)
-        lagging = [
-            subscriber
-            for subscriber, granted in targets
-            if not subscriber.deliver(message, granted if granted < qos else qos)
-        ]
-        for subscriber in lagging:
-            self._drop_lagging(subscriber)
+        for subscriber, granted in targets:
+            if not subscriber.deliver(message, granted if granted < qos else qos):
+                self._dropped_for(subscriber)
 
     # ----------------------------------------------------------------------------------------
     # leaving
+
+    def _dropped_for(self, connection: Connection) -> None:
+        """Count a message dropped for ``connection``; log it, once a minute per client."""
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._drops_logged.get(connection.client_id, -_DROP_LOG_EVERY) >= (
+            _DROP_LOG_EVERY
+        ):
+            self._drops_logged[connection.client_id] = now
+            if len(self._drops_logged) > 10_000:  # forget the oldest entries
+                for key in list(self._drops_logged)[:5_000]:
+                    del self._drops_logged[key]
+            logger.warning(
+                "client %r (%s) is too slow: its queue is full (%d messages), dropping messages "
+                "for it (%d so far)",
+                connection.client_id,
+                connection.peer,
+                connection.queued,
+                connection.dropped,
+            )
 
     def _drop_lagging(self, connection: Connection) -> None:
         self._drop(

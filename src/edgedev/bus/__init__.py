@@ -17,11 +17,12 @@ from edgedev.bus._topics import (
     Topics,
     split_device_id,
 )
-from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
+from edgedev.bus._url import DEFAULT_BROKER, BrokerConfigError, BrokerURL
 
 __all__ = (
     "DEFAULT_BROKER",
     "DEFAULT_ROOT",
+    "BrokerConfigError",
     "BrokerURL",
     "Bus",
     "BusError",

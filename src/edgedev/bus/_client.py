@@ -13,16 +13,18 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
 
 import anyio
 import paho.mqtt.client as paho
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edgedev._backoff import Backoff
 from edgedev._errors import EdgedevError
@@ -40,6 +42,48 @@ class _ConnectionLost(Exception):
     pass
 
 
+_CLOSED_BEFORE_CONNACK = (
+    "the broker closed the connection before answering CONNECT (a TLS client certificate "
+    "missing or refused?)"
+)
+
+REPEAT_LOG_EVERY = 60.0
+"""Seconds between two log lines about the same, lasting connection failure."""
+
+
+def describe_failure(exc: BaseException, url: BrokerURL) -> str:
+    """One line saying why a connection attempt to ``url`` failed."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate was refused ({exc.verify_message or exc.reason})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {url.host} ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there?)"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSL socket that closes itself when its handshake fails.
+
+    paho drops the socket of a failed handshake without closing it (a refused certificate
+    would leak one descriptor per attempt until the garbage collector runs);
+    ``SSLContext.sslsocket_class`` is the documented hook to fix that.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 class _Subscription:
     __slots__ = ("dropping", "filters", "qos", "send")
 
@@ -55,7 +99,8 @@ class _Subscription:
 class Bus:
     """A long-lived MQTT connection that reconnects by itself.
 
-    Use it as an async context manager; leaving the block stops every task it started::
+    Use it as an async context manager; leaving the block stops every task it started (and,
+    unless the block failed, says DISCONNECT to the broker first)::
 
         async with Bus("mqtt://127.0.0.1:1883") as bus:
             bus.publish("a/b", b"{}")
@@ -65,16 +110,23 @@ class Bus:
 
     :meth:`publish` never blocks: the message goes to the outbox and is sent, in order, when
     the broker is reachable (QoS 1 messages are kept until the broker acknowledges them).
-    Subscriptions are restored after every reconnect.
+    Subscriptions are restored after every reconnect. No connection failure ends the bus: a
+    refusal (bad password, server unavailable), a TLS or DNS failure or a timeout is logged in
+    one line (again every minute while it lasts), kept in :attr:`last_error`, and retried with
+    backoff.
 
     Args:
-        url: the broker, ``mqtt://[user:pass@]host:port`` (``mqtts://`` for TLS).
+        url: the broker, ``mqtt://host:port`` or ``mqtts://`` for TLS, or a
+            :class:`BrokerURL` with credentials and TLS files.
         client_id: the MQTT client id; random when omitted.
         will: the last will, published by the broker if this client dies.
         outbox: where unsent messages wait; a :class:`MemoryOutbox` by default.
         keepalive: seconds between pings when idle.
         max_inflight: QoS 1 messages sent but not yet acknowledged, at most.
         backoff: reconnection delays; 0.1 s doubling to 10 s by default.
+
+    Raises:
+        BrokerConfigError: the TLS files cannot be used (see :meth:`BrokerURL.ssl_context`).
     """
 
     def __init__(
@@ -89,6 +141,9 @@ class Bus:
         backoff: Backoff | None = None,
     ) -> None:
         self.url = url if isinstance(url, BrokerURL) else BrokerURL.parse(url)
+        self._ssl = self.url.ssl_context()
+        if self._ssl is not None:
+            self._ssl.sslsocket_class = _ClosingSSLSocket
         self.client_id = client_id
         self.will = will
         self.outbox = outbox if outbox is not None else MemoryOutbox()
@@ -96,7 +151,7 @@ class Bus:
         self.max_inflight = max_inflight
         self._backoff = backoff or Backoff(0.1, 10.0)
         self._subs: list[_Subscription] = []
-        self._client: Any = None
+        self._client: paho.Client | None = None
         self._connected = anyio.Event()
         self._disconnected = anyio.Event()
         self._disconnected.set()
@@ -107,22 +162,36 @@ class Bus:
         self._mids: dict[int, int] = {}
         self._suback: dict[int, anyio.Event] = {}
         self._lost = anyio.Event()
-        self._connect_rc: Any = None
+        self._connect_rc: ReasonCode | None = None
         self._listeners: list[Callable[[], None]] = []
         self._tg: TaskGroup | None = None
+        self._run_scope = anyio.CancelScope()
         self._stopped = False
+        self._logged: tuple[str, float] | None = None
         self.reconnects = 0
         """How many times the connection was re-established after a loss."""
         self.dropped_in = 0
         """Messages received but dropped because a subscriber was too far behind."""
+        self.connect_failures = 0
+        """Connection attempts that failed (refused, TLS, DNS, timeout, lost before CONNACK)."""
+        self.last_error: str | None = None
+        """Why the last connection attempt failed, while not connected; ``None`` once
+        connected."""
 
     # lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Bus:
         self._stopped = False
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._supervise)
+        # shielded: when the owner is cancelled, the connection lives until __aexit__ has said
+        # DISCONNECT; __aexit__ always cancels this scope
+        self._run_scope = anyio.CancelScope(shield=True)
+        self._tg.start_soon(self._run)
         return self
+
+    async def _run(self) -> None:
+        with self._run_scope:
+            await self._supervise()
 
     async def __aexit__(
         self,
@@ -131,12 +200,26 @@ class Bus:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
+        if exc_type is None or issubclass(exc_type, anyio.get_cancelled_exc_class()):
+            await self._say_goodbye()
+        self._run_scope.cancel()
         self._tg.cancel_scope.cancel()
         try:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             self._tg = None
             self.outbox.close()
+
+    async def _say_goodbye(self) -> None:
+        """Send DISCONNECT (so the broker drops the will and logs a clean exit), briefly."""
+        client = self._client
+        if client is None or not self.connected:
+            return
+        self._stopped = True  # no reconnection once the broker has our DISCONNECT
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            client.disconnect()
+            self._wake_writer.set()
+            await self._lost.wait()
 
     @property
     def connected(self) -> bool:
@@ -198,11 +281,11 @@ class Bus:
 
     async def _send_subscribe(self, subs: list[_Subscription]) -> None:
         pairs = [(f, s.qos) for s in subs for f in s.filters]
-        if not pairs:
-            return
         client = self._client
+        if not pairs or client is None:
+            return
         rc, mid = client.subscribe(pairs)
-        if rc != paho.MQTT_ERR_SUCCESS:
+        if rc != paho.MQTT_ERR_SUCCESS or mid is None:
             raise _ConnectionLost(f"subscribe failed: {paho.error_string(rc)}")
         done = self._suback[mid] = anyio.Event()
         self._wake_writer.set()
@@ -212,14 +295,30 @@ class Bus:
             raise _ConnectionLost("connection lost while subscribing")
 
     # paho callbacks (called from loop_read/loop_write, in the event loop's thread) ---------
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _p: Any) -> None:
+    def _on_connect(
+        self,
+        _c: paho.Client,
+        _u: object,
+        _flags: paho.ConnectFlags,
+        rc: ReasonCode,
+        _p: Properties | None,
+    ) -> None:
         self._connect_rc = rc
         self._connack.set()
 
-    def _on_disconnect(self, *_args: Any) -> None:
+    def _on_disconnect(
+        self,
+        _c: paho.Client,
+        _u: object,
+        _flags: paho.DisconnectFlags,
+        _rc: ReasonCode,
+        _p: Properties | None,
+    ) -> None:
         self._lost.set()
 
-    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+    def _on_publish(
+        self, _c: paho.Client, _u: object, mid: int, _rc: ReasonCode, _p: Properties
+    ) -> None:
         seq = self._mids.pop(mid, None)
         if seq is not None:
             self.outbox.ack(seq)
@@ -227,17 +326,27 @@ class Bus:
             self._acked = anyio.Event()
             self._wake_publisher.set()
 
-    def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+    def _on_subscribe(
+        self,
+        _c: paho.Client,
+        _u: object,
+        mid: int,
+        codes: list[ReasonCode],
+        _p: Properties | None,
+    ) -> None:
         event = self._suback.pop(mid, None)
         if event is not None:
             event.set()
-        refused = [c for c in codes if getattr(c, "is_failure", False)]
+        refused = [str(c) for c in codes if c.is_failure]
         if refused:
-            log.error("broker refused a subscription: %s", refused)
+            log.error("broker refused a subscription: %s", ", ".join(refused))
 
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         topic = msg.topic
-        message = Message(topic, msg.payload, msg.qos, msg.retain)
+        payload = msg.payload
+        if not isinstance(payload, bytes):
+            payload = bytes(payload)
+        message = Message(topic, payload, msg.qos, msg.retain)
         for sub in self._subs:
             if any(paho.topic_matches_sub(f, topic) for f in sub.filters):
                 try:
@@ -262,7 +371,7 @@ class Bus:
                     pass
 
     # connection --------------------------------------------------------------------------
-    def _new_client(self) -> Any:
+    def _new_client(self) -> paho.Client:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -272,9 +381,17 @@ class Bus:
         client.max_inflight_messages_set(0)  # our own window bounds what is in flight
         client.max_queued_messages_set(0)
         if self.url.username:
-            client.username_pw_set(self.url.username, self.url.password)
-        if self.url.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            try:
+                password = self.url.read_password()  # again each time: Secrets rotate
+            except (OSError, UnicodeDecodeError) as exc:
+                raise _ConnectionLost(
+                    f"cannot read the password file {self.url.password_file}: "
+                    f"{describe_failure(exc, self.url)}"
+                ) from None
+            client.username_pw_set(self.url.username, password)
+        if self._ssl is not None:
+            client.tls_set_context(self._ssl)
+            client.tls_insecure_set(self.url.tls_insecure)
         if self.will is not None:
             client.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
         client.on_connect = self._on_connect
@@ -284,35 +401,54 @@ class Bus:
         client.on_message = self._on_message
         return client
 
+    def _failed(self, cause: str) -> None:
+        """Record a failed attempt; log it when new, or once a minute while it lasts."""
+        self.connect_failures += 1
+        self.last_error = cause
+        now = time.monotonic()
+        if (
+            self._logged is None
+            or self._logged[0] != cause
+            or now - self._logged[1] >= (REPEAT_LOG_EVERY)
+        ):
+            log.warning(
+                "broker %s: %s (retrying; %d messages queued)", self.url, cause, len(self.outbox)
+            )
+            self._logged = (cause, now)
+
     async def _supervise(self) -> None:
-        first = True
         try:
-            while True:
+            while not self._stopped:
                 try:
                     await self._session()
-                except (OSError, _ConnectionLost, TimeoutError, ssl.SSLError) as exc:
-                    if self._backoff.attempts == 0 or first:
-                        log.warning("broker %s unreachable: %s (retrying)", self.url, exc)
-                first = False
+                except (OSError, _ConnectionLost, TimeoutError, BusError) as exc:
+                    if not self._stopped:
+                        self._failed(describe_failure(exc, self.url))
                 delay = self._backoff.next()
                 await anyio.sleep(delay)
         finally:
             self._stopped = True
             self._acked.set()  # flush() waiters: nothing will be sent any more
 
-    async def _session(self) -> None:
-        client = self._client = self._new_client()
+    def _fresh_session(self) -> None:
         self._lost = anyio.Event()
         self._connack = anyio.Event()
+        self._connect_rc = None
         self._mids.clear()
         self._suback.clear()
+
+    async def _session(self) -> None:
+        client = self._client = self._new_client()
+        self._fresh_session()
+        accepted = False
         try:
             await anyio.to_thread.run_sync(
                 client.connect, self.url.host, self.url.port, self.keepalive
             )
             sock = client.socket()
-            if sock is None:
-                raise _ConnectionLost("no socket")
+            if not isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
+                # paho closed it: sending CONNECT failed (a TLS alert, e.g. no client cert)
+                raise _ConnectionLost(_CLOSED_BEFORE_CONNACK)
             with contextlib.suppress(OSError):  # paho leaves Nagle on: up to 40 ms per report
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.on_socket_register_write = lambda *_: self._wake_writer.set()
@@ -323,22 +459,11 @@ class Bus:
                 tg.start_soon(self._watch_lost, tg)
                 with anyio.fail_after(max(self.keepalive, 10)):
                     await self._connack.wait()
-                if self._connect_rc.is_failure:
-                    raise BusError(f"broker {self.url} refused the connection: {self._connect_rc}")
-                made: set[int] = set()
-                while pending := [s for s in self._subs if id(s) not in made]:
-                    await self._send_subscribe(pending)  # subs added meanwhile: next round
-                    made.update(id(s) for s in pending)
-                if self._backoff.attempts:
-                    self.reconnects += 1
-                    log.info("reconnected to broker %s", self.url)
-                self._backoff.reset()
-                self._disconnected = anyio.Event()
-                self._connected.set()
-                for listener in self._listeners:
-                    listener()
-                tg.start_soon(self._publisher, client)
-            raise _ConnectionLost("connection lost")
+                if self._connect_rc is None or self._connect_rc.is_failure:
+                    tg.cancel_scope.cancel()  # refused: reported below, after the group
+                else:
+                    accepted = True
+                    await self._accepted(client, tg)
         finally:
             if self._connected.is_set():
                 self._connected = anyio.Event()
@@ -348,15 +473,40 @@ class Bus:
             for waiter in self._suback.values():  # subscribe() calls give up on this session
                 waiter.set()
             self._suback.clear()
-            with contextlib.suppress(OSError):
-                client.socket() and client.socket().close()
+            leftover = client.socket()
+            if leftover is not None:
+                with contextlib.suppress(OSError):
+                    leftover.close()
             self._client = None
+        if self._connect_rc is not None and self._connect_rc.is_failure:
+            raise BusError(f"the broker refused the connection: {self._connect_rc}")
+        if not accepted:
+            raise _ConnectionLost(_CLOSED_BEFORE_CONNACK)
+        raise _ConnectionLost("connection lost")
+
+    async def _accepted(self, client: paho.Client, tg: TaskGroup) -> None:
+        made: set[int] = set()
+        while pending := [s for s in self._subs if id(s) not in made]:
+            await self._send_subscribe(pending)  # subs added meanwhile: next round
+            made.update(id(s) for s in pending)
+        if self._backoff.attempts:
+            self.reconnects += 1
+            level = logging.WARNING if self._logged else logging.INFO
+            log.log(level, "connected to broker %s again", self.url)
+        self._backoff.reset()
+        self._logged = None
+        self.last_error = None
+        self._disconnected = anyio.Event()
+        self._connected.set()
+        for listener in self._listeners:
+            listener()
+        tg.start_soon(self._publisher, client)
 
     async def _watch_lost(self, tg: TaskGroup) -> None:
         await self._lost.wait()
         tg.cancel_scope.cancel()
 
-    async def _reader(self, client: Any, sock: socket.socket) -> None:
+    async def _reader(self, client: paho.Client, sock: socket.socket) -> None:
         while True:
             try:
                 await anyio.wait_readable(sock)
@@ -372,7 +522,7 @@ class Bus:
                 if not (pending and pending()):
                     break
 
-    async def _writer(self, client: Any, sock: socket.socket) -> None:
+    async def _writer(self, client: paho.Client, sock: socket.socket) -> None:
         while True:
             if client.want_write():
                 try:
@@ -387,14 +537,14 @@ class Bus:
             await self._wake_writer.wait()
             self._wake_writer = anyio.Event()
 
-    async def _misc(self, client: Any) -> None:
+    async def _misc(self, client: paho.Client) -> None:
         while True:
             await anyio.sleep(1)
             if client.loop_misc() != paho.MQTT_ERR_SUCCESS:
                 self._lost.set()
                 return
 
-    async def _publisher(self, client: Any) -> None:
+    async def _publisher(self, client: paho.Client) -> None:
         while True:
             while len(self._mids) < self.max_inflight:
                 item = self.outbox.take()

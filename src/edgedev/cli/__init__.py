@@ -21,6 +21,7 @@ from edgedev.cli import (
     _watch,
     _web,
 )
+from edgedev.cli._common import resolve_bus_options
 from edgedev.cli._logging import add_logging_options, setup_logging
 
 COMMANDS: dict[str, ModuleType] = {
@@ -67,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_format=args.log_format,
         default=getattr(module, "LOG_LEVEL", logging.WARNING),
     )
+    refused = resolve_bus_options(args)
+    if refused is not None:
+        return refused
     code: int = module.run(args)
     return code
 

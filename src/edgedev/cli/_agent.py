@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
-            async with serving(agent_health(agent), args.health_port):
+            async with serving(agent_health(agent), args.health_port, args.health_host):
                 await agent.run()
         except (StoreError, HealthError) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -8,42 +8,144 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import anyio
 
 from edgedev._errors import ConfigError, PluginError, Problem
 from edgedev.bus._topics import DEFAULT_ROOT
-from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
+from edgedev.bus._url import DEFAULT_BROKER, BrokerConfigError, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.loader import load_devices
 
 log = logging.getLogger("edgedev.cli")
 
 
-def broker_url(text: str) -> str:
-    """Parse ``--broker``: a valid broker URL, for argparse."""
-    try:
-        BrokerURL.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+_SECURITY_ENV = {
+    "ca_file": "EDGEDEV_CA_FILE",
+    "cert_file": "EDGEDEV_CERT_FILE",
+    "key_file": "EDGEDEV_KEY_FILE",
+    "username": "EDGEDEV_USERNAME",
+    "password_file": "EDGEDEV_PASSWORD_FILE",
+}
 
 
-def add_bus_options(parser: argparse.ArgumentParser) -> None:
-    """``--broker`` and ``--topic-root``, which every command that talks MQTT takes."""
-    parser.add_argument(
-        "--broker",
-        type=broker_url,
-        default=os.environ.get("EDGEDEV_BROKER", DEFAULT_BROKER),
-        metavar="URL",
-        help=f"MQTT broker, mqtt://HOST:PORT (env EDGEDEV_BROKER, default {DEFAULT_BROKER})",
-    )
+def add_bus_options(parser: argparse.ArgumentParser, *, embedded: bool = False) -> None:
+    """``--broker``, ``--topic-root`` and the broker's security options.
+
+    Every command that talks MQTT takes them. :func:`resolve_bus_options` turns them into one
+    :class:`BrokerURL` in ``args.broker`` after parsing. With ``embedded`` (``edgedev demo``)
+    the broker defaults to none, meaning the command's embedded broker, and
+    ``EDGEDEV_BROKER``/``EDGEDEV_TOPIC_ROOT`` are not read.
+    """
+    if embedded:
+        parser.set_defaults(broker_fallback=None)
+        broker_help = "use this broker instead of the embedded one"
+    else:
+        parser.set_defaults(broker_fallback=os.environ.get("EDGEDEV_BROKER", DEFAULT_BROKER))
+        broker_help = (
+            f"MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT for TLS (env EDGEDEV_BROKER, "
+            f"default {DEFAULT_BROKER})"
+        )
+    parser.add_argument("--broker", default=None, metavar="URL", help=broker_help)
+    root_default = DEFAULT_ROOT if embedded else os.environ.get("EDGEDEV_TOPIC_ROOT", DEFAULT_ROOT)
     parser.add_argument(
         "--topic-root",
-        default=os.environ.get("EDGEDEV_TOPIC_ROOT", DEFAULT_ROOT),
+        default=root_default,
         metavar="ROOT",
-        help=f"topic root (env EDGEDEV_TOPIC_ROOT, default {DEFAULT_ROOT})",
+        help=f"topic root ({'' if embedded else 'env EDGEDEV_TOPIC_ROOT, '}default {DEFAULT_ROOT})",
     )
+    group = parser.add_argument_group("broker security (mqtts:// and credentials)")
+    group.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="CA certificate(s) that signed the broker's certificate; the system's trust store "
+        "when absent (env EDGEDEV_CA_FILE)",
+    )
+    group.add_argument(
+        "--cert-file",
+        metavar="PEM",
+        help="client certificate, for brokers that require one (env EDGEDEV_CERT_FILE)",
+    )
+    group.add_argument(
+        "--key-file",
+        metavar="PEM",
+        help="private key of --cert-file (env EDGEDEV_KEY_FILE)",
+    )
+    group.add_argument("--username", metavar="NAME", help="MQTT user name (env EDGEDEV_USERNAME)")
+    group.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="file holding the MQTT password, read at every connection attempt (env "
+        "EDGEDEV_PASSWORD_FILE; or the password itself in env EDGEDEV_PASSWORD; never on the "
+        "command line)",
+    )
+    group.add_argument(
+        "--tls-insecure",
+        action="store_true",
+        default=os.environ.get("EDGEDEV_TLS_INSECURE", "") not in ("", "0", "false"),
+        help="do not check that the broker's certificate names its host (the chain is still "
+        "verified); for tests only (env EDGEDEV_TLS_INSECURE=1)",
+    )
+
+
+def resolve_bus_options(args: argparse.Namespace) -> int | None:
+    """Replace ``args.broker`` by a checked :class:`BrokerURL` with its security settings.
+
+    Prints one line and returns the exit code when the settings are wrong: 2 for a malformed
+    URL, 1 for settings that can never work (a CA file that does not exist, a key that does
+    not match its certificate). Returns ``None`` when all is well, or when ``args`` has no
+    broker options. Warns when a password is given inside ``--broker`` (other users of the
+    machine can read it in the process list).
+    """
+    if not hasattr(args, "broker_fallback"):
+        return None
+    given = args.broker
+    text = given if given is not None else args.broker_fallback
+    if text is None:
+        return None  # demo: its own embedded broker
+    if isinstance(text, BrokerURL):
+        return None  # already resolved
+    try:
+        url = BrokerURL.parse(text)
+    except ValueError as exc:
+        source = "--broker" if given is not None else "EDGEDEV_BROKER"
+        print(f"error: {source}: {exc}", file=sys.stderr)
+        return 2
+    if given is not None and url.password is not None:
+        log.warning(
+            "the password given in --broker is visible to every user of this machine in the "
+            "process list: use --password-file, EDGEDEV_PASSWORD_FILE or EDGEDEV_PASSWORD"
+        )
+
+    def pick(name: str) -> str | None:
+        value: str | None = getattr(args, name) or os.environ.get(_SECURITY_ENV[name]) or None
+        return value
+
+    password_file = pick("password_file")
+    url = replace(
+        url,
+        ca_file=pick("ca_file"),
+        cert_file=pick("cert_file"),
+        key_file=pick("key_file"),
+        username=pick("username") or url.username,
+        password_file=password_file,
+        password=(None if password_file else os.environ.get("EDGEDEV_PASSWORD")) or url.password,
+        tls_insecure=bool(args.tls_insecure),
+    )
+    try:
+        url.check()
+    except BrokerConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if url.tls_insecure:
+        log.warning(
+            "--tls-insecure: the broker's host name is NOT checked against its certificate; "
+            "anyone holding a certificate from the same CA can pose as %s",
+            url,
+        )
+    args.broker = url
+    return None
 
 
 def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

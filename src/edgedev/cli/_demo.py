@@ -26,7 +26,8 @@ from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus._client import Bus
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, Topics
-from edgedev.cli._common import broker_url, load_or_report, run_async
+from edgedev.bus._url import BrokerURL
+from edgedev.cli._common import add_bus_options, load_or_report, run_async
 from edgedev.cli._web import add_web_options, announce, make_server
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.mapper._mapper import Mapper
@@ -56,19 +57,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="stop after N seconds (default: run until Ctrl-C)",
     )
-    parser.add_argument(
-        "--broker",
-        type=broker_url,
-        default=None,
-        metavar="URL",
-        help="use this broker instead of the embedded one",
-    )
-    parser.add_argument(
-        "--topic-root",
-        default=DEFAULT_ROOT,
-        metavar="ROOT",
-        help=f"topic root (default {DEFAULT_ROOT})",
-    )
+    add_bus_options(parser, embedded=True)
     parser.add_argument(
         "--web",
         action="store_true",
@@ -173,7 +162,7 @@ async def _serve_web(
     web: ViewServer,
     sock: socket.socket | None,
     bus: Bus,
-    url: str,
+    url: str | BrokerURL,
     args: argparse.Namespace,
     devices: list[DeviceSpec],
 ) -> None:
@@ -212,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
 
         async def main() -> int:
             async with contextlib.AsyncExitStack() as stack:
-                url = args.broker
+                url: str | BrokerURL | None = args.broker
                 if url is None:
                     broker = await stack.enter_async_context(EmbeddedBroker("127.0.0.1", 0))
                     url = broker.url
@@ -229,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
                     mapper = Mapper(
                         devices, broker=url, topic_root=args.topic_root, name="edgedev-demo"
                     )
-                    header = attach_line(url, args.topic_root)
+                    header = attach_line(str(url), args.topic_root)
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
                         if web is None:
                             # subscribed before the mapper starts: every state is seen once

@@ -1,7 +1,9 @@
-"""``edgedev run -f FILE... --broker URL``: map the devices in the files to device twins.
+"""``edgedev run``: map devices to device twins.
 
-``SIGHUP`` loads the files again: new devices start, changed ones restart, removed ones stop
-(reported offline); the others keep their cycle.
+Devices come from files (``-f FILE...``) and, with ``--dmi``, from KubeEdge's EdgeCore over
+DMI (one registration per ``--protocol``). Without ``--dmi``, ``SIGHUP`` loads the files
+again: new devices start, changed ones restart, removed ones stop (reported offline); the
+others keep their cycle.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import os
 import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
@@ -20,12 +23,19 @@ from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
-from edgedev.health import HealthError, mapper_health, serving
+from edgedev.config._spec import DeviceSpec
+from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._source import FileSource
 from edgedev.twin._state import DeviceState
 
-HELP = "run mappers for the devices in the files"
+if TYPE_CHECKING:
+    from edgedev.dmi import DmiSource
+
+DEFAULT_DMI_SOCKET = "/etc/kubeedge/dmi.sock"
+_TRUE = ("1", "true", "yes", "on")
+
+HELP = "run mappers for the devices in the files, or for those EdgeCore sends over DMI"
 LOG_LEVEL = logging.INFO
 
 log = logging.getLogger("edgedev.mapper")
@@ -58,7 +68,7 @@ def _port(text: str) -> int:
 
 
 def add_health_option(parser: argparse.ArgumentParser) -> None:
-    """``--health-port PORT``: serve /healthz, /readyz and /metrics (env EDGEDEV_HEALTH_PORT)."""
+    """``--health-port PORT`` and ``--health-host HOST``: serve /healthz, /readyz, /metrics."""
     parser.add_argument(
         "--health-port",
         type=_port,
@@ -67,11 +77,19 @@ def add_health_option(parser: argparse.ArgumentParser) -> None:
         help="serve HTTP /healthz, /readyz and /metrics on PORT (env EDGEDEV_HEALTH_PORT; "
         "off by default)",
     )
+    parser.add_argument(
+        "--health-host",
+        default=os.environ.get("EDGEDEV_HEALTH_HOST", DEFAULT_HOST),
+        metavar="HOST",
+        help="address the health endpoint listens on (env EDGEDEV_HEALTH_HOST; default "
+        f"{DEFAULT_HOST}, every address, so that kubelet can probe the pod's IP; 127.0.0.1 "
+        "keeps it off the network)",
+    )
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``run``."""
-    add_file_option(parser)
+    add_file_option(parser, required=False)
     add_bus_options(parser)
     parser.add_argument(
         "--node",
@@ -95,7 +113,45 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="messages kept while the broker is away; beyond, the oldest is dropped, counted "
         f"and logged (env EDGEDEV_QUEUE_LIMIT, default {DEFAULT_QUEUE_LIMIT})",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=os.environ.get("EDGEDEV_MAX_CONNECTIONS") or None,
+        metavar="N",
+        help="connections per endpoint where a protocol can use several, such as a Modbus TCP "
+        "gateway (env EDGEDEV_MAX_CONNECTIONS; default 1; a device's maxConnections wins)",
+    )
     add_health_option(parser)
+    dmi = parser.add_argument_group("KubeEdge DMI (EdgeCore v1.15+; needs edgedev[dmi])")
+    dmi.add_argument(
+        "--dmi",
+        action="store_true",
+        default=os.environ.get("EDGEDEV_DMI", "").lower() in _TRUE,
+        help="register with EdgeCore over DMI and run the devices it sends (env EDGEDEV_DMI=1)",
+    )
+    protocols = os.environ.get("EDGEDEV_PROTOCOLS", "")
+    dmi.add_argument(
+        "--protocol",
+        dest="protocols",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a protocol to register for, repeatable (env EDGEDEV_PROTOCOLS, comma-separated)",
+    )
+    dmi.set_defaults(env_protocols=[p.strip() for p in protocols.split(",") if p.strip()])
+    dmi.add_argument(
+        "--dmi-socket",
+        default=os.environ.get("EDGEDEV_DMI_SOCKET", DEFAULT_DMI_SOCKET),
+        metavar="PATH",
+        help=f"EdgeCore's DMI socket (env EDGEDEV_DMI_SOCKET, default {DEFAULT_DMI_SOCKET})",
+    )
+    dmi.add_argument(
+        "--mapper-socket",
+        default=os.environ.get("EDGEDEV_MAPPER_SOCKET"),
+        metavar="PATH",
+        help="the socket this mapper serves EdgeCore on; '{protocol}' in it is replaced "
+        "(env EDGEDEV_MAPPER_SOCKET, default /etc/kubeedge/edgedev-{protocol}.sock)",
+    )
 
 
 def make_outbox(data_dir: str | None, limit: int) -> Outbox:
@@ -105,9 +161,39 @@ def make_outbox(data_dir: str | None, limit: int) -> Outbox:
     return MemoryOutbox(limit)
 
 
+def _mapper_socket(template: str | None, protocol: str, count: int) -> str:
+    if template is None:
+        return f"/etc/kubeedge/edgedev-{protocol}.sock"
+    if "{protocol}" in template:
+        return template.replace("{protocol}", protocol)
+    if count > 1:
+        raise ValueError("with several --protocol, --mapper-socket needs '{protocol}' in it")
+    return template
+
+
+def _dmi_ready(mapper: Mapper, sources: list[DmiSource]) -> Health:
+    """/readyz: ready once EdgeCore has accepted every registration (and the bus is fine)."""
+    health = mapper_health(mapper)
+
+    def ready() -> tuple[bool, str]:
+        waiting = [s.protocol for s in sources if not s.registered]
+        if waiting:
+            return False, f"not registered with EdgeCore for {', '.join(waiting)}"
+        return health.ready()
+
+    return Health(live=health.live, ready=ready, metrics=health.metrics)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGINT or SIGTERM; reload the files on SIGHUP."""
-    devices = load_or_report(args.files)
+    """Run until SIGINT or SIGTERM; reload the files on SIGHUP (not with ``--dmi``)."""
+    protocols = list(dict.fromkeys(args.protocols or args.env_protocols))
+    if not args.files and not args.dmi:
+        print("error: give -f FILE..., or --dmi to take devices from EdgeCore", file=sys.stderr)
+        return 2
+    if args.dmi and not protocols:
+        print("error: --dmi needs --protocol NAME (or EDGEDEV_PROTOCOLS)", file=sys.stderr)
+        return 2
+    devices = load_or_report(args.files) if args.files else []
     if devices is None:
         return 1
     gc.freeze()  # the loaded specs live as long as the process: keep them out of GC passes
@@ -116,6 +202,23 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot open the queue in {args.data_dir}: {exc}", file=sys.stderr)
         return 1
+    if not args.dmi:
+        return _run_files(args, devices, outbox)
+    try:
+        from edgedev.dmi import DmiSink, DmiSource, EdgeCoreLink
+    except ImportError as exc:
+        outbox.close()
+        print(f"error: --dmi needs grpcio and protobuf: pip install 'edgedev[dmi]' ({exc})")
+        return 1
+    sources: list[DmiSource] = []
+
+    def desired(device: str) -> dict[str, str] | None:
+        for source in sources:
+            if device in source.desired:
+                return source.desired[device]
+        return None  # not a device EdgeCore sent: not reported over DMI
+
+    sink = DmiSink(EdgeCoreLink(args.dmi_socket), desired)
     mapper = Mapper(
         devices,
         broker=args.broker,
@@ -123,6 +226,52 @@ def run(args: argparse.Namespace) -> int:
         node=args.node,
         name=args.name,
         outbox=outbox,
+        sinks=[sink],
+        max_connections=args.max_connections,
+    )
+    try:
+        for protocol in protocols:
+            path = _mapper_socket(args.mapper_socket, protocol, len(protocols))
+            sources.append(DmiSource(mapper, sink, protocol, mapper_socket=path))
+    except ValueError as exc:
+        outbox.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        try:
+            async with (
+                serving(_dmi_ready(mapper, sources), args.health_port, args.health_host),
+                anyio.create_task_group() as tg,
+            ):
+
+                async def run_mapper(*, task_status: TaskStatus[Mapper]) -> None:
+                    try:
+                        await mapper.run(task_status=task_status)
+                    finally:
+                        tg.cancel_scope.cancel()  # the sources end with the mapper
+
+                await tg.start(run_mapper)
+                for source in sources:
+                    await tg.start(source.run)
+        except HealthError as exc:
+            outbox.close()
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run_async(main, stop=mapper.stop)
+
+
+def _run_files(args: argparse.Namespace, devices: list[DeviceSpec], outbox: Outbox) -> int:
+    mapper = Mapper(
+        devices,
+        broker=args.broker,
+        topic_root=args.topic_root,
+        node=args.node,
+        name=args.name,
+        outbox=outbox,
+        max_connections=args.max_connections,
     )
     if not mapper.devices:
         outbox.close()
@@ -132,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> int:
         try:
             async with (
-                serving(mapper_health(mapper), args.health_port),
+                serving(mapper_health(mapper), args.health_port, args.health_host),
                 anyio.create_task_group() as tg,
             ):
 

@@ -16,6 +16,7 @@ import anyio
 
 from edgedev.bus._client import Bus
 from edgedev.bus._topics import Channel, Topics, split_device_id
+from edgedev.bus._url import BrokerURL
 from edgedev.cli._common import add_bus_options, run_async
 from edgedev.twin._values import PropertyType, is_pending
 from edgedev.wire import desired_update, new_event_id, parse_type, twin_get
@@ -74,7 +75,7 @@ class BrokerUnreachable(Exception):
 
 
 async def ask(
-    broker: str,
+    broker: str | BrokerURL,
     topics: Topics,
     device: str,
     request: tuple[Channel, bytes, str],

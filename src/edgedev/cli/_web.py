@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from edgedev.bus._url import BrokerURL
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
 from edgedev.config._spec import DeviceSpec
 from edgedev.view._errors import ViewError
@@ -60,7 +61,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def make_server(
-    args: argparse.Namespace, broker: str, devices: Sequence[DeviceSpec]
+    args: argparse.Namespace, broker: str | BrokerURL, devices: Sequence[DeviceSpec]
 ) -> ViewServer | None:
     """The view server the options ask for; ``None`` (reported) without the web extra."""
     try:

@@ -12,6 +12,7 @@ from edgedev.drivers._base import (
     config_as,
     visitor_as,
 )
+from edgedev.drivers._endpoints import Endpoints, Lease, Transport, Turns
 
 drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: ignore[type-abstract]
 """Installed drivers by protocol name (entry-point group ``edgedev.drivers``)."""
@@ -19,8 +20,12 @@ drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: igno
 __all__ = (
     "AnyDriver",
     "Driver",
+    "Endpoints",
+    "Lease",
     "ProtocolConfig",
     "Report",
+    "Transport",
+    "Turns",
     "VisitorConfig",
     "config_as",
     "drivers",

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from edgedev.config._spec import DeviceSpec, PropertySpec
+from edgedev.drivers._endpoints import Endpoints
 from edgedev.twin._values import Value
 
 
@@ -96,14 +97,21 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
     when the device cannot be reached; the runtime then marks it offline, closes the driver
     and reconnects with backoff. A property that cannot be read this cycle may simply be left
     out of :meth:`read`'s result.
+
+    Shared connections: ``self.endpoints`` is the runtime's :class:`~edgedev.drivers.Endpoints`
+    registry (one per Mapper). A driver whose devices may share a connection (a gateway, a
+    bus, a server with many devices) asks it for the endpoint's transport in :meth:`connect`
+    and releases it in :meth:`close`, instead of opening a connection of its own.
     """
 
     protocol_config: ClassVar[type[ProtocolConfig]]
     visitor_config: ClassVar[type[VisitorConfig]]
     streams: ClassVar[bool] = False
 
-    def __init__(self, device: DeviceSpec) -> None:
+    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
         self.device = device
+        self.endpoints = endpoints if endpoints is not None else Endpoints()
+        """Shared transports by endpoint (the Mapper's; a private one when none is given)."""
 
     @property
     def config(self) -> ProtocolT:
@@ -127,6 +135,18 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
     def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
         """Cross-property checks of one device; ``field`` relative to ``spec``."""
         return []
+
+    def phase_key(self) -> str:
+        """Where in its cycle the runtime reads the device.
+
+        Devices with equal keys (and cycles) are read at the same moments, so that a shared
+        transport can batch their reads.
+
+        The default, the device id, spreads a fleet over its cycle so that it does not read
+        in one burst; a driver whose endpoint takes one request for many devices returns the
+        endpoint (OPC-UA: the server URL).
+        """
+        return self.device.id
 
     def pushes(self, prop: PropertySpec) -> bool:
         """Whether ``prop`` arrives by push (:meth:`watch`) rather than by polling."""

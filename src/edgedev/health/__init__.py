@@ -10,10 +10,18 @@ from __future__ import annotations
 from edgedev.health._agent import agent_health, agent_metrics
 from edgedev.health._mapper import bus_metrics, bus_ready, mapper_health, mapper_metrics
 from edgedev.health._metrics import CONTENT_TYPE, Metric, render
-from edgedev.health._server import Health, HealthError, HealthServer, respond, serving
+from edgedev.health._server import (
+    DEFAULT_HOST,
+    Health,
+    HealthError,
+    HealthServer,
+    respond,
+    serving,
+)
 
 __all__ = (
     "CONTENT_TYPE",
+    "DEFAULT_HOST",
     "Health",
     "HealthError",
     "HealthServer",

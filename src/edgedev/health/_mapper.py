@@ -26,6 +26,11 @@ def bus_metrics(bus: Bus | None) -> list[Metric]:
         Metric(
             "edgedev_broker_reconnects_total", "broker connections re-established", "counter"
         ).add(bus.reconnects),
+        Metric(
+            "edgedev_broker_connect_failures_total",
+            "connection attempts that failed (refused, TLS, DNS, timeout)",
+            "counter",
+        ).add(bus.connect_failures),
         Metric("edgedev_queue_messages", "messages waiting for the broker", "gauge").add(
             len(outbox)
         ),
@@ -53,15 +58,22 @@ def bus_metrics(bus: Bus | None) -> list[Metric]:
 
 
 def bus_ready(bus: Bus | None) -> tuple[bool, str]:
-    """Ready while the broker is connected, or while its outage costs no data."""
+    """Ready while the broker connection is up; the reason says why not (and the queue).
+
+    Not ready during an outage, a refusal (bad password, server unavailable) or a TLS failure:
+    reports wait in the queue, but none reaches the twin. The reason carries the cause.
+    """
     if bus is None:
         return False, "starting"
     if bus.connected:
         return True, "broker connected"
     queued, limit = len(bus.outbox), bus.outbox.limit
+    cause = bus.last_error or "connecting"
     if queued < limit:
-        return True, f"broker unreachable, queueing ({queued}/{limit})"
-    return False, f"broker unreachable and queue full ({queued}/{limit}): dropping the oldest"
+        return False, f"broker unreachable: {cause}; queueing ({queued}/{limit})"
+    return False, (
+        f"broker unreachable: {cause}; queue full ({queued}/{limit}): dropping the oldest"
+    )
 
 
 def mapper_metrics(mapper: Mapper) -> list[Metric]:

@@ -18,12 +18,21 @@ import anyio
 from anyio.abc import Listener, SocketStream, TaskStatus
 
 from edgedev._errors import EdgedevError
+from edgedev._serve import ServeStats, serve_connections
 from edgedev.health._metrics import CONTENT_TYPE, Metric, render
 
 log = logging.getLogger("edgedev.health")
 
 _MAX_REQUEST = 8192
-_READ_TIMEOUT = 5.0
+
+DEFAULT_HOST = "0.0.0.0"
+"""Every address: kubelet probes the pod's IP. Use ``127.0.0.1`` to keep it on the host."""
+
+MAX_CONNECTIONS = 64
+"""Connections served at once; beyond, a new one is closed at once (probes take one each)."""
+
+READ_TIMEOUT = 5.0
+"""Seconds a client has to send its request before the connection is closed."""
 
 
 class HealthError(EdgedevError):
@@ -67,13 +76,28 @@ class HealthServer:
     """Serves :class:`Health` over HTTP on ``host:port``; ``port=0`` picks a free port.
 
     Run it in a task group with ``await tg.start(server.run)``; :attr:`port` is then the port
-    it listens on.
+    it listens on. A client has ``read_timeout`` seconds to send its request; at most
+    ``max_connections`` are served at once (more are closed as soon as accepted), and running
+    out of file descriptors only pauses accepting: the server, and the process around it, go
+    on.
     """
 
-    def __init__(self, health: Health, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        health: Health,
+        port: int,
+        host: str = DEFAULT_HOST,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
         self.health = health
         self.host = host
         self.port = port
+        self.max_connections = max_connections
+        self.read_timeout = read_timeout
+        self.stats = ServeStats()
+        """Open, refused and failed connections (see :class:`edgedev._serve.ServeStats`)."""
 
     async def listen(self) -> Listener[SocketStream]:
         """Bind ``host:port``; :attr:`port` becomes the bound port.
@@ -102,12 +126,19 @@ class HealthServer:
         async with listener:
             log.info("health endpoint on http://%s:%d/healthz", self.host, self.port)
             task_status.started()
-            await listener.serve(self._handle)
+            await serve_connections(
+                listener,
+                self._handle,
+                max_connections=self.max_connections,
+                what=f"health endpoint on port {self.port}",
+                log=log,
+                stats=self.stats,
+            )
 
     async def _handle(self, stream: SocketStream) -> None:
         async with stream:
             try:
-                with anyio.fail_after(_READ_TIMEOUT):
+                with anyio.fail_after(self.read_timeout):
                     head = await _read_head(stream)
             except (TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 return
@@ -137,7 +168,7 @@ class HealthServer:
 
 @asynccontextmanager
 async def serving(
-    health: Health, port: int | None, host: str = "0.0.0.0"
+    health: Health, port: int | None, host: str = DEFAULT_HOST
 ) -> AsyncIterator[HealthServer | None]:
     """Serve ``health`` on ``port`` for the duration of the block (nothing when ``None``).
 

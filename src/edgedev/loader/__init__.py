@@ -6,6 +6,6 @@ the driver of its protocol, and every problem is reported with file, document an
 
 from __future__ import annotations
 
-from edgedev.loader._loader import load_devices
+from edgedev.loader._loader import load_devices, load_resources
 
-__all__ = ("load_devices",)
+__all__ = ("load_devices", "load_resources")

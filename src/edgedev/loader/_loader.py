@@ -586,3 +586,31 @@ def load_devices(
         for warning in resolver.warnings:
             log.warning("%s", warning)
     return specs
+
+
+def load_resources(
+    resources: Iterable[Mapping[str, Any]],
+    *,
+    source: str,
+    drivers: Registry[AnyDriver] | None = None,
+) -> list[DeviceSpec]:
+    """Resolve Device and DeviceModel resources given as mappings (their Kubernetes JSON).
+
+    The same validation as :func:`load_devices`, for resources that come from elsewhere than
+    files (KubeEdge's DMI): each problem names ``source``, the resource's position in
+    ``resources`` (1-based, as the document), the device and the field.
+
+    Raises:
+        ConfigError: with one :class:`~edgedev.Problem` per mistake found.
+    """
+    if drivers is None:
+        from edgedev.drivers import drivers as installed
+
+        drivers = installed
+    resolver = _Resolver(drivers)
+    for index, data in enumerate(resources, start=1):
+        resolver.add(_Document(source, index, data))
+    specs = resolver.resolve()
+    if resolver.problems:
+        raise ConfigError(resolver.problems)
+    return specs

@@ -7,7 +7,7 @@ from edgedev.mapper._desired import DesiredWriter, pending_values
 from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner, WriteResult, check_device_write
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
-from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink
+from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, TwinFilter
 from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
 
 __all__ = (
@@ -23,6 +23,7 @@ __all__ = (
     "Reading",
     "ReportSink",
     "Schedule",
+    "TwinFilter",
     "WriteResult",
     "check_device_write",
     "pending_values",

@@ -18,6 +18,7 @@ from edgedev._backoff import Backoff
 from edgedev._errors import DeviceError, DeviceFault, WriteRefused
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
+from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, wants_readings
@@ -138,13 +139,16 @@ class Plan:
     def make(cls, spec: DeviceSpec, driver: AnyDriver, now: float) -> Plan:
         """The plan of ``spec`` with ``driver``, starting at monotonic time ``now``.
 
-        Reads start at once, then on the device's own phase of its shortest cycle (from a
-        hash of its id), so that a fleet started together does not read in one burst.
+        Reads start at once, then on the driver's phase of the shortest cycle (a hash of
+        :meth:`~edgedev.Driver.phase_key`): spread over the cycle by device, so that a fleet
+        started together does not read in one burst, or together by endpoint, so that the
+        reads of devices sharing a connection can be batched.
         """
         polled = [p for p in spec.properties if not driver.pushes(p)]
         pushed = [p for p in spec.properties if driver.pushes(p)]
         cycle = min((p.collect_cycle for p in polled), default=0.0)
-        start = now - cycle * (zlib.crc32(spec.id.encode()) % 1024) / 1024
+        phase = cycle * (zlib.crc32(driver.phase_key().encode()) % 1024) / 1024
+        start = now - ((now - phase) % cycle) if cycle > 0 else now
         collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
         report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
         return cls(polled, pushed, collect, report)
@@ -170,6 +174,15 @@ class DeviceRunner:
     :meth:`~edgedev.mapper.ReportSink.twin`, and each change of state to
     :meth:`~edgedev.mapper.ReportSink.state`.
 
+    Args:
+        spec: the device.
+        driver_type: its protocol's driver, constructed as ``driver_type(spec, endpoints)``
+            for each connection.
+        sinks: where its values and states go.
+        backoff: the delays between reconnections (0.5 s doubling up to 30 s by default).
+        endpoints: the mapper's shared connections (see :class:`~edgedev.drivers.Endpoints`);
+            a driver gets a private registry when ``None``.
+
     Attributes:
         state: the device's :class:`~edgedev.twin.DeviceState`: ``online``, ``offline``,
             ``unhealthy`` (it answers with protocol exceptions only) or ``unknown`` (not yet
@@ -191,8 +204,10 @@ class DeviceRunner:
         sinks: Sequence[ReportSink],
         *,
         backoff: Backoff | None = None,
+        endpoints: Endpoints | None = None,
     ) -> None:
         self.spec = spec
+        self._endpoints = endpoints
         self._driver_type = driver_type
         self._sinks = tuple(sinks)
         self._reading_sinks = tuple(s for s in self._sinks if wants_readings(s))
@@ -233,7 +248,7 @@ class DeviceRunner:
     async def run(self) -> None:
         """Run the device until cancelled; never raises for device faults."""
         while True:
-            driver = self._driver_type(self.spec)
+            driver = self._driver_type(self.spec, self._endpoints)
             try:
                 await self._session(driver)
             except Exception as exc:

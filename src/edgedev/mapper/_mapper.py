@@ -22,6 +22,7 @@ from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel,
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
+from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._desired import (
     DesiredWriter,
     desired_stamps,
@@ -82,6 +83,8 @@ class Mapper:
         sinks: more destinations of the devices' values and states, besides KubeEdge's
             MQTT topics (see :class:`~edgedev.mapper.ReportSink`); their ``run`` tasks live
             in the mapper's task group, and they are flushed and closed when it stops.
+        max_connections: connections a driver may open to one endpoint where its protocol
+            can use several (see :class:`~edgedev.drivers.Endpoints`); default: the driver's.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class Mapper:
         drivers: Registry[AnyDriver] | None = None,
         outbox: Outbox | None = None,
         sinks: Sequence[ReportSink] = (),
+        max_connections: int | None = None,
     ) -> None:
         if drivers is None:
             from edgedev.drivers import drivers as installed
@@ -125,6 +129,8 @@ class Mapper:
         self._served: dict[str, _Served] = {}
         self._twin_sink: MqttTwinSink | None = None
         self._changes = anyio.Lock()  # one add/update/remove at a time
+        self.endpoints = Endpoints(max_connections=max_connections)
+        """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
 
     def _mapper_state(self, state: DeviceState) -> bytes:
         return mapper_state(self.name, state, [d.id for d in self.devices], started=self._started)
@@ -147,7 +153,8 @@ class Mapper:
         self._started = now_ms()
         state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
         will = Message(state_topic, self._mapper_state(DeviceState.OFFLINE), qos=1)
-        async with Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox) as bus:
+        bus_cm = Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox)
+        async with bus_cm as bus, self.endpoints:
             self.bus = bus
             twin_sink = self._twin_sink = MqttTwinSink(bus, self.topics)
             self.sinks = (twin_sink, *self._extra_sinks)
@@ -184,10 +191,11 @@ class Mapper:
                     for runner in self.runners.values():
                         runner.go_offline()
                     bus.publish(state_topic, self._mapper_state(DeviceState.OFFLINE))
-                    with anyio.move_on_after(3):
-                        for sink in self.sinks:
-                            await sink.flush()
-                        await bus.flush()
+                    with anyio.move_on_after(3):  # the bus and the sinks side by side
+                        async with anyio.create_task_group() as flushing:
+                            flushing.start_soon(bus.flush)
+                            for sink in self.sinks:
+                                flushing.start_soon(sink.flush)
                     for sink in self.sinks:
                         with anyio.move_on_after(1):
                             await sink.close()
@@ -206,6 +214,10 @@ class Mapper:
     def serves(self, spec: DeviceSpec) -> bool:
         """Whether ``spec`` is for this mapper's node (devices bound to no node are)."""
         return self._node_filter is None or spec.node_name in (None, self._node_filter)
+
+    def serving(self, device_id: str) -> bool:
+        """Whether the mapper serves the device ``device_id`` (running or about to)."""
+        return device_id in self._specs
 
     async def add_device(self, spec: DeviceSpec) -> bool:
         """Start serving ``spec`` (at once when running, else when :meth:`run` starts).
@@ -250,8 +262,18 @@ class Mapper:
                 self._ask_desired(spec.id)
             log.info("device %s updated", spec.id)
 
-    async def remove_device(self, device_id: str) -> None:
+    async def remove_device(self, device_id: str, *, offline: bool = True) -> DeviceSpec:
         """Stop serving ``device_id``: its task ends, its driver closes, it is reported offline.
+
+        Every sink then hears :meth:`~edgedev.mapper.ReportSink.removed` (after the offline
+        state, which still goes to them).
+
+        Args:
+            device_id: the device's id (``namespace/name``).
+            offline: report the device ``offline`` to the sinks (``False``: it just stops).
+
+        Returns:
+            The spec of the device removed.
 
         Raises:
             KeyError: the mapper does not serve that device.
@@ -261,16 +283,19 @@ class Mapper:
             self.devices.remove(spec)
             runner = await self._stop(device_id)
             if runner is not None:
-                runner.go_offline("removed from the mapper")
-                if self._twin_sink is not None:
-                    self._twin_sink.forget(device_id)
+                if offline:
+                    runner.go_offline("removed from the mapper")
+                for sink in self.sinks:
+                    sink.removed(spec)
                 self._announce_devices()
             log.info("device %s removed", device_id)
+            return spec
 
     def _start(self, spec: DeviceSpec) -> None:
         """Start ``spec``'s runner and desired writer in the devices' task group."""
         assert self._tg is not None and self.bus is not None
-        runner = DeviceRunner(spec, self._driver_types[spec.protocol], self.sinks)
+        driver_type = self._driver_types[spec.protocol]
+        runner = DeviceRunner(spec, driver_type, self.sinks, endpoints=self.endpoints)
         writer = DesiredWriter(runner, self.bus, self.topics)
         runner.on_state.append(self._on_state(writer))
         served = _Served(runner, writer)

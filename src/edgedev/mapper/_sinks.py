@@ -60,6 +60,9 @@ class ReportSink(abc.ABC):  # noqa: B024 - every method has a no-op default; ove
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:  # noqa: B027
         """The device's state changed (``reason`` says why it went offline, when it did)."""
 
+    def removed(self, device: DeviceSpec) -> None:  # noqa: B027
+        """The device left the mapper (after its last :meth:`state`); forget what waits for it."""
+
     async def run(self) -> None:  # noqa: B027
         """Do the sink's I/O until cancelled (a task in the Mapper's task group)."""
 
@@ -84,37 +87,28 @@ class _TwinRules:
     key_refusals: dict[str, str | None]
 
 
-class MqttTwinSink(ReportSink):
-    """KubeEdge's device topics on a :class:`~edgedev.bus.Bus`: ``twin/update``, ``state/update``.
+class TwinFilter:
+    """The readings of a twin report that EdgeCore takes, with their EdgeCore type names.
 
-    ``Bus.publish`` queues in the bus's outbox, so nothing here blocks. The last state of each
-    device is published again whenever the broker connection is re-established (the first
-    connection delivers what is queued already).
-
-    Properties with ``reportToCloud: false`` stay off the twin topic. A value EdgeCore would
-    refuse is left out of the report, with one warning per property, and counted in
-    :attr:`refused`: EdgeCore refuses a whole message for one bad entry.
-
-    Args:
-        bus: the mapper's bus.
-        topics: the topic scheme.
+    Properties with ``reportToCloud: false`` are left out. So is a value EdgeCore would
+    refuse (:func:`~edgedev.wire.value_refusal`, :func:`~edgedev.wire.key_refusal`), with one
+    warning per property, counted in :attr:`refused`: EdgeCore refuses a whole message, over
+    MQTT and over DMI alike, for one bad entry. Every sink that reports twins to EdgeCore
+    filters through one of these.
 
     Attributes:
         refused: values left out of twin reports, per device id.
     """
 
-    def __init__(self, bus: Bus, topics: Topics) -> None:
-        self._bus = bus
-        self._topics = topics
-        self._states: dict[str, DeviceState] = {}
+    def __init__(self) -> None:
         self._rules: dict[str, _TwinRules] = {}
         self._refused_once: set[tuple[str, str]] = set()
-        self._connected_before = False
         self.refused: Counter[str] = Counter()
-        bus.on_connect(self.announce)
 
-    def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
-        """Publish one ``twin/update`` with the ``actual`` value of each reading EdgeCore takes."""
+    def accepted(
+        self, device: DeviceSpec, readings: Sequence[Reading]
+    ) -> list[tuple[Reading, str]]:
+        """Each reading EdgeCore takes, with its property's EdgeCore type name."""
         rules = self._rules_of(device)
         entries = []
         for r in readings:
@@ -125,10 +119,12 @@ class MqttTwinSink(ReportSink):
             if why is not None:
                 self._refuse(device.id, r.name, why)
                 continue
-            entries.append((r.name, r.text, type_, r.timestamp))
-        if entries:
-            topic = self._topics.device(device.id, Channel.TWIN_UPDATE)
-            self._bus.publish(topic, twin_report(entries))
+            entries.append((r, type_))
+        return entries
+
+    def forget(self, device: DeviceSpec) -> None:
+        """Drop what was worked out for ``device`` (it left the mapper)."""
+        self._rules.pop(device.id, None)
 
     def _rules_of(self, device: DeviceSpec) -> _TwinRules:
         rules = self._rules.get(device.id)
@@ -153,15 +149,53 @@ class MqttTwinSink(ReportSink):
                 why,
             )
 
+
+class MqttTwinSink(ReportSink):
+    """KubeEdge's device topics on a :class:`~edgedev.bus.Bus`: ``twin/update``, ``state/update``.
+
+    ``Bus.publish`` queues in the bus's outbox, so nothing here blocks. The last state of each
+    device is published again whenever the broker connection is re-established (the first
+    connection delivers what is queued already).
+
+    Properties with ``reportToCloud: false`` stay off the twin topic, and so does a value
+    EdgeCore would refuse (:class:`TwinFilter`), counted in :attr:`refused`.
+
+    Args:
+        bus: the mapper's bus.
+        topics: the topic scheme.
+
+    Attributes:
+        refused: values left out of twin reports, per device id.
+    """
+
+    def __init__(self, bus: Bus, topics: Topics) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._states: dict[str, DeviceState] = {}
+        self._filter = TwinFilter()
+        self._connected_before = False
+        self.refused: Counter[str] = self._filter.refused
+        bus.on_connect(self.announce)
+
+    def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
+        """Publish one ``twin/update`` with the ``actual`` value of each reading EdgeCore takes."""
+        entries = [
+            (r.name, r.text, type_, r.timestamp)
+            for r, type_ in self._filter.accepted(device, readings)
+        ]
+        if entries:
+            topic = self._topics.device(device.id, Channel.TWIN_UPDATE)
+            self._bus.publish(topic, twin_report(entries))
+
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
         """Publish ``state/update`` (EdgeCore's payload carries no reason)."""
         self._states[device.id] = state
         self._publish_state(device.id, state)
 
-    def forget(self, device_id: str) -> None:
-        """Stop announcing ``device_id`` (it was removed from the mapper)."""
-        self._states.pop(device_id, None)
-        self._rules.pop(device_id, None)
+    def removed(self, device: DeviceSpec) -> None:
+        """Stop announcing the device (it was removed from the mapper)."""
+        self._states.pop(device.id, None)
+        self._filter.forget(device)
 
     def announce(self) -> None:
         """Publish every device's last state again (after the broker connection came back).

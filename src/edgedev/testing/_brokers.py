@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -51,10 +52,16 @@ class BrokerHandle(Protocol):
 class Mosquitto:
     """A mosquitto process on a free loopback port (``mosquitto`` must be on PATH).
 
-    Use as a context manager, or call :meth:`start` and :meth:`close`.
+    Use as a context manager, or call :meth:`start` and :meth:`close`. ``settings`` are the
+    listener's configuration lines (default ``allow_anonymous true``): a password file, TLS
+    files, ``require_certificate true``; with ``tls`` the URL is ``mqtts://localhost:PORT``
+    (a server certificate names ``localhost``). :attr:`directory` is a scratch directory for
+    such files, removed by :meth:`close`; :attr:`log_file` holds mosquitto's log.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, settings: str | None = None, tls: bool = False
+    ) -> None:
         binary = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
@@ -62,14 +69,12 @@ class Mosquitto:
             raise FileNotFoundError("mosquitto is not installed")
         self._binary = binary
         self.port = port or free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.url = f"mqtts://localhost:{self.port}" if tls else f"mqtt://127.0.0.1:{self.port}"
         self._dir = tempfile.TemporaryDirectory(prefix="edgedev-mosquitto-")
-        self._conf = Path(self._dir.name) / "mosquitto.conf"
-        self._conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 0\nmax_inflight_messages 0\nlog_dest stderr\n"
-            "log_type error\nlog_type warning\n"
-        )
+        self.directory = Path(self._dir.name)
+        self.log_file = self.directory / "mosquitto.log"
+        self.settings = "allow_anonymous true\n" if settings is None else settings
+        self._conf = self.directory / "mosquitto.conf"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -81,6 +86,15 @@ class Mosquitto:
         """Start mosquitto and wait until it accepts connections."""
         if self._proc is not None:
             return
+        self._conf.write_text(
+            "per_listener_settings true\npersistence false\n"
+            "max_queued_messages 0\nmax_inflight_messages 0\n"
+            f"log_dest file {self.log_file}\nlog_type error\nlog_type warning\n"
+            "log_type notice\nconnection_messages true\n"
+            # as root, mosquitto would switch to its own user, who cannot read our files
+            + ("user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else "")
+            + f"listener {self.port} 127.0.0.1\n{self.settings.strip()}\n"
+        )
         self._proc = subprocess.Popen(
             [self._binary, "-c", str(self._conf)],
             stdout=subprocess.DEVNULL,
@@ -168,8 +182,25 @@ class EmbeddedBrokerThread:
         self.close()
 
 
+BROKER_ENV = "EDGEDEV_TEST_BROKER"
+"""Environment variable choosing the tests' broker: ``mosquitto``, ``embedded`` or unset."""
+
+
 def make_broker(port: int | None = None) -> BrokerHandle:
-    """Make a broker: mosquitto where installed, else the embedded one; not yet started."""
-    if Mosquitto.available():
+    """Make a broker, not yet started: see :data:`BROKER_ENV`.
+
+    ``EDGEDEV_TEST_BROKER=embedded`` gives the embedded broker, ``=mosquitto`` requires
+    mosquitto; unset, mosquitto where installed, else the embedded broker.
+
+    Raises:
+        ValueError: the variable holds something else.
+        FileNotFoundError: mosquitto was asked for and is not installed.
+    """
+    choice = os.environ.get(BROKER_ENV, "").strip().lower()
+    if choice == "embedded":
+        return EmbeddedBrokerThread(port)
+    if choice == "mosquitto" or (not choice and Mosquitto.available()):
         return Mosquitto(port)
+    if choice:
+        raise ValueError(f"{BROKER_ENV}={choice!r}: expected 'mosquitto' or 'embedded'")
     return EmbeddedBrokerThread(port)

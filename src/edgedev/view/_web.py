@@ -44,6 +44,7 @@ from starlette.staticfiles import StaticFiles
 from edgedev.bus._client import Bus
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, Topics
+from edgedev.bus._url import BrokerURL
 from edgedev.cli._twin import ask_on, desired_request
 from edgedev.config._spec import DeviceSpec
 from edgedev.view._errors import ViewError
@@ -124,7 +125,7 @@ class ViewServer:
 
     def __init__(
         self,
-        broker: str,
+        broker: str | BrokerURL,
         topic_root: str,
         *,
         host: str = DEFAULT_HOST,

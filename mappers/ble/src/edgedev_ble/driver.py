@@ -18,7 +18,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Report, visitor_as
+from edgedev.drivers import Endpoints, Report, visitor_as
 from edgedev_ble.adapter import Adapter, resolve_backend
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleProtocol, BleVisitor
@@ -58,8 +58,8 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
     protocol_config = BleProtocol
     visitor_config = BleVisitor
 
-    def __init__(self, device: DeviceSpec) -> None:
-        super().__init__(device)
+    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+        super().__init__(device, endpoints)
         self._codecs = {p.name: Codec(p.type, self.visitor(p)) for p in device.properties}
         self._client: BleakClient | None = None
         self._chars: dict[str, BleakGATTCharacteristic] = {}

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import anyio
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Report
+from edgedev.drivers import Endpoints, Report
 from edgedev.mapper import Schedule
 from edgedev.twin import PropertyType
 from edgedev_gpio.boards import Board, BoardKey, boards
@@ -65,8 +65,8 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
     protocol_config = GpioProtocol
     visitor_config = GpioVisitor
 
-    def __init__(self, device: DeviceSpec) -> None:
-        super().__init__(device)
+    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+        super().__init__(device, endpoints)
         self._board: Board | None = None
         self._lines: dict[str, Line] = {}
         self._debouncers: dict[str, Debouncer] = {}

@@ -12,25 +12,42 @@ import math
 from edgedev_gpio.config import Pattern, SimulateConfig
 
 
+def _cycle(period: float, t: float) -> int:
+    """The number of the period that holds ``t``: ``k * period <= t < (k + 1) * period``.
+
+    Every edge is computed from this number the same way (``k * period``), so that the level
+    and the next change agree to the last bit, however ``t / period`` rounds.
+    """
+    k = math.floor(t / period)
+    if k * period > t:  # t / period rounded up to the next whole number
+        k -= 1
+    elif (k + 1) * period <= t:  # rounded down
+        k += 1
+    return k
+
+
+def _pulse_rise(config: SimulateConfig, k: int) -> float:
+    """When the PULSE pattern's pulse of period ``k`` starts (it ends with the period)."""
+    period = config.period / 1000
+    return k * period + (period - config.width / 1000)
+
+
 def level_at(config: SimulateConfig, t: float) -> bool:
     """The logical level (``True`` = active) the pattern has at time ``t`` >= 0."""
-    period = config.period / 1000
+    k = _cycle(config.period / 1000, t)
     if config.pattern is Pattern.TOGGLE:
-        return math.floor(t / period) % 2 == 1
-    phase = t - math.floor(t / period) * period  # as next_change() counts periods (not %)
-    return phase >= period - config.width / 1000
+        return k % 2 == 1
+    return t >= _pulse_rise(config, k)
 
 
 def next_change(config: SimulateConfig, t: float) -> float:
     """The time of the pattern's first transition strictly after ``t`` >= 0."""
     period = config.period / 1000
+    k = _cycle(period, t)
     if config.pattern is Pattern.TOGGLE:
-        return (math.floor(t / period) + 1) * period
-    start = math.floor(t / period) * period
-    for edge in (start + period - config.width / 1000, start + period):
-        if edge > t:
-            return edge
-    return start + 2 * period - config.width / 1000  # pragma: no cover - float rounding
+        return (k + 1) * period
+    rise = _pulse_rise(config, k)
+    return rise if rise > t else (k + 1) * period
 
 
 def chatter(config: SimulateConfig, level: bool) -> list[bool]:

@@ -32,6 +32,10 @@ class ModbusProtocol(ProtocolConfig):
     refuses such a read (illegal address) is re-planned without gaps automatically.
     ``coalesce: false`` (edgedev) reads one property per request, as other mappers do: for
     devices that refuse multi-value reads, and as the baseline of ``bench/fleet.py``.
+    ``maxConnections`` (edgedev, TCP): the devices on one ``ip:port`` (slave ids behind one
+    gateway) share one connection by default; a gateway that serves several connections in
+    parallel may be given up to this many (the first device connecting sets it; without it,
+    the mapper's ``--max-connections``).
     """
 
     communicate_mode: Literal["TCP", "RTU"] | None = None
@@ -46,6 +50,7 @@ class ModbusProtocol(ProtocolConfig):
     rs485_enabled: bool = False
     max_gap: int = Field(16, ge=0, le=124)
     coalesce: bool = True
+    max_connections: int = Field(1, ge=1, le=32)
 
     @field_validator("ip")
     @classmethod

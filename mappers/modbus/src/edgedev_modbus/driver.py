@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from edgedev import DeviceError, DeviceFault, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import visitor_as
+from edgedev.drivers import Endpoints, Lease, visitor_as
 from edgedev.twin import PropertyType, check_value
 from edgedev_modbus.codec import (
     DataType,
@@ -30,6 +30,7 @@ from edgedev_modbus.codec import (
     unscale_value,
 )
 from edgedev_modbus.config import KubeEdgeDataType, ModbusProtocol, ModbusVisitor
+from edgedev_modbus.link import CLIENT_TIMEOUT, ModbusLink
 from edgedev_modbus.plan import Block, ReadItem, plan_reads, split_block
 
 log = logging.getLogger("edgedev.modbus")
@@ -182,38 +183,28 @@ async def _why_not(host: str, port: int, timeout_ms: int) -> str:
     return "the connection failed, then succeeded on a second attempt"
 
 
-class _SerialLine:
-    """One serial port shared by every RTU device on it, one request at a time."""
-
-    lines: dict[str, _SerialLine] = {}
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.lock = anyio.Lock()
-        self.users = 0
-
-
 class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
     """Modbus TCP and RTU through pymodbus.
 
     Reads are coalesced: the properties due in one cycle are grouped per table into as few
     requests as the protocol allows (125 registers, 2000 bits), each then split and decoded.
-    Several RTU devices on one serial port share its connection and take turns.
+    Devices on one endpoint share its connection (:class:`~edgedev_modbus.link.ModbusLink`):
+    every slave id behind one TCP ``ip:port`` (up to ``maxConnections`` connections), every
+    RTU device on one serial port; their requests take fair turns, writes first.
     """
 
     protocol_config = ModbusProtocol
     visitor_config = ModbusVisitor
 
-    def __init__(self, device: DeviceSpec) -> None:
-        super().__init__(device)
+    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+        super().__init__(device, endpoints)
         self._layouts = {p.name: Layout.of(p) for p in device.properties}
         self._plans: dict[tuple[str, ...], list[Block]] = {}
         self._types = {p.name: p.type for p in device.properties}
         self._decoders: dict[int, list[tuple[str, _FastDecoder | None]]] = {}
         """Per block of a plan in ``_plans`` (cleared with it), each value's decoder."""
         self._max_gap = self.config.max_gap
-        self._client: Any = None
-        self._line: _SerialLine | None = None
+        self._lease: Lease[ModbusLink] | None = None
         self.requests = 0
         """Requests sent to the device (reads and writes)."""
         self._refused: set[tuple[Table, int, int | None]] = set()
@@ -253,74 +244,96 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         return []
 
     # connection ----------------------------------------------------------------------------
+    @property
+    def link(self) -> ModbusLink:
+        """The shared link to the device's endpoint.
+
+        Raises:
+            DeviceError: not connected.
+        """
+        if self._lease is None:
+            raise DeviceError(f"{self.config.address}: not connected")
+        return self._lease.transport
+
+    def endpoint_key(self) -> tuple[str, ...]:
+        """What devices share a link by: the TCP address, or the serial port."""
+        cfg = self.config
+        if cfg.ip is not None:
+            return ("modbus-tcp", cfg.ip, str(cfg.port))
+        return ("modbus-rtu", str(cfg.serial_port))
+
     async def connect(self) -> None:
-        """Open the TCP connection, or join the shared serial line."""
+        """Join the endpoint's shared link, opening it if this is its first device."""
+        self._lease = await self.endpoints.acquire(self.endpoint_key(), self._open_link)
+
+    async def _open_link(self) -> ModbusLink:
         from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
         cfg = self.config
-        timeout = cfg.timeout / 1000
+        make: Callable[[], Any]
         if cfg.ip is not None:
-            self._client = AsyncModbusTcpClient(
-                cfg.ip, port=cfg.port, timeout=timeout, retries=0, reconnect_delay=0
-            )
-            with _device_errors(cfg.address):
-                connected = await self._client.connect()
-            if not connected:
-                why = await _why_not(cfg.ip, cfg.port, cfg.timeout)
-                raise DeviceError(f"cannot connect to Modbus TCP {cfg.address}: {why}")
-            return
-        port = str(cfg.serial_port)
-        line = _SerialLine.lines.get(port)
-        if line is None or not line.client.connected:
-            client = AsyncModbusSerialClient(
-                port,
-                baudrate=cfg.baud_rate,
-                bytesize=cfg.data_bits,
-                parity=cfg.parity,
-                stopbits=cfg.stop_bits,
-                timeout=timeout,
-                retries=0,
-                reconnect_delay=0,
-            )
-            with _device_errors(port):
-                if not await client.connect():
-                    raise DeviceError(f"cannot open serial port {port}")
-            users = line.users if line else 0
-            line = _SerialLine.lines[port] = _SerialLine(client)
-            line.users = users
-        line.users += 1
-        self._line = line
-        self._client = line.client
+            ip, port = cfg.ip, cfg.port
+
+            def make() -> Any:
+                return AsyncModbusTcpClient(
+                    ip, port=port, timeout=CLIENT_TIMEOUT, retries=0, reconnect_delay=0
+                )
+
+            async def failure() -> str:
+                why = await _why_not(ip, port, cfg.timeout)
+                return f"cannot connect to Modbus TCP {cfg.address}: {why}"
+
+            connections = cfg.max_connections
+            if "max_connections" not in cfg.model_fields_set:
+                connections = self.endpoints.max_connections or connections
+        else:
+            serial = str(cfg.serial_port)
+
+            def make() -> Any:
+                return AsyncModbusSerialClient(
+                    serial,
+                    baudrate=cfg.baud_rate,
+                    bytesize=cfg.data_bits,
+                    parity=cfg.parity,
+                    stopbits=cfg.stop_bits,
+                    timeout=CLIENT_TIMEOUT,
+                    retries=0,
+                    reconnect_delay=0,
+                )
+
+            async def failure() -> str:
+                return f"cannot open serial port {serial}"
+
+            connections = 1  # one port, one frame on the wire at a time
+        return await ModbusLink.open(
+            cfg.address, make, connections, cfg.timeout / 1000, failure=failure
+        )
 
     async def close(self) -> None:
-        """Close the TCP connection, or leave the serial line (closed by its last user)."""
-        client, self._client = self._client, None
-        line, self._line = self._line, None
-        if line is not None:
-            line.users -= 1
-            if line.users <= 0:
-                _SerialLine.lines = {k: v for k, v in _SerialLine.lines.items() if v is not line}
-                line.client.close()
-        elif client is not None:
-            client.close()
+        """Leave the shared link (closed by its last device)."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await lease.release()
 
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """One request, bounded by the device's timeout (per request, not per read)."""
-        if self._client is None:
-            raise DeviceError(f"{self.config.address}: not connected")
+    async def _call(self, method: str, *args: Any, urgent: bool = False, **kwargs: Any) -> Any:
+        """One request on the shared link, bounded by the device's timeout once sent."""
+        link = self.link
         self.requests += 1
-        call = getattr(self._client, method)
         timeout = self.config.timeout
+        if self.endpoints.users(self.endpoint_key()) > 1:
+            # shared: a request may hold the link for half the device's deadline, so that
+            # the devices queued behind a slave that stopped answering still meet theirs
+            timeout //= 2
         try:
             with _device_errors(self.config.address):
-                if self._line is None:
-                    with anyio.fail_after(timeout / 1000):
-                        return await call(*args, device_id=self.config.slave_id, **kwargs)
-                # one request at a time on the line, so that a dead slave holds the line for
-                # one timeout at most per attempt
-                async with self._line.lock:
-                    with anyio.fail_after(timeout / 1000):
-                        return await call(*args, device_id=self.config.slave_id, **kwargs)
+                return await link.call(
+                    method,
+                    *args,
+                    device_id=self.config.slave_id,
+                    timeout=timeout / 1000,
+                    urgent=urgent,
+                    **kwargs,
+                )
         except TimeoutError:
             raise DeviceError(
                 f"{self.config.address}: timeout, no answer within {timeout} ms"
@@ -434,11 +447,13 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             raise WriteRefused(f"{layout.table} cannot be written")
         words = layout.encode(value)
         if layout.table is Table.COIL:
-            response = await self._call("write_coil", layout.offset, bool(words[0]))
+            response = await self._call("write_coil", layout.offset, bool(words[0]), urgent=True)
         elif len(words) == 1:
-            response = await self._call("write_register", layout.offset, int(words[0]))
+            response = await self._call("write_register", layout.offset, int(words[0]), urgent=True)
         else:
-            response = await self._call("write_registers", layout.offset, [int(w) for w in words])
+            response = await self._call(
+                "write_registers", layout.offset, [int(w) for w in words], urgent=True
+            )
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise WriteRefused(f"device refused the write (exception code {code})")

@@ -117,14 +117,30 @@ class ModbusSimulator(Simulator):
     which carries real RTU frames over TCP: several devices (slave ids) share the line as on
     an RS-485 bus, and a mapper reaches them with the same ``serialPort`` URL.
 
+    Args:
+        devices: the devices to serve.
+        clock: the time signals follow.
+        silent: ids of devices whose slave never answers (a dead slave behind a gateway).
+
     Attributes:
         requests: every request received, in order (reset it freely).
+        connections: client connections open now, over every server.
+        accepted: client connections accepted so far.
     """
 
     def __init__(
-        self, devices: Sequence[DeviceSpec], clock: Callable[[], float] = time.monotonic
+        self,
+        devices: Sequence[DeviceSpec],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        silent: Sequence[str] = (),
     ) -> None:
         super().__init__(devices)
+        self._silent = frozenset(silent)
+        self._hush = anyio.Event()
+        self.connections = 0
+        self.accepted = 0
+        self._connections_changed: anyio.Event | None = None
         # one server per TCP address or serial line; one unit per slave id on it
         self._units: dict[tuple[str, int] | str, dict[int, _SimDevice]] = {}
         self._by_id: dict[str, _SimDevice] = {}
@@ -142,8 +158,7 @@ class ModbusSimulator(Simulator):
 
     def address(self, device: DeviceSpec) -> str:
         """``tcp HOST:PORT unit N``, or ``rtu LINE unit N`` for a serial line."""
-        cfg = device.config
-        assert isinstance(cfg, ModbusProtocol)
+        cfg = config_as(device, ModbusProtocol)
         if cfg.ip is not None:
             return f"tcp {cfg.ip}:{cfg.port} unit {cfg.slave_id}"
         return f"rtu {cfg.serial_port} unit {cfg.slave_id}"
@@ -211,6 +226,9 @@ class ModbusSimulator(Simulator):
             registers: list[int],
             values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
+            if device_id in self._silent:
+                await self._hush.wait()  # never answers (until the server stops)
+                return ExcCodes.GATEWAY_NO_RESPONSE
             delay = self._delays.get(device_id)
             if delay:
                 await anyio.sleep(delay)
@@ -236,11 +254,32 @@ class ModbusSimulator(Simulator):
 
         return action
 
+    def _connected(self, connected: bool) -> None:
+        if connected:
+            self.connections += 1
+            self.accepted += 1
+        else:
+            self.connections -= 1
+        if self._connections_changed is not None:
+            self._connections_changed.set()
+
+    async def wait_connections(self, count: int, *, timeout: float = 5.0) -> None:
+        """Return once exactly ``count`` client connections are open.
+
+        Raises:
+            TimeoutError: not within ``timeout`` seconds.
+        """
+        with anyio.fail_after(timeout):
+            while self.connections != count:
+                self._connections_changed = anyio.Event()
+                await self._connections_changed.wait()
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve every device until cancelled."""
         from pymodbus.server import ModbusSerialServer, ModbusTcpServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
+        self._hush = anyio.Event()  # silent slaves answer nothing until this run stops
         try:
             for line, units in self._units.items():
                 sims = []
@@ -255,7 +294,11 @@ class ModbusSimulator(Simulator):
                     sims.append(SimDevice(slave, blocks, action=self._action(unit.spec.id, unit)))
                 server: Any
                 if isinstance(line, tuple):
-                    server = ModbusTcpServer(sims, address=line)
+                    server = ModbusTcpServer(
+                        sims,
+                        address=line,
+                        trace_connect=self._connected,
+                    )
                     where = f"{line[0]}:{line[1]}"
                 else:  # RTU framing on a serial port, or on "socket://HOST:PORT"
                     cfg = config_as(next(iter(units.values())).spec, ModbusProtocol)
@@ -266,6 +309,7 @@ class ModbusSimulator(Simulator):
                         bytesize=cfg.data_bits,
                         parity=cfg.parity,
                         stopbits=cfg.stop_bits,
+                        trace_connect=self._connected,
                     )
                     where = f"RTU line {line}"
                 await server.serve_forever(background=True)
@@ -275,6 +319,7 @@ class ModbusSimulator(Simulator):
             await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):
+                self._hush.set()
                 for server in self._servers:
                     await server.shutdown()
                 self._servers.clear()

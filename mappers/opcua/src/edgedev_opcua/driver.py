@@ -10,30 +10,35 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value
-from edgedev.drivers import Report, config_as, visitor_as
+from edgedev.drivers import Endpoints, Lease, Report, config_as, visitor_as
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.convert import compatible
 
 if TYPE_CHECKING:
+    from edgedev_opcua.endpoint import OpcuaEndpoint
     from edgedev_opcua.session import Session
 
 
 class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
     """OPC-UA through asyncua, in poll or subscribe mode (``configData.mode``).
 
-    Poll: the properties due in a cycle are read with one Read request. Subscribe: the
-    properties are monitored items, grouped into one subscription per ``collectCycle``
-    (its publishing and sampling interval); the server pushes changes and the driver
-    reports them through :meth:`watch`. Either way writes go out as the node's own type,
-    which the driver reads from the server once per connection.
+    Every device on one server (same URL, security and identity) shares one session, the
+    endpoint's (:class:`~edgedev_opcua.endpoint.OpcuaEndpoint`). Poll: the properties due in
+    a cycle, of every device on the server due at that moment, are read with one Read request
+    (more only where the server's ``MaxNodesPerRead`` says so). Subscribe: the properties are
+    monitored items in the endpoint's subscription of their ``collectCycle`` (its publishing
+    and sampling interval), shared by every device with that cycle; the server pushes changes
+    and the driver reports them through :meth:`watch`. Either way writes go out as the node's
+    own type, which the driver reads from the server once per connection.
     """
 
     protocol_config = OpcuaProtocol
     visitor_config = OpcuaVisitor
 
-    def __init__(self, device: DeviceSpec) -> None:
-        super().__init__(device)
+    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+        super().__init__(device, endpoints)
         self._session: Session | None = None
+        self._lease: Lease[OpcuaEndpoint] | None = None
 
     @classmethod
     def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
@@ -58,13 +63,17 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         config = config_as(device, OpcuaProtocol)
         return [(f"protocol.configData.{field}", message) for field, message in config.problems()]
 
+    def phase_key(self) -> str:
+        """Devices on one server read in the same phase of their cycle, so reads batch."""
+        return self.config.url
+
     def pushes(self, prop: PropertySpec) -> bool:
         """In subscribe mode every property is pushed by the server."""
         return self.config.mode == "subscribe"
 
     @property
     def requests(self) -> int:
-        """Read requests sent for property values by the current session."""
+        """Read requests sent for property values by the endpoint's session (all devices)."""
         return self._session.requests if self._session else 0
 
     @property
@@ -79,16 +88,33 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         return self._session
 
     async def connect(self) -> None:
-        """Open the session, resolve the nodes and their types, and subscribe if asked."""
+        """Join the server's shared session; resolve the nodes, their types; monitor them."""
+        from edgedev_opcua.endpoint import OpcuaEndpoint, endpoint_key
         from edgedev_opcua.session import Session
 
-        self._session = await Session.open(self.device, self.config)
+        cfg = self.config
+        if cfg.mode == "subscribe" and not self.endpoints.running:
+            raise DeviceError(
+                f"{cfg.url}: subscribe mode needs the shared endpoints running "
+                "(async with Endpoints(), as the Mapper does)"
+            )
+        self._lease = await self.endpoints.acquire(
+            endpoint_key(cfg), lambda: OpcuaEndpoint.open(cfg)
+        )
+        try:
+            self._session = await Session.open(self.device, cfg, self._lease.transport)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        """Close the session (deleting its subscriptions) and the socket; never raises."""
+        """Leave the shared session (closed by its last device); never raises."""
         session, self._session = self._session, None
+        lease, self._lease = self._lease, None
         if session is not None:
             await session.close()
+        if lease is not None:
+            await lease.release()
 
     async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
         """Read the values of ``properties`` with one Read request."""

@@ -1,10 +1,11 @@
-"""A live OPC-UA session for one device: node resolution, reads, writes, subscriptions.
+"""One device's view of a shared OPC-UA session: node resolution, reads, writes, monitoring.
 
 The driver's I/O half, kept apart so that loading the driver (``edgedev validate``) does not
-import asyncua. On open it resolves every property's node (namespace URIs and browse paths
-included, each kind in one request) and reads all their ``DataType`` attributes in one
-request, so that writes use each node's own type and a node the server does not know is
-reported once, by name, and left out.
+import asyncua. The session itself is the endpoint's (:mod:`edgedev_opcua.endpoint`), shared
+by every device on the server. On open a device resolves every property's node (namespace URIs
+and browse paths included, each kind in one request) and reads all their ``DataType``
+attributes in one request, so that writes use each node's own type and a node the server does
+not know is reported once, by name, and left out.
 """
 
 from __future__ import annotations
@@ -17,30 +18,24 @@ from typing import Any, cast
 import anyio
 from asyncua import ua
 from asyncua.client.client import Client
-from asyncua.client.ua_client import UaClientState
-from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.common.ua_utils import data_type_to_variant_type
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
 
 from edgedev import DeviceError, DeviceSpec, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Report
+from edgedev.drivers import Report, visitor_as
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
-from edgedev_opcua.connection import close_client, device_errors, open_client, status_name
+from edgedev_opcua.connection import device_errors, status_name
 from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
+from edgedev_opcua.endpoint import Deliver, OpcuaEndpoint
 from edgedev_opcua.nodeid import BrowseStep, IdKind, NodeRef
 
 log = logging.getLogger("edgedev.opcua")
-
-IDLE_WATCHDOG = 3600.0
-"""asyncua's liveness probe in poll mode, seconds: the cycle's own reads already probe."""
 
 FORWARD: Any = False  # asyncua types these flags as its Boolean marker class
 SUBTYPES: Any = True
 OBJECTS_FOLDER = 85
 HIERARCHICAL_REFERENCES = 33
-MAX_NODES_PER_READ = 11705
-"""Server_ServerCapabilities_OperationLimits_MaxNodesPerRead, in namespace 0."""
 
 _KINDS = {
     IdKind.NUMERIC: ua.NodeIdType.Numeric,
@@ -66,32 +61,42 @@ class _Node:
 
 
 class Session:
-    """One connected client for one device.
+    """One device on a shared endpoint session.
 
     Attributes:
-        requests: Read requests sent for property values (not counting those at open).
+        endpoint: the shared session of the device's server.
     """
 
-    def __init__(self, device: DeviceSpec, cfg: OpcuaProtocol, client: Client) -> None:
+    def __init__(self, device: DeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint) -> None:
         self.device = device
         self.cfg = cfg
-        self.client = client
+        self.endpoint = endpoint
         self._nodes: dict[str, _Node] = {}
         self._by_node: dict[ua.NodeId, list[str]] = {}
-        self._subscriptions: list[Subscription] = []
+        self._monitored: list[tuple[int, list[ua.NodeId], list[Deliver], list[int]]] = []
+        self._report: Report | None = None
+        self._wanted: set[str] = set()
+        self._early: dict[str, Value] = {}
         self._bad: dict[str, str] = {}
-        self._max_per_read = 0
-        self.requests = 0
+
+    @property
+    def client(self) -> Client:
+        """The endpoint's client."""
+        return self.endpoint.client
+
+    @property
+    def requests(self) -> int:
+        """Read requests the endpoint sent for property values (of every device on it)."""
+        return self.endpoint.requests
 
     @classmethod
-    async def open(cls, device: DeviceSpec, cfg: OpcuaProtocol) -> Session:
-        """Connect, resolve the nodes and their types, and subscribe in subscribe mode.
+    async def open(cls, device: DeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint) -> Session:
+        """Resolve the device's nodes and their types, and monitor them in subscribe mode.
 
         Raises:
-            DeviceError: the server cannot be reached or refuses the session.
+            DeviceError: the server does not answer.
         """
-        watchdog = cfg.timeout / 1000 if cfg.mode == "subscribe" else IDLE_WATCHDOG
-        session = cls(device, cfg, await open_client(cfg, watchdog=watchdog))
+        session = cls(device, cfg, endpoint)
         try:
             with device_errors(cfg):
                 await session._resolve()
@@ -103,16 +108,15 @@ class Session:
         return session
 
     async def close(self) -> None:
-        """Close the session (deleting its subscriptions) and the socket; never raises."""
-        self._subscriptions = []
-        await close_client(self.client)
+        """Remove the device's monitored items from the shared subscriptions; never raises."""
+        monitored, self._monitored = self._monitored, []
+        with anyio.CancelScope(shield=True):
+            for interval, nodes, sinks, handles in monitored:
+                await self.endpoint.unmonitor(interval, nodes, sinks, handles)
 
     # nodes ---------------------------------------------------------------------------------
     async def _resolve(self) -> None:
-        visitors: dict[str, OpcuaVisitor] = {}
-        for prop in self.device.properties:
-            assert isinstance(prop.visitor, OpcuaVisitor)
-            visitors[prop.name] = prop.visitor
+        visitors = {p.name: visitor_as(p, OpcuaVisitor) for p in self.device.properties}
         refs = {name: v.node for name, v in visitors.items() if v.node is not None}
         namespaces: dict[str, int] = {}
         if any(isinstance(r.namespace, str) for r in refs.values()):
@@ -141,8 +145,9 @@ class Session:
             nodes.append(_Node(prop, to_ua_node_id(ref, index)))
         if not nodes:
             return
-        await self._read_limit()
-        types = await self._read_many([n.node_id for n in nodes], AttributeIds.DataType)
+        types = await self.endpoint.read_attribute(
+            [n.node_id for n in nodes], AttributeIds.DataType
+        )
         for node, result in zip(nodes, types, strict=True):
             status = result.StatusCode
             if status is not None and not status.is_good():
@@ -217,44 +222,17 @@ class Session:
         return node.builtin if node else None
 
     # reads ---------------------------------------------------------------------------------
-    async def _read_many(
-        self, node_ids: Sequence[ua.NodeId], attribute: AttributeIds
-    ) -> list[ua.DataValue]:
-        """One attribute of many nodes in one Read request (more if ``MaxNodesPerRead`` says)."""
-        results: list[ua.DataValue] = []
-        step = self._max_per_read or len(node_ids)
-        for start in range(0, len(node_ids), step):
-            params = ua.ReadParameters()
-            params.TimestampsToReturn = ua.TimestampsToReturn.Neither
-            params.NodesToRead = [
-                ua.ReadValueId(NodeId=node_id, AttributeId=ua.UInt32(attribute))
-                for node_id in node_ids[start : start + step]
-            ]
-            results += await self.client.uaclient.read(params)
-            if attribute is AttributeIds.Value:
-                self.requests += 1
-        return results
-
-    async def _read_limit(self) -> None:
-        """Learn the server's ``MaxNodesPerRead`` (0 or unknown: no limit)."""
-        limit_node = ua.NodeId(ua.Int32(MAX_NODES_PER_READ))
-        [result] = await self.client.uaclient.read_attributes([limit_node], AttributeIds.Value)
-        limit = result.Value.Value if result.Value is not None else None
-        good = result.StatusCode is None or result.StatusCode.is_good()
-        if good and isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-            self._max_per_read = limit
-
     async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
-        """Read the values of ``properties`` with one Read request.
+        """Read the values of ``properties``, in one Read with the other devices' due now.
 
-        A server whose ``MaxNodesPerRead`` is smaller than their number gets as few requests
-        as that limit allows.
+        A server whose ``MaxNodesPerRead`` is smaller than the batch gets as few requests as
+        that limit allows.
         """
         nodes = [self._nodes[p.name] for p in properties if p.name in self._nodes]
         if not nodes:
             return {}
         with device_errors(self.cfg):
-            results = await self._read_many([n.node_id for n in nodes], AttributeIds.Value)
+            results = await self.endpoint.read_values([n.node_id for n in nodes])
         values: dict[str, Value] = {}
         for node, result in zip(nodes, results, strict=True):
             value = self._decode(node, result)
@@ -295,8 +273,8 @@ class Session:
         """
         node = self._nodes.get(prop.name)
         if node is None:
-            assert isinstance(prop.visitor, OpcuaVisitor)
-            raise WriteRefused(f"{prop.name}: node {prop.visitor.node_id} is not on the server")
+            node_id = visitor_as(prop, OpcuaVisitor).node_id
+            raise WriteRefused(f"{prop.name}: node {node_id} is not on the server")
         if node.builtin is None:
             raise WriteRefused(
                 f"{prop.name}: node type {node.data_type} cannot be written by edgedev"
@@ -323,13 +301,12 @@ class Session:
         for node in self._nodes.values():
             groups.setdefault(round(node.prop.collect_cycle * 1000), []).append(node)
         for cycle_ms, nodes in sorted(groups.items()):
-            subscription = await self.client.create_subscription(float(cycle_ms), handler=None)
-            self._subscriptions.append(subscription)
-            handles = await subscription.subscribe_data_change(
-                [self.client.get_node(n.node_id) for n in nodes],
-                sampling_interval=ua.Double(cycle_ms),
-            )
-            for node, handle in zip(nodes, handles, strict=True):
+            node_ids = [n.node_id for n in nodes]
+            sinks = [self._sink(n) for n in nodes]
+            results = await self.endpoint.monitor(cycle_ms, node_ids, sinks)
+            handles = [h for h in results if isinstance(h, int)]
+            self._monitored.append((cycle_ms, node_ids, sinks, handles))
+            for node, handle in zip(nodes, results, strict=True):
                 if isinstance(handle, ua.StatusCode):
                     log.warning(
                         "%s: property %s: cannot monitor node %s: %s",
@@ -339,41 +316,31 @@ class Session:
                         status_name(handle.value),
                     )
 
+    def _sink(self, node: _Node) -> Deliver:
+        name = node.prop.name
+
+        def deliver(data: ua.DataValue) -> None:
+            value = self._decode(node, data)
+            if value is None:
+                return
+            if self._report is None:
+                self._early[name] = value  # published before watch() began
+            elif name in self._wanted:
+                self._report(name, value)
+
+        return deliver
+
     async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
-        """Report the values the server publishes until the connection is lost.
+        """Report the values the server publishes until the session is lost.
 
         Raises:
-            DeviceError: the connection or a subscription was lost.
+            DeviceError: the session or a subscription was lost.
         """
-        wanted = {p.name for p in properties}
-        async with anyio.create_task_group() as tg:
-            for subscription in self._subscriptions:
-                tg.start_soon(self._pump, subscription, wanted, report)
-            await self._until_lost()
-
-    async def _pump(self, subscription: Subscription, wanted: set[str], report: Report) -> None:
-        async for event in subscription:
-            if isinstance(event, DataChangeEvent):
-                self._deliver(event, wanted, report)
-            elif isinstance(event, StatusChangeEvent):
-                status = event.notification.Status
-                if status.is_bad():
-                    raise DeviceError(
-                        f"{self.cfg.url}: subscription ended ({status_name(status.value)})"
-                    )
-        raise DeviceError(f"{self.cfg.url}: subscription closed")
-
-    def _deliver(self, event: DataChangeEvent, wanted: set[str], report: Report) -> None:
-        data: ua.DataValue = event.data.monitored_item.Value
-        for name in self._by_node.get(event.node.nodeid, ()):
-            if name in wanted:
-                value = self._decode(self._nodes[name], data)
-                if value is not None:
-                    report(name, value)
-
-    async def _until_lost(self) -> None:
-        uaclient = self.client.uaclient
-        async with uaclient.subscribe_state() as states:
-            while uaclient.state is UaClientState.CONNECTED:
-                await states.next_change()
+        self._wanted = {p.name for p in properties}
+        self._report = report
+        early, self._early = self._early, {}
+        for name, value in early.items():
+            if name in self._wanted:
+                report(name, value)
+        await self.endpoint.lost.wait()
         raise DeviceError(f"{self.cfg.url}: connection lost")

@@ -1,0 +1,130 @@
+"""The DMI converter (both ways), the token bucket, and the committed generated code."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from google.protobuf import any_pb2, wrappers_pb2
+
+from edgedev import ConfigError, DeviceSpec
+from edgedev.dmi import TokenBucket, pb, to_device, to_model, to_spec
+from edgedev.dmi._convert import unpack_value
+from edgedev.dmi._generate import GENERATED, PROTO, generate
+from edgedev.testing import device, device_model, device_property, load_documents
+from edgedev.testing.dmi import edgecore_device, edgecore_model
+
+MODEL = device_model(
+    "thermo",
+    "modbus",
+    [
+        {"name": "temperature", "type": "FLOAT", "accessMode": "ReadOnly", "unit": "degC"},
+        {"name": "setpoint", "type": "INT", "minimum": "10", "maximum": "30"},
+        {"name": "heating", "type": "BOOLEAN"},
+    ],
+)
+DEVICE = device(
+    "thermo-1",
+    "thermo",
+    "modbus",
+    {"ip": "127.0.0.1", "port": 5020, "slaveID": 3},
+    [
+        device_property(
+            "temperature",
+            "modbus",
+            500,
+            {"register": "InputRegister", "offset": 0, "dataType": "int16", "scale": 0.1},
+        ),
+        {
+            **device_property(
+                "setpoint", "modbus", 1000, {"register": "HoldingRegister", "offset": 1}
+            ),
+            "desired": {"value": "21"},
+            "reportCycle": 5000,
+        },
+        device_property("heating", "modbus", 1000, {"register": "CoilRegister", "offset": 0}),
+    ],
+)
+
+
+def plain(spec: DeviceSpec) -> DeviceSpec:
+    return dataclasses.replace(spec, source="")
+
+
+def test_edgecore_encoding_gives_the_spec_the_yaml_loader_makes(tmp_path: Path):
+    [from_yaml] = load_documents(tmp_path, [MODEL, DEVICE])
+    message = edgecore_device(DEVICE)
+    # as EdgeCore sends it: numbers as float32 wrappers, a zero among them
+    port = message.spec.protocol.configData.data["port"]
+    assert port.type_url.endswith("google.protobuf.FloatValue")
+    scale = wrappers_pb2.FloatValue()
+    message.spec.properties[0].visitors.configData.data["scale"].Unpack(scale)
+    assert scale.value != 0.1  # 0.100000001...
+    spec = to_spec(message, edgecore_model(MODEL))
+    assert plain(spec) == plain(from_yaml)
+    assert spec.property("temperature").visitor.scale == 0.1  # type: ignore[attr-defined]
+    assert spec.config.port == 5020  # type: ignore[attr-defined]
+    assert spec.property("setpoint").desired == "21"
+    assert spec.property("heating").desired is None  # "" from EdgeCore: no desired value
+
+
+def test_spec_to_messages_and_back_is_the_same_spec(tmp_path: Path):
+    [spec] = load_documents(tmp_path, [MODEL, DEVICE])
+    message, model = to_device(spec), to_model(spec)
+    wire = pb.Device.FromString(message.SerializeToString())
+    assert plain(to_spec(wire, pb.DeviceModel.FromString(model.SerializeToString()))) == plain(spec)
+    assert wire.namespace == "default"
+    assert wire.spec.properties[2].desired.value == ""
+
+
+def test_float32_numbers_read_back_as_their_decimal():
+    def unpack(value: float) -> object:
+        packed = any_pb2.Any()
+        packed.Pack(wrappers_pb2.FloatValue(value=value))
+        return unpack_value(packed)
+
+    assert unpack(0.1) == 0.1
+    assert unpack(235.7) == 235.7
+    assert unpack(5020) == 5020 and isinstance(unpack(5020), int)
+    assert unpack(0) == 0
+    empty = any_pb2.Any()
+    assert unpack_value(empty) == 0  # a zero as an empty Any
+
+
+def test_an_invalid_device_names_the_device_and_the_field():
+    bad = edgecore_device(DEVICE)
+    bad.spec.properties[1].visitors.configData.data["offset"].Pack(
+        wrappers_pb2.StringValue(value="x")
+    )
+    with pytest.raises(ConfigError) as caught:
+        to_spec(bad, edgecore_model(MODEL))
+    text = str(caught.value)
+    assert "default/thermo-1" in text
+    assert "spec.properties[1].visitors.configData.offset" in text
+
+    with pytest.raises(ConfigError) as caught:
+        to_spec(edgecore_device(DEVICE), None)
+    assert "spec.deviceModelRef.name" in str(caught.value)
+
+
+def test_token_bucket_keeps_the_sustained_rate():
+    bucket = TokenBucket(rate=0.8, burst=20)
+    now, sent = 0.0, 0
+    while now < 100:
+        if bucket.take(now):
+            sent += 1
+        now += 0.01
+    assert 20 + 0.8 * 100 - 1 <= sent <= 20 + 0.8 * 100 + 1
+    while bucket.take(now):
+        sent += 1
+    assert bucket.delay(now) > 0
+    bucket.drain(now)
+    assert bucket.delay(now) == pytest.approx(1 / 0.8)
+
+
+def test_the_committed_generated_code_matches_the_proto(tmp_path: Path):
+    for path in generate(tmp_path):
+        committed = PROTO.parent / path.name
+        assert path.name in GENERATED
+        assert committed.read_text() == path.read_text(), f"regenerate {committed.name}"

@@ -1,0 +1,315 @@
+"""edgedev as a KubeEdge DMI mapper: a fake EdgeCore on a unix socket, real simulated devices.
+
+The fake EdgeCore (``edgedev.testing.dmi``) refuses requests as EdgeCore does: over 1/s
+sustained (burst 100), twins without observedDesired or reported, reports without a namespace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import grpc
+import pytest
+from grpc import aio
+
+from dmi_helpers import dmi_mapper, modbus_device, modbus_model, socket_dir
+from edgedev.dmi import pb
+from edgedev.testing import device, device_model, device_property, free_port, load_documents
+from edgedev.testing.dmi import FakeEdgeCore, edgecore_device, edgecore_model
+from edgedev_modbus import ModbusSimulator
+from edgedev_modbus.codec import Table
+from edgedev_opcua import OpcuaSimulator
+
+WRITES = frozenset({5, 6, 15, 16})
+
+
+def writes(sim: ModbusSimulator, device: str) -> int:
+    return sum(1 for r in sim.requests if r.device == device and r.function in WRITES)
+
+
+def requests(sim: ModbusSimulator, device: str) -> int:
+    return sum(1 for r in sim.requests if r.device == device)
+
+
+@pytest.fixture
+def sockets():
+    with socket_dir() as path:
+        yield path
+
+
+async def test_register_with_data_runs_the_devices_and_reports_their_twins(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    docs = [modbus_model(), modbus_device("t1", free_port()), modbus_device("t2", free_port())]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        sim.set("default/t1", "setpoint", 21.5)
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi:
+            await core.wait_for(lambda: core.reported("default/t1").get("setpoint") == "21.5")
+            await core.wait_for(lambda: "temperature" in core.reported("default/t2"))
+            await core.wait_for(lambda: core.state_of("default/t2") == "online")
+            [registration] = core.registrations
+            assert registration.withData
+            assert registration.mapper.protocol == "modbus"
+            assert registration.mapper.address == f"{sockets}/modbus.sock".encode()
+            assert dmi.sources["modbus"].registered
+            status = core.statuses[-1]
+            twin = status.reportedDevice.twins[0]
+            assert status.deviceNamespace == "default"
+            assert twin.observedDesired.value == ""
+            assert twin.reported.metadata["type"] == "float"
+            assert int(twin.reported.metadata["timestamp"]) > 0
+            assert not core.invalid and not core.limited
+        tg.cancel_scope.cancel()
+
+
+async def test_one_mapper_registers_for_modbus_and_opcua_and_reports_both(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    opcua_url = f"opc.tcp://127.0.0.1:{free_port()}/edgedev/dmi"
+    opcua_model = device_model("valve", "opcua", [{"name": "position", "type": "DOUBLE"}])
+    opcua_device = device(
+        "valve-1",
+        "valve",
+        "opcua",
+        {"url": opcua_url},
+        [device_property("position", "opcua", 200, {"nodeID": "ns=2;s=Valve.position"})],
+    )
+    docs = [modbus_model(), modbus_device("t1", free_port()), opcua_model, opcua_device]
+    specs = load_documents(tmp_path, docs)
+    modbus_sim = ModbusSimulator([s for s in specs if s.protocol == "modbus"])
+    opcua_sim = OpcuaSimulator([s for s in specs if s.protocol == "opcua"])
+    core = FakeEdgeCore(
+        f"{sockets}/dmi.sock", devices=[docs[1], docs[3]], models=[docs[0], docs[2]]
+    )
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(modbus_sim.run)
+        await tg.start(opcua_sim.run)
+        await opcua_sim.set("default/valve-1", "position", 42.5)
+        async with dmi_mapper(mqtt_url, core, sockets, "modbus", "opcua") as dmi:
+            await core.wait_for(lambda: "temperature" in core.reported("default/t1"))
+            await core.wait_for(
+                lambda: core.reported("default/valve-1").get("position") == "42.5", timeout=20
+            )
+            assert sorted(r.mapper.protocol for r in core.registrations) == ["modbus", "opcua"]
+            assert set(dmi.mapper.runners) == {"default/t1", "default/valve-1"}
+            assert dmi.sources["opcua"].specs["default/valve-1"].protocol == "opcua"
+        tg.cancel_scope.cancel()
+
+
+async def test_devices_added_updated_and_removed_at_run_time(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    ports = [free_port(), free_port()]
+    docs = [modbus_model(), modbus_device("a", ports[0]), modbus_device("b", ports[1])]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:2], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+            await core.wait_for(lambda: "temperature" in core.reported("default/a"))
+            assert requests(sim, "default/b") == 0
+
+            # RegisterDevice at run time starts that one device, and no other restarts
+            runner_a = dmi.mapper.runners["default/a"]
+            answer = await client.RegisterDevice(
+                pb.RegisterDeviceRequest(device=edgecore_device(docs[2]))
+            )
+            assert (answer.deviceName, answer.deviceNamespace) == ("b", "default")
+            await core.wait_for(lambda: "temperature" in core.reported("default/b"))
+            assert dmi.mapper.runners["default/a"] is runner_a
+
+            # UpdateDevice with a desired value: written once, however often it comes again
+            before = writes(sim, "default/b")
+            wanted = edgecore_device(modbus_device("b", ports[1], setpoint="22.5"))
+            await client.UpdateDevice(pb.UpdateDeviceRequest(device=wanted))
+            await core.wait_for(lambda: core.reported("default/b").get("setpoint") == "22.5")
+            assert sim.words("default/b", Table.HOLDING, 0, 1) == [225]
+            assert writes(sim, "default/b") == before + 1
+            await client.UpdateDevice(pb.UpdateDeviceRequest(device=wanted))
+            reports = len(core.statuses)
+            await core.wait_for(lambda: len(core.statuses) > reports + 2)
+            assert writes(sim, "default/b") == before + 1
+            assert dmi.mapper.runners["default/a"] is runner_a
+            observed = [
+                t.observedDesired.value
+                for s in core.statuses[reports:]
+                if s.deviceName == "b"
+                for t in s.reportedDevice.twins
+                if t.propertyName == "setpoint"
+            ]
+            assert observed and set(observed) == {"22.5"}
+
+            # GetDevice: the device with its reported twins
+            got = await client.GetDevice(
+                pb.GetDeviceRequest(deviceName="b", deviceNamespace="default")
+            )
+            twins = {t.propertyName: t.reported.value for t in got.device.status.twins}
+            assert twins["setpoint"] == "22.5"
+            assert got.device.spec.properties[1].desired.value == "22.5"
+
+            # RemoveDevice: no more requests reach it; it is reported offline
+            await client.RemoveDevice(
+                pb.RemoveDeviceRequest(deviceName="b", deviceNamespace="default")
+            )
+            assert "default/b" not in dmi.mapper.runners
+            await core.wait_for(lambda: core.state_of("default/b") == "offline")
+            count = requests(sim, "default/b")
+            reads_a = requests(sim, "default/a")
+            await core.wait_for(lambda: requests(sim, "default/a") > reads_a + 3, timeout=10)
+            assert requests(sim, "default/b") == count
+            # an unknown device is no error: EdgeCore forgets a device only on success
+            await client.RemoveDevice(
+                pb.RemoveDeviceRequest(deviceName="b", deviceNamespace="default")
+            )
+        tg.cancel_scope.cancel()
+
+
+async def test_update_device_model_restarts_its_devices_with_the_new_model(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    docs = [modbus_model(), modbus_device("m", free_port())]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+            await core.wait_for(lambda: "setpoint" in core.reported("default/m"))
+            runner = dmi.mapper.runners["default/m"]
+            narrower = [MODBUS_SETPOINT_READONLY, MODBUS_TEMPERATURE]
+            await client.UpdateDeviceModel(
+                pb.UpdateDeviceModelRequest(model=edgecore_model(modbus_model(props=narrower)))
+            )
+            restarted = dmi.mapper.runners["default/m"]
+            assert restarted is not runner
+            assert not restarted.spec.property("setpoint").writable
+            assert (
+                await restarted.write("setpoint", "20")
+            ).reason == "property 'setpoint' is ReadOnly"
+        tg.cancel_scope.cancel()
+
+
+MODBUS_TEMPERATURE = {"name": "temperature", "type": "FLOAT", "accessMode": "ReadOnly"}
+MODBUS_SETPOINT_READONLY = {"name": "setpoint", "type": "FLOAT", "accessMode": "ReadOnly"}
+
+
+async def test_invalid_devices_are_refused_with_the_field_named(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    docs = [modbus_model(), modbus_device("ok", free_port())]
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", models=docs[:1])
+    async with core, dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+        # EdgeCore answers a registration with the models of its devices only (there are
+        # none): the model comes as CreateDeviceModel (dtmanager/dmiworker.go:169-171)
+        await client.CreateDeviceModel(pb.CreateDeviceModelRequest(model=edgecore_model(docs[0])))
+        bad = edgecore_device(modbus_device("bad", free_port()))
+        del bad.spec.protocol.configData.data["ip"]
+        with pytest.raises(aio.AioRpcError) as caught:
+            await client.RegisterDevice(pb.RegisterDeviceRequest(device=bad))
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "default/bad" in (caught.value.details() or "")
+        assert "spec.protocol.configData" in (caught.value.details() or "")
+
+        orphan = edgecore_device(modbus_device("orphan", free_port(), model="nowhere"))
+        with pytest.raises(aio.AioRpcError) as caught:
+            await client.RegisterDevice(pb.RegisterDeviceRequest(device=orphan))
+        assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+        assert "spec.deviceModelReference" in (caught.value.details() or "")
+
+        other = edgecore_device(modbus_device("other", free_port()))
+        other.spec.protocol.protocolName = "opcua"
+        with pytest.raises(aio.AioRpcError) as caught:
+            await client.RegisterDevice(pb.RegisterDeviceRequest(device=other))
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "spec.protocol.protocolName" in (caught.value.details() or "")
+
+        with pytest.raises(aio.AioRpcError) as caught:
+            await client.GetDevice(pb.GetDeviceRequest(deviceName="bad", deviceNamespace="default"))
+        assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+        assert dmi.mapper.runners == {}
+        await client.RegisterDevice(pb.RegisterDeviceRequest(device=edgecore_device(docs[1])))
+        assert list(dmi.mapper.runners) == ["default/ok"]
+
+
+async def test_a_restarted_edgecore_gets_a_new_registration_and_a_resync(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    docs = [modbus_model(), modbus_device("stay", free_port()), modbus_device("go", free_port())]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi:
+            await core.wait_for(lambda: "temperature" in core.reported("default/go"))
+            stay = dmi.mapper.runners["default/stay"]
+            await core.stop()
+            del core.devices["default/go"]  # deleted in the cloud meanwhile
+            await core.start()
+            await core.wait_for(lambda: len(core.registrations) == 2, timeout=20)
+            await core.wait_for(lambda: "default/go" not in dmi.mapper.runners)
+            assert dmi.mapper.runners["default/stay"] is stay  # unchanged: not restarted
+            reports = len(core.statuses)
+            await core.wait_for(lambda: len(core.statuses) > reports)
+        tg.cancel_scope.cancel()
+
+
+async def test_stopping_reports_every_device_offline(tmp_path: Path, mqtt_url: str, sockets: str):
+    docs = [modbus_model(), modbus_device("s1", free_port()), modbus_device("s2", free_port())]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets):
+            await core.wait_for(lambda: core.state_of("default/s1") == "online")
+            await core.wait_for(lambda: core.state_of("default/s2") == "online")
+        assert core.state_of("default/s1") == "offline"
+        assert core.state_of("default/s2") == "offline"
+        tg.cancel_scope.cancel()
+
+
+async def test_a_desired_value_the_device_already_holds_is_not_written(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    port = free_port()
+    docs = [modbus_model(), modbus_device("held", port, setpoint="21.50")]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        sim.set("default/held", "setpoint", 21.5)  # "21.50" and 21.5: the same value
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi:
+            # reported in the desired value's own text, as EdgeCore compares strings
+            await core.wait_for(lambda: core.reported("default/held").get("setpoint") == "21.50")
+            writer = dmi.mapper.writers["default/held"]
+            assert not writer.pending
+            reads = requests(sim, "default/held")
+            await core.wait_for(lambda: requests(sim, "default/held") > reads + 3)
+            assert writes(sim, "default/held") == 0
+            assert writer.attempts == 0
+        tg.cancel_scope.cancel()
+
+
+async def test_devices_from_files_run_beside_and_are_not_reported_over_dmi(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    docs = [
+        modbus_model(),
+        modbus_device("dmi-1", free_port()),
+        modbus_device("file-1", free_port()),
+    ]
+    specs = load_documents(tmp_path, docs)
+    sim = ModbusSimulator(specs)
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:2], models=docs[:1])
+    files = [s for s in specs if s.name == "file-1"]
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets, files=files) as dmi:
+            await core.wait_for(lambda: "temperature" in core.reported("default/dmi-1"))
+            file_runner = dmi.mapper.runners["default/file-1"]
+            await core.wait_for(lambda: file_runner.state == "online" and file_runner.reads > 3)
+            assert core.reported("default/file-1") == {}
+            assert core.state_of("default/file-1") is None
+        tg.cancel_scope.cancel()

@@ -1,0 +1,66 @@
+"""The DMI report sink on its own: what goes first when EdgeCore's budget is short."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+
+from dmi_helpers import modbus_device, modbus_model, socket_dir
+from edgedev.dmi import DmiSink, EdgeCoreLink
+from edgedev.mapper import Reading
+from edgedev.testing import free_port, load_documents
+from edgedev.testing.dmi import FakeEdgeCore
+from edgedev.twin import DeviceState
+
+
+async def test_states_go_first_then_changed_values_then_refreshes(tmp_path: Path):
+    docs = [modbus_model(), *(modbus_device(n, free_port()) for n in ("a", "b", "c"))]
+    a, b, c = load_documents(tmp_path, docs)
+    with socket_dir() as sockets:
+        async with FakeEdgeCore(f"{sockets}/dmi.sock") as core, anyio.create_task_group() as tg:
+            sink = DmiSink(EdgeCoreLink(core.socket), lambda d: {"setpoint": "20"})
+            sink.activate()
+            sink.twin(a, [Reading("setpoint", 20.0, "20", 1)])
+            await sink.flush()
+            assert len(core.statuses) == 1
+
+            sink.deactivate()  # EdgeCore away: everything waits, newest wins
+            tg.start_soon(sink.run)
+            sink.twin(a, [Reading("setpoint", 20.0, "20", 2)])  # unchanged: a refresh
+            sink.twin(b, [Reading("setpoint", 21.0, "21", 2)])  # changed
+            sink.twin(b, [Reading("setpoint", 22.0, "22", 3)])  # ...and changed again
+            sink.state(c, DeviceState.ONLINE, None)
+            sink.twin(a, [Reading("temperature", 19.5, "19.5", 3)])  # a changed too, later
+            assert sink.pending == 4  # c's state; b and a changed; a's refresh joins it
+            sink.activate()
+            await core.wait_for(lambda: len(core.statuses) == 3 and len(core.states) == 1)
+            tg.cancel_scope.cancel()
+    order = [core.states[0].deviceName, *(s.deviceName for s in core.statuses[1:])]
+    assert order == ["c", "b", "a"]
+    b_twins = {t.propertyName: t.reported.value for t in core.statuses[1].reportedDevice.twins}
+    assert b_twins == {"setpoint": "22"}  # one request, the newest value
+    a_twins = {t.propertyName: t.reported.value for t in core.statuses[2].reportedDevice.twins}
+    assert a_twins == {"setpoint": "20", "temperature": "19.5"}  # one request per device
+    assert {t.observedDesired.value for t in core.statuses[2].reportedDevice.twins} == {
+        "20",
+        "",
+    }
+    assert core.limited == 0 and sink.limited == 0
+
+
+async def test_a_value_edgecore_would_refuse_is_left_out_and_counted(tmp_path: Path):
+    # EdgeCore refuses a whole report for one bad entry, over DMI as over MQTT: the DMI sink
+    # filters through the same TwinFilter as the MQTT twin sink
+    a = load_documents(tmp_path, [modbus_model(), modbus_device("a", free_port())])[0]
+    with socket_dir() as sockets:
+        async with FakeEdgeCore(f"{sockets}/dmi.sock") as core:
+            sink = DmiSink(EdgeCoreLink(core.socket), lambda d: {})
+            sink.activate()
+            bad = Reading("setpoint", 1e300, "1e+300", 1)  # '+' is outside EdgeCore's charset
+            sink.twin(a, [bad, Reading("temperature", 19.5, "19.5", 1)])
+            await sink.flush()
+    assert len(core.statuses) == 1
+    twins = {t.propertyName: t.reported.value for t in core.statuses[0].reportedDevice.twins}
+    assert twins == {"temperature": "19.5"}
+    assert sink.refused[a.id] == 1 and sink.failed == 0
