@@ -241,16 +241,20 @@ class DmiSource:
         old = self.specs.get(spec.id)
         if old is None:
             self.desired[spec.id] = {}  # before it starts: its reports go to EdgeCore
-            if self.mapper.serving(spec.id):  # the same device from a file: EdgeCore's wins
-                await self.mapper.update_device(spec)
-            else:
-                await self.mapper.add_device(spec)
+            await self._run(spec)
         elif _without_desired(old) != _without_desired(spec):
-            await self.mapper.update_device(spec)
+            await self._run(spec)
             self.desired[spec.id] = {}  # a new writer: what is desired is wanted again
         self.specs[spec.id] = spec
         self._want(spec)
         return spec
+
+    async def _run(self, spec: DeviceSpec) -> None:
+        """Restart the device the mapper serves (a file's: EdgeCore's wins), else start it."""
+        if self.mapper.serving(spec.id):
+            await self.mapper.update_device(spec)
+        else:
+            await self.mapper.add_device(spec)  # not served when bound to another node
 
     def _want(self, spec: DeviceSpec) -> None:
         """Hand desired values that changed to the device's writer."""
