@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fleet_config as fc
 
-from edgedev.bus._messages import dumps, new_event_id, twin_report
-from edgedev.config import load_devices
+from edgedev.loader import load_devices
 from edgedev.twin._values import Value, format_value
+from edgedev.wire import dumps, new_event_id, twin_report, type_name
 from edgedev_modbus.driver import ModbusDriver
 from edgedev_modbus.plan import Block, split_block
 
@@ -82,7 +82,7 @@ def main() -> int:
 
     def report() -> bytes:
         entries = [
-            (name, format_value(value, by_name[name].type), by_name[name].type.wire_name, stamp)
+            (name, format_value(value, by_name[name].type), type_name(by_name[name].type), stamp)
             for name, value in values.items()
         ]
         return twin_report(entries)
@@ -94,7 +94,7 @@ def main() -> int:
                     "value": format_value(value, by_name[name].type),
                     "metadata": {"timestamp": stamp},
                 },
-                "metadata": {"type": by_name[name].type.wire_name},
+                "metadata": {"type": type_name(by_name[name].type)},
             }
             for name, value in values.items()
         }

@@ -55,7 +55,7 @@ def status_mb(pid: int, key: str) -> float:
 def publish(url: str, devices: int, properties: int, cycle: float, seconds: float) -> None:
     """The publisher process: every device reports every cycle, spread over the cycle."""
     from edgedev.bus import Bus, Channel, Topics
-    from edgedev.bus._messages import twin_report
+    from edgedev.wire import twin_report
 
     topics = Topics(ROOT)
     names = [f"p{i}" for i in range(properties)]

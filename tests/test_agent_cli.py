@@ -11,8 +11,8 @@ import anyio
 import pytest
 
 from edgedev.agent import TwinStore
-from edgedev.bus._messages import twin_get
 from edgedev.bus._topics import Channel, Topics
+from edgedev.wire import twin_get
 from twin_helpers import DEVICE, observer, on, payload, root, thermostat
 
 pytestmark = pytest.mark.broker

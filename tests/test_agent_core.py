@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from edgedev.agent import AgentCore, Reply
-from edgedev.bus._messages import MapperState, desired_update, dumps, state_update, twin_report
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, NodeChannel, Topics
+from edgedev.wire import MapperState, desired_update, dumps, state_update, twin_report
 from twin_helpers import DEVICE, thermostat
 
 T = Topics("r")
@@ -201,6 +201,26 @@ def test_the_agent_package_exports_resolve():
     assert isinstance(edgedev.agent.__all__, tuple)
     for name in edgedev.agent.__all__:
         assert getattr(edgedev.agent, name) is not None, name
+
+
+def test_twin_get_is_answered_even_when_its_batch_fails_to_store(tmp_path: Path):
+    from edgedev.agent import Agent
+
+    core, _ = core_with_file(tmp_path)
+    replies = send(core, Channel.TWIN_UPDATE, desired_update({"setpoint": "22"}, event_id="u"))
+    replies += send(core, Channel.TWIN_GET, dumps({"event_id": "g", "timestamp": 1}))
+
+    class Published:
+        def __init__(self) -> None:
+            self.topics: list[str] = []
+
+        def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+            self.topics.append(topic)
+
+    bus = Published()
+    Agent._publish(bus, replies, stored=False)  # type: ignore[arg-type]
+    assert [t.rsplit("/", 2)[-2:] for t in bus.topics] == [["update", "result"], ["get", "result"]]
+    assert json.loads(replies[0].on_failure.payload)["code"] == 500  # type: ignore[union-attr]
 
 
 def test_a_state_that_is_no_word_is_refused_and_go_s_states_are_kept(tmp_path: Path):

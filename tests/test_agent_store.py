@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from edgedev.agent import DeviceRow, PropertyRow, StoreError, TwinStore
-from edgedev.bus._messages import desired_update, twin_get
 from edgedev.bus._topics import Channel, Topics
 from edgedev.twin import PropertyType, TwinProperty, TwinValue, WriteFailure
+from edgedev.wire import desired_update, twin_get
 from twin_helpers import agent_running, observer, on, payload, root, thermostat
 
 

@@ -16,13 +16,13 @@ from edgedev._plugins import install_hint
 from edgedev._text import plural
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus import Bus
-from edgedev.bus._messages import desired_update, state_update, twin_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.cli import build_parser, main
 from edgedev.cli._logging import setup_logging
 from edgedev.cli._watch import describe
 from edgedev.testing import Recorder, edgedev_process, free_port
 from edgedev.view._state import TwinView
+from edgedev.wire import desired_update, state_update, twin_report
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 20.0

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from edgedev._errors import PluginError
-from edgedev.config import load_devices
+from edgedev.loader import load_devices
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S_VERSION = "1.31.0"  # K3s and KubeEdge 1.20+ releases of that time

@@ -47,3 +47,20 @@ async def test_states_go_first_then_changed_values_then_refreshes(tmp_path: Path
         "",
     }
     assert core.limited == 0 and sink.limited == 0
+
+
+async def test_a_value_edgecore_would_refuse_is_left_out_and_counted(tmp_path: Path):
+    # EdgeCore refuses a whole report for one bad entry, over DMI as over MQTT: the DMI sink
+    # filters through the same TwinFilter as the MQTT twin sink
+    a = load_documents(tmp_path, [modbus_model(), modbus_device("a", free_port())])[0]
+    with socket_dir() as sockets:
+        async with FakeEdgeCore(f"{sockets}/dmi.sock") as core:
+            sink = DmiSink(EdgeCoreLink(core.socket), lambda d: {})
+            sink.activate()
+            bad = Reading("setpoint", 1e300, "1e+300", 1)  # '+' is outside EdgeCore's charset
+            sink.twin(a, [bad, Reading("temperature", 19.5, "19.5", 1)])
+            await sink.flush()
+    assert len(core.statuses) == 1
+    twins = {t.propertyName: t.reported.value for t in core.statuses[0].reportedDevice.twins}
+    assert twins == {"temperature": "19.5"}
+    assert sink.refused[a.id] == 1 and sink.failed == 0

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from edgecore_double import VALUE, EdgeCoreTwins, edgecore_running, validate_value
 from edgedev import Mapper, load_devices
-from edgedev.bus._messages import desired_update, twin_report
 from edgedev.cli._demo import demo_files
 from edgedev.config._spec import DeviceSpec
 from edgedev.simulate import simulate
@@ -32,7 +31,7 @@ from edgedev.testing import (
     load_documents,
 )
 from edgedev.twin import PropertyType, Value, format_value
-from edgedev.wire import plain_float, refusal
+from edgedev.wire import desired_update, plain_float, refusal, twin_report, type_name
 from edgedev_modbus import ModbusSimulator
 from twin_helpers import DEVICE, root, thermostat
 
@@ -129,8 +128,8 @@ def test_every_type_maps_to_one_edgecore_accepts_with_its_values():
     assert set(samples) == set(PropertyType)
     for type_, value in samples.items():
         text = format_value(value, type_)
-        assert validate_value(type_.wire_name, text) is None, (type_, text)
-        assert refusal("p", text, type_.wire_name) is None, (type_, text)
+        assert validate_value(type_name(type_), text) is None, (type_, text)
+        assert refusal("p", text, type_name(type_)) is None, (type_, text)
     assert plain_float(1e16) == "10000000000000000.0"
     assert plain_float(-2.5e-8) == "-0.000000025"
 
@@ -186,7 +185,7 @@ async def test_the_demo_fleet_and_every_example_report_nothing_edgecore_refuses(
     for spec in devices:
         core.add_device(
             spec.id,
-            {p.name: (p.type.wire_name, p.desired) for p in spec.properties if p.desired},
+            {p.name: (type_name(p.type), p.desired) for p in spec.properties if p.desired},
         )
     topic_root = root()
     mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
@@ -267,7 +266,7 @@ async def test_upstream_shaped_yaml_validates_and_runs_against_its_simulator(
     for spec in devices:
         core.add_device(
             spec.id,
-            {p.name: (p.type.wire_name, p.desired) for p in spec.properties if p.desired},
+            {p.name: (type_name(p.type), p.desired) for p in spec.properties if p.desired},
         )
     wanted = {(d.id, p.name): p.desired for d in devices for p in d.properties}
 

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from edgedev import Bus, DeviceSpec, Mapper, WriteRefused
-from edgedev.bus import Channel, Topics, TwinDelta, TwinResult
+from edgedev.bus import Channel, Topics
 from edgedev.mapper._desired import pending_values
-from edgedev.mapper._device import check_write
+from edgedev.mapper._device import check_device_write
 from edgedev.testing import Recorder
+from edgedev.wire import TwinDelta, TwinResult
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import load_docs, topic_root
 
@@ -167,7 +168,7 @@ def test_any_topic_parses_or_is_ignored(topic: str):
 )
 def test_any_write_is_checked_or_refused(spec: DeviceSpec, name: str, text: str):
     try:
-        prop, value = check_write(spec, name, text)
+        prop, value = check_device_write(spec, name, text)
     except WriteRefused as exc:
         assert str(exc)
         if spec.has_property(name):

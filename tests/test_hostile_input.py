@@ -22,7 +22,6 @@ import pytest
 from edgedev import Bus, ConfigError, load_devices
 from edgedev.agent import Agent, AgentLimits, TwinStore
 from edgedev.agent._records import DeviceRow, PropertyRow
-from edgedev.bus._messages import desired_update, new_event_id, twin_get
 from edgedev.bus._topics import Channel, NodeChannel, Topics
 from edgedev.testing import (
     Recorder,
@@ -34,6 +33,7 @@ from edgedev.testing import (
     write_documents,
 )
 from edgedev.twin import PropertyType, TwinProperty, TwinValue
+from edgedev.wire import desired_update, new_event_id, twin_get
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
 from twin_helpers import agent_running, mapper_running, observer

@@ -19,6 +19,7 @@ MODULES = [
     "edgedev.agent",
     "edgedev.health",
     "edgedev.view",
+    "edgedev.loader",
     "edgedev.wire",
 ]
 

@@ -11,8 +11,9 @@ import anyio.lowlevel
 import pytest
 
 from edgedev import Bus
-from edgedev.bus import MemoryOutbox, Outbox, SqliteOutbox, twin_report
+from edgedev.bus import MemoryOutbox, Outbox, SqliteOutbox
 from edgedev.testing import Recorder
+from edgedev.wire import twin_report
 
 pytestmark = pytest.mark.broker
 

@@ -22,6 +22,13 @@ from edgedev.testing import Recorder, edgedev_process, free_port, topic_endswith
 
 pytestmark = pytest.mark.broker
 
+if "linetcp" not in drivers.names():
+    pytest.skip(
+        "the example driver is not installed (pip install -e examples/edgedev-example-driver, "
+        "as requirements.txt does)",
+        allow_module_level=True,
+    )
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "edgedev-example-driver"
 DEVICE = "demo/greenhouse-1"
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgedev.agent import property_entry, to_change, twin_entries
-from edgedev.bus._messages import MsgTwin, TwinUpdate
-from edgedev.twin import Change, Code, PropertyModel, PropertyType, Twin, WriteFailure
+from edgedev import WriteRefused
+from edgedev.twin import (
+    Change,
+    Code,
+    NoSuchProperty,
+    PropertyModel,
+    PropertyType,
+    Twin,
+    WriteFailure,
+    check_value,
+)
+from edgedev.wire import MsgTwin, TwinUpdate, property_entry, to_change, twin_entries
 
 MODEL = {
     "setpoint": PropertyModel(PropertyType.FLOAT, writable=True, minimum=10, maximum=30),
@@ -85,6 +95,35 @@ def test_refusals_read_only_out_of_range_bad_value_unknown_property():
         assert outcome.refusal is not None and outcome.refusal.code is code, change
         assert words in outcome.refusal.reason
     assert all(p.version == 0 for p in t.properties.values())
+
+
+def test_one_value_check_is_pure_and_names_the_problem():
+    assert check_value("30.0", PropertyType.INT, 0, 30) == 30
+    for text, words in [
+        ("31", "above the maximum 30"),
+        ("-1", "below the minimum 0"),
+        ("2.5", "not an integer"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            check_value(text, PropertyType.INT, 0, 30)
+    assert check_value("on", PropertyType.BOOLEAN, 0, 1) is True  # a range is for numbers
+
+
+def test_the_twin_and_the_mapper_refuse_a_write_with_the_same_words(tmp_path):
+    from edgedev.mapper import check_device_write
+    from twin_helpers import thermostat
+
+    device = thermostat(tmp_path)[0][0]
+    t = Twin(device.id)
+    t.set_model(
+        {p.name: PropertyModel(p.type, p.writable, p.minimum, p.maximum) for p in device.properties}
+    )
+    for name, text in [("setpoint", "99"), ("temp", "1"), ("ghost", "1"), ("setpoint", "x")]:
+        refusal = t.update([Change(name, desired=text)], now=1).refusal
+        with pytest.raises(WriteRefused) as refused:
+            check_device_write(device, name, text)
+        assert refusal is not None and refusal.reason == str(refused.value)
+        assert (refusal.code is Code.NOT_FOUND) == isinstance(refused.value, NoSuchProperty)
 
 
 def test_a_device_without_model_takes_any_property_typed_by_the_sender():
@@ -202,9 +241,9 @@ def test_a_restarted_mapper_writes_what_the_whole_twin_says_is_pending(tmp_path)
 
 
 def test_the_view_shows_desired_reported_and_pending():
-    from edgedev.bus._messages import dumps, twin_report
     from edgedev.bus._topics import Channel, Topics
     from edgedev.view._state import TwinView
+    from edgedev.wire import dumps, twin_report
 
     def document(desired: str | None) -> bytes:
         current = {"metadata": {"type": "float"}}

@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
-from edgedev.bus._messages import desired_update, twin_get
 from edgedev.bus._topics import Channel, Topics
 from edgedev.testing import BrokerHandle, Recorder
+from edgedev.wire import desired_update, twin_get
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
 from twin_helpers import (
@@ -276,7 +276,7 @@ async def test_the_same_mapper_works_under_hw_events_on_mosquitto(
     tmp_path: Path, fresh_broker: BrokerHandle
 ):
     if type(fresh_broker).__name__ != "Mosquitto":
-        pytest.skip("needs mosquitto ($-topics)")
+        pytest.skip("checks the mapper on mosquitto, the broker beside EdgeCore; not installed")
     devices, _ = thermostat(tmp_path)
     url, topic_root = fresh_broker.url, "$hw/events"
     sim = ModbusSimulator(devices)

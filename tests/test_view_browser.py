@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from edgedev.config import load_devices
 from edgedev.config._spec import DeviceSpec
+from edgedev.loader import load_devices
 from edgedev.testing._brokers import free_port
 from edgedev.testing._process import edgedev_process
 

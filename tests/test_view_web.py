@@ -18,11 +18,11 @@ import httpx
 import pytest
 
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import state_update, twin_report
 from edgedev.bus._topics import Channel, Topics
 from edgedev.cli import main
 from edgedev.view import History, TwinView
 from edgedev.view._web import ViewServer
+from edgedev.wire import state_update, twin_report
 from twin_helpers import DEVICE, agent_running, root, thermostat
 
 pytestmark = pytest.mark.broker
@@ -274,7 +274,7 @@ def test_history_keeps_a_bounded_window_of_slots():
 
 
 def test_view_takes_desired_values_from_the_agent_and_states_with_their_time():
-    from edgedev.bus._messages import desired_update, dumps
+    from edgedev.wire import desired_update, dumps
 
     topics = Topics("r")
     view = TwinView(topics, window=60, points=30)

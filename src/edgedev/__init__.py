@@ -19,8 +19,9 @@ from edgedev._errors import (
     WriteRefused,
 )
 from edgedev.bus import BrokerURL, Bus, Message, Topics
-from edgedev.config import AccessMode, DeviceSpec, PropertySpec, load_devices
+from edgedev.config import AccessMode, DeviceSpec, PropertySpec
 from edgedev.drivers import Driver, ProtocolConfig, VisitorConfig, drivers
+from edgedev.loader import load_devices
 from edgedev.mapper import DeviceRunner, Mapper, WriteResult
 from edgedev.simulate import Simulator, simulators
 from edgedev.twin import PropertyType, Value

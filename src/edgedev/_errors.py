@@ -70,5 +70,9 @@ class WriteRefused(EdgedevError):
     """A write was refused before reaching the device (read-only, out of range, bad value)."""
 
 
+class NoSuchProperty(WriteRefused):
+    """A write named a property that the device does not have (the twin answers 404)."""
+
+
 class PluginError(EdgedevError):
     """A driver or simulator plugin is missing or broken."""

@@ -11,7 +11,6 @@ from typing import Any
 import anyio
 
 from edgedev import Bus, DeviceSpec, Mapper
-from edgedev.bus._messages import dumps, new_event_id, now_ms
 from edgedev.bus._outbox import Message
 from edgedev.testing import (
     Recorder,
@@ -23,6 +22,7 @@ from edgedev.testing import (
     write_documents,
 )
 from edgedev.testing import device as kube_device
+from edgedev.wire import dumps, new_event_id, now_ms
 from edgedev_ble import BleSimulator
 
 TIMEOUT = 20.0  # two cores shared with other test runs: be generous

@@ -13,7 +13,6 @@ from edgedev.agent._core import AgentCore, Reply, model_of
 from edgedev.agent._input import AgentLimits
 from edgedev.agent._records import DeviceRecord, DeviceRow, PropertyRow
 from edgedev.agent._store import MEMORY, StoreError, TwinStore
-from edgedev.agent._wire import property_entry, to_change, twin_entries, wire_type
 
 __all__ = (
     "MEMORY",
@@ -27,8 +26,4 @@ __all__ = (
     "StoreError",
     "TwinStore",
     "model_of",
-    "property_entry",
-    "to_change",
-    "twin_entries",
-    "wire_type",
 )

@@ -24,11 +24,11 @@ from edgedev.agent._core import AgentCore, Reply
 from edgedev.agent._input import AgentLimits
 from edgedev.agent._store import MEMORY, TwinStore
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import now_ms
 from edgedev.bus._outbox import Message, Outbox
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, NodeChannel, Topics
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
+from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.agent")
 
@@ -185,6 +185,6 @@ class Agent:
     @staticmethod
     def _publish(bus: Bus, replies: Sequence[Reply], stored: bool) -> None:
         for reply in replies:
-            message = reply.message if stored else reply.on_failure
+            message = reply.message if stored or not reply.needs_store else reply.on_failure
             if message is not None:
                 bus.publish(message.topic, message.payload, message.qos, message.retain)

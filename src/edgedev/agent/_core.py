@@ -28,7 +28,6 @@ import logging
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -40,24 +39,36 @@ from edgedev.agent._input import (
     state_problem,
 )
 from edgedev.agent._records import (
-    UNKNOWN,
     DeviceRecord,
     DeviceRow,
     PropertyRow,
     device_row,
     property_row,
 )
-from edgedev.agent._wire import kubeedge_time, property_entry, to_change, twin_entries
-from edgedev.bus._messages import MapperState, StateUpdate, TwinUpdate, dumps, new_event_id
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config._spec import DeviceSpec
+from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import Change, Code, Outcome, PropertyModel, Refusal, Twin
+from edgedev.wire import (
+    MapperState,
+    StateUpdate,
+    TwinUpdate,
+    kubeedge_time,
+    membership_result,
+    membership_updated,
+    new_event_id,
+    property_entry,
+    state_update,
+    to_change,
+    twin_delta,
+    twin_document,
+    twin_entries,
+    twin_result,
+)
 
 log = logging.getLogger("edgedev.agent")
 
-ONLINE = "online"
-OFFLINE = "offline"
 _SEEN_LIMIT = 4096
 _ANSWERED = {Channel.TWIN_UPDATE: Channel.TWIN_RESULT, Channel.TWIN_GET: Channel.TWIN_GET_RESULT}
 """Device channels whose refusals are answered, and the channel of the answer."""
@@ -70,10 +81,13 @@ class Reply:
     Attributes:
         message: what to publish when the changes are stored.
         on_failure: what to publish instead when storing them failed (``None``: nothing).
+        needs_store: ``False`` for an answer that changes nothing (``twin/get``): it is
+            published whether or not the batch it came in was stored.
     """
 
     message: Message
     on_failure: Message | None = None
+    needs_store: bool = True
 
 
 def model_of(spec: DeviceSpec) -> dict[str, PropertyModel]:
@@ -84,16 +98,15 @@ def model_of(spec: DeviceSpec) -> dict[str, PropertyModel]:
 
 
 def result_payload(
-    event_id: str, now: int, twin: Mapping[str, Any] | None = None, refusal: Refusal | None = None
+    event_id: str,
+    now: int,
+    twin: Mapping[str, object] | None = None,
+    refusal: Refusal | None = None,
 ) -> bytes:
-    """A ``twin/update/result`` or ``twin/get/result``: the twin, or ``code`` and ``reason``."""
-    body: dict[str, Any] = {"event_id": event_id, "timestamp": now}
+    """A ``twin/update/result`` or ``twin/get/result``: the twin, or the refusal."""
     if refusal is not None:
-        body["code"] = int(refusal.code)
-        body["reason"] = refusal.reason
-    else:
-        body["twin"] = dict(twin or {})
-    return dumps(body)
+        return twin_result(event_id, now, code=int(refusal.code), reason=refusal.reason)
+    return twin_result(event_id, now, twin)
 
 
 class AgentCore:
@@ -154,7 +167,6 @@ class AgentCore:
             record.declared[prow.name] = prow.declared
         for device_id, model in self._models.items():
             self._record(device_id).twin.set_model(model)
-            self.records[device_id].from_files = True
         self._dirty_devices.clear()
         self._dirty_props.clear()
         self._seen.clear()  # updates undone by a reload may be sent again
@@ -191,7 +203,6 @@ class AgentCore:
             model = model_of(spec)
             self._models[spec.id] = model
             record.twin.set_model(model)
-            record.from_files = True
             node = spec.node_name or self.node
             if record.node != node:
                 record.node = node
@@ -218,14 +229,7 @@ class AgentCore:
             else:
                 replies += self._after_update(record, outcome, now)
         for node, records in sorted(added.items()):
-            body = dumps(
-                {
-                    "event_id": new_event_id(),
-                    "timestamp": now,
-                    "added_devices": [_member(r) for r in records],
-                    "removed_devices": [],
-                }
-            )
+            body = membership_updated([_member(r) for r in records], timestamp=now)
             topic = self.topics.node(node, NodeChannel.MEMBERSHIP_UPDATED)
             replies.append(Reply(Message(topic, body)))
         return replies
@@ -370,7 +374,7 @@ class AgentCore:
                 }
                 for name, t in sorted(document.items())
             }
-            body = dumps({"event_id": new_event_id(), "timestamp": now, "twin": twin})
+            body = twin_document(twin, timestamp=now)
             topic = self.topics.device(record.id, Channel.TWIN_DOCUMENT)
             replies.append(Reply(Message(topic, body)))
         delta = record.twin.delta()
@@ -380,14 +384,7 @@ class AgentCore:
 
     def _delta(self, record: DeviceRecord, delta: dict[str, str], now: int) -> Reply:
         record.delta_sent = delta
-        body = dumps(
-            {
-                "event_id": new_event_id(),
-                "timestamp": now,
-                "twin": twin_entries(record.twin.properties, delta),
-                "delta": delta,
-            }
-        )
+        body = twin_delta(twin_entries(record.twin.properties, delta), delta, timestamp=now)
         return Reply(Message(self.topics.device(record.id, Channel.TWIN_DELTA), body))
 
     def _state_update(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
@@ -403,10 +400,10 @@ class AgentCore:
         if record is None:
             self.refused["unknown_device"] += 1
             return []
-        came_online = state == ONLINE and record.state != ONLINE
-        if state != record.state or state == ONLINE:
+        came_online = state == DeviceState.ONLINE and record.state != DeviceState.ONLINE
+        if state != record.state or state == DeviceState.ONLINE:
             record.state = state
-            if state in (ONLINE, OFFLINE):
+            if state in (DeviceState.ONLINE, DeviceState.OFFLINE):
                 record.last_online = now
             self._dirty_devices.add(device_id)
         delta = record.twin.delta()
@@ -416,7 +413,8 @@ class AgentCore:
 
     def _twin_get(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
         body = self.twin_result(device_id, _event_id(payload), now)
-        return [Reply(Message(self.topics.device(device_id, Channel.TWIN_GET_RESULT), body), None)]
+        topic = self.topics.device(device_id, Channel.TWIN_GET_RESULT)
+        return [Reply(Message(topic, body), needs_store=False)]
 
     def members(self, node: str) -> list[DeviceRecord]:
         """The devices bound to ``node`` (devices bound to no node belong to the agent's)."""
@@ -428,7 +426,7 @@ class AgentCore:
 
     def _membership(self, node: str, payload: bytes, now: int) -> list[Reply]:
         devices = [_member(r) for r in self.members(node)]
-        body = dumps({"event_id": _event_id(payload), "timestamp": now, "devices": devices})
+        body = membership_result(_event_id(payload), devices, timestamp=now)
         topic = self.topics.node(node, NodeChannel.MEMBERSHIP_RESULT)
         return [Reply(Message(topic, body))]
 
@@ -449,7 +447,7 @@ class AgentCore:
                 continue
             record = self.records.get(device_id)
             if record is None:
-                if state.state != ONLINE:
+                if state.state != DeviceState.ONLINE:
                     continue
                 if node != self.node:  # the agent serves its own node's mappers
                     self.refused["unknown_device"] += 1
@@ -464,7 +462,7 @@ class AgentCore:
                 members += 1
                 record = self._record(device_id)
                 record.node = node
-            if state.state == ONLINE:
+            if state.state == DeviceState.ONLINE:
                 if state.started >= record.mapper_started or record.mapper != state.mapper:
                     record.mapper, record.mapper_started = state.mapper, state.started
                     record.node = record.node or node
@@ -473,13 +471,12 @@ class AgentCore:
             stale = record.mapper is not None and (
                 record.mapper != state.mapper or state.started < record.mapper_started
             )
-            if stale or record.state == OFFLINE:  # an older instance's will, or nothing new
+            if stale or record.state == DeviceState.OFFLINE:  # an older will, or nothing new
                 continue
-            record.state, record.last_online = OFFLINE, now
+            record.state, record.last_online = DeviceState.OFFLINE, now
             self._dirty_devices.add(device_id)
-            body = dumps({"event_id": new_event_id(), "timestamp": now, "state": OFFLINE})
             topic = self.topics.device(device_id, Channel.STATE_UPDATE)
-            replies.append(Reply(Message(topic, body)))
+            replies.append(Reply(Message(topic, state_update(DeviceState.OFFLINE, timestamp=now))))
         if bad:  # one line per message, however many ids it lists
             log.warning(
                 "mapper %s on node %s: %d device id(s) refused, first: %s",
@@ -493,7 +490,8 @@ class AgentCore:
     def _record(self, device_id: str) -> DeviceRecord:
         record = self.records.get(device_id)
         if record is None:
-            record = self.records[device_id] = DeviceRecord(Twin(device_id), state=UNKNOWN)
+            record = DeviceRecord(Twin(device_id), state=DeviceState.UNKNOWN)
+            self.records[device_id] = record
         return record
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import Twin, TwinProperty
-
-UNKNOWN = "unknown"
 
 
 @dataclass(slots=True)
@@ -22,18 +21,16 @@ class DeviceRecord:
         mapper_started: when that mapper instance started, in ms (to ignore older wills).
         declared: the desired value a Device file declared for each property, last time the
             agent read the files; a file value is applied again only when it changes.
-        from_files: whether the device comes from the agent's ``-f`` files this run.
         delta_sent: the delta last published to the mapper (not persisted).
     """
 
     twin: Twin
-    state: str = UNKNOWN
+    state: str = DeviceState.UNKNOWN
     last_online: int = 0
     node: str | None = None
     mapper: str | None = None
     mapper_started: int = 0
     declared: dict[str, str | None] = field(default_factory=dict)
-    from_files: bool = False
     delta_sent: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -47,7 +44,7 @@ class DeviceRow:
     """The persisted part of a :class:`DeviceRecord`, without its properties."""
 
     id: str
-    state: str = UNKNOWN
+    state: str = DeviceState.UNKNOWN
     last_online: int = 0
     node: str | None = None
     mapper: str | None = None

@@ -1,29 +1,11 @@
-"""The MQTT event bus: KubeEdge's topic scheme, payloads, and a reconnecting client."""
+"""The MQTT event bus: KubeEdge's topic scheme and a reconnecting client.
+
+The payloads themselves are in :mod:`edgedev.wire`.
+"""
 
 from __future__ import annotations
 
 from edgedev.bus._client import Bus, BusError
-from edgedev.bus._messages import (
-    MapperState,
-    MembershipDevice,
-    MembershipResult,
-    MsgTwin,
-    StateUpdate,
-    TwinDelta,
-    TwinDocEntry,
-    TwinDocument,
-    TwinResult,
-    TwinUpdate,
-    WireValue,
-    WriteError,
-    dumps,
-    new_event_id,
-    now_ms,
-    state_update,
-    twin_get,
-    twin_report,
-    write_error_report,
-)
 from edgedev.bus._outbox import MemoryOutbox, Message, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.bus._topics import (
@@ -46,31 +28,12 @@ __all__ = (
     "BusError",
     "Channel",
     "DeviceTopic",
-    "MapperState",
-    "MembershipDevice",
-    "MembershipResult",
     "MemoryOutbox",
     "Message",
-    "MsgTwin",
     "NodeChannel",
     "NodeTopic",
     "Outbox",
     "SqliteOutbox",
-    "StateUpdate",
     "Topics",
-    "TwinDelta",
-    "TwinDocEntry",
-    "TwinDocument",
-    "TwinResult",
-    "TwinUpdate",
-    "WireValue",
-    "WriteError",
-    "dumps",
-    "new_event_id",
-    "now_ms",
     "split_device_id",
-    "state_update",
-    "twin_get",
-    "twin_report",
-    "write_error_report",
 )

@@ -15,8 +15,8 @@ import anyio
 from edgedev._errors import ConfigError, PluginError, Problem
 from edgedev.bus._topics import DEFAULT_ROOT
 from edgedev.bus._url import DEFAULT_BROKER, BrokerConfigError, BrokerURL
-from edgedev.config._loader import load_devices
 from edgedev.config._spec import DeviceSpec
+from edgedev.loader import load_devices
 
 log = logging.getLogger("edgedev.cli")
 

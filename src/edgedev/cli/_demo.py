@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import anyio
 
 from edgedev._plugins import install_hint
+from edgedev._ports import free_port
 from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import desired_update
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, Topics
 from edgedev.bus._url import BrokerURL
 from edgedev.cli._common import add_bus_options, load_or_report, run_async
@@ -32,11 +32,14 @@ from edgedev.cli._web import add_web_options, announce, make_server
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.mapper._mapper import Mapper
 from edgedev.simulate import simulate, simulators
-from edgedev.testing._brokers import free_port
 from edgedev.view._errors import ViewError
 from edgedev.view._state import TwinView
+from edgedev.wire import desired_update
 
 if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from edgedev.bus._outbox import Message
     from edgedev.view._web import ViewServer
 
 HELP = "run a simulated fleet end to end, no broker or hardware needed"
@@ -123,31 +126,35 @@ def attach_line(url: str, topic_root: str) -> str:
 
 
 async def _show(
-    bus: Bus, topics: Topics, seconds: float | None, devices: list[DeviceSpec], header: str
+    bus: Bus,
+    messages: MemoryObjectReceiveStream[Message],
+    topics: Topics,
+    seconds: float | None,
+    devices: list[DeviceSpec],
+    header: str,
 ) -> None:
     view = TwinView(topics)
     view.header = header
     tty = sys.stdout.isatty()
     period = 0.25 if tty else 5.0
-    async with bus.subscribe(topics.all_devices()) as messages:
 
-        async def draw() -> None:
-            while True:
-                await anyio.sleep(period)
-                text = view.render()
-                if tty:
-                    sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
-                else:
-                    sys.stdout.write(text + "\n\n")
-                sys.stdout.flush()
+    async def draw() -> None:
+        while True:
+            await anyio.sleep(period)
+            text = view.render()
+            if tty:
+                sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
+            else:
+                sys.stdout.write(text + "\n\n")
+            sys.stdout.flush()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(draw)
-            tg.start_soon(_write_loop, bus, topics, devices, view)
-            with anyio.move_on_after(seconds if seconds is not None else float("inf")):
-                async for message in messages:
-                    view.apply(message.topic, message.payload)
-            tg.cancel_scope.cancel()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(draw)
+        tg.start_soon(_write_loop, bus, topics, devices, view)
+        with anyio.move_on_after(seconds if seconds is not None else float("inf")):
+            async for message in messages:
+                view.apply(message.topic, message.payload)
+        tg.cancel_scope.cancel()
     print(view.render())
 
 
@@ -208,17 +215,22 @@ def run(args: argparse.Namespace) -> int:
                             name="edgedev-demo-agent",
                         ).run
                     )
-                    await tg.start(
-                        Mapper(
-                            devices, broker=url, topic_root=args.topic_root, name="edgedev-demo"
-                        ).run
+                    mapper = Mapper(
+                        devices, broker=url, topic_root=args.topic_root, name="edgedev-demo"
                     )
                     header = attach_line(str(url), args.topic_root)
-                    print(header, flush=True)
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
                         if web is None:
-                            await _show(bus, topics, args.seconds, devices, header)
+                            # subscribed before the mapper starts: every state is seen once
+                            with anyio.move_on_after(10):
+                                await bus.wait_connected()
+                            async with bus.subscribe(topics.all_devices()) as messages:
+                                await tg.start(mapper.run)
+                                print(header, flush=True)
+                                await _show(bus, messages, topics, args.seconds, devices, header)
                         else:
+                            await tg.start(mapper.run)
+                            print(header, flush=True)
                             await _serve_web(web, sock, bus, url, args, devices)
                     tg.cancel_scope.cancel()
             return 0

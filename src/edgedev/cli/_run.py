@@ -1,7 +1,9 @@
 """``edgedev run``: map devices to device twins.
 
 Devices come from files (``-f FILE...``) and, with ``--dmi``, from KubeEdge's EdgeCore over
-DMI (one registration per ``--protocol``).
+DMI (one registration per ``--protocol``). Without ``--dmi``, ``SIGHUP`` loads the files
+again: new devices start, changed ones restart, removed ones stop (reported offline); the
+others keep their cycle.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
 from edgedev.config._spec import DeviceSpec
 from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
+from edgedev.mapper._source import FileSource
+from edgedev.twin._state import DeviceState
 
 if TYPE_CHECKING:
     from edgedev.dmi import DmiSource
@@ -181,7 +185,7 @@ def _dmi_ready(mapper: Mapper, sources: list[DmiSource]) -> Health:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGINT or SIGTERM."""
+    """Run until SIGINT or SIGTERM; reload the files on SIGHUP (not with ``--dmi``)."""
     protocols = list(dict.fromkeys(args.protocols or args.env_protocols))
     if not args.files and not args.dmi:
         print("error: give -f FILE..., or --dmi to take devices from EdgeCore", file=sys.stderr)
@@ -223,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         outbox=outbox,
         sinks=[sink],
+        max_connections=args.max_connections,
     )
     try:
         for protocol in protocols:
@@ -282,9 +287,10 @@ def _run_files(args: argparse.Namespace, devices: list[DeviceSpec], outbox: Outb
 
                 async def run_mapper(*, task_status: TaskStatus[Mapper]) -> None:
                     await mapper.run(task_status=task_status)
-                    tg.cancel_scope.cancel()  # stopped: the narrator ends too
+                    tg.cancel_scope.cancel()  # stopped: the file source and the narrator end too
 
                 await tg.start(run_mapper)
+                tg.start_soon(FileSource(args.files).run, mapper)
                 tg.start_soon(narrate, mapper)
         except HealthError as exc:
             outbox.close()
@@ -302,15 +308,15 @@ async def narrate(mapper: Mapper, period: float = SUMMARY_PERIOD) -> None:
     runners = list(mapper.runners.values())
     tried = anyio.Event()
 
-    def on_state(_state: str) -> None:
-        if all(r.state != "unknown" for r in runners):
+    def on_state(_state: DeviceState | None) -> None:
+        if all(r.state != DeviceState.UNKNOWN for r in runners):
             tried.set()
 
     for runner in runners:
         runner.on_state.append(on_state)
-    on_state("")
+    on_state(None)
     await tried.wait()
-    online = sum(r.state == "online" for r in runners)
+    online = sum(r.state == DeviceState.ONLINE for r in runners)
     log.info(
         "started %s in %.1f s: %d online, %d not",
         plural(len(runners), "device"),
@@ -321,11 +327,12 @@ async def narrate(mapper: Mapper, period: float = SUMMARY_PERIOD) -> None:
     reads, since = sum(r.reads for r in runners), anyio.current_time()
     while True:
         await anyio.sleep(period)
+        runners = list(mapper.runners.values())  # devices come and go on SIGHUP
         now, total = anyio.current_time(), sum(r.reads for r in runners)
         queued = len(mapper.bus.outbox) if mapper.bus is not None else 0
         log.info(
             "%d of %s online, %.1f reads/s, %s queued for the broker",
-            sum(r.state == "online" for r in runners),
+            sum(r.state == DeviceState.ONLINE for r in runners),
             plural(len(runners), "device"),
             (total - reads) / (now - since),
             plural(queued, "message"),

@@ -14,13 +14,12 @@ from typing import Any
 
 import anyio
 
-from edgedev.agent._wire import wire_type
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import desired_update, new_event_id, twin_get
 from edgedev.bus._topics import Channel, Topics, split_device_id
 from edgedev.bus._url import BrokerURL
 from edgedev.cli._common import add_bus_options, run_async
 from edgedev.twin._values import PropertyType, is_pending
+from edgedev.wire import desired_update, new_event_id, parse_type, twin_get
 
 HELP = "read a device twin, or set desired values"
 
@@ -146,7 +145,7 @@ def render(twin: Mapping[str, Any]) -> str:
         desired = (entry.get("expected") or {}).get("value")
         reported = (entry.get("actual") or {}).get("value")
         note = ""
-        type_ = wire_type((entry.get("metadata") or {}).get("type", "")) or PropertyType.STRING
+        type_ = parse_type((entry.get("metadata") or {}).get("type", "")) or PropertyType.STRING
         if is_pending(desired, reported, type_):
             note = "pending"
         error = entry.get("error")

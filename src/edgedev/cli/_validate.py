@@ -17,6 +17,7 @@ from edgedev.cli._common import add_file_option, load_or_report
 from edgedev.config._spec import DeviceSpec
 from edgedev.twin._values import PropertyType
 from edgedev.wire._edgecore import MAX_VALUE, key_refusal, value_refusal
+from edgedev.wire._twin import type_name
 
 HELP = "check Device and DeviceModel files"
 
@@ -35,7 +36,7 @@ def edgecore_warnings(device: DeviceSpec) -> list[tuple[str, str]]:
         if why is not None:
             found.append((f"{at}.name", f"EdgeCore refuses {why}: this property is never reported"))
         if prop.desired is not None:
-            why = value_refusal(prop.desired, prop.type.wire_name)
+            why = value_refusal(prop.desired, type_name(prop.type))
             if why is not None:
                 found.append((f"{at}.desired.value", f"EdgeCore refuses {why}"))
         scale = getattr(prop.visitor, "scale", 1)

@@ -18,7 +18,11 @@ import anyio
 from pydantic import ValidationError
 
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import (
+from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
+from edgedev.cli._common import add_bus_options, run_async
+from edgedev.cli._twin import device_id
+from edgedev.view._state import TwinView
+from edgedev.wire import (
     MapperState,
     StateUpdate,
     TwinDelta,
@@ -26,10 +30,6 @@ from edgedev.bus._messages import (
     TwinUpdate,
     new_event_id,
 )
-from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
-from edgedev.cli._common import add_bus_options, run_async
-from edgedev.cli._twin import device_id
-from edgedev.view._state import TwinView
 
 HELP = "print twin traffic live, a line per update (one device, or all)"
 

@@ -1,4 +1,4 @@
-"""Device configuration: KubeEdge resources, their loader, and the resolved specs."""
+"""Device configuration: KubeEdge resources and the resolved specs (loaded by edgedev.loader)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from edgedev.config._crd import (
     DeviceModelResource,
     DeviceResource,
 )
-from edgedev.config._loader import load_devices, load_resources
 from edgedev.config._spec import DeviceSpec, PropertySpec
 
 __all__ = (
@@ -20,6 +19,4 @@ __all__ = (
     "DeviceResource",
     "DeviceSpec",
     "PropertySpec",
-    "load_devices",
-    "load_resources",
 )

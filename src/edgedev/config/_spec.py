@@ -74,6 +74,8 @@ class DeviceSpec:
         properties: the device's properties, in file order.
         node_name: the edge node the device is bound to, if any.
         source: the file the Device came from.
+        timeout_ms: the deadline of one operation (``configData.timeout``), resolved by the
+            loader from the driver's typed settings.
         methods: KubeEdge's ``spec.methods`` (named groups of properties), checked.
         state_report: KubeEdge's ``spec.stateReport``, if given.
     """
@@ -86,6 +88,7 @@ class DeviceSpec:
     properties: tuple[PropertySpec, ...]
     node_name: str | None = None
     source: str = ""
+    timeout_ms: int = 3000
     methods: tuple[DeviceMethod, ...] = ()
     state_report: StateReport | None = None
     _by_name: dict[str, PropertySpec] = field(init=False, repr=False, compare=False)

@@ -2,7 +2,7 @@
 
 EdgeCore sends a ``Device`` with its model's ``protocolConfigData`` and property
 ``visitors`` already merged in, and a ``DeviceModel`` without a protocol. Both become the
-Kubernetes JSON of the resources, then go through :func:`edgedev.config.load_resources`: the
+Kubernetes JSON of the resources, then go through :func:`edgedev.loader.load_resources`: the
 same validation, and the same problems naming device and field, as ``edgedev validate``.
 
 ``configData`` values travel as ``google.protobuf.Any`` wrappers. EdgeCore decoded the
@@ -25,9 +25,9 @@ from pydantic import BaseModel
 
 from edgedev._errors import ConfigError, Problem
 from edgedev.config._crd import API_VERSION, AccessMode
-from edgedev.config._loader import load_resources
 from edgedev.config._spec import DeviceSpec
 from edgedev.dmi._pb import api_pb2 as pb
+from edgedev.loader._loader import load_resources
 
 if TYPE_CHECKING:
     from edgedev._plugins import Registry

@@ -24,7 +24,7 @@ from edgedev.config._spec import DeviceSpec
 from edgedev.dmi._limiter import TokenBucket
 from edgedev.dmi._link import EdgeCoreLink, is_limited
 from edgedev.dmi._pb import api_pb2 as pb
-from edgedev.mapper._sinks import Reading, ReportSink
+from edgedev.mapper._sinks import Reading, ReportSink, TwinFilter
 from edgedev.twin._state import DeviceState
 
 log = logging.getLogger("edgedev.dmi")
@@ -61,6 +61,8 @@ class DmiSink(ReportSink):
         sent: requests EdgeCore accepted.
         limited: requests EdgeCore refused for its rate limit.
         failed: requests that failed otherwise.
+        refused: values left out of reports because EdgeCore would refuse them, per device
+            id (see :class:`~edgedev.mapper.TwinFilter`).
         active: whether EdgeCore is registered with (reports wait while it is not).
     """
 
@@ -81,24 +83,23 @@ class DmiSink(ReportSink):
         self._work = anyio.Event()
         self._active = anyio.Event()
         self._backoff = Backoff(1.0, 30.0)
+        self._filter = TwinFilter()
+        self.refused = self._filter.refused
         self.sent = 0
         self.limited = 0
         self.failed = 0
 
     # ReportSink ----------------------------------------------------------------------------
     def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
-        """Queue the properties of ``readings`` that have ``reportToCloud`` set."""
+        """Queue the readings EdgeCore takes (``reportToCloud`` set, a value it accepts)."""
         if self._desired(device.id) is None:
             return
         key = _key(device)
         sent = self._sent.get(key, {})
         changed = self._changed.get(key)
         refresh = self._refresh.get(key)
-        for r in readings:
-            prop = device.property(r.name)
-            if not prop.report_to_cloud:
-                continue
-            twin = _Twin(r.text, prop.type.wire_name, r.timestamp)
+        for r, type_ in self._filter.accepted(device, readings):
+            twin = _Twin(r.text, type_, r.timestamp)
             if sent.get(r.name) != r.text or (changed is not None and r.name in changed):
                 if changed is None:
                     changed = self._changed[key] = {}
@@ -126,6 +127,7 @@ class DmiSink(ReportSink):
         self._changed.pop(key, None)
         self._refresh.pop(key, None)
         self._sent.pop(key, None)
+        self._filter.forget(device)
 
     # activity ------------------------------------------------------------------------------
     @property

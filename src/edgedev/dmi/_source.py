@@ -31,6 +31,7 @@ from edgedev.dmi._pb import api_pb2 as pb
 from edgedev.dmi._pb import api_pb2_grpc as pb_grpc
 from edgedev.dmi._sink import DmiSink
 from edgedev.twin._values import format_value
+from edgedev.wire import type_name
 
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
@@ -240,16 +241,20 @@ class DmiSource:
         old = self.specs.get(spec.id)
         if old is None:
             self.desired[spec.id] = {}  # before it starts: its reports go to EdgeCore
-            if spec.id in self.mapper.runners:  # the same device from a file: EdgeCore's wins
-                await self.mapper.update_device(spec)
-            else:
-                await self.mapper.add_device(spec)
+            await self._run(spec)
         elif _without_desired(old) != _without_desired(spec):
-            await self.mapper.update_device(spec)
+            await self._run(spec)
             self.desired[spec.id] = {}  # a new writer: what is desired is wanted again
         self.specs[spec.id] = spec
         self._want(spec)
         return spec
+
+    async def _run(self, spec: DeviceSpec) -> None:
+        """Restart the device the mapper serves (a file's: EdgeCore's wins), else start it."""
+        if self.mapper.serving(spec.id):
+            await self.mapper.update_device(spec)
+        else:
+            await self.mapper.add_device(spec)  # not served when bound to another node
 
     def _want(self, spec: DeviceSpec) -> None:
         """Hand desired values that changed to the device's writer."""
@@ -262,7 +267,8 @@ class DmiSource:
         self.desired[spec.id] = {k: v for k, v in desired.items() if v is not None}
 
     async def _forget(self, device: str) -> None:
-        await self.mapper.remove_device(device)  # its offline state still goes to EdgeCore
+        if self.mapper.serving(device):
+            await self.mapper.remove_device(device)  # its offline state still goes to EdgeCore
         self.specs.pop(device, None)
         self.desired.pop(device, None)
 
@@ -326,7 +332,7 @@ class DmiSource:
             held = runner.values.get(p.name) if runner is not None else None
             if held is None:
                 continue
-            meta = {"type": p.type.wire_name, "timestamp": str(held[1])}
+            meta = {"type": type_name(p.type), "timestamp": str(held[1])}
             twins.append(
                 pb.Twin(
                     propertyName=p.name,

@@ -45,6 +45,37 @@ class VisitorConfig(BaseModel):
 ProtocolT = TypeVar("ProtocolT", bound=ProtocolConfig)
 VisitorT = TypeVar("VisitorT", bound=VisitorConfig)
 
+_P = TypeVar("_P", bound=ProtocolConfig)
+_V = TypeVar("_V", bound=VisitorConfig)
+
+
+def config_as(device: DeviceSpec, kind: type[_P]) -> _P:
+    """``device.config`` as the driver's ``kind``, for code outside a driver instance.
+
+    The loader validated it with the driver's ``protocol_config``; this says so to the type
+    checker, in one place.
+
+    Raises:
+        TypeError: the device was resolved for another driver.
+    """
+    config = device.config
+    if not isinstance(config, kind):
+        raise TypeError(f"device {device.id}: configData is not {kind.__name__}")
+    return config
+
+
+def visitor_as(prop: PropertySpec, kind: type[_V]) -> _V:
+    """``prop.visitor`` as the driver's ``kind`` (see :func:`config_as`).
+
+    Raises:
+        TypeError: the property was resolved for another driver.
+    """
+    visitor = prop.visitor
+    if not isinstance(visitor, kind):
+        raise TypeError(f"property {prop.name}: visitors.configData is not {kind.__name__}")
+    return visitor
+
+
 Report = Callable[[str, Value], None]
 """Callback a pushing driver calls with ``(property name, value)`` for each pushed value."""
 
@@ -147,6 +178,13 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
 
         Only called with properties for which :meth:`pushes` is true. Returning or raising
         means the device was lost. The default never pushes anything.
+
+        ``report`` never blocks: it queues the value with the time of the call and wakes the
+        runner. Every value reported is delivered, in order: values of different properties
+        reported between two wake-ups of the runner share one report, and a property
+        reported twice gets a report for each value, so a driver need not yield between two
+        calls. The queue holds :data:`~edgedev.mapper.PUSH_QUEUE_LIMIT` values; if the runner
+        falls that far behind, the oldest are dropped and counted.
         """
         raise NotImplementedError(f"{type(self).__name__} does not push values")
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.health._metrics import Metric
 from edgedev.health._server import Health
+from edgedev.twin._state import DeviceState
 
 if TYPE_CHECKING:
     from edgedev.bus._client import Bus
@@ -100,8 +101,8 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         "counter",
     )
     for device_id, runner in sorted(mapper.runners.items()):
-        up.add(1 if runner.state == "online" else 0, device=device_id)
-        unhealthy.add(1 if runner.state == "unhealthy" else 0, device=device_id)
+        up.add(1 if runner.state == DeviceState.ONLINE else 0, device=device_id)
+        unhealthy.add(1 if runner.state == DeviceState.UNHEALTHY else 0, device=device_id)
         faults.add(runner.faults, device=device_id)
         reads.add(runner.reads, device=device_id)
         errors.add(runner.errors, device=device_id)

@@ -4,30 +4,28 @@ from __future__ import annotations
 
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter, pending_values
-from edgedev.mapper._device import (
-    OFFLINE,
-    ONLINE,
-    UNHEALTHY,
-    DeviceRunner,
-    WriteResult,
-    check_write,
-)
+from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner, WriteResult, check_device_write
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
-from edgedev.mapper._sinks import Reading, ReportSink
+from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, TwinFilter
+from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
 
 __all__ = (
-    "OFFLINE",
-    "ONLINE",
-    "UNHEALTHY",
+    "PUSH_QUEUE_LIMIT",
     "ChangeFilter",
     "DesiredWriter",
+    "DeviceChanges",
     "DeviceRunner",
+    "DeviceSource",
+    "FileSource",
     "Mapper",
+    "MqttTwinSink",
     "Reading",
     "ReportSink",
     "Schedule",
+    "TwinFilter",
     "WriteResult",
-    "check_write",
+    "check_device_write",
     "pending_values",
+    "sync_devices",
 )

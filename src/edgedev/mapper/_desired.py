@@ -27,11 +27,12 @@ import anyio
 from edgedev._backoff import Backoff
 from edgedev._errors import WriteRefused
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import MsgTwin, dumps, new_event_id, now_ms
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec
-from edgedev.mapper._device import OFFLINE, ONLINE, UNHEALTHY, DeviceRunner, check_write
+from edgedev.mapper._device import DeviceRunner, check_device_write
+from edgedev.twin._state import DeviceState
 from edgedev.twin._values import is_pending, text_equal
+from edgedev.wire import MsgTwin, dumps, new_event_id, now_ms, type_name
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -179,7 +180,7 @@ class DesiredWriter:
         if pending is None:
             return False
         try:
-            check_write(self.runner.spec, name, pending.value)
+            check_device_write(self.runner.spec, name, pending.value)
         except WriteRefused as exc:  # no retry changes that: wait for another value
             pending.due = None
             self._failed(name, pending, str(exc), False)
@@ -189,9 +190,9 @@ class DesiredWriter:
             self.held += 1
             self.runner.report_now(name)
             return False
-        if self.runner.state != ONLINE:  # write once it is online: retry_now() wakes us
+        if self.runner.state != DeviceState.ONLINE:  # write once it is online: retry_now() wakes us
             pending.due = math.inf
-            if self.runner.state in (OFFLINE, UNHEALTHY):
+            if self.runner.state in (DeviceState.OFFLINE, DeviceState.UNHEALTHY):
                 state = f"{self.runner.state}: {self.runner.reason}"
                 self._failed(name, pending, f"device {self.runner.spec.id} is {state}", True)
             return False
@@ -241,7 +242,7 @@ class DesiredWriter:
     def _report(self, name: str, value: str, reason: str, retry: bool) -> None:
         """Note a failure for the next :meth:`_flush` (one message for a delta's refusals)."""
         spec = self.runner.spec
-        type_ = spec.property(name).type.wire_name if spec.has_property(name) else "string"
+        type_ = type_name(spec.property(name).type) if spec.has_property(name) else "string"
         error = {"value": value, "reason": reason, "timestamp": now_ms(), "retry": retry}
         self._errors[name] = {"metadata": {"type": type_}, "error": error}
 

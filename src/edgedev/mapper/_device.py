@@ -10,31 +10,30 @@ import logging
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import anyio
 
 from edgedev._backoff import Backoff
 from edgedev._errors import DeviceError, DeviceFault, WriteRefused
-from edgedev.bus._client import Bus
-from edgedev.bus._messages import now_ms, state_update, twin_report
-from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._schedule import Schedule
-from edgedev.mapper._sinks import Reading, ReportSink
+from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, wants_readings
 from edgedev.twin._state import DeviceState
-from edgedev.twin._values import Value, check_value, format_value, parse_value, values_equal
-from edgedev.wire._edgecore import key_refusal, value_refusal
+from edgedev.twin._values import (
+    Value,
+    check_writable,
+    check_write,
+    format_value,
+    parse_value,
+    values_equal,
+)
+from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.mapper")
-
-ONLINE = DeviceState.ONLINE
-OFFLINE = DeviceState.OFFLINE
-UNHEALTHY = DeviceState.UNHEALTHY
-UNKNOWN = DeviceState.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +70,22 @@ class _WriteRequest:
         self.done.set()
 
 
-def check_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, Value]:
-    """Validate a write of wire string ``text`` to property ``name`` before any I/O.
+def check_device_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, Value]:
+    """:func:`~edgedev.twin.check_write` of property ``name`` of ``spec``, with the property.
 
     Raises:
         WriteRefused: no such property, read-only, not a value of the type, or out of range.
     """
-    if not spec.has_property(name):
-        raise WriteRefused(f"device {spec.id} has no property {name!r}")
-    prop = spec.property(name)
-    if not prop.writable:
-        raise WriteRefused(f"property {name!r} is ReadOnly")
-    try:
-        value = check_value(text, prop.type, prop.minimum, prop.maximum)
-    except ValueError as exc:
-        raise WriteRefused(f"{name}: {exc}") from None
-    return prop, value
+    prop = check_writable(spec.id, name, spec.property(name) if spec.has_property(name) else None)
+    return prop, check_write(spec.id, name, prop, text)
+
+
+PUSH_QUEUE_LIMIT = 4096
+"""Pushed values a device may have waiting for its runner; beyond, the oldest are dropped."""
 
 
 def describe(exc: BaseException, timeout: float) -> str:
-    """Why a device is offline, in words, for the log and the state report.
+    """Why a device is offline (or unhealthy), in words, for the log and the state report.
 
     Args:
         exc: what the driver raised (or the deadline that expired).
@@ -108,6 +103,61 @@ def describe(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def push_rounds(pushed: Iterable[tuple[str, Reading]]) -> list[dict[str, Reading]]:
+    """Split pushed values, in order, into rounds holding at most one value per property.
+
+    Each round is one report, so that a property pushed twice before the runner woke up is
+    reported twice, in order, and values of different properties pushed together share one.
+    """
+    rounds: list[dict[str, Reading]] = [{}]
+    for name, reading in pushed:
+        if name in rounds[-1]:
+            rounds.append({})
+        rounds[-1][name] = reading
+    return rounds if rounds[0] else []
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one connection of a device does: which properties it polls, when, and reports.
+
+    Attributes:
+        polled: properties read on their collect cycle.
+        pushed: properties the driver pushes (:meth:`~edgedev.Driver.watch`).
+        collect: when each polled property is read next.
+        report: when each polled property is reported next (those not reported on change).
+        changes: the last value reported of each on-change property.
+    """
+
+    polled: list[PropertySpec]
+    pushed: list[PropertySpec]
+    collect: Schedule[str]
+    report: Schedule[str]
+    changes: ChangeFilter = field(default_factory=ChangeFilter)
+
+    @classmethod
+    def make(cls, spec: DeviceSpec, driver: AnyDriver, now: float) -> Plan:
+        """The plan of ``spec`` with ``driver``, starting at monotonic time ``now``.
+
+        Reads start at once, then on the driver's phase of the shortest cycle (a hash of
+        :meth:`~edgedev.Driver.phase_key`): spread over the cycle by device, so that a fleet
+        started together does not read in one burst, or together by endpoint, so that the
+        reads of devices sharing a connection can be batched.
+        """
+        polled = [p for p in spec.properties if not driver.pushes(p)]
+        pushed = [p for p in spec.properties if driver.pushes(p)]
+        cycle = min((p.collect_cycle for p in polled), default=0.0)
+        phase = cycle * (zlib.crc32(driver.phase_key().encode()) % 1024) / 1024
+        start = now - ((now - phase) % cycle) if cycle > 0 else now
+        collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
+        report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
+        return cls(polled, pushed, collect, report)
+
+    def next_deadline(self) -> float:
+        """When the next read or report is due (monotonic seconds; ``inf`` if never)."""
+        return min(self.collect.next_deadline(), self.report.next_deadline())
+
+
 def _unwrap(exc: Exception) -> Exception:
     """The one exception inside (nested) exception groups of one, else ``exc`` itself."""
     while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
@@ -118,61 +168,81 @@ def _unwrap(exc: Exception) -> Exception:
 class DeviceRunner:
     """Runs one device for a :class:`~edgedev.Mapper`: polls, reports, writes, recovers.
 
+    What it reads goes to its report sinks (:class:`~edgedev.mapper.ReportSink`): every value
+    read or pushed to :meth:`~edgedev.mapper.ReportSink.readings`, the twin report (values due
+    at their report cycle, changed beyond their deadband, pushed, or just written) to
+    :meth:`~edgedev.mapper.ReportSink.twin`, and each change of state to
+    :meth:`~edgedev.mapper.ReportSink.state`.
+
+    Args:
+        spec: the device.
+        driver_type: its protocol's driver, constructed as ``driver_type(spec, endpoints)``
+            for each connection.
+        sinks: where its values and states go.
+        backoff: the delays between reconnections (0.5 s doubling up to 30 s by default).
+        endpoints: the mapper's shared connections (see :class:`~edgedev.drivers.Endpoints`);
+            a driver gets a private registry when ``None``.
+
     Attributes:
-        state: ``online``, ``offline``, ``unhealthy`` (it answers with protocol exceptions
-            only) or ``unknown`` (not yet connected).
+        state: the device's :class:`~edgedev.twin.DeviceState`: ``online``, ``offline``,
+            ``unhealthy`` (it answers with protocol exceptions only) or ``unknown`` (not yet
+            connected).
+        reason: why the device is offline or unhealthy (``None`` while it is online).
         values: the last value read of each property, with its timestamp in ms.
         reads: read requests made to the driver.
         errors: failures that took the device offline.
         faults: reads answered with protocol exceptions only (:class:`~edgedev.DeviceFault`).
-        reconnects: times the device came back after being offline.
+        reconnects: times the device came back after being offline or unhealthy.
         writes: writes the device accepted.
-        refused: values left out of a twin report because EdgeCore would refuse them (each
-            would have cost the device its whole report), counted per value.
+        pushes_dropped: pushed values dropped because the runner fell behind.
     """
 
     def __init__(
         self,
         spec: DeviceSpec,
         driver_type: type[AnyDriver],
-        bus: Bus,
-        topics: Topics,
+        sinks: Sequence[ReportSink],
         *,
         backoff: Backoff | None = None,
-        sinks: Sequence[ReportSink] = (),
         endpoints: Endpoints | None = None,
     ) -> None:
         self.spec = spec
-        self._sinks = tuple(sinks)
         self._endpoints = endpoints
         self._driver_type = driver_type
-        self._bus = bus
+        self._sinks = tuple(sinks)
+        self._reading_sinks = tuple(s for s in self._sinks if wants_readings(s))
         self._backoff = backoff or Backoff(0.5, 30.0)
-        self._timeout = getattr(spec.config, "timeout", 3000) / 1000
-        self._twin_topic = topics.device(spec.id, Channel.TWIN_UPDATE)
-        self._state_topic = topics.device(spec.id, Channel.STATE_UPDATE)
+        self._timeout = spec.timeout_ms / 1000
         self._props = {p.name: p for p in spec.properties}
-        self._wire_types = {p.name: p.type.wire_name for p in spec.properties}
-        self._twin_names = frozenset(p.name for p in spec.properties if p.report_to_cloud)
-        self._key_refusals = {p.name: key_refusal(p.name) for p in spec.properties}
-        self._desired: dict[str, tuple[str, Value]] = {}
-        self._forced: set[str] = set()
-        self._refused_once: set[str] = set()
-        self._pushed: dict[str, tuple[Value, int]] = {}
+        self._last: dict[str, Reading] = {}
+        self._pushed: deque[tuple[str, Reading]] = deque(maxlen=PUSH_QUEUE_LIMIT)
         self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
-        self.state: DeviceState = UNKNOWN
-        self.values: dict[str, tuple[Value, int]] = {}
+        self._desired: dict[str, tuple[str, Value]] = {}
+        self._report_next: set[str] = set()
+        self.state = DeviceState.UNKNOWN
+        self.reason: str | None = None
         self.reads = 0
         self.errors = 0
         self.faults = 0
-        self.reason: str | None = None
-        """Why the device is offline or unhealthy (``None`` while it is online)."""
         self.reconnects = 0
         self.writes = 0
-        self.refused = 0
-        self.on_state: list[Callable[[str], None]] = []
+        self.pushes_dropped = 0
+        self.on_state: list[Callable[[DeviceState], None]] = []
         """Called with the new state whenever it changes (the desired writer listens)."""
+
+    @property
+    def values(self) -> dict[str, tuple[Value, int]]:
+        """The last value of each property, with its timestamp in ms."""
+        return {name: (r.value, r.timestamp) for name, r in self._last.items()}
+
+    @property
+    def refused(self) -> int:
+        """Values of this device left out of twin reports because EdgeCore would refuse them.
+
+        Counted by the MQTT twin sink (:class:`~edgedev.mapper.MqttTwinSink`), per value.
+        """
+        return sum(s.refused[self.spec.id] for s in self._sinks if isinstance(s, MqttTwinSink))
 
     # public API ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -203,10 +273,10 @@ class DeviceRunner:
         performed by the device's own task between two cycles.
         """
         try:
-            prop, value = check_write(self.spec, name, text)
+            prop, value = check_device_write(self.spec, name, text)
         except WriteRefused as exc:
             return WriteResult(name, False, reason=str(exc))
-        if self.state != ONLINE:
+        if self.state != DeviceState.ONLINE:
             return WriteResult(
                 name, False, reason=f"device {self.spec.id} is {self.state}", retry=True
             )
@@ -232,135 +302,76 @@ class DeviceRunner:
         except ValueError:
             return False
         self._desired[name] = (text, wanted)
-        current = self.values.get(name)
-        return current is not None and values_equal(current[0], wanted, prop.type)
+        current = self._last.get(name)
+        return current is not None and values_equal(current.value, wanted, prop.type)
 
     def report_now(self, name: str) -> None:
-        """Report ``name``'s last value at the next turn of the device loop."""
-        if name in self.values:
-            self._forced.add(name)
+        """Report ``name``'s last value (in its current text) at the next turn of the loop."""
+        if name in self._last:
+            self._report_next.add(name)
             self._wake.set()
 
-    def announce(self) -> None:
-        """Publish the current state again (after the broker connection was re-established)."""
-        if self.state != UNKNOWN:
-            self._bus.publish(self._state_topic, state_update(self.state))
+    def go_offline(self, reason: str | None = None) -> None:
+        """Report ``offline`` (the mapper is stopping, or the device was removed)."""
+        self._set_state(DeviceState.OFFLINE, reason)
 
-    def go_offline(self) -> None:
-        """Publish ``offline`` (the mapper is stopping)."""
-        self._set_state(OFFLINE)
-
-    # the device loop -----------------------------------------------------------------------
+    # the device loop: connect, then cycles of poll, write, report, sleep ---------------------
     async def _session(self, driver: AnyDriver) -> None:
         with anyio.fail_after(self._timeout):
             await driver.connect()
-        polled = [p for p in self.spec.properties if not driver.pushes(p)]
-        pushed = [p for p in self.spec.properties if driver.pushes(p)]
-        # read at once, then on the driver's phase of the shortest cycle: spread over it by
-        # device (a fleet does not read in one burst), or together by endpoint (to batch)
-        cycle = min((p.collect_cycle for p in polled), default=0.0)
-        now = anyio.current_time()
-        phase = cycle * (zlib.crc32(driver.phase_key().encode()) % 1024) / 1024
-        start = now - ((now - phase) % cycle) if cycle > 0 else now
-        collect = Schedule({p.name: p.collect_cycle for p in polled}, start)
-        report = Schedule({p.name: p.report_cycle for p in polled if not p.report_on_change}, start)
-        changes = ChangeFilter()
+        plan = Plan.make(self.spec, driver, anyio.current_time())
         async with anyio.create_task_group() as tg:
-            if pushed:
-                tg.start_soon(self._watch, driver, pushed)
-                if not polled:
-                    self._set_state(ONLINE)
+            if plan.pushed:
+                tg.start_soon(self._watch, driver, plan.pushed)
+                if not plan.polled:
+                    self._set_state(DeviceState.ONLINE)
             while True:
-                now = anyio.current_time()
-                fresh: dict[str, Value] = {}
-                due = collect.pop_due(now)
-                if due:
-                    # shielded: a stopping mapper lets a read in flight finish (and report);
-                    # the driver bounds each request by the timeout, this bounds the whole
-                    # read (at most one request per property) for drivers that do not
-                    with anyio.fail_after(self._timeout * len(due), shield=True):
-                        try:
-                            values = await driver.read([self._props[n] for n in due])
-                        except DeviceFault as fault:
-                            values = None
-                            self._faulted(fault)
-                    self.reads += 1
-                    if values is not None:
-                        self._set_state(ONLINE)
-                        self._backoff.reset()
-                        self._store(values, now_ms(), fresh)
-                pushed_now_names: set[str] = set()
-                if self._pushed:
-                    pushed_now, self._pushed = self._pushed, {}
-                    for name, (value, ts) in pushed_now.items():
-                        self.values[name] = (value, ts)
-                        fresh[name] = value
-                        if not self._props[name].report_on_change:
-                            pushed_now_names.add(name)
-                forced = await self._do_writes(driver, fresh) if self._writes else set()
-                if self._forced:
-                    forced |= self._forced
-                    self._forced = set()
-                due_reports = report.pop_due(now)
-                if self.state is UNHEALTHY:  # no stale values from a device that has none
-                    due_reports = []
-                self._report(due_reports, fresh, forced | pushed_now_names, changes)
-                deadline = min(collect.next_deadline(), report.next_deadline())
-                with anyio.move_on_after(deadline - anyio.current_time()):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
+                await self._cycle(driver, plan)
+                await self._sleep(plan.next_deadline())
 
-    def _store(self, values: Mapping[str, Value], ts: int, fresh: dict[str, Value]) -> None:
+    async def _cycle(self, driver: AnyDriver, plan: Plan) -> None:
+        """One wake-up: read what is due, write what waits, report, in that order."""
+        now = anyio.current_time()
+        fresh = await self._poll(driver, plan.collect.pop_due(now))
+        forced = await self._do_writes(driver, fresh) if self._writes else set()
+        rounds = push_rounds(self._take_pushed())
+        first = rounds[0] if rounds else {}
+        due = plan.report.pop_due(now)
+        if self.state is DeviceState.UNHEALTHY:  # no stale values from a device that has none
+            due = []
+        due = [*due, *self._take_report_next()]
+        self._emit(plan, due, fresh | first, forced | self._forced(first))
+        for more in rounds[1:]:  # the same property pushed again: one report each
+            self._emit(plan, (), more, self._forced(more))
+
+    async def _poll(self, driver: AnyDriver, due: Sequence[str]) -> dict[str, Reading]:
+        """Read the properties ``due``; the readings by name."""
+        if not due:
+            return {}
+        # shielded: a stopping mapper lets a read in flight finish (and report); the driver
+        # bounds each request by the timeout, this bounds the whole read (at most one request
+        # per property) for drivers that do not
+        with anyio.fail_after(self._timeout * len(due), shield=True):
+            try:
+                values = await driver.read([self._props[n] for n in due])
+            except DeviceFault as fault:
+                self.reads += 1
+                self._faulted(fault)
+                return {}
+        self.reads += 1
+        self._set_state(DeviceState.ONLINE)
+        self._backoff.reset()
+        return self._readings(values, now_ms())
+
+    def _readings(self, values: Mapping[str, Value], ts: int) -> dict[str, Reading]:
+        """``values`` of this device's properties as readings, remembered as the last ones."""
+        fresh = {}
+        props = self._props
         for name, value in values.items():
-            if name in self._props:
-                self.values[name] = (value, ts)
-                fresh[name] = value
-
-    def _report(
-        self,
-        due: Iterable[str],
-        fresh: Mapping[str, Value],
-        forced: set[str],
-        changes: ChangeFilter,
-    ) -> None:
-        """Publish one message with the properties due, forced (written, pushed) or changed.
-
-        Properties with ``reportToCloud: false`` stay off the twin topic. A value EdgeCore
-        would refuse is left out (with one warning per property and :attr:`refused` counted),
-        since EdgeCore refuses a whole message for one bad entry.
-        """
-        twin = self._twin_names
-        names = [n for n in due if n in self.values and n in twin]
-        listed = set(names)
-        for name, value in fresh.items():
-            if name in listed or name not in twin:
-                continue
-            prop = self._props[name]
-            if name in forced or (prop.report_on_change and changes.changed(prop, value)):
-                names.append(name)
-                listed.add(name)
-        if not names:
-            return
-        entries = []
-        for name in names:
-            prop = self._props[name]
-            value, ts = self.values[name]
-            changes.reported(prop, value)
-            text = self._text(prop, value)
-            type_ = self._wire_types[name]
-            why = self._key_refusals[name] or value_refusal(text, type_)
-            if why is not None:
-                self._refuse(name, why)
-                continue
-            entries.append((name, text, type_, ts))
-        if entries:
-            self._bus.publish(self._twin_topic, twin_report(entries))
-            if self._sinks:
-                readings = [
-                    Reading(name, self.values[name][0], text, ts) for name, text, _, ts in entries
-                ]
-                for sink in self._sinks:
-                    sink.twin(self.spec, readings)
+            prop = props.get(name)
+            if prop is not None:
+                fresh[name] = self._last[name] = Reading(name, value, self._text(prop, value), ts)
+        return fresh
 
     def _text(self, prop: PropertySpec, value: Value) -> str:
         """The wire string of ``value``: the desired value's own text when they are equal."""
@@ -369,27 +380,81 @@ class DeviceRunner:
             return desired[0]
         return format_value(value, prop.type)
 
-    def _refuse(self, name: str, why: str) -> None:
-        self.refused += 1
-        if name not in self._refused_once:
-            self._refused_once.add(name)
-            log.warning(
-                "device %s: property %s left out of twin reports while its value has %s, "
-                "which EdgeCore refuses (with the whole report)",
-                self.spec.id,
-                name,
-                why,
-            )
+    def _take_report_next(self) -> list[str]:
+        """The properties :meth:`report_now` asked for, their last readings in today's text."""
+        names, self._report_next = self._report_next, set()
+        for name in names:
+            last = self._last[name]
+            self._last[name] = replace(last, text=self._text(self._props[name], last.value))
+        return sorted(names)
+
+    def _take_pushed(self) -> list[tuple[str, Reading]]:
+        taken = list(self._pushed)
+        self._pushed.clear()
+        for name, reading in taken:
+            self._last[name] = reading
+        return taken
+
+    def _forced(self, pushed: Mapping[str, Reading]) -> set[str]:
+        """Pushed properties reported whatever their value (all but the on-change ones)."""
+        return {n for n in pushed if not self._props[n].report_on_change}
+
+    def _emit(
+        self,
+        plan: Plan,
+        due: Iterable[str],
+        fresh: Mapping[str, Reading],
+        forced: set[str],
+    ) -> None:
+        """Hand ``fresh`` to the reading sinks, and one twin report to every sink.
+
+        The twin report holds the properties due, forced (written, pushed) or changed.
+        """
+        if fresh:
+            readings = list(fresh.values())
+            for sink in self._reading_sinks:
+                sink.readings(self.spec, readings)
+        chosen = {n: self._last[n] for n in due if n in self._last}
+        for name, reading in fresh.items():
+            if name in chosen:
+                continue
+            prop = self._props[name]
+            if name in forced or (
+                prop.report_on_change and plan.changes.changed(prop, reading.value)
+            ):
+                chosen[name] = reading
+        if not chosen:
+            return
+        for reading in chosen.values():
+            plan.changes.reported(self._props[reading.name], reading.value)
+        report = list(chosen.values())
+        for sink in self._sinks:
+            sink.twin(self.spec, report)
+
+    async def _sleep(self, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic), or until a push or a write wakes the runner."""
+        with anyio.move_on_after(deadline - anyio.current_time()):
+            await self._wake.wait()
+        self._wake = anyio.Event()
 
     async def _watch(self, driver: AnyDriver, props: list[PropertySpec]) -> None:
+        pushed = self._pushed
+
         def report(name: str, value: Value) -> None:
-            self._pushed[name] = (value, now_ms())
+            prop = self._props.get(name)
+            if prop is None:
+                return
+            if len(pushed) == pushed.maxlen:  # the oldest goes: count it, say so once
+                self.pushes_dropped += 1
+                if self.pushes_dropped == 1:
+                    log.warning("device %s: pushed values dropped (runner behind)", self.spec.id)
+            pushed.append((name, Reading(name, value, self._text(prop, value), now_ms())))
             self._wake.set()
 
         await driver.watch(props, report)
         raise DeviceError(f"device {self.spec.id} stopped pushing values")
 
-    async def _do_writes(self, driver: AnyDriver, fresh: dict[str, Value]) -> set[str]:
+    async def _do_writes(self, driver: AnyDriver, fresh: dict[str, Reading]) -> set[str]:
         written: set[str] = set()
         while self._writes:
             request = self._writes.popleft()
@@ -403,52 +468,52 @@ class DeviceRunner:
                 request.finish(WriteResult(prop.name, False, reason=str(exc)))
                 continue
             except BaseException as exc:
+                reason = describe(exc, self._timeout)
                 request.finish(
-                    WriteResult(prop.name, False, reason=f"write failed: {exc!r}", retry=True)
+                    WriteResult(prop.name, False, reason=f"write failed: {reason}", retry=True)
                 )
                 raise
             self.writes += 1
-            self._store(values, now_ms(), fresh)
+            fresh.update(self._readings(values, now_ms()))
             written.add(prop.name)
             back = values.get(prop.name, request.value)
             request.finish(WriteResult(prop.name, True, value=self._text(prop, back)))
         return written
 
     # state ---------------------------------------------------------------------------------
-    def _set_state(self, state: DeviceState) -> None:
+    def _set_state(self, state: DeviceState, reason: str | None = None) -> None:
         if state == self.state:
+            if reason is not None:  # still offline, now for another reason
+                self.reason = reason
             return
-        if state == ONLINE:
-            self.reason = None
-            recovered = self.state in (OFFLINE, UNHEALTHY)
+        self.reason = reason
+        if state == DeviceState.ONLINE:
+            recovered = self.state in (DeviceState.OFFLINE, DeviceState.UNHEALTHY)
             if recovered:
                 self.reconnects += 1
             log.info("device %s online%s", self.spec.id, " (recovered)" if recovered else "")
         self.state = state
-        self._bus.publish(self._state_topic, state_update(state))
         for sink in self._sinks:
-            sink.state(self.spec, state, self.reason)
+            sink.state(self.spec, state, reason)
         for listener in self.on_state:
             listener(state)
 
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1
         reason = describe(exc, self._timeout)
-        if self.state != OFFLINE or reason != self.reason:
+        if self.state != DeviceState.OFFLINE or reason != self.reason:
             log.warning("device %s offline: %s", self.spec.id, reason)
         else:
             log.debug("device %s still offline: %s", self.spec.id, reason)
-        self.reason = reason
-        self._set_state(OFFLINE)
+        self._set_state(DeviceState.OFFLINE, reason)
 
     def _faulted(self, fault: DeviceFault) -> None:
         """The device answered a whole read with exceptions: ``unhealthy``, logged once."""
         self.faults += 1
         reason = describe(fault, self._timeout)
-        if self.state != UNHEALTHY or reason != self.reason:
+        if self.state != DeviceState.UNHEALTHY or reason != self.reason:
             log.warning("device %s unhealthy: %s", self.spec.id, reason)
-        self.reason = reason
-        self._set_state(UNHEALTHY)
+        self._set_state(DeviceState.UNHEALTHY, reason)
 
     def _fail_writes(self, reason: str) -> None:
         while self._writes:

@@ -1,4 +1,7 @@
-"""The mapper process: one bus connection, one task per device, deltas carried to writes."""
+"""The mapper process: one bus connection, one task per device, deltas carried to writes.
+
+Devices come and go at run time through :meth:`Mapper.add_device` and its siblings.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +17,6 @@ from pydantic import ValidationError
 from edgedev._plugins import Registry
 from edgedev._text import plural
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import (
-    MapperState,
-    TwinDelta,
-    TwinResult,
-    dumps,
-    new_event_id,
-    now_ms,
-    twin_get,
-)
 from edgedev.bus._outbox import Message, Outbox
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel, Topics
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
@@ -35,10 +29,33 @@ from edgedev.mapper._desired import (
     known_properties,
     pending_values,
 )
-from edgedev.mapper._device import ONLINE, DeviceRunner
-from edgedev.mapper._sinks import ReportSink
+from edgedev.mapper._device import DeviceRunner
+from edgedev.mapper._sinks import MqttTwinSink, ReportSink
+from edgedev.twin._state import DeviceState
+from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_ms, twin_get
 
 log = logging.getLogger("edgedev.mapper")
+
+
+class _Served:
+    """One device's tasks (runner and desired writer) under a cancel scope of their own."""
+
+    __slots__ = ("done", "runner", "scope", "writer")
+
+    def __init__(self, runner: DeviceRunner, writer: DesiredWriter) -> None:
+        self.runner = runner
+        self.writer = writer
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+
+    async def run(self) -> None:
+        try:
+            with self.scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self.runner.run)
+                    tg.start_soon(self.writer.run)
+        finally:
+            self.done.set()
 
 
 class Mapper:
@@ -49,6 +66,12 @@ class Mapper:
     A last will on ``{root}/node/{node}/mapper/state`` tells the twin agent if the process
     dies instead.
 
+    Devices can be added, changed and removed while it runs (:meth:`add_device`,
+    :meth:`update_device`, :meth:`remove_device`; a :class:`~edgedev.mapper.DeviceSource`
+    calls them): each device's tasks live in the mapper's task group under a cancel scope of
+    their own, so a change touches that device only. The last will keeps the device list of
+    the connection's start until the next reconnection; ``mapper/state`` announces every change.
+
     Args:
         devices: the devices to run (see :func:`edgedev.load_devices`).
         broker: the MQTT broker URL.
@@ -57,7 +80,9 @@ class Mapper:
         name: this mapper's name on the bus (default: node and process id).
         drivers: where drivers come from (default: installed entry points).
         outbox: where reports wait while the broker is away (default: in memory).
-        sinks: further destinations of twin reports and states (KubeEdge DMI...).
+        sinks: more destinations of the devices' values and states, besides KubeEdge's
+            MQTT topics (see :class:`~edgedev.mapper.ReportSink`); their ``run`` tasks live
+            in the mapper's task group, and they are flushed and closed when it stops.
         max_connections: connections a driver may open to one endpoint where its protocol
             can use several (see :class:`~edgedev.drivers.Endpoints`); default: the driver's.
     """
@@ -80,16 +105,18 @@ class Mapper:
 
             drivers = installed
         self.node = node or socket.gethostname()
+        self._node_filter = node
         self.devices = [d for d in devices if node is None or d.node_name in (None, node)]
+        self._specs = {d.id: d for d in self.devices}
         self.topics = Topics(topic_root)
         self.broker = broker
         self.name = name or f"edgedev-{self.node}-{os.getpid()}"
-        self._drivers = drivers
+        self._registry = drivers
         self._driver_types = {d.protocol: drivers.get(d.protocol) for d in self.devices}
-        self.sinks = tuple(sinks)
-        self._tasks: TaskGroup | None = None
-        self._device_tasks: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
         self._outbox = outbox
+        self._extra_sinks = tuple(sinks)
+        self.sinks: tuple[ReportSink, ...] = ()
+        """Every sink while running: the MQTT twin publisher first, then ``sinks``."""
         self.runners: dict[str, DeviceRunner] = {}
         self.writers: dict[str, DesiredWriter] = {}
         """Per device, the desired values being written (from deltas and ``twin/get``)."""
@@ -98,20 +125,24 @@ class Mapper:
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._devices_scope: anyio.CancelScope | None = None
         self._stopping = False
+        self._tg: TaskGroup | None = None  # the devices' task group, while running
+        self._served: dict[str, _Served] = {}
+        self._twin_sink: MqttTwinSink | None = None
+        self._changes = anyio.Lock()  # one add/update/remove at a time
         self.endpoints = Endpoints(max_connections=max_connections)
         """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
 
-    def _mapper_state(self, state: str) -> bytes:
-        return dumps(
-            MapperState(
-                event_id=new_event_id(),
-                timestamp=now_ms(),
-                mapper=self.name,
-                state=state,
-                devices=[d.id for d in self.devices],
-                started=self._started,
-            ).model_dump()
-        )
+    def _mapper_state(self, state: DeviceState) -> bytes:
+        return mapper_state(self.name, state, [d.id for d in self.devices], started=self._started)
+
+    def _ask_desired(self, device_id: str) -> None:
+        """Ask the twin what is desired for ``device_id`` (deltas may have been missed)."""
+        if self.bus is None:
+            return
+        event_id = new_event_id()
+        self._gets[event_id] = device_id
+        topic = self.topics.device(device_id, Channel.TWIN_GET)
+        self.bus.publish(topic, twin_get(event_id=event_id))
 
     async def run(self, *, task_status: TaskStatus[Mapper] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run every device until cancelled.
@@ -121,17 +152,18 @@ class Mapper:
         """
         self._started = now_ms()
         state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
-        will = Message(state_topic, self._mapper_state("offline"), qos=1)
+        will = Message(state_topic, self._mapper_state(DeviceState.OFFLINE), qos=1)
         bus_cm = Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox)
         async with bus_cm as bus, self.endpoints:
             self.bus = bus
+            twin_sink = self._twin_sink = MqttTwinSink(bus, self.topics)
+            self.sinks = (twin_sink, *self._extra_sinks)
 
             def announce() -> None:
-                bus.publish(state_topic, self._mapper_state("online"))
+                bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
                 self._gets.clear()
-                for runner in self.runners.values():
-                    runner.announce()
-                    self._ask_desired(bus, runner.spec.id)
+                for device_id in self.runners:
+                    self._ask_desired(device_id)
 
             bus.on_connect(announce)
             try:
@@ -139,12 +171,12 @@ class Mapper:
                     self._devices_scope = tg.cancel_scope
                     if self._stopping:
                         tg.cancel_scope.cancel()
-                    await tg.start(self._deltas, bus)
-                    self._tasks = tg
-                    for spec in self.devices:
-                        self._start_device(spec)
                     for sink in self.sinks:
                         tg.start_soon(sink.run)
+                    await tg.start(self._deltas, bus)
+                    self._tg = tg
+                    for spec in self.devices:
+                        self._start(spec)
                     log.info(
                         "mapper %s running %s (%s), broker %s",
                         self.name,
@@ -154,95 +186,19 @@ class Mapper:
                     )
                     task_status.started(self)
             finally:
+                self._tg = None
                 with anyio.CancelScope(shield=True):
-                    self._tasks = None
                     for runner in self.runners.values():
                         runner.go_offline()
-                    bus.publish(state_topic, self._mapper_state("offline"))
+                    bus.publish(state_topic, self._mapper_state(DeviceState.OFFLINE))
                     with anyio.move_on_after(3):  # the bus and the sinks side by side
                         async with anyio.create_task_group() as flushing:
                             flushing.start_soon(bus.flush)
                             for sink in self.sinks:
                                 flushing.start_soon(sink.flush)
-
-    def _ask_desired(self, bus: Bus, device_id: str) -> None:
-        event_id = new_event_id()  # ask what is desired: deltas may have been missed
-        self._gets[event_id] = device_id
-        bus.publish(self.topics.device(device_id, Channel.TWIN_GET), twin_get(event_id=event_id))
-
-    def _start_device(self, spec: DeviceSpec) -> None:
-        assert self.bus is not None and self._tasks is not None
-        driver_type = self._driver_types.get(spec.protocol) or self._drivers.get(spec.protocol)
-        self._driver_types[spec.protocol] = driver_type
-        runner = DeviceRunner(
-            spec, driver_type, self.bus, self.topics, sinks=self.sinks, endpoints=self.endpoints
-        )
-        writer = DesiredWriter(runner, self.bus, self.topics)
-        runner.on_state.append(self._on_state(writer))
-        self.runners[spec.id] = runner
-        self.writers[spec.id] = writer
-        scope, done = anyio.CancelScope(), anyio.Event()
-        self._device_tasks[spec.id] = (scope, done)
-        self._tasks.start_soon(self._run_device, runner, writer, scope, done)
-
-    @staticmethod
-    async def _run_device(
-        runner: DeviceRunner, writer: DesiredWriter, scope: anyio.CancelScope, done: anyio.Event
-    ) -> None:
-        try:
-            with scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(runner.run)
-                    tg.start_soon(writer.run)
-        finally:
-            done.set()
-
-    async def add_device(self, spec: DeviceSpec) -> None:
-        """Start running ``spec`` (safe while :meth:`run` runs; before it, it joins the start).
-
-        Raises:
-            ValueError: a device with that id runs already (use :meth:`update_device`).
-            PluginError: no driver is installed for its protocol.
-        """
-        if any(d.id == spec.id for d in self.devices):
-            raise ValueError(f"device {spec.id} is running already")
-        if spec.protocol not in self._driver_types:
-            self._driver_types[spec.protocol] = self._drivers.get(spec.protocol)
-        self.devices.append(spec)
-        if self._tasks is not None:
-            self._start_device(spec)
-            if self.bus is not None and self.bus.connected:
-                self._ask_desired(self.bus, spec.id)
-            log.info("device %s added", spec.id)
-
-    async def remove_device(self, device_id: str, *, offline: bool = True) -> DeviceSpec | None:
-        """Stop the device ``device_id`` and report it offline; the others go on.
-
-        Returns:
-            The spec of the device removed, or ``None`` when there was none.
-        """
-        spec = next((d for d in self.devices if d.id == device_id), None)
-        if spec is None:
-            return None
-        self.devices = [d for d in self.devices if d.id != device_id]
-        tasks = self._device_tasks.pop(device_id, None)
-        if tasks is not None:
-            scope, done = tasks
-            scope.cancel()
-            await done.wait()
-        runner = self.runners.pop(device_id, None)
-        self.writers.pop(device_id, None)
-        if runner is not None and offline:
-            runner.go_offline()
-        for sink in self.sinks:
-            sink.removed(spec)
-        log.info("device %s removed", device_id)
-        return spec
-
-    async def update_device(self, spec: DeviceSpec) -> None:
-        """Restart the device ``spec.id`` with ``spec`` (added if absent); the others go on."""
-        await self.remove_device(spec.id, offline=False)
-        await self.add_device(spec)
+                    for sink in self.sinks:
+                        with anyio.move_on_after(1):
+                            await sink.close()
 
     def stop(self) -> None:
         """Stop gracefully; :meth:`run` then returns.
@@ -254,9 +210,119 @@ class Mapper:
         if self._devices_scope is not None:
             self._devices_scope.cancel()
 
+    # devices at run time ----------------------------------------------------------------------
+    def serves(self, spec: DeviceSpec) -> bool:
+        """Whether ``spec`` is for this mapper's node (devices bound to no node are)."""
+        return self._node_filter is None or spec.node_name in (None, self._node_filter)
+
+    def serving(self, device_id: str) -> bool:
+        """Whether the mapper serves the device ``device_id`` (running or about to)."""
+        return device_id in self._specs
+
+    async def add_device(self, spec: DeviceSpec) -> bool:
+        """Start serving ``spec`` (at once when running, else when :meth:`run` starts).
+
+        Returns:
+            ``False`` when the device is bound to another node and is not served.
+
+        Raises:
+            ValueError: the mapper serves a device with that id already.
+            PluginError: no driver is installed for the device's protocol.
+        """
+        async with self._changes:
+            if spec.id in self._specs:
+                raise ValueError(f"device {spec.id} is served already")
+            if not self.serves(spec):
+                return False
+            self._driver_types.setdefault(spec.protocol, self._registry.get(spec.protocol))
+            self._specs[spec.id] = spec
+            self.devices.append(spec)
+            if self._tg is not None:
+                self._start(spec)
+                self._ask_desired(spec.id)
+                self._announce_devices()
+            log.info("device %s added", spec.id)
+            return True
+
+    async def update_device(self, spec: DeviceSpec) -> None:
+        """Restart device ``spec.id`` with the new ``spec``; the other devices keep running.
+
+        Raises:
+            KeyError: the mapper does not serve that device.
+            PluginError: no driver is installed for the new protocol.
+        """
+        async with self._changes:
+            old = self._specs[spec.id]
+            self._driver_types.setdefault(spec.protocol, self._registry.get(spec.protocol))
+            await self._stop(spec.id)
+            self._specs[spec.id] = spec
+            self.devices[self.devices.index(old)] = spec
+            if self._tg is not None:
+                self._start(spec)
+                self._ask_desired(spec.id)
+            log.info("device %s updated", spec.id)
+
+    async def remove_device(self, device_id: str, *, offline: bool = True) -> DeviceSpec:
+        """Stop serving ``device_id``: its task ends, its driver closes, it is reported offline.
+
+        Every sink then hears :meth:`~edgedev.mapper.ReportSink.removed` (after the offline
+        state, which still goes to them).
+
+        Args:
+            device_id: the device's id (``namespace/name``).
+            offline: report the device ``offline`` to the sinks (``False``: it just stops).
+
+        Returns:
+            The spec of the device removed.
+
+        Raises:
+            KeyError: the mapper does not serve that device.
+        """
+        async with self._changes:
+            spec = self._specs.pop(device_id)
+            self.devices.remove(spec)
+            runner = await self._stop(device_id)
+            if runner is not None:
+                if offline:
+                    runner.go_offline("removed from the mapper")
+                for sink in self.sinks:
+                    sink.removed(spec)
+                self._announce_devices()
+            log.info("device %s removed", device_id)
+            return spec
+
+    def _start(self, spec: DeviceSpec) -> None:
+        """Start ``spec``'s runner and desired writer in the devices' task group."""
+        assert self._tg is not None and self.bus is not None
+        driver_type = self._driver_types[spec.protocol]
+        runner = DeviceRunner(spec, driver_type, self.sinks, endpoints=self.endpoints)
+        writer = DesiredWriter(runner, self.bus, self.topics)
+        runner.on_state.append(self._on_state(writer))
+        served = _Served(runner, writer)
+        self.runners[spec.id] = runner
+        self.writers[spec.id] = writer
+        self._served[spec.id] = served
+        self._tg.start_soon(served.run, name=f"device {spec.id}")
+
+    async def _stop(self, device_id: str) -> DeviceRunner | None:
+        """Stop ``device_id``'s tasks and wait until its driver is closed; its runner."""
+        served = self._served.pop(device_id, None)
+        self.writers.pop(device_id, None)
+        runner = self.runners.pop(device_id, None)
+        if served is not None:
+            served.scope.cancel()
+            await served.done.wait()
+        return runner
+
+    def _announce_devices(self) -> None:
+        """Tell the twin agent which devices this mapper serves now."""
+        if self.bus is not None:
+            topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
+            self.bus.publish(topic, self._mapper_state(DeviceState.ONLINE))
+
     @staticmethod
-    def _on_state(writer: DesiredWriter) -> Callable[[str], None]:
-        def listener(_state: str) -> None:
+    def _on_state(writer: DesiredWriter) -> Callable[[DeviceState], None]:
+        def listener(_state: DeviceState) -> None:
             writer.retry_now()  # online: write what waits; offline: say why it waits
 
         return listener
@@ -300,4 +366,4 @@ class Mapper:
     @property
     def online(self) -> list[str]:
         """Ids of the devices that are online now."""
-        return [i for i, r in self.runners.items() if r.state == ONLINE]
+        return [i for i, r in self.runners.items() if r.state == DeviceState.ONLINE]

@@ -1,16 +1,18 @@
-"""Test support shipped as public API: real brokers, free ports, and pytest fixtures.
+"""Test support for tests only: real brokers, free ports, documents, and pytest fixtures.
 
-Importing this module needs pytest only for :mod:`edgedev.testing._plugin`, which pytest
-loads by itself through the ``pytest11`` entry point.
+Nothing in edgedev's runtime imports this package, and it needs pytest (the ``test``
+extra). The fixtures (``mqtt_broker``, ``mqtt_url``, ``fresh_broker``) are a pytest plugin
+to opt in to: ``pytest -p edgedev.testing``, or in a ``conftest.py`` at the root of the
+tests: ``pytest_plugins = ("edgedev.testing",)``.
 """
 
 from __future__ import annotations
 
+from edgedev._ports import free_port
 from edgedev.testing._brokers import (
     BrokerHandle,
     EmbeddedBrokerThread,
     Mosquitto,
-    free_port,
     make_broker,
     wait_for_port,
 )
@@ -23,6 +25,7 @@ from edgedev.testing._documents import (
     unique_root,
     write_documents,
 )
+from edgedev.testing._plugin import fresh_broker, mqtt_broker, mqtt_url
 from edgedev.testing._process import edgedev_process
 from edgedev.testing._recorder import Recorder, topic_endswith
 
@@ -37,8 +40,11 @@ __all__ = (
     "device_property",
     "edgedev_process",
     "free_port",
+    "fresh_broker",
     "load_documents",
     "make_broker",
+    "mqtt_broker",
+    "mqtt_url",
     "topic_endswith",
     "unique_root",
     "wait_for_port",

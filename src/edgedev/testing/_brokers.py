@@ -13,13 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+from edgedev._ports import free_port
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from edgedev.config._loader import load_devices
 from edgedev.config._spec import DeviceSpec
+from edgedev.loader import load_devices
 
 API_VERSION = "devices.kubeedge.io/v1beta1"
 

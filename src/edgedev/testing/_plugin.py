@@ -1,4 +1,4 @@
-"""pytest fixtures that edgedev registers (entry point ``pytest11``) for its users' tests.
+"""pytest fixtures for tests of edgedev and of drivers (opt in: ``-p edgedev.testing``).
 
 ``mqtt_broker``: one broker for the session (mosquitto on a free port, or the embedded
 broker where mosquitto is absent; ``EDGEDEV_TEST_BROKER=embedded`` or ``=mosquitto`` chooses).

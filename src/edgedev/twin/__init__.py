@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgedev._errors import NoSuchProperty
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import (
     Change,
@@ -19,7 +20,10 @@ from edgedev.twin._twin import (
 from edgedev.twin._values import (
     PropertyType,
     Value,
+    Writable,
     check_value,
+    check_writable,
+    check_write,
     coerce_value,
     format_value,
     is_pending,
@@ -32,6 +36,7 @@ __all__ = (
     "Change",
     "Code",
     "DeviceState",
+    "NoSuchProperty",
     "Outcome",
     "PropertyModel",
     "PropertyType",
@@ -41,8 +46,11 @@ __all__ = (
     "TwinProperty",
     "TwinValue",
     "Value",
+    "Writable",
     "WriteFailure",
     "check_value",
+    "check_writable",
+    "check_write",
     "coerce_value",
     "compute_delta",
     "format_value",

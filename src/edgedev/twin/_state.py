@@ -8,7 +8,8 @@ from enum import StrEnum
 class DeviceState(StrEnum):
     """A device's state as KubeEdge's EdgeCore accepts it on ``state/update``.
 
-    ``unhealthy``: the device answers, but with protocol exceptions only (no data).
+    ``UNKNOWN`` is a device not yet connected (or never heard of); ``UNHEALTHY`` a device
+    that answers, but with protocol exceptions only (no data).
     """
 
     ONLINE = "online"

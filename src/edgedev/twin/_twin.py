@@ -17,7 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from edgedev.twin._values import PropertyType, check_value, is_pending, text_equal
+from edgedev._errors import NoSuchProperty, WriteRefused
+from edgedev.twin._values import (
+    PropertyType,
+    check_value,
+    check_writable,
+    check_write,
+    is_pending,
+    text_equal,
+)
 
 
 class Code(IntEnum):
@@ -241,10 +249,30 @@ class Twin:
             elif prop.type is not pm.type:
                 self.properties[name] = replace(prop, type=pm.type)
 
-    # checks ---------------------------------------------------------------------------------
+    # one property ---------------------------------------------------------------------------
     def _apply(self, change: Change, last: TwinProperty | None, now: int) -> TwinProperty | Refusal:
+        """``last`` with ``change`` applied, or why the change is refused."""
+        pm = self.model.get(change.name) if self.model is not None else None
+        refusal = self._refusal(change, last, pm)
+        if refusal is not None:
+            return refusal
+        type_ = _type_of(change, last, pm)
+        prop = last if last is not None else TwinProperty(type_)
+        if prop.type is not type_:
+            prop = replace(prop, type=type_)
+        if change.touches_desired:
+            prop = prop.with_desired(change.desired, change.desired_timestamp or now)
+        if change.reported is not None:
+            prop = _with_reported(prop, change.reported, change.reported_timestamp or now)
+        if change.failure is not None and _failure_applies(prop, change.failure):
+            prop = replace(prop, failure=change.failure)
+        return prop
+
+    def _refusal(
+        self, change: Change, last: TwinProperty | None, pm: PropertyModel | None
+    ) -> Refusal | None:
+        """Why ``change`` cannot be applied (400, 404, 409), or ``None``."""
         name = change.name
-        pm = self.model.get(name) if self.model is not None else None
         if change.desired is not None and change.remove_desired:
             return Refusal(Code.BAD_REQUEST, f"{name}: a desired value cannot be set and removed")
         if change.version is not None and last is not None and change.version < last.version:
@@ -252,52 +280,51 @@ class Twin:
                 Code.CONFLICT,
                 f"{name}: version {change.version} is older than the twin's version {last.version}",
             )
-        if change.touches_desired and self.model is not None:
-            if pm is None:
-                return Refusal(Code.NOT_FOUND, f"device {self.device_id} has no property {name!r}")
-            if not pm.writable:
-                return Refusal(Code.BAD_REQUEST, f"property {name!r} is ReadOnly")
-        type_ = (
-            pm.type
-            if pm is not None
-            else change.type or (last.type if last is not None else PropertyType.STRING)
-        )
-        prop = last if last is not None else TwinProperty(type_)
-        if prop.type is not type_:
-            prop = replace(prop, type=type_)
-        if change.desired is not None:
-            problem = _check_value(name, change.desired, type_, pm)
-            if problem is not None:
-                return Refusal(Code.BAD_REQUEST, problem)
-            prop = prop.with_desired(change.desired, change.desired_timestamp or now)
-        elif change.remove_desired:
-            prop = prop.with_desired(None, change.desired_timestamp or now)
-        if change.reported is not None:
-            stamp = change.reported_timestamp or now
-            before = prop.reported
-            if before is not None and text_equal(before.value, change.reported, type_):
-                prop = replace(prop, reported=TwinValue(before.value, max(stamp, before.timestamp)))
+        if not change.touches_desired:
+            return None
+        try:
+            if self.model is None:  # a device known only from the bus: its type, no model
+                if change.desired is not None:
+                    check_value(change.desired, _type_of(change, last, None))
+            elif change.desired is None:
+                check_writable(self.device_id, name, pm)
             else:
-                prop = prop.with_reported(change.reported, stamp)
-            if not prop.pending:
-                prop = replace(prop, failure=None)
-        if (
-            change.failure is not None
-            and prop.desired is not None
-            and text_equal(change.failure.value, prop.desired.value, type_)
-            and prop.pending
-        ):
-            prop = replace(prop, failure=change.failure)
-        return prop
+                check_write(self.device_id, name, pm, change.desired)
+        except NoSuchProperty as exc:
+            return Refusal(Code.NOT_FOUND, str(exc))
+        except WriteRefused as exc:
+            return Refusal(Code.BAD_REQUEST, str(exc))
+        except ValueError as exc:
+            return Refusal(Code.BAD_REQUEST, f"{name}: {exc}")
+        return None
 
 
-def _check_value(name: str, text: str, type_: PropertyType, pm: PropertyModel | None) -> str | None:
-    """Why ``text`` is not an acceptable desired value of ``name``, or ``None``."""
-    try:
-        check_value(text, type_, *((pm.minimum, pm.maximum) if pm is not None else (None, None)))
-    except ValueError as exc:
-        return f"{name}: {exc}"
-    return None
+def _type_of(change: Change, last: TwinProperty | None, pm: PropertyModel | None) -> PropertyType:
+    """The model's type; else the type the change states; else the known one; else STRING."""
+    if pm is not None:
+        return pm.type
+    if change.type is not None:
+        return change.type
+    return last.type if last is not None else PropertyType.STRING
+
+
+def _with_reported(prop: TwinProperty, reported: str, stamp: int) -> TwinProperty:
+    """``prop`` with a reported value; the same value again only moves its timestamp on."""
+    before = prop.reported
+    if before is not None and text_equal(before.value, reported, prop.type):
+        prop = replace(prop, reported=TwinValue(before.value, max(stamp, before.timestamp)))
+    else:
+        prop = prop.with_reported(reported, stamp)
+    return prop if prop.pending else replace(prop, failure=None)  # reported: no failure left
+
+
+def _failure_applies(prop: TwinProperty, failure: WriteFailure) -> bool:
+    """Whether a mapper's write failure is about the desired value still pending."""
+    return (
+        prop.desired is not None
+        and prop.pending
+        and text_equal(failure.value, prop.desired.value, prop.type)
+    )
 
 
 def compute_delta(properties: Mapping[str, TwinProperty]) -> dict[str, str]:

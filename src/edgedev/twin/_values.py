@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
-from edgedev.wire._edgecore import plain_float, twin_type
+from edgedev._errors import NoSuchProperty, WriteRefused
 
 Value = bool | int | float | str | bytes
 """A property value as drivers produce and consume it."""
@@ -29,15 +31,6 @@ class PropertyType(StrEnum):
     STREAM = "STREAM"
 
     @property
-    def wire_name(self) -> str:
-        """The twin ``metadata.type`` that EdgeCore accepts for this type.
-
-        ``int``, ``float`` (FLOAT and DOUBLE), ``boolean``, ``string`` (STRING, BYTES as hex
-        text, STREAM).
-        """
-        return twin_type(self.value)
-
-    @property
     def is_number(self) -> bool:
         """Whether values of this type are numbers (and may have a range or a deadband)."""
         return self in _NUMERIC
@@ -46,6 +39,22 @@ class PropertyType(StrEnum):
 _NUMERIC = frozenset({PropertyType.INT, PropertyType.FLOAT, PropertyType.DOUBLE})
 _TRUE = frozenset({"true", "1", "on", "yes"})
 _FALSE = frozenset({"false", "0", "off", "no"})
+
+
+def plain_float(value: float) -> str:
+    """``value`` in positional notation with the fewest digits that round-trip.
+
+    ``1e16`` is ``"10000000000000000.0"`` and ``1e-07`` is ``"0.0000001"``: the ``+`` of an
+    exponent is outside EdgeCore's value charset. Non-finite values are ``nan``, ``inf``,
+    ``-inf`` (Go's ParseFloat reads them).
+    """
+    if not math.isfinite(value):
+        return str(value).lower()
+    text = repr(value)
+    if "e" not in text:
+        return text
+    plain = format(Decimal(text), "f")
+    return plain if "." in plain else plain + ".0"
 
 
 def format_value(value: Value, type_: PropertyType) -> str:
@@ -131,6 +140,63 @@ def coerce_value(value: Value, type_: PropertyType) -> Value:
     if type_ is PropertyType.BYTES:
         return value if isinstance(value, bytes) else str(value).encode()
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+class Writable(Protocol):
+    """What a write is checked against: a DeviceModel property.
+
+    :class:`~edgedev.PropertySpec` and the twin's :class:`PropertyModel` both are one.
+    """
+
+    @property
+    def type(self) -> PropertyType:
+        """The value type."""
+
+    @property
+    def writable(self) -> bool:
+        """Whether writes are allowed (``ReadWrite``)."""
+
+    @property
+    def minimum(self) -> float | None:
+        """The lowest number a write may set."""
+
+    @property
+    def maximum(self) -> float | None:
+        """The highest number a write may set."""
+
+
+_W = TypeVar("_W", bound=Writable)
+
+
+def check_writable(device_id: str, name: str, prop: _W | None) -> _W:
+    """Check that property ``name`` of device ``device_id`` exists and is writable.
+
+    Raises:
+        NoSuchProperty: ``prop`` is ``None`` (the device has no such property).
+        WriteRefused: the property is ``ReadOnly``.
+    """
+    if prop is None:
+        raise NoSuchProperty(f"device {device_id} has no property {name!r}")
+    if not prop.writable:
+        raise WriteRefused(f"property {name!r} is ReadOnly")
+    return prop
+
+
+def check_write(device_id: str, name: str, prop: Writable | None, text: str) -> Value:
+    """Check a write of wire string ``text`` to property ``name`` before any I/O.
+
+    The property must exist and be writable (:func:`check_writable`), and ``text`` must be a
+    value of its type within its range (:func:`check_value`).
+
+    Raises:
+        NoSuchProperty: the device has no such property.
+        WriteRefused: read-only, not a value of the type, or out of range.
+    """
+    target = check_writable(device_id, name, prop)
+    try:
+        return check_value(text, target.type, target.minimum, target.maximum)
+    except ValueError as exc:
+        raise WriteRefused(f"{name}: {exc}") from None
 
 
 def values_equal(a: Value, b: Value, type_: PropertyType) -> bool:

@@ -23,8 +23,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edgedev.agent._wire import wire_type
-from edgedev.bus._messages import (
+from edgedev.bus._topics import Channel, DeviceTopic, Topics
+from edgedev.config._spec import DeviceSpec
+from edgedev.twin._values import PropertyType, is_pending
+from edgedev.wire import parse_type, type_name
+from edgedev.wire._messages import (
     MsgTwin,
     StateUpdate,
     TwinDelta,
@@ -32,9 +35,6 @@ from edgedev.bus._messages import (
     TwinUpdate,
     _text,
 )
-from edgedev.bus._topics import Channel, DeviceTopic, Topics
-from edgedev.config._spec import DeviceSpec
-from edgedev.twin._values import PropertyType, is_pending
 
 log = logging.getLogger("edgedev.view")
 
@@ -128,7 +128,7 @@ class PropertyView:
     @property
     def property_type(self) -> PropertyType:
         """The type from ``metadata.type`` (STRING when unknown)."""
-        return wire_type(self.type) or PropertyType.STRING
+        return parse_type(self.type) or PropertyType.STRING
 
     @property
     def pending(self) -> bool:
@@ -232,7 +232,7 @@ class TwinView:
                 prop.unit = p.unit
                 prop.writable = p.writable
                 prop.minimum, prop.maximum = p.minimum, p.maximum
-                prop.set_type(prop.type or p.type.wire_name)
+                prop.set_type(prop.type or type_name(p.type))
             self.dirty.add(spec.id)
 
     def take_dirty(self) -> set[str]:

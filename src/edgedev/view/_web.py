@@ -42,7 +42,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edgedev.bus._client import Bus
-from edgedev.bus._messages import new_event_id, twin_get
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, Topics
 from edgedev.bus._url import BrokerURL
@@ -50,6 +49,7 @@ from edgedev.cli._twin import ask_on, desired_request
 from edgedev.config._spec import DeviceSpec
 from edgedev.view._errors import ViewError
 from edgedev.view._state import TwinView
+from edgedev.wire import new_event_id, twin_get
 
 log = logging.getLogger("edgedev.view")
 

@@ -23,9 +23,9 @@ EdgeCore would refuse is left out of the report instead of taking the others wit
 
 from __future__ import annotations
 
-import math
 import re
-from decimal import Decimal
+
+from edgedev.twin._values import plain_float
 
 __all__ = (
     "EDGECORE_TYPES",
@@ -71,22 +71,6 @@ def twin_type(model_type: str) -> str:
     BYTES (hex text) and STREAM travel as ``string``.
     """
     return _TWIN_TYPES.get(model_type.upper(), "string")
-
-
-def plain_float(value: float) -> str:
-    """``value`` in positional notation with the fewest digits that round-trip.
-
-    ``1e16`` is ``"10000000000000000.0"`` and ``1e-07`` is ``"0.0000001"``: the ``+`` of an
-    exponent is outside EdgeCore's value charset. Non-finite values are ``nan``, ``inf``,
-    ``-inf`` (Go's ParseFloat reads them).
-    """
-    if not math.isfinite(value):
-        return str(value).lower()
-    text = repr(value)
-    if "e" not in text:
-        return text
-    plain = format(Decimal(text), "f")
-    return plain if "." in plain else plain + ".0"
 
 
 def key_refusal(name: str) -> str | None:

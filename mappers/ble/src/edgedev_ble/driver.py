@@ -18,7 +18,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Endpoints, Report
+from edgedev.drivers import Endpoints, Report, visitor_as
 from edgedev_ble.adapter import Adapter, resolve_backend
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleProtocol, BleVisitor
@@ -69,8 +69,7 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
     @classmethod
     def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
         """Check that the visitor's decoding suits the property's type."""
-        visitor = prop.visitor
-        assert isinstance(visitor, BleVisitor)
+        visitor = visitor_as(prop, BleVisitor)
         return Codec.check(prop.type, visitor)
 
     @property

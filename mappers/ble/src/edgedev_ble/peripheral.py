@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgedev import DeviceSpec, PropertySpec, Value
+from edgedev.drivers import config_as, visitor_as
 from edgedev.simulate.signals import initial, signal
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleProtocol, BleVisitor
@@ -68,8 +69,7 @@ class Peripheral:
     """
 
     def __init__(self, spec: DeviceSpec, clock: Callable[[], float]) -> None:
-        cfg = spec.config
-        assert isinstance(cfg, BleProtocol)
+        cfg = config_as(spec, BleProtocol)
         self.spec = spec
         self.address = cfg.mac_address
         self.name = spec.name
@@ -83,8 +83,7 @@ class Peripheral:
         handle = 1
         by_key: dict[tuple[str, str], Characteristic] = {}
         for prop in spec.properties:
-            visitor = prop.visitor
-            assert isinstance(visitor, BleVisitor)
+            visitor = visitor_as(prop, BleVisitor)
             self._codecs[prop.name] = Codec(prop.type, visitor)
             service = visitor.service_uuid or DEFAULT_SERVICE
             if service not in self.services:

@@ -21,6 +21,7 @@ from anyio.abc import ByteStream, SocketAttribute, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from edgedev import DeviceSpec, Simulator, Value
+from edgedev.drivers import config_as
 from edgedev_ble import wire
 from edgedev_ble.config import DEFAULT_SIMULATOR, ENV_BACKEND, BleProtocol, parse_backend
 from edgedev_ble.peripheral import Characteristic, Peripheral, Write
@@ -34,8 +35,7 @@ ADVERTISING_PERIOD = 1.0
 
 def serving_address(spec: DeviceSpec) -> tuple[str, int]:
     """Where the simulator serves ``spec``: its ``backend``, the environment's, or the default."""
-    cfg = spec.config
-    assert isinstance(cfg, BleProtocol)
+    cfg = config_as(spec, BleProtocol)
     for text in (cfg.backend, os.environ.get(ENV_BACKEND)):
         try:
             endpoint = parse_backend(text) if text else None

@@ -8,6 +8,7 @@ with file, device and field.
 from __future__ import annotations
 
 from edgedev import DeviceSpec, PropertySpec
+from edgedev.drivers import config_as, visitor_as
 from edgedev.twin import PropertyType
 from edgedev_gpio.config import Direction, FactoryKind, GpioProtocol, GpioVisitor
 
@@ -25,8 +26,7 @@ SPI_PINS = {0: (7, 8, 9, 10, 11), 1: (16, 17, 18, 19, 20, 21)}
 
 def property_problems(prop: PropertySpec) -> list[tuple[str, str]]:
     """Check the property's type against its direction, and desired values of inputs."""
-    visitor = prop.visitor
-    assert isinstance(visitor, GpioVisitor)
+    visitor = visitor_as(prop, GpioVisitor)
     direction = visitor.direction
     allowed = TYPES[direction]
     if prop.type not in allowed:
@@ -50,8 +50,7 @@ def device_problems(device: DeviceSpec) -> list[tuple[str, str]]:
     taken: dict[object, str] = {}
     spi_ports: set[int] = set()
     for i, prop in enumerate(device.properties):
-        visitor = prop.visitor
-        assert isinstance(visitor, GpioVisitor)
+        visitor = visitor_as(prop, GpioVisitor)
         if visitor.direction is Direction.ADC:
             spi_ports.add(visitor.spi_port)
             where: object = ("adc", visitor.spi_port, visitor.spi_device, visitor.channel)
@@ -67,8 +66,7 @@ def device_problems(device: DeviceSpec) -> list[tuple[str, str]]:
                 )
             )
     for i, prop in enumerate(device.properties):
-        visitor = prop.visitor
-        assert isinstance(visitor, GpioVisitor)
+        visitor = visitor_as(prop, GpioVisitor)
         if visitor.pin is not None and any(visitor.pin in SPI_PINS[p] for p in spi_ports):
             problems.append(
                 (
@@ -76,16 +74,14 @@ def device_problems(device: DeviceSpec) -> list[tuple[str, str]]:
                     f"GPIO{visitor.pin} is an SPI pin, taken by the MCP3008",
                 )
             )
-    config = device.config
-    assert isinstance(config, GpioProtocol)
+    config = config_as(device, GpioProtocol)
     try:
         kind = config.factory_kind
     except ValueError as exc:
         return [*problems, ("protocol.configData.pinFactory", str(exc))]
     if kind is FactoryKind.NATIVE:
         for i, prop in enumerate(device.properties):
-            visitor = prop.visitor
-            assert isinstance(visitor, GpioVisitor)
+            visitor = visitor_as(prop, GpioVisitor)
             if visitor.direction is Direction.PWM:
                 problems.append(
                     (

@@ -216,7 +216,6 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
                     level = debouncer.settle(now)
                     if level is not None and _wanted(edges[name], level):
                         report(name, _typed(props[name], level))
-                        await anyio.lowlevel.checkpoint()  # let the runner publish it
                 deadlines = [d.deadline for d in debouncers.values()]
                 wake = min([cycles.next_deadline()] + [d for d in deadlines if d is not None])
                 batch: list[_Edge] = []
@@ -226,7 +225,6 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
                     reported = debouncers[name].edge(seen, level)
                     if reported is not None and _wanted(edges[name], reported):
                         report(name, _typed(props[name], reported))
-                        await anyio.lowlevel.checkpoint()  # one edge, one report
         finally:
             for line in inputs.values():
                 line.on_change(None)

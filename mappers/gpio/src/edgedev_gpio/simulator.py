@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from edgedev import DeviceSpec, Simulator
+from edgedev.drivers import config_as, visitor_as
 from edgedev_gpio.boards import Board, BoardKey, boards
 from edgedev_gpio.config import Direction, FactoryKind, GpioProtocol, GpioVisitor, SimulateConfig
 from edgedev_gpio.drive import analog_signal, drive_pattern
@@ -84,8 +85,7 @@ class GpioSimulator(Simulator):
     def pin(self, device_id: str, prop: str) -> Any:
         """The mock pin of ``prop`` on ``device_id`` (while :meth:`run` runs)."""
         spec = next(d for d in self.devices if d.id == device_id)
-        visitor = spec.property(prop).visitor
-        assert isinstance(visitor, GpioVisitor)
+        visitor = visitor_as(spec.property(prop), GpioVisitor)
         return self._boards[device_id].factory.pin(visitor.pin)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -94,8 +94,7 @@ class GpioSimulator(Simulator):
             inputs: list[_Input] = []
             analogs: list[_Analog] = []
             for spec in self.devices:
-                config = spec.config
-                assert isinstance(config, GpioProtocol)
+                config = config_as(spec, GpioProtocol)
                 key = BoardKey.of(config)
                 if key.kind is not FactoryKind.MOCK:
                     log.warning(
@@ -107,8 +106,7 @@ class GpioSimulator(Simulator):
                 board = stack.enter_context(boards.use(key))
                 self._boards[spec.id] = board
                 for prop in spec.properties:
-                    visitor = prop.visitor
-                    assert isinstance(visitor, GpioVisitor)
+                    visitor = visitor_as(prop, GpioVisitor)
                     if visitor.direction is Direction.ADC:
                         assert visitor.channel is not None
                         address = (visitor.spi_port, visitor.spi_device, visitor.channel)

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from edgedev import DeviceError, DeviceFault, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Endpoints, Lease
+from edgedev.drivers import Endpoints, Lease, visitor_as
 from edgedev.twin import PropertyType, check_value
 from edgedev_modbus.codec import (
     DataType,
@@ -60,8 +60,7 @@ class Layout:
         Raises:
             ValueError: the visitor's settings are inconsistent (the message says how).
         """
-        visitor = prop.visitor
-        assert isinstance(visitor, ModbusVisitor)
+        visitor = visitor_as(prop, ModbusVisitor)
         table = visitor.table
         if visitor.data_type is None:
             data_type = default_data_type(prop.type.value, table, visitor.limit or 1)

@@ -20,6 +20,7 @@ from anyio.abc import TaskStatus
 from pymodbus.constants import ExcCodes
 
 from edgedev import DeviceSpec, Simulator, Value
+from edgedev.drivers import config_as
 from edgedev.simulate.signals import initial, signal
 from edgedev_modbus.codec import Table
 from edgedev_modbus.config import ModbusProtocol
@@ -144,8 +145,7 @@ class ModbusSimulator(Simulator):
         self._units: dict[tuple[str, int] | str, dict[int, _SimDevice]] = {}
         self._by_id: dict[str, _SimDevice] = {}
         for spec in devices:
-            cfg = spec.config
-            assert isinstance(cfg, ModbusProtocol)
+            cfg = config_as(spec, ModbusProtocol)
             line = (cfg.ip, cfg.port) if cfg.ip is not None else str(cfg.serial_port)
             unit = _SimDevice(spec, clock)
             self._units.setdefault(line, {})[cfg.slave_id] = unit
@@ -158,8 +158,7 @@ class ModbusSimulator(Simulator):
 
     def address(self, device: DeviceSpec) -> str:
         """``tcp HOST:PORT unit N``, or ``rtu LINE unit N`` for a serial line."""
-        cfg = device.config
-        assert isinstance(cfg, ModbusProtocol)
+        cfg = config_as(device, ModbusProtocol)
         if cfg.ip is not None:
             return f"tcp {cfg.ip}:{cfg.port} unit {cfg.slave_id}"
         return f"rtu {cfg.serial_port} unit {cfg.slave_id}"
@@ -302,8 +301,7 @@ class ModbusSimulator(Simulator):
                     )
                     where = f"{line[0]}:{line[1]}"
                 else:  # RTU framing on a serial port, or on "socket://HOST:PORT"
-                    cfg = next(iter(units.values())).spec.config
-                    assert isinstance(cfg, ModbusProtocol)
+                    cfg = config_as(next(iter(units.values())).spec, ModbusProtocol)
                     server = ModbusSerialServer(
                         sims,
                         port=line,

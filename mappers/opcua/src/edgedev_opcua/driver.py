@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value
-from edgedev.drivers import Endpoints, Lease, Report
+from edgedev.drivers import Endpoints, Lease, Report, config_as, visitor_as
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.convert import compatible
 
@@ -43,8 +43,7 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
     @classmethod
     def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
         """Check that the node is named once, and that ``dataType`` can hold the property."""
-        visitor = prop.visitor
-        assert isinstance(visitor, OpcuaVisitor)
+        visitor = visitor_as(prop, OpcuaVisitor)
         problems = visitor.problems()
         if problems:
             return problems
@@ -61,8 +60,7 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
     @classmethod
     def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
         """Check security, login and certificate settings together."""
-        config = device.config
-        assert isinstance(config, OpcuaProtocol)
+        config = config_as(device, OpcuaProtocol)
         return [(f"protocol.configData.{field}", message) for field, message in config.problems()]
 
     def phase_key(self) -> str:

@@ -23,7 +23,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
 
 from edgedev import DeviceError, DeviceSpec, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Report
+from edgedev.drivers import Report, visitor_as
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.connection import device_errors, status_name
 from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
@@ -116,10 +116,7 @@ class Session:
 
     # nodes ---------------------------------------------------------------------------------
     async def _resolve(self) -> None:
-        visitors: dict[str, OpcuaVisitor] = {}
-        for prop in self.device.properties:
-            assert isinstance(prop.visitor, OpcuaVisitor)
-            visitors[prop.name] = prop.visitor
+        visitors = {p.name: visitor_as(p, OpcuaVisitor) for p in self.device.properties}
         refs = {name: v.node for name, v in visitors.items() if v.node is not None}
         namespaces: dict[str, int] = {}
         if any(isinstance(r.namespace, str) for r in refs.values()):
@@ -276,8 +273,8 @@ class Session:
         """
         node = self._nodes.get(prop.name)
         if node is None:
-            assert isinstance(prop.visitor, OpcuaVisitor)
-            raise WriteRefused(f"{prop.name}: node {prop.visitor.node_id} is not on the server")
+            node_id = visitor_as(prop, OpcuaVisitor).node_id
+            raise WriteRefused(f"{prop.name}: node {node_id} is not on the server")
         if node.builtin is None:
             raise WriteRefused(
                 f"{prop.name}: node type {node.data_type} cannot be written by edgedev"

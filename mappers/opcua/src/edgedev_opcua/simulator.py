@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from edgedev import DeviceSpec, PropertySpec, Simulator, Value
+from edgedev.drivers import config_as, visitor_as
 from edgedev.simulate.signals import initial, signal
 from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
 from edgedev_opcua.convert import Builtin, default_builtin, from_opcua, to_opcua
@@ -92,19 +93,14 @@ class _Endpoint:
         self.server: Any = None
         for spec in devices:
             for prop in spec.properties:
-                visitor = prop.visitor
-                assert isinstance(visitor, OpcuaVisitor)
+                visitor = visitor_as(prop, OpcuaVisitor)
                 builtin = visitor.data_type or default_builtin(prop.type)
                 self.nodes[spec.id, prop.name] = _SimNode(
                     spec.id, prop, None, builtin, sensor=not prop.writable
                 )
 
     def configs(self) -> list[OpcuaProtocol]:
-        configs = []
-        for spec in self.devices:
-            assert isinstance(spec.config, OpcuaProtocol)
-            configs.append(spec.config)
-        return configs
+        return [config_as(spec, OpcuaProtocol) for spec in self.devices]
 
     def tick(self) -> float:
         cycles = [n.prop.collect_cycle for n in self.nodes.values() if n.sensor]
@@ -125,14 +121,12 @@ class OpcuaSimulator(Simulator):
         self._clock = clock
         groups: dict[tuple[str, int], list[DeviceSpec]] = {}
         for spec in devices:
-            cfg = spec.config
-            assert isinstance(cfg, OpcuaProtocol)
+            cfg = config_as(spec, OpcuaProtocol)
             groups.setdefault((cfg.host, cfg.port), []).append(spec)
         self._endpoints: list[_Endpoint] = []
         self._by_id: dict[str, _Endpoint] = {}
         for group in groups.values():
-            cfg = group[0].config
-            assert isinstance(cfg, OpcuaProtocol)
+            cfg = config_as(group[0], OpcuaProtocol)
             endpoint = _Endpoint(cfg.url, group)
             self._endpoints.append(endpoint)
             self._by_id.update((spec.id, endpoint) for spec in group)
@@ -308,8 +302,7 @@ class OpcuaSimulator(Simulator):
 
 
 def _visitor(prop: PropertySpec) -> OpcuaVisitor:
-    visitor = prop.visitor
-    assert isinstance(visitor, OpcuaVisitor)
+    visitor = visitor_as(prop, OpcuaVisitor)
     return visitor
 
 

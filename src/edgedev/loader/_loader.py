@@ -14,12 +14,13 @@ import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from edgedev._errors import ConfigError, PluginError, Problem
+from edgedev._plugins import Registry
 from edgedev.config._crd import (
     API_GROUP,
     EXTENSION_KEYS,
@@ -32,6 +33,8 @@ from edgedev.config._crd import (
 )
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.config._yaml import load_all
+from edgedev.drivers import AnyDriver, ProtocolConfig
+from edgedev.drivers import drivers as installed
 from edgedev.twin._values import PropertyType, check_value
 
 log = logging.getLogger("edgedev.config")
@@ -52,11 +55,6 @@ def did_you_mean(wrong: str, choices: Iterable[str]) -> str:
         lowered = {o.lower(): o for o in options}
         near = [lowered[wrong.lower()]] if wrong.lower() in lowered else []
     return f"; did you mean {near[0]!r}?" if near else ""
-
-
-if TYPE_CHECKING:
-    from edgedev._plugins import Registry
-    from edgedev.drivers import AnyDriver
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +312,7 @@ class _Resolver:
         settings = {**model.spec.protocol_config_data, **device.spec.protocol.config_data}
         settings.pop("customizedValues", None)  # KubeEdge's free-form values: no driver reads them
         try:
-            config: BaseModel = driver.protocol_config.model_validate(settings)
+            config: ProtocolConfig = driver.protocol_config.model_validate(settings)
         except ValidationError as exc:
             self.problems.extend(
                 _validation_problems(doc, exc, "spec.protocol.configData", driver.protocol_config)
@@ -351,6 +349,7 @@ class _Resolver:
             properties=props,
             node_name=device.spec.node_name,
             source=doc.file,
+            timeout_ms=config.timeout,
             methods=tuple(device.spec.methods),
             state_report=device.spec.state_report,
         )
@@ -571,11 +570,7 @@ def load_devices(
     Raises:
         ConfigError: with one :class:`~edgedev.Problem` per mistake found in any file.
     """
-    if drivers is None:
-        from edgedev.drivers import drivers as installed
-
-        drivers = installed
-    resolver = _Resolver(drivers)
+    resolver = _Resolver(installed if drivers is None else drivers)
     for path in paths:
         read_problems: list[Problem] = []
         at = len(resolver.problems)

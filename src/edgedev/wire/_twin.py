@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-from edgedev.bus._messages import MsgTwin
 from edgedev.twin._twin import Change, TwinProperty, WriteFailure
 from edgedev.twin._values import PropertyType
+from edgedev.wire._edgecore import twin_type
+from edgedev.wire._messages import MsgTwin
 
 _ALIASES = {"integer": PropertyType.INT, "bool": PropertyType.BOOLEAN, "str": PropertyType.STRING}
 
 
-def wire_type(name: str) -> PropertyType | None:
+def type_name(type_: PropertyType) -> str:
+    """The name of ``type_`` in a twin's ``metadata.type``, one that EdgeCore accepts.
+
+    ``int``, ``float`` (FLOAT and DOUBLE), ``boolean``, ``string`` (STRING, BYTES as hex
+    text, STREAM); :func:`parse_type` reads back INT, FLOAT, BOOLEAN and STRING as they were.
+    """
+    return twin_type(type_.value)
+
+
+def parse_type(name: str) -> PropertyType | None:
     """The type named by ``metadata.type`` (``int``, ``float`` ...), or ``None`` if unknown."""
     lowered = name.strip().lower()
     try:
@@ -27,9 +36,9 @@ def wire_type(name: str) -> PropertyType | None:
         return _ALIASES.get(lowered)
 
 
-def property_entry(prop: TwinProperty) -> dict[str, Any]:
+def property_entry(prop: TwinProperty) -> dict[str, object]:
     """The ``MsgTwin`` of ``prop``, with its version and the last write failure if any."""
-    entry: dict[str, Any] = {}
+    entry: dict[str, object] = {}
     if prop.desired is not None:
         entry["expected"] = {
             "value": prop.desired.value,
@@ -40,7 +49,7 @@ def property_entry(prop: TwinProperty) -> dict[str, Any]:
             "value": prop.reported.value,
             "metadata": {"timestamp": prop.reported.timestamp},
         }
-    entry["metadata"] = {"type": prop.type.wire_name}
+    entry["metadata"] = {"type": type_name(prop.type)}
     entry["version"] = prop.version
     if prop.failure is not None:
         f = prop.failure
@@ -55,7 +64,7 @@ def property_entry(prop: TwinProperty) -> dict[str, Any]:
 
 def twin_entries(
     properties: Mapping[str, TwinProperty], names: Iterable[str] | None = None
-) -> dict[str, Any]:
+) -> dict[str, dict[str, object]]:
     """``MsgTwin`` entries of ``names`` (every property when ``None``), sorted by name."""
     chosen = sorted(properties if names is None else (n for n in names if n in properties))
     return {name: property_entry(properties[name]) for name in chosen}
@@ -92,7 +101,7 @@ def to_change(name: str, twin: MsgTwin | None) -> Change:
             twin.error.timestamp,
             twin.error.retry,
         )
-    type_ = wire_type(twin.metadata.type) if twin.metadata is not None else None
+    type_ = parse_type(twin.metadata.type) if twin.metadata is not None else None
     return Change(
         name,
         desired=desired,

@@ -1,7 +1,9 @@
-"""KubeEdge device payloads: typed models for parsing, fast builders for the hot path.
+"""KubeEdge's MQTT payloads: typed models for parsing, builders for every message we send.
 
-Parsing goes through pydantic because payloads come from the network and may be anything;
-the mapper's own reports are built as plain dicts, one per device per cycle.
+Parsing goes through pydantic because payloads come from the network and may be anything.
+Outgoing messages are built here and nowhere else, as plain dicts (or, for the mapper's report,
+one per device per cycle, as strings); ``tests/test_wire.py`` checks that each builder gives the
+same bytes as the model it mirrors.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -177,7 +179,7 @@ _json_string = json.encoder.encode_basestring
 """A str as a JSON string literal, as :func:`dumps` writes it (non-ASCII kept)."""
 
 
-def dumps(payload: dict[str, Any]) -> bytes:
+def dumps(payload: Mapping[str, object]) -> bytes:
     """Compact JSON bytes."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -210,7 +212,7 @@ def twin_report(
 
 
 def write_error_report(
-    name: str, type_: str, error: dict[str, Any], actual: tuple[str, int] | None = None
+    name: str, type_: str, error: Mapping[str, object], actual: tuple[str, int] | None = None
 ) -> bytes:
     """Build a ``twin/update`` that reports a failed write of property ``name``.
 
@@ -220,7 +222,7 @@ def write_error_report(
         error: ``{"value", "reason", "timestamp", "retry"}`` (see :class:`WriteError`).
         actual: the last value read and its timestamp in ms, when there is one.
     """
-    entry: dict[str, Any] = {"metadata": {"type": type_}, "error": error}
+    entry: dict[str, object] = {"metadata": {"type": type_}, "error": dict(error)}
     if actual is not None:
         entry["actual"] = {"value": actual[0], "metadata": {"timestamp": actual[1]}}
     return dumps({"event_id": new_event_id(), "timestamp": now_ms(), "twin": {name: entry}})
@@ -232,12 +234,95 @@ def twin_get(*, event_id: str | None = None) -> bytes:
 
 
 def state_update(state: str, *, timestamp: int | None = None) -> bytes:
-    """Build a ``state/update``."""
+    """Build a ``state/update`` (``state`` is a :class:`~edgedev.twin.DeviceState`)."""
     return dumps(
         {
             "event_id": new_event_id(),
             "timestamp": now_ms() if timestamp is None else timestamp,
-            "state": state,
+            "state": str(state),
+        }
+    )
+
+
+def mapper_state(
+    mapper: str, state: str, devices: Iterable[str], *, started: int, timestamp: int | None = None
+) -> bytes:
+    """Build a ``node/{node}/mapper/state`` (see :class:`MapperState`)."""
+    return dumps(
+        {
+            "event_id": new_event_id(),
+            "timestamp": now_ms() if timestamp is None else timestamp,
+            "mapper": mapper,
+            "state": str(state),
+            "devices": list(devices),
+            "started": started,
+        }
+    )
+
+
+def twin_result(
+    event_id: str,
+    timestamp: int,
+    twin: Mapping[str, object] | None = None,
+    *,
+    code: int | None = None,
+    reason: str | None = None,
+) -> bytes:
+    """Build a ``twin/update/result`` or ``twin/get/result``: the twin, or ``code`` and ``reason``.
+
+    Args:
+        event_id: the id of the request answered.
+        timestamp: the message timestamp (ms).
+        twin: ``MsgTwin`` entries by property (when the request succeeded).
+        code: the HTTP-like error code when it failed (400, 404, 409, 500).
+        reason: why it failed.
+    """
+    body: dict[str, object] = {"event_id": event_id, "timestamp": timestamp}
+    if code is not None:
+        body["code"] = code
+        body["reason"] = reason or ""
+    else:
+        body["twin"] = dict(twin or {})
+    return dumps(body)
+
+
+def twin_delta(twin: Mapping[str, object], delta: Mapping[str, str], *, timestamp: int) -> bytes:
+    """Build a ``twin/update/delta``: the ``MsgTwin`` entries of the delta and the delta."""
+    return dumps(
+        {
+            "event_id": new_event_id(),
+            "timestamp": timestamp,
+            "twin": dict(twin),
+            "delta": dict(delta),
+        }
+    )
+
+
+def twin_document(twin: Mapping[str, object], *, timestamp: int) -> bytes:
+    """Build a ``twin/update/document``: ``{"last", "current"}`` ``MsgTwin`` of each property."""
+    return dumps({"event_id": new_event_id(), "timestamp": timestamp, "twin": dict(twin)})
+
+
+def membership_result(
+    event_id: str, devices: Sequence[Mapping[str, str]], *, timestamp: int
+) -> bytes:
+    """Build a ``membership/get/result`` (devices as :class:`MembershipDevice` dicts)."""
+    return dumps({"event_id": event_id, "timestamp": timestamp, "devices": list(devices)})
+
+
+def membership_updated(
+    added: Sequence[Mapping[str, str]],
+    removed: Sequence[Mapping[str, str]] = (),
+    *,
+    timestamp: int,
+) -> bytes:
+    """Build a ``membership/updated``: devices bound to or removed from a node."""
+    return dumps(
+        {
+            "event_id": new_event_id(),
+            "timestamp": timestamp,
+            "added_devices": list(added),
+            "removed_devices": list(removed),
         }
     )
 
@@ -257,12 +342,12 @@ def desired_update(
         event_id: the message id (the result carries it back); a fresh one by default.
     """
     now = now_ms()
-    twin: dict[str, Any] = {}
+    twin: dict[str, object] = {}
     for name, value in values.items():
         if value is None and version is None:
             twin[name] = None
             continue
-        entry: dict[str, Any] = {
+        entry: dict[str, object] = {
             "expected": None if value is None else {"value": value, "metadata": {"timestamp": now}}
         }
         if version is not None:
