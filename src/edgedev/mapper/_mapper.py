@@ -184,10 +184,11 @@ class Mapper:
                     for runner in self.runners.values():
                         runner.go_offline()
                     bus.publish(state_topic, self._mapper_state(DeviceState.OFFLINE))
-                    with anyio.move_on_after(3):
-                        for sink in self.sinks:
-                            await sink.flush()
-                        await bus.flush()
+                    with anyio.move_on_after(3):  # every sink at once: one down delays none
+                        async with anyio.create_task_group() as flushing:
+                            for sink in self.sinks:
+                                flushing.start_soon(sink.flush)
+                            flushing.start_soon(bus.flush)
                     for sink in self.sinks:
                         with anyio.move_on_after(1):
                             await sink.close()

@@ -1,0 +1,195 @@
+"""``pushMethod.dbMethod.mysql``: upstream's table per property, or one table for everything.
+
+``table-per-property`` (the default, upstream's layout): a table named
+``namespace/device/property`` with ``id INT AUTO_INCREMENT PRIMARY KEY, ts DATETIME NOT NULL,
+field TEXT``; ``ts`` is the reading's time (UTC, seconds) and ``field`` the value as KubeEdge
+writes it. ``single-table``: one table ``edgedev_readings`` with ``namespace``, ``device``,
+``property``, ``ts DATETIME(3)``, ``value`` and ``type`` and an index on the first four, written
+with one multi-row ``INSERT`` per batch.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from edgedev.config._crd import MysqlClientConfig, PushMethod
+from edgedev.sinks._base import PushSink, Row, secret, wall_time
+from edgedev.sinks._delivery import SinkError
+from edgedev.wire import type_name
+
+PASSWORD_ENV = ("EDGEDEV_MYSQL_PASSWORD", "PASSWORD")
+"""Where the password comes from (``NAME`` or ``NAME_FILE``), first found wins."""
+
+SINGLE_TABLE = "edgedev_readings"
+"""The table of the ``single-table`` layout."""
+
+MAX_NAME = 64
+"""MySQL's longest table name."""
+
+
+class MysqlLayout(enum.StrEnum):
+    """How readings are laid out in MySQL."""
+
+    TABLE_PER_PROPERTY = "table-per-property"
+    SINGLE_TABLE = "single-table"
+
+
+def table_name(row: Row) -> str:
+    """Upstream's table of one property: ``namespace/device/property``."""
+    return f"{row.device.namespace}/{row.device.name}/{row.prop.name}"
+
+
+def quote(name: str) -> str:
+    """A MySQL identifier in backquotes."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def create_table(table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of upstream's per-property table."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote(table)} "
+        "(id INT AUTO_INCREMENT PRIMARY KEY, ts DATETIME NOT NULL, field TEXT)"
+    )
+
+
+CREATE_SINGLE = (
+    f"CREATE TABLE IF NOT EXISTS {quote(SINGLE_TABLE)} ("
+    "id BIGINT AUTO_INCREMENT PRIMARY KEY, namespace VARCHAR(253) NOT NULL, "
+    "device VARCHAR(253) NOT NULL, property VARCHAR(128) NOT NULL, ts DATETIME(3) NOT NULL, "
+    "value TEXT NOT NULL, type VARCHAR(16) NOT NULL, "
+    "INDEX by_property (namespace, device, property, ts))"
+)
+
+
+def per_property(rows: Sequence[Row]) -> dict[str, list[tuple[str, str]]]:
+    """``{table: [(ts, field), ...]}`` for the table-per-property layout."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        tables.setdefault(table_name(row), []).append(
+            (wall_time(row.reading.timestamp), row.reading.text)
+        )
+    return tables
+
+
+def single(rows: Sequence[Row]) -> list[tuple[str, str, str, str, str, str]]:
+    """The rows of the single-table layout (``ts`` in ms)."""
+    return [
+        (
+            r.device.namespace,
+            r.device.name,
+            r.prop.name,
+            datetime.fromtimestamp(r.reading.timestamp / 1000, UTC).strftime(
+                "%Y-%m-%d %H:%M:%S.%f"
+            )[:-3],
+            r.reading.text,
+            type_name(r.prop.type),
+        )
+        for r in rows
+    ]
+
+
+class MysqlSink(PushSink):
+    """Readings into MySQL or MariaDB over one connection (asyncmy), one transaction per batch.
+
+    Args:
+        target: ``(addr, database, userName)``.
+        layout: :class:`MysqlLayout`.
+        delivery: queue and retry settings.
+    """
+
+    kind = "dbMethod.mysql"
+
+    def __init__(
+        self,
+        target: tuple[Any, ...],
+        *,
+        layout: MysqlLayout = MysqlLayout.TABLE_PER_PROPERTY,
+        **delivery: Any,
+    ) -> None:
+        super().__init__(target, **delivery)
+        self.layout = MysqlLayout(layout)
+        self._conn: Any = None
+        self._created: set[str] = set()
+
+    @property
+    def label(self) -> str:
+        """``user@addr/database``."""
+        addr, database, user = self.target
+        return f"{user}@{addr}/{database}"
+
+    @classmethod
+    def config_of(cls, push: PushMethod) -> MysqlClientConfig | None:
+        """``dbMethod.mysql.mysqlClientConfig``."""
+        db = push.db_method
+        return db.mysql.mysql_client_config if db is not None and db.mysql is not None else None
+
+    @classmethod
+    def target_of(cls, config: Any) -> tuple[Any, ...]:
+        """The server, the database and the user."""
+        return (config.addr, config.database, config.user_name)
+
+    async def _connect(self) -> Any:
+        import asyncmy  # the 'mysql' extra
+        from asyncmy.errors import OperationalError
+
+        addr, database, user = self.target
+        host, _, port = str(addr).rpartition(":")
+        try:
+            conn = await asyncmy.connect(
+                host=host or "127.0.0.1",
+                port=int(port or 3306),
+                user=user,
+                password=secret(*PASSWORD_ENV) or "",
+                database=database,
+                autocommit=False,
+                connect_timeout=self.delivery.timeout,
+            )
+        except OperationalError as exc:
+            code = exc.args[0] if exc.args else None
+            if code in (1044, 1045):  # access denied (to the server, to the database)
+                raise SinkError(
+                    f"access denied ({exc.args[-1]}): check userName and the password in "
+                    f"{' or '.join(PASSWORD_ENV)} (or the file named by *_FILE)"
+                ) from None
+            raise
+        self._created = set()
+        return conn
+
+    async def send(self, rows: Sequence[Row]) -> None:
+        """One transaction: a multi-row ``INSERT`` per table, created when first seen."""
+        if self._conn is None:
+            self._conn = await self._connect()
+        try:
+            async with self._conn.cursor() as cur:
+                if self.layout is MysqlLayout.SINGLE_TABLE:
+                    if SINGLE_TABLE not in self._created:
+                        await cur.execute(CREATE_SINGLE)
+                        self._created.add(SINGLE_TABLE)
+                    await cur.executemany(
+                        f"INSERT INTO {quote(SINGLE_TABLE)} "
+                        "(namespace, device, property, ts, value, type) "
+                        "VALUES (%s, %s, %s, %s, %s, %s)",
+                        single(rows),
+                    )
+                else:
+                    for table, values in per_property(rows).items():
+                        if table not in self._created:
+                            await cur.execute(create_table(table))
+                            self._created.add(table)
+                        await cur.executemany(
+                            f"INSERT INTO {quote(table)} (ts, field) VALUES (%s, %s)", values
+                        )
+            await self._conn.commit()
+        except BaseException:
+            conn, self._conn = self._conn, None
+            conn.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
