@@ -133,13 +133,14 @@ class Delivery(Generic[T]):
         while True:
             if not self._queue:
                 await self._wake.wait()
-                self._wake = anyio.Event()
-                if self.linger > 0 and len(self._queue) < self.max_batch:
-                    await anyio.sleep(self.linger)
-            if not self._queue:
-                continue
-            if not await self._attempt():
-                await anyio.sleep(self._backoff.next())
+            self._wake = anyio.Event()
+            if self.linger > 0 and len(self._queue) < self.max_batch:
+                await anyio.sleep(self.linger)  # gather the rest of this cycle
+            while self._queue:
+                if not await self._attempt():
+                    await anyio.sleep(self._backoff.next())
+                elif len(self._queue) < self.max_batch:
+                    break  # a partial batch left: linger for more first
 
     async def flush(self) -> None:
         """Send what is queued now, without backoff; stop at the first failure.
