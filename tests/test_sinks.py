@@ -26,8 +26,10 @@ from edgedev.testing import (
     Recorder,
     device,
     device_model,
+    edgedev_process,
     load_documents,
     unique_root,
+    write_documents,
 )
 from edgedev_modbus import ModbusSimulator
 from sink_servers import HttpRecorder, MariaDB, RedisServer, Request, until
@@ -462,3 +464,57 @@ async def test_metrics_per_sink(tmp_path: Path, mqtt_url: str):
     assert f"edgedev_sink_up{{{target}}} 1" in text
     assert f"edgedev_sink_dropped_total{{{target}}} 0" in text
     assert re.search(rf"edgedev_sink_delivered_total{{{re.escape(target)}}} [1-9]", text)
+
+
+async def test_stopping_the_mapper_delivers_what_is_queued(tmp_path: Path, mqtt_url: str):
+    server = HttpRecorder()
+    server.start()
+    counter = Counter()
+    try:
+        push = {"http": {"hostName": "127.0.0.1", "port": server.port, "requestPath": "/x"}}
+        options = SinkOptions(linger=60, http_layout=HttpLayout.JSON)  # nothing leaves by itself
+        specs = load_documents(tmp_path, docs(push))
+        sinks = build_sinks(specs, options)
+        async with anyio.create_task_group() as tg:
+            await tg.start(ModbusSimulator(specs).run)
+            mapper = Mapper(
+                specs, broker=mqtt_url, topic_root=unique_root(), sinks=[*sinks, counter]
+            )
+            async with anyio.create_task_group() as mapper_tg:
+                await mapper_tg.start(mapper.run)
+                await until(lambda: counter.values >= 10)
+                assert not server.requests
+                mapper.stop()  # run() returns once it has flushed the sinks
+            tg.cancel_scope.cancel()
+    finally:
+        server.stop()
+    values = [v for r in server.requests for v in json.loads(r.body)]
+    assert len(values) == counter.values, "every value read was delivered on the way out"
+
+
+async def test_edgedev_run_serves_the_sinks_its_files_name(
+    tmp_path: Path, mqtt_url: str, mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("EDGEDEV_MYSQL_PASSWORD_FILE", str(tmp_path / "password"))
+    (tmp_path / "password").write_text(MariaDB.password + "\n")
+    push = {"dbMethod": {"mysql": {"mysqlClientConfig": {
+        "addr": f"127.0.0.1:{mariadb.port}", "database": MariaDB.database,
+        "userName": MariaDB.user}}}}  # fmt: skip
+    documents = docs(push)
+    path = write_documents(tmp_path, documents)
+    specs = load_documents(tmp_path, documents)
+
+    async def rows() -> int:
+        try:
+            found = await mariadb.query("SELECT COUNT(*) FROM edgedev_readings")
+        except Exception:  # the table is not there yet
+            return 0
+        return int(found[0][0])  # type: ignore[call-overload]
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(ModbusSimulator(specs).run)
+        args = ("run", "-f", str(path), "--broker", mqtt_url, "--mysql-layout", "single-table")
+        with edgedev_process(*args, output=False):
+            await until(lambda: rows(), timeout=30)
+        tg.cancel_scope.cancel()
+    assert await rows() > 0
