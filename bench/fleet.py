@@ -245,7 +245,9 @@ def start_sink(kind: str) -> Iterator[tuple[str, dict[str, str]]]:
         redis.start()
         try:
             yield (
-                "{dbMethod: {redis: {redisClientConfig: {addr: '127.0.0.1:%d'}}}}" % redis.port,
+                "{dbMethod: {redis: {redisClientConfig: {addr: '127.0.0.1:"
+                + str(redis.port)
+                + "'}}}}",
                 {"PASSWORD": redis.password},
             )
         finally:

@@ -137,10 +137,14 @@ def test_a_missing_extra_is_a_load_error_naming_it(tmp_path: Path, monkeypatch: 
     from edgedev.config import _push
 
     monkeypatch.setattr(_push, "installed", lambda module: module != "asyncmy")
+    _push.missing_extra.cache_clear()
     push = {"dbMethod": {"mysql": {"mysqlClientConfig": {"addr": "h:3306", "database": "d",
                                                           "userName": "u"}}}}  # fmt: skip
-    with pytest.raises(ConfigError) as info:
-        load_documents(tmp_path, docs(push))
+    try:
+        with pytest.raises(ConfigError) as info:
+            load_documents(tmp_path, docs(push))
+    finally:
+        _push.missing_extra.cache_clear()
     assert "pip install 'edgedev[mysql]'" in str(info.value)
     assert "pushMethod.dbMethod.mysql" in str(info.value)
 

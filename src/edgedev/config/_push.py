@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ def installed(module: str) -> bool:
         return False
 
 
+@functools.cache
 def missing_extra(target: str) -> str | None:
     """The error for ``target`` when its extra is not installed, else None."""
     need = EXTRAS.get(target)

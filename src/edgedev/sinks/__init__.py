@@ -14,6 +14,7 @@ from edgedev.sinks._delivery import (
     QUEUE_LIMIT,
     Delivery,
     DeliveryStats,
+    NotReady,
     PartlyDelivered,
     SinkError,
 )
@@ -39,6 +40,7 @@ __all__ = (
     "MqttSink",
     "MysqlLayout",
     "MysqlSink",
+    "NotReady",
     "OtelSink",
     "PartlyDelivered",
     "PushSink",

@@ -28,7 +28,7 @@ T = TypeVar("T")
 QUEUE_LIMIT = 100_000
 """Values a sink keeps while its target is unreachable (per target), by default."""
 
-MAX_BATCH = 20_000
+MAX_BATCH = 5_000
 """Values sent in one round trip, at most."""
 
 LINGER = 0.2
@@ -40,6 +40,18 @@ SEND_TIMEOUT = 10.0
 
 class SinkError(Exception):
     """A sink's target refused or failed a batch; the message is one line, without secrets."""
+
+
+class NotReady(Exception):
+    """Part of a batch went through; the rest waits for the target to get ready.
+
+    ``remaining`` goes back to the queue (tables being created, say): no failure is counted
+    and no backoff taken.
+    """
+
+    def __init__(self, remaining: Sequence[object]) -> None:
+        super().__init__(f"{len(remaining)} values not ready")
+        self.remaining = remaining
 
 
 class PartlyDelivered(SinkError):
@@ -159,11 +171,16 @@ class Delivery(Generic[T]):
         try:
             with anyio.fail_after(self.timeout):
                 await self._send(batch)
+        except NotReady as exc:
+            self.stats.delivered += count - len(exc.remaining)
+            self.stats.requests += 1
+            self._requeue(list(exc.remaining))  # type: ignore[arg-type]
+            self._in_flight = 0
+            return True
         except Exception as exc:
             if isinstance(exc, PartlyDelivered):
-                done = count - len(exc.remaining)
-                self.stats.delivered += done
-                batch = batch[done:]
+                self.stats.delivered += count - len(exc.remaining)
+                batch = list(exc.remaining)  # type: ignore[arg-type]
             self._requeue(batch)
             self._in_flight = 0
             self.stats.failures += 1

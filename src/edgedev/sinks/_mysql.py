@@ -5,7 +5,9 @@
 field TEXT``; ``ts`` is the reading's time (UTC, seconds) and ``field`` the value as KubeEdge
 writes it. ``single-table``: one table ``edgedev_readings`` with ``namespace``, ``device``,
 ``property``, ``ts DATETIME(3)``, ``value`` and ``type`` and an index on the first four, written
-with one multi-row ``INSERT`` per batch.
+with one multi-row ``INSERT`` per batch. Either way a batch is one round trip and one
+transaction; tables are created as first needed, at most 500 while one batch is delivered
+(the values of the others wait in the queue).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from edgedev.config._crd import MysqlClientConfig, PushMethod
 from edgedev.sinks._base import PushSink, Row, secret, wall_time
-from edgedev.sinks._delivery import SinkError
+from edgedev.sinks._delivery import NotReady, SinkError
 from edgedev.wire import type_name
 
 PASSWORD_ENV = ("EDGEDEV_MYSQL_PASSWORD", "PASSWORD")
@@ -64,14 +66,33 @@ CREATE_SINGLE = (
 )
 
 
-def per_property(rows: Sequence[Row]) -> dict[str, list[tuple[str, str]]]:
-    """``{table: [(ts, field), ...]}`` for the table-per-property layout."""
-    tables: dict[str, list[tuple[str, str]]] = {}
+CREATE_PER_ROUND_TRIP = 100
+"""Tables created in one round trip (a multi-statement query)."""
+
+CREATE_PER_BATCH = 500
+"""Tables created while delivering one batch at most; the values of the others wait."""
+
+
+def per_property(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """The rows of each table of the table-per-property layout."""
+    tables: dict[str, list[Row]] = {}
     for row in rows:
-        tables.setdefault(table_name(row), []).append(
-            (wall_time(row.reading.timestamp), row.reading.text)
-        )
+        tables.setdefault(table_name(row), []).append(row)
     return tables
+
+
+def inserts(tables: dict[str, list[Row]], literal: Any) -> str:
+    """One multi-statement query: a multi-row ``INSERT`` per table.
+
+    Values are quoted by ``literal``, the connection's own quoting.
+    """
+    return ";".join(
+        f"INSERT INTO {quote(table)} (ts, field) VALUES "
+        + ",".join(
+            f"({literal(wall_time(r.reading.timestamp))},{literal(r.reading.text)})" for r in rows
+        )
+        for table, rows in tables.items()
+    )
 
 
 def single(rows: Sequence[Row]) -> list[tuple[str, str, str, str, str, str]]:
@@ -133,6 +154,7 @@ class MysqlSink(PushSink):
 
     async def _connect(self) -> Any:
         import asyncmy  # the 'mysql' extra
+        from asyncmy.constants import CLIENT
         from asyncmy.errors import OperationalError
 
         addr, database, user = self.target
@@ -146,6 +168,7 @@ class MysqlSink(PushSink):
                 database=database,
                 autocommit=False,
                 connect_timeout=self.delivery.timeout,
+                client_flag=CLIENT.MULTI_STATEMENTS,
             )
         except OperationalError as exc:
             code = exc.args[0] if exc.args else None
@@ -155,15 +178,18 @@ class MysqlSink(PushSink):
                     f"{' or '.join(PASSWORD_ENV)} (or the file named by *_FILE)"
                 ) from None
             raise
-        self._created = set()
+        async with conn.cursor() as cur:  # the tables there already: no CREATE for them
+            await cur.execute("SHOW TABLES")
+            self._created = {str(name) for (name,) in await cur.fetchall()}
         return conn
 
     async def send(self, rows: Sequence[Row]) -> None:
-        """One transaction: a multi-row ``INSERT`` per table, created when first seen."""
+        """One transaction in one round trip; tables created first, when not there yet."""
         if self._conn is None:
             self._conn = await self._connect()
+        conn = self._conn
         try:
-            async with self._conn.cursor() as cur:
+            async with conn.cursor() as cur:
                 if self.layout is MysqlLayout.SINGLE_TABLE:
                     if SINGLE_TABLE not in self._created:
                         await cur.execute(CREATE_SINGLE)
@@ -174,19 +200,28 @@ class MysqlSink(PushSink):
                         "VALUES (%s, %s, %s, %s, %s, %s)",
                         single(rows),
                     )
-                else:
-                    for table, values in per_property(rows).items():
-                        if table not in self._created:
-                            await cur.execute(create_table(table))
-                            self._created.add(table)
-                        await cur.executemany(
-                            f"INSERT INTO {quote(table)} (ts, field) VALUES (%s, %s)", values
-                        )
-            await self._conn.commit()
+                    await conn.commit()
+                    return
+                tables = per_property(rows)
+                missing = [t for t in tables if t not in self._created][:CREATE_PER_BATCH]
+                for at in range(0, len(missing), CREATE_PER_ROUND_TRIP):
+                    chunk = missing[at : at + CREATE_PER_ROUND_TRIP]
+                    await cur.execute(";".join(create_table(t) for t in chunk))
+                    while await cur.nextset():
+                        pass
+                    self._created.update(chunk)
+                ready = {t: r for t, r in tables.items() if t in self._created}
+                if ready:
+                    await cur.execute(inserts(ready, conn.literal))
+                    while await cur.nextset():
+                        pass
+                    await conn.commit()
         except BaseException:
-            conn, self._conn = self._conn, None
+            self._conn = None
             conn.close()
             raise
+        if len(ready) < len(tables):
+            raise NotReady([r for t, rs in tables.items() if t not in ready for r in rs])
 
     async def close(self) -> None:
         """Close the connection."""

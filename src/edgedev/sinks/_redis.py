@@ -19,15 +19,22 @@ def member(row: Row) -> str:
     return f"TimeStamp: {r.timestamp} PropertyName: {r.name} data: {r.text}"
 
 
-def encode(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
-    """``{key: {member: score}}``: the key is the device's name, the score its timestamp (ms).
+def encode(rows: Sequence[Row]) -> dict[str, list[bytes]]:
+    """``{key: [score, member, score, member ...]}``, the arguments of one ``ZADD`` per key.
 
-    Upstream keys the set by the bare device name (not ``namespace/name``); so do we, so that
-    its readers keep working.
+    The key is the device's name, the score the reading's time (ms). Upstream keys the set by
+    the bare device name (not ``namespace/name``); so does edgedev, so that its readers keep
+    working. Arguments are bytes already: redis-py then packs them without converting each.
     """
-    sets: dict[str, dict[str, float]] = {}
+    sets: dict[str, list[bytes]] = {}
     for row in rows:
-        sets.setdefault(row.device.name, {})[member(row)] = float(row.reading.timestamp)
+        r = row.reading
+        args = sets.get(row.device.name)
+        if args is None:
+            args = sets[row.device.name] = []
+        stamp = str(r.timestamp)
+        args.append(stamp.encode())
+        args.append(f"TimeStamp: {stamp} PropertyName: {r.name} data: {r.text}".encode())
     return sets
 
 
@@ -68,8 +75,8 @@ class RedisSink(PushSink):
 
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key, members in encode(rows).items():
-                    pipe.zadd(key, members)
+                for key, args in encode(rows).items():
+                    pipe.execute_command("ZADD", key, *args)
                 await pipe.execute()
         except redis.exceptions.AuthenticationError as exc:
             raise SinkError(
