@@ -169,6 +169,8 @@ class HttpRecorder:
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 request = Request(

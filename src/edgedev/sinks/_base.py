@@ -73,8 +73,11 @@ class PushSink(ReportSink):
         """What identifies one target (and one client): properties with equal targets share."""
 
     @abc.abstractmethod
-    async def send(self, rows: Sequence[Row]) -> None:
-        """Deliver ``rows`` in one round trip (or as few as the target allows); raise on failure."""
+    async def send(self, rows: Sequence[Row]) -> int | None:
+        """Deliver ``rows`` in one round trip, or as few as the target allows.
+
+        Returns the round trips made when more than one (None: one); raises on failure.
+        """
 
     def serves(self, prop: PropertySpec) -> bool:
         """Whether ``prop``'s pushMethod names this sink's target."""

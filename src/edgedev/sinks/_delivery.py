@@ -70,7 +70,7 @@ class DeliveryStats:
         delivered: values the target accepted.
         dropped: values dropped because the queue was full (the oldest go first).
         failures: round trips that failed.
-        requests: round trips that succeeded.
+        requests: round trips that succeeded (requests, pipelines, transactions).
         up: whether the last round trip succeeded (True before the first).
     """
 
@@ -86,7 +86,8 @@ class Delivery(Generic[T]):
 
     Args:
         name: what to call the target in logs (``redis 127.0.0.1:6379``); no secrets.
-        send: delivers one batch in one round trip; raises on failure (any exception).
+        send: delivers one batch, in one round trip if it can; returns the round trips made
+            when more than one (None: one); raises on failure (any exception).
         limit: the most values kept; beyond it the oldest are dropped and counted.
         max_batch: the most values per round trip.
         linger: seconds to wait after the first value before sending, to gather a cycle.
@@ -97,7 +98,7 @@ class Delivery(Generic[T]):
     def __init__(
         self,
         name: str,
-        send: Callable[[Sequence[T]], Awaitable[None]],
+        send: Callable[[Sequence[T]], Awaitable[int | None]],
         *,
         limit: int = QUEUE_LIMIT,
         max_batch: int = MAX_BATCH,
@@ -170,7 +171,7 @@ class Delivery(Generic[T]):
         self._in_flight = count
         try:
             with anyio.fail_after(self.timeout):
-                await self._send(batch)
+                trips = await self._send(batch)
         except NotReady as exc:
             self.stats.delivered += count - len(exc.remaining)
             self.stats.requests += 1
@@ -202,7 +203,7 @@ class Delivery(Generic[T]):
             raise
         self._in_flight = 0
         self.stats.delivered += count
-        self.stats.requests += 1
+        self.stats.requests += 1 if trips is None else trips
         self.stats.up = True
         self._backoff.reset()
         if self._failing:

@@ -120,12 +120,12 @@ class HttpSink(HttpClientSink):
         """The URL and the timeout."""
         return (url_of(config), config.timeout)
 
-    async def send(self, rows: Sequence[Row]) -> None:
+    async def send(self, rows: Sequence[Row]) -> int | None:
         """``json``: one POST; ``form``: one POST per device and instant, in order."""
         url = self.target[0]
         if self.layout is HttpLayout.JSON:
             await self.post(url, json_body(rows), {"content-type": "application/json"})
-            return
+            return None
         bodies = forms(rows)
         for done, (body, _) in enumerate(bodies):
             try:
@@ -136,3 +136,4 @@ class HttpSink(HttpClientSink):
                 # what was accepted is not sent again
                 remaining = [row for _, group in bodies[done:] for row in group]
                 raise PartlyDelivered(describe(exc), remaining) from None
+        return len(bodies)

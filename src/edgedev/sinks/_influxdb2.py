@@ -105,10 +105,11 @@ class Influxdb2Sink(HttpClientSink):
         client = config.influxdb2_client_config
         return (client.url, client.org, client.bucket)
 
-    async def send(self, rows: Sequence[Row]) -> None:
+    async def send(self, rows: Sequence[Row]) -> int | None:
         """One write of every point of the batch."""
         body = "\n".join(line(r, _config(r), self.fields) for r in rows).encode()
         await self.post(self._url, body, self._headers)
+        return None
 
 
 def _config(row: Row) -> Influxdb2:

@@ -55,7 +55,7 @@ class MqttSink(PushSink):
     async def flush(self) -> None:
         """Nothing: the bus closed with :meth:`run` (what it had not sent is dropped)."""
 
-    async def send(self, rows: Sequence[Row]) -> None:
+    async def send(self, rows: Sequence[Row]) -> int | None:
         """Hand the batch to the bus while it is connected (the rows wait here otherwise)."""
         if not self.bus.connected:
             raise SinkError("broker unreachable")
@@ -63,3 +63,4 @@ class MqttSink(PushSink):
             config = row.prop.push_method.mqtt if row.prop.push_method else None
             assert config is not None
             self.bus.publish(config.topic, payload(config.topic, row), config.qos, config.retained)
+        return None

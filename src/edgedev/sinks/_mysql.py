@@ -183,7 +183,7 @@ class MysqlSink(PushSink):
             self._created = {str(name) for (name,) in await cur.fetchall()}
         return conn
 
-    async def send(self, rows: Sequence[Row]) -> None:
+    async def send(self, rows: Sequence[Row]) -> int | None:
         """One transaction in one round trip; tables created first, when not there yet."""
         if self._conn is None:
             self._conn = await self._connect()
@@ -201,15 +201,17 @@ class MysqlSink(PushSink):
                         single(rows),
                     )
                     await conn.commit()
-                    return
+                    return None
                 tables = per_property(rows)
                 missing = [t for t in tables if t not in self._created][:CREATE_PER_BATCH]
+                trips = 1
                 for at in range(0, len(missing), CREATE_PER_ROUND_TRIP):
                     chunk = missing[at : at + CREATE_PER_ROUND_TRIP]
                     await cur.execute(";".join(create_table(t) for t in chunk))
                     while await cur.nextset():
                         pass
                     self._created.update(chunk)
+                    trips += 1
                 ready = {t: r for t, r in tables.items() if t in self._created}
                 if ready:
                     await cur.execute(inserts(ready, conn.literal))
@@ -222,6 +224,7 @@ class MysqlSink(PushSink):
             raise
         if len(ready) < len(tables):
             raise NotReady([r for t, rs in tables.items() if t not in ready for r in rs])
+        return trips
 
     async def close(self) -> None:
         """Close the connection."""

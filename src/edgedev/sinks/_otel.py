@@ -102,7 +102,8 @@ class OtelSink(HttpClientSink):
         """The endpoint URL."""
         return (config.endpoint_url,)
 
-    async def send(self, rows: Sequence[Row]) -> None:
+    async def send(self, rows: Sequence[Row]) -> int | None:
         """One export request."""
         body = encode(rows, self._resources)
         await self.post(self.target[0], body, {"content-type": "application/x-protobuf"})
+        return None

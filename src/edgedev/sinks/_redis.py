@@ -69,7 +69,7 @@ class RedisSink(PushSink):
         """The server and the database number."""
         return (config.addr, config.db)
 
-    async def send(self, rows: Sequence[Row]) -> None:
+    async def send(self, rows: Sequence[Row]) -> int | None:
         """One pipeline: a ``ZADD`` per device."""
         import redis.exceptions
 
@@ -78,6 +78,7 @@ class RedisSink(PushSink):
                 for key, args in encode(rows).items():
                     pipe.execute_command("ZADD", key, *args)
                 await pipe.execute()
+            return None
         except redis.exceptions.AuthenticationError as exc:
             raise SinkError(
                 f"authentication refused ({exc}): check the password in "

@@ -123,10 +123,13 @@ class TdengineSink(HttpClientSink):
         if answer.get("code", 0) != 0:
             raise SinkError(f"TDengine error {answer.get('code')}: {answer.get('desc', '')}")
 
-    async def send(self, rows: Sequence[Row]) -> None:
+    async def send(self, rows: Sequence[Row]) -> int | None:
         """Create the super tables not seen yet, then one ``INSERT``."""
+        trips = 1
         for stable in dict.fromkeys(super_table(r) for r in rows):
             if stable not in self._created:
                 await self._sql(create_super(stable))
                 self._created.add(stable)
+                trips += 1
         await self._sql(insert(rows))
+        return trips
