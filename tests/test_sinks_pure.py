@@ -9,7 +9,7 @@ import anyio.lowlevel
 import pytest
 
 from edgedev._backoff import Backoff
-from edgedev.sinks import Delivery, PartlyDelivered
+from edgedev.sinks import Delivery, PartlyDelivered, Refused
 from edgedev.sinks._influxdb2 import _escape
 from edgedev.sinks._mysql import quote
 from edgedev.sinks._tdengine import legal, literal
@@ -99,3 +99,27 @@ def test_names_and_literals_are_escaped():
     assert quote("ns/dev`x/p") == "`ns/dev``x/p`"
     assert literal("it's") == "'it\\'s'"
     assert legal("plant/boiler-1") == "plant_boiler_1"
+
+
+async def test_a_refused_batch_is_dropped_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+):
+    accepted: list[list[int]] = []
+
+    async def send(batch: Sequence[int]) -> None:
+        if 0 in batch:
+            raise Refused("HTTP 400: bad value")
+        accepted.append(list(batch))
+
+    delivery: Delivery[int] = Delivery("http x", send, linger=0)
+    delivery.put([0, 1])
+    await delivery.flush()
+    delivery.put([0, 2])
+    await delivery.flush()
+    delivery.put([3])
+    await delivery.flush()
+    assert accepted == [[3]]
+    assert delivery.stats.dropped == delivery.stats.refused == 4
+    assert delivery.stats.failures == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["http x: refused 2 values, dropped: HTTP 400: bad value"]

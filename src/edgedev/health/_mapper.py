@@ -121,7 +121,12 @@ def sink_metrics(mapper: Mapper) -> list[Metric]:
     queued = Metric("edgedev_sink_queued", "values waiting for the sink's target", "gauge")
     delivered = Metric("edgedev_sink_delivered_total", "values the target accepted", "counter")
     dropped = Metric(
-        "edgedev_sink_dropped_total", "oldest values dropped at the sink's queue limit", "counter"
+        "edgedev_sink_dropped_total",
+        "values dropped: the oldest at the sink's queue limit, or refused by the target",
+        "counter",
+    )
+    refused = Metric(
+        "edgedev_sink_refused_total", "of the dropped, values the target refused", "counter"
     )
     failures = Metric("edgedev_sink_failures_total", "deliveries that failed", "counter")
     requests = Metric("edgedev_sink_requests_total", "deliveries that succeeded", "counter")
@@ -132,9 +137,10 @@ def sink_metrics(mapper: Mapper) -> list[Metric]:
         queued.add(len(sink.delivery), **labels)
         delivered.add(stats.delivered, **labels)
         dropped.add(stats.dropped, **labels)
+        refused.add(stats.refused, **labels)
         failures.add(stats.failures, **labels)
         requests.add(stats.requests, **labels)
-    return [up, queued, delivered, dropped, failures, requests]
+    return [up, queued, delivered, dropped, refused, failures, requests]
 
 
 def mapper_health(mapper: Mapper) -> Health:

@@ -16,6 +16,7 @@ from edgedev.sinks._delivery import (
     DeliveryStats,
     NotReady,
     PartlyDelivered,
+    Refused,
     SinkError,
 )
 from edgedev.sinks._factory import SINK_TYPES, SinkOptions, build_sinks
@@ -45,6 +46,7 @@ __all__ = (
     "PartlyDelivered",
     "PushSink",
     "RedisSink",
+    "Refused",
     "Row",
     "SinkError",
     "SinkOptions",

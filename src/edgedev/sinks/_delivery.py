@@ -42,6 +42,10 @@ class SinkError(Exception):
     """A sink's target refused or failed a batch; the message is one line, without secrets."""
 
 
+class Refused(SinkError):
+    """The target refused the batch itself (bad data, 4xx): it is dropped, not retried."""
+
+
 class NotReady(Exception):
     """Part of a batch went through; the rest waits for the target to get ready.
 
@@ -68,7 +72,9 @@ class DeliveryStats:
 
     Attributes:
         delivered: values the target accepted.
-        dropped: values dropped because the queue was full (the oldest go first).
+        dropped: values dropped: the queue was full (the oldest go first), or the target
+            refused them.
+        refused: of ``dropped``, the values the target refused (bad data: not retried).
         failures: round trips that failed.
         requests: round trips that succeeded (requests, pipelines, transactions).
         up: whether the last round trip succeeded (True before the first).
@@ -76,6 +82,7 @@ class DeliveryStats:
 
     delivered: int = 0
     dropped: int = 0
+    refused: int = 0
     failures: int = 0
     requests: int = 0
     up: bool = True
@@ -119,6 +126,7 @@ class Delivery(Generic[T]):
         self._wake = anyio.Event()
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._failing = False
+        self._refusing = False
         self._in_flight = 0
 
     def __len__(self) -> int:
@@ -178,6 +186,14 @@ class Delivery(Generic[T]):
             self._requeue(list(exc.remaining))  # type: ignore[arg-type]
             self._in_flight = 0
             return True
+        except Refused as exc:
+            self.stats.dropped += len(batch)
+            self.stats.refused += len(batch)
+            self._in_flight = 0
+            if not self._refusing:
+                self._refusing = True
+                log.error("%s: refused %d values, dropped: %s", self.name, len(batch), exc)
+            return True
         except Exception as exc:
             if isinstance(exc, PartlyDelivered):
                 self.stats.delivered += count - len(exc.remaining)
@@ -205,6 +221,7 @@ class Delivery(Generic[T]):
         self.stats.delivered += count
         self.stats.requests += 1 if trips is None else trips
         self.stats.up = True
+        self._refusing = False
         self._backoff.reset()
         if self._failing:
             self._failing = False

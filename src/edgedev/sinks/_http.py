@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from edgedev.config._crd import HttpPush, PushMethod
 from edgedev.sinks._base import PushSink, Row, wall_time
-from edgedev.sinks._delivery import PartlyDelivered, SinkError, describe, seconds
+from edgedev.sinks._delivery import PartlyDelivered, Refused, SinkError, describe, seconds
 from edgedev.wire import type_name
 
 
@@ -82,10 +82,13 @@ class HttpClientSink(PushSink):
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
         """POST ``body``; a refusal (4xx/5xx) raises :class:`SinkError` with the status."""
         response = await self._client.post(url, content=body, headers=headers)
-        if response.status_code >= 400:
-            hint = " (check the credentials)" if response.status_code in (401, 403) else ""
+        status = response.status_code
+        if status >= 400:
+            hint = " (check the credentials)" if status in (401, 403) else ""
             text = " ".join(response.text.split())[:200]
-            raise SinkError(f"HTTP {response.status_code}{hint}: {text}")
+            if status < 500 and status not in (401, 403, 404, 408, 429):
+                raise Refused(f"HTTP {status}: {text}")  # the data itself: retrying cannot help
+            raise SinkError(f"HTTP {status}{hint}: {text}")
         return response
 
     async def close(self) -> None:

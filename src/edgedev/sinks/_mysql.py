@@ -19,7 +19,7 @@ from typing import Any
 
 from edgedev.config._crd import MysqlClientConfig, PushMethod
 from edgedev.sinks._base import PushSink, Row, secret, wall_time
-from edgedev.sinks._delivery import NotReady, SinkError
+from edgedev.sinks._delivery import NotReady, Refused, SinkError
 from edgedev.wire import type_name
 
 PASSWORD_ENV = ("EDGEDEV_MYSQL_PASSWORD", "PASSWORD")
@@ -185,6 +185,8 @@ class MysqlSink(PushSink):
 
     async def send(self, rows: Sequence[Row]) -> int | None:
         """One transaction in one round trip; tables created first, when not there yet."""
+        from asyncmy.errors import DataError, IntegrityError, ProgrammingError
+
         if self._conn is None:
             self._conn = await self._connect()
         conn = self._conn
@@ -218,6 +220,14 @@ class MysqlSink(PushSink):
                     while await cur.nextset():
                         pass
                     await conn.commit()
+        except (DataError, ProgrammingError, IntegrityError) as exc:
+            await conn.rollback()
+            if exc.args and exc.args[0] == 1146:  # a table dropped behind our back: make it again
+                self._created.clear()
+                self._conn = None
+                conn.close()
+                raise SinkError(f"{exc.args[-1]}; creating it again") from None
+            raise Refused(f"{type(exc).__name__}: {exc.args[-1] if exc.args else exc}") from None
         except BaseException:
             self._conn = None
             conn.close()

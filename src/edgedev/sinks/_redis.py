@@ -7,7 +7,7 @@ from typing import Any
 
 from edgedev.config._crd import PushMethod, RedisClientConfig
 from edgedev.sinks._base import PushSink, Row, secret
-from edgedev.sinks._delivery import SinkError
+from edgedev.sinks._delivery import Refused, SinkError
 
 PASSWORD_ENV = ("EDGEDEV_REDIS_PASSWORD", "PASSWORD")
 """Where the password comes from (``NAME`` or ``NAME_FILE``), first found wins."""
@@ -87,7 +87,7 @@ class RedisSink(PushSink):
         except redis.exceptions.ResponseError as exc:
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
                 raise SinkError(f"authentication refused ({exc}): set {PASSWORD_ENV[0]}") from None
-            raise
+            raise Refused(str(exc)) from None  # WRONGTYPE ...: the data, not the server
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgedev.config._crd import PushMethod, TdengineClientConfig
 from edgedev.sinks._base import Row, secret
-from edgedev.sinks._delivery import SinkError
+from edgedev.sinks._delivery import Refused, SinkError
 from edgedev.sinks._http import HttpClientSink
 from edgedev.wire import type_name
 
@@ -120,8 +120,8 @@ class TdengineSink(HttpClientSink):
             answer = response.json()
         except ValueError:
             raise SinkError(f"not a TDengine answer: {response.text[:200]}") from None
-        if answer.get("code", 0) != 0:
-            raise SinkError(f"TDengine error {answer.get('code')}: {answer.get('desc', '')}")
+        if answer.get("code", 0) != 0:  # SQL refused: the statement, i.e. the data
+            raise Refused(f"TDengine error {answer.get('code')}: {answer.get('desc', '')}")
 
     async def send(self, rows: Sequence[Row]) -> int | None:
         """Create the super tables not seen yet, then one ``INSERT``."""
