@@ -123,3 +123,29 @@ async def test_a_refused_batch_is_dropped_counted_and_logged_once(
     assert delivery.stats.failures == 0
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors == ["http x: refused 2 values, dropped: HTTP 400: bad value"]
+
+
+def test_every_yaml_of_the_sinks_page_is_valid():
+    """docs/sinks.md's examples, each checked as the loader checks a property's pushMethod."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from edgedev.config._crd import PushMethod
+    from edgedev.config._push import push_problems
+    from edgedev.twin import PropertyType
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sinks.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", page, re.S)
+    pushes = []
+    for block in blocks:
+        doc = yaml.safe_load(block)
+        if "pushMethod" in doc:
+            pushes.append(doc["pushMethod"])
+        elif doc.get("kind") == "Device":
+            pushes += [p["pushMethod"] for p in doc["spec"]["properties"]]
+    assert len(pushes) == 8
+    for push in pushes:
+        problems, _ = push_problems(PushMethod.model_validate(push), PropertyType.FLOAT)
+        assert problems == [], push
