@@ -53,9 +53,10 @@ class NotReady(Exception):
     and no backoff taken.
     """
 
-    def __init__(self, remaining: Sequence[object]) -> None:
+    def __init__(self, remaining: Sequence[object], trips: int = 1) -> None:
         super().__init__(f"{len(remaining)} values not ready")
         self.remaining = remaining
+        self.trips = trips
 
 
 class PartlyDelivered(SinkError):
@@ -182,7 +183,7 @@ class Delivery(Generic[T]):
                 trips = await self._send(batch)
         except NotReady as exc:
             self.stats.delivered += count - len(exc.remaining)
-            self.stats.requests += 1
+            self.stats.requests += exc.trips
             self._requeue(list(exc.remaining))  # type: ignore[arg-type]
             self._in_flight = 0
             return True

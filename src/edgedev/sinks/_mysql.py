@@ -5,9 +5,10 @@
 field TEXT``; ``ts`` is the reading's time (UTC, seconds) and ``field`` the value as KubeEdge
 writes it. ``single-table``: one table ``edgedev_readings`` with ``namespace``, ``device``,
 ``property``, ``ts DATETIME(3)``, ``value`` and ``type`` and an index on the first four, written
-with one multi-row ``INSERT`` per batch. Either way a batch is one round trip and one
-transaction; tables are created as first needed, at most 500 while one batch is delivered
-(the values of the others wait in the queue).
+with one multi-row ``INSERT`` per batch. single-table delivers a batch in one round
+trip and one transaction; table-per-property in one round trip per 200 tables (a
+multi-statement query), within half the sink's timeout, tables created as first needed (the
+values of the others wait in the queue).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+
 from edgedev.config._crd import MysqlClientConfig, PushMethod
 from edgedev.sinks._base import PushSink, Row, secret, wall_time
-from edgedev.sinks._delivery import NotReady, Refused, SinkError
+from edgedev.sinks._delivery import NotReady, PartlyDelivered, Refused, SinkError, describe
 from edgedev.wire import type_name
 
 PASSWORD_ENV = ("EDGEDEV_MYSQL_PASSWORD", "PASSWORD")
@@ -69,8 +72,8 @@ CREATE_SINGLE = (
 CREATE_PER_ROUND_TRIP = 100
 """Tables created in one round trip (a multi-statement query)."""
 
-CREATE_PER_BATCH = 500
-"""Tables created while delivering one batch at most; the values of the others wait."""
+INSERT_PER_ROUND_TRIP = 200
+"""Tables written in one round trip (a multi-statement query, one transaction)."""
 
 
 def per_property(rows: Sequence[Row]) -> dict[str, list[Row]]:
@@ -184,12 +187,20 @@ class MysqlSink(PushSink):
         return conn
 
     async def send(self, rows: Sequence[Row]) -> int | None:
-        """One transaction in one round trip; tables created first, when not there yet."""
+        """Deliver ``rows`` in one transaction, or (table-per-property) a few, within a budget.
+
+        single-table: one multi-row ``INSERT``, one round trip. table-per-property: the tables
+        not there yet are created, 100 per round trip, then the rows go in, 200 tables per
+        round trip (a multi-statement query) and one commit each, until half the sink's
+        timeout is spent; what is left goes back to the queue (:class:`NotReady`).
+        """
         from asyncmy.errors import DataError, IntegrityError, ProgrammingError
 
         if self._conn is None:
             self._conn = await self._connect()
         conn = self._conn
+        tables = per_property(rows) if self.layout is MysqlLayout.TABLE_PER_PROPERTY else {}
+        done: set[str] = set()
         try:
             async with conn.cursor() as cur:
                 if self.layout is MysqlLayout.SINGLE_TABLE:
@@ -204,36 +215,61 @@ class MysqlSink(PushSink):
                     )
                     await conn.commit()
                     return None
-                tables = per_property(rows)
-                missing = [t for t in tables if t not in self._created][:CREATE_PER_BATCH]
-                trips = 1
-                for at in range(0, len(missing), CREATE_PER_ROUND_TRIP):
-                    chunk = missing[at : at + CREATE_PER_ROUND_TRIP]
-                    await cur.execute(";".join(create_table(t) for t in chunk))
-                    while await cur.nextset():
-                        pass
-                    self._created.update(chunk)
-                    trips += 1
-                ready = {t: r for t, r in tables.items() if t in self._created}
-                if ready:
-                    await cur.execute(inserts(ready, conn.literal))
-                    while await cur.nextset():
-                        pass
-                    await conn.commit()
+                trips = await self._per_property(cur, conn, tables, done)
         except (DataError, ProgrammingError, IntegrityError) as exc:
             await conn.rollback()
+            remaining = [r for t, rs in tables.items() if t not in done for r in rs]
             if exc.args and exc.args[0] == 1146:  # a table dropped behind our back: make it again
                 self._created.clear()
                 self._conn = None
                 conn.close()
-                raise SinkError(f"{exc.args[-1]}; creating it again") from None
-            raise Refused(f"{type(exc).__name__}: {exc.args[-1] if exc.args else exc}") from None
+                raise PartlyDelivered(f"{exc.args[-1]}; creating it again", remaining) from None
+            message = f"{type(exc).__name__}: {exc.args[-1] if exc.args else exc}"
+            if done:  # what was committed is not refused with the rest
+                raise PartlyDelivered(message, remaining) from None
+            raise Refused(message) from None
+        except Exception as exc:
+            self._conn = None
+            conn.close()
+            if done:
+                remaining = [r for t, rs in tables.items() if t not in done for r in rs]
+                raise PartlyDelivered(describe(exc), remaining) from None
+            raise
         except BaseException:
             self._conn = None
             conn.close()
             raise
-        if len(ready) < len(tables):
-            raise NotReady([r for t, rs in tables.items() if t not in ready for r in rs])
+        if len(done) < len(tables):
+            raise NotReady([r for t, rs in tables.items() if t not in done for r in rs], trips)
+        return trips
+
+    async def _per_property(
+        self, cur: Any, conn: Any, tables: dict[str, list[Row]], done: set[str]
+    ) -> int:
+        """Create and fill ``tables`` within the budget; ``done`` gets the committed ones."""
+        deadline = anyio.current_time() + self.delivery.timeout / 2
+        trips = 0
+        missing = [t for t in tables if t not in self._created]
+        for at in range(0, len(missing), CREATE_PER_ROUND_TRIP):
+            if trips and anyio.current_time() > deadline:
+                break
+            chunk = missing[at : at + CREATE_PER_ROUND_TRIP]
+            await cur.execute(";".join(create_table(t) for t in chunk))
+            while await cur.nextset():
+                pass
+            self._created.update(chunk)
+            trips += 1
+        ready = [t for t in tables if t in self._created]
+        for at in range(0, len(ready), INSERT_PER_ROUND_TRIP):
+            if trips and anyio.current_time() > deadline:
+                break
+            chunk = ready[at : at + INSERT_PER_ROUND_TRIP]
+            await cur.execute(inserts({t: tables[t] for t in chunk}, conn.literal))
+            while await cur.nextset():
+                pass
+            await conn.commit()
+            done.update(chunk)
+            trips += 1
         return trips
 
     async def close(self) -> None:
