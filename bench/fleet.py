@@ -222,6 +222,12 @@ class Result:
     dmi: dict[str, Any] = field(default_factory=dict)
     """The fake EdgeCore's counts (``dmi`` mode)."""
     mapper_log: list[str] = field(default_factory=list)
+    sink: str = ""
+    """``--sink``: the pushMethod/dbMethod target every property also goes to."""
+    sink_requests_s: float = 0.0
+    sink_values_s: float = 0.0
+    sink_dropped: int = 0
+    sink_failures: int = 0
 
 
 @contextlib.contextmanager
@@ -233,17 +239,107 @@ def stopping(children: list[Child]) -> Iterator[None]:
             child.stop()
 
 
-def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
+@contextlib.contextmanager
+def start_sink(kind: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A sink server of ``--sink``: the property's ``pushMethod`` (YAML flow) and the mapper's
+    environment (credentials). The servers are the tests' (tests/sink_servers.py)."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import anyio
+
+    from sink_servers import HttpRecorder, MariaDB, RedisServer
+
+    if kind == "redis":
+        redis = RedisServer()
+        redis.start()
+        try:
+            yield (
+                "{dbMethod: {redis: {redisClientConfig: {addr: '127.0.0.1:"
+                + str(redis.port)
+                + "'}}}}",
+                {"PASSWORD": redis.password},
+            )
+        finally:
+            redis.close()
+    elif kind == "mysql":
+        maria = MariaDB()
+        maria.start()
+        anyio.run(maria.setup)
+        try:
+            yield (
+                f"{{dbMethod: {{mysql: {{mysqlClientConfig: {{addr: '127.0.0.1:{maria.port}', "
+                f"database: {maria.database}, userName: {maria.user}}}}}}}}}",
+                {"PASSWORD": maria.password},
+            )
+        finally:
+            maria.close()
+    else:
+        http = HttpRecorder(reply=lambda _r: (200, b""))
+        http.requests = _Discard()
+        http.start()
+        try:
+            yield (
+                f"{{http: {{hostName: 'http://127.0.0.1', port: {http.port}, requestPath: /in}}}}",
+                {},
+            )
+        finally:
+            http.stop()
+
+
+class _Discard(list):  # type: ignore[type-arg]
+    """A list that keeps nothing: the bench counts at the mapper's /metrics."""
+
+    def append(self, _item: object) -> None:
+        pass
+
+
+def sink_counters(port: int) -> dict[str, float]:
+    """``edgedev_sink_*`` totals from the mapper's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("edgedev_sink_"):
+            name = line.split("{", 1)[0]
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def run_mode(args: argparse.Namespace, mode: str, work: Path, sink: str | None = None) -> Result:
     devices, cycle = args.devices, args.cycle
     props = fc.properties(args.properties)
-    result = Result(mode, devices, args.properties, cycle)
+    result = Result(f"{mode}+{sink}" if sink else mode, devices, args.properties, cycle)
+    result.sink = sink or ""
+    push: str | None = None
+    sink_env: dict[str, str] = {}
+    health_port = free_port()
     result.blocks = fc.blocks_per_cycle(props, mode)
     result.nominal_values_s = devices * args.properties * 1000 / cycle
 
     ports = [[free_port() for _ in range(n)] for n in fc.ports_needed(devices, args.servers)]
     units = fc.assign(devices, args.servers, ports)
     fleet = work / f"fleet-{mode}.yaml"
-    fc.write_devices(fleet, units, props, mode, cycle, args.timeout)
+    with contextlib.ExitStack() as stack:
+        if sink:
+            push, sink_env = stack.enter_context(start_sink(sink))
+        fc.write_devices(fleet, units, props, mode, cycle, args.timeout, push)
+        _run(args, mode, work, result, fleet, ports, units, health_port, sink_env)
+    return result
+
+
+def _run(
+    args: argparse.Namespace,
+    mode: str,
+    work: Path,
+    result: Result,
+    fleet: Path,
+    ports: list[list[int]],
+    units: list[fc.Unit],
+    health_port: int,
+    sink_env: dict[str, str],
+) -> None:
+    devices, cycle = args.devices, args.cycle
     print(
         f"[{mode}] {devices} devices x {args.properties} properties every {cycle} ms, "
         f"{result.blocks} request(s) per device per cycle at best; "
@@ -334,7 +430,9 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
                 "--name",
                 f"fleet-{mode}",
                 *(["--data-dir", str(work / f"data-{mode}")] if mode == "sqlite" else []),
+                *(["--health-port", str(health_port)] if result.sink else []),
             ],
+            env={**os.environ, **sink_env},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -376,9 +474,11 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
         # the measurement window
         ours = [mapper.pid, broker_pid, counter.pid, *(s.pid for s in servers)]
         spy = start_profile(args.profile, mapper.pid, mode, args.seconds)
+        sink_before = sink_counters(health_port) if result.sink else {}
         before = _sample(servers, counter, ours)
         time.sleep(args.seconds)
         after = _sample(servers, counter, ours)
+        sink_after = sink_counters(health_port) if result.sink else {}
         if spy is not None:
             spy.wait(30)
         result.peak_rss_mb = peak_rss_mb(mapper.pid)
@@ -389,6 +489,12 @@ def run_mode(args: argparse.Namespace, mode: str, work: Path) -> Result:
 
     elapsed = after["t"] - before["t"]
     result.seconds = elapsed
+    if result.sink:
+        delta = {k: sink_after.get(k, 0.0) - sink_before.get(k, 0.0) for k in sink_after}
+        result.sink_requests_s = delta.get("edgedev_sink_requests_total", 0.0) / elapsed
+        result.sink_values_s = delta.get("edgedev_sink_delivered_total", 0.0) / elapsed
+        result.sink_dropped = int(sink_after.get("edgedev_sink_dropped_total", 0.0))
+        result.sink_failures = int(delta.get("edgedev_sink_failures_total", 0.0))
     cycles = elapsed * 1000 / cycle
     reads = after["reads"] - before["reads"]
     per_unit = [b - a for a, b in zip(before["units"], after["units"], strict=True)]
@@ -510,6 +616,19 @@ def print_result(r: Result) -> None:
             f"({share:.1%}); {r.messages_s:,.0f} twin updates/s",
         ),
         ("Modbus requests /s", f"{r.requests_s:,.0f} (counted at the servers)"),
+        *(
+            [
+                (
+                    f"{r.sink} sink",
+                    f"{r.sink_values_s:,.0f} values/s in {r.sink_requests_s:,.1f} requests/s = "
+                    f"{r.sink_requests_s * r.cycle_ms / 1000:,.1f} per cycle "
+                    f"({r.sink_requests_s * r.cycle_ms / 1000 / r.devices:.3f} per device "
+                    f"cycle); {r.sink_dropped} dropped, {r.sink_failures} failed requests",
+                )
+            ]
+            if r.sink
+            else []
+        ),
         (
             "connections held",
             f"{r.connections} for {r.devices} devices on {r.endpoints} ip:port endpoints "
@@ -713,6 +832,12 @@ def main() -> int:
         metavar="DIR",
         help="sample the mapper with py-spy during the window; stacks and a summary in DIR",
     )
+    parser.add_argument(
+        "--sink",
+        choices=("redis", "mysql", "http"),
+        help="also run coalesced with every property pushed to this sink (pushMethod/dbMethod; "
+        "redis-server, mariadbd or a local HTTP server), beside the run without it",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     parser.add_argument(
         "--dmi",
@@ -737,6 +862,25 @@ def main() -> int:
                 print(f"\n== where the mapper spends its time ({mode}) ==")
                 print("\n".join(summarize_profile(args.profile / f"mapper-{mode}.txt")))
 
+        if args.sink:
+            name = f"coalesced+{args.sink}"
+            results[name] = run_mode(args, "coalesced", Path(tmp), sink=args.sink)
+            print_result(results[name])
+
+    if args.sink and "coalesced" in results:
+        c, k = results["coalesced"], results[f"coalesced+{args.sink}"]
+        print(f"\n== with the {args.sink} sink vs MQTT only ==")
+        if c.values_s and k.values_s:
+            per_c = c.mapper_cpu / c.values_s * 1e6
+            per_k = k.mapper_cpu / k.values_s * 1e6
+            print(
+                f"  mapper CPU per value     {per_k:.1f} us vs {per_c:.1f} us "
+                f"(+{per_k - per_c:.1f} us for the sink)"
+            )
+        print(
+            f"  sink requests per cycle  {k.sink_requests_s * k.cycle_ms / 1000:.1f} for "
+            f"{k.devices} devices ({k.sink_values_s:,.0f} values/s, {k.sink_dropped} dropped)"
+        )
     if "coalesced" in results and "baseline" in results:
         c, b = results["coalesced"], results["baseline"]
         print("\n== coalesced vs one request per property ==")

@@ -99,9 +99,18 @@ def ports_needed(devices: int, servers: int) -> list[int]:
 
 
 def write_devices(
-    path: Path, units: list[Unit], props: list[Prop], mode: str, cycle_ms: int, timeout_ms: int
+    path: Path,
+    units: list[Unit],
+    props: list[Prop],
+    mode: str,
+    cycle_ms: int,
+    timeout_ms: int,
+    push: str | None = None,
 ) -> None:
-    """Write the DeviceModel and one Device per unit as a multi-document YAML file."""
+    """Write the DeviceModel and one Device per unit as a multi-document YAML file.
+
+    ``push``: a ``pushMethod`` in YAML flow style given to every property (bench ``--sink``).
+    """
     lines = [
         "apiVersion: devices.kubeedge.io/v1beta1",
         "kind: DeviceModel",
@@ -120,7 +129,9 @@ def write_devices(
         visitors.append(
             f"    - {{name: {p.name}, collectCycle: {cycle_ms}, visitors: {{protocolName: modbus, "
             f"configData: {{register: HoldingRegister, offset: {p.offset}, limit: {p.count}, "
-            f"dataType: {p.data_type.value}{scale}}}}}}}"
+            f"dataType: {p.data_type.value}{scale}}}}}"
+            + (f", pushMethod: {push}" if push else "")
+            + "}"
         )
     for unit in units:
         lines += [

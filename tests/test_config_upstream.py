@@ -87,11 +87,17 @@ def test_a_cycle_that_looks_like_nanoseconds_is_named(tmp_path: Path):
     assert "write 10000" in warnings[0]
 
 
-def test_push_method_is_checked_and_accepted_with_a_warning(tmp_path: Path):
-    push = {"mqtt": {"address": "tcp://b:1883", "topic": "t"}, "dbMethod": {"redis": {}}}
+def test_push_method_is_checked_and_served(tmp_path: Path):
+    push = {
+        "mqtt": {"address": "tcp://b:1883", "topic": "t"},
+        "dbMethod": {"redis": {"redisClientConfig": {"addr": "r:6379"}}},
+    }
     (spec,), warnings = load(tmp_path, model(TEMP), device({**visits(), "pushMethod": push}))
     assert spec.properties[0].push_method.mqtt.topic == "t"
-    assert "pushMethod mqtt, dbMethod.redis is checked but not served yet" in warnings[0]
+    assert warnings == []
+    anomaly = {**push, "anomalyDetection": {"x": 1}}
+    _, warnings = load(tmp_path, model(TEMP), device({**visits(), "pushMethod": anomaly}))
+    assert "pushMethod.anomalyDetection" in warnings[0] and "not served" in warnings[0]
     bad = {**visits(), "pushMethod": {"mqtt": {"qos": 5}, "kafka": {}}}
     found = problems(tmp_path, model(TEMP), device(bad))
     assert any("pushMethod.mqtt.qos" in p for p in found)

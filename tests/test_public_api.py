@@ -21,6 +21,7 @@ MODULES = [
     "edgedev.view",
     "edgedev.loader",
     "edgedev.wire",
+    "edgedev.sinks",
 ]
 
 

@@ -27,6 +27,14 @@ from edgedev.config._spec import DeviceSpec
 from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._source import FileSource
+from edgedev.sinks import (
+    QUEUE_LIMIT,
+    HttpLayout,
+    InfluxFields,
+    MysqlLayout,
+    SinkOptions,
+    build_sinks,
+)
 from edgedev.twin._state import DeviceState
 
 if TYPE_CHECKING:
@@ -152,6 +160,51 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="the socket this mapper serves EdgeCore on; '{protocol}' in it is replaced "
         "(env EDGEDEV_MAPPER_SOCKET, default /etc/kubeedge/edgedev-{protocol}.sock)",
     )
+    add_sink_options(parser)
+
+
+def add_sink_options(parser: argparse.ArgumentParser) -> None:
+    """Mapper-wide settings of the pushMethod/dbMethod sinks (docs/sinks.md)."""
+    group = parser.add_argument_group("pushMethod and dbMethod sinks")
+    group.add_argument(
+        "--http-layout",
+        choices=[x.value for x in HttpLayout],
+        default=os.environ.get("EDGEDEV_HTTP_LAYOUT") or HttpLayout.FORM.value,
+        help="body of pushMethod.http requests: form (upstream's, one request per device and "
+        "cycle) or json (one request per batch) (env EDGEDEV_HTTP_LAYOUT)",
+    )
+    group.add_argument(
+        "--mysql-layout",
+        choices=[x.value for x in MysqlLayout],
+        default=os.environ.get("EDGEDEV_MYSQL_LAYOUT") or MysqlLayout.TABLE_PER_PROPERTY.value,
+        help="dbMethod.mysql tables: table-per-property (upstream's) or single-table "
+        "(env EDGEDEV_MYSQL_LAYOUT)",
+    )
+    group.add_argument(
+        "--influxdb-fields",
+        choices=[x.value for x in InfluxFields],
+        default=os.environ.get("EDGEDEV_INFLUXDB_FIELDS") or InfluxFields.STRING.value,
+        help="dbMethod.influxdb2 field values: string (upstream's) or typed "
+        "(env EDGEDEV_INFLUXDB_FIELDS)",
+    )
+    group.add_argument(
+        "--sink-queue-limit",
+        type=_positive_int,
+        default=os.environ.get("EDGEDEV_SINK_QUEUE_LIMIT") or QUEUE_LIMIT,
+        metavar="N",
+        help="values each sink target keeps while it is unreachable; beyond, the oldest are "
+        f"dropped and counted (env EDGEDEV_SINK_QUEUE_LIMIT, default {QUEUE_LIMIT})",
+    )
+
+
+def sink_options(args: argparse.Namespace) -> SinkOptions:
+    """The :class:`~edgedev.sinks.SinkOptions` of ``run``'s arguments."""
+    return SinkOptions(
+        http_layout=HttpLayout(args.http_layout),
+        mysql_layout=MysqlLayout(args.mysql_layout),
+        influx_fields=InfluxFields(args.influxdb_fields),
+        queue_limit=args.sink_queue_limit,
+    )
 
 
 def make_outbox(data_dir: str | None, limit: int) -> Outbox:
@@ -226,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         node=args.node,
         name=args.name,
         outbox=outbox,
-        sinks=[sink],
+        sinks=[sink, *build_sinks(devices, sink_options(args))],
         max_connections=args.max_connections,
     )
     try:
@@ -272,6 +325,7 @@ def _run_files(args: argparse.Namespace, devices: list[DeviceSpec], outbox: Outb
         name=args.name,
         outbox=outbox,
         max_connections=args.max_connections,
+        sinks=build_sinks(devices, sink_options(args)),
     )
     if not mapper.devices:
         outbox.close()

@@ -1,9 +1,9 @@
 """``edgedev validate -f FILE...``: check files, exit 0 when valid and 1 otherwise.
 
 Besides errors, it prints warnings: what loads but deserves a look (deprecated places, cycles
-that look like nanoseconds, pushMethod not served yet) and what KubeEdge's EdgeCore would
-refuse in a twin report (a property name outside its charset, STRING and BYTES values whose
-text may fall outside it, a desired value it would refuse).
+that look like nanoseconds, a pushMethod.anomalyDetection, which is not served) and what
+KubeEdge's EdgeCore would refuse in a twin report (a property name outside its charset, STRING
+and BYTES values whose text may fall outside it, a desired value it would refuse).
 """
 
 from __future__ import annotations

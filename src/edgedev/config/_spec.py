@@ -34,7 +34,7 @@ class PropertySpec:
         deadband: smallest change of a number that counts as a change.
         desired: the desired value from the Device file, as its wire string.
         visitor: the driver's validated ``visitors.configData``.
-        push_method: KubeEdge's ``pushMethod`` (validated; not served yet).
+        push_method: KubeEdge's ``pushMethod``, where the readings also go (``edgedev.sinks``).
         customized_values: KubeEdge's free-form ``customizedValues`` from the visitor.
     """
 

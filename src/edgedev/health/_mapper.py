@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.health._metrics import Metric
 from edgedev.health._server import Health
+from edgedev.sinks._base import PushSink
 from edgedev.twin._state import DeviceState
 
 if TYPE_CHECKING:
@@ -119,7 +120,39 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         reconnects,
         writes,
         refused,
+        *sink_metrics(mapper),
     ]
+
+
+def sink_metrics(mapper: Mapper) -> list[Metric]:
+    """Per push sink target (pushMethod/dbMethod): queued, delivered, dropped, failures, up."""
+    sinks = [s for s in mapper.sinks if isinstance(s, PushSink)]
+    if not sinks:
+        return []
+    up = Metric("edgedev_sink_up", "1 while the sink's last delivery succeeded", "gauge")
+    queued = Metric("edgedev_sink_queued", "values waiting for the sink's target", "gauge")
+    delivered = Metric("edgedev_sink_delivered_total", "values the target accepted", "counter")
+    dropped = Metric(
+        "edgedev_sink_dropped_total",
+        "values dropped: the oldest at the sink's queue limit, or refused by the target",
+        "counter",
+    )
+    refused = Metric(
+        "edgedev_sink_refused_total", "of the dropped, values the target refused", "counter"
+    )
+    failures = Metric("edgedev_sink_failures_total", "deliveries that failed", "counter")
+    requests = Metric("edgedev_sink_requests_total", "deliveries that succeeded", "counter")
+    for sink in sinks:
+        labels = {"sink": sink.kind, "target": sink.label}
+        stats = sink.stats
+        up.add(1 if stats.up else 0, **labels)
+        queued.add(len(sink.delivery), **labels)
+        delivered.add(stats.delivered, **labels)
+        dropped.add(stats.dropped, **labels)
+        refused.add(stats.refused, **labels)
+        failures.add(stats.failures, **labels)
+        requests.add(stats.requests, **labels)
+    return [up, queued, delivered, dropped, refused, failures, requests]
 
 
 def mapper_health(mapper: Mapper) -> Health:

@@ -31,6 +31,7 @@ from edgedev.config._crd import (
     Extensions,
     ModelProperty,
 )
+from edgedev.config._push import push_problems
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.config._yaml import load_all
 from edgedev.drivers import AnyDriver, ProtocolConfig
@@ -488,14 +489,10 @@ class _Resolver:
                         f"if it was meant as nanoseconds (old KubeEdge), write {cycle // 10**6}",
                     )
                 )
-        if prop.push_method is not None and prop.push_method.names:
-            warnings.append(
-                (
-                    f"{at}.pushMethod",
-                    f"pushMethod {', '.join(prop.push_method.names)} is checked but not served "
-                    f"yet: values go to the twin only",
-                )
-            )
+        if prop.push_method is not None:
+            push_errors, push_warnings = push_problems(prop.push_method, mprop.type)
+            problems.extend((f"{at}.pushMethod.{f}", m) for f, m in push_errors)
+            warnings.extend((f"{at}.pushMethod.{f}", m) for f, m in push_warnings)
         return self._property(
             problems, at, prop, mprop, visitor, report_on_change, deadband, extensions
         )

@@ -1,0 +1,80 @@
+"""Build the push sinks that loaded devices name: one sink, and one client, per target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from edgedev.config._spec import DeviceSpec
+from edgedev.sinks._base import PushSink
+from edgedev.sinks._delivery import LINGER, QUEUE_LIMIT
+from edgedev.sinks._http import HttpLayout, HttpSink
+from edgedev.sinks._influxdb2 import Influxdb2Sink, InfluxFields
+from edgedev.sinks._mqtt import MqttSink
+from edgedev.sinks._mysql import MysqlLayout, MysqlSink
+from edgedev.sinks._otel import OtelSink
+from edgedev.sinks._redis import RedisSink
+from edgedev.sinks._tdengine import TdengineSink
+
+SINK_TYPES: tuple[type[PushSink], ...] = (
+    MqttSink,
+    HttpSink,
+    OtelSink,
+    Influxdb2Sink,
+    RedisSink,
+    TdengineSink,
+    MysqlSink,
+)
+"""Every push sink, in the order of the CRD's ``pushMethod`` keys."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOptions:
+    """Mapper-wide settings of the push sinks (the CRD has no place for them).
+
+    Attributes:
+        http_layout: the HTTP body (``form``: upstream's; ``json``: one array per batch).
+        mysql_layout: ``table-per-property`` (upstream's) or ``single-table``.
+        influx_fields: ``string`` (upstream's) or ``typed`` field values.
+        queue_limit: values each target keeps while it is unreachable.
+        linger: seconds a sink gathers values before a round trip.
+    """
+
+    http_layout: HttpLayout = HttpLayout.FORM
+    mysql_layout: MysqlLayout = MysqlLayout.TABLE_PER_PROPERTY
+    influx_fields: InfluxFields = InfluxFields.STRING
+    queue_limit: int = QUEUE_LIMIT
+    linger: float = LINGER
+
+
+def build_sinks(
+    devices: Iterable[DeviceSpec], options: SinkOptions | None = None
+) -> list[PushSink]:
+    """The sinks the devices' properties name, one per distinct target, in first-seen order.
+
+    Raises:
+        ImportError: a sink's extra is not installed (the loader reports this first).
+    """
+    options = options or SinkOptions()
+    targets: dict[tuple[type[PushSink], tuple[Any, ...]], None] = {}
+    for device in devices:
+        for prop in device.properties:
+            if prop.push_method is None:
+                continue
+            for kind in SINK_TYPES:
+                config = kind.config_of(prop.push_method)
+                if config is not None:
+                    targets[(kind, kind.target_of(config))] = None
+    delivery: dict[str, Any] = {"limit": options.queue_limit, "linger": options.linger}
+    sinks: list[PushSink] = []
+    for kind, target in targets:
+        if kind is HttpSink:
+            sinks.append(HttpSink(target, layout=options.http_layout, **delivery))
+        elif kind is MysqlSink:
+            sinks.append(MysqlSink(target, layout=options.mysql_layout, **delivery))
+        elif kind is Influxdb2Sink:
+            sinks.append(Influxdb2Sink(target, fields=options.influx_fields, **delivery))
+        else:
+            sinks.append(kind(target, **delivery))
+    return sinks

@@ -1,0 +1,142 @@
+"""``pushMethod.http``: a POST to ``hostName:port/requestPath``.
+
+``form`` (the default, upstream's body): ``application/x-www-form-urlencoded``
+``property=value&time=YYYY-MM-DD HH:MM:SS``; edgedev sends the properties of one device read
+at one instant in one body (``a=1&b=2&time=...``), so a reader of upstream's single-value body
+keeps working. ``json``: one POST per batch with every value queued, as a JSON array of
+``{"namespace","device","property","value","type","timestamp"}`` (timestamp in ms).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from edgedev.config._crd import HttpPush, PushMethod
+from edgedev.sinks._base import PushSink, Row, wall_time
+from edgedev.sinks._delivery import PartlyDelivered, Refused, SinkError, describe, seconds
+from edgedev.wire import type_name
+
+
+class HttpLayout(enum.StrEnum):
+    """The body of the HTTP sink's requests."""
+
+    FORM = "form"
+    JSON = "json"
+
+
+def url_of(config: HttpPush) -> str:
+    """``hostName:port/requestPath``; ``http://`` when ``hostName`` names no scheme."""
+    host = config.host_name if "://" in config.host_name else f"http://{config.host_name}"
+    return f"{host.rstrip('/')}:{config.port}{config.request_path}"
+
+
+def forms(rows: Sequence[Row]) -> list[tuple[bytes, list[Row]]]:
+    """One form body per device and instant, ``p=v&q=w&time=...``, each with its rows."""
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.device.id, row.reading.timestamp), []).append(row)
+    return [
+        (
+            urlencode(
+                [*((r.reading.name, r.reading.text) for r in group), ("time", wall_time(ts))]
+            ).encode(),
+            group,
+        )
+        for (_, ts), group in groups.items()
+    ]
+
+
+def json_body(rows: Sequence[Row]) -> bytes:
+    """The ``json`` layout: every row of the batch in one array."""
+    return json.dumps(
+        [
+            {
+                "namespace": r.device.namespace,
+                "device": r.device.name,
+                "property": r.prop.name,
+                "value": r.reading.text,
+                "type": type_name(r.prop.type),
+                "timestamp": r.reading.timestamp,
+            }
+            for r in rows
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+class HttpClientSink(PushSink):
+    """A base for sinks that POST with one shared ``httpx.AsyncClient`` per target."""
+
+    def __init__(self, target: tuple[Any, ...], *, timeout: float | None = None, **delivery: Any):
+        if timeout is not None:
+            delivery.setdefault("timeout", timeout)
+        super().__init__(target, **delivery)
+        import httpx  # the 'http' extra (and of influxdb, tdengine, otel)
+
+        self._client = httpx.AsyncClient(timeout=self.delivery.timeout)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
+        """POST ``body``; a refusal (4xx/5xx) raises :class:`SinkError` with the status."""
+        response = await self._client.post(url, content=body, headers=headers)
+        status = response.status_code
+        if status >= 400:
+            hint = " (check the credentials)" if status in (401, 403) else ""
+            text = " ".join(response.text.split())[:200]
+            if status < 500 and status not in (401, 403, 404, 408, 429):
+                raise Refused(f"HTTP {status}: {text}")  # the data itself: retrying cannot help
+            raise SinkError(f"HTTP {status}{hint}: {text}")
+        return response
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self._client.aclose()
+
+
+class HttpSink(HttpClientSink):
+    """Readings POSTed to ``hostName:port/requestPath``.
+
+    Args:
+        target: ``(url, timeout_ms)``.
+        layout: :class:`HttpLayout`.
+        delivery: queue and retry settings.
+    """
+
+    kind = "http"
+
+    def __init__(
+        self, target: tuple[Any, ...], *, layout: HttpLayout = HttpLayout.FORM, **delivery: Any
+    ) -> None:
+        super().__init__(target, timeout=seconds(target[1]), **delivery)
+        self.layout = HttpLayout(layout)
+
+    @classmethod
+    def config_of(cls, push: PushMethod) -> HttpPush | None:
+        """``pushMethod.http``."""
+        return push.http
+
+    @classmethod
+    def target_of(cls, config: Any) -> tuple[Any, ...]:
+        """The URL and the timeout."""
+        return (url_of(config), config.timeout)
+
+    async def send(self, rows: Sequence[Row]) -> int | None:
+        """``json``: one POST; ``form``: one POST per device and instant, in order."""
+        url = self.target[0]
+        if self.layout is HttpLayout.JSON:
+            await self.post(url, json_body(rows), {"content-type": "application/json"})
+            return None
+        bodies = forms(rows)
+        for done, (body, _) in enumerate(bodies):
+            try:
+                await self.post(url, body, {"content-type": "application/x-www-form-urlencoded"})
+            except Exception as exc:
+                if not done:
+                    raise
+                # what was accepted is not sent again
+                remaining = [row for _, group in bodies[done:] for row in group]
+                raise PartlyDelivered(describe(exc), remaining) from None
+        return len(bodies)
