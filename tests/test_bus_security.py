@@ -275,11 +275,12 @@ async def test_mosquitto_with_tls_client_certificates_and_a_password_file(tmp_pa
                     edgedev_process("run", "-f", str(file), *common, output=False),
                 ):
                     report = await recorder.wait_for(
-                        lambda m: m.topic.endswith("/tls0/twin/update"), timeout=30
+                        lambda m: m.topic.endswith("/tls0/twin/update"),
+                        timeout=60,  # two processes start and shake hands
                     )
                     assert "actual" in json.loads(report.payload)["twin"]["n"]
                     await recorder.wait_for(
-                        lambda m: m.topic.endswith("/tls0/twin/update/document"), timeout=30
+                        lambda m: m.topic.endswith("/tls0/twin/update/document"), timeout=60
                     )
                     with anyio.fail_after(60):
                         got = await anyio.run_process(
