@@ -19,9 +19,10 @@ import pytest
 
 from edgedev import Bus
 from edgedev.broker import EmbeddedBroker
-from edgedev.bus import BrokerConfigError, BrokerURL
+from edgedev.bus import BrokerConfigError, BrokerURL, Channel, Topics
 from edgedev.cli import main
 from edgedev.testing import Recorder, edgedev_process, free_port, unique_root
+from edgedev.wire import twin_get
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import (
     Gate,
@@ -239,6 +240,22 @@ def _security_args(pki_dir: Path, secret: Path) -> list[str]:
     ]
 
 
+async def agent_listens(bus: Bus, recorder: Recorder, root: str, device: str) -> None:
+    """Return once the agent answers ``twin/get`` (a 404 will do): it is subscribed."""
+    topics = Topics(root)
+    with anyio.fail_after(60):
+        while True:
+            start = len(recorder.messages)
+            bus.publish(topics.device(device, Channel.TWIN_GET), twin_get(event_id="ready"))
+            try:
+                await recorder.wait_for(
+                    lambda m: m.topic.endswith("/twin/get/result"), timeout=1, after=start
+                )
+            except TimeoutError:
+                continue  # not subscribed yet: ask again
+            return
+
+
 async def test_mosquitto_with_tls_client_certificates_and_a_password_file(tmp_path: Path):
     """A mapper, an agent and the twin CLI all reach mosquitto over mutual TLS."""
     pki = make_pki(tmp_path / "pki")
@@ -270,35 +287,37 @@ async def test_mosquitto_with_tls_client_certificates_and_a_password_file(tmp_pa
         async with anyio.create_task_group() as tg:
             await tg.start(sim.run)
             async with Bus(url) as bus, Recorder(bus, f"{root}/#") as recorder:
-                with (
-                    edgedev_process("agent", "--db", ":memory:", *common, output=False),
-                    edgedev_process("run", "-f", str(file), *common, output=False),
-                ):
-                    report = await recorder.wait_for(
-                        lambda m: m.topic.endswith("/tls0/twin/update"),
-                        timeout=60,  # two processes start and shake hands
-                    )
-                    assert "actual" in json.loads(report.payload)["twin"]["n"]
-                    await recorder.wait_for(
-                        lambda m: m.topic.endswith("/tls0/twin/update/document"), timeout=60
-                    )
-                    with anyio.fail_after(60):
-                        got = await anyio.run_process(
-                            [
-                                sys.executable,
-                                "-m",
-                                "edgedev",
-                                "twin",
-                                "get",
-                                "default/tls0",
-                                "--timeout",
-                                "30",
-                                *common,
-                            ],
-                            check=False,
+                with edgedev_process("agent", "--db", ":memory:", *common, output=False):
+                    # the agent learns the device from the mapper's announcement: it must be
+                    # listening before the mapper starts (see agent_listens)
+                    await agent_listens(bus, recorder, root, "default/tls0")
+                    mapper = edgedev_process("run", "-f", str(file), *common, output=False)
+                    with mapper:
+                        report = await recorder.wait_for(
+                            lambda m: m.topic.endswith("/tls0/twin/update"),
+                            timeout=60,  # two processes start and shake hands
                         )
-                    assert got.returncode == 0, got.stderr.decode()
-                    assert b"tls0" in got.stdout or b"n" in got.stdout
+                        assert "actual" in json.loads(report.payload)["twin"]["n"]
+                        await recorder.wait_for(
+                            lambda m: m.topic.endswith("/tls0/twin/update/document"), timeout=60
+                        )
+                        with anyio.fail_after(60):
+                            got = await anyio.run_process(
+                                [
+                                    sys.executable,
+                                    "-m",
+                                    "edgedev",
+                                    "twin",
+                                    "get",
+                                    "default/tls0",
+                                    "--timeout",
+                                    "30",
+                                    *common,
+                                ],
+                                check=False,
+                            )
+                        assert got.returncode == 0, got.stderr.decode()
+                        assert b"tls0" in got.stdout or b"n" in got.stdout
             tg.cancel_scope.cancel()
         log = broker.log_file.read_text()
     # every edgedev client said DISCONNECT on its way out (SIGTERM is a clean exit)

@@ -208,7 +208,8 @@ async def test_redis_a_sorted_set_per_device_scored_by_timestamp(
         seen.add(match[2])
     assert seen == {b"temperature", b"level"}
     (sink,) = sinks
-    assert sink.stats.requests < sink.stats.delivered / 2, "values go in batches, not one by one"
+    # the values of a cycle travel together: one round trip per cycle at most, never per value
+    assert sink.stats.requests <= sink.stats.delivered / 2, "values go in batches, not one by one"
 
 
 @pytest.mark.parametrize("layout", list(MysqlLayout))
