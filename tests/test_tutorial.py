@@ -92,51 +92,53 @@ def read_until(proc, pattern, seconds):
     return seen
 
 
-for command, is_background, _ in steps:
-    if command.startswith("source "):
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
-        results.append({"command": command, "code": 0, "output": ""})
-        continue
-    if command.startswith(".venv/bin/"):
-        command = os.path.join(os.path.dirname(sys.executable), command[len(".venv/bin/"):])
-    proc = subprocess.Popen(
-        ["bash", "-c", "exec " + command], cwd=workdir, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    if is_background:
-        pattern = next((v for k, v in ready.items() if command.startswith(k)), "\n")
-        output = read_until(proc, pattern, 30)
-        background.append(proc)
-        results.append({"command": command, "code": None, "output": output,
-                        "ready": pattern in output})
-    elif command.startswith("edgedev view"):
-        output = read_until(proc, "web view: http://", 30)
-        url = re.search(r"web view: (http://\S+)", output)
-        page = urllib.request.urlopen(url.group(1), timeout=10).read() if url else b""
-        proc.send_signal(signal.SIGINT)
-        output += proc.communicate(timeout=15)[0].decode(errors="replace")
-        results.append({"command": command, "code": proc.returncode, "output": output,
-                        "page": len(page)})
-    elif command.startswith("edgedev watch"):
-        output = ""
-        deadline = time.monotonic() + 30
-        while output.count("\n") < 3 and time.monotonic() < deadline:
-            output += read_until(proc, "\n", 1)
-        proc.send_signal(signal.SIGINT)
-        output += proc.communicate(timeout=15)[0].decode(errors="replace")
-        results.append({"command": command, "code": proc.returncode, "output": output})
-    else:
-        output = proc.communicate(timeout=120)[0].decode(errors="replace")
-        results.append({"command": command, "code": proc.returncode, "output": output})
-for proc in reversed(background):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        output = proc.communicate(timeout=20)[0].decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output = proc.communicate()[0].decode(errors="replace")
-    results.append({"command": "stop " + " ".join(proc.args[2:]), "code": proc.returncode,
-                    "output": output})
+try:
+    for command, is_background, _ in steps:
+        if command.startswith("source "):
+            env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+            results.append({"command": command, "code": 0, "output": ""})
+            continue
+        if command.startswith(".venv/bin/"):
+            command = os.path.join(os.path.dirname(sys.executable), command[len(".venv/bin/"):])
+        proc = subprocess.Popen(
+            ["bash", "-c", "exec " + command], cwd=workdir, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        if is_background:
+            pattern = next((v for k, v in ready.items() if command.startswith(k)), "\n")
+            output = read_until(proc, pattern, 30)
+            background.append(proc)
+            results.append({"command": command, "code": None, "output": output,
+                            "ready": pattern in output})
+        elif command.startswith("edgedev view"):
+            output = read_until(proc, "web view: http://", 30)
+            url = re.search(r"web view: (http://\S+)", output)
+            page = urllib.request.urlopen(url.group(1), timeout=10).read() if url else b""
+            proc.send_signal(signal.SIGINT)
+            output += proc.communicate(timeout=15)[0].decode(errors="replace")
+            results.append({"command": command, "code": proc.returncode, "output": output,
+                            "page": len(page)})
+        elif command.startswith("edgedev watch"):
+            output = ""
+            deadline = time.monotonic() + 30
+            while output.count("\n") < 3 and time.monotonic() < deadline:
+                output += read_until(proc, "\n", 1)
+            proc.send_signal(signal.SIGINT)
+            output += proc.communicate(timeout=15)[0].decode(errors="replace")
+            results.append({"command": command, "code": proc.returncode, "output": output})
+        else:
+            output = proc.communicate(timeout=120)[0].decode(errors="replace")
+            results.append({"command": command, "code": proc.returncode, "output": output})
+finally:  # a step that fails must not leave the servers running
+    for proc in reversed(background):
+        proc.send_signal(signal.SIGTERM)
+        try:
+            output = proc.communicate(timeout=20)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0].decode(errors="replace")
+        results.append({"command": "stop " + " ".join(proc.args[2:]), "code": proc.returncode,
+                        "output": output})
 print(json.dumps(results))
 """
 
