@@ -1,7 +1,7 @@
 """The images, built by ``deploy/build-images`` and run for real (marked ``container``).
 
 The default ``pytest`` run deselects these (``-m "not container"`` in pyproject); run them with
-``pytest -m container``. The engine comes from ``tests/tools/docker-engine``: Debian's Docker
+``pytest -m container``. The engine comes from ``deploy/docker-engine``: Debian's Docker
 engine with overlay2 storage where the kernel allows it, and ``docker-here`` (the shared tool
 beside the repository, ``../shared/tools`` or ``../../shared/tools``) for an offline stand-in
 for ``python:3.11-slim``; without docker-here, a running Docker engine
@@ -120,7 +120,7 @@ def start_engine() -> Docker:
     tool = docker_here()
     if tool is not None:
         # overlay2 storage where the kernel allows it, then docker-here's base image
-        engine = ROOT / "tests" / "tools" / "docker-engine"
+        engine = ROOT / "deploy" / "docker-engine"
         try:
             done = subprocess.run([str(engine)], capture_output=True, text=True, timeout=900)
         except subprocess.TimeoutExpired:
