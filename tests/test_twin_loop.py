@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
-from edgedev.bus._topics import Channel, Topics
+from edgedev.bus._topics import Channel, NodeChannel, Topics
 from edgedev.testing import BrokerHandle, Recorder
-from edgedev.wire import desired_update, twin_get
+from edgedev.wire import desired_update, request, twin_get
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
 from twin_helpers import (
@@ -298,3 +298,56 @@ async def test_the_same_mapper_works_under_hw_events_on_mosquitto(
             )
             assert code == 0 and f"{DEVICE} " in out and "level=77" in out, out
         tg.cancel_scope.cancel()
+
+
+async def test_agent_started_after_the_mapper_learns_its_devices(tmp_path: Path, mqtt_url: str):
+    """An agent with no files, started after the mapper, serves the mapper's devices.
+
+    It asks on ``node/{node}/mapper/get`` when it connects; the mapper announces its devices
+    again on ``mapper/state``, and a desired value set then reaches the device.
+    """
+    devices, _ = thermostat(tmp_path)
+    topic_root = root()
+    sim = ModbusSimulator(devices)
+    async with anyio.create_task_group() as tg:
+        await serve(sim, tg)
+        async with (
+            observer(mqtt_url, topic_root) as (bus, recorder),
+            mapper_running(mqtt_url, topic_root, devices),
+        ):
+            await recorder.wait_for(reported("level"), timeout=WAIT)  # long after its announcement
+            async with agent_running(mqtt_url, topic_root, tmp_path / "twins.db"):
+                # the device is known: the mapper's reports now make twin documents
+                await recorder.wait_for(on("twin/update/document"), timeout=WAIT)
+                answer = await ask(
+                    bus, recorder, Channel.TWIN_UPDATE, desired_update({"level": "12"}), topic_root
+                )
+                assert answer.get("code") is None, answer
+                await recorder.wait_for(reported("level", 12), timeout=WAIT)
+                assert sim.words(DEVICE, Table.HOLDING, 3, 1) == [12]
+        tg.cancel_scope.cancel()
+
+
+async def test_mapper_answers_a_burst_of_mapper_gets_at_most_once_a_second(
+    tmp_path: Path, mqtt_url: str
+):
+    """50 requests in a burst cost two announcements (one now, one after the pause), not 50."""
+    devices, _ = thermostat(tmp_path)
+    topic_root = root()
+    topics = Topics(topic_root)
+    state = topics.node("edge-1", NodeChannel.MAPPER_STATE)
+
+    def announcement(m: Any) -> bool:
+        return m.topic == state and payload(m)["state"] == "online"
+
+    async with (
+        observer(mqtt_url, topic_root) as (bus, recorder),
+        mapper_running(mqtt_url, topic_root, devices),
+    ):
+        await recorder.wait_for(announcement, timeout=WAIT)  # at its connection
+        for _ in range(50):
+            bus.publish(topics.node("edge-1", NodeChannel.MAPPER_GET), request())
+        await recorder.wait_count(announcement, 3, timeout=WAIT)
+        bus.publish(topics.node("edge-1", NodeChannel.MAPPER_GET), request())
+        await recorder.wait_count(announcement, 4, timeout=WAIT)
+        assert len([m for m in recorder.messages if announcement(m)]) == 4

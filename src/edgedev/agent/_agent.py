@@ -28,7 +28,7 @@ from edgedev.bus._outbox import Message, Outbox
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, NodeChannel, Topics
 from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
-from edgedev.wire import now_ms
+from edgedev.wire import now_ms, request
 
 log = logging.getLogger("edgedev.agent")
 
@@ -130,14 +130,21 @@ class Agent:
                 bus.subscribe(*self.filters()) as messages,
             ):
                 self.bus = bus
-                bus.on_connect(
-                    lambda: log.info(
+                mapper_get = self.topics.node(self.node, NodeChannel.MAPPER_GET)
+
+                def connected() -> None:
+                    log.info(
                         "agent %s serving %s on %s",
                         self.name,
                         plural(len(self.core.records), "twin"),
                         bus.url,
                     )
-                )
+                    # the mappers that started before us announce their devices again
+                    bus.publish(mapper_get, request())
+
+                bus.on_connect(connected)
+                if bus.connected:  # connected before the listener was there
+                    connected()
                 self._publish(bus, initial, stored)
                 task_status.started(self)
                 await self._serve(bus, store, messages)

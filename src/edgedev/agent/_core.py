@@ -15,10 +15,13 @@ without a broker, a clock or a disk.
 | ``device/{id}/state/update``           | remember the state; resend the delta on ``online``     |
 | ``device/{id}/twin/get``               | answer the whole twin on ``twin/get/result``           |
 | ``node/{node}/membership/get``         | answer the node's devices on ``membership/get/result`` |
-| ``node/{node}/mapper/state``           | a mapper's will: its devices go ``offline``            |
+| ``node/{node}/mapper/state``           | learn a mapper's devices when it announces itself; its |
+|                                        | will: its devices go ``offline``                       |
 
 Devices met for the first time in the ``-f`` files are announced on
-``node/{node}/membership/updated``.
+``node/{node}/membership/updated``. At each connection the agent (:class:`~edgedev.agent.Agent`,
+not this core) asks on ``node/{node}/mapper/get`` that every mapper of its node announce itself
+again, so that an agent started after its mappers learns their devices.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ class NodeChannel(StrEnum):
     MEMBERSHIP_RESULT = "membership/get/result"
     MEMBERSHIP_UPDATED = "membership/updated"
     MAPPER_STATE = "mapper/state"
+    MAPPER_GET = "mapper/get"
+    """Asks every mapper of the node to announce itself on ``mapper/state`` (edgedev's)."""
 
 
 @dataclass(frozen=True, slots=True)

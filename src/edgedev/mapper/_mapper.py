@@ -36,6 +36,9 @@ from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_
 
 log = logging.getLogger("edgedev.mapper")
 
+ANNOUNCE_INTERVAL = 1.0
+"""Shortest time between two announcements asked for on ``mapper/get``, in seconds."""
+
 
 class _Served:
     """One device's tasks (runner and desired writer) under a cancel scope of their own."""
@@ -174,6 +177,7 @@ class Mapper:
                     for sink in self.sinks:
                         tg.start_soon(sink.run)
                     await tg.start(self._deltas, bus)
+                    await tg.start(self._mapper_gets, bus)
                     self._tg = tg
                     for spec in self.devices:
                         self._start(spec)
@@ -326,6 +330,32 @@ class Mapper:
             writer.retry_now()  # online: write what waits; offline: say why it waits
 
         return listener
+
+    async def _mapper_gets(
+        self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Announce the mapper again when an agent asks on ``mapper/get``.
+
+        At most once per :data:`ANNOUNCE_INTERVAL`: requests that arrive meanwhile get one
+        more announcement after it, however many they are.
+        """
+        requests_topic = self.topics.node(self.node, NodeChannel.MAPPER_GET)
+        state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
+        async with bus.subscribe(requests_topic) as requests:
+            task_status.started()
+            async for _ in requests:
+                while True:
+                    bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
+                    await anyio.sleep(ANNOUNCE_INTERVAL)
+                    asked = 0
+                    while True:
+                        try:
+                            requests.receive_nowait()
+                        except anyio.WouldBlock:
+                            break
+                        asked += 1
+                    if not asked:
+                        break
 
     async def _deltas(
         self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED

@@ -228,9 +228,17 @@ def write_error_report(
     return dumps({"event_id": new_event_id(), "timestamp": now_ms(), "twin": {name: entry}})
 
 
-def twin_get(*, event_id: str | None = None) -> bytes:
-    """Build a ``twin/get`` request (answered on ``twin/get/result`` with the same id)."""
+def request(*, event_id: str | None = None) -> bytes:
+    """Build a request that carries nothing but its id and time.
+
+    That is ``twin/get`` (answered on ``twin/get/result`` with the same id),
+    ``membership/get`` and ``mapper/get`` (answered by every mapper on ``mapper/state``).
+    """
     return dumps({"event_id": event_id or new_event_id(), "timestamp": now_ms()})
+
+
+twin_get = request
+"""Build a ``twin/get`` request (see :func:`request`)."""
 
 
 def state_update(state: str, *, timestamp: int | None = None) -> bytes:
