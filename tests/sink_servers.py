@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from edgedev.testing import free_port, wait_for_port
+from edgedev.testing import ServerProcess, free_port
 
 
 def _binary(*names: str) -> str | None:
@@ -29,41 +28,14 @@ def _binary(*names: str) -> str | None:
     return None
 
 
-class _Process:
-    """A server process that can be stopped and started again on the same port."""
+class _Process(ServerProcess):
+    """A sink's server: a minute to start (MariaDB), twenty seconds to stop."""
+
+    start_timeout = 60.0
+    stop_grace = 20.0
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self._dir = tempfile.TemporaryDirectory(prefix="edgedev-sink-")
-        self.dir = Path(self._dir.name)
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        if self._proc is None:
-            with (self.dir / "server.log").open("ab") as log:
-                self._proc = subprocess.Popen(self.command(), stdout=log, stderr=log)
-            try:
-                wait_for_port("127.0.0.1", self.port, timeout=60)
-            except TimeoutError:
-                self.stop()
-                raise
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def close(self) -> None:
-        self.stop()
-        self._dir.cleanup()
+        super().__init__(prefix="edgedev-sink-")
 
 
 class RedisServer(_Process):
@@ -79,7 +51,7 @@ class RedisServer(_Process):
         return [
             str(self.binary()),
             "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(self.dir), "--requirepass", self.password,
+            "--appendonly", "no", "--dir", str(self.directory), "--requirepass", self.password,
         ]  # fmt: skip
 
 
@@ -92,7 +64,7 @@ class MariaDB(_Process):
 
     def __init__(self) -> None:
         super().__init__()
-        self.data = self.dir / "data"
+        self.data = self.directory / "data"
         install = _binary("mariadb-install-db", "mysql_install_db")
         assert install is not None
         subprocess.run(
@@ -110,8 +82,8 @@ class MariaDB(_Process):
     def command(self) -> list[str]:
         return [
             str(self.binary()), "--no-defaults", f"--datadir={self.data}", "--user=root",
-            f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.dir}/sock",
-            f"--pid-file={self.dir}/pid", "--skip-log-bin", "--innodb-buffer-pool-size=16M",
+            f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.directory}/sock",
+            f"--pid-file={self.directory}/pid", "--skip-log-bin", "--innodb-buffer-pool-size=16M",
             "--skip-name-resolve",
         ]  # fmt: skip
 

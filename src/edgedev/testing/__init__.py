@@ -13,6 +13,7 @@ from edgedev.testing._brokers import (
     BrokerHandle,
     EmbeddedBrokerThread,
     Mosquitto,
+    ServerProcess,
     make_broker,
     wait_for_port,
 )
@@ -35,6 +36,7 @@ __all__ = (
     "EmbeddedBrokerThread",
     "Mosquitto",
     "Recorder",
+    "ServerProcess",
     "device",
     "device_model",
     "device_property",

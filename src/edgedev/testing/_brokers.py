@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from edgedev._ports import free_port
 
@@ -49,14 +49,78 @@ class BrokerHandle(Protocol):
         """Stop for good and clean up."""
 
 
-class Mosquitto:
+class ServerProcess:
+    """A server process on a free loopback port that a test stops and starts again.
+
+    A subclass says how to run the server (:meth:`command`); :attr:`directory` is a scratch
+    directory for its files, removed by :meth:`close`, and :attr:`output_file` gets what it
+    prints. Use as a context manager, or call :meth:`start` and :meth:`close`.
+
+    Attributes:
+        port: the port the server listens on (the same after a restart).
+        start_timeout: how long :meth:`start` waits for the port, in seconds.
+        stop_grace: how long :meth:`stop` waits after SIGTERM before SIGKILL, in seconds.
+    """
+
+    start_timeout = 10.0
+    stop_grace = 5.0
+
+    def __init__(self, port: int | None = None, *, prefix: str = "edgedev-server-") -> None:
+        self.port = port or free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix)
+        self.directory = Path(self._dir.name)
+        self.output_file = self.directory / "output.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """The server's command line (called at each start)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the server (if stopped) and wait until it accepts connections."""
+        if self._proc is not None:
+            return
+        command = self.command()
+        with self.output_file.open("ab") as output:
+            self._proc = subprocess.Popen(command, stdout=output, stderr=output)
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout=self.start_timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after :attr:`stop_grace` seconds."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(self.stop_grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        """Stop and remove :attr:`directory`."""
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Mosquitto(ServerProcess):
     """A mosquitto process on a free loopback port (``mosquitto`` must be on PATH).
 
-    Use as a context manager, or call :meth:`start` and :meth:`close`. ``settings`` are the
-    listener's configuration lines (default ``allow_anonymous true``): a password file, TLS
-    files, ``require_certificate true``; with ``tls`` the URL is ``mqtts://localhost:PORT``
-    (a server certificate names ``localhost``). :attr:`directory` is a scratch directory for
-    such files, removed by :meth:`close`; :attr:`log_file` holds mosquitto's log.
+    ``settings`` are the listener's configuration lines (default ``allow_anonymous true``): a
+    password file, TLS files, ``require_certificate true``; with ``tls`` the URL is
+    ``mqtts://localhost:PORT`` (a server certificate names ``localhost``). :attr:`directory`
+    is a scratch directory for such files; :attr:`log_file` holds mosquitto's log.
     """
 
     def __init__(
@@ -67,25 +131,20 @@ class Mosquitto:
         )
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed")
+        super().__init__(port, prefix="edgedev-mosquitto-")
         self._binary = binary
-        self.port = port or free_port()
         self.url = f"mqtts://localhost:{self.port}" if tls else f"mqtt://127.0.0.1:{self.port}"
-        self._dir = tempfile.TemporaryDirectory(prefix="edgedev-mosquitto-")
-        self.directory = Path(self._dir.name)
         self.log_file = self.directory / "mosquitto.log"
         self.settings = "allow_anonymous true\n" if settings is None else settings
         self._conf = self.directory / "mosquitto.conf"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def available() -> bool:
         """Whether a mosquitto binary can be found."""
         return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
 
-    def start(self) -> None:
-        """Start mosquitto and wait until it accepts connections."""
-        if self._proc is not None:
-            return
+    def command(self) -> list[str]:
+        """Write the configuration (the listener and :attr:`settings`); mosquitto's command."""
         self._conf.write_text(
             "per_listener_settings true\npersistence false\n"
             "max_queued_messages 0\nmax_inflight_messages 0\n"
@@ -95,40 +154,7 @@ class Mosquitto:
             + ("user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else "")
             + f"listener {self.port} 127.0.0.1\n{self.settings.strip()}\n"
         )
-        self._proc = subprocess.Popen(
-            [self._binary, "-c", str(self._conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port("127.0.0.1", self.port)
-        except TimeoutError:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        """Stop mosquitto (SIGTERM, then SIGKILL after 5 s)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def close(self) -> None:
-        """Stop and remove the configuration."""
-        self.stop()
-        self._dir.cleanup()
-
-    def __enter__(self) -> Mosquitto:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return [self._binary, "-c", str(self._conf)]
 
 
 class EmbeddedBrokerThread:
