@@ -22,6 +22,7 @@ import pytest
 from edgedev import Bus, ConfigError, load_devices
 from edgedev.agent import Agent, AgentLimits, TwinStore
 from edgedev.agent._records import DeviceRow, PropertyRow
+from edgedev.bus import Message
 from edgedev.bus._topics import Channel, NodeChannel, Topics
 from edgedev.testing import (
     Recorder,
@@ -329,14 +330,18 @@ def test_agent_limits_are_checked() -> None:
     assert agent.core.limits.max_payload == 10
 
 
-async def test_a_delta_of_unknown_properties_costs_one_warning_and_no_message(
-    tmp_path: Path, mqtt_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def delta_then_good(
+    tmp_path: Path, mqtt_url: str, delta: dict[str, str], opening: str
+) -> list[Message]:
+    """The valve's mapper gets ``delta``, then a good one setting ``opening``.
+
+    Returns the ``twin/update`` messages from the first delta until ``opening`` is reported
+    (in the desired value's text).
+    """
     devices = valve(tmp_path)
     topic_root = unique_root("hostile")
-    topics = Topics(topic_root)
+    topic = Topics(topic_root).device(VALVE, Channel.TWIN_DELTA)
     sim = ModbusSimulator(devices)
-    caplog.set_level(logging.WARNING, "edgedev.mapper")
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with (
@@ -345,23 +350,28 @@ async def test_a_delta_of_unknown_properties_costs_one_warning_and_no_message(
         ):
             await recorder.wait_for(on("twin/update"), timeout=WAIT)
             start = len(recorder.messages)
-            junk = {f"p{n}": "1" for n in range(20_000)}
-            delta = {"event_id": new_event_id(), "timestamp": 1, "twin": {}, "delta": junk}
-            bus.publish(topics.device(VALVE, Channel.TWIN_DELTA), json.dumps(delta).encode())
-            good = {**delta, "event_id": new_event_id(), "delta": {"opening": "7"}}
-            bus.publish(topics.device(VALVE, Channel.TWIN_DELTA), json.dumps(good).encode())
+            for wanted in (delta, {"opening": opening}):
+                message = {"event_id": new_event_id(), "timestamp": 1, "twin": {}, "delta": wanted}
+                bus.publish(topic, json.dumps(message).encode())
             await recorder.wait_for(
                 lambda m: (
                     on("twin/update")(m)
-                    and body(m)["twin"].get("opening", {}).get("actual", {}).get("value")
-                    == "7"  # in the desired text
+                    and body(m)["twin"].get("opening", {}).get("actual", {}).get("value") == opening
                 ),
                 timeout=WAIT,
                 after=start,
             )
-            answers = [m for m in recorder.messages[start:] if on("twin/update")(m)]
-            assert not any(set(body(m)["twin"]) - {"opening", "flow"} for m in answers)
-        tg.cancel_scope.cancel()
+            tg.cancel_scope.cancel()
+    return [m for m in recorder.messages[start:] if on("twin/update")(m)]
+
+
+async def test_a_delta_of_unknown_properties_costs_one_warning_and_no_message(
+    tmp_path: Path, mqtt_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "edgedev.mapper")
+    junk = {f"p{n}": "1" for n in range(20_000)}
+    answers = await delta_then_good(tmp_path, mqtt_url, junk, "7")
+    assert not any(set(body(m)["twin"]) - {"opening", "flow"} for m in answers)
     ignored = [r for r in caplog.records if "ignored a delta" in r.getMessage()]
     assert len(ignored) == 1 and "20000 properties" in ignored[0].getMessage()
 
@@ -369,42 +379,15 @@ async def test_a_delta_of_unknown_properties_costs_one_warning_and_no_message(
 async def test_a_delta_of_refused_values_is_answered_with_one_message(
     tmp_path: Path, mqtt_url: str
 ) -> None:
-    devices = valve(tmp_path)
-    topic_root = unique_root("hostile")
-    topics = Topics(topic_root)
-    sim = ModbusSimulator(devices)
-    async with anyio.create_task_group() as tg:
-        await tg.start(sim.run)
-        async with (
-            observer(mqtt_url, topic_root) as (bus, recorder),
-            mapper_running(mqtt_url, topic_root, devices),
-        ):
-            await recorder.wait_for(on("twin/update"), timeout=WAIT)
-            start = len(recorder.messages)
-            bad = {"opening": "nan", "flow": "3"}  # not finite; ReadOnly
-            delta = {"event_id": new_event_id(), "timestamp": 1, "twin": {}, "delta": bad}
-            bus.publish(topics.device(VALVE, Channel.TWIN_DELTA), json.dumps(delta).encode())
-            good = {**delta, "event_id": new_event_id(), "delta": {"opening": "8"}}
-            bus.publish(topics.device(VALVE, Channel.TWIN_DELTA), json.dumps(good).encode())
-            await recorder.wait_for(
-                lambda m: (
-                    on("twin/update")(m)
-                    and body(m)["twin"].get("opening", {}).get("actual", {}).get("value")
-                    == "8"  # in the desired text
-                ),
-                timeout=WAIT,
-                after=start,
-            )
-            errors = [
-                body(m)["twin"]
-                for m in recorder.messages[start:]
-                if on("twin/update")(m) and any("error" in e for e in body(m)["twin"].values())
-            ]
-            assert len(errors) == 1, errors
-            assert set(errors[0]) == {"opening", "flow"}
-            assert "finite" in errors[0]["opening"]["error"]["reason"]
-            assert "ReadOnly" in errors[0]["flow"]["error"]["reason"]
-        tg.cancel_scope.cancel()
+    bad = {"opening": "nan", "flow": "3"}  # not finite; ReadOnly
+    answers = await delta_then_good(tmp_path, mqtt_url, bad, "8")
+    errors = [
+        body(m)["twin"] for m in answers if any("error" in e for e in body(m)["twin"].values())
+    ]
+    assert len(errors) == 1, errors
+    assert set(errors[0]) == {"opening", "flow"}
+    assert "finite" in errors[0]["opening"]["error"]["reason"]
+    assert "ReadOnly" in errors[0]["flow"]["error"]["reason"]
 
 
 BOMB = """\
