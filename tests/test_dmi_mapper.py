@@ -187,7 +187,7 @@ async def test_update_device_model_restarts_its_devices_with_the_new_model(
             assert restarted is not runner
             assert not restarted.spec.property("setpoint").writable
             assert (
-                await restarted.desired.write("setpoint", "20")
+                await restarted.write("setpoint", "20")
             ).reason == "property 'setpoint' is ReadOnly"
         tg.cancel_scope.cancel()
 

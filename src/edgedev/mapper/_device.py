@@ -26,7 +26,7 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._changes import ChangeFilter
-from edgedev.mapper._desired import DesiredWriter
+from edgedev.mapper._desired import DesiredWriter, WriteResult
 from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, wants_readings
 from edgedev.twin._state import DeviceState
@@ -231,6 +231,15 @@ class DeviceRunner:
                     await driver.close()
                 except Exception:  # close must not raise; a faulty one is only noted
                     log.debug("closing %s failed", self.spec.id, exc_info=True)
+
+    async def write(self, name: str, text: str) -> WriteResult:
+        """Write wire string ``text`` to property ``name``; what came of it.
+
+        The same as ``await runner.desired.write(name, text)`` (:meth:`DesiredWriter.write`):
+        the value becomes the property's desired value, checked, written between two cycles
+        once the device is online, read back and reported.
+        """
+        return await self.desired.write(name, text)
 
     def go_offline(self, reason: str | None = None) -> None:
         """Report ``offline`` (the mapper is stopping, or the device was removed)."""
