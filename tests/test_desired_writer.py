@@ -71,7 +71,7 @@ def test_a_delta_s_refusals_go_out_in_one_batch_once_and_each_value_is_checked_o
     checked: list[str] = []
     check = desired_module.check_device_write
 
-    def counting(spec: DeviceSpec, name: str, text: str):  # type: ignore[no-untyped-def]
+    def counting(spec: DeviceSpec, name: str, text: str) -> tuple[object, object]:
         checked.append(name)
         return check(spec, name, text)
 
