@@ -310,6 +310,8 @@ class DesiredWriter:
         Values the device holds already are taken off (see :meth:`take_reports`), and each
         property is written at most once per :attr:`min_interval`.
         """
+        if not self._pending:  # the common case, at every cycle of the runner
+            return []
         now = self._clock()
         writes = []
         for name, p in list(self._pending.items()):
@@ -358,6 +360,8 @@ class DesiredWriter:
 
     def next_due(self) -> float:
         """When the next write is due (monotonic seconds; ``inf``: on a change of state)."""
+        if not self._pending:
+            return math.inf
         return min(
             (p.due for p in self._pending.values() if p.due is not None and not p.flying),
             default=math.inf,

@@ -214,6 +214,20 @@ class DeviceRunner:
         finally:
             self.desired.close()
 
+    async def write(self, name: str, text: str) -> WriteResult:
+        """Write wire string ``text`` to property ``name``; what came of it.
+
+        The same as ``await runner.desired.write(name, text)`` (:meth:`DesiredWriter.write`):
+        the value becomes the property's desired value, checked, written between two cycles
+        once the device is online, read back and reported.
+        """
+        return await self.desired.write(name, text)
+
+    def go_offline(self, reason: str | None = None) -> None:
+        """Report ``offline`` (the mapper is stopping, or the device was removed)."""
+        self._set_state(DeviceState.OFFLINE, reason)
+
+    # the device loop: connect, then cycles of poll, write, report, sleep ---------------------
     async def _connection(self) -> None:
         """One connection of the device: from connecting until it fails (or is cancelled)."""
         driver = self._driver_type(self.spec, self._endpoints)
@@ -232,20 +246,6 @@ class DeviceRunner:
                 except Exception:  # close must not raise; a faulty one is only noted
                     log.debug("closing %s failed", self.spec.id, exc_info=True)
 
-    async def write(self, name: str, text: str) -> WriteResult:
-        """Write wire string ``text`` to property ``name``; what came of it.
-
-        The same as ``await runner.desired.write(name, text)`` (:meth:`DesiredWriter.write`):
-        the value becomes the property's desired value, checked, written between two cycles
-        once the device is online, read back and reported.
-        """
-        return await self.desired.write(name, text)
-
-    def go_offline(self, reason: str | None = None) -> None:
-        """Report ``offline`` (the mapper is stopping, or the device was removed)."""
-        self._set_state(DeviceState.OFFLINE, reason)
-
-    # the device loop: connect, then cycles of poll, write, report, sleep ---------------------
     async def _session(self, driver: AnyDriver) -> None:
         with anyio.fail_after(self._timeout):
             await driver.connect()
