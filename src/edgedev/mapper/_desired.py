@@ -8,17 +8,17 @@ no longer wanted (:meth:`DesiredWriter.replace`).
 
 How the work is split. A :class:`DesiredWriter` belongs to its device's
 :class:`~edgedev.mapper.DeviceRunner` (``runner.desired``) and does no I/O of its own: it has
-no task, no queue and no callback. It decides everything about a desired value, and the runner
+no task and no queue (its one hold on the runner is ``wake``, which ends the runner's sleep
+when a write is ready). It decides everything about a desired value, and the runner
 does the one thing that must happen in the device's own task, between two of its cycles:
 
 - the runner tells it each change of the device's state (:meth:`DesiredWriter.state_changed`);
 - the runner asks it, after each poll, which writes are due (:meth:`DesiredWriter.due`),
   performs each one unchecked (driver write, then a read of the property) and hands back what
   came of it (:meth:`DesiredWriter.written`, :meth:`DesiredWriter.failed`);
-- the writer reads the runner's last values (to see a value the device holds already), tells
-  the runner which of them to report again in the desired value's own text
-  (:meth:`DesiredWriter.take_reports`, :meth:`DesiredWriter.text`), and wakes it when a write
-  is ready.
+- the writer reads the runner's last values (to see a value the device holds already) and
+  tells the runner which of them to report again in the desired value's own text
+  (:meth:`DesiredWriter.take_reports`, :meth:`DesiredWriter.text`).
 
 The rules, all here: each desired value is checked once when it arrives
 (:func:`~edgedev.twin.check_write`: exists, writable, parses, minimum/maximum); a refused value
