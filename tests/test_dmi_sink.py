@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import anyio
+import pytest
 
 from dmi_helpers import modbus_device, modbus_model, socket_dir
 from edgedev.dmi import DmiSink, EdgeCoreLink
 from edgedev.mapper import Reading
 from edgedev.testing import free_port, load_documents
 from edgedev.testing.dmi import FakeEdgeCore
-from edgedev.twin import DeviceState
+from edgedev.twin import DeviceState, WriteFailure
 
 
 async def test_states_go_first_then_changed_values_then_refreshes(tmp_path: Path):
@@ -64,3 +66,21 @@ async def test_a_value_edgecore_would_refuse_is_left_out_and_counted(tmp_path: P
     twins = {t.propertyName: t.reported.value for t in core.statuses[0].reportedDevice.twins}
     assert twins == {"temperature": "19.5"}
     assert sink.refused[a.id] == 1 and sink.failed == 0
+
+
+async def test_a_failed_write_is_logged_as_dmi_has_no_write_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    a = load_documents(tmp_path, [modbus_model(), modbus_device("a", free_port())])[0]
+    with socket_dir() as sockets:
+        async with FakeEdgeCore(f"{sockets}/dmi.sock") as core:
+            sink = DmiSink(EdgeCoreLink(core.socket), lambda d: {})
+            sink.activate()
+            failure = WriteFailure("99", "above the maximum 30", 1, False)
+            with caplog.at_level(logging.INFO, logger="edgedev.dmi"):
+                sink.write_failed(a, {"setpoint": failure})
+            assert sink.pending == 0  # no request: DMI's Twin has no error to carry
+            await sink.flush()
+            assert core.statuses == []
+    assert "setpoint=99: above the maximum 30" in caplog.text
+    assert "DMI has no write error" in caplog.text

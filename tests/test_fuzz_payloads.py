@@ -18,8 +18,7 @@ from pydantic import ValidationError
 
 from edgedev import Bus, DeviceSpec, Mapper, WriteRefused
 from edgedev.bus import Channel, Topics
-from edgedev.mapper._desired import pending_values
-from edgedev.mapper._device import check_device_write
+from edgedev.mapper._desired import check_device_write, pending_values
 from edgedev.testing import Recorder
 from edgedev.wire import TwinDelta, TwinResult
 from edgedev_modbus import ModbusSimulator

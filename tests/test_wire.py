@@ -102,8 +102,37 @@ def test_a_property_entry_round_trips_through_msgtwin():
     change = to_change("n", MsgTwin.model_validate(entry))
     assert (change.desired, change.reported, change.type) == ("9", "3", PropertyType.INT)
     assert change.failure == failure
-    error = json.loads(write_error_report("n", "int", {"value": "9", "reason": "r"}))
+    error = json.loads(write_error_report([("n", "int", WriteFailure("9", "r", 0))]))
     assert error["twin"]["n"]["error"]["reason"] == "r"
+
+
+def test_a_write_error_report_is_the_bytes_of_its_model_and_of_the_mapper_s_message():
+    offline = WriteFailure("12", "device ns/d is offline: timeout", 7, True)
+    refused = WriteFailure("99", "above the maximum 30", 8, False)
+    built = write_error_report(
+        [("level", "int", offline), ("setpoint", "float", refused)], timestamp=9, event_id="e1"
+    )
+    assert built == model_bytes(TwinUpdate.model_validate_json(built))
+    # the message the mapper built by hand before the builder, byte for byte
+    by_hand = {
+        "event_id": "e1",
+        "timestamp": 9,
+        "twin": {
+            name: {
+                "metadata": {"type": type_},
+                "error": {
+                    "value": f.value,
+                    "reason": f.reason,
+                    "timestamp": f.timestamp,
+                    "retry": f.retry,
+                },
+            }
+            for name, type_, f in [("level", "int", offline), ("setpoint", "float", refused)]
+        },
+    }
+    assert built == dumps(by_hand)
+    twin = TwinUpdate.model_validate_json(built).twin
+    assert to_change("setpoint", twin["setpoint"]).failure == refused
 
 
 def test_type_names_are_edgecore_s_and_come_back():

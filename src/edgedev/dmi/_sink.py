@@ -26,6 +26,7 @@ from edgedev.dmi._link import EdgeCoreLink, is_limited
 from edgedev.dmi._pb import api_pb2 as pb
 from edgedev.mapper._sinks import Reading, ReportSink, TwinFilter
 from edgedev.twin._state import DeviceState
+from edgedev.twin._twin import WriteFailure
 
 log = logging.getLogger("edgedev.dmi")
 
@@ -120,6 +121,25 @@ class DmiSink(ReportSink):
             return
         self._states[_key(device)] = state.value
         self._work.set()
+
+    def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
+        """Note failed writes in the log only: DMI has no way to report them to EdgeCore.
+
+        A ``Twin`` of ``ReportDeviceStatus`` carries ``observedDesired`` and ``reported``,
+        each a value with string metadata, and nothing else (kubeedge ``api.proto``,
+        ``v1beta1``); EdgeCore keeps no write error. So the failure shows in EdgeCore as a
+        desired value not yet reported, and its reason in the mapper's log (the writer logs
+        each failure once per reason; this adds one line per batch that names the device).
+        """
+        if self._desired(device.id) is None:
+            return
+        log.info(
+            "device %s: %d failed write%s not reported to EdgeCore (DMI has no write error): %s",
+            device.id,
+            len(failures),
+            "" if len(failures) == 1 else "s",
+            ", ".join(f"{name}={f.value}: {f.reason}" for name, f in failures.items()),
+        )
 
     def removed(self, device: DeviceSpec) -> None:
         """Forget the twins waiting for a device that left (its last state still goes)."""

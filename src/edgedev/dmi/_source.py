@@ -4,8 +4,9 @@ A :class:`DmiSource` serves ``DeviceMapperService`` on the mapper's unix socket,
 with EdgeCore (``MapperRegister`` with ``withData``), and turns what EdgeCore sends into
 :meth:`Mapper.add_device`, :meth:`Mapper.update_device` and :meth:`Mapper.remove_device`
 calls; desired values go to the device's :class:`~edgedev.mapper.DesiredWriter`, the writer
-of the MQTT path. When EdgeCore's socket goes away and comes back, it registers again and
-resyncs: devices EdgeCore no longer lists stop, new ones start, changed ones restart.
+of the MQTT path, those of one message together (their refusals in one batch). When
+EdgeCore's socket goes away and comes back, it registers again and resyncs: devices
+EdgeCore no longer lists stop, new ones start, changed ones restart.
 """
 
 from __future__ import annotations
@@ -261,9 +262,9 @@ class DmiSource:
         desired = {p.name: p.desired for p in spec.properties if p.desired}
         known = self.desired.setdefault(spec.id, {})
         writer = self.mapper.writers.get(spec.id)
-        for name, value in desired.items():
-            if known.get(name) != value and writer is not None:
-                writer.want(name, value)
+        changed = {name: value for name, value in desired.items() if known.get(name) != value}
+        if changed and writer is not None:
+            writer.update(changed)
         self.desired[spec.id] = {k: v for k, v in desired.items() if v is not None}
 
     async def _forget(self, device: str) -> None:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from edgedev.mapper._changes import ChangeFilter
-from edgedev.mapper._desired import DesiredWriter, pending_values
-from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner, WriteResult, check_device_write
+from edgedev.mapper._desired import (
+    DesiredWriter,
+    Write,
+    WriteResult,
+    check_device_write,
+    pending_values,
+)
+from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, TwinFilter
@@ -24,6 +30,7 @@ __all__ = (
     "ReportSink",
     "Schedule",
     "TwinFilter",
+    "Write",
     "WriteResult",
     "check_device_write",
     "pending_values",

@@ -2,6 +2,12 @@
 
 Each device runs in its own task with its own deadline on every operation, so a device that
 stops answering is marked offline and retried with backoff while the others keep their cycle.
+
+Writes: the runner owns its device's :class:`~edgedev.mapper.DesiredWriter`
+(:attr:`DeviceRunner.desired`), which decides everything about desired values (the check,
+held values, the rate bound, retries, failure reports). The runner tells it each change of
+state and, after each poll, performs the writes it says are due: the driver's write and a read
+of the property, the one step that must run in the device's task (see ``_desired.py``).
 """
 
 from __future__ import annotations
@@ -20,64 +26,14 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._changes import ChangeFilter
+from edgedev.mapper._desired import DesiredWriter, WriteResult
 from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, wants_readings
 from edgedev.twin._state import DeviceState
-from edgedev.twin._values import (
-    Value,
-    check_writable,
-    check_write,
-    format_value,
-    parse_value,
-    values_equal,
-)
+from edgedev.twin._values import Value
 from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.mapper")
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    """What became of a write.
-
-    Attributes:
-        property: the property written.
-        ok: whether the device took the value.
-        value: the value read back after the write, as its wire string (when ``ok``).
-        reason: why the write failed (when not ``ok``).
-        retry: whether trying again later may succeed (device offline or failing), as
-            opposed to a refusal that no retry will change (read-only, out of range).
-    """
-
-    property: str
-    ok: bool
-    value: str | None = None
-    reason: str | None = None
-    retry: bool = False
-
-
-class _WriteRequest:
-    __slots__ = ("done", "prop", "result", "value")
-
-    def __init__(self, prop: PropertySpec, value: Value) -> None:
-        self.prop = prop
-        self.value = value
-        self.done = anyio.Event()
-        self.result = WriteResult(prop.name, False, reason="not attempted", retry=True)
-
-    def finish(self, result: WriteResult) -> None:
-        self.result = result
-        self.done.set()
-
-
-def check_device_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, Value]:
-    """:func:`~edgedev.twin.check_write` of property ``name`` of ``spec``, with the property.
-
-    Raises:
-        WriteRefused: no such property, read-only, not a value of the type, or out of range.
-    """
-    prop = check_writable(spec.id, name, spec.property(name) if spec.has_property(name) else None)
-    return prop, check_write(spec.id, name, prop, text)
 
 
 PUSH_QUEUE_LIMIT = 4096
@@ -183,7 +139,12 @@ class DeviceRunner:
         endpoints: the mapper's shared connections (see :class:`~edgedev.drivers.Endpoints`);
             a driver gets a private registry when ``None``.
 
+    It owns the device's :class:`~edgedev.mapper.DesiredWriter` (:attr:`desired`), tells it
+    each change of state and performs, between two cycles, the writes it says are due.
+
     Attributes:
+        desired: the device's desired values (the mapper and the device sources hand it
+            what the twin desires).
         state: the device's :class:`~edgedev.twin.DeviceState`: ``online``, ``offline``,
             ``unhealthy`` (it answers with protocol exceptions only) or ``unknown`` (not yet
             connected).
@@ -216,10 +177,8 @@ class DeviceRunner:
         self._props = {p.name: p for p in spec.properties}
         self._last: dict[str, Reading] = {}
         self._pushed: deque[tuple[str, Reading]] = deque(maxlen=PUSH_QUEUE_LIMIT)
-        self._writes: deque[_WriteRequest] = deque()
         self._wake = anyio.Event()
-        self._desired: dict[str, tuple[str, Value]] = {}
-        self._report_next: set[str] = set()
+        self.desired = DesiredWriter(spec, self._sinks, last=self._last, wake=self._wake_up)
         self.state = DeviceState.UNKNOWN
         self.reason: str | None = None
         self.reads = 0
@@ -229,7 +188,8 @@ class DeviceRunner:
         self.writes = 0
         self.pushes_dropped = 0
         self.on_state: list[Callable[[DeviceState], None]] = []
-        """Called with the new state whenever it changes (the desired writer listens)."""
+        """Called with the new state whenever it changes (for watchers: the writes do not
+        depend on it, :attr:`desired` is told directly)."""
 
     @property
     def values(self) -> dict[str, tuple[Value, int]]:
@@ -247,75 +207,45 @@ class DeviceRunner:
     # public API ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Run the device until cancelled; never raises for device faults."""
-        while True:
-            driver = self._driver_type(self.spec, self._endpoints)
-            try:
-                await self._session(driver)
-            except Exception as exc:
-                fault = _unwrap(exc)  # the session's task group wraps what its loop raised
-                if not isinstance(fault, DeviceError | OSError | TimeoutError):
-                    # a driver bug must not take the other devices down
-                    log.exception("driver %s failed on device %s", self.spec.protocol, self.spec.id)
-                self._lost(fault)
-            finally:
-                self._fail_writes("device offline")
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
-                    try:
-                        await driver.close()
-                    except Exception:  # close must not raise; a faulty one is only noted
-                        log.debug("closing %s failed", self.spec.id, exc_info=True)
-            await anyio.sleep(self._backoff.next())
+        try:
+            while True:
+                await self._connection()
+                await anyio.sleep(self._backoff.next())
+        finally:
+            self.desired.close()
 
     async def write(self, name: str, text: str) -> WriteResult:
-        """Write wire string ``text`` to property ``name``, read it back, and report it.
+        """Write wire string ``text`` to property ``name``; what came of it.
 
-        The write is checked (exists, writable, type, minimum/maximum) before any I/O, then
-        performed by the device's own task between two cycles.
+        The same as ``await runner.desired.write(name, text)`` (:meth:`DesiredWriter.write`):
+        the value becomes the property's desired value, checked, written between two cycles
+        once the device is online, read back and reported.
         """
-        try:
-            prop, value = check_device_write(self.spec, name, text)
-        except WriteRefused as exc:
-            return WriteResult(name, False, reason=str(exc))
-        if self.state != DeviceState.ONLINE:
-            return WriteResult(
-                name, False, reason=f"device {self.spec.id} is {self.state}", retry=True
-            )
-        request = _WriteRequest(prop, value)
-        self._writes.append(request)
-        self._wake.set()
-        await request.done.wait()
-        return request.result
-
-    def holds(self, name: str, text: str) -> bool:
-        """Whether the device's last value of ``name`` equals wire string ``text`` (typed).
-
-        ``24`` equals ``24.0`` on a FLOAT property and ``1`` equals ``true`` on a BOOLEAN one.
-        Remembers ``text`` as the desired value's own text: a value read back that equals it
-        is reported in that text, so that EdgeCore, which compares desired and reported as
-        strings, sees them equal and stops sending deltas.
-        """
-        prop = self._props.get(name)
-        if prop is None:
-            return False
-        try:
-            wanted = parse_value(text, prop.type)
-        except ValueError:
-            return False
-        self._desired[name] = (text, wanted)
-        current = self._last.get(name)
-        return current is not None and values_equal(current.value, wanted, prop.type)
-
-    def report_now(self, name: str) -> None:
-        """Report ``name``'s last value (in its current text) at the next turn of the loop."""
-        if name in self._last:
-            self._report_next.add(name)
-            self._wake.set()
+        return await self.desired.write(name, text)
 
     def go_offline(self, reason: str | None = None) -> None:
         """Report ``offline`` (the mapper is stopping, or the device was removed)."""
         self._set_state(DeviceState.OFFLINE, reason)
 
     # the device loop: connect, then cycles of poll, write, report, sleep ---------------------
+    async def _connection(self) -> None:
+        """One connection of the device: from connecting until it fails (or is cancelled)."""
+        driver = self._driver_type(self.spec, self._endpoints)
+        try:
+            await self._session(driver)
+        except Exception as exc:
+            fault = _unwrap(exc)  # the session's task group wraps what its loop raised
+            if not isinstance(fault, DeviceError | OSError | TimeoutError):
+                # a driver bug must not take the other devices down
+                log.exception("driver %s failed on device %s", self.spec.protocol, self.spec.id)
+            self._lost(fault)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
+                try:
+                    await driver.close()
+                except Exception:  # close must not raise; a faulty one is only noted
+                    log.debug("closing %s failed", self.spec.id, exc_info=True)
+
     async def _session(self, driver: AnyDriver) -> None:
         with anyio.fail_after(self._timeout):
             await driver.connect()
@@ -327,13 +257,13 @@ class DeviceRunner:
                     self._set_state(DeviceState.ONLINE)
             while True:
                 await self._cycle(driver, plan)
-                await self._sleep(plan.next_deadline())
+                await self._sleep(min(plan.next_deadline(), self.desired.next_due()))
 
     async def _cycle(self, driver: AnyDriver, plan: Plan) -> None:
         """One wake-up: read what is due, write what waits, report, in that order."""
         now = anyio.current_time()
         fresh = await self._poll(driver, plan.collect.pop_due(now))
-        forced = await self._do_writes(driver, fresh) if self._writes else set()
+        forced = await self._write(driver, fresh)
         rounds = push_rounds(self._take_pushed())
         first = rounds[0] if rounds else {}
         due = plan.report.pop_due(now)
@@ -375,18 +305,15 @@ class DeviceRunner:
 
     def _text(self, prop: PropertySpec, value: Value) -> str:
         """The wire string of ``value``: the desired value's own text when they are equal."""
-        desired = self._desired.get(prop.name)
-        if desired is not None and values_equal(value, desired[1], prop.type):
-            return desired[0]
-        return format_value(value, prop.type)
+        return self.desired.text(prop, value)
 
     def _take_report_next(self) -> list[str]:
-        """The properties :meth:`report_now` asked for, their last readings in today's text."""
-        names, self._report_next = self._report_next, set()
+        """Held desired values to report again, their last readings in the desired text."""
+        names = self.desired.take_reports()
         for name in names:
             last = self._last[name]
             self._last[name] = replace(last, text=self._text(self._props[name], last.value))
-        return sorted(names)
+        return names
 
     def _take_pushed(self) -> list[tuple[str, Reading]]:
         taken = list(self._pushed)
@@ -431,6 +358,9 @@ class DeviceRunner:
         for sink in self._sinks:
             sink.twin(self.spec, report)
 
+    def _wake_up(self) -> None:
+        self._wake.set()
+
     async def _sleep(self, deadline: float) -> None:
         """Wait until ``deadline`` (monotonic), or until a push or a write wakes the runner."""
         with anyio.move_on_after(deadline - anyio.current_time()):
@@ -454,37 +384,37 @@ class DeviceRunner:
         await driver.watch(props, report)
         raise DeviceError(f"device {self.spec.id} stopped pushing values")
 
-    async def _do_writes(self, driver: AnyDriver, fresh: dict[str, Reading]) -> set[str]:
+    async def _write(self, driver: AnyDriver, fresh: dict[str, Reading]) -> set[str]:
+        """Perform the writes :attr:`desired` says are due, each read back into ``fresh``.
+
+        Unchecked here (the writer checked each value once); returns the properties written.
+        """
         written: set[str] = set()
-        while self._writes:
-            request = self._writes.popleft()
-            prop = request.prop
+        for write in self.desired.due():
+            prop = write.prop
             try:
                 # shielded: a write once started is finished and read back, within the deadline
                 with anyio.CancelScope(shield=True), anyio.fail_after(self._timeout):
-                    await driver.write(prop, request.value)
+                    await driver.write(prop, write.value)
                     values = await driver.read([prop])
             except WriteRefused as exc:
-                request.finish(WriteResult(prop.name, False, reason=str(exc)))
+                self.desired.failed(write, str(exc), retry=False)
                 continue
             except BaseException as exc:
                 reason = describe(exc, self._timeout)
-                request.finish(
-                    WriteResult(prop.name, False, reason=f"write failed: {reason}", retry=True)
-                )
+                self.desired.failed(write, f"write failed: {reason}", retry=True)
                 raise
             self.writes += 1
             fresh.update(self._readings(values, now_ms()))
             written.add(prop.name)
-            back = values.get(prop.name, request.value)
-            request.finish(WriteResult(prop.name, True, value=self._text(prop, back)))
+            self.desired.written(write, self._text(prop, values.get(prop.name, write.value)))
         return written
 
     # state ---------------------------------------------------------------------------------
     def _set_state(self, state: DeviceState, reason: str | None = None) -> None:
         if state == self.state:
             if reason is not None:  # still offline, now for another reason
-                self.reason = reason
+                self.reason = self.desired.reason = reason
             return
         self.reason = reason
         if state == DeviceState.ONLINE:
@@ -495,6 +425,7 @@ class DeviceRunner:
         self.state = state
         for sink in self._sinks:
             sink.state(self.spec, state, reason)
+        self.desired.state_changed(state, reason)
         for listener in self.on_state:
             listener(state)
 
@@ -514,8 +445,3 @@ class DeviceRunner:
         if self.state != DeviceState.UNHEALTHY or reason != self.reason:
             log.warning("device %s unhealthy: %s", self.spec.id, reason)
         self._set_state(DeviceState.UNHEALTHY, reason)
-
-    def _fail_writes(self, reason: str) -> None:
-        while self._writes:
-            request = self._writes.popleft()
-            request.finish(WriteResult(request.prop.name, False, reason=reason, retry=True))

@@ -1,5 +1,8 @@
 """The mapper process: one bus connection, one task per device, deltas carried to writes.
 
+Deltas and ``twin/get`` answers go to the device's :class:`~edgedev.mapper.DesiredWriter`
+(``runner.desired``, also in :attr:`Mapper.writers`), which its runner drives.
+
 Devices come and go at run time through :meth:`Mapper.add_device` and its siblings.
 """
 
@@ -8,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -41,22 +44,19 @@ ANNOUNCE_INTERVAL = 1.0
 
 
 class _Served:
-    """One device's tasks (runner and desired writer) under a cancel scope of their own."""
+    """One device's task (its runner, which drives its desired writer) under its own scope."""
 
-    __slots__ = ("done", "runner", "scope", "writer")
+    __slots__ = ("done", "runner", "scope")
 
-    def __init__(self, runner: DeviceRunner, writer: DesiredWriter) -> None:
+    def __init__(self, runner: DeviceRunner) -> None:
         self.runner = runner
-        self.writer = writer
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
 
     async def run(self) -> None:
         try:
             with self.scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self.runner.run)
-                    tg.start_soon(self.writer.run)
+                await self.runner.run()
         finally:
             self.done.set()
 
@@ -122,7 +122,8 @@ class Mapper:
         """Every sink while running: the MQTT twin publisher first, then ``sinks``."""
         self.runners: dict[str, DeviceRunner] = {}
         self.writers: dict[str, DesiredWriter] = {}
-        """Per device, the desired values being written (from deltas and ``twin/get``)."""
+        """Per device, its runner's :attr:`~DeviceRunner.desired`: the desired values being
+        written (from deltas and ``twin/get``)."""
         self.bus: Bus | None = None
         self._started = 0
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
@@ -296,15 +297,13 @@ class Mapper:
             return spec
 
     def _start(self, spec: DeviceSpec) -> None:
-        """Start ``spec``'s runner and desired writer in the devices' task group."""
-        assert self._tg is not None and self.bus is not None
+        """Start ``spec``'s runner (with its desired writer) in the devices' task group."""
+        assert self._tg is not None
         driver_type = self._driver_types[spec.protocol]
         runner = DeviceRunner(spec, driver_type, self.sinks, endpoints=self.endpoints)
-        writer = DesiredWriter(runner, self.bus, self.topics)
-        runner.on_state.append(self._on_state(writer))
-        served = _Served(runner, writer)
+        served = _Served(runner)
         self.runners[spec.id] = runner
-        self.writers[spec.id] = writer
+        self.writers[spec.id] = runner.desired
         self._served[spec.id] = served
         self._tg.start_soon(served.run, name=f"device {spec.id}")
 
@@ -323,13 +322,6 @@ class Mapper:
         if self.bus is not None:
             topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
             self.bus.publish(topic, self._mapper_state(DeviceState.ONLINE))
-
-    @staticmethod
-    def _on_state(writer: DesiredWriter) -> Callable[[DeviceState], None]:
-        def listener(_state: DeviceState) -> None:
-            writer.retry_now()  # online: write what waits; offline: say why it waits
-
-        return listener
 
     async def _mapper_gets(
         self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -376,7 +368,7 @@ class Mapper:
                 try:
                     if topic.channel is Channel.TWIN_DELTA:
                         delta = TwinDelta.model_validate_json(message.payload)
-                        wanted = known_properties(writer.runner.spec, delta.delta)
+                        wanted = known_properties(writer.spec, delta.delta)
                         writer.replace(wanted, desired_stamps(delta.twin))
                         continue
                     result = TwinResult.model_validate_json(message.payload)
@@ -390,7 +382,7 @@ class Mapper:
                     continue
                 if self._gets.pop(result.event_id, None) is None or result.code is not None:
                     continue  # another client's answer, or the agent does not know the device
-                pending = pending_values(writer.runner.spec, result.twin)
+                pending = pending_values(writer.spec, result.twin)
                 writer.replace(pending, desired_stamps(result.twin))
 
     @property

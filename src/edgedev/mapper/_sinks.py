@@ -1,7 +1,8 @@
 """Where a device's values and state go: report sinks.
 
 A :class:`~edgedev.mapper.DeviceRunner` reads its device and hands what it read to every sink
-of its :class:`~edgedev.Mapper`: the MQTT twin publisher (:class:`MqttTwinSink`, KubeEdge's
+of its :class:`~edgedev.Mapper` (and its :class:`~edgedev.mapper.DesiredWriter` the writes
+that failed): the MQTT twin publisher (:class:`MqttTwinSink`, KubeEdge's
 ``twin/update`` and ``state/update`` topics) is one; KubeEdge DMI and the DeviceInstance
 ``pushMethod``/``dbMethod`` targets are others. A sink never blocks the device's task and never
 raises into it: it queues inside and does its I/O in its own :meth:`ReportSink.run` task, which
@@ -13,15 +14,23 @@ from __future__ import annotations
 import abc
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edgedev.bus._client import Bus
 from edgedev.bus._topics import Channel, Topics
 from edgedev.config._spec import DeviceSpec
 from edgedev.twin._state import DeviceState
+from edgedev.twin._twin import WriteFailure
 from edgedev.twin._values import Value
-from edgedev.wire import key_refusal, state_update, twin_report, type_name, value_refusal
+from edgedev.wire import (
+    key_refusal,
+    state_update,
+    twin_report,
+    type_name,
+    value_refusal,
+    write_error_report,
+)
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -59,6 +68,13 @@ class ReportSink(abc.ABC):  # noqa: B024 - every method has a no-op default; ove
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:  # noqa: B027
         """The device's state changed (``reason`` says why it went offline, when it did)."""
+
+    def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:  # noqa: B027
+        """Desired values the device did not take, by property, with why and whether it retries.
+
+        Called by the device's :class:`~edgedev.mapper.DesiredWriter` once per reason and
+        value; the failures found together (the refusals of one delta) come in one call.
+        """
 
     def removed(self, device: DeviceSpec) -> None:  # noqa: B027
         """The device left the mapper (after its last :meth:`state`); forget what waits for it."""
@@ -153,6 +169,9 @@ class TwinFilter:
 class MqttTwinSink(ReportSink):
     """KubeEdge's device topics on a :class:`~edgedev.bus.Bus`: ``twin/update``, ``state/update``.
 
+    Failed writes go out on ``twin/update`` too, as edgedev's ``error`` entries
+    (:func:`~edgedev.wire.write_error_report`), one message per batch.
+
     ``Bus.publish`` queues in the bus's outbox, so nothing here blocks. The last state of each
     device is published again whenever the broker connection is re-established (the first
     connection delivers what is queued already).
@@ -186,6 +205,19 @@ class MqttTwinSink(ReportSink):
         if entries:
             topic = self._topics.device(device.id, Channel.TWIN_UPDATE)
             self._bus.publish(topic, twin_report(entries))
+
+    def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
+        """Publish one ``twin/update`` with an ``error`` entry for each failed write."""
+        entries = [
+            (
+                name,
+                type_name(device.property(name).type) if device.has_property(name) else "string",
+                f,
+            )
+            for name, f in failures.items()
+        ]
+        topic = self._topics.device(device.id, Channel.TWIN_UPDATE)
+        self._bus.publish(topic, write_error_report(entries))
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
         """Publish ``state/update`` (EdgeCore's payload carries no reason)."""

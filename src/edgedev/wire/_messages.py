@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgedev.twin._twin import WriteFailure
+
 
 def now_ms() -> int:
     """Milliseconds since the epoch, the timestamp unit of every payload."""
@@ -211,21 +213,39 @@ def twin_report(
     return (head + ",".join(twin.values()) + "}}").encode()
 
 
+def error_entry(failure: WriteFailure) -> dict[str, object]:
+    """The ``error`` of a ``MsgTwin``: a failed write, as :class:`WriteError` reads it."""
+    return {
+        "value": failure.value,
+        "reason": failure.reason,
+        "timestamp": failure.timestamp,
+        "retry": failure.retry,
+    }
+
+
 def write_error_report(
-    name: str, type_: str, error: Mapping[str, object], actual: tuple[str, int] | None = None
+    entries: Iterable[tuple[str, str, WriteFailure]],
+    *,
+    timestamp: int | None = None,
+    event_id: str | None = None,
 ) -> bytes:
-    """Build a ``twin/update`` that reports a failed write of property ``name``.
+    """Build a ``twin/update`` that reports failed writes, one ``error`` entry per property.
+
+    A mapper sends one for all the refusals of one delta (EdgeCore and other consumers ignore
+    ``error``; edgedev's agent keeps it beside the desired value).
 
     Args:
-        name: the property.
-        type_: its wire type (``float`` ...).
-        error: ``{"value", "reason", "timestamp", "retry"}`` (see :class:`WriteError`).
-        actual: the last value read and its timestamp in ms, when there is one.
+        entries: ``(property, wire type, failure)`` each; a repeated property keeps its
+            first place and its last failure.
+        timestamp: the message timestamp; now by default.
+        event_id: the message id; a fresh one by default.
     """
-    entry: dict[str, object] = {"metadata": {"type": type_}, "error": dict(error)}
-    if actual is not None:
-        entry["actual"] = {"value": actual[0], "metadata": {"timestamp": actual[1]}}
-    return dumps({"event_id": new_event_id(), "timestamp": now_ms(), "twin": {name: entry}})
+    twin = {
+        name: {"metadata": {"type": type_}, "error": error_entry(failure)}
+        for name, type_, failure in entries
+    }
+    stamp = now_ms() if timestamp is None else timestamp
+    return dumps({"event_id": event_id or new_event_id(), "timestamp": stamp, "twin": twin})
 
 
 def request(*, event_id: str | None = None) -> bytes:

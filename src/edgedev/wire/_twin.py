@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from edgedev.twin._twin import Change, TwinProperty, WriteFailure
 from edgedev.twin._values import PropertyType
 from edgedev.wire._edgecore import twin_type
-from edgedev.wire._messages import MsgTwin
+from edgedev.wire._messages import MsgTwin, error_entry
 
 _ALIASES = {"integer": PropertyType.INT, "bool": PropertyType.BOOLEAN, "str": PropertyType.STRING}
 
@@ -52,13 +52,7 @@ def property_entry(prop: TwinProperty) -> dict[str, object]:
     entry["metadata"] = {"type": type_name(prop.type)}
     entry["version"] = prop.version
     if prop.failure is not None:
-        f = prop.failure
-        entry["error"] = {
-            "value": f.value,
-            "reason": f.reason,
-            "timestamp": f.timestamp,
-            "retry": f.retry,
-        }
+        entry["error"] = error_entry(prop.failure)
     return entry
 
 
