@@ -13,8 +13,8 @@ from typing import Any
 
 import anyio
 
-from edgedev import DeviceError, DeviceFault, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Endpoints, Lease, visitor_as
+from edgedev import DeviceError, DeviceFault, Driver, Value, WriteRefused
+from edgedev.drivers import Endpoints, Lease
 from edgedev.twin import PropertyType, check_value
 from edgedev_modbus.codec import (
     DataType,
@@ -29,7 +29,13 @@ from edgedev_modbus.codec import (
     shortest_float32,
     unscale_value,
 )
-from edgedev_modbus.config import KubeEdgeDataType, ModbusProtocol, ModbusVisitor
+from edgedev_modbus.config import (
+    KubeEdgeDataType,
+    ModbusDeviceSpec,
+    ModbusPropertySpec,
+    ModbusProtocol,
+    ModbusVisitor,
+)
 from edgedev_modbus.link import CLIENT_TIMEOUT, ModbusLink
 from edgedev_modbus.plan import Block, ReadItem, plan_reads, split_block
 
@@ -54,13 +60,13 @@ class Layout:
     swap_registers: bool
 
     @classmethod
-    def of(cls, prop: PropertySpec) -> Layout:
+    def of(cls, prop: ModbusPropertySpec) -> Layout:
         """The layout of ``prop``.
 
         Raises:
             ValueError: the visitor's settings are inconsistent (the message says how).
         """
-        visitor = visitor_as(prop, ModbusVisitor)
+        visitor = prop.visitor
         table = visitor.table
         if visitor.data_type is None:
             data_type = default_data_type(prop.type.value, table, visitor.limit or 1)
@@ -196,7 +202,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
     protocol_config = ModbusProtocol
     visitor_config = ModbusVisitor
 
-    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+    def __init__(self, device: ModbusDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
         self._layouts = {p.name: Layout.of(p) for p in device.properties}
         self._plans: dict[tuple[str, ...], list[Block]] = {}
@@ -213,7 +219,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         """Blocks refused during the read in progress, with the exception code."""
 
     @classmethod
-    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+    def check_property(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
         """Check data type, limit and address range of one property."""
         try:
             layout = Layout.of(prop)
@@ -340,7 +346,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             ) from None
 
     # reads ---------------------------------------------------------------------------------
-    def _plan(self, properties: Sequence[PropertySpec]) -> list[Block]:
+    def _plan(self, properties: Sequence[ModbusPropertySpec]) -> list[Block]:
         key = tuple(p.name for p in properties)
         plan = self._plans.get(key)
         if plan is None:
@@ -377,7 +383,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         self._faults.append((block, code))
         return None
 
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[ModbusPropertySpec]) -> Mapping[str, Value]:
         """Read ``properties`` in as few requests as the limits and gaps allow."""
         for _ in range(2):
             try:
@@ -386,7 +392,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
                 continue
         return await self._read_all(properties)
 
-    async def _read_all(self, properties: Sequence[PropertySpec]) -> dict[str, Value]:
+    async def _read_all(self, properties: Sequence[ModbusPropertySpec]) -> dict[str, Value]:
         values: dict[str, Value] = {}
         answered = False
         self._faults.clear()
@@ -440,7 +446,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             values[name] = fast(data, start)
 
     # writes --------------------------------------------------------------------------------
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: ModbusPropertySpec, value: Value) -> None:
         """Write one coil or holding-register property."""
         layout = self._layouts[prop.name]
         if not layout.table.writable:

@@ -19,11 +19,10 @@ import anyio
 from anyio.abc import TaskStatus
 from pymodbus.constants import ExcCodes
 
-from edgedev import DeviceSpec, Simulator, Value
-from edgedev.drivers import config_as
+from edgedev import Simulator, Value
 from edgedev.simulate.signals import initial, signal
 from edgedev_modbus.codec import Table
-from edgedev_modbus.config import ModbusProtocol
+from edgedev_modbus.config import ModbusDeviceSpec, ModbusProtocol, ModbusVisitor
 from edgedev_modbus.driver import Layout
 
 log = logging.getLogger("edgedev.modbus.simulator")
@@ -68,7 +67,7 @@ class Request:
 class _SimDevice:
     """One simulated unit: its tables, and how its properties map onto them."""
 
-    def __init__(self, spec: DeviceSpec, clock: Callable[[], float]) -> None:
+    def __init__(self, spec: ModbusDeviceSpec, clock: Callable[[], float]) -> None:
         self.spec = spec
         self.clock = clock
         self.layouts = {p.name: Layout.of(p) for p in spec.properties}
@@ -110,7 +109,7 @@ def _pack_bits(bits: Sequence[int], registers: list[int]) -> None:
         registers[index] = word
 
 
-class ModbusSimulator(Simulator):
+class ModbusSimulator(Simulator[ModbusProtocol, ModbusVisitor]):
     """Modbus servers for simulated devices: TCP per ``ip:port``, RTU per serial line.
 
     An RTU line may be a real serial port or ``socket://HOST:PORT`` (pyserial's URL form),
@@ -130,7 +129,7 @@ class ModbusSimulator(Simulator):
 
     def __init__(
         self,
-        devices: Sequence[DeviceSpec],
+        devices: Sequence[ModbusDeviceSpec],
         clock: Callable[[], float] = time.monotonic,
         *,
         silent: Sequence[str] = (),
@@ -145,7 +144,7 @@ class ModbusSimulator(Simulator):
         self._units: dict[tuple[str, int] | str, dict[int, _SimDevice]] = {}
         self._by_id: dict[str, _SimDevice] = {}
         for spec in devices:
-            cfg = config_as(spec, ModbusProtocol)
+            cfg = spec.config
             line = (cfg.ip, cfg.port) if cfg.ip is not None else str(cfg.serial_port)
             unit = _SimDevice(spec, clock)
             self._units.setdefault(line, {})[cfg.slave_id] = unit
@@ -156,9 +155,9 @@ class ModbusSimulator(Simulator):
         self._servers: list[Any] = []
         self._request_seen: anyio.Event | None = None
 
-    def address(self, device: DeviceSpec) -> str:
+    def address(self, device: ModbusDeviceSpec) -> str:
         """``tcp HOST:PORT unit N``, or ``rtu LINE unit N`` for a serial line."""
-        cfg = config_as(device, ModbusProtocol)
+        cfg = device.config
         if cfg.ip is not None:
             return f"tcp {cfg.ip}:{cfg.port} unit {cfg.slave_id}"
         return f"rtu {cfg.serial_port} unit {cfg.slave_id}"
@@ -301,7 +300,7 @@ class ModbusSimulator(Simulator):
                     )
                     where = f"{line[0]}:{line[1]}"
                 else:  # RTU framing on a serial port, or on "socket://HOST:PORT"
-                    cfg = config_as(next(iter(units.values())).spec, ModbusProtocol)
+                    cfg = next(iter(units.values())).spec.config
                     server = ModbusSerialServer(
                         sims,
                         port=line,

@@ -22,9 +22,9 @@ from asyncua.common.ua_utils import data_type_to_variant_type
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
 
-from edgedev import DeviceError, DeviceSpec, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Report, visitor_as
-from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
+from edgedev import DeviceError, Value, WriteRefused
+from edgedev.drivers import Report
+from edgedev_opcua.config import OpcuaDeviceSpec, OpcuaPropertySpec, OpcuaProtocol
 from edgedev_opcua.connection import device_errors, status_name
 from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
 from edgedev_opcua.endpoint import Deliver, OpcuaEndpoint
@@ -54,7 +54,7 @@ def to_ua_node_id(ref: NodeRef, namespace: int) -> ua.NodeId:
 class _Node:
     """Where one property lives on the connected server, and the node's type."""
 
-    prop: PropertySpec
+    prop: OpcuaPropertySpec
     node_id: ua.NodeId
     builtin: Builtin | None = None
     data_type: str = "?"
@@ -67,7 +67,9 @@ class Session:
         endpoint: the shared session of the device's server.
     """
 
-    def __init__(self, device: DeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint) -> None:
+    def __init__(
+        self, device: OpcuaDeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint
+    ) -> None:
         self.device = device
         self.cfg = cfg
         self.endpoint = endpoint
@@ -90,7 +92,9 @@ class Session:
         return self.endpoint.requests
 
     @classmethod
-    async def open(cls, device: DeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint) -> Session:
+    async def open(
+        cls, device: OpcuaDeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint
+    ) -> Session:
         """Resolve the device's nodes and their types, and monitor them in subscribe mode.
 
         Raises:
@@ -116,7 +120,7 @@ class Session:
 
     # nodes ---------------------------------------------------------------------------------
     async def _resolve(self) -> None:
-        visitors = {p.name: visitor_as(p, OpcuaVisitor) for p in self.device.properties}
+        visitors = {p.name: p.visitor for p in self.device.properties}
         refs = {name: v.node for name, v in visitors.items() if v.node is not None}
         namespaces: dict[str, int] = {}
         if any(isinstance(r.namespace, str) for r in refs.values()):
@@ -222,7 +226,7 @@ class Session:
         return node.builtin if node else None
 
     # reads ---------------------------------------------------------------------------------
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value]:
         """Read the values of ``properties``, in one Read with the other devices' due now.
 
         A server whose ``MaxNodesPerRead`` is smaller than the batch gets as few requests as
@@ -264,7 +268,7 @@ class Session:
         return None
 
     # writes --------------------------------------------------------------------------------
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: OpcuaPropertySpec, value: Value) -> None:
         """Write ``value`` as the node's own type, without timestamps.
 
         Raises:
@@ -273,7 +277,7 @@ class Session:
         """
         node = self._nodes.get(prop.name)
         if node is None:
-            node_id = visitor_as(prop, OpcuaVisitor).node_id
+            node_id = prop.visitor.node_id
             raise WriteRefused(f"{prop.name}: node {node_id} is not on the server")
         if node.builtin is None:
             raise WriteRefused(
@@ -330,7 +334,7 @@ class Session:
 
         return deliver
 
-    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+    async def watch(self, properties: Sequence[OpcuaPropertySpec], report: Report) -> None:
         """Report the values the server publishes until the session is lost.
 
         Raises:
