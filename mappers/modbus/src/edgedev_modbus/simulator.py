@@ -13,11 +13,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
 from pymodbus.constants import ExcCodes
+
+if TYPE_CHECKING:
+    from pymodbus.server import ModbusBaseServer
+    from pymodbus.simulator.simdevice import SimAction
 
 from edgedev import Simulator, Value
 from edgedev.simulate.signals import initial, signal
@@ -152,7 +156,7 @@ class ModbusSimulator(Simulator[ModbusProtocol, ModbusVisitor]):
         self.requests: list[Request] = []
         self._failing: dict[str, int] = {}
         self._delays: dict[str, float] = {}
-        self._servers: list[Any] = []
+        self._servers: list[ModbusBaseServer] = []
         self._request_seen: anyio.Event | None = None
 
     def address(self, device: ModbusDeviceSpec) -> str:
@@ -216,7 +220,7 @@ class ModbusSimulator(Simulator[ModbusProtocol, ModbusVisitor]):
         else:
             self._delays[device_id] = seconds
 
-    def _action(self, device_id: str, unit: _SimDevice) -> Any:
+    def _action(self, device_id: str, unit: _SimDevice) -> SimAction:
         async def action(
             function: int,
             _start: int,
@@ -291,7 +295,7 @@ class ModbusSimulator(Simulator[ModbusProtocol, ModbusVisitor]):
                         [SimData(0, len(w[Table.INPUT]), 0, DataType.REGISTERS)],
                     )
                     sims.append(SimDevice(slave, blocks, action=self._action(unit.spec.id, unit)))
-                server: Any
+                server: ModbusBaseServer
                 if isinstance(line, tuple):
                     server = ModbusTcpServer(
                         sims,
@@ -320,7 +324,7 @@ class ModbusSimulator(Simulator[ModbusProtocol, ModbusVisitor]):
             with anyio.CancelScope(shield=True):
                 self._hush.set()
                 for server in self._servers:
-                    await server.shutdown()
+                    await server.shutdown()  # type: ignore[no-untyped-call]  # unannotated in pymodbus 3.16
                 self._servers.clear()
 
     @classmethod
