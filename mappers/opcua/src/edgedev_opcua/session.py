@@ -11,7 +11,7 @@ not know is reported once, by name, and left out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -120,21 +120,44 @@ class Session:
 
     # nodes ---------------------------------------------------------------------------------
     async def _resolve(self) -> None:
+        """Find each property's node on the server, and the type the server declares for it.
+
+        A property whose node cannot be found, or whose type the server will not tell, is
+        left out (and logged); the others are kept in ``_nodes``.
+        """
+        nodes = await self._locate()
+        if not nodes:
+            return
+        types = await self.endpoint.read_attribute(
+            [n.node_id for n in nodes], AttributeIds.DataType
+        )
+        for node, result in zip(nodes, types, strict=True):
+            if await self._learn_type(node, result):
+                self._nodes[node.prop.name] = node
+                self._by_node.setdefault(node.node_id, []).append(node.prop.name)
+
+    async def _locate(self) -> list[_Node]:
+        """The node of each property, in property order: by node id, or by browse path."""
         visitors = {p.name: p.visitor for p in self.device.properties}
         refs = {name: v.node for name, v in visitors.items() if v.node is not None}
-        namespaces: dict[str, int] = {}
-        if any(isinstance(r.namespace, str) for r in refs.values()):
-            array = await self.client.get_namespace_array()
-            namespaces = {uri: i for i, uri in enumerate(array)}
-        found = await self._browse({n: v.path for n, v in visitors.items() if v.node is None})
-        nodes: list[_Node] = []
-        for prop in self.device.properties:
-            if prop.name in found:
-                nodes.append(_Node(prop, found[prop.name]))
-                continue
-            ref = refs.get(prop.name)
-            if ref is None:
-                continue  # a browse path the server could not follow (logged)
+        namespaces = await self._namespace_indexes(refs.values())
+        located = await self._browse({n: v.path for n, v in visitors.items() if v.node is None})
+        located.update(self._node_ids(refs, namespaces))
+        return [_Node(p, located[p.name]) for p in self.device.properties if p.name in located]
+
+    async def _namespace_indexes(self, refs: Iterable[NodeRef]) -> dict[str, int]:
+        """The server's namespace index of each URI, asked only if a node id names a URI."""
+        if not any(isinstance(r.namespace, str) for r in refs):
+            return {}
+        array = await self.client.get_namespace_array()
+        return {uri: i for i, uri in enumerate(array)}
+
+    def _node_ids(
+        self, refs: Mapping[str, NodeRef], namespaces: Mapping[str, int]
+    ) -> dict[str, ua.NodeId]:
+        """The NodeId of each property's ``refs``; a namespace URI the server lacks is logged."""
+        ids: dict[str, ua.NodeId] = {}
+        for name, ref in refs.items():
             index = (
                 namespaces.get(ref.namespace) if isinstance(ref.namespace, str) else ref.namespace
             )
@@ -142,35 +165,32 @@ class Session:
                 log.warning(
                     "%s: property %s: the server has no namespace %r; left out",
                     self.device.id,
-                    prop.name,
+                    name,
                     ref.namespace,
                 )
                 continue
-            nodes.append(_Node(prop, to_ua_node_id(ref, index)))
-        if not nodes:
-            return
-        types = await self.endpoint.read_attribute(
-            [n.node_id for n in nodes], AttributeIds.DataType
-        )
-        for node, result in zip(nodes, types, strict=True):
-            status = result.StatusCode
-            if status is not None and not status.is_good():
-                log.warning(
-                    "%s: property %s: node %s: %s; left out",
-                    self.device.id,
-                    node.prop.name,
-                    node.node_id.to_string(),
-                    status_name(status.value),
-                )
-                continue
-            dtype = result.Value.Value if result.Value is not None else None
-            if isinstance(dtype, ua.NodeId):
-                node.data_type = dtype.to_string()
-                node.builtin = builtin_of_data_type(dtype.NamespaceIndex, dtype.Identifier)
-                if node.builtin is None:
-                    node.builtin = await self._builtin_by_browsing(dtype)
-            self._nodes[node.prop.name] = node
-            self._by_node.setdefault(node.node_id, []).append(node.prop.name)
+            ids[name] = to_ua_node_id(ref, index)
+        return ids
+
+    async def _learn_type(self, node: _Node, result: ua.DataValue) -> bool:
+        """Set ``node``'s type from the server's answer ``result``; false (logged) if refused."""
+        status = result.StatusCode
+        if status is not None and not status.is_good():
+            log.warning(
+                "%s: property %s: node %s: %s; left out",
+                self.device.id,
+                node.prop.name,
+                node.node_id.to_string(),
+                status_name(status.value),
+            )
+            return False
+        dtype = result.Value.Value if result.Value is not None else None
+        if isinstance(dtype, ua.NodeId):
+            node.data_type = dtype.to_string()
+            node.builtin = builtin_of_data_type(dtype.NamespaceIndex, dtype.Identifier)
+            if node.builtin is None:
+                node.builtin = await self._builtin_by_browsing(dtype)
+        return True
 
     async def _browse(self, paths: dict[str, tuple[BrowseStep, ...]]) -> dict[str, ua.NodeId]:
         """The nodes at browse ``paths`` from the Objects folder, in one request."""
