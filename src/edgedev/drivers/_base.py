@@ -169,6 +169,6 @@ AnyDriver = Driver[Any, Any]
 """A driver of any protocol: what the registry holds and the runtime runs.
 
 The runtime picks the driver class by protocol name and gives it the device that the loader
-validated with that same class's models, a link the type checker cannot follow; ``Any`` says
-so here, once, instead of a cast in every driver.
+validated with that same class's models, a link the type checker cannot follow: the type
+arguments are left open here, once, instead of a cast in every driver.
 """

@@ -12,13 +12,16 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from edgedev.config._crd import HttpPush, PushMethod
 from edgedev.sinks._base import PushSink, Row, wall_time
 from edgedev.sinks._delivery import PartlyDelivered, Refused, SinkError, describe, seconds
 from edgedev.wire import type_name
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HttpLayout(enum.StrEnum):
@@ -79,7 +82,7 @@ class HttpClientSink(PushSink):
 
         self._client = httpx.AsyncClient(timeout=self.delivery.timeout)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST ``body``; a refusal (4xx/5xx) raises :class:`SinkError` with the status."""
         response = await self._client.post(url, content=body, headers=headers)
         status = response.status_code
