@@ -123,7 +123,7 @@ class _Fallback(Exception):
 class FastSafeLoader(_BaseLoader):  # type: ignore[misc]
     """``yaml.CSafeLoader`` (or ``SafeLoader``) with the fast paths described above."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._tags: dict[tuple[str, Any], str] = {}
         self._scalars: dict[tuple[str, str], Any] = {}
@@ -138,7 +138,7 @@ class FastSafeLoader(_BaseLoader):  # type: ignore[misc]
             tag = self._tags[key] = super().resolve(kind, value, implicit)
         return tag
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+    def descend_resolver(self, current_node: Node | None, current_index: object) -> None:
         """Track the path for path resolvers; the safe loader has none."""
         if self.yaml_path_resolvers:
             super().descend_resolver(current_node, current_index)

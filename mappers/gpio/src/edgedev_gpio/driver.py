@@ -43,8 +43,9 @@ def _typed(prop: GpioPropertySpec, value: bool | float) -> Value:
     return float(value)
 
 
-def _initial(prop: GpioPropertySpec, visitor: GpioVisitor) -> bool | float | None:
+def _initial(prop: GpioPropertySpec) -> bool | float | None:
     """What an output starts with: ``initial``, else the desired value, else off."""
+    visitor = prop.visitor
     if visitor.initial is not None:
         return visitor.initial
     if prop.desired is None:
@@ -116,7 +117,7 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
                 if board.is_mock and visitor.direction is Direction.ADC:
                     simulated = analog_signal(prop, self.device.id)
                 self._lines[prop.name] = open_line(
-                    board, visitor, _initial(prop, visitor), simulated=simulated
+                    board, visitor, _initial(prop), simulated=simulated
                 )
         except BaseException:
             await self.close()
