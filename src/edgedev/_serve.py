@@ -16,7 +16,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 from anyio.abc import Listener, SocketListener, SocketStream
@@ -57,7 +56,7 @@ class ServeStats:
 
 async def serve_connections(
     listener: Listener[SocketStream],
-    handler: Callable[[SocketStream], Awaitable[Any]],
+    handler: Callable[[SocketStream], Awaitable[object]],
     *,
     max_connections: int,
     what: str,

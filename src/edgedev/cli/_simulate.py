@@ -11,7 +11,7 @@ import anyio
 from edgedev._errors import PluginError
 from edgedev._text import plural
 from edgedev.cli._common import add_file_option, load_or_report, run_async
-from edgedev.simulate import Simulator, simulate
+from edgedev.simulate import AnySimulator, simulate
 
 HELP = "serve simulated devices for the Devices in the files"
 LOG_LEVEL = logging.INFO
@@ -22,7 +22,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_file_option(parser)
 
 
-def served(running: list[Simulator]) -> str:
+def served(running: list[AnySimulator]) -> str:
     """What the simulators serve, a line per device: protocol, address, device id."""
     rows = [
         (device.protocol, simulator.address(device), device.id)

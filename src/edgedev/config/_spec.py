@@ -7,17 +7,27 @@ the protocol settings, so that nothing downstream looks at raw YAML again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from edgedev.config._crd import AccessMode, DeviceMethod, PushMethod, StateReport
 from edgedev.twin._values import PropertyType
 
+ConfigT_co = TypeVar("ConfigT_co", bound=BaseModel, covariant=True, default=BaseModel)
+"""The type of a device's protocol settings: its driver's ``protocol_config``."""
+VisitorT_co = TypeVar("VisitorT_co", bound=BaseModel, covariant=True, default=BaseModel)
+"""The type of a property's visitor settings: its driver's ``visitor_config``."""
+
 
 @dataclass(frozen=True, slots=True)
-class PropertySpec:
+class PropertySpec(Generic[VisitorT_co]):
     """One property of one device, fully resolved.
+
+    Generic over the type of its visitor settings: a driver sees
+    ``PropertySpec[ModbusVisitor]``; code that serves every protocol sees the plain
+    ``PropertySpec`` (visitor settings as a ``BaseModel``).
 
     Attributes:
         name: the property name, unique within the device.
@@ -40,7 +50,7 @@ class PropertySpec:
 
     name: str
     type: PropertyType
-    visitor: BaseModel
+    visitor: VisitorT_co
     access_mode: AccessMode = AccessMode.READ_WRITE
     minimum: float | None = None
     maximum: float | None = None
@@ -62,8 +72,15 @@ class PropertySpec:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceSpec:
+class DeviceSpec(Generic[ConfigT_co, VisitorT_co]):
     """One device, fully resolved.
+
+    Generic over the types of its protocol and visitor settings, those of its driver: a
+    driver declared as ``Driver[ModbusProtocol, ModbusVisitor]`` is given a
+    ``DeviceSpec[ModbusProtocol, ModbusVisitor]`` and reads typed settings with no cast.
+    The loader, which picks the driver by protocol name, produces the plain ``DeviceSpec``
+    (settings as ``BaseModel``); the runtime hands each to the driver whose models
+    validated it.
 
     Attributes:
         namespace: Kubernetes namespace (``default`` when the file names none).
@@ -84,14 +101,14 @@ class DeviceSpec:
     name: str
     model: str
     protocol: str
-    config: BaseModel
-    properties: tuple[PropertySpec, ...]
+    config: ConfigT_co
+    properties: tuple[PropertySpec[VisitorT_co], ...]
     node_name: str | None = None
     source: str = ""
     timeout_ms: int = 3000
     methods: tuple[DeviceMethod, ...] = ()
     state_report: StateReport | None = None
-    _by_name: dict[str, PropertySpec] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, PropertySpec[VisitorT_co]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {p.name: p for p in self.properties})
@@ -101,7 +118,7 @@ class DeviceSpec:
         """``namespace/name``, the device's identity on the bus."""
         return f"{self.namespace}/{self.name}"
 
-    def property(self, name: str) -> PropertySpec:
+    def property(self, name: str) -> PropertySpec[VisitorT_co]:
         """The property called ``name``.
 
         Raises:

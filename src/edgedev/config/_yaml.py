@@ -123,7 +123,7 @@ class _Fallback(Exception):
 class FastSafeLoader(_BaseLoader):  # type: ignore[misc]
     """``yaml.CSafeLoader`` (or ``SafeLoader``) with the fast paths described above."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._tags: dict[tuple[str, Any], str] = {}
         self._scalars: dict[tuple[str, str], Any] = {}
@@ -138,7 +138,7 @@ class FastSafeLoader(_BaseLoader):  # type: ignore[misc]
             tag = self._tags[key] = super().resolve(kind, value, implicit)
         return tag
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+    def descend_resolver(self, current_node: Node | None, current_index: object) -> None:
         """Track the path for path resolvers; the safe loader has none."""
         if self.yaml_path_resolvers:
             super().descend_resolver(current_node, current_index)
@@ -202,6 +202,77 @@ class FastSafeLoader(_BaseLoader):  # type: ignore[misc]
         return result
 
 
+class _EventBuilder:
+    """Builds documents from libyaml's events: the containers open at each level.
+
+    Each event is one step: a scalar is resolved and placed, a mapping or sequence opened,
+    or closed and placed; a finished document is taken with :meth:`document`. Whatever the
+    fast path does not build raises :class:`_Fallback`.
+    """
+
+    __slots__ = ("_keys", "_loader", "_resolve", "_root", "_scalars", "_stack", "_tags")
+
+    def __init__(self, loader: FastSafeLoader) -> None:
+        self._loader = loader
+        self._tags = loader._tags
+        self._scalars = loader._scalars
+        self._resolve = super(FastSafeLoader, loader).resolve
+        self._stack: list[Any] = []
+        """The open containers, outermost first."""
+        self._keys: list[Any] = []
+        """Per open container: a mapping's pending key, or ``_MISSING``."""
+        self._root: Any = _MISSING
+
+    def scalar(self, event: ScalarEvent) -> None:
+        """Place a plain scalar's value (shared with equal scalars)."""
+        if event.anchor is not None or event.tag is not None:
+            raise _Fallback
+        text, implicit = event.value, event.implicit
+        tag = self._tags.get((text, implicit))
+        if tag is None:
+            tag = self._tags[(text, implicit)] = self._resolve(ScalarNode, text, implicit)
+        value = self._scalars.get((tag, text), _MISSING)
+        if value is _MISSING:
+            # libyaml's marks (yaml._yaml.Mark) serve as PyYAML's; the stubs name only those
+            node = ScalarNode(tag, text, event.start_mark, event.end_mark)  # type: ignore[arg-type]
+            value = self._loader._scalar(node)
+        self._place(value, tag in _SHARED_SCALARS)
+
+    def start(self, event: MappingStartEvent | SequenceStartEvent, container: Any) -> None:
+        """Open ``container`` (an empty dict or list) for a mapping or a sequence."""
+        if event.anchor is not None or event.tag is not None:
+            raise _Fallback
+        if self._stack and type(self._stack[-1]) is dict and self._keys[-1] is _MISSING:
+            raise _Fallback  # a mapping or sequence as a key
+        self._stack.append(container)
+        self._keys.append(_MISSING)
+
+    def end(self) -> None:
+        """Close the innermost container and place it."""
+        self._keys.pop()
+        self._place(self._stack.pop(), False)
+
+    def document(self) -> Any:
+        """The document that just ended."""
+        root, self._root = self._root, _MISSING
+        return root
+
+    def _place(self, value: Any, may_be_key: bool) -> None:
+        """Put ``value`` where it goes: the document, a list, a mapping's key or its value."""
+        stack = self._stack
+        if not stack:
+            self._root = value
+        elif type(stack[-1]) is list:
+            stack[-1].append(value)
+        elif self._keys[-1] is _MISSING:
+            if not may_be_key:
+                raise _Fallback  # ``<<`` and ``=`` keys have tags of their own
+            self._keys[-1] = value
+        else:
+            stack[-1][self._keys[-1]] = value
+            self._keys[-1] = _MISSING
+
+
 def _event_documents(text: str) -> Iterator[Any]:
     """The documents of ``text`` built straight from libyaml's events, without nodes.
 
@@ -213,62 +284,29 @@ def _event_documents(text: str) -> Iterator[Any]:
     try:
         if loader.yaml_path_resolvers:
             raise _Fallback
-        get = loader.get_event
-        tags = loader._tags
-        scalars = loader._scalars
-        resolve = super(FastSafeLoader, loader).resolve
-        stack: list[Any] = []  # open containers
-        keys: list[Any] = []  # per open container: a mapping's pending key, or _MISSING
-        root: Any = _MISSING
+        build = _EventBuilder(loader)
+        # bound once: this loop runs per event, hundreds of thousands in a fleet file
+        next_event, scalar, start, end = loader.get_event, build.scalar, build.start, build.end
         while True:
             try:
-                event = get()
+                event = next_event()
             except yaml.YAMLError:
-                raise _Fallback from None
+                raise _Fallback from None  # a syntax error: PyYAML's message
             kind = type(event)
-            value: Any
             if kind is ScalarEvent:
-                if event.anchor is not None or event.tag is not None:
-                    raise _Fallback
-                text_ = event.value
-                tag = tags.get((text_, event.implicit))
-                if tag is None:
-                    tag = tags[(text_, event.implicit)] = resolve(ScalarNode, text_, event.implicit)
-                value = scalars.get((tag, text_), _MISSING)
-                if value is _MISSING:
-                    value = loader._scalar(ScalarNode(tag, text_, event.start_mark, event.end_mark))
-            elif kind is MappingStartEvent or kind is SequenceStartEvent:
-                if event.anchor is not None or event.tag is not None:
-                    raise _Fallback
-                if stack and type(stack[-1]) is dict and keys[-1] is _MISSING:
-                    raise _Fallback  # a mapping or sequence as a key
-                stack.append({} if kind is MappingStartEvent else [])
-                keys.append(_MISSING)
-                continue
+                scalar(event)
+            elif kind is MappingStartEvent:
+                start(event, {})
+            elif kind is SequenceStartEvent:
+                start(event, [])
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
-                keys.pop()
-                value = stack.pop()
-            elif kind is DocumentStartEvent or kind is StreamStartEvent:
-                continue
+                end()
             elif kind is DocumentEndEvent:
-                yield root
-                root = _MISSING
-                continue
+                yield build.document()
             elif kind is StreamEndEvent:
                 return
-            else:
+            elif kind is not DocumentStartEvent and kind is not StreamStartEvent:
                 raise _Fallback  # an alias
-            if not stack:
-                root = value
-            elif type(stack[-1]) is list:
-                stack[-1].append(value)
-            elif keys[-1] is _MISSING:
-                if kind is not ScalarEvent or tag not in _SHARED_SCALARS:
-                    raise _Fallback  # ``<<`` and ``=`` keys have tags of their own
-                keys[-1] = value
-            else:
-                stack[-1][keys[-1]] = value
-                keys[-1] = _MISSING
     finally:
         loader.dispose()
 

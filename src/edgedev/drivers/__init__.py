@@ -9,8 +9,6 @@ from edgedev.drivers._base import (
     ProtocolConfig,
     Report,
     VisitorConfig,
-    config_as,
-    visitor_as,
 )
 from edgedev.drivers._endpoints import Endpoints, Lease, Transport, Turns
 
@@ -27,7 +25,5 @@ __all__ = (
     "Transport",
     "Turns",
     "VisitorConfig",
-    "config_as",
     "drivers",
-    "visitor_as",
 )

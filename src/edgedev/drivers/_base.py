@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -43,38 +43,9 @@ class VisitorConfig(BaseModel):
 
 
 ProtocolT = TypeVar("ProtocolT", bound=ProtocolConfig)
+"""A driver's protocol settings model (its ``protocol_config``)."""
 VisitorT = TypeVar("VisitorT", bound=VisitorConfig)
-
-_P = TypeVar("_P", bound=ProtocolConfig)
-_V = TypeVar("_V", bound=VisitorConfig)
-
-
-def config_as(device: DeviceSpec, kind: type[_P]) -> _P:
-    """``device.config`` as the driver's ``kind``, for code outside a driver instance.
-
-    The loader validated it with the driver's ``protocol_config``; this says so to the type
-    checker, in one place.
-
-    Raises:
-        TypeError: the device was resolved for another driver.
-    """
-    config = device.config
-    if not isinstance(config, kind):
-        raise TypeError(f"device {device.id}: configData is not {kind.__name__}")
-    return config
-
-
-def visitor_as(prop: PropertySpec, kind: type[_V]) -> _V:
-    """``prop.visitor`` as the driver's ``kind`` (see :func:`config_as`).
-
-    Raises:
-        TypeError: the property was resolved for another driver.
-    """
-    visitor = prop.visitor
-    if not isinstance(visitor, kind):
-        raise TypeError(f"property {prop.name}: visitors.configData is not {kind.__name__}")
-    return visitor
-
+"""A driver's visitor settings model (its ``visitor_config``)."""
 
 Report = Callable[[str, Value], None]
 """Callback a pushing driver calls with ``(property name, value)`` for each pushed value."""
@@ -83,7 +54,13 @@ Report = Callable[[str, Value], None]
 class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
     """One connection to one device over one protocol.
 
-    Subclasses set the two class attributes and implement the four I/O methods. The runtime
+    Subclasses name their settings models twice, as type arguments and as class attributes
+    (``class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor])`` with ``protocol_config =
+    ModbusProtocol``): the loader validates files with the class attributes, and the type
+    arguments type what the driver is given (``self.device`` is a
+    ``DeviceSpec[ModbusProtocol, ModbusVisitor]``, each property a
+    ``PropertySpec[ModbusVisitor]``), so a driver reads ``self.config.port`` and
+    ``prop.visitor.offset`` with no cast. Subclasses implement the four I/O methods. The runtime
     calls them from one task per device, never concurrently for the same driver instance, and
     wraps each call in the device's deadline (``configData.timeout``).
 
@@ -108,22 +85,21 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
     visitor_config: ClassVar[type[VisitorConfig]]
     streams: ClassVar[bool] = False
 
-    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+    def __init__(
+        self, device: DeviceSpec[ProtocolT, VisitorT], endpoints: Endpoints | None = None
+    ) -> None:
         self.device = device
+        """The device, resolved with this driver's settings models."""
         self.endpoints = endpoints if endpoints is not None else Endpoints()
         """Shared transports by endpoint (the Mapper's; a private one when none is given)."""
 
     @property
     def config(self) -> ProtocolT:
         """The device's validated protocol settings."""
-        return cast(ProtocolT, self.device.config)
-
-    def visitor(self, prop: PropertySpec) -> VisitorT:
-        """The validated ``visitors.configData`` of ``prop``."""
-        return cast(VisitorT, prop.visitor)
+        return self.device.config
 
     @classmethod
-    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+    def check_property(cls, prop: PropertySpec[VisitorT]) -> list[tuple[str, str]]:
         """Cross-field checks of one property, done when files are loaded.
 
         Return ``(field, message)`` pairs, ``field`` relative to ``visitors.configData`` (for
@@ -132,7 +108,7 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         return []
 
     @classmethod
-    def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
+    def check_device(cls, device: DeviceSpec[ProtocolT, VisitorT]) -> list[tuple[str, str]]:
         """Cross-property checks of one device; ``field`` relative to ``spec``."""
         return []
 
@@ -148,7 +124,7 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         """
         return self.device.id
 
-    def pushes(self, prop: PropertySpec) -> bool:
+    def pushes(self, prop: PropertySpec[VisitorT]) -> bool:
         """Whether ``prop`` arrives by push (:meth:`watch`) rather than by polling."""
         return False
 
@@ -161,7 +137,7 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         """Close the connection; must not raise, and may be called when not connected."""
 
     @abc.abstractmethod
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[PropertySpec[VisitorT]]) -> Mapping[str, Value]:
         """Read ``properties`` with as few requests as the protocol allows.
 
         Returns:
@@ -170,10 +146,10 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         """
 
     @abc.abstractmethod
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: PropertySpec[VisitorT], value: Value) -> None:
         """Write ``value`` (already parsed, typed and range-checked) to ``prop``."""
 
-    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+    async def watch(self, properties: Sequence[PropertySpec[VisitorT]], report: Report) -> None:
         """Deliver pushed values of ``properties`` by calling ``report`` until cancelled.
 
         Only called with properties for which :meth:`pushes` is true. Returning or raising
@@ -190,3 +166,9 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
 
 
 AnyDriver = Driver[Any, Any]
+"""A driver of any protocol: what the registry holds and the runtime runs.
+
+The runtime picks the driver class by protocol name and gives it the device that the loader
+validated with that same class's models, a link the type checker cannot follow: the type
+arguments are left open here, once, instead of a cast in every driver.
+"""

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -37,6 +37,9 @@ from edgedev.config._yaml import load_all
 from edgedev.drivers import AnyDriver, ProtocolConfig
 from edgedev.drivers import drivers as installed
 from edgedev.twin._values import PropertyType, check_value
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 log = logging.getLogger("edgedev.config")
 
@@ -110,7 +113,7 @@ def _validation_fields(
     return fields
 
 
-def _message(item: Any) -> str:
+def _message(item: ErrorDetails) -> str:
     """Pydantic's message, quoting the wrong value of an enum-like field and the nearest."""
     message: str = item["msg"]
     expected = (item.get("ctx") or {}).get("expected")
@@ -121,7 +124,7 @@ def _message(item: Any) -> str:
     return message
 
 
-def _model_in(annotation: Any) -> Any:
+def _model_in(annotation: object) -> object:
     """The pydantic model inside ``annotation`` (``X | None``, ``list[X]``), else itself."""
     for arg in typing.get_args(annotation):
         inner = _model_in(arg)
@@ -132,7 +135,7 @@ def _model_in(annotation: Any) -> Any:
 
 def _keys_at(model: type[BaseModel], loc: Iterable[int | str]) -> list[str]:
     """The YAML keys that the object at ``loc`` inside ``model`` takes."""
-    current: Any = model
+    current: object = model
     for part in loc:
         current = _model_in(current)
         if isinstance(part, int):
@@ -201,6 +204,11 @@ def _number(text: str | None, field: str, problems: list[tuple[str | None, str]]
     return number
 
 
+_SharedKey = tuple[type[AnyDriver], str, int, int]
+"""What devices that share one validated property list have in common: the driver, the
+protocol, and the identities of the property list and of the DeviceModel."""
+
+
 class _Resolver:
     def __init__(self, drivers: Registry[AnyDriver]) -> None:
         self.drivers = drivers
@@ -210,9 +218,9 @@ class _Resolver:
         self.models: dict[tuple[str, str], tuple[_Document, DeviceModelResource]] = {}
         self.devices: list[tuple[_Document, DeviceResource]] = []
         self._context: dict[str, Any] = {SHARED_PROPERTIES: {}}
-        self._warned: set[tuple[Any, str, int, int]] = set()
+        self._warned: set[_SharedKey] = set()
         self._shared: dict[
-            tuple[Any, str, int, int],
+            _SharedKey,
             tuple[
                 tuple[PropertySpec, ...],
                 list[tuple[str | None, str]],

@@ -9,16 +9,16 @@ from anyio.abc import TaskStatus
 
 from edgedev._plugins import Registry
 from edgedev.config._spec import DeviceSpec
-from edgedev.simulate._base import Simulator
+from edgedev.simulate._base import AnySimulator, Simulator
 
-simulators: Registry[Simulator] = Registry("edgedev.simulators", Simulator)  # type: ignore[type-abstract]
+simulators: Registry[AnySimulator] = Registry("edgedev.simulators", Simulator)  # type: ignore[type-abstract]
 """Installed simulators by protocol name (entry-point group ``edgedev.simulators``)."""
 
 
 async def simulate(
     devices: Sequence[DeviceSpec],
     *,
-    task_status: TaskStatus[list[Simulator]] = anyio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[list[AnySimulator]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve every device with its protocol's simulator until cancelled.
 
@@ -38,4 +38,4 @@ async def simulate(
         task_status.started(instances)
 
 
-__all__ = ("Simulator", "simulate", "simulators")
+__all__ = ("AnySimulator", "Simulator", "simulate", "simulators")

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, Unpack
+
+from pydantic import BaseModel
 
 from edgedev.config._crd import PushMethod
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.mapper._sinks import Reading, ReportSink
-from edgedev.sinks._delivery import Delivery, DeliveryStats
+from edgedev.sinks._delivery import Delivery, DeliveryOptions, DeliveryStats
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+"""A sink's part of ``pushMethod`` (``MqttPush``, ``RedisClientConfig`` ...)."""
+TargetT = TypeVar("TargetT", bound=tuple[Hashable, ...])
+"""What identifies a sink's target (``(addr, db)`` for Redis)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +38,13 @@ class Row:
     reading: Reading
 
 
-class PushSink(ReportSink):
+class PushSink(ReportSink, Generic[ConfigT, TargetT]):
     """A report sink for one target: the readings of the properties whose pushMethod names it.
 
     One instance serves one target (one broker, server or database), shared by every property
     that names it. Subclasses say which config a property gives (:meth:`config_of`), what
-    identifies a target (:meth:`target_of`), and send a batch (:meth:`send`).
+    identifies a target (:meth:`target_of`), and send a batch (:meth:`send`); they name the
+    types of both (``class RedisSink(PushSink[RedisClientConfig, tuple[str, int]])``).
 
     Args:
         target: the target's identity, as :meth:`target_of` gives it.
@@ -47,7 +55,7 @@ class PushSink(ReportSink):
     kind: ClassVar[str]
     """The pushMethod key, as the YAML spells it (``mqtt``, ``dbMethod.redis`` ...)."""
 
-    def __init__(self, target: tuple[Any, ...], **delivery: Any) -> None:
+    def __init__(self, target: TargetT, **delivery: Unpack[DeliveryOptions]) -> None:
         self.target = target
         self.delivery: Delivery[Row] = Delivery(f"{self.kind} {self.label}", self.send, **delivery)
         self._wanted: dict[str, tuple[DeviceSpec, dict[str, PropertySpec]]] = {}
@@ -64,12 +72,12 @@ class PushSink(ReportSink):
 
     @classmethod
     @abc.abstractmethod
-    def config_of(cls, push: PushMethod) -> Any | None:
+    def config_of(cls, push: PushMethod) -> ConfigT | None:
         """This kind's part of a property's ``pushMethod``, or None when it names none."""
 
     @classmethod
     @abc.abstractmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: ConfigT) -> TargetT:
         """What identifies one target (and one client): properties with equal targets share."""
 
     @abc.abstractmethod
@@ -103,6 +111,10 @@ class PushSink(ReportSink):
     async def flush(self) -> None:
         """Deliver what is queued (the Mapper gives this a deadline)."""
         await self.delivery.flush()
+
+
+AnyPushSink = PushSink[Any, Any]
+"""A push sink of any kind (see :data:`edgedev.drivers.AnyDriver`): what the factory builds."""
 
 
 def secret(*names: str) -> str | None:

@@ -15,7 +15,7 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypedDict, TypeVar
 
 import anyio
 
@@ -65,6 +65,16 @@ class PartlyDelivered(SinkError):
     def __init__(self, message: str, remaining: Sequence[object]) -> None:
         super().__init__(message)
         self.remaining = remaining
+
+
+class DeliveryOptions(TypedDict, total=False):
+    """Queue and retry settings: :class:`Delivery`'s keyword arguments (documented there)."""
+
+    limit: int
+    max_batch: int
+    linger: float
+    timeout: float
+    backoff: Backoff | None
 
 
 @dataclass(slots=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgedev.config._spec import DeviceSpec
-from edgedev.sinks._base import PushSink
-from edgedev.sinks._delivery import LINGER, QUEUE_LIMIT
+from edgedev.sinks._base import AnyPushSink
+from edgedev.sinks._delivery import LINGER, QUEUE_LIMIT, DeliveryOptions
 from edgedev.sinks._http import HttpLayout, HttpSink
 from edgedev.sinks._influxdb2 import Influxdb2Sink, InfluxFields
 from edgedev.sinks._mqtt import MqttSink
@@ -17,7 +17,7 @@ from edgedev.sinks._otel import OtelSink
 from edgedev.sinks._redis import RedisSink
 from edgedev.sinks._tdengine import TdengineSink
 
-SINK_TYPES: tuple[type[PushSink], ...] = (
+SINK_TYPES: tuple[type[AnyPushSink], ...] = (
     MqttSink,
     HttpSink,
     OtelSink,
@@ -50,14 +50,14 @@ class SinkOptions:
 
 def build_sinks(
     devices: Iterable[DeviceSpec], options: SinkOptions | None = None
-) -> list[PushSink]:
+) -> list[AnyPushSink]:
     """The sinks the devices' properties name, one per distinct target, in first-seen order.
 
     Raises:
         ImportError: a sink's extra is not installed (the loader reports this first).
     """
     options = options or SinkOptions()
-    targets: dict[tuple[type[PushSink], tuple[Any, ...]], None] = {}
+    targets: dict[tuple[type[AnyPushSink], Any], None] = {}  # each kind its own target type
     for device in devices:
         for prop in device.properties:
             if prop.push_method is None:
@@ -66,8 +66,8 @@ def build_sinks(
                 config = kind.config_of(prop.push_method)
                 if config is not None:
                     targets[(kind, kind.target_of(config))] = None
-    delivery: dict[str, Any] = {"limit": options.queue_limit, "linger": options.linger}
-    sinks: list[PushSink] = []
+    delivery: DeliveryOptions = {"limit": options.queue_limit, "linger": options.linger}
+    sinks: list[AnyPushSink] = []
     for kind, target in targets:
         if kind is HttpSink:
             sinks.append(HttpSink(target, layout=options.http_layout, **delivery))

@@ -12,13 +12,23 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Unpack
 from urllib.parse import urlencode
 
 from edgedev.config._crd import HttpPush, PushMethod
-from edgedev.sinks._base import PushSink, Row, wall_time
-from edgedev.sinks._delivery import PartlyDelivered, Refused, SinkError, describe, seconds
+from edgedev.sinks._base import ConfigT, PushSink, Row, TargetT, wall_time
+from edgedev.sinks._delivery import (
+    DeliveryOptions,
+    PartlyDelivered,
+    Refused,
+    SinkError,
+    describe,
+    seconds,
+)
 from edgedev.wire import type_name
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HttpLayout(enum.StrEnum):
@@ -68,18 +78,16 @@ def json_body(rows: Sequence[Row]) -> bytes:
     ).encode()
 
 
-class HttpClientSink(PushSink):
+class HttpClientSink(PushSink[ConfigT, TargetT]):
     """A base for sinks that POST with one shared ``httpx.AsyncClient`` per target."""
 
-    def __init__(self, target: tuple[Any, ...], *, timeout: float | None = None, **delivery: Any):
-        if timeout is not None:
-            delivery.setdefault("timeout", timeout)
+    def __init__(self, target: TargetT, **delivery: Unpack[DeliveryOptions]) -> None:
         super().__init__(target, **delivery)
         import httpx  # the 'http' extra (and of influxdb, tdengine, otel)
 
         self._client = httpx.AsyncClient(timeout=self.delivery.timeout)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST ``body``; a refusal (4xx/5xx) raises :class:`SinkError` with the status."""
         response = await self._client.post(url, content=body, headers=headers)
         status = response.status_code
@@ -96,7 +104,7 @@ class HttpClientSink(PushSink):
         await self._client.aclose()
 
 
-class HttpSink(HttpClientSink):
+class HttpSink(HttpClientSink[HttpPush, tuple[str, int]]):
     """Readings POSTed to ``hostName:port/requestPath``.
 
     Args:
@@ -108,9 +116,14 @@ class HttpSink(HttpClientSink):
     kind = "http"
 
     def __init__(
-        self, target: tuple[Any, ...], *, layout: HttpLayout = HttpLayout.FORM, **delivery: Any
+        self,
+        target: tuple[str, int],
+        *,
+        layout: HttpLayout = HttpLayout.FORM,
+        **delivery: Unpack[DeliveryOptions],
     ) -> None:
-        super().__init__(target, timeout=seconds(target[1]), **delivery)
+        delivery.setdefault("timeout", seconds(target[1]))  # the config's, unless given
+        super().__init__(target, **delivery)
         self.layout = HttpLayout(layout)
 
     @classmethod
@@ -119,7 +132,7 @@ class HttpSink(HttpClientSink):
         return push.http
 
     @classmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: HttpPush) -> tuple[str, int]:
         """The URL and the timeout."""
         return (url_of(config), config.timeout)
 

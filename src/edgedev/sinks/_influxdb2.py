@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Any
+from typing import Unpack
 from urllib.parse import urlencode
 
 from edgedev.config._crd import Influxdb2, PushMethod
 from edgedev.sinks._base import Row, secret
+from edgedev.sinks._delivery import DeliveryOptions
 from edgedev.sinks._http import HttpClientSink
 
 TOKEN_ENV = ("EDGEDEV_INFLUXDB_TOKEN", "TOKEN")
@@ -59,7 +60,7 @@ def line(row: Row, config: Influxdb2, fields: InfluxFields = InfluxFields.STRING
     )
 
 
-class Influxdb2Sink(HttpClientSink):
+class Influxdb2Sink(HttpClientSink[Influxdb2, tuple[str, str, str]]):
     """Readings written to one InfluxDB 2 bucket, one ``/api/v2/write`` per batch.
 
     Args:
@@ -72,10 +73,10 @@ class Influxdb2Sink(HttpClientSink):
 
     def __init__(
         self,
-        target: tuple[Any, ...],
+        target: tuple[str, str, str],
         *,
         fields: InfluxFields = InfluxFields.STRING,
-        **delivery: Any,
+        **delivery: Unpack[DeliveryOptions],
     ) -> None:
         super().__init__(target, **delivery)
         self.fields = InfluxFields(fields)
@@ -100,7 +101,7 @@ class Influxdb2Sink(HttpClientSink):
         return db.influxdb2 if db is not None else None
 
     @classmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: Influxdb2) -> tuple[str, str, str]:
         """The server, the organisation and the bucket."""
         client = config.influxdb2_client_config
         return (client.url, client.org, client.bucket)

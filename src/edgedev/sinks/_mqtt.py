@@ -8,14 +8,14 @@ message); the batch of a cycle leaves in one write to the socket.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Unpack
 
 import anyio
 
 from edgedev.bus._client import Bus
 from edgedev.config._crd import MqttPush, PushMethod
 from edgedev.sinks._base import PushSink, Row, wall_time
-from edgedev.sinks._delivery import SinkError
+from edgedev.sinks._delivery import DeliveryOptions, SinkError
 
 
 def payload(topic: str, row: Row) -> bytes:
@@ -23,7 +23,7 @@ def payload(topic: str, row: Row) -> bytes:
     return f"time is {wall_time(row.reading.timestamp)}  {topic}: {row.reading.text}".encode()
 
 
-class MqttSink(PushSink):
+class MqttSink(PushSink[MqttPush, tuple[str]]):
     """Readings published on one broker through edgedev's own :class:`~edgedev.bus.Bus`.
 
     Args:
@@ -33,7 +33,7 @@ class MqttSink(PushSink):
 
     kind = "mqtt"
 
-    def __init__(self, target: tuple[Any, ...], **delivery: Any) -> None:
+    def __init__(self, target: tuple[str], **delivery: Unpack[DeliveryOptions]) -> None:
         super().__init__(target, **delivery)
         self.bus = Bus(str(target[0]), client_id="")
 
@@ -43,7 +43,7 @@ class MqttSink(PushSink):
         return push.mqtt
 
     @classmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: MqttPush) -> tuple[str]:
         """The broker address."""
         return (config.address,)
 

@@ -16,13 +16,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 
 from edgedev.config._crd import MysqlClientConfig, PushMethod
 from edgedev.sinks._base import PushSink, Row, secret, wall_time
-from edgedev.sinks._delivery import NotReady, PartlyDelivered, Refused, SinkError, describe
+from edgedev.sinks._delivery import (
+    DeliveryOptions,
+    NotReady,
+    PartlyDelivered,
+    Refused,
+    SinkError,
+    describe,
+)
 from edgedev.wire import type_name
 
 PASSWORD_ENV = ("EDGEDEV_MYSQL_PASSWORD", "PASSWORD")
@@ -115,7 +122,7 @@ def single(rows: Sequence[Row]) -> list[tuple[str, str, str, str, str, str]]:
     ]
 
 
-class MysqlSink(PushSink):
+class MysqlSink(PushSink[MysqlClientConfig, tuple[str, str, str]]):
     """Readings into MySQL or MariaDB over one connection (asyncmy), one transaction per batch.
 
     Args:
@@ -128,10 +135,10 @@ class MysqlSink(PushSink):
 
     def __init__(
         self,
-        target: tuple[Any, ...],
+        target: tuple[str, str, str],
         *,
         layout: MysqlLayout = MysqlLayout.TABLE_PER_PROPERTY,
-        **delivery: Any,
+        **delivery: Unpack[DeliveryOptions],
     ) -> None:
         super().__init__(target, **delivery)
         self.layout = MysqlLayout(layout)
@@ -151,7 +158,7 @@ class MysqlSink(PushSink):
         return db.mysql.mysql_client_config if db is not None and db.mysql is not None else None
 
     @classmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: MysqlClientConfig) -> tuple[str, str, str]:
         """The server, the database and the user."""
         return (config.addr, config.database, config.user_name)
 

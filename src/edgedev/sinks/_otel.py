@@ -11,10 +11,11 @@ exported, as upstream's float gauge does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from edgedev.config._crd import OtelPush, PushMethod
 from edgedev.sinks._base import Row
+from edgedev.sinks._delivery import DeliveryOptions
 from edgedev.sinks._http import HttpClientSink
 
 SCOPE = "edgedev.sinks.otel"
@@ -78,7 +79,7 @@ def encode(rows: Sequence[Row], resources: dict[str, Any] | None = None) -> byte
     return bytes(encode_metrics(MetricsData(resource_metrics=out)).SerializeToString())
 
 
-class OtelSink(HttpClientSink):
+class OtelSink(HttpClientSink[OtelPush, tuple[str]]):
     """Readings exported to one OTLP/HTTP endpoint, one request per batch.
 
     Args:
@@ -88,7 +89,7 @@ class OtelSink(HttpClientSink):
 
     kind = "otel"
 
-    def __init__(self, target: tuple[Any, ...], **delivery: Any) -> None:
+    def __init__(self, target: tuple[str], **delivery: Unpack[DeliveryOptions]) -> None:
         super().__init__(target, **delivery)
         self._resources: dict[str, Any] = {}
 
@@ -98,7 +99,7 @@ class OtelSink(HttpClientSink):
         return push.otel
 
     @classmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: OtelPush) -> tuple[str]:
         """The endpoint URL."""
         return (config.endpoint_url,)
 

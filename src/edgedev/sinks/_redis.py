@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Unpack
 
 from edgedev.config._crd import PushMethod, RedisClientConfig
 from edgedev.sinks._base import PushSink, Row, secret
-from edgedev.sinks._delivery import Refused, SinkError
+from edgedev.sinks._delivery import DeliveryOptions, Refused, SinkError
 
 PASSWORD_ENV = ("EDGEDEV_REDIS_PASSWORD", "PASSWORD")
 """Where the password comes from (``NAME`` or ``NAME_FILE``), first found wins."""
@@ -38,12 +38,12 @@ def encode(rows: Sequence[Row]) -> dict[str, list[bytes]]:
     return sets
 
 
-class RedisSink(PushSink):
+class RedisSink(PushSink[RedisClientConfig, tuple[str, int]]):
     """Readings into Redis with one pipelined round trip per batch (``ZADD`` per device)."""
 
     kind = "dbMethod.redis"
 
-    def __init__(self, target: tuple[Any, ...], **delivery: Any) -> None:
+    def __init__(self, target: tuple[str, int], **delivery: Unpack[DeliveryOptions]) -> None:
         super().__init__(target, **delivery)
         import redis.asyncio as aioredis  # the 'redis' extra
 
@@ -65,7 +65,7 @@ class RedisSink(PushSink):
         return db.redis.redis_client_config if db is not None and db.redis is not None else None
 
     @classmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: RedisClientConfig) -> tuple[str, int]:
         """The server and the database number."""
         return (config.addr, config.db)
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Unpack
 
 from edgedev.config._crd import PushMethod, TdengineClientConfig
 from edgedev.sinks._base import Row, secret
-from edgedev.sinks._delivery import Refused, SinkError
+from edgedev.sinks._delivery import DeliveryOptions, Refused, SinkError
 from edgedev.sinks._http import HttpClientSink
 from edgedev.wire import type_name
 
@@ -77,7 +77,7 @@ def insert(rows: Sequence[Row]) -> str:
     return "INSERT INTO " + " ".join(parts)
 
 
-class TdengineSink(HttpClientSink):
+class TdengineSink(HttpClientSink[TdengineClientConfig, tuple[str, str]]):
     """Readings into TDengine over REST (httpx), one ``INSERT`` per batch.
 
     Args:
@@ -87,7 +87,7 @@ class TdengineSink(HttpClientSink):
 
     kind = "dbMethod.TDEngine"
 
-    def __init__(self, target: tuple[Any, ...], **delivery: Any) -> None:
+    def __init__(self, target: tuple[str, str], **delivery: Unpack[DeliveryOptions]) -> None:
         super().__init__(target, **delivery)
         addr, db_name = target
         base = addr if "://" in str(addr) else f"http://{addr}"
@@ -110,7 +110,7 @@ class TdengineSink(HttpClientSink):
         return db.tdengine.client_config if db is not None and db.tdengine is not None else None
 
     @classmethod
-    def target_of(cls, config: Any) -> tuple[Any, ...]:
+    def target_of(cls, config: TdengineClientConfig) -> tuple[str, str]:
         """The server and the database."""
         return (config.addr, config.db_name)
 

@@ -11,9 +11,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from edgedev._ports import free_port
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+    from edgedev.broker import EmbeddedBroker
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
@@ -163,9 +168,9 @@ class EmbeddedBrokerThread:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
-        self._portal_cm: Any = None
-        self._portal: Any = None
-        self._broker_cm: Any = None
+        self._portal_cm: contextlib.AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self._broker_cm: contextlib.AbstractContextManager[EmbeddedBroker] | None = None
 
     def start(self) -> None:
         """Start the broker and wait until it accepts connections."""
@@ -176,19 +181,19 @@ class EmbeddedBrokerThread:
         from edgedev.broker import EmbeddedBroker
 
         self._portal_cm = start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
-        self._broker_cm = self._portal.wrap_async_context_manager(
-            EmbeddedBroker("127.0.0.1", self.port)
-        )
+        self._portal = portal = self._portal_cm.__enter__()
+        self._broker_cm = portal.wrap_async_context_manager(EmbeddedBroker("127.0.0.1", self.port))
         self._broker_cm.__enter__()
 
     def stop(self) -> None:
         """Stop the broker and its thread."""
-        if self._portal is None:
+        portal_cm, broker_cm = self._portal_cm, self._broker_cm
+        if portal_cm is None:
             return
-        with contextlib.suppress(Exception):
-            self._broker_cm.__exit__(None, None, None)
-        self._portal_cm.__exit__(None, None, None)
+        if broker_cm is not None:
+            with contextlib.suppress(Exception):
+                broker_cm.__exit__(None, None, None)
+        portal_cm.__exit__(None, None, None)
         self._portal = self._portal_cm = self._broker_cm = None
 
     def close(self) -> None:

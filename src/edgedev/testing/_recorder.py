@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from edgedev.bus._client import Bus
 from edgedev.bus._outbox import Message
@@ -37,7 +39,7 @@ class Recorder:
         self.messages: list[Message] = []
         self._changed = anyio.Event()
         self._tg: TaskGroup | None = None
-        self._cm: Any = None
+        self._cm: AbstractAsyncContextManager[MemoryObjectReceiveStream[Message]] | None = None
 
     async def __aenter__(self) -> Recorder:
         if self.ready_timeout is not None:
@@ -64,7 +66,7 @@ class Recorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._tg is not None
+        assert self._tg is not None and self._cm is not None
         self._tg.cancel_scope.cancel()
         await self._tg.__aexit__(exc_type, exc, tb)
         await self._cm.__aexit__(exc_type, exc, tb)

@@ -53,17 +53,13 @@ class LineDriver(Driver[LineProtocol, LineVisitor]):
             raise refused(f"{request!r} refused: {' '.join(words)}")
         return words
 
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[PropertySpec[LineVisitor]]) -> Mapping[str, Value]:
         """Read every property with a single ``READ`` request."""
-        words = await self._ask(
-            "READ " + " ".join(self.visitor(p).key for p in properties), DeviceError
-        )
+        words = await self._ask("READ " + " ".join(p.visitor.key for p in properties), DeviceError)
         if len(words) != len(properties):
             raise DeviceError(f"asked for {len(properties)} values, got {len(words)}")
         return {p.name: parse_value(w, p.type) for p, w in zip(properties, words, strict=True)}
 
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: PropertySpec[LineVisitor], value: Value) -> None:
         """Write one property; the device's ``ERR`` becomes :class:`WriteRefused`."""
-        await self._ask(
-            f"WRITE {self.visitor(prop).key} {format_value(value, prop.type)}", WriteRefused
-        )
+        await self._ask(f"WRITE {prop.visitor.key} {format_value(value, prop.type)}", WriteRefused)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import cast
 
 import anyio
 from anyio.abc import SocketStream, TaskStatus
@@ -16,21 +15,26 @@ from edgedev.twin import format_value
 from edgedev_linetcp.driver import LineProtocol, LineVisitor
 
 
-class LineSimulator(Simulator):
+class LineSimulator(Simulator[LineProtocol, LineVisitor]):
     """Read-only properties follow ``signal()``; writable ones keep what is written."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen at every device's host and port until cancelled."""
         async with anyio.create_task_group() as tg:
             for device in self.devices:
-                cfg = cast(LineProtocol, device.config)
+                cfg = device.config
                 listener = await anyio.create_tcp_listener(local_host=cfg.host, local_port=cfg.port)
                 held = {p.name: format_value(initial(p), p.type) for p in device.properties}
                 tg.start_soon(listener.serve, partial(self._serve, device, held))
             task_status.started()
 
-    async def _serve(self, device: DeviceSpec, held: dict[str, str], stream: SocketStream) -> None:
-        props = {cast(LineVisitor, p.visitor).key: p for p in device.properties}
+    async def _serve(
+        self,
+        device: DeviceSpec[LineProtocol, LineVisitor],
+        held: dict[str, str],
+        stream: SocketStream,
+    ) -> None:
+        props = {p.visitor.key: p for p in device.properties}
         lines = BufferedByteReceiveStream(stream)
         async with stream:
             while True:

@@ -12,6 +12,7 @@ from bleak.uuids import normalize_uuid_str
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 from edgedev_ble.formats import Format
 
@@ -247,3 +248,9 @@ class BleVisitor(VisitorConfig):
         if self.data_converter is not None and self.scale != 1:
             raise ValueError("scale applies to format; use orderOfOperations with dataConverter")
         return self
+
+
+BleDeviceSpec = DeviceSpec[BleProtocol, BleVisitor]
+"""A device resolved with the BLE driver's settings models."""
+BlePropertySpec = PropertySpec[BleVisitor]
+"""A property of a BLE device."""

@@ -17,11 +17,11 @@ from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 
-from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Endpoints, Report, visitor_as
+from edgedev import DeviceError, Driver, Value, WriteRefused
+from edgedev.drivers import Endpoints, Report
 from edgedev_ble.adapter import Adapter, resolve_backend
 from edgedev_ble.codec import Codec
-from edgedev_ble.config import BleProtocol, BleVisitor
+from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleProtocol, BleVisitor
 
 log = logging.getLogger("edgedev.ble")
 
@@ -58,18 +58,18 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
     protocol_config = BleProtocol
     visitor_config = BleVisitor
 
-    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+    def __init__(self, device: BleDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
-        self._codecs = {p.name: Codec(p.type, self.visitor(p)) for p in device.properties}
+        self._codecs = {p.name: Codec(p.type, p.visitor) for p in device.properties}
         self._client: BleakClient | None = None
         self._chars: dict[str, BleakGATTCharacteristic] = {}
         self._lost = anyio.Event()
         self._warned: set[str] = set()
 
     @classmethod
-    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+    def check_property(cls, prop: BlePropertySpec) -> list[tuple[str, str]]:
         """Check that the visitor's decoding suits the property's type."""
-        visitor = visitor_as(prop, BleVisitor)
+        visitor = prop.visitor
         return Codec.check(prop.type, visitor)
 
     @property
@@ -114,16 +114,16 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
                 log.warning(
                     "%s: no characteristic %s for %s",
                     self.where,
-                    self.visitor(prop).characteristic_uuid,
+                    prop.visitor.characteristic_uuid,
                     prop.name,
                 )
             else:
                 self._chars[prop.name] = char
         log.info("%s connected via %s", self.where, backend.name)
 
-    def _find(self, prop: PropertySpec) -> BleakGATTCharacteristic | None:
+    def _find(self, prop: BlePropertySpec) -> BleakGATTCharacteristic | None:
         assert self._client is not None
-        visitor = self.visitor(prop)
+        visitor = prop.visitor
         services = self._client.services
         if visitor.service_uuid is not None:
             service = services.get_service(visitor.service_uuid)
@@ -156,13 +156,13 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
         return self._client
 
     # reads ---------------------------------------------------------------------------------
-    def pushes(self, prop: PropertySpec) -> bool:
+    def pushes(self, prop: BlePropertySpec) -> bool:
         """Notified properties: ``notify`` unset or true, on a characteristic that notifies.
 
         A property with ``notify: true`` on a characteristic that does not notify is polled
         (with a warning) rather than leaving the whole device offline.
         """
-        notify = self.visitor(prop).notify
+        notify = prop.visitor.notify
         char = self._chars.get(prop.name)
         offers = char is not None and bool(_PUSHING & set(char.properties))
         if notify and char is not None and not offers:
@@ -172,10 +172,10 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
             return False
         return offers if notify is None else notify
 
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[BlePropertySpec]) -> Mapping[str, Value]:
         """Read each characteristic once and decode every property on it."""
         client = self._connected()
-        by_char: dict[int, list[PropertySpec]] = {}
+        by_char: dict[int, list[BlePropertySpec]] = {}
         for prop in properties:
             char = self._chars.get(prop.name)
             if char is not None and "read" in char.properties:
@@ -192,21 +192,23 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
             self._decode(group, data, values)
         return values
 
-    def _decode(self, props: Sequence[PropertySpec], data: bytes, into: dict[str, Value]) -> None:
+    def _decode(
+        self, props: Sequence[BlePropertySpec], data: bytes, into: dict[str, Value]
+    ) -> None:
         for prop in props:
             try:
                 into[prop.name] = self._codecs[prop.name].decode(data)
             except ValueError as exc:
                 log.warning("%s: %s: cannot decode %s: %s", self.where, prop.name, data.hex(), exc)
 
-    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+    async def watch(self, properties: Sequence[BlePropertySpec], report: Report) -> None:
         """Subscribe to every notifying characteristic; report each value until disconnected.
 
         The current value of a readable characteristic is reported at once, so that a twin
         does not wait for the first notification.
         """
         client = self._connected()
-        by_char: dict[int, list[PropertySpec]] = {}
+        by_char: dict[int, list[BlePropertySpec]] = {}
         for prop in properties:
             char = self._chars.get(prop.name)
             if char is None:
@@ -226,7 +228,7 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
 
     def _notified(
         self,
-        group: Sequence[PropertySpec],
+        group: Sequence[BlePropertySpec],
         report: Report,
         _char: BleakGATTCharacteristic,
         data: bytearray,
@@ -237,13 +239,13 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
             report(name, value)
 
     # writes --------------------------------------------------------------------------------
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: BlePropertySpec, value: Value) -> None:
         """Encode ``value`` and write it, with or without response."""
         client = self._connected()
         char = self._chars.get(prop.name)
         if char is None:
             raise WriteRefused(f"{self.where}: {prop.name} has no characteristic")
-        visitor = self.visitor(prop)
+        visitor = prop.visitor
         codec = self._codecs[prop.name]
         can_ack, can_command = (
             "write" in char.properties,

@@ -18,11 +18,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edgedev import DeviceSpec, PropertySpec, Value
-from edgedev.drivers import config_as, visitor_as
+from edgedev import Value
 from edgedev.simulate.signals import initial, signal
 from edgedev_ble.codec import Codec
-from edgedev_ble.config import BleProtocol, BleVisitor
+from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleVisitor
 
 log = logging.getLogger("edgedev.ble.simulator")
 
@@ -49,7 +48,7 @@ class Characteristic:
     service: str
     properties: list[str]
     value: bytes = b""
-    props: list[PropertySpec] = field(default_factory=list)
+    props: list[BlePropertySpec] = field(default_factory=list)
     period: float = 1.0
 
     @property
@@ -68,8 +67,8 @@ class Peripheral:
         frozen: whether its sensors stopped changing.
     """
 
-    def __init__(self, spec: DeviceSpec, clock: Callable[[], float]) -> None:
-        cfg = config_as(spec, BleProtocol)
+    def __init__(self, spec: BleDeviceSpec, clock: Callable[[], float]) -> None:
+        cfg = spec.config
         self.spec = spec
         self.address = cfg.mac_address
         self.name = spec.name
@@ -83,7 +82,7 @@ class Peripheral:
         handle = 1
         by_key: dict[tuple[str, str], Characteristic] = {}
         for prop in spec.properties:
-            visitor = visitor_as(prop, BleVisitor)
+            visitor = prop.visitor
             self._codecs[prop.name] = Codec(prop.type, visitor)
             service = visitor.service_uuid or DEFAULT_SERVICE
             if service not in self.services:
@@ -107,7 +106,7 @@ class Peripheral:
                 self._place(char, prop, start)
         self.writes: list[Write] = []
 
-    def _place(self, char: Characteristic, prop: PropertySpec, value: Value) -> None:
+    def _place(self, char: Characteristic, prop: BlePropertySpec, value: Value) -> None:
         try:
             char.value = self._codecs[prop.name].encode(value, char.value)
         except ValueError as exc:
@@ -150,7 +149,7 @@ class Peripheral:
         return services
 
 
-def _add_properties(char: Characteristic, prop: PropertySpec, visitor: BleVisitor) -> None:
+def _add_properties(char: Characteristic, prop: BlePropertySpec, visitor: BleVisitor) -> None:
     if visitor.notify or (visitor.notify is None and not prop.writable):
         if "notify" not in char.properties:
             char.properties.append("notify")

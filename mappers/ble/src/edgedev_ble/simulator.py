@@ -20,10 +20,16 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from edgedev import DeviceSpec, Simulator, Value
-from edgedev.drivers import config_as
+from edgedev import Simulator, Value
 from edgedev_ble import wire
-from edgedev_ble.config import DEFAULT_SIMULATOR, ENV_BACKEND, BleProtocol, parse_backend
+from edgedev_ble.config import (
+    DEFAULT_SIMULATOR,
+    ENV_BACKEND,
+    BleDeviceSpec,
+    BleProtocol,
+    BleVisitor,
+    parse_backend,
+)
 from edgedev_ble.peripheral import Characteristic, Peripheral, Write
 
 log = logging.getLogger("edgedev.ble.simulator")
@@ -33,9 +39,9 @@ ADVERTISING_PERIOD = 1.0
 """Seconds between two advertisements of a peripheral to a running scan."""
 
 
-def serving_address(spec: DeviceSpec) -> tuple[str, int]:
+def serving_address(spec: BleDeviceSpec) -> tuple[str, int]:
     """Where the simulator serves ``spec``: its ``backend``, the environment's, or the default."""
-    cfg = config_as(spec, BleProtocol)
+    cfg = spec.config
     for text in (cfg.backend, os.environ.get(ENV_BACKEND)):
         try:
             endpoint = parse_backend(text) if text else None
@@ -63,7 +69,7 @@ class _Session:
             self.send.send_nowait(wire.dump(message))
 
 
-class BleSimulator(Simulator):
+class BleSimulator(Simulator[BleProtocol, BleVisitor]):
     """BLE peripherals for the Devices given, served to the simulated bleak backend.
 
     Attributes:
@@ -71,7 +77,7 @@ class BleSimulator(Simulator):
     """
 
     def __init__(
-        self, devices: Sequence[DeviceSpec], clock: Callable[[], float] = time.monotonic
+        self, devices: Sequence[BleDeviceSpec], clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__(devices)
         self._by_id = {d.id: Peripheral(d, clock) for d in devices}
@@ -84,7 +90,7 @@ class BleSimulator(Simulator):
         self.writes: list[Write] = []
         self.ports: dict[tuple[str, int], int] = {}
 
-    def address(self, device: DeviceSpec) -> str:
+    def address(self, device: BleDeviceSpec) -> str:
         """The peripheral's MAC address behind the simulated backend's ``sim://HOST:PORT``."""
         host, port = serving_address(device)
         return f"{self._by_id[device.id].address} at sim://{host}:{port}"

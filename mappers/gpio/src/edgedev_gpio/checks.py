@@ -7,10 +7,8 @@ with file, device and field.
 
 from __future__ import annotations
 
-from edgedev import DeviceSpec, PropertySpec
-from edgedev.drivers import config_as, visitor_as
 from edgedev.twin import PropertyType
-from edgedev_gpio.config import Direction, FactoryKind, GpioProtocol, GpioVisitor
+from edgedev_gpio.config import Direction, FactoryKind, GpioDeviceSpec, GpioPropertySpec
 
 TYPES = {
     Direction.IN: (PropertyType.BOOLEAN, PropertyType.INT),
@@ -24,9 +22,9 @@ SPI_PINS = {0: (7, 8, 9, 10, 11), 1: (16, 17, 18, 19, 20, 21)}
 """BCM pins of SPI0 and SPI1 (chip selects, MISO, MOSI, clock), taken by an MCP3008."""
 
 
-def property_problems(prop: PropertySpec) -> list[tuple[str, str]]:
+def property_problems(prop: GpioPropertySpec) -> list[tuple[str, str]]:
     """Check the property's type against its direction, and desired values of inputs."""
-    visitor = visitor_as(prop, GpioVisitor)
+    visitor = prop.visitor
     direction = visitor.direction
     allowed = TYPES[direction]
     if prop.type not in allowed:
@@ -44,13 +42,13 @@ def property_problems(prop: PropertySpec) -> list[tuple[str, str]]:
     return []
 
 
-def device_problems(device: DeviceSpec) -> list[tuple[str, str]]:
+def device_problems(device: GpioDeviceSpec) -> list[tuple[str, str]]:
     """Refuse two properties on one pin or channel, and PWM on the native factory."""
     problems: list[tuple[str, str]] = []
     taken: dict[object, str] = {}
     spi_ports: set[int] = set()
     for i, prop in enumerate(device.properties):
-        visitor = visitor_as(prop, GpioVisitor)
+        visitor = prop.visitor
         if visitor.direction is Direction.ADC:
             spi_ports.add(visitor.spi_port)
             where: object = ("adc", visitor.spi_port, visitor.spi_device, visitor.channel)
@@ -66,7 +64,7 @@ def device_problems(device: DeviceSpec) -> list[tuple[str, str]]:
                 )
             )
     for i, prop in enumerate(device.properties):
-        visitor = visitor_as(prop, GpioVisitor)
+        visitor = prop.visitor
         if visitor.pin is not None and any(visitor.pin in SPI_PINS[p] for p in spi_ports):
             problems.append(
                 (
@@ -74,14 +72,14 @@ def device_problems(device: DeviceSpec) -> list[tuple[str, str]]:
                     f"GPIO{visitor.pin} is an SPI pin, taken by the MCP3008",
                 )
             )
-    config = config_as(device, GpioProtocol)
+    config = device.config
     try:
         kind = config.factory_kind
     except ValueError as exc:
         return [*problems, ("protocol.configData.pinFactory", str(exc))]
     if kind is FactoryKind.NATIVE:
         for i, prop in enumerate(device.properties):
-            visitor = visitor_as(prop, GpioVisitor)
+            visitor = prop.visitor
             if visitor.direction is Direction.PWM:
                 problems.append(
                     (

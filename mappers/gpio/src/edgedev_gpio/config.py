@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 
 FACTORY_ENVS = ("EDGEDEV_GPIO_PIN_FACTORY", "GPIOZERO_PIN_FACTORY")
@@ -278,3 +279,9 @@ class GpioVisitor(VisitorConfig):
     def frequency(self) -> float:
         """``pwmFrequency``, 100 Hz by default (gpiozero's default)."""
         return self.pwm_frequency or 100.0
+
+
+GpioDeviceSpec = DeviceSpec[GpioProtocol, GpioVisitor]
+"""A device resolved with the GPIO driver's settings models."""
+GpioPropertySpec = PropertySpec[GpioVisitor]
+"""A property of a GPIO device."""

@@ -9,13 +9,20 @@ from contextlib import ExitStack
 
 import anyio
 
-from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
+from edgedev import DeviceError, Driver, Value, WriteRefused
 from edgedev.drivers import Endpoints, Report
 from edgedev.mapper import Schedule
 from edgedev.twin import PropertyType
 from edgedev_gpio.boards import Board, BoardKey, boards
 from edgedev_gpio.checks import device_problems, property_problems
-from edgedev_gpio.config import Direction, Edge, GpioProtocol, GpioVisitor
+from edgedev_gpio.config import (
+    Direction,
+    Edge,
+    GpioDeviceSpec,
+    GpioPropertySpec,
+    GpioProtocol,
+    GpioVisitor,
+)
 from edgedev_gpio.debounce import Debouncer
 from edgedev_gpio.drive import analog_signal, drive_pattern
 from edgedev_gpio.inbox import ThreadInbox
@@ -27,7 +34,7 @@ _Edge = tuple[str, float, bool]
 """``(property, time.monotonic() when seen, logical level)``."""
 
 
-def _typed(prop: PropertySpec, value: bool | float) -> Value:
+def _typed(prop: GpioPropertySpec, value: bool | float) -> Value:
     """``value`` as a Python value of the property's type."""
     if prop.type is PropertyType.BOOLEAN:
         return bool(value)
@@ -36,8 +43,9 @@ def _typed(prop: PropertySpec, value: bool | float) -> Value:
     return float(value)
 
 
-def _initial(prop: PropertySpec, visitor: GpioVisitor) -> bool | float | None:
+def _initial(prop: GpioPropertySpec) -> bool | float | None:
     """What an output starts with: ``initial``, else the desired value, else off."""
+    visitor = prop.visitor
     if visitor.initial is not None:
         return visitor.initial
     if prop.desired is None:
@@ -65,7 +73,7 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
     protocol_config = GpioProtocol
     visitor_config = GpioVisitor
 
-    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+    def __init__(self, device: GpioDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
         self._board: Board | None = None
         self._lines: dict[str, Line] = {}
@@ -73,18 +81,18 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
 
     # load-time checks ----------------------------------------------------------------------
     @classmethod
-    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+    def check_property(cls, prop: GpioPropertySpec) -> list[tuple[str, str]]:
         """Check the property's type against its direction, and desired values of inputs."""
         return property_problems(prop)
 
     @classmethod
-    def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
+    def check_device(cls, device: GpioDeviceSpec) -> list[tuple[str, str]]:
         """Refuse two properties on one pin or channel, SPI pins in use, PWM on native."""
         return device_problems(device)
 
-    def pushes(self, prop: PropertySpec) -> bool:
+    def pushes(self, prop: GpioPropertySpec) -> bool:
         """Digital inputs are watched (:meth:`watch`): edges pushed at once, per ``edge``."""
-        return self.visitor(prop).pushes
+        return prop.visitor.pushes
 
     # connection ----------------------------------------------------------------------------
     @property
@@ -104,12 +112,12 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
         self._board = board
         try:
             for prop in self.device.properties:
-                visitor = self.visitor(prop)
+                visitor = prop.visitor
                 simulated = None
                 if board.is_mock and visitor.direction is Direction.ADC:
                     simulated = analog_signal(prop, self.device.id)
                 self._lines[prop.name] = open_line(
-                    board, visitor, _initial(prop, visitor), simulated=simulated
+                    board, visitor, _initial(prop), simulated=simulated
                 )
         except BaseException:
             await self.close()
@@ -125,24 +133,24 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
         if board is not None:
             boards.release(board)
 
-    def _line(self, prop: PropertySpec) -> Line:
+    def _line(self, prop: GpioPropertySpec) -> Line:
         line = self._lines.get(prop.name)
         if line is None:
             raise DeviceError(f"{self.device.id}: not connected")
         return line
 
     # values --------------------------------------------------------------------------------
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[GpioPropertySpec]) -> Mapping[str, Value]:
         """The level, duty cycle or channel value of each property, now."""
         return {p.name: _typed(p, self._line(p).read()) for p in properties}
 
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: GpioPropertySpec, value: Value) -> None:
         """Switch an output, or set a PWM duty cycle.
 
         Raises:
             WriteRefused: the property is an input, or the value does not fit the pin.
         """
-        visitor = self.visitor(prop)
+        visitor = prop.visitor
         if visitor.is_input:
             where = f"GPIO{visitor.pin}" if visitor.pin is not None else "an MCP3008 channel"
             raise WriteRefused(
@@ -153,7 +161,7 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
         self._line(prop).write(value)
 
     # edges ---------------------------------------------------------------------------------
-    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+    async def watch(self, properties: Sequence[GpioPropertySpec], report: Report) -> None:
         """Report each debounced edge at once, and every input again each ``collectCycle``.
 
         On a mock board, inputs with ``simulate`` whose pattern nobody drives yet (no
@@ -168,7 +176,7 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
         with ThreadInbox[_Edge]() as inbox, ExitStack() as claims:
             async with anyio.create_task_group() as tg:
                 for prop in properties:
-                    visitor = self.visitor(prop)
+                    visitor = prop.visitor
                     pattern = visitor.simulate
                     if (
                         pattern is not None
@@ -191,16 +199,16 @@ class GpioDriver(Driver[GpioProtocol, GpioVisitor]):
 
     async def _watch(
         self,
-        properties: Sequence[PropertySpec],
+        properties: Sequence[GpioPropertySpec],
         inputs: Mapping[str, DigitalInput],
         inbox: ThreadInbox[_Edge],
         report: Report,
     ) -> None:
         props = {p.name: p for p in properties}
-        edges = {p.name: self.visitor(p).edge for p in properties}
+        edges = {p.name: p.visitor.edge for p in properties}
         now = time.monotonic()
         self._debouncers = debouncers = {
-            name: Debouncer(self.visitor(props[name]).bounce_seconds, line.read())
+            name: Debouncer(props[name].visitor.bounce_seconds, line.read())
             for name, line in inputs.items()
         }
         for name, line in inputs.items():

@@ -29,10 +29,16 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import DeviceSpec, Simulator
-from edgedev.drivers import config_as, visitor_as
+from edgedev import Simulator
 from edgedev_gpio.boards import Board, BoardKey, boards
-from edgedev_gpio.config import Direction, FactoryKind, GpioProtocol, GpioVisitor, SimulateConfig
+from edgedev_gpio.config import (
+    Direction,
+    FactoryKind,
+    GpioDeviceSpec,
+    GpioProtocol,
+    GpioVisitor,
+    SimulateConfig,
+)
 from edgedev_gpio.drive import analog_signal, drive_pattern
 
 log = logging.getLogger("edgedev.gpio.simulator")
@@ -55,7 +61,7 @@ class _Analog:
     value: Callable[[], float]
 
 
-class GpioSimulator(Simulator):
+class GpioSimulator(Simulator[GpioProtocol, GpioVisitor]):
     """Drives the inputs of mock-factory GPIO devices with their ``simulate`` patterns.
 
     Devices whose pin factory is not ``mock`` are skipped (with a warning): their pins are
@@ -68,13 +74,13 @@ class GpioSimulator(Simulator):
     """
 
     def __init__(
-        self, devices: Sequence[DeviceSpec], clock: Callable[[], float] = time.monotonic
+        self, devices: Sequence[GpioDeviceSpec], clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__(devices)
         self._clock = clock
         self._boards: dict[str, Board] = {}
 
-    def address(self, device: DeviceSpec) -> str:
+    def address(self, device: GpioDeviceSpec) -> str:
         """GPIO is simulated on mock pins inside the mapper's own process."""
         return "mock pins, in the mapper's own process (EDGEDEV_GPIO_PIN_FACTORY=mock)"
 
@@ -85,7 +91,7 @@ class GpioSimulator(Simulator):
     def pin(self, device_id: str, prop: str) -> Any:
         """The mock pin of ``prop`` on ``device_id`` (while :meth:`run` runs)."""
         spec = next(d for d in self.devices if d.id == device_id)
-        visitor = visitor_as(spec.property(prop), GpioVisitor)
+        visitor = spec.property(prop).visitor
         return self._boards[device_id].factory.pin(visitor.pin)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -94,7 +100,7 @@ class GpioSimulator(Simulator):
             inputs: list[_Input] = []
             analogs: list[_Analog] = []
             for spec in self.devices:
-                config = config_as(spec, GpioProtocol)
+                config = spec.config
                 key = BoardKey.of(config)
                 if key.kind is not FactoryKind.MOCK:
                     log.warning(
@@ -106,7 +112,7 @@ class GpioSimulator(Simulator):
                 board = stack.enter_context(boards.use(key))
                 self._boards[spec.id] = board
                 for prop in spec.properties:
-                    visitor = visitor_as(prop, GpioVisitor)
+                    visitor = prop.visitor
                     if visitor.direction is Direction.ADC:
                         assert visitor.channel is not None
                         address = (visitor.spi_port, visitor.spi_device, visitor.channel)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 from edgedev_modbus.codec import DataType, Table
 
@@ -160,3 +161,9 @@ class ModbusVisitor(VisitorConfig):
         if not math.isfinite(value):
             raise ValueError(f"scale must be a finite number, not {value}")
         return value
+
+
+ModbusDeviceSpec = DeviceSpec[ModbusProtocol, ModbusVisitor]
+"""A device resolved with the Modbus driver's settings models."""
+ModbusPropertySpec = PropertySpec[ModbusVisitor]
+"""A property of a Modbus device."""

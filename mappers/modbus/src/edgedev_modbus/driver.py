@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import math
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 
-from edgedev import DeviceError, DeviceFault, DeviceSpec, Driver, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Endpoints, Lease, visitor_as
+from edgedev import DeviceError, DeviceFault, Driver, Value, WriteRefused
+from edgedev.drivers import Endpoints, Lease
 from edgedev.twin import PropertyType, check_value
 from edgedev_modbus.codec import (
     DataType,
@@ -29,9 +29,19 @@ from edgedev_modbus.codec import (
     shortest_float32,
     unscale_value,
 )
-from edgedev_modbus.config import KubeEdgeDataType, ModbusProtocol, ModbusVisitor
-from edgedev_modbus.link import CLIENT_TIMEOUT, ModbusLink
+from edgedev_modbus.config import (
+    KubeEdgeDataType,
+    ModbusDeviceSpec,
+    ModbusPropertySpec,
+    ModbusProtocol,
+    ModbusVisitor,
+)
+from edgedev_modbus.link import CLIENT_TIMEOUT, ModbusLink, Request
 from edgedev_modbus.plan import Block, ReadItem, plan_reads, split_block
+
+if TYPE_CHECKING:  # pymodbus is imported when a device connects
+    from pymodbus.client import ModbusBaseClient
+    from pymodbus.pdu import ModbusPDU
 
 log = logging.getLogger("edgedev.modbus")
 
@@ -54,13 +64,13 @@ class Layout:
     swap_registers: bool
 
     @classmethod
-    def of(cls, prop: PropertySpec) -> Layout:
+    def of(cls, prop: ModbusPropertySpec) -> Layout:
         """The layout of ``prop``.
 
         Raises:
             ValueError: the visitor's settings are inconsistent (the message says how).
         """
-        visitor = visitor_as(prop, ModbusVisitor)
+        visitor = prop.visitor
         table = visitor.table
         if visitor.data_type is None:
             data_type = default_data_type(prop.type.value, table, visitor.limit or 1)
@@ -196,7 +206,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
     protocol_config = ModbusProtocol
     visitor_config = ModbusVisitor
 
-    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+    def __init__(self, device: ModbusDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
         self._layouts = {p.name: Layout.of(p) for p in device.properties}
         self._plans: dict[tuple[str, ...], list[Block]] = {}
@@ -213,7 +223,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         """Blocks refused during the read in progress, with the exception code."""
 
     @classmethod
-    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+    def check_property(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
         """Check data type, limit and address range of one property."""
         try:
             layout = Layout.of(prop)
@@ -270,11 +280,11 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
         cfg = self.config
-        make: Callable[[], Any]
+        make: Callable[[], ModbusBaseClient]
         if cfg.ip is not None:
             ip, port = cfg.ip, cfg.port
 
-            def make() -> Any:
+            def make() -> ModbusBaseClient:
                 return AsyncModbusTcpClient(
                     ip, port=port, timeout=CLIENT_TIMEOUT, retries=0, reconnect_delay=0
                 )
@@ -289,7 +299,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         else:
             serial = str(cfg.serial_port)
 
-            def make() -> Any:
+            def make() -> ModbusBaseClient:
                 return AsyncModbusSerialClient(
                     serial,
                     baudrate=cfg.baud_rate,
@@ -315,7 +325,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         if lease is not None:
             await lease.release()
 
-    async def _call(self, method: str, *args: Any, urgent: bool = False, **kwargs: Any) -> Any:
+    async def _call(self, request: Request, *, urgent: bool = False) -> ModbusPDU:
         """One request on the shared link, bounded by the device's timeout once sent."""
         link = self.link
         self.requests += 1
@@ -326,21 +336,14 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             timeout //= 2
         try:
             with _device_errors(self.config.address):
-                return await link.call(
-                    method,
-                    *args,
-                    device_id=self.config.slave_id,
-                    timeout=timeout / 1000,
-                    urgent=urgent,
-                    **kwargs,
-                )
+                return await link.call(request, timeout=timeout / 1000, urgent=urgent)
         except TimeoutError:
             raise DeviceError(
                 f"{self.config.address}: timeout, no answer within {timeout} ms"
             ) from None
 
     # reads ---------------------------------------------------------------------------------
-    def _plan(self, properties: Sequence[PropertySpec]) -> list[Block]:
+    def _plan(self, properties: Sequence[ModbusPropertySpec]) -> list[Block]:
         key = tuple(p.name for p in properties)
         plan = self._plans.get(key)
         if plan is None:
@@ -356,14 +359,14 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         return plan
 
     async def _read_block(self, block: Block) -> Sequence[int] | Sequence[bool] | None:
-        method = _READ[block.table]
-        response = await self._call(method, block.start, count=block.count)
+        read, unit = _READ[block.table], self.config.slave_id
+        response = await self._call(lambda client: read(client, block.start, block.count, unit))
         if not response.isError():
             words: Sequence[int] | Sequence[bool] = (
                 response.bits if block.table.is_bit else response.registers
             )
             return words
-        code = getattr(response, "exception_code", None)
+        code = response.exception_code
         if code == ILLEGAL_ADDRESS and self._max_gap and _has_gap(block):
             log.info(
                 "%s refused a read spanning unused addresses; reading without gaps", self.device.id
@@ -377,7 +380,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         self._faults.append((block, code))
         return None
 
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[ModbusPropertySpec]) -> Mapping[str, Value]:
         """Read ``properties`` in as few requests as the limits and gaps allow."""
         for _ in range(2):
             try:
@@ -386,7 +389,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
                 continue
         return await self._read_all(properties)
 
-    async def _read_all(self, properties: Sequence[PropertySpec]) -> dict[str, Value]:
+    async def _read_all(self, properties: Sequence[ModbusPropertySpec]) -> dict[str, Value]:
         values: dict[str, Value] = {}
         answered = False
         self._faults.clear()
@@ -440,22 +443,35 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             values[name] = fast(data, start)
 
     # writes --------------------------------------------------------------------------------
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: ModbusPropertySpec, value: Value) -> None:
         """Write one coil or holding-register property."""
         layout = self._layouts[prop.name]
         if not layout.table.writable:
             raise WriteRefused(f"{layout.table} cannot be written")
         words = layout.encode(value)
+        address, unit = layout.offset, self.config.slave_id
+        request: Request
         if layout.table is Table.COIL:
-            response = await self._call("write_coil", layout.offset, bool(words[0]), urgent=True)
+            bit = bool(words[0])
+
+            def request(client: ModbusBaseClient) -> Awaitable[ModbusPDU]:
+                return client.write_coil(address, bit, device_id=unit)
+
         elif len(words) == 1:
-            response = await self._call("write_register", layout.offset, int(words[0]), urgent=True)
+            word = int(words[0])
+
+            def request(client: ModbusBaseClient) -> Awaitable[ModbusPDU]:
+                return client.write_register(address, word, device_id=unit)
+
         else:
-            response = await self._call(
-                "write_registers", layout.offset, [int(w) for w in words], urgent=True
-            )
+            registers = [int(w) for w in words]
+
+            def request(client: ModbusBaseClient) -> Awaitable[ModbusPDU]:
+                return client.write_registers(address, registers, device_id=unit)
+
+        response = await self._call(request, urgent=True)
         if response.isError():
-            code = getattr(response, "exception_code", None)
+            code = response.exception_code
             raise WriteRefused(f"device refused the write (exception code {code})")
 
 
@@ -556,9 +572,17 @@ def _has_gap(block: Block) -> bool:
     return sum(item.count for item in block.items) < block.count
 
 
-_READ = {
-    Table.COIL: "read_coils",
-    Table.DISCRETE_INPUT: "read_discrete_inputs",
-    Table.INPUT: "read_input_registers",
-    Table.HOLDING: "read_holding_registers",
+_Read = Callable[["ModbusBaseClient", int, int, int], Awaitable["ModbusPDU"]]
+"""Reads ``(client, start, count, slave id)`` from one table."""
+
+_READ: dict[Table, _Read] = {
+    Table.COIL: lambda c, start, n, unit: c.read_coils(start, count=n, device_id=unit),
+    Table.DISCRETE_INPUT: lambda c, start, n, unit: c.read_discrete_inputs(
+        start, count=n, device_id=unit
+    ),
+    Table.INPUT: lambda c, start, n, unit: c.read_input_registers(start, count=n, device_id=unit),
+    Table.HOLDING: lambda c, start, n, unit: c.read_holding_registers(
+        start, count=n, device_id=unit
+    ),
 }
+"""The request that reads each table."""

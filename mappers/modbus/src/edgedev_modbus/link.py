@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 
 from edgedev import DeviceError
 from edgedev.drivers import Transport, Turns
+
+if TYPE_CHECKING:  # pymodbus is imported when a device connects
+    from pymodbus.client import ModbusBaseClient
+    from pymodbus.pdu import ModbusPDU
+
+Request: TypeAlias = "Callable[[ModbusBaseClient], Awaitable[ModbusPDU]]"
+"""One request, sent by calling the client's method for it:
+``lambda client: client.read_coils(0, count=8, device_id=1)``."""
 
 log = logging.getLogger("edgedev.modbus")
 
@@ -35,7 +43,8 @@ class ModbusLink(Transport):
 
     Args:
         where: the endpoint, for messages (``host:port`` or the serial port).
-        make_client: builds an unconnected pymodbus client (``AsyncModbusTcpClient`` ...).
+        make_client: builds an unconnected pymodbus client (``AsyncModbusTcpClient`` or
+            ``AsyncModbusSerialClient``).
         max_connections: how many connections may carry requests in parallel.
 
     Attributes:
@@ -43,11 +52,13 @@ class ModbusLink(Transport):
         requests: requests sent over the link.
     """
 
-    def __init__(self, where: str, make_client: Callable[[], Any], max_connections: int) -> None:
+    def __init__(
+        self, where: str, make_client: Callable[[], ModbusBaseClient], max_connections: int
+    ) -> None:
         self.where = where
         self._make_client = make_client
         self._turns = Turns(max_connections)
-        self._idle: list[Any] = []
+        self._idle: list[ModbusBaseClient] = []
         self._proven: set[int] = set()
         """Clients (by id) that carried a request: a failure on them is not a refusal."""
         self.connections = 0
@@ -59,7 +70,7 @@ class ModbusLink(Transport):
     async def open(
         cls,
         where: str,
-        make_client: Callable[[], Any],
+        make_client: Callable[[], ModbusBaseClient],
         max_connections: int,
         timeout: float,
         *,
@@ -88,7 +99,7 @@ class ModbusLink(Transport):
         """Whether a connection is still open (else the next device opens a new link)."""
         return not self._closed and self.connections > 0
 
-    async def _connect(self) -> Any:
+    async def _connect(self) -> ModbusBaseClient:
         from pymodbus.exceptions import ModbusException
 
         client = self._make_client()
@@ -107,11 +118,11 @@ class ModbusLink(Transport):
         self.connections += 1
         return client
 
-    def _drop(self, client: Any) -> None:
+    def _drop(self, client: ModbusBaseClient) -> None:
         self.connections -= 1
         client.close()
 
-    async def _take(self) -> Any:
+    async def _take(self) -> ModbusBaseClient:
         """An idle connected client, or a new one while fewer than the maximum are open."""
         while self._idle:
             client = self._idle.pop()
@@ -120,18 +131,14 @@ class ModbusLink(Transport):
             self._drop(client)  # the endpoint closed it while idle
         return await self._connect()
 
-    async def call(
-        self, method: str, *args: Any, device_id: int, timeout: float, urgent: bool, **kwargs: Any
-    ) -> Any:
-        """Send one request for slave ``device_id`` when its turn comes.
+    async def call(self, request: Request, *, timeout: float, urgent: bool) -> ModbusPDU:
+        """Send ``request`` when its turn comes, and return the answer.
 
         Args:
-            method: the pymodbus client method (``read_holding_registers`` ...).
-            *args: its positional arguments (address, value).
-            device_id: the slave id.
+            request: calls the client's method for the request, with the slave id
+                (``lambda client: client.read_coils(0, count=8, device_id=1)``).
             timeout: seconds the request may take once sent (the device's timeout).
             urgent: go before the waiting reads (a write).
-            **kwargs: its keyword arguments (``count``).
 
         Raises:
             DeviceError: the connection failed (the link then opens a new one for the next).
@@ -153,10 +160,11 @@ class ModbusLink(Transport):
             except BaseException:
                 self._turns.release()
                 raise
+            dropped = False
             try:
                 self.requests += 1
                 with anyio.fail_after(timeout):
-                    response = await getattr(client, method)(*args, device_id=device_id, **kwargs)
+                    response = await request(client)
                 self._proven.add(id(client))
                 return response
             except (TimeoutError, ConnectionException):
@@ -168,7 +176,7 @@ class ModbusLink(Transport):
                 ):
                     # a new connection accepted, then closed: a gateway at its limit
                     self._drop(client)
-                    client = None
+                    dropped = True
                     self._refused()
                     continue
                 raise
@@ -176,7 +184,7 @@ class ModbusLink(Transport):
                 # kept unless it broke: a silent slave, or a device whose deadline cancelled
                 # its request, leaves a working connection (pymodbus skips a late answer by
                 # its transaction id)
-                if client is not None:
+                if not dropped:
                     if client.connected and not self._closed:
                         self._idle.append(client)
                     else:

@@ -13,17 +13,20 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
 from pymodbus.constants import ExcCodes
 
-from edgedev import DeviceSpec, Simulator, Value
-from edgedev.drivers import config_as
+if TYPE_CHECKING:
+    from pymodbus.server import ModbusBaseServer
+    from pymodbus.simulator.simdevice import SimAction
+
+from edgedev import Simulator, Value
 from edgedev.simulate.signals import initial, signal
 from edgedev_modbus.codec import Table
-from edgedev_modbus.config import ModbusProtocol
+from edgedev_modbus.config import ModbusDeviceSpec, ModbusProtocol, ModbusVisitor
 from edgedev_modbus.driver import Layout
 
 log = logging.getLogger("edgedev.modbus.simulator")
@@ -68,7 +71,7 @@ class Request:
 class _SimDevice:
     """One simulated unit: its tables, and how its properties map onto them."""
 
-    def __init__(self, spec: DeviceSpec, clock: Callable[[], float]) -> None:
+    def __init__(self, spec: ModbusDeviceSpec, clock: Callable[[], float]) -> None:
         self.spec = spec
         self.clock = clock
         self.layouts = {p.name: Layout.of(p) for p in spec.properties}
@@ -110,7 +113,7 @@ def _pack_bits(bits: Sequence[int], registers: list[int]) -> None:
         registers[index] = word
 
 
-class ModbusSimulator(Simulator):
+class ModbusSimulator(Simulator[ModbusProtocol, ModbusVisitor]):
     """Modbus servers for simulated devices: TCP per ``ip:port``, RTU per serial line.
 
     An RTU line may be a real serial port or ``socket://HOST:PORT`` (pyserial's URL form),
@@ -130,7 +133,7 @@ class ModbusSimulator(Simulator):
 
     def __init__(
         self,
-        devices: Sequence[DeviceSpec],
+        devices: Sequence[ModbusDeviceSpec],
         clock: Callable[[], float] = time.monotonic,
         *,
         silent: Sequence[str] = (),
@@ -145,7 +148,7 @@ class ModbusSimulator(Simulator):
         self._units: dict[tuple[str, int] | str, dict[int, _SimDevice]] = {}
         self._by_id: dict[str, _SimDevice] = {}
         for spec in devices:
-            cfg = config_as(spec, ModbusProtocol)
+            cfg = spec.config
             line = (cfg.ip, cfg.port) if cfg.ip is not None else str(cfg.serial_port)
             unit = _SimDevice(spec, clock)
             self._units.setdefault(line, {})[cfg.slave_id] = unit
@@ -153,12 +156,12 @@ class ModbusSimulator(Simulator):
         self.requests: list[Request] = []
         self._failing: dict[str, int] = {}
         self._delays: dict[str, float] = {}
-        self._servers: list[Any] = []
+        self._servers: list[ModbusBaseServer] = []
         self._request_seen: anyio.Event | None = None
 
-    def address(self, device: DeviceSpec) -> str:
+    def address(self, device: ModbusDeviceSpec) -> str:
         """``tcp HOST:PORT unit N``, or ``rtu LINE unit N`` for a serial line."""
-        cfg = config_as(device, ModbusProtocol)
+        cfg = device.config
         if cfg.ip is not None:
             return f"tcp {cfg.ip}:{cfg.port} unit {cfg.slave_id}"
         return f"rtu {cfg.serial_port} unit {cfg.slave_id}"
@@ -217,7 +220,7 @@ class ModbusSimulator(Simulator):
         else:
             self._delays[device_id] = seconds
 
-    def _action(self, device_id: str, unit: _SimDevice) -> Any:
+    def _action(self, device_id: str, unit: _SimDevice) -> SimAction:
         async def action(
             function: int,
             _start: int,
@@ -292,7 +295,7 @@ class ModbusSimulator(Simulator):
                         [SimData(0, len(w[Table.INPUT]), 0, DataType.REGISTERS)],
                     )
                     sims.append(SimDevice(slave, blocks, action=self._action(unit.spec.id, unit)))
-                server: Any
+                server: ModbusBaseServer
                 if isinstance(line, tuple):
                     server = ModbusTcpServer(
                         sims,
@@ -301,7 +304,7 @@ class ModbusSimulator(Simulator):
                     )
                     where = f"{line[0]}:{line[1]}"
                 else:  # RTU framing on a serial port, or on "socket://HOST:PORT"
-                    cfg = config_as(next(iter(units.values())).spec, ModbusProtocol)
+                    cfg = next(iter(units.values())).spec.config
                     server = ModbusSerialServer(
                         sims,
                         port=line,
@@ -321,7 +324,7 @@ class ModbusSimulator(Simulator):
             with anyio.CancelScope(shield=True):
                 self._hush.set()
                 for server in self._servers:
-                    await server.shutdown()
+                    await server.shutdown()  # type: ignore[no-untyped-call]  # unannotated in pymodbus 3.16
                 self._servers.clear()
 
     @classmethod

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.drivers import ProtocolConfig, VisitorConfig
 from edgedev_opcua.convert import Builtin
 from edgedev_opcua.nodeid import BrowseStep, NodeRef, parse_browse_path, parse_node_id
@@ -179,3 +180,9 @@ class OpcuaVisitor(VisitorConfig):
     def path(self) -> tuple[BrowseStep, ...]:
         """The parsed browse path (empty when the property has a ``nodeID``)."""
         return () if self.browse_path is None else parse_browse_path(self.browse_path)
+
+
+OpcuaDeviceSpec = DeviceSpec[OpcuaProtocol, OpcuaVisitor]
+"""A device resolved with the OPC-UA driver's settings models."""
+OpcuaPropertySpec = PropertySpec[OpcuaVisitor]
+"""A property of an OPC-UA device."""

@@ -9,9 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from edgedev import DeviceError, DeviceSpec, Driver, PropertySpec, Value
-from edgedev.drivers import Endpoints, Lease, Report, config_as, visitor_as
-from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
+from edgedev import DeviceError, Driver, Value
+from edgedev.drivers import Endpoints, Lease, Report
+from edgedev_opcua.config import (
+    OpcuaDeviceSpec,
+    OpcuaPropertySpec,
+    OpcuaProtocol,
+    OpcuaVisitor,
+)
 from edgedev_opcua.convert import compatible
 
 if TYPE_CHECKING:
@@ -35,15 +40,15 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
     protocol_config = OpcuaProtocol
     visitor_config = OpcuaVisitor
 
-    def __init__(self, device: DeviceSpec, endpoints: Endpoints | None = None) -> None:
+    def __init__(self, device: OpcuaDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
         self._session: Session | None = None
         self._lease: Lease[OpcuaEndpoint] | None = None
 
     @classmethod
-    def check_property(cls, prop: PropertySpec) -> list[tuple[str, str]]:
+    def check_property(cls, prop: OpcuaPropertySpec) -> list[tuple[str, str]]:
         """Check that the node is named once, and that ``dataType`` can hold the property."""
-        visitor = visitor_as(prop, OpcuaVisitor)
+        visitor = prop.visitor
         problems = visitor.problems()
         if problems:
             return problems
@@ -58,16 +63,16 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         return []
 
     @classmethod
-    def check_device(cls, device: DeviceSpec) -> list[tuple[str, str]]:
+    def check_device(cls, device: OpcuaDeviceSpec) -> list[tuple[str, str]]:
         """Check security, login and certificate settings together."""
-        config = config_as(device, OpcuaProtocol)
+        config = device.config
         return [(f"protocol.configData.{field}", message) for field, message in config.problems()]
 
     def phase_key(self) -> str:
         """Devices on one server read in the same phase of their cycle, so reads batch."""
         return self.config.url
 
-    def pushes(self, prop: PropertySpec) -> bool:
+    def pushes(self, prop: OpcuaPropertySpec) -> bool:
         """In subscribe mode every property is pushed by the server."""
         return self.config.mode == "subscribe"
 
@@ -116,14 +121,14 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         if lease is not None:
             await lease.release()
 
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value]:
         """Read the values of ``properties`` with one Read request."""
         return await self.session.read(properties)
 
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: OpcuaPropertySpec, value: Value) -> None:
         """Write ``value`` as the node's own type (see :meth:`Session.write`)."""
         await self.session.write(prop, value)
 
-    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+    async def watch(self, properties: Sequence[OpcuaPropertySpec], report: Report) -> None:
         """Report the values the server publishes until the connection is lost."""
         await self.session.watch(properties, report)

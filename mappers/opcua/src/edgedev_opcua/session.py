@@ -11,7 +11,7 @@ not know is reported once, by name, and left out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -22,9 +22,9 @@ from asyncua.common.ua_utils import data_type_to_variant_type
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
 
-from edgedev import DeviceError, DeviceSpec, PropertySpec, Value, WriteRefused
-from edgedev.drivers import Report, visitor_as
-from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
+from edgedev import DeviceError, Value, WriteRefused
+from edgedev.drivers import Report
+from edgedev_opcua.config import OpcuaDeviceSpec, OpcuaPropertySpec, OpcuaProtocol
 from edgedev_opcua.connection import device_errors, status_name
 from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
 from edgedev_opcua.endpoint import Deliver, OpcuaEndpoint
@@ -54,7 +54,7 @@ def to_ua_node_id(ref: NodeRef, namespace: int) -> ua.NodeId:
 class _Node:
     """Where one property lives on the connected server, and the node's type."""
 
-    prop: PropertySpec
+    prop: OpcuaPropertySpec
     node_id: ua.NodeId
     builtin: Builtin | None = None
     data_type: str = "?"
@@ -67,7 +67,9 @@ class Session:
         endpoint: the shared session of the device's server.
     """
 
-    def __init__(self, device: DeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint) -> None:
+    def __init__(
+        self, device: OpcuaDeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint
+    ) -> None:
         self.device = device
         self.cfg = cfg
         self.endpoint = endpoint
@@ -90,7 +92,9 @@ class Session:
         return self.endpoint.requests
 
     @classmethod
-    async def open(cls, device: DeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint) -> Session:
+    async def open(
+        cls, device: OpcuaDeviceSpec, cfg: OpcuaProtocol, endpoint: OpcuaEndpoint
+    ) -> Session:
         """Resolve the device's nodes and their types, and monitor them in subscribe mode.
 
         Raises:
@@ -116,21 +120,44 @@ class Session:
 
     # nodes ---------------------------------------------------------------------------------
     async def _resolve(self) -> None:
-        visitors = {p.name: visitor_as(p, OpcuaVisitor) for p in self.device.properties}
+        """Find each property's node on the server, and the type the server declares for it.
+
+        A property whose node cannot be found, or whose type the server will not tell, is
+        left out (and logged); the others are kept in ``_nodes``.
+        """
+        nodes = await self._locate()
+        if not nodes:
+            return
+        types = await self.endpoint.read_attribute(
+            [n.node_id for n in nodes], AttributeIds.DataType
+        )
+        for node, result in zip(nodes, types, strict=True):
+            if await self._learn_type(node, result):
+                self._nodes[node.prop.name] = node
+                self._by_node.setdefault(node.node_id, []).append(node.prop.name)
+
+    async def _locate(self) -> list[_Node]:
+        """The node of each property, in property order: by node id, or by browse path."""
+        visitors = {p.name: p.visitor for p in self.device.properties}
         refs = {name: v.node for name, v in visitors.items() if v.node is not None}
-        namespaces: dict[str, int] = {}
-        if any(isinstance(r.namespace, str) for r in refs.values()):
-            array = await self.client.get_namespace_array()
-            namespaces = {uri: i for i, uri in enumerate(array)}
-        found = await self._browse({n: v.path for n, v in visitors.items() if v.node is None})
-        nodes: list[_Node] = []
-        for prop in self.device.properties:
-            if prop.name in found:
-                nodes.append(_Node(prop, found[prop.name]))
-                continue
-            ref = refs.get(prop.name)
-            if ref is None:
-                continue  # a browse path the server could not follow (logged)
+        namespaces = await self._namespace_indexes(refs.values())
+        located = await self._browse({n: v.path for n, v in visitors.items() if v.node is None})
+        located.update(self._node_ids(refs, namespaces))
+        return [_Node(p, located[p.name]) for p in self.device.properties if p.name in located]
+
+    async def _namespace_indexes(self, refs: Iterable[NodeRef]) -> dict[str, int]:
+        """The server's namespace index of each URI, asked only if a node id names a URI."""
+        if not any(isinstance(r.namespace, str) for r in refs):
+            return {}
+        array = await self.client.get_namespace_array()
+        return {uri: i for i, uri in enumerate(array)}
+
+    def _node_ids(
+        self, refs: Mapping[str, NodeRef], namespaces: Mapping[str, int]
+    ) -> dict[str, ua.NodeId]:
+        """The NodeId of each property's ``refs``; a namespace URI the server lacks is logged."""
+        ids: dict[str, ua.NodeId] = {}
+        for name, ref in refs.items():
             index = (
                 namespaces.get(ref.namespace) if isinstance(ref.namespace, str) else ref.namespace
             )
@@ -138,35 +165,32 @@ class Session:
                 log.warning(
                     "%s: property %s: the server has no namespace %r; left out",
                     self.device.id,
-                    prop.name,
+                    name,
                     ref.namespace,
                 )
                 continue
-            nodes.append(_Node(prop, to_ua_node_id(ref, index)))
-        if not nodes:
-            return
-        types = await self.endpoint.read_attribute(
-            [n.node_id for n in nodes], AttributeIds.DataType
-        )
-        for node, result in zip(nodes, types, strict=True):
-            status = result.StatusCode
-            if status is not None and not status.is_good():
-                log.warning(
-                    "%s: property %s: node %s: %s; left out",
-                    self.device.id,
-                    node.prop.name,
-                    node.node_id.to_string(),
-                    status_name(status.value),
-                )
-                continue
-            dtype = result.Value.Value if result.Value is not None else None
-            if isinstance(dtype, ua.NodeId):
-                node.data_type = dtype.to_string()
-                node.builtin = builtin_of_data_type(dtype.NamespaceIndex, dtype.Identifier)
-                if node.builtin is None:
-                    node.builtin = await self._builtin_by_browsing(dtype)
-            self._nodes[node.prop.name] = node
-            self._by_node.setdefault(node.node_id, []).append(node.prop.name)
+            ids[name] = to_ua_node_id(ref, index)
+        return ids
+
+    async def _learn_type(self, node: _Node, result: ua.DataValue) -> bool:
+        """Set ``node``'s type from the server's answer ``result``; false (logged) if refused."""
+        status = result.StatusCode
+        if status is not None and not status.is_good():
+            log.warning(
+                "%s: property %s: node %s: %s; left out",
+                self.device.id,
+                node.prop.name,
+                node.node_id.to_string(),
+                status_name(status.value),
+            )
+            return False
+        dtype = result.Value.Value if result.Value is not None else None
+        if isinstance(dtype, ua.NodeId):
+            node.data_type = dtype.to_string()
+            node.builtin = builtin_of_data_type(dtype.NamespaceIndex, dtype.Identifier)
+            if node.builtin is None:
+                node.builtin = await self._builtin_by_browsing(dtype)
+        return True
 
     async def _browse(self, paths: dict[str, tuple[BrowseStep, ...]]) -> dict[str, ua.NodeId]:
         """The nodes at browse ``paths`` from the Objects folder, in one request."""
@@ -222,7 +246,7 @@ class Session:
         return node.builtin if node else None
 
     # reads ---------------------------------------------------------------------------------
-    async def read(self, properties: Sequence[PropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value]:
         """Read the values of ``properties``, in one Read with the other devices' due now.
 
         A server whose ``MaxNodesPerRead`` is smaller than the batch gets as few requests as
@@ -264,7 +288,7 @@ class Session:
         return None
 
     # writes --------------------------------------------------------------------------------
-    async def write(self, prop: PropertySpec, value: Value) -> None:
+    async def write(self, prop: OpcuaPropertySpec, value: Value) -> None:
         """Write ``value`` as the node's own type, without timestamps.
 
         Raises:
@@ -273,7 +297,7 @@ class Session:
         """
         node = self._nodes.get(prop.name)
         if node is None:
-            node_id = visitor_as(prop, OpcuaVisitor).node_id
+            node_id = prop.visitor.node_id
             raise WriteRefused(f"{prop.name}: node {node_id} is not on the server")
         if node.builtin is None:
             raise WriteRefused(
@@ -330,7 +354,7 @@ class Session:
 
         return deliver
 
-    async def watch(self, properties: Sequence[PropertySpec], report: Report) -> None:
+    async def watch(self, properties: Sequence[OpcuaPropertySpec], report: Report) -> None:
         """Report the values the server publishes until the session is lost.
 
         Raises:

@@ -21,10 +21,14 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import DeviceSpec, PropertySpec, Simulator, Value
-from edgedev.drivers import config_as, visitor_as
+from edgedev import Simulator, Value
 from edgedev.simulate.signals import initial, signal
-from edgedev_opcua.config import OpcuaProtocol, OpcuaVisitor
+from edgedev_opcua.config import (
+    OpcuaDeviceSpec,
+    OpcuaPropertySpec,
+    OpcuaProtocol,
+    OpcuaVisitor,
+)
 from edgedev_opcua.convert import Builtin, default_builtin, from_opcua, to_opcua
 from edgedev_opcua.nodeid import BrowseStep
 
@@ -40,7 +44,7 @@ class _SimNode:
     """One simulated property: its node, its OPC-UA type, whether it changes by itself."""
 
     device: str
-    prop: PropertySpec
+    prop: OpcuaPropertySpec
     node_id: Any  # ua.NodeId, resolved when the server starts
     builtin: Builtin
     sensor: bool
@@ -86,28 +90,28 @@ class _Users:
 class _Endpoint:
     """One server: the Devices at one ``host:port`` and their nodes."""
 
-    def __init__(self, url: str, devices: list[DeviceSpec]) -> None:
+    def __init__(self, url: str, devices: list[OpcuaDeviceSpec]) -> None:
         self.url = url
         self.devices = devices
         self.nodes: dict[tuple[str, str], _SimNode] = {}
         self.server: Any = None
         for spec in devices:
             for prop in spec.properties:
-                visitor = visitor_as(prop, OpcuaVisitor)
+                visitor = prop.visitor
                 builtin = visitor.data_type or default_builtin(prop.type)
                 self.nodes[spec.id, prop.name] = _SimNode(
                     spec.id, prop, None, builtin, sensor=not prop.writable
                 )
 
     def configs(self) -> list[OpcuaProtocol]:
-        return [config_as(spec, OpcuaProtocol) for spec in self.devices]
+        return [spec.config for spec in self.devices]
 
     def tick(self) -> float:
         cycles = [n.prop.collect_cycle for n in self.nodes.values() if n.sensor]
         return min(max(min(cycles, default=MAX_TICK) / 2, MIN_TICK), MAX_TICK)
 
 
-class OpcuaSimulator(Simulator):
+class OpcuaSimulator(Simulator[OpcuaProtocol, OpcuaVisitor]):
     """asyncua servers for simulated OPC-UA devices, one per endpoint.
 
     Attributes:
@@ -115,24 +119,24 @@ class OpcuaSimulator(Simulator):
     """
 
     def __init__(
-        self, devices: Sequence[DeviceSpec], clock: Callable[[], float] = time.monotonic
+        self, devices: Sequence[OpcuaDeviceSpec], clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__(devices)
         self._clock = clock
-        groups: dict[tuple[str, int], list[DeviceSpec]] = {}
+        groups: dict[tuple[str, int], list[OpcuaDeviceSpec]] = {}
         for spec in devices:
-            cfg = config_as(spec, OpcuaProtocol)
+            cfg = spec.config
             groups.setdefault((cfg.host, cfg.port), []).append(spec)
         self._endpoints: list[_Endpoint] = []
         self._by_id: dict[str, _Endpoint] = {}
         for group in groups.values():
-            cfg = config_as(group[0], OpcuaProtocol)
+            cfg = group[0].config
             endpoint = _Endpoint(cfg.url, group)
             self._endpoints.append(endpoint)
             self._by_id.update((spec.id, endpoint) for spec in group)
         self.servers: dict[str, Any] = {}
 
-    def address(self, device: DeviceSpec) -> str:
+    def address(self, device: OpcuaDeviceSpec) -> str:
         """The endpoint URL the device's server listens on."""
         return self._by_id[device.id].url
 
@@ -218,7 +222,7 @@ class OpcuaSimulator(Simulator):
     async def _add_nodes(self, server: Any, endpoint: _Endpoint, to_ua_node_id: Any) -> None:
         from asyncua import ua
 
-        visitors = {key: _visitor(node.prop) for key, node in endpoint.nodes.items()}
+        visitors = {key: node.prop.visitor for key, node in endpoint.nodes.items()}
         indexes = [v.node.namespace for v in visitors.values() if v.node is not None]
         indexes += [step.namespace for v in visitors.values() for step in v.path]
         highest = max((i for i in indexes if isinstance(i, int)), default=1)
@@ -299,11 +303,6 @@ class OpcuaSimulator(Simulator):
 
         text = files("edgedev_opcua").joinpath("demo.yaml").read_text(encoding="utf-8")
         return text.replace("LINE_PORT", str(allocate_port()))
-
-
-def _visitor(prop: PropertySpec) -> OpcuaVisitor:
-    visitor = visitor_as(prop, OpcuaVisitor)
-    return visitor
 
 
 __all__ = ("OpcuaSimulator",)
