@@ -12,13 +12,13 @@ from pathlib import Path
 import anyio
 import pytest
 
+from edgedev._logging import setup_logging
 from edgedev._plugins import install_hint
 from edgedev._text import plural
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus import Bus
 from edgedev.bus._topics import Channel, Topics
 from edgedev.cli import build_parser, main
-from edgedev.cli._logging import setup_logging
 from edgedev.cli._watch import describe
 from edgedev.testing import Recorder, edgedev_process, free_port
 from edgedev.view._state import TwinView

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
+from edgedev._process import run_async
 from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
-from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
+from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
 from edgedev.config._spec import DeviceSpec
 from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
