@@ -15,7 +15,7 @@ from edgedev.bus._topics import Channel, Topics
 from edgedev.wire import twin_get
 from twin_helpers import DEVICE, observer, on, payload, root, thermostat
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.needs("edgedev_modbus")]
 
 
 async def test_agent_command_serves_twins_from_its_files_into_the_db_from_env(

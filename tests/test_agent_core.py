@@ -6,11 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgedev.agent import AgentCore, Reply
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, NodeChannel, Topics
 from edgedev.wire import MapperState, desired_update, dumps, state_update, twin_report
 from twin_helpers import DEVICE, thermostat
+
+pytestmark = pytest.mark.needs("edgedev_modbus")  # twin_helpers.thermostat is a Modbus device
 
 T = Topics("r")
 

@@ -45,6 +45,7 @@ def test_a_file_that_is_not_a_twin_store_is_refused(tmp_path: Path):
         TwinStore(path)
 
 
+@pytest.mark.needs("edgedev_modbus")
 @pytest.mark.broker
 async def test_an_update_the_disk_refuses_is_answered_500_and_not_applied(
     tmp_path: Path, mqtt_url: str

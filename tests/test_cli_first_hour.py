@@ -12,13 +12,13 @@ from pathlib import Path
 import anyio
 import pytest
 
+from edgedev._logging import setup_logging
 from edgedev._plugins import install_hint
 from edgedev._text import plural
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus import Bus
 from edgedev.bus._topics import Channel, Topics
 from edgedev.cli import build_parser, main
-from edgedev.cli._logging import setup_logging
 from edgedev.cli._watch import describe
 from edgedev.testing import Recorder, edgedev_process, free_port
 from edgedev.view._state import TwinView
@@ -44,6 +44,7 @@ def test_counts_read_as_words() -> None:
     assert plural(3, "property", "properties") == "3 properties"
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_validate_says_how_many_in_words() -> None:
     done = edgedev("validate", "-f", str(ROOT / "examples/modbus.yaml"))
     assert done.returncode == 0, done.stderr
@@ -165,6 +166,7 @@ def test_broker_command_prints_its_url_and_how_to_attach() -> None:
     assert proc.returncode == 0
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_main_runs_a_command_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "-f", str(ROOT / "examples/modbus.yaml"), "-q"]) == 0
     assert capsys.readouterr().out.startswith("ok: 2 devices")

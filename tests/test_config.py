@@ -61,6 +61,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_a_valid_file_resolves_model_and_visitor(tmp_path: Path):
     [device] = load_devices([write(tmp_path, MODEL + DEVICE)])
     assert device.id == "default/thermo-1"
@@ -72,6 +73,7 @@ def test_a_valid_file_resolves_model_and_visitor(tmp_path: Path):
     assert (setpoint.minimum, setpoint.maximum, setpoint.desired) == (10, 30, "21")
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_models_may_live_in_another_file_and_other_resources_are_skipped(tmp_path: Path):
     other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"
     devices = load_devices(
@@ -80,6 +82,7 @@ def test_models_may_live_in_another_file_and_other_resources_are_skipped(tmp_pat
     assert [d.name for d in devices] == ["thermo-1"]
 
 
+@pytest.mark.needs("edgedev_modbus")
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
@@ -158,6 +161,7 @@ def test_broken_yaml_names_the_line(tmp_path: Path):
     assert "devices.yaml" in message and "invalid YAML" in message and "line" in message
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_missing_file_and_duplicates(tmp_path: Path):
     with pytest.raises(ConfigError, match="cannot read file"):
         load_devices([tmp_path / "absent.yaml"])
@@ -165,6 +169,7 @@ def test_missing_file_and_duplicates(tmp_path: Path):
     assert any("defined twice" in p for p in found)
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_namespace_defaults_to_default_and_is_kept(tmp_path: Path):
     text = (MODEL + DEVICE).replace(
         "metadata: {name: thermo}", "metadata: {name: thermo, namespace: plant}"
@@ -186,6 +191,7 @@ def run_validate(*files: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_validate_exits_0_when_valid_and_1_with_errors(tmp_path: Path):
     good = run_validate(write(tmp_path, MODEL + DEVICE, "good.yaml"))
     assert good.returncode == 0, good.stderr
@@ -202,6 +208,7 @@ def test_validate_exits_0_when_valid_and_1_with_errors(tmp_path: Path):
     )
 
 
+@pytest.mark.needs("edgedev_modbus", "edgedev_opcua", "edgedev_ble", "edgedev_gpio")
 def test_examples_validate():
     examples = sorted(Path(__file__).parent.parent.glob("examples/*.yaml"))
     assert examples

@@ -13,6 +13,8 @@ import pytest
 from edgedev import ConfigError, Problem, load_devices
 from edgedev.testing import write_documents
 
+pytestmark = pytest.mark.needs("edgedev_modbus")  # the devices are Modbus devices
+
 API = "devices.kubeedge.io/v1beta1"
 UPSTREAM = Path(__file__).resolve().parent / "data/upstream"
 
@@ -87,6 +89,7 @@ def test_a_cycle_that_looks_like_nanoseconds_is_named(tmp_path: Path):
     assert "write 10000" in warnings[0]
 
 
+@pytest.mark.needs("redis")
 def test_push_method_is_checked_and_served(tmp_path: Path):
     push = {
         "mqtt": {"address": "tcp://b:1883", "topic": "t"},
@@ -157,6 +160,7 @@ def test_model_protocol_config_data_and_visitors_are_defaults(tmp_path: Path):
     assert (visitor.table.value, visitor.offset, visitor.limit) == ("InputRegister", 9, 1)
 
 
+@pytest.mark.needs("edgedev_ble")
 def test_bluetooth_is_the_ble_driver():
     (spec,) = load_devices([UPSTREAM / "bluetooth.yaml"])
     assert spec.protocol == "ble"

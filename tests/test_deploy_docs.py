@@ -14,19 +14,9 @@ from types import ModuleType
 
 import pytest
 
-from edgedev import drivers
 from edgedev.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
-
-needs_mkdocs = pytest.mark.skipif(
-    importlib.util.find_spec("mkdocs") is None,
-    reason="mkdocs is not installed (the docs extra: pip install -e .[docs])",
-)
-needs_example = pytest.mark.skipif(
-    "linetcp" not in drivers.names(),
-    reason="the example driver is not installed (pip install -e examples/edgedev-example-driver)",
-)
 
 
 def hook(name: str) -> ModuleType:
@@ -39,7 +29,7 @@ def hook(name: str) -> ModuleType:
     return module
 
 
-@needs_mkdocs
+@pytest.mark.needs("mkdocs", "edgedev_modbus")
 def test_deploy_docs_build_strict(tmp_path: Path) -> None:
     site = tmp_path / "site"
     result = subprocess.run(
@@ -65,7 +55,7 @@ def test_deploy_docs_build_strict(tmp_path: Path) -> None:
     assert (site / "writing-a-driver/index.html").is_file()
 
 
-@needs_example
+@pytest.mark.needs("edgedev_modbus", "edgedev_linetcp")
 def test_deploy_docs_configuration_reference_covers_core_and_drivers() -> None:
     text = hook("config_reference").reference_markdown()
     for key in ("deviceModelRef", "collectCycle", "reportOnChange", "accessMode", "protocolName"):
@@ -77,6 +67,7 @@ def test_deploy_docs_configuration_reference_covers_core_and_drivers() -> None:
     assert "`HoldingRegister`" in text  # enums are spelled out
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_deploy_docs_configuration_reference_survives_a_broken_driver(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -18,6 +18,8 @@ from edgedev.mapper import _desired as desired_module
 from edgedev.twin import DeviceState, WriteFailure
 from twin_helpers import thermostat
 
+pytestmark = pytest.mark.needs("edgedev_modbus")  # twin_helpers.thermostat is a Modbus device
+
 
 class Failures(ReportSink):
     """Records each batch handed to :meth:`ReportSink.write_failed`."""

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
+import yaml
+from anyio.abc import ByteReceiveStream
+from anyio.streams.text import TextReceiveStream
 
 from dmi_helpers import modbus_device, modbus_model, socket_dir
+from edgedev import Bus
+from edgedev.bus import Message
 from edgedev.cli import main
 from edgedev.dmi import pb
-from edgedev.testing import free_port, load_documents
+from edgedev.testing import (
+    Recorder,
+    free_port,
+    load_documents,
+    topic_endswith,
+    unique_root,
+    write_documents,
+)
 from edgedev.testing.dmi import FakeEdgeCore, edgecore_device
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
@@ -101,3 +116,82 @@ def test_run_without_files_or_dmi_is_an_error(capsys: pytest.CaptureFixture[str]
     assert "--dmi" in capsys.readouterr().err
     assert main(["run", "--dmi"]) == 2
     assert "--protocol" in capsys.readouterr().err
+
+
+def state_update(device: str, state: str) -> Callable[[Message], bool]:
+    def check(message: Message) -> bool:
+        return (
+            message.topic.endswith(f"/device/{device}/state/update")
+            and json.loads(message.payload)["state"] == state
+        )
+
+    return check
+
+
+async def test_sighup_reloads_the_files_and_leaves_the_devices_edgecore_gave_alone(
+    tmp_path: Path, mqtt_url: str
+):
+    model = modbus_model()
+    edgecores = modbus_device("dmi-1", free_port())
+    first, second = (modbus_device(n, free_port(), cycle=100) for n in ("file-1", "file-2"))
+    sim = ModbusSimulator(load_documents(tmp_path, [model, edgecores, first, second]))
+    path = write_documents(tmp_path, [model, first])
+    root = unique_root("dmi-hup")
+    with socket_dir() as sockets:
+        core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=[edgecores], models=[model])
+        command = [sys.executable, "-m", "edgedev", "run", "-f", str(path), "--dmi"]
+        command += ["--protocol", "modbus", "--dmi-socket", core.socket]
+        command += ["--mapper-socket", f"{sockets}/edgedev-{{protocol}}.sock"]
+        command += ["--broker", mqtt_url, "--topic-root", root]
+        reloads: list[str] = []
+        reloaded = anyio.Event()
+
+        async def read_log(stream: ByteReceiveStream) -> None:
+            async for line in TextReceiveStream(stream):
+                if "reloaded" in line:
+                    reloads.append(line)
+                    reloaded.set()
+
+        async with (
+            anyio.create_task_group() as tg,
+            core,
+            Bus(mqtt_url) as bus,
+            Recorder(bus, f"{root}/#") as recorder,
+        ):
+            await tg.start(sim.run)
+            async with (
+                await anyio.open_process(command, stderr=subprocess.PIPE) as process,
+                anyio.create_task_group() as reading,
+            ):
+                assert process.stderr is not None
+                reading.start_soon(read_log, process.stderr)
+                try:
+                    await core.wait_for(lambda: "setpoint" in core.reported("default/dmi-1"), 30)
+                    await recorder.wait_for(
+                        topic_endswith("/default/file-1/twin/update"), timeout=30
+                    )
+                    # file-1 goes, file-2 comes, and the file names EdgeCore's device too (at a
+                    # port where nothing listens): EdgeCore's stays as EdgeCore gave it
+                    taken = modbus_device("dmi-1", free_port())
+                    path.write_text(yaml.safe_dump_all([model, second, taken], sort_keys=False))
+                    mark = len(recorder.messages)
+                    process.send_signal(signal.SIGHUP)
+                    with anyio.fail_after(30):
+                        await reloaded.wait()
+                    assert "1 added, 0 updated, 1 removed" in reloads[0], reloads
+                    await recorder.wait_for(
+                        topic_endswith("/default/file-2/twin/update"), after=mark, timeout=30
+                    )
+                    await recorder.wait_for(
+                        state_update("default/file-1", "offline"), after=mark, timeout=30
+                    )
+                    # EdgeCore's device was never stopped
+                    assert core.state_of("default/dmi-1") == "online"
+                    assert all(s.state == "online" for s in core.states if s.deviceName == "dmi-1")
+                    offline = state_update("default/dmi-1", "offline")
+                    assert not any(offline(m) for m in recorder.messages)
+                finally:
+                    reading.cancel_scope.cancel()
+                    if process.returncode is None:
+                        process.kill()
+            tg.cancel_scope.cancel()

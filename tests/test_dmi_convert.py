@@ -52,6 +52,7 @@ def plain(spec: DeviceSpec) -> DeviceSpec:
     return dataclasses.replace(spec, source="")
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_edgecore_encoding_gives_the_spec_the_yaml_loader_makes(tmp_path: Path):
     [from_yaml] = load_documents(tmp_path, [MODEL, DEVICE])
     message = edgecore_device(DEVICE)
@@ -69,6 +70,7 @@ def test_edgecore_encoding_gives_the_spec_the_yaml_loader_makes(tmp_path: Path):
     assert spec.property("heating").desired is None  # "" from EdgeCore: no desired value
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_spec_to_messages_and_back_is_the_same_spec(tmp_path: Path):
     [spec] = load_documents(tmp_path, [MODEL, DEVICE])
     message, model = to_device(spec), to_model(spec)
@@ -92,6 +94,7 @@ def test_float32_numbers_read_back_as_their_decimal():
     assert unpack_value(empty) == 0  # a zero as an empty Any
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_an_invalid_device_names_the_device_and_the_field():
     bad = edgecore_device(DEVICE)
     bad.spec.properties[1].visitors.configData.data["offset"].Pack(

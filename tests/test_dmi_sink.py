@@ -15,6 +15,8 @@ from edgedev.testing import free_port, load_documents
 from edgedev.testing.dmi import FakeEdgeCore
 from edgedev.twin import DeviceState, WriteFailure
 
+pytestmark = pytest.mark.needs("edgedev_modbus")
+
 
 async def test_states_go_first_then_changed_values_then_refreshes(tmp_path: Path):
     docs = [modbus_model(), *(modbus_device(n, free_port()) for n in ("a", "b", "c"))]

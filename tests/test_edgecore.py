@@ -175,6 +175,7 @@ def fleet(tmp_path: Path, which: str) -> list[DeviceSpec]:
     return load_devices(files)
 
 
+@pytest.mark.needs("edgedev_modbus", "edgedev_opcua", "edgedev_ble", "edgedev_gpio")
 @pytest.mark.parametrize("which", ["demo", "examples"])
 async def test_the_demo_fleet_and_every_example_report_nothing_edgecore_refuses(
     tmp_path: Path, mqtt_url: str, which: str
@@ -255,9 +256,17 @@ def on_free_ports(tmp_path: Path, path: Path) -> Path:
 
 
 UPSTREAM = sorted((ROOT / "tests/data/upstream").glob("*.yaml"))
+DRIVER_OF = {"bluetooth": "edgedev_ble", "opcua": "edgedev_opcua"}  # the others are Modbus
 
 
-@pytest.mark.parametrize("path", UPSTREAM, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=pytest.mark.needs(DRIVER_OF.get(p.stem, "edgedev_modbus")))
+        for p in UPSTREAM
+    ],
+    ids=lambda p: p.stem,
+)
 async def test_upstream_shaped_yaml_validates_and_runs_against_its_simulator(
     tmp_path: Path, mqtt_url: str, path: Path
 ):

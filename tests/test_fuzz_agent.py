@@ -95,6 +95,7 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> list[DeviceSpec]:
     return load_docs(Path(tmp_path_factory.mktemp("agent")), docs)
 
 
+@pytest.mark.needs("edgedev_modbus")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(topics, payloads), min_size=1, max_size=8))
 def test_any_sequence_of_messages_gets_replies_not_exceptions(

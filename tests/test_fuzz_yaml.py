@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -80,6 +81,7 @@ def load_text(text: str | bytes) -> None:
             pass  # a protocol nobody installed: reported by the CLI as such
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_the_valid_documents_load():
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ok.yaml"

@@ -139,3 +139,14 @@ async def test_a_reload_restarts_only_the_devices_that_changed(tmp_path: Path):
     changes = await sync_devices(mapper, [changed_a, c])
     assert (changes.added, changes.updated, changes.removed) == ([], ["default/a"], [])
     assert mapper.devices == [changed_a, c]
+
+
+async def test_a_reload_leaves_alone_the_devices_another_source_gave(tmp_path: Path):
+    a, b, c = load_docs(tmp_path, fleet_docs(["a", "b", "c"]))
+    mapper = Mapper([a, b], broker="mqtt://127.0.0.1:1", topic_root=topic_root())
+    # b came from elsewhere (EdgeCore): the files name it too, changed, and leave out a
+    other_b = load_docs(tmp_path, fleet_docs(["b"], cycle_ms=500, ports=ports([b])))[0]
+    changes = await sync_devices(mapper, [other_b, c], lambda spec: spec.id != b.id)
+    assert (changes.added, changes.updated, changes.removed) == (["default/c"], [], ["default/a"])
+    assert changes.kept == ["default/b"]
+    assert mapper.devices == [b, c]

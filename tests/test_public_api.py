@@ -35,6 +35,7 @@ def test_all_names_exist(name: str):
         assert getattr(module, item) is not None, item
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_installed_drivers_are_found_through_entry_points():
     from edgedev import drivers, simulators
 

@@ -148,6 +148,7 @@ async def test_serving_keeps_the_block_s_exception_and_refuses_a_taken_port():
         assert nothing is None
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_run_with_a_taken_health_port_says_so(tmp_path, capsys: pytest.CaptureFixture[str]):
     import socket
 

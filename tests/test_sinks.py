@@ -149,6 +149,7 @@ def test_a_missing_extra_is_a_load_error_naming_it(tmp_path: Path, monkeypatch: 
     assert "pushMethod.dbMethod.mysql" in str(info.value)
 
 
+@pytest.mark.needs("redis")
 def test_properties_naming_one_target_share_one_sink(tmp_path: Path):
     push = {
         "dbMethod": {"redis": {"redisClientConfig": {"addr": "127.0.0.1:6379"}}},
@@ -187,6 +188,7 @@ def redis_push(server: RedisServer) -> dict[str, Any]:
     return {"dbMethod": {"redis": {"redisClientConfig": {"addr": f"127.0.0.1:{server.port}"}}}}
 
 
+@pytest.mark.needs("redis")
 async def test_redis_a_sorted_set_per_device_scored_by_timestamp(
     tmp_path: Path, mqtt_url: str, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ):
@@ -212,6 +214,7 @@ async def test_redis_a_sorted_set_per_device_scored_by_timestamp(
     assert sink.stats.requests <= sink.stats.delivered / 2, "values go in batches, not one by one"
 
 
+@pytest.mark.needs("asyncmy")
 @pytest.mark.parametrize("layout", list(MysqlLayout))
 async def test_mysql_tables_as_upstream_or_one_table(
     tmp_path: Path,
@@ -335,6 +338,7 @@ async def test_tdengine_sql_over_rest(
     )
 
 
+@pytest.mark.needs("opentelemetry")
 async def test_otel_gauges_over_otlp_http(tmp_path: Path, mqtt_url: str):
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
         ExportMetricsServiceRequest,
@@ -384,6 +388,7 @@ async def test_mqtt_publishes_to_address_topic(tmp_path: Path, mqtt_url: str):
 # -- outages, credentials, metrics ------------------------------------------------------------
 
 
+@pytest.mark.needs("redis")
 async def test_a_sink_down_loses_at_most_its_queue_and_never_delays_the_device(
     tmp_path: Path, mqtt_url: str, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ):
@@ -417,6 +422,7 @@ async def test_a_sink_down_loses_at_most_its_queue_and_never_delays_the_device(
     assert stored > 10
 
 
+@pytest.mark.needs("redis")
 async def test_wrong_credentials_give_one_clear_error_line(
     tmp_path: Path,
     mqtt_url: str,
@@ -435,6 +441,7 @@ async def test_wrong_credentials_give_one_clear_error_line(
     assert "PASSWORD" in message and "not-the-password" not in message
 
 
+@pytest.mark.needs("asyncmy")
 async def test_mysql_wrong_password_is_one_clear_line(
     tmp_path: Path,
     mqtt_url: str,
@@ -497,6 +504,7 @@ async def test_stopping_the_mapper_delivers_what_is_queued(tmp_path: Path, mqtt_
     assert len(values) == counter.values, "every value read was delivered on the way out"
 
 
+@pytest.mark.needs("asyncmy")
 async def test_edgedev_run_serves_the_sinks_its_files_name(
     tmp_path: Path, mqtt_url: str, mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
 ):

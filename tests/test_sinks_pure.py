@@ -125,6 +125,7 @@ async def test_a_refused_batch_is_dropped_counted_and_logged_once(
     assert errors == ["http x: refused 2 values, dropped: HTTP 400: bad value"]
 
 
+@pytest.mark.needs("redis")
 def test_every_yaml_of_the_sinks_page_is_valid():
     """docs/sinks.md's examples, each checked as the loader checks a property's pushMethod."""
     import re

@@ -20,14 +20,7 @@ from edgedev import Bus, drivers, simulators
 from edgedev.bus import Message, Topics
 from edgedev.testing import Recorder, edgedev_process, free_port, topic_endswith, wait_for_port
 
-pytestmark = pytest.mark.broker
-
-if "linetcp" not in drivers.names():
-    pytest.skip(
-        "the example driver is not installed (pip install -e examples/edgedev-example-driver, "
-        "as requirements.txt does)",
-        allow_module_level=True,
-    )
+pytestmark = [pytest.mark.broker, pytest.mark.needs("edgedev_linetcp")]
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "edgedev-example-driver"
 DEVICE = "demo/greenhouse-1"

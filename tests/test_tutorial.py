@@ -193,6 +193,7 @@ def check(tutorial: list[Step], results: list[dict[str, object]]) -> None:
         assert result["code"] == 0, f"{result['command']} did not stop cleanly\n{transcript}"
 
 
+@pytest.mark.needs("edgedev_modbus", "uvicorn")  # the tutorial ends with `edgedev view`
 @pytest.mark.slow
 def test_the_readme_tutorial_runs_as_written(tmp_path: Path) -> None:
     tutorial = steps(ROOT / "README.md", "## Tutorial", "### Other protocols")
@@ -210,6 +211,7 @@ def test_the_readme_tutorial_runs_as_written(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.needs("edgedev_modbus")
 @pytest.mark.slow
 def test_getting_started_runs_as_written(tmp_path: Path) -> None:
     tutorial = steps(ROOT / "docs/getting-started.md", "## 1. Install", "## 3. Build the images")

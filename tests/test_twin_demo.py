@@ -12,6 +12,8 @@ from edgedev.cli._demo import write_target, write_values
 from edgedev.config._spec import DeviceSpec
 from twin_helpers import thermostat
 
+pytestmark = pytest.mark.needs("edgedev_modbus")  # the device the demo prefers
+
 
 def test_the_demo_writes_a_range_checked_number_and_prefers_modbus(tmp_path):
     devices: list[DeviceSpec] = thermostat(tmp_path)[0]

@@ -109,6 +109,7 @@ def test_one_value_check_is_pure_and_names_the_problem():
     assert check_value("on", PropertyType.BOOLEAN, 0, 1) is True  # a range is for numbers
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_the_twin_and_the_mapper_refuse_a_write_with_the_same_words(tmp_path):
     from edgedev.mapper import check_device_write
     from twin_helpers import thermostat
@@ -221,6 +222,7 @@ def test_versions_only_grow_and_the_delta_always_matches_its_definition(steps):
         assert twin_entries(t.properties, ["setpoint"])["setpoint"]["version"] == prop.version
 
 
+@pytest.mark.needs("edgedev_modbus")
 def test_a_restarted_mapper_writes_what_the_whole_twin_says_is_pending(tmp_path):
     from edgedev.mapper import pending_values
     from twin_helpers import thermostat

@@ -44,6 +44,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no browser: {CHROMIUM} is absent"),
+    pytest.mark.needs("edgedev_modbus", "uvicorn"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from edgedev import __version__
+from edgedev._logging import add_logging_options, setup_logging
+from edgedev.broker import _command as _broker
 from edgedev.cli import (
     _agent,
-    _broker,
     _completion,
     _demo,
     _run,
@@ -22,7 +23,6 @@ from edgedev.cli import (
     _web,
 )
 from edgedev.cli._common import resolve_bus_options
-from edgedev.cli._logging import add_logging_options, setup_logging
 
 COMMANDS: dict[str, ModuleType] = {
     "run": _run,

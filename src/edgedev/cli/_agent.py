@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from edgedev._process import run_async
 from edgedev.agent import Agent, AgentLimits, StoreError
-from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
+from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
 from edgedev.cli._run import add_health_option
 from edgedev.health import HealthError, agent_health, serving
 

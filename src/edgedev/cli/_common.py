@@ -1,16 +1,13 @@
-"""What every command shares: options, logging, loading files, running until a signal."""
+"""What every command shares: options, and loading files."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-
-import anyio
 
 from edgedev._errors import ConfigError, PluginError, Problem
 from edgedev.bus._topics import DEFAULT_ROOT
@@ -181,54 +178,3 @@ def load_or_report(
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-
-
-def run_async(
-    main: Callable[[], Awaitable[int | None]],
-    *,
-    stop: Callable[[], None] | None = None,
-    grace: float = 10.0,
-) -> int:
-    """Run ``main`` until it returns, or until SIGINT/SIGTERM stops it (exit code 0).
-
-    The first signal calls ``stop`` (which makes ``main`` finish its work and return), or
-    cancels ``main`` when there is no ``stop``. Either way ``main`` has ``grace`` seconds to
-    end; after that, or at a second signal, the process exits at once with code 1.
-    """
-
-    async def runner() -> int:
-        code: int | None = 0
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with anyio.create_task_group() as tg:
-                body_scope = anyio.CancelScope()
-
-                async def body() -> None:
-                    nonlocal code
-                    with body_scope:
-                        code = await main()
-                    tg.cancel_scope.cancel()
-
-                async def watchdog() -> None:
-                    await anyio.sleep(grace)
-                    log.error("still stopping after %g s: exiting now", grace)
-                    os._exit(1)
-
-                tg.start_soon(body)
-                stopping = False
-                async for signum in signals:
-                    if stopping:
-                        log.warning("received %s again: exiting now", signal.Signals(signum).name)
-                        os._exit(1)
-                    log.info("received %s, stopping", signal.Signals(signum).name)
-                    if stop is None:
-                        body_scope.cancel()
-                    else:
-                        stop()
-                    stopping = True
-                    tg.start_soon(watchdog)
-        return code or 0
-
-    try:
-        return anyio.run(runner)
-    except KeyboardInterrupt:
-        return 130

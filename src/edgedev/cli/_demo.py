@@ -22,12 +22,13 @@ import anyio
 
 from edgedev._plugins import install_hint
 from edgedev._ports import free_port
+from edgedev._process import run_async
 from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus._client import Bus
 from edgedev.bus._topics import DEFAULT_ROOT, Channel, Topics
 from edgedev.bus._url import BrokerURL
-from edgedev.cli._common import add_bus_options, load_or_report, run_async
+from edgedev.cli._common import add_bus_options, load_or_report
 from edgedev.cli._web import add_web_options, announce, make_server
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.mapper._mapper import Mapper

@@ -1,9 +1,9 @@
 """``edgedev run``: map devices to device twins.
 
 Devices come from files (``-f FILE...``) and, with ``--dmi``, from KubeEdge's EdgeCore over
-DMI (one registration per ``--protocol``). Without ``--dmi``, ``SIGHUP`` loads the files
-again: new devices start, changed ones restart, removed ones stop (reported offline); the
-others keep their cycle.
+DMI (one registration per ``--protocol``). ``SIGHUP`` loads the files again: new devices
+start, changed ones restart, removed ones stop (reported offline); the others keep their
+cycle, and the devices EdgeCore gave are left as they are.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
+from edgedev._process import run_async
 from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
-from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
-from edgedev.config._spec import DeviceSpec
+from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
 from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._source import FileSource
@@ -224,21 +224,51 @@ def _mapper_socket(template: str | None, protocol: str, count: int) -> str:
     return template
 
 
-def _dmi_ready(mapper: Mapper, sources: list[DmiSource]) -> Health:
-    """/readyz: ready once EdgeCore has accepted every registration (and the bus is fine)."""
-    health = mapper_health(mapper)
+class _Dmi:
+    """What ``--dmi`` adds to ``edgedev run``, said once.
 
-    def ready() -> tuple[bool, str]:
-        waiting = [s.protocol for s in sources if not s.registered]
-        if waiting:
-            return False, f"not registered with EdgeCore for {', '.join(waiting)}"
-        return health.ready()
+    EdgeCore's report sink (first among the mapper's sinks), a device source per protocol,
+    and readiness once EdgeCore has accepted every registration.
 
-    return Health(live=health.live, ready=ready, metrics=health.metrics)
+    Raises:
+        ValueError: several protocols share one ``--mapper-socket``.
+        ImportError: ``edgedev[dmi]`` is not installed.
+    """
+
+    def __init__(self, args: argparse.Namespace, protocols: list[str]) -> None:
+        self.sockets = {p: _mapper_socket(args.mapper_socket, p, len(protocols)) for p in protocols}
+        from edgedev.dmi import DmiSink, EdgeCoreLink
+
+        self.sources: list[DmiSource] = []
+        self.sink = DmiSink(EdgeCoreLink(args.dmi_socket), self._desired)
+
+    def _desired(self, device: str) -> dict[str, str] | None:
+        for source in self.sources:
+            if device in source.desired:
+                return source.desired[device]
+        return None  # not a device EdgeCore sent: not reported over DMI
+
+    def attach(self, mapper: Mapper) -> Health:
+        """Make the sources that feed ``mapper``; its health, ready once all are registered."""
+        from edgedev.dmi import DmiSource
+
+        self.sources = [
+            DmiSource(mapper, self.sink, protocol, mapper_socket=path)
+            for protocol, path in self.sockets.items()
+        ]
+        health = mapper_health(mapper)
+
+        def ready() -> tuple[bool, str]:
+            waiting = [s.protocol for s in self.sources if not s.registered]
+            if waiting:
+                return False, f"not registered with EdgeCore for {', '.join(waiting)}"
+            return health.ready()
+
+        return Health(live=health.live, ready=ready, metrics=health.metrics)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGINT or SIGTERM; reload the files on SIGHUP (not with ``--dmi``)."""
+    """Run until SIGINT or SIGTERM; reload the files on SIGHUP."""
     protocols = list(dict.fromkeys(args.protocols or args.env_protocols))
     if not args.files and not args.dmi:
         print("error: give -f FILE..., or --dmi to take devices from EdgeCore", file=sys.stderr)
@@ -246,6 +276,17 @@ def run(args: argparse.Namespace) -> int:
     if args.dmi and not protocols:
         print("error: --dmi needs --protocol NAME (or EDGEDEV_PROTOCOLS)", file=sys.stderr)
         return 2
+    try:
+        dmi = _Dmi(args, protocols) if args.dmi else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(
+            f"error: --dmi needs grpcio and protobuf: pip install 'edgedev[dmi]' ({exc})",
+            file=sys.stderr,
+        )
+        return 1
     devices = load_or_report(args.files) if args.files else []
     if devices is None:
         return 1
@@ -255,23 +296,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot open the queue in {args.data_dir}: {exc}", file=sys.stderr)
         return 1
-    if not args.dmi:
-        return _run_files(args, devices, outbox)
-    try:
-        from edgedev.dmi import DmiSink, DmiSource, EdgeCoreLink
-    except ImportError as exc:
-        outbox.close()
-        print(f"error: --dmi needs grpcio and protobuf: pip install 'edgedev[dmi]' ({exc})")
-        return 1
-    sources: list[DmiSource] = []
-
-    def desired(device: str) -> dict[str, str] | None:
-        for source in sources:
-            if device in source.desired:
-                return source.desired[device]
-        return None  # not a device EdgeCore sent: not reported over DMI
-
-    sink = DmiSink(EdgeCoreLink(args.dmi_socket), desired)
+    sinks = build_sinks(devices, sink_options(args))
     mapper = Mapper(
         devices,
         broker=args.broker,
@@ -279,22 +304,19 @@ def run(args: argparse.Namespace) -> int:
         node=args.node,
         name=args.name,
         outbox=outbox,
-        sinks=[sink, *build_sinks(devices, sink_options(args))],
         max_connections=args.max_connections,
+        sinks=sinks if dmi is None else [dmi.sink, *sinks],
     )
-    try:
-        for protocol in protocols:
-            path = _mapper_socket(args.mapper_socket, protocol, len(protocols))
-            sources.append(DmiSource(mapper, sink, protocol, mapper_socket=path))
-    except ValueError as exc:
+    if dmi is None and not mapper.devices:
         outbox.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"no devices for node {args.node!r} in {', '.join(args.files)}")
+        return 1
+    health = mapper_health(mapper) if dmi is None else dmi.attach(mapper)
 
     async def main() -> int:
         try:
             async with (
-                serving(_dmi_ready(mapper, sources), args.health_port, args.health_host),
+                serving(health, args.health_port, args.health_host),
                 anyio.create_task_group() as tg,
             ):
 
@@ -302,49 +324,13 @@ def run(args: argparse.Namespace) -> int:
                     try:
                         await mapper.run(task_status=task_status)
                     finally:
-                        tg.cancel_scope.cancel()  # the sources end with the mapper
+                        tg.cancel_scope.cancel()  # stopped: the sources and the narrator end too
 
                 await tg.start(run_mapper)
-                for source in sources:
+                if args.files:
+                    tg.start_soon(FileSource(args.files).run, mapper)
+                for source in dmi.sources if dmi is not None else ():
                     await tg.start(source.run)
-        except HealthError as exc:
-            outbox.close()
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        return 0
-
-    return run_async(main, stop=mapper.stop)
-
-
-def _run_files(args: argparse.Namespace, devices: list[DeviceSpec], outbox: Outbox) -> int:
-    mapper = Mapper(
-        devices,
-        broker=args.broker,
-        topic_root=args.topic_root,
-        node=args.node,
-        name=args.name,
-        outbox=outbox,
-        max_connections=args.max_connections,
-        sinks=build_sinks(devices, sink_options(args)),
-    )
-    if not mapper.devices:
-        outbox.close()
-        print(f"no devices for node {args.node!r} in {', '.join(args.files)}")
-        return 1
-
-    async def main() -> int:
-        try:
-            async with (
-                serving(mapper_health(mapper), args.health_port, args.health_host),
-                anyio.create_task_group() as tg,
-            ):
-
-                async def run_mapper(*, task_status: TaskStatus[Mapper]) -> None:
-                    await mapper.run(task_status=task_status)
-                    tg.cancel_scope.cancel()  # stopped: the file source and the narrator end too
-
-                await tg.start(run_mapper)
-                tg.start_soon(FileSource(args.files).run, mapper)
                 tg.start_soon(narrate, mapper)
         except HealthError as exc:
             outbox.close()
@@ -357,31 +343,36 @@ def _run_files(args: argparse.Namespace, devices: list[DeviceSpec], outbox: Outb
 
 
 async def narrate(mapper: Mapper, period: float = SUMMARY_PERIOD) -> None:
-    """Say when every device has been tried once, then a summary line every ``period`` s."""
+    """Say when every device has been tried once, then a summary line every ``period`` s.
+
+    The first line is left out when the mapper starts with no device (with ``--dmi`` they
+    come once EdgeCore has accepted the registration).
+    """
     began = anyio.current_time()
     runners = list(mapper.runners.values())
-    tried = anyio.Event()
+    if runners:
+        tried = anyio.Event()
 
-    def on_state(_state: DeviceState | None) -> None:
-        if all(r.state != DeviceState.UNKNOWN for r in runners):
-            tried.set()
+        def on_state(_state: DeviceState | None) -> None:
+            if all(r.state != DeviceState.UNKNOWN for r in runners):
+                tried.set()
 
-    for runner in runners:
-        runner.on_state.append(on_state)
-    on_state(None)
-    await tried.wait()
-    online = sum(r.state == DeviceState.ONLINE for r in runners)
-    log.info(
-        "started %s in %.1f s: %d online, %d not",
-        plural(len(runners), "device"),
-        anyio.current_time() - began,
-        online,
-        len(runners) - online,
-    )
+        for runner in runners:
+            runner.on_state.append(on_state)
+        on_state(None)
+        await tried.wait()
+        online = sum(r.state == DeviceState.ONLINE for r in runners)
+        log.info(
+            "started %s in %.1f s: %d online, %d not",
+            plural(len(runners), "device"),
+            anyio.current_time() - began,
+            online,
+            len(runners) - online,
+        )
     reads, since = sum(r.reads for r in runners), anyio.current_time()
     while True:
         await anyio.sleep(period)
-        runners = list(mapper.runners.values())  # devices come and go on SIGHUP
+        runners = list(mapper.runners.values())  # devices come and go (SIGHUP, EdgeCore)
         now, total = anyio.current_time(), sum(r.reads for r in runners)
         queued = len(mapper.bus.outbox) if mapper.bus is not None else 0
         log.info(

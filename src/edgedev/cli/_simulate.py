@@ -9,8 +9,9 @@ import sys
 import anyio
 
 from edgedev._errors import PluginError
+from edgedev._process import run_async
 from edgedev._text import plural
-from edgedev.cli._common import add_file_option, load_or_report, run_async
+from edgedev.cli._common import add_file_option, load_or_report
 from edgedev.simulate import AnySimulator, simulate
 
 HELP = "serve simulated devices for the Devices in the files"

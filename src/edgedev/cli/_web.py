@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from edgedev._process import run_async
 from edgedev.bus._url import BrokerURL
-from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, run_async
+from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
 from edgedev.config._spec import DeviceSpec
 from edgedev.view._errors import ViewError
 

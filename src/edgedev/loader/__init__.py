@@ -6,6 +6,6 @@ the driver of its protocol, and every problem is reported with file, document an
 
 from __future__ import annotations
 
-from edgedev.loader._loader import load_devices, load_resources
+from edgedev.loader._loader import load_devices, load_resources, source_name
 
-__all__ = ("load_devices", "load_resources")
+__all__ = ("load_devices", "load_resources", "source_name")

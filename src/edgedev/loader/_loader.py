@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import os
 import re
 import typing
 from collections.abc import Iterable, Iterator, Mapping
@@ -160,9 +161,14 @@ def _validation_problems(
     return [doc.problem(message, field) for field, message in found]
 
 
+def source_name(path: str | os.PathLike[str]) -> str:
+    """What the devices loaded from the file ``path`` hold in :attr:`DeviceSpec.source`."""
+    return str(Path(path))
+
+
 def _read_documents(path: Path, problems: list[Problem]) -> Iterator[_Document]:
     """The file's mappings one at a time, so that each can be dropped once converted."""
-    name = str(path)
+    name = source_name(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -41,11 +41,11 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edgedev.agent._client import ask_on, desired_request
 from edgedev.bus._client import Bus
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, Topics
 from edgedev.bus._url import BrokerURL
-from edgedev.cli._twin import ask_on, desired_request
 from edgedev.config._spec import DeviceSpec
 from edgedev.view._errors import ViewError
 from edgedev.view._state import TwinView

@@ -1,4 +1,4 @@
-"""``edgedev broker``: the embedded MQTT broker as a command, for trying edgedev out.
+"""``edgedev broker`` and ``python -m edgedev.broker``: the embedded broker as a command.
 
 It prints its URL once it accepts connections, and the lines that attach the other commands
 to it. For production, run mosquitto (see docs/reliability.md, "Securing the bus").
@@ -12,8 +12,8 @@ import sys
 
 import anyio
 
+from edgedev._process import run_async
 from edgedev.broker import EmbeddedBroker
-from edgedev.cli._common import run_async
 
 HELP = "run the embedded MQTT broker (for trying edgedev; mosquitto for production)"
 LOG_LEVEL = logging.INFO
