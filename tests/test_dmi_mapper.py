@@ -234,6 +234,36 @@ async def test_invalid_devices_are_refused_with_the_field_named(
         assert list(dmi.mapper.runners) == ["default/ok"]
 
 
+async def test_calls_that_overtake_the_registration_answer_are_not_undone_by_it(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    """EdgeCore's own calls made while its registration answer is on the way are newer.
+
+    The answer lists device ``old``; before it arrives EdgeCore creates a model, registers a
+    device of it and removes ``old``. The mapper ends with what the calls left: ``new``.
+    """
+    core = FakeEdgeCore(
+        f"{sockets}/dmi.sock", devices=[modbus_device("old", free_port())], models=[modbus_model()]
+    )
+    core.hold = anyio.Event()
+    async with core, dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+        await core.wait_for(lambda: len(core.registrations) == 1)  # answered, held on the way
+        other = modbus_model("meter")
+        await client.CreateDeviceModel(pb.CreateDeviceModelRequest(model=edgecore_model(other)))
+        new = edgecore_device(modbus_device("new", free_port(), model="meter"))
+        await client.RegisterDevice(pb.RegisterDeviceRequest(device=new))
+        await client.RemoveDevice(
+            pb.RemoveDeviceRequest(deviceName="old", deviceNamespace="default")
+        )
+        assert list(dmi.mapper.runners) == ["default/new"]
+        core.hold.set()
+        source = dmi.sources["modbus"]
+        with anyio.fail_after(10):
+            await source.wait_registered()
+        assert list(dmi.mapper.runners) == ["default/new"]
+        assert set(source.models) == {("default", "thermo"), ("default", "meter")}
+
+
 async def test_a_restarted_edgecore_gets_a_new_registration_and_a_resync(
     tmp_path: Path, mqtt_url: str, sockets: str
 ):

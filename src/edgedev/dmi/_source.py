@@ -68,6 +68,14 @@ def _model_key(namespace: str, name: str) -> tuple[str, str]:
     return (namespace or "default", name)
 
 
+@dataclasses.dataclass(slots=True)
+class _Touched:
+    """Devices and models changed by EdgeCore's calls since a registration request was sent."""
+
+    devices: set[str] = dataclasses.field(default_factory=set)
+    models: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+
+
 class DmiSource:
     """Devices of one protocol, as EdgeCore sends them over DMI, run by a :class:`Mapper`.
 
@@ -112,6 +120,8 @@ class DmiSource:
         self.registrations = 0
         self._lock = anyio.Lock()
         self._registered_event: anyio.Event | None = None  # made in the event loop
+        # what EdgeCore changed by a call while a registration was under way (see resync)
+        self._touched: _Touched | None = None
 
     # running -------------------------------------------------------------------------------
     def _event(self) -> anyio.Event:
@@ -150,6 +160,7 @@ class DmiSource:
         backoff = Backoff(0.5, 10.0)
         last_log = -LOG_EVERY
         while True:
+            self._touched = _Touched()
             try:
                 response = await self.link.stub.MapperRegister(self._register_request(), timeout=5)
             except aio.AioRpcError as exc:
@@ -201,12 +212,26 @@ class DmiSource:
 
     # the device list -----------------------------------------------------------------------
     async def resync(self, response: pb.MapperRegisterResponse) -> None:
-        """Make the running devices those of a registration answer (bad ones are logged)."""
+        """Make the running devices those of a registration answer (bad ones are logged).
+
+        The answer is what EdgeCore held when it made it. A model or device that EdgeCore
+        created, updated or removed by a call of its own while the registration was under
+        way is newer than the answer, and stays as that call left it.
+        """
         async with self._lock:
-            self.models = {_model_key(m.namespace, m.name): m for m in response.modelList}
-            listed: set[str] = set()
+            touched, self._touched = self._touched or _Touched(), None
+            models = {_model_key(m.namespace, m.name): m for m in response.modelList}
+            for key in touched.models:
+                models.pop(key, None)
+                if key in self.models:
+                    models[key] = self.models[key]
+            self.models = models
+            listed: set[str] = set(touched.devices)
             for device in response.deviceList:
-                listed.add(device_id(device))
+                name = device_id(device)
+                if name in touched.devices:
+                    continue
+                listed.add(name)
                 try:
                     await self._put(device)
                 except Refused as exc:
@@ -273,6 +298,15 @@ class DmiSource:
         self.specs.pop(device, None)
         self.desired.pop(device, None)
 
+    def _touch(self, *, device: str | None = None, model: tuple[str, str] | None = None) -> None:
+        """Note a change EdgeCore made by a call while a registration is under way."""
+        if self._touched is None:
+            return
+        if device is not None:
+            self._touched.devices.add(device)
+        if model is not None:
+            self._touched.models.add(model)
+
     def observed_desired(self, device: str) -> Mapping[str, str]:
         """The desired values EdgeCore last sent for a device (by property)."""
         return self.desired.get(device, {})
@@ -281,6 +315,7 @@ class DmiSource:
     async def register_device(self, device: pb.Device) -> DeviceSpec:
         """``RegisterDevice``: start the device (or update it when it runs already)."""
         async with self._lock:
+            self._touch(device=device_id(device))
             spec = await self._put(device)
             log.info("EdgeCore registered device %s", spec.id)
             return spec
@@ -288,12 +323,14 @@ class DmiSource:
     async def update_device(self, device: pb.Device) -> DeviceSpec:
         """``UpdateDevice``: new desired values are written; other changes restart it."""
         async with self._lock:
+            self._touch(device=device_id(device))
             return await self._put(device)
 
     async def remove_device(self, namespace: str, name: str) -> None:
         """``RemoveDevice``: stop the device (an unknown one is not an error)."""
         async with self._lock:
             key = f"{namespace or 'default'}/{name}"
+            self._touch(device=key)
             if key in self.specs:
                 await self._forget(key)
                 log.info("EdgeCore removed device %s", key)
@@ -302,6 +339,7 @@ class DmiSource:
         """``CreateDeviceModel`` / ``UpdateDeviceModel``: an update restarts its devices."""
         async with self._lock:
             key = _model_key(model.namespace, model.name)
+            self._touch(model=key)
             self.models[key] = model
             if not update:
                 return
@@ -317,7 +355,9 @@ class DmiSource:
     async def remove_model(self, namespace: str, name: str) -> None:
         """``RemoveDeviceModel``: forget it (devices that run keep running)."""
         async with self._lock:
-            self.models.pop(_model_key(namespace, name), None)
+            key = _model_key(namespace, name)
+            self._touch(model=key)
+            self.models.pop(key, None)
 
     def get_device(self, namespace: str, name: str) -> pb.Device:
         """``GetDevice``: the device with its current reported twins."""

@@ -132,6 +132,9 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         limited: requests refused by the limiter.
         refused_at: when each of those came (``anyio.current_time()``).
         invalid: requests refused as invalid, with the reason.
+        hold: when set to an event, a ``MapperRegister`` answer waits for it after it is
+            made (what EdgeCore holds at that moment), as a busy EdgeCore's may: its own calls
+            to the mapper can then overtake the answer.
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         self.limited = 0
         self.refused_at: list[float] = []
         self.invalid: list[str] = []
+        self.hold: anyio.Event | None = None
         self._changed = anyio.Event()
         self._server: aio.Server | None = None
 
@@ -254,6 +258,8 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
                 continue
             response.deviceList.append(device)  # server.go:121-122: one model per device
             response.modelList.append(model)
+        if self.hold is not None:
+            await self.hold.wait()
         return response
 
     async def ReportDeviceStatus(
