@@ -22,6 +22,7 @@ from edgecore_double import VALUE, EdgeCoreTwins, edgecore_running, validate_val
 from edgedev import Mapper, load_devices
 from edgedev.cli._demo import demo_files
 from edgedev.config._spec import DeviceSpec
+from edgedev.mapper import StateChanges
 from edgedev.simulate import simulate
 from edgedev.testing import device as kube_device
 from edgedev.testing import (
@@ -340,17 +341,15 @@ async def test_report_to_cloud_false_stays_off_the_twin_topics(tmp_path: Path, m
 async def test_writes_of_one_property_are_rate_bounded(tmp_path: Path, mqtt_url: str):
     devices, _ = thermostat(tmp_path, cycle=100)
     sim = ModbusSimulator(devices)
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=root())
+    changes = StateChanges()
+    mapper = Mapper(devices, broker=mqtt_url, topic_root=root(), sinks=[changes])
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         await tg.start(mapper.run)
         writer, runner = mapper.writers[DEVICE], mapper.runners[DEVICE]
         writer.min_interval = 1.5
-        online = anyio.Event()
-        runner.on_state.append(lambda state: online.set() if state == "online" else None)
-        if runner.state != "online":
-            with anyio.fail_after(WAIT):
-                await online.wait()
+        with anyio.fail_after(WAIT):
+            await changes.wait_until(lambda: runner.state == "online")
         first = anyio.current_time()  # no earlier than the first write starts
         writer.want("setpoint", "21")
         with anyio.fail_after(WAIT):  # the first value is written before the burst

@@ -11,7 +11,7 @@ import pytest
 
 from edgedev import Bus, DeviceSpec, Mapper, Message
 from edgedev.bus import MemoryOutbox
-from edgedev.mapper import Reading, ReportSink
+from edgedev.mapper import Reading, ReportSink, StateChanges
 from edgedev.mapper._device import describe, push_rounds
 from edgedev.testing import BrokerHandle, Recorder, free_port
 from edgedev.twin import DeviceState
@@ -137,7 +137,10 @@ async def test_a_fresh_mapper_says_online_once_per_device(
     devices = load_docs(tmp_path, fleet_docs(names, cycle_ms=100))
     outbox = SentOutbox()
     root = topic_root()
-    mapper = Mapper(devices, broker=fresh_broker.url, topic_root=root, outbox=outbox)
+    changes = StateChanges()
+    mapper = Mapper(
+        devices, broker=fresh_broker.url, topic_root=root, outbox=outbox, sinks=[changes]
+    )
 
     def states(name: str) -> list[str]:
         topic = f"{root}/device/default/{name}/state/update"
@@ -146,16 +149,10 @@ async def test_a_fresh_mapper_says_online_once_per_device(
     async with anyio.create_task_group() as tg:
         await tg.start(ModbusSimulator(devices).run)
         await tg.start(mapper.run)
-        online = anyio.Event()
-
-        def on_state(_state: DeviceState) -> None:
-            if all(r.state == DeviceState.ONLINE for r in mapper.runners.values()):
-                online.set()
-
-        for runner in mapper.runners.values():
-            runner.on_state.append(on_state)
         with anyio.fail_after(10):
-            await online.wait()
+            await changes.wait_until(
+                lambda: all(r.state == DeviceState.ONLINE for r in mapper.runners.values())
+            )
             fresh_broker.start()
             assert mapper.bus is not None
             await mapper.bus.wait_connected()  # its listeners have run when this returns

@@ -26,6 +26,7 @@ from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
 from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
+from edgedev.mapper._sinks import StateChanges
 from edgedev.mapper._source import FileSource
 from edgedev.sinks import (
     QUEUE_LIMIT,
@@ -296,7 +297,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot open the queue in {args.data_dir}: {exc}", file=sys.stderr)
         return 1
-    sinks = build_sinks(devices, sink_options(args))
+    changes = StateChanges()  # for the narrator
+    sinks = [*build_sinks(devices, sink_options(args)), changes]
     mapper = Mapper(
         devices,
         broker=args.broker,
@@ -331,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
                     tg.start_soon(FileSource(args.files).run, mapper)
                 for source in dmi.sources if dmi is not None else ():
                     await tg.start(source.run)
-                tg.start_soon(narrate, mapper)
+                tg.start_soon(narrate, mapper, changes)
         except HealthError as exc:
             outbox.close()
             print(f"error: {exc}", file=sys.stderr)
@@ -342,25 +344,17 @@ def run(args: argparse.Namespace) -> int:
     return run_async(main, stop=mapper.stop)
 
 
-async def narrate(mapper: Mapper, period: float = SUMMARY_PERIOD) -> None:
+async def narrate(mapper: Mapper, changes: StateChanges, period: float = SUMMARY_PERIOD) -> None:
     """Say when every device has been tried once, then a summary line every ``period`` s.
 
-    The first line is left out when the mapper starts with no device (with ``--dmi`` they
-    come once EdgeCore has accepted the registration).
+    ``changes`` is one of the mapper's sinks. The first line is left out when the mapper
+    starts with no device (with ``--dmi`` they come once EdgeCore has accepted the
+    registration).
     """
     began = anyio.current_time()
     runners = list(mapper.runners.values())
     if runners:
-        tried = anyio.Event()
-
-        def on_state(_state: DeviceState | None) -> None:
-            if all(r.state != DeviceState.UNKNOWN for r in runners):
-                tried.set()
-
-        for runner in runners:
-            runner.on_state.append(on_state)
-        on_state(None)
-        await tried.wait()
+        await changes.wait_until(lambda: all(r.state != DeviceState.UNKNOWN for r in runners))
         online = sum(r.state == DeviceState.ONLINE for r in runners)
         log.info(
             "started %s in %.1f s: %d online, %d not",
@@ -369,17 +363,19 @@ async def narrate(mapper: Mapper, period: float = SUMMARY_PERIOD) -> None:
             online,
             len(runners) - online,
         )
-    reads, since = sum(r.reads for r in runners), anyio.current_time()
+    # reads counted per runner: devices come and go (SIGHUP, EdgeCore), a restarted one anew
+    reads, since = {r: r.reads for r in runners}, anyio.current_time()
     while True:
         await anyio.sleep(period)
-        runners = list(mapper.runners.values())  # devices come and go (SIGHUP, EdgeCore)
-        now, total = anyio.current_time(), sum(r.reads for r in runners)
+        runners = list(mapper.runners.values())
+        now = anyio.current_time()
+        done = sum(r.reads - reads.get(r, 0) for r in runners)
         queued = len(mapper.bus.outbox) if mapper.bus is not None else 0
         log.info(
             "%d of %s online, %.1f reads/s, %s queued for the broker",
             sum(r.state == DeviceState.ONLINE for r in runners),
             plural(len(runners), "device"),
-            (total - reads) / (now - since),
+            done / (now - since),
             plural(queued, "message"),
         )
-        reads, since = total, now
+        reads, since = {r: r.reads for r in runners}, now

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import anyio
@@ -187,9 +187,6 @@ class DeviceRunner:
         self.reconnects = 0
         self.writes = 0
         self.pushes_dropped = 0
-        self.on_state: list[Callable[[DeviceState], None]] = []
-        """Called with the new state whenever it changes (for watchers: the writes do not
-        depend on it, :attr:`desired` is told directly)."""
 
     @property
     def values(self) -> dict[str, tuple[Value, int]]:
@@ -426,8 +423,6 @@ class DeviceRunner:
         for sink in self._sinks:
             sink.state(self.spec, state, reason)
         self.desired.state_changed(state, reason)
-        for listener in self.on_state:
-            listener(state)
 
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1

@@ -14,8 +14,10 @@ from __future__ import annotations
 import abc
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+import anyio
 
 from edgedev.bus._client import Bus
 from edgedev.bus._topics import Channel, Topics
@@ -87,6 +89,34 @@ class ReportSink(abc.ABC):  # noqa: B024 - every method has a no-op default; ove
 
     async def close(self) -> None:  # noqa: B027
         """Release what the sink holds; called once, after :meth:`flush`."""
+
+
+class StateChanges(ReportSink):
+    """A report sink that lets a task wait for the devices' changes of state.
+
+    Give it to the :class:`~edgedev.Mapper` among its ``sinks``, then
+    ``await changes.wait_until(lambda: runner.state == DeviceState.ONLINE)``. The command
+    line uses one to say when every device has been tried once.
+    """
+
+    def __init__(self) -> None:
+        self._changed: anyio.Event | None = None  # made in the event loop, when awaited
+
+    def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
+        """Wake the tasks waiting in :meth:`wait_until`."""
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds, checked now and after each change of state.
+
+        Use with a timeout (``anyio.fail_after``) where the condition may never hold.
+        """
+        while not condition():
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
 
 
 def wants_readings(sink: ReportSink) -> bool:
