@@ -80,6 +80,42 @@ def test_spec_to_messages_and_back_is_the_same_spec(tmp_path: Path):
     assert wire.spec.properties[2].desired.value == ""
 
 
+PUSH_METHODS = {  # every target, in the CRD's spelling
+    "http": {"hostName": "http://sink.local", "port": 8080, "requestPath": "/in", "timeout": 500},
+    "mqtt": {"address": "mqtt://127.0.0.1:1883", "topic": "plant/t", "qos": 1, "retained": True},
+    "otel": {"endpointURL": "http://127.0.0.1:4318/v1/metrics"},
+    "dbMethod": {
+        "influxdb2": {
+            "influxdb2ClientConfig": {"url": "http://i:8086", "org": "o", "bucket": "b"},
+            "influxdb2DataConfig": {"measurement": "m", "tag": {"site": "a"}, "fieldKey": "v"},
+        },
+        "redis": {"redisClientConfig": {"addr": "r:6379", "db": 2, "poolsize": 4}},
+        "TDEngine": {"TDEngineClientConfig": {"addr": "t:6041", "dbName": "plant"}},
+        "mysql": {"mysqlClientConfig": {"addr": "m:3306", "database": "d", "userName": "u"}},
+    },
+}
+
+
+@pytest.mark.needs("edgedev_modbus", "redis", "asyncmy", "opentelemetry")
+def test_push_methods_come_over_dmi_as_the_yaml_gives_them(tmp_path: Path):
+    """EdgeCore's JSON round trip respells pushMethod; the spec is the file's all the same."""
+    doc = {**DEVICE, "spec": {**DEVICE["spec"], "properties": list(DEVICE["spec"]["properties"])}}
+    doc["spec"]["properties"][0] = {**doc["spec"]["properties"][0], "pushMethod": PUSH_METHODS}
+    [from_yaml] = load_documents(tmp_path, [MODEL, doc])
+    message = edgecore_device(doc)
+    push = message.spec.properties[0].pushMethod
+    assert push.http.hostname == "http://sink.local" and push.http.requestpath == "/in"
+    assert push.dbMethod.tdengine.tdEngineClientConfig.dbname == "plant"
+    spec = to_spec(message, edgecore_model(MODEL))
+    assert spec.property("temperature").push_method == from_yaml.property("temperature").push_method
+    assert spec.property("setpoint").push_method is None
+    # and back: GetDevice answers with the same pushMethod
+    again = to_spec(to_device(spec), edgecore_model(MODEL))
+    assert (
+        again.property("temperature").push_method == from_yaml.property("temperature").push_method
+    )
+
+
 def test_float32_numbers_read_back_as_their_decimal():
     def unpack(value: float) -> object:
         packed = any_pb2.Any()

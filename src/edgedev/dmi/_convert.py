@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError, Message
 from pydantic import BaseModel
 
 from edgedev._errors import ConfigError, Problem
-from edgedev.config._crd import API_VERSION, AccessMode
+from edgedev.config._crd import API_VERSION, AccessMode, PushMethod
 from edgedev.config._spec import DeviceSpec
 from edgedev.dmi._pb import api_pb2 as pb
 from edgedev.loader._loader import load_resources
@@ -152,6 +152,115 @@ def model_resource(model: pb.DeviceModel) -> dict[str, Any]:
     }
 
 
+def _present(**fields: object) -> dict[str, object]:
+    """``fields`` without those at proto3's zero value, which means unset."""
+    return {k: v for k, v in fields.items() if v not in ("", 0, {}, None)}
+
+
+def push_resource(push: pb.PushMethod) -> dict[str, Any] | None:
+    """The Kubernetes JSON of a DMI ``PushMethod`` (``None`` when it names no target).
+
+    EdgeCore copies the Device's ``pushMethod`` into the message under other spellings
+    (``hostname``, ``requestpath``, ``tdEngineClientConfig``, ``dbname``); this gives the
+    CRD's back, so that the loader checks it as it checks a file. A zero number is unset.
+    """
+    out: dict[str, Any] = {}
+    if push.HasField("http"):
+        h = push.http
+        out["http"] = _present(
+            hostName=h.hostname, port=h.port, requestPath=h.requestpath, timeout=h.timeout
+        )
+    if push.HasField("mqtt"):
+        m = push.mqtt
+        out["mqtt"] = _present(address=m.address, topic=m.topic, qos=m.qos)
+        if m.retained:
+            out["mqtt"]["retained"] = True
+    if push.HasField("otel"):
+        out["otel"] = _present(endpointURL=push.otel.endpointURL)
+    if push.HasField("dbMethod"):
+        db, methods = push.dbMethod, {}
+        if db.HasField("influxdb2"):
+            client, data = db.influxdb2.influxdb2ClientConfig, db.influxdb2.influxdb2DataConfig
+            methods["influxdb2"] = {
+                "influxdb2ClientConfig": _present(
+                    url=client.url, org=client.org, bucket=client.bucket
+                ),
+                "influxdb2DataConfig": _present(
+                    measurement=data.measurement, tag=dict(data.tag), fieldKey=data.fieldKey
+                ),
+            }
+        if db.HasField("redis"):
+            r = db.redis.redisClientConfig
+            methods["redis"] = {
+                "redisClientConfig": _present(
+                    addr=r.addr, db=r.db, poolsize=r.poolsize, minIdleConns=r.minIdleConns
+                )
+            }
+        if db.HasField("tdengine"):
+            td = db.tdengine.tdEngineClientConfig
+            methods["TDEngine"] = {"TDEngineClientConfig": _present(addr=td.addr, dbName=td.dbname)}
+        if db.HasField("mysql"):
+            my = db.mysql.mysqlClientConfig
+            methods["mysql"] = {
+                "mysqlClientConfig": _present(
+                    addr=my.addr, database=my.database, userName=my.userName
+                )
+            }
+        out["dbMethod"] = methods
+    return out or None
+
+
+def push_message(push: PushMethod) -> pb.PushMethod:
+    """The DMI ``PushMethod`` of a property's ``pushMethod`` (:func:`push_resource` reversed)."""
+    message = pb.PushMethod()
+    if push.http is not None:
+        h = push.http
+        message.http.CopyFrom(
+            pb.PushMethodHTTP(
+                hostname=h.host_name, port=h.port, requestpath=h.request_path, timeout=h.timeout
+            )
+        )
+    if push.mqtt is not None:
+        m = push.mqtt
+        message.mqtt.CopyFrom(
+            pb.PushMethodMQTT(address=m.address, topic=m.topic, qos=m.qos, retained=m.retained)
+        )
+    if push.otel is not None:
+        message.otel.CopyFrom(pb.PushMethodOTEL(endpointURL=push.otel.endpoint_url))
+    db = push.db_method
+    if db is not None:
+        out = message.dbMethod
+        out.SetInParent()
+        if db.influxdb2 is not None:
+            client, data = db.influxdb2.influxdb2_client_config, db.influxdb2.influxdb2_data_config
+            out.influxdb2.influxdb2ClientConfig.CopyFrom(
+                pb.Influxdb2ClientConfig(url=client.url, org=client.org, bucket=client.bucket)
+            )
+            out.influxdb2.influxdb2DataConfig.CopyFrom(
+                pb.Influxdb2DataConfig(
+                    measurement=data.measurement, tag=data.tag, fieldKey=data.field_key
+                )
+            )
+        if db.redis is not None:
+            r = db.redis.redis_client_config
+            out.redis.redisClientConfig.CopyFrom(
+                pb.RedisClientConfig(
+                    addr=r.addr, db=r.db, poolsize=r.poolsize, minIdleConns=r.min_idle_conns
+                )
+            )
+        if db.tdengine is not None:
+            td = db.tdengine.client_config
+            out.tdengine.tdEngineClientConfig.CopyFrom(
+                pb.TDEngineClientConfig(addr=td.addr, dbname=td.db_name)
+            )
+        if db.mysql is not None:
+            my = db.mysql.mysql_client_config
+            out.mysql.mysqlClientConfig.CopyFrom(
+                pb.MySQLClientConfig(addr=my.addr, database=my.database, userName=my.user_name)
+            )
+    return message
+
+
 def device_resource(device: pb.Device) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The Kubernetes JSON of a DMI ``Device``, and ``(field, message)`` of values unreadable.
 
@@ -178,6 +287,10 @@ def device_resource(device: pb.Device) -> tuple[dict[str, Any], list[tuple[str, 
             prop["collectCycle"] = p.collectCycle
         if p.reportCycle:
             prop["reportCycle"] = p.reportCycle
+        if p.HasField("pushMethod"):
+            push = push_resource(p.pushMethod)
+            if push is not None:
+                prop["pushMethod"] = push
         props.append(prop)
     resource = {
         "apiVersion": API_VERSION,
@@ -252,6 +365,7 @@ def to_device(spec: DeviceSpec, desired: Mapping[str, str] | None = None) -> pb.
                 collectCycle=round(p.collect_cycle * 1000),
                 reportCycle=round(p.report_cycle * 1000),
                 reportToCloud=p.report_to_cloud,
+                pushMethod=push_message(p.push_method) if p.push_method is not None else None,
             )
         )
     return pb.Device(

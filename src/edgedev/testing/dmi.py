@@ -76,6 +76,30 @@ def edgecore_model(document: Mapping[str, Any]) -> pb.DeviceModel:
     )
 
 
+def go_unmarshal(data: Mapping[str, Any], message: Message) -> None:
+    """Fill ``message`` from the JSON object ``data`` as Go's ``encoding/json`` fills EdgeCore's.
+
+    EdgeCore turns a Device into its DMI message by a JSON round trip (dtcommon/util.go:67
+    ConvertDevice: ``json.Marshal`` of the CRD object, ``json.Unmarshal`` into the generated
+    struct). Go matches object keys to the struct's JSON names (the proto field names)
+    without regard to case, and drops keys that match none: the CRD's ``hostName`` lands in
+    ``hostname``, ``TDEngine`` in ``tdengine``.
+    """
+    fields = {f.name.lower(): f for f in message.DESCRIPTOR.fields}
+    for key, value in data.items():
+        field = fields.get(key.lower())
+        if field is None or value is None:
+            continue
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            getattr(message, field.name).update({str(k): str(v) for k, v in value.items()})
+        elif field.message_type is not None:
+            sub = getattr(message, field.name)
+            sub.SetInParent()
+            go_unmarshal(value, sub)
+        else:
+            setattr(message, field.name, value)
+
+
 def edgecore_device(document: Mapping[str, Any]) -> pb.Device:
     """A Device document as EdgeCore sends it (dtcommon/util.go:67 ConvertDevice).
 
@@ -99,6 +123,8 @@ def edgecore_device(document: Mapping[str, Any]) -> pb.Device:
                 reportToCloud=p.get("reportToCloud", True),
             )
         )
+        if p.get("pushMethod"):
+            go_unmarshal(p["pushMethod"], props[-1].pushMethod)
     protocol = spec.get("protocol") or {}
     return pb.Device(
         name=meta["name"],

@@ -80,20 +80,159 @@ class DeviceSpec(_message.Message):
     def __init__(self, deviceModelReference: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolConfig, _Mapping]] = ..., properties: _Optional[_Iterable[_Union[DeviceProperty, _Mapping]]] = ...) -> None: ...
 
 class DeviceProperty(_message.Message):
-    __slots__ = ("name", "desired", "visitors", "reportCycle", "collectCycle", "reportToCloud")
+    __slots__ = ("name", "desired", "visitors", "reportCycle", "collectCycle", "reportToCloud", "pushMethod")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     VISITORS_FIELD_NUMBER: _ClassVar[int]
     REPORTCYCLE_FIELD_NUMBER: _ClassVar[int]
     COLLECTCYCLE_FIELD_NUMBER: _ClassVar[int]
     REPORTTOCLOUD_FIELD_NUMBER: _ClassVar[int]
+    PUSHMETHOD_FIELD_NUMBER: _ClassVar[int]
     name: str
     desired: TwinProperty
     visitors: VisitorConfig
     reportCycle: int
     collectCycle: int
     reportToCloud: bool
-    def __init__(self, name: _Optional[str] = ..., desired: _Optional[_Union[TwinProperty, _Mapping]] = ..., visitors: _Optional[_Union[VisitorConfig, _Mapping]] = ..., reportCycle: _Optional[int] = ..., collectCycle: _Optional[int] = ..., reportToCloud: _Optional[bool] = ...) -> None: ...
+    pushMethod: PushMethod
+    def __init__(self, name: _Optional[str] = ..., desired: _Optional[_Union[TwinProperty, _Mapping]] = ..., visitors: _Optional[_Union[VisitorConfig, _Mapping]] = ..., reportCycle: _Optional[int] = ..., collectCycle: _Optional[int] = ..., reportToCloud: _Optional[bool] = ..., pushMethod: _Optional[_Union[PushMethod, _Mapping]] = ...) -> None: ...
+
+class PushMethod(_message.Message):
+    __slots__ = ("http", "mqtt", "dbMethod", "otel")
+    HTTP_FIELD_NUMBER: _ClassVar[int]
+    MQTT_FIELD_NUMBER: _ClassVar[int]
+    DBMETHOD_FIELD_NUMBER: _ClassVar[int]
+    OTEL_FIELD_NUMBER: _ClassVar[int]
+    http: PushMethodHTTP
+    mqtt: PushMethodMQTT
+    dbMethod: DBMethod
+    otel: PushMethodOTEL
+    def __init__(self, http: _Optional[_Union[PushMethodHTTP, _Mapping]] = ..., mqtt: _Optional[_Union[PushMethodMQTT, _Mapping]] = ..., dbMethod: _Optional[_Union[DBMethod, _Mapping]] = ..., otel: _Optional[_Union[PushMethodOTEL, _Mapping]] = ...) -> None: ...
+
+class PushMethodHTTP(_message.Message):
+    __slots__ = ("hostname", "port", "requestpath", "timeout")
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTPATH_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    port: int
+    requestpath: str
+    timeout: int
+    def __init__(self, hostname: _Optional[str] = ..., port: _Optional[int] = ..., requestpath: _Optional[str] = ..., timeout: _Optional[int] = ...) -> None: ...
+
+class PushMethodMQTT(_message.Message):
+    __slots__ = ("address", "topic", "qos", "retained")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    QOS_FIELD_NUMBER: _ClassVar[int]
+    RETAINED_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    topic: str
+    qos: int
+    retained: bool
+    def __init__(self, address: _Optional[str] = ..., topic: _Optional[str] = ..., qos: _Optional[int] = ..., retained: _Optional[bool] = ...) -> None: ...
+
+class PushMethodOTEL(_message.Message):
+    __slots__ = ("endpointURL",)
+    ENDPOINTURL_FIELD_NUMBER: _ClassVar[int]
+    endpointURL: str
+    def __init__(self, endpointURL: _Optional[str] = ...) -> None: ...
+
+class DBMethod(_message.Message):
+    __slots__ = ("influxdb2", "redis", "tdengine", "mysql")
+    INFLUXDB2_FIELD_NUMBER: _ClassVar[int]
+    REDIS_FIELD_NUMBER: _ClassVar[int]
+    TDENGINE_FIELD_NUMBER: _ClassVar[int]
+    MYSQL_FIELD_NUMBER: _ClassVar[int]
+    influxdb2: DBMethodInfluxdb2
+    redis: DBMethodRedis
+    tdengine: DBMethodTDEngine
+    mysql: DBMethodMySQL
+    def __init__(self, influxdb2: _Optional[_Union[DBMethodInfluxdb2, _Mapping]] = ..., redis: _Optional[_Union[DBMethodRedis, _Mapping]] = ..., tdengine: _Optional[_Union[DBMethodTDEngine, _Mapping]] = ..., mysql: _Optional[_Union[DBMethodMySQL, _Mapping]] = ...) -> None: ...
+
+class DBMethodInfluxdb2(_message.Message):
+    __slots__ = ("influxdb2ClientConfig", "influxdb2DataConfig")
+    INFLUXDB2CLIENTCONFIG_FIELD_NUMBER: _ClassVar[int]
+    INFLUXDB2DATACONFIG_FIELD_NUMBER: _ClassVar[int]
+    influxdb2ClientConfig: Influxdb2ClientConfig
+    influxdb2DataConfig: Influxdb2DataConfig
+    def __init__(self, influxdb2ClientConfig: _Optional[_Union[Influxdb2ClientConfig, _Mapping]] = ..., influxdb2DataConfig: _Optional[_Union[Influxdb2DataConfig, _Mapping]] = ...) -> None: ...
+
+class Influxdb2DataConfig(_message.Message):
+    __slots__ = ("measurement", "tag", "fieldKey")
+    class TagEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MEASUREMENT_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    FIELDKEY_FIELD_NUMBER: _ClassVar[int]
+    measurement: str
+    tag: _containers.ScalarMap[str, str]
+    fieldKey: str
+    def __init__(self, measurement: _Optional[str] = ..., tag: _Optional[_Mapping[str, str]] = ..., fieldKey: _Optional[str] = ...) -> None: ...
+
+class Influxdb2ClientConfig(_message.Message):
+    __slots__ = ("url", "org", "bucket")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ORG_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    org: str
+    bucket: str
+    def __init__(self, url: _Optional[str] = ..., org: _Optional[str] = ..., bucket: _Optional[str] = ...) -> None: ...
+
+class DBMethodRedis(_message.Message):
+    __slots__ = ("redisClientConfig",)
+    REDISCLIENTCONFIG_FIELD_NUMBER: _ClassVar[int]
+    redisClientConfig: RedisClientConfig
+    def __init__(self, redisClientConfig: _Optional[_Union[RedisClientConfig, _Mapping]] = ...) -> None: ...
+
+class RedisClientConfig(_message.Message):
+    __slots__ = ("addr", "db", "poolsize", "minIdleConns")
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    DB_FIELD_NUMBER: _ClassVar[int]
+    POOLSIZE_FIELD_NUMBER: _ClassVar[int]
+    MINIDLECONNS_FIELD_NUMBER: _ClassVar[int]
+    addr: str
+    db: int
+    poolsize: int
+    minIdleConns: int
+    def __init__(self, addr: _Optional[str] = ..., db: _Optional[int] = ..., poolsize: _Optional[int] = ..., minIdleConns: _Optional[int] = ...) -> None: ...
+
+class DBMethodTDEngine(_message.Message):
+    __slots__ = ("tdEngineClientConfig",)
+    TDENGINECLIENTCONFIG_FIELD_NUMBER: _ClassVar[int]
+    tdEngineClientConfig: TDEngineClientConfig
+    def __init__(self, tdEngineClientConfig: _Optional[_Union[TDEngineClientConfig, _Mapping]] = ...) -> None: ...
+
+class TDEngineClientConfig(_message.Message):
+    __slots__ = ("addr", "dbname")
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    DBNAME_FIELD_NUMBER: _ClassVar[int]
+    addr: str
+    dbname: str
+    def __init__(self, addr: _Optional[str] = ..., dbname: _Optional[str] = ...) -> None: ...
+
+class DBMethodMySQL(_message.Message):
+    __slots__ = ("mysqlClientConfig",)
+    MYSQLCLIENTCONFIG_FIELD_NUMBER: _ClassVar[int]
+    mysqlClientConfig: MySQLClientConfig
+    def __init__(self, mysqlClientConfig: _Optional[_Union[MySQLClientConfig, _Mapping]] = ...) -> None: ...
+
+class MySQLClientConfig(_message.Message):
+    __slots__ = ("addr", "database", "userName")
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    addr: str
+    database: str
+    userName: str
+    def __init__(self, addr: _Optional[str] = ..., database: _Optional[str] = ..., userName: _Optional[str] = ...) -> None: ...
 
 class ProtocolConfig(_message.Message):
     __slots__ = ("protocolName", "configData")
