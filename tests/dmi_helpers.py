@@ -24,6 +24,7 @@ from edgedev import (
 from edgedev._plugins import Registry
 from edgedev.dmi import DmiSink, DmiSource, EdgeCoreLink, TokenBucket
 from edgedev.drivers import AnyDriver
+from edgedev.sinks import SinkFactory, SinkOptions
 from edgedev.testing import device, device_model, device_property, unique_root
 from edgedev.testing.dmi import FakeEdgeCore
 from edgedev.twin import Value
@@ -150,7 +151,13 @@ async def dmi_mapper(
     sink = DmiSink(EdgeCoreLink(core.socket), desired, bucket=bucket)
     root = unique_root()
     mapper = Mapper(
-        files, broker=url, topic_root=root, name=f"m-{root}", sinks=[sink], drivers=drivers
+        files,
+        broker=url,
+        topic_root=root,
+        name=f"m-{root}",
+        sinks=[sink],
+        drivers=drivers,
+        sinks_for=SinkFactory(SinkOptions(linger=0.2)),  # pushMethod targets, as devices come
     )
     for protocol in protocols or ("modbus",):
         sources[protocol] = DmiSource(

@@ -531,3 +531,34 @@ async def test_edgedev_run_serves_the_sinks_its_files_name(
             await until(lambda: rows(), timeout=30)
         tg.cancel_scope.cancel()
     assert await rows() > 0
+
+
+@pytest.mark.needs("edgedev_modbus")
+async def test_a_device_from_edgecore_pushes_where_its_push_method_says(
+    tmp_path: Path, mqtt_url: str
+):
+    """Over DMI (EdgeCore's respelling of pushMethod), its target's sink starts with it."""
+    from dmi_helpers import dmi_mapper, socket_dir
+    from edgedev.testing.dmi import FakeEdgeCore
+
+    server = HttpRecorder(reply=lambda _r: (200, b"ok"))
+    server.start()
+    push = {"http": {"hostName": "http://127.0.0.1", "port": server.port, "requestPath": "/in"}}
+    model, boiler = docs(push, names=("b1",))
+    try:
+        with socket_dir() as sockets:
+            core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=[boiler], models=[model])
+            sim = ModbusSimulator(load_documents(tmp_path, [model, boiler]))
+            async with anyio.create_task_group() as tg:
+                await tg.start(sim.run)
+                async with core, dmi_mapper(mqtt_url, core, sockets) as dmi:
+                    with anyio.fail_after(20):
+                        await dmi.sources["modbus"].wait_registered()
+                    await until(lambda: server.requests, timeout=20)
+                    sinks = [s for s in dmi.mapper.sinks if isinstance(s, PushSink)]
+                tg.cancel_scope.cancel()
+    finally:
+        server.stop()
+    assert len(sinks) == 1  # made when EdgeCore's device came, after the mapper started
+    form = parse_qs(server.requests[0].body.decode())
+    assert server.requests[0].path == "/in" and {"temperature", "level"} & set(form)

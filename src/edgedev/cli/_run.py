@@ -33,8 +33,8 @@ from edgedev.sinks import (
     HttpLayout,
     InfluxFields,
     MysqlLayout,
+    SinkFactory,
     SinkOptions,
-    build_sinks,
 )
 from edgedev.twin._state import DeviceState
 
@@ -298,7 +298,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot open the queue in {args.data_dir}: {exc}", file=sys.stderr)
         return 1
     changes = StateChanges()  # for the narrator
-    sinks = [*build_sinks(devices, sink_options(args)), changes]
     mapper = Mapper(
         devices,
         broker=args.broker,
@@ -307,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         outbox=outbox,
         max_connections=args.max_connections,
-        sinks=sinks if dmi is None else [dmi.sink, *sinks],
+        sinks=[changes] if dmi is None else [dmi.sink, changes],
+        sinks_for=SinkFactory(sink_options(args)),  # the pushMethod targets, as devices come
     )
     if dmi is None and not mapper.devices:
         outbox.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -88,6 +88,10 @@ class Mapper:
             in the mapper's task group, and they are flushed and closed when it stops.
         max_connections: connections a driver may open to one endpoint where its protocol
             can use several (see :class:`~edgedev.drivers.Endpoints`); default: the driver's.
+        sinks_for: asked for each device the mapper starts, at start or later (a reload, a
+            device from EdgeCore): the sinks it needs that the mapper lacks, such as those of
+            its ``pushMethod`` targets (:class:`edgedev.sinks.SinkFactory`). They join
+            :attr:`sinks` and run in the mapper's task group.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class Mapper:
         outbox: Outbox | None = None,
         sinks: Sequence[ReportSink] = (),
         max_connections: int | None = None,
+        sinks_for: Callable[[DeviceSpec], Sequence[ReportSink]] | None = None,
     ) -> None:
         if drivers is None:
             from edgedev.drivers import drivers as installed
@@ -118,8 +123,9 @@ class Mapper:
         self._driver_types = {d.protocol: drivers.get(d.protocol) for d in self.devices}
         self._outbox = outbox
         self._extra_sinks = tuple(sinks)
+        self._sinks_for = sinks_for
         self.sinks: tuple[ReportSink, ...] = ()
-        """Every sink while running: the MQTT twin publisher first, then ``sinks``."""
+        """Every sink while running: the MQTT twin publisher, ``sinks``, then ``sinks_for``'s."""
         self.runners: dict[str, DeviceRunner] = {}
         self.writers: dict[str, DesiredWriter] = {}
         """Per device, its runner's :attr:`~DeviceRunner.desired`: the desired values being
@@ -299,6 +305,11 @@ class Mapper:
     def _start(self, spec: DeviceSpec) -> None:
         """Start ``spec``'s runner (with its desired writer) in the devices' task group."""
         assert self._tg is not None
+        if self._sinks_for is not None:
+            new = tuple(self._sinks_for(spec))
+            self.sinks = (*self.sinks, *new)
+            for sink in new:
+                self._tg.start_soon(sink.run, name=f"sink {type(sink).__name__}")
         driver_type = self._driver_types[spec.protocol]
         runner = DeviceRunner(spec, driver_type, self.sinks, endpoints=self.endpoints)
         served = _Served(runner)

@@ -1,8 +1,9 @@
 """Push sinks: readings delivered where KubeEdge's ``pushMethod`` and ``dbMethod`` say.
 
 Each is a :class:`~edgedev.mapper.ReportSink` for one target (a broker, an HTTP endpoint, a
-database), shared by every property that names it; :func:`build_sinks` makes them from loaded
-devices. Values wait in a bounded queue per target and leave in batches, retried with backoff
+database), shared by every property that names it; :class:`SinkFactory` makes them as devices
+come (a :class:`~edgedev.Mapper`'s ``sinks_for``), :func:`build_sinks` from loaded devices.
+Values wait in a bounded queue per target and leave in batches, retried with backoff
 (:class:`Delivery`). See ``docs/sinks.md`` for the YAML and the data layouts.
 """
 
@@ -19,7 +20,7 @@ from edgedev.sinks._delivery import (
     Refused,
     SinkError,
 )
-from edgedev.sinks._factory import SINK_TYPES, SinkOptions, build_sinks
+from edgedev.sinks._factory import SINK_TYPES, SinkFactory, SinkOptions, build_sinks
 from edgedev.sinks._http import HttpLayout, HttpSink
 from edgedev.sinks._influxdb2 import Influxdb2Sink, InfluxFields
 from edgedev.sinks._mqtt import MqttSink
@@ -49,6 +50,7 @@ __all__ = (
     "Refused",
     "Row",
     "SinkError",
+    "SinkFactory",
     "SinkOptions",
     "TdengineSink",
     "build_sinks",

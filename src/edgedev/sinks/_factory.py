@@ -48,6 +48,49 @@ class SinkOptions:
     linger: float = LINGER
 
 
+class SinkFactory:
+    """Makes the push sinks that devices name, each target once, as devices come.
+
+    Give it to the :class:`~edgedev.Mapper` as ``sinks_for``: the mapper asks it for each
+    device it starts (from files at start, a reload on SIGHUP, or EdgeCore over DMI) and
+    runs the sinks of targets no earlier device named.
+
+    Args:
+        options: the mapper-wide settings of the sinks.
+    """
+
+    def __init__(self, options: SinkOptions | None = None) -> None:
+        self.options = options or SinkOptions()
+        self._targets: set[tuple[type[AnyPushSink], Any]] = set()  # each kind its own type
+
+    def __call__(self, device: DeviceSpec) -> list[AnyPushSink]:
+        """The sinks of the targets ``device`` names that no earlier device named."""
+        sinks: list[AnyPushSink] = []
+        for prop in device.properties:
+            if prop.push_method is None:
+                continue
+            for kind in SINK_TYPES:
+                config = kind.config_of(prop.push_method)
+                if config is None:
+                    continue
+                target = (kind, kind.target_of(config))
+                if target not in self._targets:
+                    self._targets.add(target)
+                    sinks.append(self._make(kind, target[1]))
+        return sinks
+
+    def _make(self, kind: type[AnyPushSink], target: Any) -> AnyPushSink:
+        options = self.options
+        delivery: DeliveryOptions = {"limit": options.queue_limit, "linger": options.linger}
+        if kind is HttpSink:
+            return HttpSink(target, layout=options.http_layout, **delivery)
+        if kind is MysqlSink:
+            return MysqlSink(target, layout=options.mysql_layout, **delivery)
+        if kind is Influxdb2Sink:
+            return Influxdb2Sink(target, fields=options.influx_fields, **delivery)
+        return kind(target, **delivery)
+
+
 def build_sinks(
     devices: Iterable[DeviceSpec], options: SinkOptions | None = None
 ) -> list[AnyPushSink]:
@@ -56,25 +99,5 @@ def build_sinks(
     Raises:
         ImportError: a sink's extra is not installed (the loader reports this first).
     """
-    options = options or SinkOptions()
-    targets: dict[tuple[type[AnyPushSink], Any], None] = {}  # each kind its own target type
-    for device in devices:
-        for prop in device.properties:
-            if prop.push_method is None:
-                continue
-            for kind in SINK_TYPES:
-                config = kind.config_of(prop.push_method)
-                if config is not None:
-                    targets[(kind, kind.target_of(config))] = None
-    delivery: DeliveryOptions = {"limit": options.queue_limit, "linger": options.linger}
-    sinks: list[AnyPushSink] = []
-    for kind, target in targets:
-        if kind is HttpSink:
-            sinks.append(HttpSink(target, layout=options.http_layout, **delivery))
-        elif kind is MysqlSink:
-            sinks.append(MysqlSink(target, layout=options.mysql_layout, **delivery))
-        elif kind is Influxdb2Sink:
-            sinks.append(Influxdb2Sink(target, fields=options.influx_fields, **delivery))
-        else:
-            sinks.append(kind(target, **delivery))
-    return sinks
+    factory = SinkFactory(options)
+    return [sink for device in devices for sink in factory(device)]
