@@ -15,9 +15,12 @@ ARG MAPPER=
 ARG ROLE=${MAPPER:+mapper}
 
 # Wheels of the core, the mapper and every dependency, for the target platform. A mapper
-# image carries the DMI extra (gRPC), so that it serves KubeEdge's EdgeCore (`run --dmi`).
+# image carries EXTRAS: the DMI extra (gRPC), so that it serves KubeEdge's EdgeCore (`run
+# --dmi`), and the pushMethod sinks of the Device CRD; MySQL's client (asyncmy, 36 MB) only
+# when asked for: --build-arg EXTRAS=dmi,sinks.
 FROM ${BASE_IMAGE} AS builder
 ARG MAPPER
+ARG EXTRAS=dmi,redis,http,influxdb,tdengine,otel
 # lgpio, the gpio mapper's pin backend, publishes no Linux wheels: its sdist compiles here,
 # statically linked (PYPI=1 below). The compiler stays in this stage.
 RUN if [ "$MAPPER" = gpio ]; then \
@@ -35,8 +38,8 @@ COPY mappers/${MAPPER} ./mappers/${MAPPER}
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     case "$MAPPER" in \
       "") core=. mapper= ;; \
-      gpio) core=".[dmi]" mapper="./mappers/gpio[lgpio]" ;; \
-      *) core=".[dmi]" mapper="./mappers/$MAPPER" ;; \
+      gpio) core=".[$EXTRAS]" mapper="./mappers/gpio[lgpio]" ;; \
+      *) core=".[$EXTRAS]" mapper="./mappers/$MAPPER" ;; \
     esac \
     && PYPI=1 pip wheel --wheel-dir /wheels "$core" ${mapper:+"$mapper"}
 

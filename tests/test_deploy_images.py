@@ -10,6 +10,7 @@ context and that ``.dockerignore`` keeps. The images themselves are built and ru
 from __future__ import annotations
 
 import fnmatch
+import re
 import tomllib
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_deploy_runtime_installs_only_the_builders_wheels_without_cache() -> Non
     named = stages()
     wheel = next(c for c in named["builder"] if c.cmd == "RUN" and "pip wheel" in c.value[0])
     assert '"") core=. ' in wheel.value[0]  # the core, from the context
-    assert 'core=".[dmi]"' in wheel.value[0]  # a mapper serves KubeEdge's DMI too
+    assert 'core=".[$EXTRAS]"' in wheel.value[0]  # a mapper's extras: DMI, push sinks
     # pip's downloads stay in BuildKit's cache mount, reused by the next build, in no image
     assert any(f.startswith("--mount=type=cache,target=/root/.cache/pip") for f in wheel.flags)
     runtime = named["runtime"]
@@ -151,7 +152,14 @@ def test_deploy_every_mapper_builds_its_distribution() -> None:
     builder = stages()["builder"]
     assert any(c.cmd == "COPY" and c.value[0] == "mappers/${MAPPER}" for c in builder)
     wheel = next(c for c in builder if c.cmd == "RUN" and "pip wheel" in c.value[0]).value[0]
-    assert '*) core=".[dmi]" mapper="./mappers/$MAPPER"' in wheel
+    assert '*) core=".[$EXTRAS]" mapper="./mappers/$MAPPER"' in wheel
+    # EXTRAS: extras that exist, DMI (KubeEdge) and every push sink's but MySQL's (36 MB)
+    default = re.search(r"^ARG EXTRAS=(\S+)$", DOCKERFILE.read_text(encoding="utf-8"), re.M)
+    assert default is not None
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    sinks = project["optional-dependencies"]["sinks"][0]  # "edgedev[redis,mysql,...]"
+    wanted = {"dmi", *sinks[sinks.index("[") + 1 : -1].split(",")} - {"mysql"}
+    assert set(default[1].split(",")) == wanted
     extras = tomllib.loads((ROOT / "mappers/gpio/pyproject.toml").read_text(encoding="utf-8"))
     assert "lgpio" in extras["project"]["optional-dependencies"]
     assert 'mapper="./mappers/gpio[lgpio]"' in wheel  # the pin backend for a real Pi
