@@ -21,7 +21,7 @@ from edgedev.bus import Bus
 from edgedev.health import mapper_metrics
 from edgedev.health._metrics import render
 from edgedev.mapper import Mapper, Reading, ReportSink
-from edgedev.sinks import HttpLayout, MysqlLayout, PushSink, SinkOptions, build_sinks
+from edgedev.sinks import HttpLayout, MysqlLayout, PushSink, SinkFactory, SinkOptions, build_sinks
 from edgedev.testing import (
     Recorder,
     device,
@@ -562,3 +562,30 @@ async def test_a_device_from_edgecore_pushes_where_its_push_method_says(
     assert len(sinks) == 1  # made when EdgeCore's device came, after the mapper started
     form = parse_qs(server.requests[0].body.decode())
     assert server.requests[0].path == "/in" and {"temperature", "level"} & set(form)
+
+
+async def test_a_device_added_while_the_mapper_runs_starts_its_new_targets_sink(
+    tmp_path: Path, mqtt_url: str
+):
+    """As a SIGHUP reload adds it: a target no device named at start is served from then on."""
+    server = HttpRecorder(reply=lambda _r: (200, b"ok"))
+    server.start()
+    push = {"http": {"hostName": "http://127.0.0.1", "port": server.port, "requestPath": "/in"}}
+    (tmp_path / "more").mkdir()
+    quiet = load_documents(tmp_path, docs({}, names=("b1",)))
+    loud = load_documents(tmp_path / "more", docs(push, names=("b2",)))
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(ModbusSimulator([*quiet, *loud]).run)
+            factory = SinkFactory(FAST)
+            mapper = Mapper(
+                quiet, broker=mqtt_url, topic_root=unique_root("sink"), sinks_for=factory
+            )
+            await tg.start(mapper.run)
+            assert not [s for s in mapper.sinks if isinstance(s, PushSink)]
+            assert await mapper.add_device(loud[0])
+            await until(lambda: server.requests, timeout=20)
+            tg.cancel_scope.cancel()
+    finally:
+        server.stop()
+    assert {r.path for r in server.requests} == {"/in"}
