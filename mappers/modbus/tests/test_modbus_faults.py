@@ -64,6 +64,10 @@ async def test_a_device_answering_exception_4_is_unhealthy_logged_once_and_count
     caplog.set_level(logging.INFO)
     async with fleet(devices, mqtt_url, root()) as (sim, mapper, recorder):
         await recorder.wait_for(state_is("online"), timeout=WAIT)
+        # the failure starts between two cycles: right after a cycle's last read (temp's, at
+        # 200), a cycle (200 ms) before the next, so that no read of a cycle is answered
+        while not sim.requests or sim.requests[-1].address != 200:
+            await sim.wait_requests(len(sim.requests) + 1, timeout=WAIT)
         sim.fail(DEV, 4)
         start = len(recorder.messages)
         unhealthy = await recorder.wait_for(state_is("unhealthy"), timeout=WAIT, after=start)
