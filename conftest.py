@@ -83,3 +83,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 raise ValueError(f"needs({module!r}): not in conftest.INSTALL")
             if importlib.util.find_spec(module) is None:
                 _missing(module)
+
+
+@pytest.fixture(autouse=True)
+def _command_line_logging_undone() -> Any:
+    """Take back the stderr handler an in-process command line installs (``setup_logging``).
+
+    Left on the root logger, it would write to a stream pytest has since closed, and every
+    later test's log line would become a "Logging error" on the real stderr.
+    """
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:  # pytest's own are subclasses
+            root.removeHandler(handler)
+    root.setLevel(level)
