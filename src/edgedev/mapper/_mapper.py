@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import ValidationError
 
 from edgedev._plugins import Registry
@@ -59,6 +60,17 @@ class _Served:
                 await self.runner.run()
         finally:
             self.done.set()
+
+
+def _drain(stream: MemoryObjectReceiveStream[Message]) -> int:
+    """Take every message ``stream`` holds now, without waiting; how many there were."""
+    taken = 0
+    while True:
+        try:
+            stream.receive_nowait()
+        except anyio.WouldBlock:
+            return taken
+        taken += 1
 
 
 class Mapper:
@@ -170,7 +182,7 @@ class Mapper:
             self.sinks = (twin_sink, *self._extra_sinks)
 
             def announce() -> None:
-                bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
+                self._announce_devices()
                 self._gets.clear()
                 for device_id in self.runners:
                     self._ask_desired(device_id)
@@ -342,23 +354,14 @@ class Mapper:
         At most once per :data:`ANNOUNCE_INTERVAL`: requests that arrive meanwhile get one
         more announcement after it, however many they are.
         """
-        requests_topic = self.topics.node(self.node, NodeChannel.MAPPER_GET)
-        state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
-        async with bus.subscribe(requests_topic) as requests:
+        async with bus.subscribe(self.topics.node(self.node, NodeChannel.MAPPER_GET)) as requests:
             task_status.started()
             async for _ in requests:
-                while True:
-                    bus.publish(state_topic, self._mapper_state(DeviceState.ONLINE))
+                asked = True
+                while asked:
+                    self._announce_devices()
                     await anyio.sleep(ANNOUNCE_INTERVAL)
-                    asked = 0
-                    while True:
-                        try:
-                            requests.receive_nowait()
-                        except anyio.WouldBlock:
-                            break
-                        asked += 1
-                    if not asked:
-                        break
+                    asked = _drain(requests) > 0
 
     async def _deltas(
         self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
