@@ -110,15 +110,22 @@ def first_occurrences(items: Sequence[tuple[str, int]]) -> tuple[list[tuple[str,
 
 
 class RecordingOutbox(SqliteOutbox):
-    """A SQLite outbox that also remembers every message put, for completeness checks."""
+    """A SQLite outbox that remembers every message put and acknowledged (completeness checks)."""
 
     def __init__(self, path: Path, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
         self.put_log: list[Message] = []
+        self.acked_log: list[Message] = []
 
     def put(self, message: Message) -> None:
         self.put_log.append(message)
         super().put(message)
+
+    def ack(self, seq: int) -> None:
+        message = self._inflight.get(seq)
+        if message is not None:
+            self.acked_log.append(message)
+        super().ack(seq)
 
 
 class Gate:

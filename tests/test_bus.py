@@ -44,6 +44,10 @@ async def test_messages_published_during_an_outage_arrive_after_it(fresh_broker:
                 subscriber.on_connect(resubscribed.set)
                 gate.close()
                 fresh_broker.stop()
+                with anyio.fail_after(10):  # both notice the outage
+                    await publisher.wait_disconnected()
+                    await subscriber.wait_disconnected()
+                assert not (publisher.connected or subscriber.connected)
                 for i in range(50):  # published while no broker is there
                     publisher.publish("outage/t", str(i))
                 assert len(publisher.outbox) >= 50

@@ -49,6 +49,17 @@ async def test_ten_second_outage_loses_no_reading(tmp_path: Path, fresh_broker: 
                     lambda m, name=name: m.topic.endswith(f"/{name}/twin/update"), timeout=20
                 )
             gate.close()
+            assert mapper.bus is not None
+            with anyio.fail_after(20):
+                await mapper.bus.wait_disconnected()
+            # what the broker acknowledged is the mapper's no longer: let it reach the
+            # subscriber before the broker stops (a stopped broker forgets what it holds)
+            acked = {json.loads(m.payload)["event_id"] for m in outbox.acked_log if is_report(m)}
+            with anyio.fail_after(20):
+                while not acked <= {
+                    json.loads(m.payload)["event_id"] for m in recorder.messages if is_report(m)
+                }:
+                    await recorder.wait_for(is_report, after=len(recorder.messages), timeout=20)
             fresh_broker.stop()
             stopped_at = len(outbox.put_log)
             t0 = time.monotonic()
@@ -64,7 +75,8 @@ async def test_ten_second_outage_loses_no_reading(tmp_path: Path, fresh_broker: 
             back = time.monotonic()
             put = [m for m in outbox.put_log if is_report(m)]
             wanted = {json.loads(m.payload)["event_id"] for m in put}
-            with anyio.fail_after(30):
+            # the mapper's next attempt comes after its backoff (up to 11 s), then the backlog
+            with anyio.fail_after(60):
                 while not wanted <= {
                     json.loads(m.payload)["event_id"] for m in recorder.messages if is_report(m)
                 }:

@@ -230,6 +230,10 @@ class Bus:
         """Return once the broker has accepted a connection (use with a timeout)."""
         await self._connected.wait()
 
+    async def wait_disconnected(self) -> None:
+        """Return once no connection is up (at once when none is; use with a timeout)."""
+        await self._disconnected.wait()
+
     def on_connect(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every (re)connection, once subscriptions are restored."""
         self._listeners.append(listener)
