@@ -11,7 +11,7 @@ import anyio
 import pytest
 from ble_helpers import TIMEOUT, device, load, model, reports, root, state, visit, write_yaml
 
-from edgedev import Bus, Mapper, load_devices
+from edgedev import Bus, Mapper, Problem, load_devices
 from edgedev.testing import Recorder, free_port, wait_for_port
 from edgedev_ble import BleSimulator, control
 
@@ -121,3 +121,23 @@ def test_the_public_names_are_exported():
     assert sorted(edgedev_ble.__all__) == sorted(set(edgedev_ble.__all__))
     for name in edgedev_ble.__all__:
         assert getattr(edgedev_ble, name) is not None, name
+
+
+def test_loading_warns_of_an_int_property_with_a_fractional_scale(tmp_path: Path):
+    props = [
+        {"name": "temperature", "type": "INT", "accessMode": "ReadOnly"},
+        {"name": "humidity", "type": "INT", "accessMode": "ReadOnly"},
+    ]
+    visits = [
+        visit("temperature", "2A6E", format="int16le", scale=0.01),
+        visit("humidity", "2A6F", format="uint16le", scale=100),
+    ]
+    path = write_yaml(
+        tmp_path, [model("t", props), device("t", "t", "C4:7C:8D:6A:00:01", 1, visits)]
+    )
+    warnings: list[Problem] = []
+    load_devices([path], warnings=warnings)
+    (warning,) = warnings  # an integral scale keeps readings int
+    assert warning.field == "spec.properties[0].visitors.configData.scale"
+    assert "INT property 'temperature' with scale 0.01" in warning.message
+    assert "make the DeviceModel type FLOAT" in warning.message

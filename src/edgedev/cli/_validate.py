@@ -39,16 +39,6 @@ def edgecore_warnings(device: DeviceSpec) -> list[tuple[str, str]]:
             why = value_refusal(prop.desired, type_name(prop.type))
             if why is not None:
                 found.append((f"{at}.desired.value", f"EdgeCore refuses {why}"))
-        scale = getattr(prop.visitor, "scale", 1)
-        if prop.type is PropertyType.INT and isinstance(scale, float) and not scale.is_integer():
-            found.append(
-                (
-                    f"{at}.visitors.configData.scale",
-                    f"INT property {prop.name!r} with scale {scale:g}: a fractional reading "
-                    f"is not an int to EdgeCore and is left out of the twin report; make the "
-                    f"DeviceModel type FLOAT",
-                )
-            )
         if prop.type is PropertyType.STRING:
             found.append(
                 (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgedev._plugins import Registry
+from edgedev.drivers._advice import fractional_scale
 from edgedev.drivers._base import (
     AnyDriver,
     Driver,
@@ -26,4 +27,5 @@ __all__ = (
     "Turns",
     "VisitorConfig",
     "drivers",
+    "fractional_scale",
 )

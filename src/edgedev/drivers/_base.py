@@ -108,6 +108,15 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         return []
 
     @classmethod
+    def property_warnings(cls, prop: PropertySpec[VisitorT]) -> list[tuple[str, str]]:
+        """What loads but deserves a look in one property, reported as warnings.
+
+        Same pairs as :meth:`check_property` (for example a fractional ``scale`` on an INT
+        property: :func:`edgedev.drivers.fractional_scale`). The default finds nothing.
+        """
+        return []
+
+    @classmethod
     def check_device(cls, device: DeviceSpec[ProtocolT, VisitorT]) -> list[tuple[str, str]]:
         """Cross-property checks of one device; ``field`` relative to ``spec``."""
         return []

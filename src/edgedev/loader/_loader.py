@@ -436,6 +436,8 @@ class _Resolver:
                 continue
             for field, message in driver.check_property(pspec):
                 problems.append((f"{at}.visitors.configData.{field}", message))
+            for field, message in driver.property_warnings(pspec):
+                warnings.append((f"{at}.visitors.configData.{field}", message))
             props.append(pspec)
         return tuple(props), problems, warnings
 

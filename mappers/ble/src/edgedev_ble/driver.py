@@ -18,7 +18,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 
 from edgedev import DeviceError, Driver, Value, WriteRefused
-from edgedev.drivers import Endpoints, Report
+from edgedev.drivers import Endpoints, Report, fractional_scale
 from edgedev_ble.adapter import Adapter, resolve_backend
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleProtocol, BleVisitor
@@ -71,6 +71,11 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
         """Check that the visitor's decoding suits the property's type."""
         visitor = prop.visitor
         return Codec.check(prop.type, visitor)
+
+    @classmethod
+    def property_warnings(cls, prop: BlePropertySpec) -> list[tuple[str, str]]:
+        """An INT property whose fractional ``scale`` makes readings EdgeCore refuses."""
+        return fractional_scale(prop, prop.visitor.scale)
 
     @property
     def where(self) -> str:

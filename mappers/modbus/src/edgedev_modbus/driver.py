@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from edgedev import DeviceError, DeviceFault, Driver, Value, WriteRefused
-from edgedev.drivers import Endpoints, Lease
+from edgedev.drivers import Endpoints, Lease, fractional_scale
 from edgedev.twin import PropertyType, check_value
 from edgedev_modbus.codec import (
     DataType,
@@ -221,6 +221,11 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         """Blocks refused (table, start, code) already warned of."""
         self._faults: list[tuple[Block, int | None]] = []
         """Blocks refused during the read in progress, with the exception code."""
+
+    @classmethod
+    def property_warnings(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
+        """An INT property whose fractional ``scale`` makes readings EdgeCore refuses."""
+        return fractional_scale(prop, prop.visitor.scale)
 
     @classmethod
     def check_property(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
