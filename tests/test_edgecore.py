@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from edgecore_double import VALUE, EdgeCoreTwins, edgecore_running, validate_value
 from edgedev import Mapper, load_devices
+from edgedev.bus import Bus, Topics
 from edgedev.cli._demo import demo_files
 from edgedev.config._spec import DeviceSpec
-from edgedev.mapper import StateChanges
+from edgedev.mapper import MqttTwinSink, StateChanges
 from edgedev.simulate import simulate
 from edgedev.testing import device as kube_device
 from edgedev.testing import (
@@ -31,7 +32,7 @@ from edgedev.testing import (
     free_port,
     load_documents,
 )
-from edgedev.twin import PropertyType, Value, format_value
+from edgedev.twin import PropertyType, Value, WriteFailure, format_value
 from edgedev.wire import desired_update, plain_float, refusal, twin_report, type_name
 from edgedev_modbus import ModbusSimulator
 from twin_helpers import DEVICE, root, thermostat
@@ -147,6 +148,25 @@ def test_every_float_is_sent_in_a_form_edgecore_accepts(value: float):
 def test_every_int64_is_sent_in_a_form_edgecore_accepts(value: int):
     text = format_value(value, PropertyType.INT)
     assert validate_value("int", text) is None and refusal("p", text, "int") is None
+
+
+async def test_a_write_error_report_leaves_out_a_name_edgecore_refuses(tmp_path: Path):
+    (spec,), _ = thermostat(tmp_path)
+    bus = Bus("mqtt://127.0.0.1:1")  # never started: what is published waits in its outbox
+    sink = MqttTwinSink(bus, Topics())
+    failure = WriteFailure("99", "above the maximum 30", 1, False)
+    sink.write_failed(spec, {"setpoint": failure, "rel humidity": failure})
+    item = bus.outbox.take()
+    assert item is not None
+    twin = json.loads(item[1].payload)["twin"]
+    assert set(twin) == {"setpoint"} and twin["setpoint"]["metadata"] == {"type": "float"}
+    assert sink.refused[spec.id] == 1
+    core = EdgeCoreTwins()
+    core.add_device(spec.name, {"setpoint": ("float", "99")})
+    result, _ = core.update(spec.name, item[1].payload)
+    assert result["code"] == 200, result
+    sink.write_failed(spec, {"rel humidity": failure})  # nothing left: nothing sent
+    assert bus.outbox.take() is None
 
 
 # --- real mappers, served by the double -------------------------------------------------------

@@ -168,6 +168,26 @@ class TwinFilter:
             entries.append((r, type_))
         return entries
 
+    def accepted_failures(
+        self, device: DeviceSpec, failures: Mapping[str, WriteFailure]
+    ) -> list[tuple[str, str, WriteFailure]]:
+        """Each failed write whose name EdgeCore takes, with its EdgeCore type name.
+
+        A property with ``reportToCloud: false`` keeps its error entry (EdgeCore ignores
+        ``error``; edgedev's agent keeps it); a name of another device's model is a string.
+        """
+        entries = []
+        for name, failure in failures.items():
+            why = key_refusal(name)
+            if why is not None:
+                self._refuse(device.id, name, why)
+                continue
+            known = device.has_property(name)
+            entries.append(
+                (name, type_name(device.property(name).type) if known else "string", failure)
+            )
+        return entries
+
     def forget(self, device: DeviceSpec) -> None:
         """Drop what was worked out for ``device`` (it left the mapper)."""
         self._rules.pop(device.id, None)
@@ -188,8 +208,8 @@ class TwinFilter:
         if (device_id, name) not in self._refused_once:
             self._refused_once.add((device_id, name))
             log.warning(
-                "device %s: property %s left out of twin reports while its value has %s, "
-                "which EdgeCore refuses (with the whole report)",
+                "device %s: property %s left out of twin reports: EdgeCore refuses %s "
+                "(and with it the whole report)",
                 device_id,
                 name,
                 why,
@@ -238,16 +258,10 @@ class MqttTwinSink(ReportSink):
 
     def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
         """Publish one ``twin/update`` with an ``error`` entry for each failed write."""
-        entries = [
-            (
-                name,
-                type_name(device.property(name).type) if device.has_property(name) else "string",
-                f,
-            )
-            for name, f in failures.items()
-        ]
-        topic = self._topics.device(device.id, Channel.TWIN_UPDATE)
-        self._bus.publish(topic, write_error_report(entries))
+        entries = self._filter.accepted_failures(device, failures)
+        if entries:
+            topic = self._topics.device(device.id, Channel.TWIN_UPDATE)
+            self._bus.publish(topic, write_error_report(entries))
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
         """Publish ``state/update`` (EdgeCore's payload carries no reason)."""
