@@ -463,7 +463,7 @@ def test_validate_refuses_non_finite_and_out_of_range_values(tmp_path: Path) -> 
     ]
     text, fields = _problems(tmp_path, docs)
     assert "spec.properties[1].visitors.configData.scale" in fields, text
-    assert "scale must be a finite number" in text
+    assert "scale must be a finite non-zero number" in text
     assert "minimum 10 is greater than maximum 5" in text
     assert "'nan' is not a finite number" in text
     assert "spec.properties[0].desired.value" in fields and "150 is above the maximum 100" in text

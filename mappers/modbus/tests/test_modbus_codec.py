@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgedev.twin import scale_number
 from edgedev_modbus.codec import (
     DataType,
     Table,
@@ -17,7 +18,6 @@ from edgedev_modbus.codec import (
     default_data_type,
     encode_registers,
     register_count,
-    scale_value,
     unscale_value,
 )
 
@@ -533,45 +533,8 @@ def test_decode_errors(words: list[int], data_type: DataType, message: str) -> N
 # --- scaling --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("raw", "scale", "expected"),
-    [
-        (235, 0.1, 23.5),
-        (3, 0.1, 0.3),
-        (1, 0.1, 0.1),
-        (7, 0.01, 0.07),
-        (-1234, 0.001, -1.234),
-        (235, 1, 235),
-        (235, 1.0, 235),
-        (235, 10, 2350),
-        (12, 2.0, 24),
-        (5, 0.5, 2.5),
-        (0.1, 3, 0.3),
-        (0.7, 0.1, 0.07),
-        (23.5, 1, 23.5),
-        (1.5, -2, -3.0),
-    ],
-)
-def test_scale_value_has_no_float_noise(raw: float, scale: float, expected: float) -> None:
-    scaled = scale_value(raw, scale)
-    assert scaled == expected
-    assert repr(scaled) == repr(expected)
-
-
-def test_scale_value_types() -> None:
-    assert type(scale_value(235, 1)) is int
-    assert type(scale_value(235, 10)) is int
-    assert type(scale_value(235, 0.1)) is float
-    assert type(scale_value(2, 0.5)) is float  # 1.0: a fractional scale makes a float
-    assert scale_value(True, 0.1) is True
-    assert scale_value(math.inf, 0.1) == math.inf
-    assert math.isnan(scale_value(math.nan, 2))
-
-
 @pytest.mark.parametrize("scale", [0, 0.0, math.inf, -math.inf, math.nan])
 def test_bad_scale(scale: float) -> None:
-    with pytest.raises(ValueError, match="scale must be a finite non-zero number"):
-        scale_value(1, scale)
     with pytest.raises(ValueError, match="scale must be a finite non-zero number"):
         unscale_value(1, scale, DataType.INT16)
 
@@ -627,7 +590,7 @@ def test_unscale_passes_non_numbers_and_non_finite_floats() -> None:
     st.sampled_from([0.1, 0.01, 0.001, 0.5, 0.25, 2, 10, 1, -0.1, 1.5]),
 )
 def test_scale_then_unscale_is_identity(raw: int, scale: float) -> None:
-    scaled = scale_value(raw, scale)
+    scaled = scale_number(raw, scale)
     assert unscale_value(scaled, scale, DataType.INT32) == raw
     assert unscale_value(scaled, scale, DataType.FLOAT64) == raw
 
@@ -635,4 +598,4 @@ def test_scale_then_unscale_is_identity(raw: int, scale: float) -> None:
 @given(st.integers(-(2**15), 2**15 - 1), st.sampled_from([0.1, 0.01, 0.001]))
 def test_scaled_repr_is_the_decimal_product(raw: int, scale: float) -> None:
     expected = Decimal(raw) * Decimal(repr(scale))
-    assert Decimal(repr(scale_value(raw, scale))) == expected
+    assert Decimal(repr(scale_number(raw, scale))) == expected

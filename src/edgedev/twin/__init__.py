@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from edgedev._errors import NoSuchProperty
+from edgedev.twin._numbers import (
+    DECIMAL_CONTEXT,
+    check_scale,
+    scale_number,
+    scaler,
+    to_decimal,
+    to_integer,
+    to_number,
+    unscale_number,
+)
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import (
     Change,
@@ -33,6 +43,7 @@ from edgedev.twin._values import (
 )
 
 __all__ = (
+    "DECIMAL_CONTEXT",
     "Change",
     "Code",
     "DeviceState",
@@ -48,6 +59,7 @@ __all__ = (
     "Value",
     "Writable",
     "WriteFailure",
+    "check_scale",
     "check_value",
     "check_writable",
     "check_write",
@@ -56,6 +68,12 @@ __all__ = (
     "format_value",
     "is_pending",
     "parse_value",
+    "scale_number",
+    "scaler",
     "text_equal",
+    "to_decimal",
+    "to_integer",
+    "to_number",
+    "unscale_number",
     "values_equal",
 )

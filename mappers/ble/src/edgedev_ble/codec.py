@@ -21,11 +21,18 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from edgedev.twin import PropertyType, Value, format_value, parse_value
+from edgedev.twin import (
+    PropertyType,
+    Value,
+    format_value,
+    parse_value,
+    scale_number,
+    to_number,
+    unscale_number,
+)
 from edgedev_ble.config import BleVisitor
 from edgedev_ble.converter import convert, place
 from edgedev_ble.formats import Format, Raw, decode, encode
-from edgedev_ble.numbers import scale, to_number, unscale
 
 _INT_SIZES = range(1, 9)
 
@@ -100,7 +107,7 @@ class Codec:
         if v.format is not None:
             raw = decode(data, v.format, v.offset)
             if isinstance(raw, int | float) and not isinstance(raw, bool):
-                raw = scale(raw, v.scale)
+                raw = scale_number(raw, v.scale)
             return _typed(raw, self.type)
         if v.data_write:
             for key, value in v.data_write.items():
@@ -145,7 +152,7 @@ class Codec:
         if v.format is not None:
             raw: Raw | Decimal = value
             if v.format.is_number:
-                raw = unscale(_number(value), v.scale)
+                raw = unscale_number(_number(value), v.scale)
             field = encode(raw, v.format)
             buffer = current[: v.offset].ljust(v.offset, b"\x00")
             rest = b"" if v.format.size is None else current[v.offset + len(field) :]

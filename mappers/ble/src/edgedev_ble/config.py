@@ -14,6 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.drivers import ProtocolConfig, VisitorConfig
+from edgedev.twin import check_scale
 from edgedev_ble.formats import Format
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
@@ -236,9 +237,8 @@ class BleVisitor(VisitorConfig):
 
     @field_validator("scale")
     @classmethod
-    def _nonzero(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("scale must not be 0")
+    def _scale(cls, value: float) -> float:
+        check_scale(value)
         return value
 
     @model_validator(mode="after")

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from edgedev.twin import DECIMAL_CONTEXT, to_decimal, to_integer
 from edgedev_ble.config import DataConverter, OperationType
-from edgedev_ble.numbers import CONTEXT, to_decimal, to_integer
 
 _APPLY = {
-    OperationType.ADD: CONTEXT.add,
-    OperationType.SUBTRACT: CONTEXT.subtract,
-    OperationType.MULTIPLY: CONTEXT.multiply,
-    OperationType.DIVIDE: CONTEXT.divide,
+    OperationType.ADD: DECIMAL_CONTEXT.add,
+    OperationType.SUBTRACT: DECIMAL_CONTEXT.subtract,
+    OperationType.MULTIPLY: DECIMAL_CONTEXT.multiply,
+    OperationType.DIVIDE: DECIMAL_CONTEXT.divide,
 }
 _INVERSE = {
     OperationType.ADD: OperationType.SUBTRACT,

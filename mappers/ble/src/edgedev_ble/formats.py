@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from edgedev_ble.numbers import CONTEXT, to_decimal, to_integer
+from edgedev.twin import DECIMAL_CONTEXT, to_decimal, to_integer
 
 Raw = int | float | str | bool | bytes
 """A decoded field before the property's type is applied."""
@@ -186,7 +186,7 @@ def decode_medfloat(raw: int, fmt: Format) -> float:
         return -math.inf
     mantissa = _signed(raw & ((1 << spec.mantissa_bits) - 1), spec.mantissa_bits)
     exponent = _signed(raw >> spec.mantissa_bits, spec.exponent_bits)
-    return float(Decimal(mantissa).scaleb(exponent, CONTEXT))
+    return float(Decimal(mantissa).scaleb(exponent, DECIMAL_CONTEXT))
 
 
 def encode_medfloat(value: float | Decimal, fmt: Format) -> int:
@@ -201,13 +201,13 @@ def encode_medfloat(value: float | Decimal, fmt: Format) -> int:
     if isinstance(value, float) and math.isinf(value):
         return spec.plus_infinity if value > 0 else spec.minus_infinity
     number = to_decimal(value) if isinstance(value, float) else value
-    normalized = number.normalize(CONTEXT).as_tuple().exponent
+    normalized = number.normalize(DECIMAL_CONTEXT).as_tuple().exponent
     if not isinstance(normalized, int):
         raise ValueError(f"{value} is not a finite number")
     exponents = spec.exponents
     exponent = max(normalized, exponents.start)
     while True:
-        mantissa = to_integer(number.scaleb(-exponent, CONTEXT))
+        mantissa = to_integer(number.scaleb(-exponent, DECIMAL_CONTEXT))
         if abs(mantissa) <= spec.largest_mantissa:
             break
         exponent += 1

@@ -6,8 +6,8 @@ following the visitor ``configData`` of KubeEdge devices:
 
 * multi-register values are big-endian (high register first) unless ``isRegisterSwap``
   reverses the register order, and ``isSwap`` swaps the two bytes inside each register;
-* ``scale`` multiplies a decoded number and divides a written one, computed in decimal so that
-  reported values carry no float noise (raw 235 with scale 0.1 is 23.5);
+* ``scale`` divides a written number (:func:`unscale_value`) in decimal; a decoded one is
+  multiplied by :func:`edgedev.twin.scale_number` (raw 235 with scale 0.1 is 23.5);
 * float32 values decode to the shortest decimal that round-trips through float32.
 
 Example:
@@ -15,8 +15,8 @@ Example:
     [258, 772]
     >>> decode_registers([0x3DCC, 0xCCCD], DataType.FLOAT32)
     0.1
-    >>> scale_value(235, 0.1)
-    23.5
+    >>> unscale_value(23.5, 0.1, DataType.INT16)
+    235
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from decimal import ROUND_HALF_EVEN, ROUND_UP, Context, Decimal
+from decimal import ROUND_UP, Context, Decimal
 from enum import StrEnum
 from typing import Literal
+
+from edgedev.twin import check_scale, to_integer, unscale_number
 
 __all__ = (
     "DataType",
@@ -38,7 +40,6 @@ __all__ = (
     "encode_registers",
     "number_format",
     "register_count",
-    "scale_value",
     "shortest_float32",
     "unscale_value",
 )
@@ -111,11 +112,6 @@ _FLOATS = frozenset({DataType.FLOAT32, DataType.FLOAT64})
 def number_format(data_type: DataType) -> str | None:
     """The big-endian :mod:`struct` format of a number data type; ``None`` for the others."""
     return _FORMATS.get(data_type)
-
-
-# Enough digits for the exact product or quotient of two shortest float reprs (17 digits each)
-# or of an int64 and a repr; independent of the caller's (thread-local) decimal context.
-_DECIMAL = Context(prec=60)
 
 
 def register_count(data_type: DataType, limit: int) -> int:
@@ -441,47 +437,10 @@ def encode_registers(
     return _bytes_to_words(data, swap_bytes=swap_bytes, swap_registers=swap_registers)
 
 
-def _check_scale(scale: float) -> None:
-    if not math.isfinite(scale) or scale == 0:
-        raise ValueError(f"scale must be a finite non-zero number, got {scale!r}")
-
-
-def _to_decimal(number: int | float) -> Decimal:
-    # repr is the shortest string that round-trips, so 0.1 becomes Decimal("0.1") exactly.
-    return Decimal(number) if isinstance(number, int) else Decimal(repr(number))
-
-
-def scale_value(raw: int | float, scale: float) -> int | float:
-    """Multiply a decoded number by the visitor's ``scale``, without float noise.
-
-    The product is computed in decimal from the shortest reprs of both numbers, so raw 235 with
-    scale 0.1 gives 23.5 (not 23.500000000000004). An int stays an int when the scale is an
-    integer (scale 1 in particular); booleans and non-finite floats pass through unchanged
-    (non-finite floats are multiplied as floats).
-
-    Args:
-        raw: The decoded number.
-        scale: The multiplier (``scale``, default 1).
-
-    Returns:
-        The scaled number.
-
-    Raises:
-        ValueError: When ``scale`` is zero or not finite.
-    """
-    _check_scale(scale)
-    if isinstance(raw, bool) or scale == 1:
-        return raw
-    if isinstance(raw, float) and not math.isfinite(raw):
-        return raw * scale
-    product = _DECIMAL.multiply(_to_decimal(raw), _to_decimal(scale))
-    if isinstance(raw, int) and float(scale).is_integer():
-        return int(product)
-    return float(product)
-
-
 def unscale_value(value: int | float, scale: float, data_type: DataType) -> int | float:
-    """Divide a value to write by the visitor's ``scale``, the inverse of :func:`scale_value`.
+    """Divide a value to write by the visitor's ``scale``, the inverse of scaling a reading.
+
+    The reading side is :func:`edgedev.twin.scale_number`; both compute in decimal.
 
     Args:
         value: The value as reported (e.g. the twin's desired value).
@@ -497,7 +456,7 @@ def unscale_value(value: int | float, scale: float, data_type: DataType) -> int 
             data type's range or not finite, or when a boolean or string is given a scale other
             than 1.
     """
-    _check_scale(scale)
+    check_scale(scale)
     if data_type in (DataType.BOOLEAN, DataType.STRING, DataType.BYTES):
         if scale != 1:
             raise ValueError(f"{data_type} values cannot be scaled (scale {scale!r})")
@@ -506,10 +465,10 @@ def unscale_value(value: int | float, scale: float, data_type: DataType) -> int 
         if data_type in _FLOATS:
             return value / scale
         raise ValueError(f"{value!r} does not fit {data_type}")
-    quotient = _DECIMAL.divide(_to_decimal(value), _to_decimal(scale))
+    quotient = unscale_number(value, scale)
     if data_type in _FLOATS:
         return float(quotient)
-    number = int(quotient.to_integral_value(rounding=ROUND_HALF_EVEN))
+    number = to_integer(quotient)
     low, high = _INTEGER_RANGES[data_type]
     if not low <= number <= high:
         raise ValueError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from enum import StrEnum
 from typing import Any, Literal
@@ -12,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.drivers import ProtocolConfig, VisitorConfig
+from edgedev.twin import check_scale
 from edgedev_modbus.codec import DataType, Table
 
 _HOSTNAME = re.compile(
@@ -155,11 +155,8 @@ class ModbusVisitor(VisitorConfig):
 
     @field_validator("scale")
     @classmethod
-    def _nonzero(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("scale must not be 0")
-        if not math.isfinite(value):
-            raise ValueError(f"scale must be a finite number, not {value}")
+    def _scale(cls, value: float) -> float:
+        check_scale(value)
         return value
 
 

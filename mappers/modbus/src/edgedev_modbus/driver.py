@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-import math
 import struct
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import anyio
 
 from edgedev import DeviceError, DeviceFault, Driver, Value, WriteRefused
 from edgedev.drivers import Endpoints, Lease, fractional_scale
-from edgedev.twin import PropertyType, check_value
+from edgedev.twin import PropertyType, check_value, scale_number, scaler
 from edgedev_modbus.codec import (
     DataType,
     Table,
@@ -25,7 +23,6 @@ from edgedev_modbus.codec import (
     encode_registers,
     number_format,
     register_count,
-    scale_value,
     shortest_float32,
     unscale_value,
 )
@@ -117,7 +114,7 @@ class Layout:
             return bool(raw)
         if isinstance(raw, bool):
             return raw
-        value = raw if self.scale == 1 else scale_value(raw, self.scale)
+        value = raw if self.scale == 1 else scale_number(raw, self.scale)
         if type_ in (PropertyType.FLOAT, PropertyType.DOUBLE):
             return float(value)
         return value
@@ -511,7 +508,7 @@ def _fast_decoder(layout: Layout, type_: PropertyType) -> _FastDecoder | None:
     shortest = layout.data_type is DataType.FLOAT32
     to_float = type_ in (PropertyType.FLOAT, PropertyType.DOUBLE)
     to_bool = type_ is PropertyType.BOOLEAN
-    ratio = _scale_ratio(scale)
+    scaled = scaler(scale)
 
     def decode(data: bytes, start: int) -> Value:
         (raw,) = unpack(data, 2 * (offset - start))
@@ -519,35 +516,10 @@ def _fast_decoder(layout: Layout, type_: PropertyType) -> _FastDecoder | None:
             raw = shortest_float32(raw)
         if to_bool:
             return bool(raw)
-        value: int | float = raw
-        if scale != 1:
-            if ratio is not None and type(raw) is int and raw:
-                numerator, denominator = ratio
-                value = raw * numerator if denominator == 1 else raw * numerator / denominator
-            else:
-                value = scale_value(raw, scale)
+        value = scaled(raw)
         return float(value) if to_float else value
 
     return decode
-
-
-def _scale_ratio(scale: float) -> tuple[int, int] | None:
-    """``scale``'s shortest decimal as ``(numerator, 10**k)``, the exact fraction.
-
-    ``raw * numerator / 10**k`` (int true division, correctly rounded) then equals
-    :func:`scale_value` of an integer ``raw``, which rounds the exact decimal product; an
-    integer scale gives ``(scale, 1)`` and an int product, as :func:`scale_value` does.
-    """
-    if not math.isfinite(scale) or scale == 0:
-        return None
-    sign, digits, exponent = Decimal(repr(scale)).as_tuple()
-    assert isinstance(exponent, int)
-    numerator = int("".join(map(str, digits))) * (-1 if sign else 1)
-    if exponent >= 0:
-        return numerator * 10**exponent, 1
-    if float(scale).is_integer():
-        return numerator // 10**-exponent, 1
-    return numerator, 10**-exponent
 
 
 _EXCEPTIONS = {
