@@ -21,7 +21,15 @@ from edgedev.bus import Bus
 from edgedev.health import mapper_metrics
 from edgedev.health._metrics import render
 from edgedev.mapper import Mapper, Reading, ReportSink
-from edgedev.sinks import HttpLayout, MysqlLayout, PushSink, SinkFactory, SinkOptions, build_sinks
+from edgedev.sinks import (
+    HttpLayout,
+    HttpSink,
+    MysqlLayout,
+    PushSink,
+    SinkFactory,
+    SinkOptions,
+    build_sinks,
+)
 from edgedev.testing import (
     Recorder,
     device,
@@ -589,3 +597,37 @@ async def test_a_device_added_while_the_mapper_runs_starts_its_new_targets_sink(
     finally:
         server.stop()
     assert {r.path for r in server.requests} == {"/in"}
+
+
+async def test_a_target_no_device_names_any_more_is_delivered_to_then_closed(
+    tmp_path: Path, mqtt_url: str, caplog: pytest.LogCaptureFixture
+):
+    """As EdgeCore removes a device over DMI: its sink delivers what it holds, then goes."""
+    server = HttpRecorder(reply=lambda _r: (200, b"ok"))
+    server.start()
+    push = {"http": {"hostName": "http://127.0.0.1", "port": server.port, "requestPath": "/in"}}
+    (spec,) = load_documents(tmp_path, docs(push, names=("b1",)))
+    slow = SinkOptions(linger=30)  # values wait in the sink until it is retired
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(ModbusSimulator([spec]).run)
+            mapper = Mapper(
+                [spec], broker=mqtt_url, topic_root=unique_root("sink"), sinks_for=SinkFactory(slow)
+            )
+            await tg.start(mapper.run)
+            (sink,) = [s for s in mapper.sinks if isinstance(s, HttpSink)]
+            await until(lambda: len(sink.delivery) >= 4)  # two cycles of two properties
+            assert server.requests == []
+            with caplog.at_level(logging.INFO, logger="edgedev.mapper"):
+                await mapper.remove_device(spec.id)
+                assert sink not in mapper.sinks
+                await until(lambda: "1 sink retired" in caplog.text)
+            assert len(sink.delivery) == 0 and sink.stats.delivered >= 4
+            assert server.requests and sink._client.is_closed
+
+            assert await mapper.add_device(spec)  # named again: a new sink serves it
+            (again,) = [s for s in mapper.sinks if isinstance(s, HttpSink)]
+            assert again is not sink
+            tg.cancel_scope.cancel()
+    finally:
+        server.stop()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import pytest
 
 from edgedev._backoff import Backoff
-from edgedev.sinks import Delivery, PartlyDelivered, Refused
+from edgedev.config._spec import DeviceSpec
+from edgedev.mapper import ReportSink
+from edgedev.sinks import Delivery, PartlyDelivered, PushSink, Refused, SinkFactory
 from edgedev.sinks._influxdb2 import _escape
 from edgedev.sinks._mysql import quote
 from edgedev.sinks._tdengine import legal, literal
+from edgedev.testing import device, device_model, device_property, load_documents
 from sink_servers import until
 
 
@@ -150,3 +154,44 @@ def test_every_yaml_of_the_sinks_page_is_valid():
     for push in pushes:
         problems, _ = push_problems(PushMethod.model_validate(push), PropertyType.FLOAT)
         assert problems == [], push
+
+
+def _pushing(directory: Path, name: str, *ports: int) -> DeviceSpec:
+    """Device ``name`` whose property ``p<i>`` pushes over HTTP to ``ports[i]``."""
+    model = device_model(
+        "pusher", "modbus", [{"name": f"p{i}", "type": "INT"} for i in range(len(ports))]
+    )
+    visitor = {"register": "HoldingRegister", "limit": 1}
+    props = [
+        {
+            **device_property(f"p{i}", "modbus", 1000, {**visitor, "offset": i}),
+            "pushMethod": {"http": {"hostName": "http://127.0.0.1", "port": port}},
+        }
+        for i, port in enumerate(ports)
+    ]
+    doc = device(name, "pusher", "modbus", {"ip": "127.0.0.1", "port": 1502}, props)
+    directory.mkdir()
+    (spec,) = load_documents(directory, [model, doc])
+    return spec
+
+
+def _ports(sinks: Sequence[ReportSink]) -> list[int]:
+    """The port of each HTTP sink's URL."""
+    return [int(sink.target[0].rsplit(":", 1)[1]) for sink in sinks if isinstance(sink, PushSink)]
+
+
+@pytest.mark.needs("edgedev_modbus")
+def test_a_target_has_one_sink_while_some_device_names_it(tmp_path: Path):
+    factory = SinkFactory()
+    a, b = _pushing(tmp_path / "1", "a", 1, 2), _pushing(tmp_path / "2", "b", 2, 3)
+    assert _ports(factory.arrived(a).started) == [1, 2]
+    change = factory.arrived(b)
+    assert _ports(change.started) == [3] and not change.retired  # b shares 2 with a
+    assert _ports(factory.left(a.id)) == [1]  # 2 stays: b names it
+    assert _ports(factory.sinks) == [2, 3]
+    b_updated = _pushing(tmp_path / "3", "b", 3, 4)  # names 3 and 4 now, no longer 2
+    change = factory.arrived(b_updated)
+    assert _ports(change.started) == [4] and _ports(change.retired) == [2]
+    assert _ports(factory.left(b.id)) == [3, 4] and factory.sinks == []
+    assert factory.left(b.id) == []  # once gone, gone
+    assert _ports(factory.arrived(a).started) == [1, 2]  # named again: new sinks

@@ -13,7 +13,15 @@ from edgedev.mapper._desired import (
 from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
-from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, StateChanges, TwinFilter
+from edgedev.mapper._sinks import (
+    MqttTwinSink,
+    Reading,
+    ReportSink,
+    SinkChange,
+    SinkSource,
+    StateChanges,
+    TwinFilter,
+)
 from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
 
 __all__ = (
@@ -29,6 +37,8 @@ __all__ = (
     "Reading",
     "ReportSink",
     "Schedule",
+    "SinkChange",
+    "SinkSource",
     "StateChanges",
     "TwinFilter",
     "Write",

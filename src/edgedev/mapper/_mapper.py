@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -34,7 +34,7 @@ from edgedev.mapper._desired import (
     pending_values,
 )
 from edgedev.mapper._device import DeviceRunner
-from edgedev.mapper._sinks import MqttTwinSink, ReportSink
+from edgedev.mapper._sinks import MqttTwinSink, ReportSink, SinkSource
 from edgedev.twin._state import DeviceState
 from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_ms, twin_get
 
@@ -44,22 +44,46 @@ ANNOUNCE_INTERVAL = 1.0
 """Shortest time between two announcements asked for on ``mapper/get``, in seconds."""
 
 
-class _Served:
-    """One device's task (its runner, which drives its desired writer) under its own scope."""
+class _Stoppable:
+    """A task (a device's runner, a sink) under its own scope, that can be stopped alone."""
 
-    __slots__ = ("done", "runner", "scope")
+    __slots__ = ("_done", "_job", "_scope")
 
-    def __init__(self, runner: DeviceRunner) -> None:
-        self.runner = runner
-        self.scope = anyio.CancelScope()
-        self.done = anyio.Event()
+    def __init__(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._job = job
+        self._scope = anyio.CancelScope()
+        self._done = anyio.Event()
 
     async def run(self) -> None:
         try:
-            with self.scope:
-                await self.runner.run()
+            with self._scope:
+                await self._job()
         finally:
-            self.done.set()
+            self._done.set()
+
+    async def stop(self) -> None:
+        """Cancel the task and wait until it has ended (it must have been started)."""
+        self._scope.cancel()
+        await self._done.wait()
+
+
+RETIRE_FLUSH = 3.0
+"""Seconds a sink no device needs any more has to deliver what it holds before it is closed."""
+
+
+async def _retire_sinks(sinks: Mapping[ReportSink, _Stoppable]) -> None:
+    """Stop the tasks of ``sinks``, let them deliver what they hold, then close them."""
+    with anyio.CancelScope(shield=True):
+        for task in sinks.values():
+            await task.stop()  # flush() sends by itself, once run() has ended
+        with anyio.move_on_after(RETIRE_FLUSH):
+            async with anyio.create_task_group() as tg:
+                for sink in sinks:
+                    tg.start_soon(sink.flush)
+        for sink in sinks:
+            with anyio.move_on_after(1):
+                await sink.close()
+    log.info("%s retired: no device names its target", plural(len(sinks), "sink"))
 
 
 def _drain(stream: MemoryObjectReceiveStream[Message]) -> int:
@@ -100,10 +124,11 @@ class Mapper:
             in the mapper's task group, and they are flushed and closed when it stops.
         max_connections: connections a driver may open to one endpoint where its protocol
             can use several (see :class:`~edgedev.drivers.Endpoints`); default: the driver's.
-        sinks_for: asked for each device the mapper starts, at start or later (a reload, a
-            device from EdgeCore): the sinks it needs that the mapper lacks, such as those of
-            its ``pushMethod`` targets (:class:`edgedev.sinks.SinkFactory`). They join
-            :attr:`sinks` and run in the mapper's task group.
+        sinks_for: told of each device the mapper starts, at start or later (a reload, a
+            device from EdgeCore), and of each it stops: gives the sinks that devices bring,
+            such as those of their ``pushMethod`` targets (:class:`edgedev.sinks.SinkFactory`).
+            They join :attr:`sinks` and run in the mapper's task group; a sink no device
+            needs any more delivers what it holds (3 s at most), stops and is closed.
     """
 
     def __init__(
@@ -118,7 +143,7 @@ class Mapper:
         outbox: Outbox | None = None,
         sinks: Sequence[ReportSink] = (),
         max_connections: int | None = None,
-        sinks_for: Callable[[DeviceSpec], Sequence[ReportSink]] | None = None,
+        sinks_for: SinkSource | None = None,
     ) -> None:
         if drivers is None:
             from edgedev.drivers import drivers as installed
@@ -136,6 +161,7 @@ class Mapper:
         self._outbox = outbox
         self._extra_sinks = tuple(sinks)
         self._sinks_for = sinks_for
+        self._sink_tasks: dict[ReportSink, _Stoppable] = {}  # sinks_for's, running
         self.sinks: tuple[ReportSink, ...] = ()
         """Every sink while running: the MQTT twin publisher, ``sinks``, then ``sinks_for``'s."""
         self.runners: dict[str, DeviceRunner] = {}
@@ -148,7 +174,7 @@ class Mapper:
         self._devices_scope: anyio.CancelScope | None = None
         self._stopping = False
         self._tg: TaskGroup | None = None  # the devices' task group, while running
-        self._served: dict[str, _Served] = {}
+        self._served: dict[str, _Stoppable] = {}
         self._twin_sink: MqttTwinSink | None = None
         self._changes = anyio.Lock()  # one add/update/remove at a time
         self.endpoints = Endpoints(max_connections=max_connections)
@@ -311,6 +337,8 @@ class Mapper:
                 for sink in self.sinks:
                     sink.removed(spec)
                 self._announce_devices()
+            if self._sinks_for is not None:
+                self._retire(self._sinks_for.left(device_id))
             log.info("device %s removed", device_id)
             return spec
 
@@ -318,17 +346,27 @@ class Mapper:
         """Start ``spec``'s runner (with its desired writer) in the devices' task group."""
         assert self._tg is not None
         if self._sinks_for is not None:
-            new = tuple(self._sinks_for(spec))
-            self.sinks = (*self.sinks, *new)
-            for sink in new:
-                self._tg.start_soon(sink.run, name=f"sink {type(sink).__name__}")
+            change = self._sinks_for.arrived(spec)
+            self.sinks = (*self.sinks, *change.started)
+            for sink in change.started:
+                task = self._sink_tasks[sink] = _Stoppable(sink.run)
+                self._tg.start_soon(task.run, name=f"sink {type(sink).__name__}")
+            self._retire(change.retired)
         driver_type = self._driver_types[spec.protocol]
         runner = DeviceRunner(spec, driver_type, self.sinks, endpoints=self.endpoints)
-        served = _Served(runner)
+        served = _Stoppable(runner.run)
         self.runners[spec.id] = runner
         self.writers[spec.id] = runner.desired
         self._served[spec.id] = served
         self._tg.start_soon(served.run, name=f"device {spec.id}")
+
+    def _retire(self, sinks: Sequence[ReportSink]) -> None:
+        """Take ``sinks`` out of service: the runners started from now on go without them."""
+        if not sinks or self._tg is None:
+            return
+        self.sinks = tuple(s for s in self.sinks if s not in sinks)
+        retired = {sink: self._sink_tasks.pop(sink) for sink in sinks}
+        self._tg.start_soon(_retire_sinks, retired, name="retiring sinks")
 
     async def _stop(self, device_id: str) -> DeviceRunner | None:
         """Stop ``device_id``'s tasks and wait until its driver is closed; its runner."""
@@ -336,8 +374,7 @@ class Mapper:
         self.writers.pop(device_id, None)
         runner = self.runners.pop(device_id, None)
         if served is not None:
-            served.scope.cancel()
-            await served.done.wait()
+            await served.stop()
         return runner
 
     def _announce_devices(self) -> None:

@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
@@ -89,6 +90,38 @@ class ReportSink(abc.ABC):  # noqa: B024 - every method has a no-op default; ove
 
     async def close(self) -> None:  # noqa: B027
         """Release what the sink holds; called once, after :meth:`flush`."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkChange:
+    """What a device's arrival changes in the sinks of a :class:`~edgedev.Mapper`.
+
+    Attributes:
+        started: sinks of targets no other device named; the mapper runs them.
+        retired: sinks that only the device's earlier spec named; the mapper delivers what
+            they hold, then stops and closes them.
+    """
+
+    started: Sequence[ReportSink] = ()
+    retired: Sequence[ReportSink] = ()
+
+
+class SinkSource(Protocol):
+    """Sinks that devices bring with them, such as their ``pushMethod`` targets.
+
+    A :class:`~edgedev.Mapper` given one (``sinks_for=``) tells it about each device it starts
+    or stops, so that a target is served while some device names it, and no longer (its
+    client closed, its retries ended). :class:`edgedev.sinks.SinkFactory` is the one edgedev
+    has.
+    """
+
+    def arrived(self, device: DeviceSpec) -> SinkChange:
+        """``device`` is served now (new, or an update that replaces its earlier spec)."""
+        ...
+
+    def left(self, device_id: str) -> Sequence[ReportSink]:
+        """The device is served no longer: the sinks no other device needs now."""
+        ...
 
 
 class StateChanges(ReportSink):

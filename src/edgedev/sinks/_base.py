@@ -104,6 +104,10 @@ class PushSink(ReportSink, Generic[ConfigT, TargetT]):
         if props:
             self.delivery.put(Row(device, props[r.name], r) for r in readings if r.name in props)
 
+    def removed(self, device: DeviceSpec) -> None:
+        """Forget which of ``device``'s properties name this target (it left the mapper)."""
+        self._wanted.pop(device.id, None)
+
     async def run(self) -> None:
         """Deliver until cancelled."""
         await self.delivery.run()

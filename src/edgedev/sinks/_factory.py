@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from edgedev.config._spec import DeviceSpec
+from edgedev.mapper._sinks import SinkChange
 from edgedev.sinks._base import AnyPushSink
 from edgedev.sinks._delivery import LINGER, QUEUE_LIMIT, DeliveryOptions
 from edgedev.sinks._http import HttpLayout, HttpSink
@@ -48,12 +50,17 @@ class SinkOptions:
     linger: float = LINGER
 
 
-class SinkFactory:
-    """Makes the push sinks that devices name, each target once, as devices come.
+_Target = tuple[type[AnyPushSink], Any]  # each kind its own type
 
-    Give it to the :class:`~edgedev.Mapper` as ``sinks_for``: the mapper asks it for each
-    device it starts (from files at start, a reload on SIGHUP, or EdgeCore over DMI) and
-    runs the sinks of targets no earlier device named.
+
+class SinkFactory:
+    """Makes the push sinks that devices name, one per target, for as long as one names it.
+
+    Give it to the :class:`~edgedev.Mapper` as ``sinks_for`` (it is a
+    :class:`~edgedev.mapper.SinkSource`): the mapper tells it of each device it starts (from
+    files at start, a reload on SIGHUP, or EdgeCore over DMI) and each it stops, and runs the
+    sinks of targets no earlier device named. A target that no device names any more has its
+    sink retired: what it holds is delivered, then its client is closed.
 
     Args:
         options: the mapper-wide settings of the sinks.
@@ -61,23 +68,44 @@ class SinkFactory:
 
     def __init__(self, options: SinkOptions | None = None) -> None:
         self.options = options or SinkOptions()
-        self._targets: set[tuple[type[AnyPushSink], Any]] = set()  # each kind its own type
+        self._sinks: dict[_Target, AnyPushSink] = {}
+        self._named: dict[str, dict[_Target, None]] = {}  # device id: its targets, in order
+        self._users: Counter[_Target] = Counter()
 
-    def __call__(self, device: DeviceSpec) -> list[AnyPushSink]:
-        """The sinks of the targets ``device`` names that no earlier device named."""
-        sinks: list[AnyPushSink] = []
-        for prop in device.properties:
-            if prop.push_method is None:
-                continue
-            for kind in SINK_TYPES:
-                config = kind.config_of(prop.push_method)
-                if config is None:
-                    continue
-                target = (kind, kind.target_of(config))
-                if target not in self._targets:
-                    self._targets.add(target)
-                    sinks.append(self._make(kind, target[1]))
-        return sinks
+    @property
+    def sinks(self) -> list[AnyPushSink]:
+        """The sinks of the targets some device names now, in the order they were made."""
+        return list(self._sinks.values())
+
+    def arrived(self, device: DeviceSpec) -> SinkChange:
+        """``device`` is served now: the sinks to start and those to retire.
+
+        Started: the targets it names that no other device did. Retired: those that only its
+        earlier spec (a device with the same id) named.
+        """
+        before = self._named.pop(device.id, {})
+        now = self._named[device.id] = _targets(device)
+        started: list[AnyPushSink] = []
+        for target in now.keys() - before.keys():
+            self._users[target] += 1
+        for target in now:  # in the order the device names them
+            if target not in self._sinks:
+                sink = self._sinks[target] = self._make(*target)
+                started.append(sink)
+        return SinkChange(started, self._release(before.keys() - now.keys()))
+
+    def left(self, device_id: str) -> list[AnyPushSink]:
+        """The sinks of the targets that only ``device_id`` named (it is served no longer)."""
+        return self._release(self._named.pop(device_id, {}).keys())
+
+    def _release(self, targets: Iterable[_Target]) -> list[AnyPushSink]:
+        retired = []
+        for target in targets:
+            self._users[target] -= 1
+            if self._users[target] <= 0:
+                del self._users[target]
+                retired.append(self._sinks.pop(target))
+        return retired
 
     def _make(self, kind: type[AnyPushSink], target: Any) -> AnyPushSink:
         options = self.options
@@ -91,6 +119,19 @@ class SinkFactory:
         return kind(target, **delivery)
 
 
+def _targets(device: DeviceSpec) -> dict[_Target, None]:
+    """The targets the properties of ``device`` name, in first-named order."""
+    targets: dict[_Target, None] = {}
+    for prop in device.properties:
+        if prop.push_method is None:
+            continue
+        for kind in SINK_TYPES:
+            config = kind.config_of(prop.push_method)
+            if config is not None:
+                targets[(kind, kind.target_of(config))] = None
+    return targets
+
+
 def build_sinks(
     devices: Iterable[DeviceSpec], options: SinkOptions | None = None
 ) -> list[AnyPushSink]:
@@ -100,4 +141,6 @@ def build_sinks(
         ImportError: a sink's extra is not installed (the loader reports this first).
     """
     factory = SinkFactory(options)
-    return [sink for device in devices for sink in factory(device)]
+    for device in devices:
+        factory.arrived(device)
+    return factory.sinks
