@@ -127,17 +127,19 @@ def test_loading_warns_of_an_int_property_with_a_fractional_scale(tmp_path: Path
     props = [
         {"name": "temperature", "type": "INT", "accessMode": "ReadOnly"},
         {"name": "humidity", "type": "INT", "accessMode": "ReadOnly"},
+        {"name": "level", "type": "INT", "accessMode": "ReadOnly"},
     ]
     visits = [
         visit("temperature", "2A6E", format="int16le", scale=0.01),
         visit("humidity", "2A6F", format="uint16le", scale=100),
+        visit("level", "2A19", scale=0.5),  # no format: the scale is not applied
     ]
     path = write_yaml(
         tmp_path, [model("t", props), device("t", "t", "C4:7C:8D:6A:00:01", 1, visits)]
     )
     warnings: list[Problem] = []
     load_devices([path], warnings=warnings)
-    (warning,) = warnings  # an integral scale keeps readings int
+    (warning,) = warnings  # an integral scale keeps readings int; no format, no scaling
     assert warning.field == "spec.properties[0].visitors.configData.scale"
     assert "INT property 'temperature' with scale 0.01" in warning.message
     assert "make the DeviceModel type FLOAT" in warning.message

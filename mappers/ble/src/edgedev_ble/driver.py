@@ -74,7 +74,13 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
 
     @classmethod
     def property_warnings(cls, prop: BlePropertySpec) -> list[tuple[str, str]]:
-        """An INT property whose fractional ``scale`` makes readings EdgeCore refuses."""
+        """An INT property whose fractional ``scale`` makes readings EdgeCore refuses.
+
+        ``scale`` applies to a numeric ``format`` only; elsewhere it changes nothing.
+        """
+        fmt = prop.visitor.format
+        if fmt is None or not fmt.is_number:
+            return []
         return fractional_scale(prop, prop.visitor.scale)
 
     @property
