@@ -18,7 +18,8 @@ wins on writes: a value that is one of its keys is written as that key's bytes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from edgedev.twin import (
@@ -26,7 +27,7 @@ from edgedev.twin import (
     Value,
     format_value,
     parse_value,
-    scale_number,
+    scaler,
     to_number,
     unscale_number,
 )
@@ -71,6 +72,11 @@ class Codec:
 
     type: PropertyType
     visitor: BleVisitor
+    _scale: Callable[[int | float], int | float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the visitor's scale, applied to every reading: its fraction worked out once
+        object.__setattr__(self, "_scale", scaler(self.visitor.scale))
 
     @classmethod
     def check(cls, type_: PropertyType, visitor: BleVisitor) -> list[tuple[str, str]]:
@@ -107,7 +113,7 @@ class Codec:
         if v.format is not None:
             raw = decode(data, v.format, v.offset)
             if isinstance(raw, int | float) and not isinstance(raw, bool):
-                raw = scale_number(raw, v.scale)
+                raw = self._scale(raw)
             return _typed(raw, self.type)
         if v.data_write:
             for key, value in v.data_write.items():
