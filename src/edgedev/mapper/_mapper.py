@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -67,8 +68,28 @@ class _Stoppable:
         await self._done.wait()
 
 
-RETIRE_FLUSH = 3.0
-"""Seconds a sink no device needs any more has to deliver what it holds before it is closed."""
+FLUSH_DEADLINE = 3.0
+"""Seconds the sinks (and the bus, when the mapper stops) have to deliver what they hold,
+side by side, before they are closed: when the mapper stops, and when a sink is retired."""
+CLOSE_DEADLINE = 1.0
+"""Seconds each sink has to close."""
+
+
+async def _flush_and_close(
+    sinks: Collection[ReportSink], *also: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Let ``sinks`` (their tasks ended) and ``also`` deliver what they hold, then close.
+
+    Shielded, each step under its deadline: the flushes side by side, then each sink's close.
+    """
+    with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(FLUSH_DEADLINE):
+            async with anyio.create_task_group() as tg:
+                for flush in (*also, *(sink.flush for sink in sinks)):
+                    tg.start_soon(flush)
+        for sink in sinks:
+            with anyio.move_on_after(CLOSE_DEADLINE):
+                await sink.close()
 
 
 async def _retire_sinks(sinks: Mapping[ReportSink, _Stoppable]) -> None:
@@ -76,13 +97,7 @@ async def _retire_sinks(sinks: Mapping[ReportSink, _Stoppable]) -> None:
     with anyio.CancelScope(shield=True):
         for task in sinks.values():
             await task.stop()  # flush() sends by itself, once run() has ended
-        with anyio.move_on_after(RETIRE_FLUSH):
-            async with anyio.create_task_group() as tg:
-                for sink in sinks:
-                    tg.start_soon(sink.flush)
-        for sink in sinks:
-            with anyio.move_on_after(1):
-                await sink.close()
+    await _flush_and_close(sinks)
     log.info("%s retired: no device names its target", plural(len(sinks), "sink"))
 
 
@@ -240,14 +255,7 @@ class Mapper:
                     for runner in self.runners.values():
                         runner.go_offline()
                     bus.publish(state_topic, self._mapper_state(DeviceState.OFFLINE))
-                    with anyio.move_on_after(3):  # the bus and the sinks side by side
-                        async with anyio.create_task_group() as flushing:
-                            flushing.start_soon(bus.flush)
-                            for sink in self.sinks:
-                                flushing.start_soon(sink.flush)
-                    for sink in self.sinks:
-                        with anyio.move_on_after(1):
-                            await sink.close()
+                    await _flush_and_close(self.sinks, bus.flush)
 
     def stop(self) -> None:
         """Stop gracefully; :meth:`run` then returns.
