@@ -286,7 +286,7 @@ class DmiSource:
         """Hand desired values that changed to the device's writer."""
         desired = {p.name: p.desired for p in spec.properties if p.desired}
         known = self.desired.setdefault(spec.id, {})
-        writer = self.mapper.writers.get(spec.id)
+        writer = self.mapper.writer(spec.id)
         changed = {name: value for name, value in desired.items() if known.get(name) != value}
         if changed and writer is not None:
             writer.update(changed)

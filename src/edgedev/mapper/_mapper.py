@@ -1,7 +1,7 @@
 """The mapper process: one bus connection, one task per device, deltas carried to writes.
 
 Deltas and ``twin/get`` answers go to the device's :class:`~edgedev.mapper.DesiredWriter`
-(``runner.desired``, also in :attr:`Mapper.writers`), which its runner drives.
+(``runner.desired``, also :meth:`Mapper.writer`), which its runner drives.
 
 Devices come and go at run time through :meth:`Mapper.add_device` and its siblings.
 """
@@ -180,9 +180,6 @@ class Mapper:
         self.sinks: tuple[ReportSink, ...] = ()
         """Every sink while running: the MQTT twin publisher, ``sinks``, then ``sinks_for``'s."""
         self.runners: dict[str, DeviceRunner] = {}
-        self.writers: dict[str, DesiredWriter] = {}
-        """Per device, its runner's :attr:`~DeviceRunner.desired`: the desired values being
-        written (from deltas and ``twin/get``)."""
         self.bus: Bus | None = None
         self._started = 0
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
@@ -194,6 +191,20 @@ class Mapper:
         self._changes = anyio.Lock()  # one add/update/remove at a time
         self.endpoints = Endpoints(max_connections=max_connections)
         """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
+
+    @property
+    def writers(self) -> dict[str, DesiredWriter]:
+        """Per device, its runner's :attr:`~DeviceRunner.desired`.
+
+        The desired values being written (from deltas and ``twin/get``); a new dict each
+        time, :meth:`writer` looks one up.
+        """
+        return {device_id: runner.desired for device_id, runner in self.runners.items()}
+
+    def writer(self, device_id: str) -> DesiredWriter | None:
+        """The desired writer of ``device_id``'s runner, or ``None`` when it is not running."""
+        runner = self.runners.get(device_id)
+        return None if runner is None else runner.desired
 
     def _mapper_state(self, state: DeviceState) -> bytes:
         return mapper_state(self.name, state, [d.id for d in self.devices], started=self._started)
@@ -364,7 +375,6 @@ class Mapper:
         runner = DeviceRunner(spec, driver_type, self.sinks, endpoints=self.endpoints)
         served = _Stoppable(runner.run)
         self.runners[spec.id] = runner
-        self.writers[spec.id] = runner.desired
         self._served[spec.id] = served
         self._tg.start_soon(served.run, name=f"device {spec.id}")
 
@@ -379,7 +389,6 @@ class Mapper:
     async def _stop(self, device_id: str) -> DeviceRunner | None:
         """Stop ``device_id``'s tasks and wait until its driver is closed; its runner."""
         served = self._served.pop(device_id, None)
-        self.writers.pop(device_id, None)
         runner = self.runners.pop(device_id, None)
         if served is not None:
             await served.stop()
@@ -421,7 +430,7 @@ class Mapper:
                 topic = self.topics.parse(message.topic)
                 if not isinstance(topic, DeviceTopic):
                     continue
-                writer = self.writers.get(topic.device_id)
+                writer = self.writer(topic.device_id)
                 if writer is None:
                     continue
                 try:
