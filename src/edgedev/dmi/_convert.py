@@ -172,9 +172,7 @@ def push_resource(push: pb.PushMethod) -> dict[str, Any] | None:
         )
     if push.HasField("mqtt"):
         m = push.mqtt
-        out["mqtt"] = _present(address=m.address, topic=m.topic, qos=m.qos)
-        if m.retained:
-            out["mqtt"]["retained"] = True
+        out["mqtt"] = _present(address=m.address, topic=m.topic, qos=m.qos, retained=m.retained)
     if push.HasField("otel"):
         out["otel"] = _present(endpointURL=push.otel.endpointURL)
     if push.HasField("dbMethod"):
