@@ -7,25 +7,13 @@ API, TDengine's REST API and an OTLP/HTTP collector (the tests decode what it re
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-from edgedev.testing import ServerProcess, free_port
-
-
-def _binary(*names: str) -> str | None:
-    for name in names:
-        found = shutil.which(name) or next(
-            (str(p) for d in ("/usr/sbin", "/usr/bin") if (p := Path(d, name)).exists()), None
-        )
-        if found:
-            return found
-    return None
+from edgedev.testing import ServerProcess, find_binary, free_port
 
 
 class _Process(ServerProcess):
@@ -45,7 +33,7 @@ class RedisServer(_Process):
 
     @staticmethod
     def binary() -> str | None:
-        return _binary("redis-server")
+        return find_binary("redis-server")
 
     def command(self) -> list[str]:
         return [
@@ -65,7 +53,7 @@ class MariaDB(_Process):
     def __init__(self) -> None:
         super().__init__()
         self.data = self.directory / "data"
-        install = _binary("mariadb-install-db", "mysql_install_db")
+        install = find_binary("mariadb-install-db", "mysql_install_db")
         assert install is not None
         subprocess.run(
             [
@@ -77,7 +65,7 @@ class MariaDB(_Process):
 
     @staticmethod
     def binary() -> str | None:
-        return _binary("mariadbd", "mysqld")
+        return find_binary("mariadbd", "mysqld")
 
     def command(self) -> list[str]:
         return [

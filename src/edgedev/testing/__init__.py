@@ -14,6 +14,7 @@ from edgedev.testing._brokers import (
     EmbeddedBrokerThread,
     Mosquitto,
     ServerProcess,
+    find_binary,
     make_broker,
     wait_for_port,
 )
@@ -41,6 +42,7 @@ __all__ = (
     "device_model",
     "device_property",
     "edgedev_process",
+    "find_binary",
     "free_port",
     "fresh_broker",
     "load_documents",

@@ -54,6 +54,21 @@ class BrokerHandle(Protocol):
         """Stop for good and clean up."""
 
 
+def find_binary(*names: str) -> str | None:
+    """The path of the first of ``names`` installed, or ``None``.
+
+    Found on PATH, or in /usr/sbin or /usr/bin: Debian puts servers in /usr/sbin, which a
+    user's PATH may lack.
+    """
+    for name in names:
+        found = shutil.which(name) or next(
+            (str(p) for d in ("/usr/sbin", "/usr/bin") if (p := Path(d, name)).exists()), None
+        )
+        if found:
+            return found
+    return None
+
+
 class ServerProcess:
     """A server process on a free loopback port that a test stops and starts again.
 
@@ -131,9 +146,7 @@ class Mosquitto(ServerProcess):
     def __init__(
         self, port: int | None = None, *, settings: str | None = None, tls: bool = False
     ) -> None:
-        binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
+        binary = find_binary("mosquitto")
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed")
         super().__init__(port, prefix="edgedev-mosquitto-")
@@ -146,7 +159,7 @@ class Mosquitto(ServerProcess):
     @staticmethod
     def available() -> bool:
         """Whether a mosquitto binary can be found."""
-        return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
+        return find_binary("mosquitto") is not None
 
     def command(self) -> list[str]:
         """Write the configuration (the listener and :attr:`settings`); mosquitto's command."""
@@ -169,19 +182,18 @@ class EmbeddedBrokerThread:
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._portal_cm: contextlib.AbstractContextManager[BlockingPortal] | None = None
-        self._portal: BlockingPortal | None = None
         self._broker_cm: contextlib.AbstractContextManager[EmbeddedBroker] | None = None
 
     def start(self) -> None:
         """Start the broker and wait until it accepts connections."""
-        if self._portal is not None:
+        if self._portal_cm is not None:
             return
         from anyio.from_thread import start_blocking_portal
 
         from edgedev.broker import EmbeddedBroker
 
         self._portal_cm = start_blocking_portal()
-        self._portal = portal = self._portal_cm.__enter__()
+        portal = self._portal_cm.__enter__()
         self._broker_cm = portal.wrap_async_context_manager(EmbeddedBroker("127.0.0.1", self.port))
         self._broker_cm.__enter__()
 
@@ -194,7 +206,7 @@ class EmbeddedBrokerThread:
             with contextlib.suppress(Exception):
                 broker_cm.__exit__(None, None, None)
         portal_cm.__exit__(None, None, None)
-        self._portal = self._portal_cm = self._broker_cm = None
+        self._portal_cm = self._broker_cm = None
 
     def close(self) -> None:
         """Same as :meth:`stop`."""
