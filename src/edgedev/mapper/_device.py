@@ -293,23 +293,19 @@ class DeviceRunner:
     def _readings(self, values: Mapping[str, Value], ts: int) -> dict[str, Reading]:
         """``values`` of this device's properties as readings, remembered as the last ones."""
         fresh = {}
-        props = self._props
+        props, text = self._props, self.desired.text
         for name, value in values.items():
             prop = props.get(name)
             if prop is not None:
-                fresh[name] = self._last[name] = Reading(name, value, self._text(prop, value), ts)
+                fresh[name] = self._last[name] = Reading(name, value, text(prop, value), ts)
         return fresh
-
-    def _text(self, prop: PropertySpec, value: Value) -> str:
-        """The wire string of ``value``: the desired value's own text when they are equal."""
-        return self.desired.text(prop, value)
 
     def _take_report_next(self) -> list[str]:
         """Held desired values to report again, their last readings in the desired text."""
         names = self.desired.take_reports()
         for name in names:
             last = self._last[name]
-            self._last[name] = replace(last, text=self._text(self._props[name], last.value))
+            self._last[name] = replace(last, text=self.desired.text(self._props[name], last.value))
         return names
 
     def _take_pushed(self) -> list[tuple[str, Reading]]:
@@ -375,7 +371,7 @@ class DeviceRunner:
                 self.pushes_dropped += 1
                 if self.pushes_dropped == 1:
                     log.warning("device %s: pushed values dropped (runner behind)", self.spec.id)
-            pushed.append((name, Reading(name, value, self._text(prop, value), now_ms())))
+            pushed.append((name, Reading(name, value, self.desired.text(prop, value), now_ms())))
             self._wake.set()
 
         await driver.watch(props, report)
@@ -404,7 +400,7 @@ class DeviceRunner:
             self.writes += 1
             fresh.update(self._readings(values, now_ms()))
             written.add(prop.name)
-            self.desired.written(write, self._text(prop, values.get(prop.name, write.value)))
+            self.desired.written(write, self.desired.text(prop, values.get(prop.name, write.value)))
         return written
 
     # state ---------------------------------------------------------------------------------
