@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +172,59 @@ def test_broker_command_prints_its_url_and_how_to_attach() -> None:
 def test_main_runs_a_command_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "-f", str(ROOT / "examples/modbus.yaml"), "-q"]) == 0
     assert capsys.readouterr().out.startswith("ok: 2 devices")
+
+
+@pytest.mark.broker
+async def test_watch_into_a_reader_that_leaves_ends_quietly(mqtt_url: str) -> None:
+    # `edgedev watch | head -1`: the reader closes the pipe after one line
+    topic = Topics("$hw/events").device("demo/thermostat-1", Channel.TWIN_UPDATE)
+    command = [sys.executable, "-m", "edgedev", "watch", "--broker", mqtt_url]
+    started = functools.partial(
+        subprocess.Popen, command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    with await anyio.to_thread.run_sync(started) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        async with Bus(mqtt_url) as bus, anyio.create_task_group() as tg:
+
+            async def publish_until_it_ends() -> None:
+                # watch prints once it is subscribed, and each new value: one a tick
+                for tick in range(10_000):
+                    bus.publish(topic, twin_report([("temperature", f"{tick}.5", "float", 1)]))
+                    await anyio.sleep(0.05)
+
+            tg.start_soon(publish_until_it_ends)
+            with anyio.fail_after(WAIT):
+                first = await anyio.to_thread.run_sync(proc.stdout.readline)
+                proc.stdout.close()
+                returncode = await anyio.to_thread.run_sync(proc.wait)
+            tg.cancel_scope.cancel()
+        errors = proc.stderr.read()
+    assert b"demo/thermostat-1 temperature=" in first
+    assert returncode == 141  # as a shell reports a command ended by SIGPIPE
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors
+
+
+def _bash_blocks(page: Path) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S)
+
+
+def test_the_completion_commands_of_getting_started_work_in_a_new_account(tmp_path: Path) -> None:
+    # a new account has no ~/.local/share/bash-completion/completions
+    block = next(
+        b for b in _bash_blocks(ROOT / "docs/getting-started.md") if "completion bash" in b
+    )
+    env = {"HOME": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["bash", "-e", "-c", block], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / ".local/share/bash-completion/completions/edgedev"
+    loaded = subprocess.run(
+        ["bash", "-c", f"source {script} && complete -p edgedev"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "edgedev" in loaded.stdout

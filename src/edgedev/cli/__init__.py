@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -71,8 +72,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     refused = resolve_bus_options(args)
     if refused is not None:
         return refused
-    code: int = module.run(args)
+    try:
+        code: int = module.run(args)
+    except BaseException as exc:
+        if not _only_broken_pipes(exc):
+            raise
+        return _reader_went_away()
     return code
+
+
+EXIT_BROKEN_PIPE = 128 + 13
+"""What a shell reports for a command ended by SIGPIPE (``seq 1 9999 | head -1``)."""
+
+
+def _only_broken_pipes(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :class:`BrokenPipeError`, or a group holding only those."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_broken_pipes(e) for e in exc.exceptions)
+    return isinstance(exc, BrokenPipeError)
+
+
+def _reader_went_away() -> int:
+    """End quietly when the reader of stdout has gone (``edgedev watch | head``).
+
+    Python flushes stdout again at exit, which would raise once more: it goes to
+    ``/dev/null`` instead.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":
