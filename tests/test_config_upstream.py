@@ -226,5 +226,16 @@ def test_validate_warns_about_what_edgecore_would_refuse(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "field spec.properties[1].name: EdgeCore refuses the character ' '" in done.stderr
     assert "field spec.properties[2].desired.value: EdgeCore refuses" in done.stderr
-    assert "STRING property 'label'" in done.stderr
+    assert "note: 1 STRING or BYTES property: EdgeCore leaves out" in done.stderr
+    assert "STRING property 'label'" not in done.stderr  # listed with -v only
     assert "INT property 'temp' with scale 0.1: a fractional reading" in done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "edgedev", "validate", "-v", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (
+        "note: " in listed.stderr
+        and "field spec.properties[2].name: STRING property 'label'" in listed.stderr
+    )

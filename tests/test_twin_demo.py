@@ -34,6 +34,9 @@ def test_demo_sets_the_thermostat_setpoint_and_the_table_shows_it_reported():
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    # without a terminal the output is a log: the broker's line once, first
+    assert result.stdout.startswith("demo broker: mqtt://127.0.0.1:")
+    assert result.stdout.count("demo broker:") == 1
     assert "demo: set demo/thermostat-1 setpoint=" in result.stdout
     # a setpoint row whose reported value equals the desired one the demo set
     rows = re.findall(r"setpoint\s+(\S+)\s+(\S+)\s+float", result.stdout)

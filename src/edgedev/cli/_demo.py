@@ -135,8 +135,11 @@ async def _show(
     header: str,
 ) -> None:
     view = TwinView(topics)
-    view.header = header
     tty = sys.stdout.isatty()
+    if tty:
+        view.header = header  # the screen is redrawn: keep the line on it
+    else:
+        print(header, flush=True)  # once, at once: a log gets the renders below it
     period = 0.25 if tty else 5.0
 
     async def draw() -> None:
@@ -227,7 +230,6 @@ def run(args: argparse.Namespace) -> int:
                                 await bus.wait_connected()
                             async with bus.subscribe(topics.all_devices()) as messages:
                                 await tg.start(mapper.run)
-                                print(header, flush=True)
                                 await _show(bus, messages, topics, args.seconds, devices, header)
                         else:
                             await tg.start(mapper.run)

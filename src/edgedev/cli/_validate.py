@@ -2,8 +2,9 @@
 
 Besides errors, it prints warnings: what loads but deserves a look (deprecated places, cycles
 that look like nanoseconds, a pushMethod.anomalyDetection, which is not served) and what
-KubeEdge's EdgeCore would refuse in a twin report (a property name outside its charset, STRING
-and BYTES values whose text may fall outside it, a desired value it would refuse).
+KubeEdge's EdgeCore would refuse in a twin report (a property name outside its charset, a
+desired value it would refuse). STRING and BYTES properties, whose readings EdgeCore may
+refuse, are counted in one note, and listed with ``-v``.
 """
 
 from __future__ import annotations
@@ -39,10 +40,22 @@ def edgecore_warnings(device: DeviceSpec) -> list[tuple[str, str]]:
             why = value_refusal(prop.desired, type_name(prop.type))
             if why is not None:
                 found.append((f"{at}.desired.value", f"EdgeCore refuses {why}"))
+    return found
+
+
+def edgecore_notes(device: DeviceSpec) -> list[tuple[str, str]]:
+    """``(field, message)`` for each property whose readings EdgeCore may refuse.
+
+    Not mistakes: a STRING reading with a space, or a BYTES reading too long, is left out of
+    the twin report (and counted in /metrics); most are fine. ``validate`` counts them and
+    lists them with ``-v``.
+    """
+    found = []
+    for i, prop in enumerate(device.properties):
         if prop.type is PropertyType.STRING:
             found.append(
                 (
-                    f"{at}.name",
+                    f"spec.properties[{i}].name",
                     f"STRING property {prop.name!r}: EdgeCore accepts only letters, digits and "
                     f"-_.,:/@# up to {MAX_VALUE} characters; a reading with others (a space) "
                     f"is left out of the twin report and counted in /metrics",
@@ -51,7 +64,7 @@ def edgecore_warnings(device: DeviceSpec) -> list[tuple[str, str]]:
         elif prop.type is PropertyType.BYTES:
             found.append(
                 (
-                    f"{at}.name",
+                    f"spec.properties[{i}].name",
                     f"BYTES property {prop.name!r} travels as hex text: EdgeCore refuses values "
                     f"over {MAX_VALUE // 2} bytes, which are left out of the twin report",
                 )
@@ -67,12 +80,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if devices is None:
         return 1
+    notes = 0
     for device in devices:
         for field, message in edgecore_warnings(device):
             print(
                 f"warning: {device.source}: Device {device.id}, field {field}: {message}",
                 file=sys.stderr,
             )
+        for field, message in edgecore_notes(device):
+            notes += 1
+            if args.verbose:
+                print(
+                    f"note: {device.source}: Device {device.id}, field {field}: {message}",
+                    file=sys.stderr,
+                )
+    if notes and not args.verbose:
+        print(
+            f"note: {plural(notes, 'STRING or BYTES property', 'STRING or BYTES properties')}: "
+            "EdgeCore leaves out of twin reports the readings outside its charset or size "
+            "(-v lists them)",
+            file=sys.stderr,
+        )
     props = sum(len(d.properties) for d in devices)
     counts = [
         plural(len(devices), "device"),
