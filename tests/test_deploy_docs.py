@@ -94,11 +94,19 @@ def test_deploy_docs_cli_reference_lists_every_command() -> None:
 def test_deploy_docs_driver_guide_quotes_the_example_as_it_is() -> None:
     guide = (ROOT / "docs/writing-a-driver.md").read_text(encoding="utf-8")
     example = ROOT / "examples/edgedev-example-driver"
-    source = (example / "src/edgedev_linetcp/driver.py").read_text(encoding="utf-8")
+    source = "\n".join(
+        (example / "src/edgedev_linetcp" / name).read_text(encoding="utf-8")
+        for name in ("driver.py", "simulator.py")
+    )
     pyproject = (example / "pyproject.toml").read_text(encoding="utf-8")
     blocks = re.findall(r"```(python|toml)\n(.*?)```", guide, flags=re.S)
-    quoted = [text for kind, text in blocks if kind == "python" and text.startswith("class Line")]
+    quoted = [
+        text
+        for kind, text in blocks
+        if kind == "python" and text.lstrip().startswith(("class Line", "@staticmethod"))
+    ]
     assert quoted, "the guide quotes the example's models"
+    assert any("class LineSimulator" in text for text in quoted), "and its simulator"
     for text in quoted:
         if "..." not in text:
             assert text.strip() in source
