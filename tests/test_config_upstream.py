@@ -115,6 +115,14 @@ def test_methods_must_name_properties_of_the_device(tmp_path: Path):
     assert "'tmep', which the device does not have; did you mean 'temp'?" in found[0]
 
 
+def test_method_names_are_unique(tmp_path: Path):
+    # device_instance_types.go:43 "methods list item must be unique by method.Name"
+    methods = [{"name": "Set", "propertyNames": ["temp"]}, {"name": "Set"}]
+    found = problems(tmp_path, model(TEMP), device(visits(), methods=methods))
+    assert len(found) == 1
+    assert "spec.methods[1].name" in found[0] and "'Set' is named twice" in found[0]
+
+
 def test_state_report_and_device_status_are_accepted(tmp_path: Path):
     status = {
         "apiVersion": API,

@@ -81,6 +81,72 @@ def test_spec_to_messages_and_back_is_the_same_spec(tmp_path: Path):
     assert wire.spec.properties[2].desired.value == ""
 
 
+METHODS = [
+    {"name": "SetTemperature", "description": "the setpoint", "propertyNames": ["setpoint"]},
+    {"name": "Heat", "propertyNames": ["setpoint", "heating"]},
+]
+COMMANDS = [
+    pb.DeviceCommand(
+        name="reset",
+        url="/reset",
+        method="POST",
+        status_code=["200", "409"],
+        parameters=["delay"],
+        response=b'{"ok":true}',
+    )
+]
+
+
+@pytest.mark.needs("edgedev_modbus")
+def test_methods_and_commands_come_over_dmi_and_go_back(tmp_path: Path):
+    document = {**DEVICE, "spec": {**DEVICE["spec"], "methods": METHODS}}
+    [from_yaml] = load_documents(tmp_path, [MODEL, document])
+    model = edgecore_model(MODEL)
+    model.spec.commands.extend(COMMANDS)  # not in the CRD: only a DMI client can send them
+    spec = to_spec(edgecore_device(document), model)
+    assert plain(dataclasses.replace(spec, commands=())) == plain(from_yaml)
+    assert [(m.name, m.description, m.property_names) for m in spec.methods] == [
+        ("SetTemperature", "the setpoint", ["setpoint"]),
+        ("Heat", "", ["setpoint", "heating"]),
+    ]
+    [command] = spec.commands
+    assert (command.name, command.status_code, command.response) == (
+        "reset",
+        ("200", "409"),
+        b'{"ok":true}',
+    )
+    wire = pb.Device.FromString(to_device(spec).SerializeToString())
+    back = pb.DeviceModel.FromString(to_model(spec).SerializeToString())
+    assert list(wire.spec.methods) == list(edgecore_device(document).spec.methods)
+    assert list(back.spec.commands) == COMMANDS
+    assert to_spec(wire, back) == spec
+
+
+def test_field_numbers_of_methods_commands_and_anomaly_detection_are_upstreams():
+    # kubeedge/kubeedge staging/src/github.com/kubeedge/api/apis/dmi/v1beta1/api.proto
+    def numbers(message: type) -> dict[str, int]:
+        return {f.name: f.number for f in message.DESCRIPTOR.fields}
+
+    assert numbers(pb.DeviceModelSpec) == {"properties": 1, "commands": 2}  # :124-129
+    assert numbers(pb.DeviceCommand) == {  # :150-163
+        "name": 1,
+        "url": 2,
+        "method": 3,
+        "status_code": 4,
+        "parameters": 5,
+        "response": 6,
+    }
+    assert numbers(pb.DeviceSpec) == {  # :178-187
+        "deviceModelReference": 1,
+        "protocol": 2,
+        "properties": 3,
+        "methods": 4,
+    }
+    assert numbers(pb.DeviceMethod) == {"name": 1, "description": 2, "propertyNames": 3}  # :190
+    assert numbers(pb.PushMethod)["anomalyDetection"] == 5  # :245
+    assert numbers(pb.AnomalyDetection) == {"data": 1}  # :352-355
+
+
 PUSH_METHODS = {  # every target, in the CRD's spelling
     "http": {"hostName": "http://sink.local", "port": 8080, "requestPath": "/in", "timeout": 500},
     "mqtt": {"address": "mqtt://127.0.0.1:1883", "topic": "plant/t", "qos": 1, "retained": True},

@@ -343,3 +343,54 @@ async def test_devices_from_files_run_beside_and_are_not_reported_over_dmi(
             assert core.reported("default/file-1") == {}
             assert core.state_of("default/file-1") is None
         tg.cancel_scope.cancel()
+
+
+async def test_methods_and_commands_arrive_and_survive_an_update_device(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    port = free_port()
+    methods = [{"name": "Tune", "description": "set the setpoint", "propertyNames": ["setpoint"]}]
+
+    def document(setpoint: str | None = None) -> dict:
+        doc = modbus_device("meth", port, setpoint=setpoint)
+        doc["spec"]["methods"] = methods
+        return doc
+
+    model = edgecore_model(modbus_model())
+    command = pb.DeviceCommand(name="reset", url="/reset", method="POST", status_code=["200"])
+    model.spec.commands.append(command)  # the CRD has none: sent as a DMI client may
+    sim = ModbusSimulator(load_documents(tmp_path, [modbus_model(), document()]))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=[document()], models=[model])
+    assert [m.name for m in core.devices["default/meth"].spec.methods] == ["Tune"]
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+            await core.wait_for(lambda: "setpoint" in core.reported("default/meth"))
+            runner = dmi.mapper.runners["default/meth"]
+            [tune] = runner.spec.methods
+            assert (tune.name, tune.description, tune.property_names) == (
+                "Tune",
+                "set the setpoint",
+                ["setpoint"],
+            )
+            assert [c.name for c in runner.spec.commands] == ["reset"]
+
+            wanted = edgecore_device(document(setpoint="22.5"))
+            await client.UpdateDevice(pb.UpdateDeviceRequest(device=wanted))
+            await core.wait_for(lambda: core.reported("default/meth").get("setpoint") == "22.5")
+            assert dmi.mapper.runners["default/meth"] is runner  # a desired value: no restart
+            assert dmi.sources["modbus"].specs["default/meth"].methods == runner.spec.methods
+            got = await client.GetDevice(
+                pb.GetDeviceRequest(deviceName="meth", deviceNamespace="default")
+            )
+            assert list(got.device.spec.methods) == list(wanted.spec.methods)
+
+            # an update that restarts the device keeps them too
+            moved = document(setpoint="22.5")
+            moved["spec"]["properties"][0]["collectCycle"] = 300
+            await client.UpdateDevice(pb.UpdateDeviceRequest(device=edgecore_device(moved)))
+            restarted = dmi.mapper.runners["default/meth"]
+            assert restarted is not runner
+            assert restarted.spec.methods == runner.spec.methods
+            assert restarted.spec.commands == runner.spec.commands
+        tg.cancel_scope.cancel()

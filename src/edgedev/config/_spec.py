@@ -72,6 +72,30 @@ class PropertySpec(Generic[VisitorT_co]):
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceCommand:
+    """A command of a DeviceModel, as KubeEdge's DMI carries it (``DeviceModelSpec.commands``).
+
+    The Kubernetes resource has no such field, so EdgeCore has none to send today; a model that
+    carries them over DMI keeps them, and they go back out with it.
+
+    Attributes:
+        name: the command's name.
+        url: where the command is accessed.
+        method: its method (such as an HTTP method).
+        status_code: the status codes it may return.
+        parameters: the parameters it carries.
+        response: an example response.
+    """
+
+    name: str
+    url: str = ""
+    method: str = ""
+    status_code: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
+    response: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceSpec(Generic[ConfigT_co, VisitorT_co]):
     """One device, fully resolved.
 
@@ -93,8 +117,10 @@ class DeviceSpec(Generic[ConfigT_co, VisitorT_co]):
         source: the file the Device came from.
         timeout_ms: the deadline of one operation (``configData.timeout``), resolved by the
             loader from the driver's typed settings.
-        methods: KubeEdge's ``spec.methods`` (named groups of properties), checked.
+        methods: KubeEdge's ``spec.methods`` (named groups of properties that a client may
+            write through the REST API), checked: each names properties of the device.
         state_report: KubeEdge's ``spec.stateReport``, if given.
+        commands: the DeviceModel's commands, when it came over DMI with some.
     """
 
     namespace: str
@@ -108,6 +134,7 @@ class DeviceSpec(Generic[ConfigT_co, VisitorT_co]):
     timeout_ms: int = 3000
     methods: tuple[DeviceMethod, ...] = ()
     state_report: StateReport | None = None
+    commands: tuple[DeviceCommand, ...] = ()
     _by_name: dict[str, PropertySpec[VisitorT_co]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ read back as the shortest decimal that gives the same float32, and a whole numbe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from collections.abc import Mapping
@@ -24,8 +25,8 @@ from google.protobuf.message import DecodeError, Message
 from pydantic import BaseModel
 
 from edgedev._errors import ConfigError, Problem
-from edgedev.config._crd import API_VERSION, AccessMode, PushMethod
-from edgedev.config._spec import DeviceSpec
+from edgedev.config._crd import API_VERSION, AccessMode, DeviceMethod, PushMethod
+from edgedev.config._spec import DeviceCommand, DeviceSpec
 from edgedev.dmi._pb import api_pb2 as pb
 from edgedev.loader._loader import load_resources
 
@@ -150,6 +151,44 @@ def model_resource(model: pb.DeviceModel) -> dict[str, Any]:
         "metadata": {"name": model.name, "namespace": model.namespace or "default"},
         "spec": {"properties": props},
     }
+
+
+def method_resource(method: pb.DeviceMethod) -> dict[str, Any]:
+    """The Kubernetes JSON of a DMI ``DeviceMethod`` (``Device.spec.methods[]``)."""
+    return _present(
+        name=method.name, description=method.description, propertyNames=list(method.propertyNames)
+    )
+
+
+def method_message(method: DeviceMethod) -> pb.DeviceMethod:
+    """The DMI ``DeviceMethod`` of a device's method (:func:`method_resource` reversed)."""
+    return pb.DeviceMethod(
+        name=method.name, description=method.description, propertyNames=method.property_names
+    )
+
+
+def command_spec(command: pb.DeviceCommand) -> DeviceCommand:
+    """A DeviceModel's DMI ``DeviceCommand`` as the spec keeps it."""
+    return DeviceCommand(
+        name=command.name,
+        url=command.url,
+        method=command.method,
+        status_code=tuple(command.status_code),
+        parameters=tuple(command.parameters),
+        response=command.response,
+    )
+
+
+def command_message(command: DeviceCommand) -> pb.DeviceCommand:
+    """The DMI ``DeviceCommand`` of a spec's command (:func:`command_spec` reversed)."""
+    return pb.DeviceCommand(
+        name=command.name,
+        url=command.url,
+        method=command.method,
+        status_code=command.status_code,
+        parameters=command.parameters,
+        response=command.response,
+    )
 
 
 def _present(**fields: object) -> dict[str, object]:
@@ -290,20 +329,23 @@ def device_resource(device: pb.Device) -> tuple[dict[str, Any], list[tuple[str, 
             if push is not None:
                 prop["pushMethod"] = push
         props.append(prop)
+    device_spec: dict[str, Any] = {
+        "deviceModelRef": {"name": spec.deviceModelReference},
+        "protocol": {
+            "protocolName": spec.protocol.protocolName,
+            "configData": _config(
+                spec.protocol.configData.data, "spec.protocol.configData", problems
+            ),
+        },
+        "properties": props,
+    }
+    if spec.methods:
+        device_spec["methods"] = [method_resource(m) for m in spec.methods]
     resource = {
         "apiVersion": API_VERSION,
         "kind": "Device",
         "metadata": {"name": device.name, "namespace": device.namespace or "default"},
-        "spec": {
-            "deviceModelRef": {"name": spec.deviceModelReference},
-            "protocol": {
-                "protocolName": spec.protocol.protocolName,
-                "configData": _config(
-                    spec.protocol.configData.data, "spec.protocol.configData", problems
-                ),
-            },
-            "properties": props,
-        },
+        "spec": device_spec,
     }
     return resource, problems
 
@@ -332,8 +374,12 @@ def to_spec(
     resources: list[dict[str, Any]] = [resource]
     if model is not None:
         resources.insert(0, model_resource(model))
-    specs = load_resources(resources, source=SOURCE, drivers=drivers)
-    return specs[0]
+    [spec] = load_resources(resources, source=SOURCE, drivers=drivers)
+    if model is not None and model.spec.commands:
+        # not a field of the Kubernetes resource: carried beside the loader
+        commands = tuple(command_spec(c) for c in model.spec.commands)
+        spec = dataclasses.replace(spec, commands=commands)
+    return spec
 
 
 def _config_data(config: BaseModel) -> pb.CustomizedValue:
@@ -375,6 +421,7 @@ def to_device(spec: DeviceSpec, desired: Mapping[str, str] | None = None) -> pb.
                 protocolName=spec.protocol, configData=_config_data(spec.config)
             ),
             properties=props,
+            methods=[method_message(m) for m in spec.methods],
         ),
     )
 
@@ -396,6 +443,7 @@ def to_model(spec: DeviceSpec) -> pb.DeviceModel:
                     unit=p.unit,
                 )
                 for p in spec.properties
-            ]
+            ],
+            commands=[command_message(c) for c in spec.commands],
         ),
     )

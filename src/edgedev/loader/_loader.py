@@ -343,7 +343,13 @@ class _Resolver:
             self._warned.add(shared_key)  # a fleet sharing one property list: warn once
             self.warnings.extend(doc.problem(m, f) for f, m in found_warnings)
         names = {p.name for p in props}
+        methods: set[str] = set()
         for i, method in enumerate(device.spec.methods):
+            if method.name in methods:  # the CRD: "It must be unique"
+                self.problems.append(
+                    doc.problem(f"method {method.name!r} is named twice", f"spec.methods[{i}].name")
+                )
+            methods.add(method.name)
             for j, name in enumerate(method.property_names):
                 if name not in names:
                     self.problems.append(

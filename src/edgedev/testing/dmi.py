@@ -92,6 +92,13 @@ def go_unmarshal(data: Mapping[str, Any], message: Message) -> None:
             continue
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             getattr(message, field.name).update({str(k): str(v) for k, v in value.items()})
+        elif isinstance(value, list):  # a repeated field (Device.spec.methods ...)
+            repeated = getattr(message, field.name)
+            for item in value:
+                if field.message_type is not None:
+                    go_unmarshal(item, repeated.add())
+                else:
+                    repeated.append(item)
         elif field.message_type is not None:
             sub = getattr(message, field.name)
             sub.SetInParent()
@@ -126,7 +133,7 @@ def edgecore_device(document: Mapping[str, Any]) -> pb.Device:
         if p.get("pushMethod"):
             go_unmarshal(p["pushMethod"], props[-1].pushMethod)
     protocol = spec.get("protocol") or {}
-    return pb.Device(
+    message = pb.Device(
         name=meta["name"],
         namespace=meta.get("namespace", "default"),
         spec=pb.DeviceSpec(
@@ -138,6 +145,10 @@ def edgecore_device(document: Mapping[str, Any]) -> pb.Device:
             properties=props,
         ),
     )
+    # spec.methods goes through the JSON round trip unchanged (util.go:72-82; the CRD's
+    # DeviceMethod and the message share their JSON names)
+    go_unmarshal({"methods": spec.get("methods")}, message.spec)
+    return message
 
 
 class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):

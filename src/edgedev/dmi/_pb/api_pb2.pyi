@@ -34,10 +34,12 @@ class DeviceModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[DeviceModelSpec, _Mapping]] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class DeviceModelSpec(_message.Message):
-    __slots__ = ("properties",)
+    __slots__ = ("properties", "commands")
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
     properties: _containers.RepeatedCompositeFieldContainer[ModelProperty]
-    def __init__(self, properties: _Optional[_Iterable[_Union[ModelProperty, _Mapping]]] = ...) -> None: ...
+    commands: _containers.RepeatedCompositeFieldContainer[DeviceCommand]
+    def __init__(self, properties: _Optional[_Iterable[_Union[ModelProperty, _Mapping]]] = ..., commands: _Optional[_Iterable[_Union[DeviceCommand, _Mapping]]] = ...) -> None: ...
 
 class ModelProperty(_message.Message):
     __slots__ = ("name", "description", "type", "accessMode", "minimum", "maximum", "unit")
@@ -57,6 +59,22 @@ class ModelProperty(_message.Message):
     unit: str
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[str] = ..., accessMode: _Optional[str] = ..., minimum: _Optional[str] = ..., maximum: _Optional[str] = ..., unit: _Optional[str] = ...) -> None: ...
 
+class DeviceCommand(_message.Message):
+    __slots__ = ("name", "url", "method", "status_code", "parameters", "response")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    method: str
+    status_code: _containers.RepeatedScalarFieldContainer[str]
+    parameters: _containers.RepeatedScalarFieldContainer[str]
+    response: bytes
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., method: _Optional[str] = ..., status_code: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Iterable[str]] = ..., response: _Optional[bytes] = ...) -> None: ...
+
 class Device(_message.Message):
     __slots__ = ("name", "spec", "status", "namespace")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -70,14 +88,26 @@ class Device(_message.Message):
     def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[DeviceSpec, _Mapping]] = ..., status: _Optional[_Union[DeviceStatus, _Mapping]] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class DeviceSpec(_message.Message):
-    __slots__ = ("deviceModelReference", "protocol", "properties")
+    __slots__ = ("deviceModelReference", "protocol", "properties", "methods")
     DEVICEMODELREFERENCE_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
     deviceModelReference: str
     protocol: ProtocolConfig
     properties: _containers.RepeatedCompositeFieldContainer[DeviceProperty]
-    def __init__(self, deviceModelReference: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolConfig, _Mapping]] = ..., properties: _Optional[_Iterable[_Union[DeviceProperty, _Mapping]]] = ...) -> None: ...
+    methods: _containers.RepeatedCompositeFieldContainer[DeviceMethod]
+    def __init__(self, deviceModelReference: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolConfig, _Mapping]] = ..., properties: _Optional[_Iterable[_Union[DeviceProperty, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[DeviceMethod, _Mapping]]] = ...) -> None: ...
+
+class DeviceMethod(_message.Message):
+    __slots__ = ("name", "description", "propertyNames")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PROPERTYNAMES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    propertyNames: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., propertyNames: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeviceProperty(_message.Message):
     __slots__ = ("name", "desired", "visitors", "reportCycle", "collectCycle", "reportToCloud", "pushMethod")
@@ -98,16 +128,18 @@ class DeviceProperty(_message.Message):
     def __init__(self, name: _Optional[str] = ..., desired: _Optional[_Union[TwinProperty, _Mapping]] = ..., visitors: _Optional[_Union[VisitorConfig, _Mapping]] = ..., reportCycle: _Optional[int] = ..., collectCycle: _Optional[int] = ..., reportToCloud: _Optional[bool] = ..., pushMethod: _Optional[_Union[PushMethod, _Mapping]] = ...) -> None: ...
 
 class PushMethod(_message.Message):
-    __slots__ = ("http", "mqtt", "dbMethod", "otel")
+    __slots__ = ("http", "mqtt", "dbMethod", "otel", "anomalyDetection")
     HTTP_FIELD_NUMBER: _ClassVar[int]
     MQTT_FIELD_NUMBER: _ClassVar[int]
     DBMETHOD_FIELD_NUMBER: _ClassVar[int]
     OTEL_FIELD_NUMBER: _ClassVar[int]
+    ANOMALYDETECTION_FIELD_NUMBER: _ClassVar[int]
     http: PushMethodHTTP
     mqtt: PushMethodMQTT
     dbMethod: DBMethod
     otel: PushMethodOTEL
-    def __init__(self, http: _Optional[_Union[PushMethodHTTP, _Mapping]] = ..., mqtt: _Optional[_Union[PushMethodMQTT, _Mapping]] = ..., dbMethod: _Optional[_Union[DBMethod, _Mapping]] = ..., otel: _Optional[_Union[PushMethodOTEL, _Mapping]] = ...) -> None: ...
+    anomalyDetection: AnomalyDetection
+    def __init__(self, http: _Optional[_Union[PushMethodHTTP, _Mapping]] = ..., mqtt: _Optional[_Union[PushMethodMQTT, _Mapping]] = ..., dbMethod: _Optional[_Union[DBMethod, _Mapping]] = ..., otel: _Optional[_Union[PushMethodOTEL, _Mapping]] = ..., anomalyDetection: _Optional[_Union[AnomalyDetection, _Mapping]] = ...) -> None: ...
 
 class PushMethodHTTP(_message.Message):
     __slots__ = ("hostname", "port", "requestpath", "timeout")
@@ -251,6 +283,19 @@ class VisitorConfig(_message.Message):
     def __init__(self, protocolName: _Optional[str] = ..., configData: _Optional[_Union[CustomizedValue, _Mapping]] = ...) -> None: ...
 
 class CustomizedValue(_message.Message):
+    __slots__ = ("data",)
+    class DataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _any_pb2.Any
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.MessageMap[str, _any_pb2.Any]
+    def __init__(self, data: _Optional[_Mapping[str, _any_pb2.Any]] = ...) -> None: ...
+
+class AnomalyDetection(_message.Message):
     __slots__ = ("data",)
     class DataEntry(_message.Message):
         __slots__ = ("key", "value")
