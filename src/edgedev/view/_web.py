@@ -25,13 +25,12 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import uvicorn
 from anyio.abc import TaskStatus
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -41,6 +40,8 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edgedev._asgi import bind_tcp
+from edgedev._asgi import server as asgi_server
 from edgedev.agent._client import ask_on, desired_request
 from edgedev.bus._client import Bus
 from edgedev.bus._outbox import Message
@@ -76,14 +77,6 @@ _CHANNELS = (
 )
 """What the view listens to. Not ``twin/update/result``: the agent's answer to every mapper
 report repeats the report, and the view asks for its own answers (writes) separately."""
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, minus its signal handlers: the command that owns the loop handles signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class _Client:
@@ -181,20 +174,9 @@ class ViewServer:
             ViewError: the address cannot be bound (in use, not allowed, unknown).
         """
         try:
-            family, kind, proto, _, address = socket.getaddrinfo(
-                self.host, self.port, type=socket.SOCK_STREAM
-            )[0]
-            sock = socket.socket(family, kind, proto)
+            sock = bind_tcp(self.host, self.port)
         except OSError as exc:
             raise ViewError(f"cannot serve the view on {self.host}:{self.port}: {exc}") from exc
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise ViewError(f"cannot serve the view on {self.host}:{self.port}: {exc}") from exc
-        sock.setblocking(False)
         self.port = sock.getsockname()[1]
         return sock
 
@@ -242,16 +224,7 @@ class ViewServer:
     async def _serve(
         self, sock: socket.socket, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-            limit_concurrency=MAX_CONNECTIONS,
-        )
-        server = _Server(config)
+        server = asgi_server(self.app, max_connections=MAX_CONNECTIONS)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(server.serve, [sock])
