@@ -129,6 +129,8 @@ class WriteResult:
         reason: why the write failed (when not ``ok``).
         retry: whether the writer keeps trying (device offline or failing), as opposed to a
             refusal that no retry will change (read-only, out of range).
+        superseded: another desired value replaced this one before it was written, or it is
+            no longer desired.
     """
 
     property: str
@@ -136,6 +138,7 @@ class WriteResult:
     value: str | None = None
     reason: str | None = None
     retry: bool = False
+    superseded: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -242,7 +245,8 @@ class DesiredWriter:
             stamps: when each was set (ms); a value set again is a new request.
         """
         for name in [n for n in self._pending if n not in desired]:
-            self._resolve(self._pending.pop(name), name, "no longer desired", retry=False)
+            p = self._pending.pop(name)
+            self._resolve(p, name, "no longer desired", retry=False, superseded=True)
         self.update(desired, stamps)
 
     def update(self, desired: Mapping[str, str], stamps: Mapping[str, int] | None = None) -> None:
@@ -386,7 +390,8 @@ class DesiredWriter:
                 current.backoff.reset()
             return
         if current is not None:
-            self._resolve(current, name, "replaced by a newer desired value", retry=False)
+            reason = "replaced by a newer desired value"
+            self._resolve(current, name, reason, retry=False, superseded=True)
         p = self._pending[name] = _Pending(value, self.backoff(), stamp)
         if waiter is not None:
             p.waiters.append(waiter)
@@ -447,8 +452,10 @@ class DesiredWriter:
                 self._failures[name] = WriteFailure(p.value, reason, now_ms(), retry)
         self._resolve(p, name, reason, retry)
 
-    def _resolve(self, p: _Pending, name: str, reason: str, retry: bool) -> None:
-        self._notify(p, WriteResult(name, False, reason=reason, retry=retry))
+    def _resolve(
+        self, p: _Pending, name: str, reason: str, retry: bool, *, superseded: bool = False
+    ) -> None:
+        self._notify(p, WriteResult(name, False, reason=reason, retry=retry, superseded=superseded))
 
     @staticmethod
     def _notify(p: _Pending, result: WriteResult) -> None:
