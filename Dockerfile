@@ -16,11 +16,12 @@ ARG ROLE=${MAPPER:+mapper}
 
 # Wheels of the core, the mapper and every dependency, for the target platform. A mapper
 # image carries EXTRAS: the DMI extra (gRPC), so that it serves KubeEdge's EdgeCore (`run
-# --dmi`), and the pushMethod sinks of the Device CRD; MySQL's client (asyncmy, 36 MB) only
-# when asked for: --build-arg EXTRAS=dmi,sinks.
+# --dmi`), the web extra for the mapper's REST API (`run --rest-port`), and the pushMethod
+# sinks of the Device CRD; MySQL's client (asyncmy, 36 MB) only when asked for:
+# --build-arg EXTRAS=dmi,web,sinks.
 FROM ${BASE_IMAGE} AS builder
 ARG MAPPER
-ARG EXTRAS=dmi,redis,http,influxdb,tdengine,otel
+ARG EXTRAS=dmi,web,redis,http,influxdb,tdengine,otel
 # lgpio, the gpio mapper's pin backend, publishes no Linux wheels: its sdist compiles here,
 # statically linked (PYPI=1 below). The compiler stays in this stage.
 RUN if [ "$MAPPER" = gpio ]; then \

@@ -153,12 +153,13 @@ def test_deploy_every_mapper_builds_its_distribution() -> None:
     assert any(c.cmd == "COPY" and c.value[0] == "mappers/${MAPPER}" for c in builder)
     wheel = next(c for c in builder if c.cmd == "RUN" and "pip wheel" in c.value[0]).value[0]
     assert '*) core=".[$EXTRAS]" mapper="./mappers/$MAPPER"' in wheel
-    # EXTRAS: extras that exist, DMI (KubeEdge) and every push sink's but MySQL's (36 MB)
+    # EXTRAS: extras that exist, DMI (KubeEdge), web (the REST API) and every push sink's but
+    # MySQL's (36 MB)
     default = re.search(r"^ARG EXTRAS=(\S+)$", DOCKERFILE.read_text(encoding="utf-8"), re.M)
     assert default is not None
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     sinks = project["optional-dependencies"]["sinks"][0]  # "edgedev[redis,mysql,...]"
-    wanted = {"dmi", *sinks[sinks.index("[") + 1 : -1].split(",")} - {"mysql"}
+    wanted = {"dmi", "web", *sinks[sinks.index("[") + 1 : -1].split(",")} - {"mysql"}
     assert set(default[1].split(",")) == wanted
     extras = tomllib.loads((ROOT / "mappers/gpio/pyproject.toml").read_text(encoding="utf-8"))
     assert "lgpio" in extras["project"]["optional-dependencies"]

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
+import httpx
 import pytest
 import yaml
 from anyio.abc import ByteReceiveStream
@@ -35,6 +37,11 @@ from edgedev_modbus.codec import Table
 
 pytestmark = pytest.mark.slow
 WRITES = frozenset({5, 6, 15, 16})
+
+
+def with_method(document: dict[str, Any]) -> dict[str, Any]:
+    document["spec"]["methods"] = [{"name": "Tune", "propertyNames": ["setpoint"]}]
+    return document
 
 
 async def readyz(port: int) -> int | None:
@@ -63,9 +70,9 @@ async def test_run_dmi_registers_runs_writes_once_and_reports_offline_on_sigterm
     tmp_path: Path, mqtt_url: str
 ):
     port = free_port()
-    docs = [modbus_model(), modbus_device("cli-1", port)]
+    docs = [modbus_model(), with_method(modbus_device("cli-1", port))]
     sim = ModbusSimulator(load_documents(tmp_path, docs))
-    health = free_port()
+    health, rest = free_port(), free_port()
     with socket_dir() as sockets:
         core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
         env = {
@@ -74,6 +81,7 @@ async def test_run_dmi_registers_runs_writes_once_and_reports_offline_on_sigterm
             "EDGEDEV_PROTOCOLS": "modbus",
             "EDGEDEV_DMI_SOCKET": core.socket,
             "EDGEDEV_MAPPER_SOCKET": f"{sockets}/edgedev-{{protocol}}.sock",
+            "EDGEDEV_REST_PORT": str(rest),
         }
         command = [sys.executable, "-m", "edgedev", "run", "--broker", mqtt_url]
         command += ["--topic-root", f"dmi-cli-{port}", "--health-port", str(health)]
@@ -90,7 +98,8 @@ async def test_run_dmi_registers_runs_writes_once_and_reports_offline_on_sigterm
                         assert address == f"{sockets}/edgedev-modbus.sock"
                         await core.wait_for(lambda: "setpoint" in core.reported("default/cli-1"))
 
-                        wanted = edgecore_device(modbus_device("cli-1", port, setpoint="12.5"))
+                        wanted = modbus_device("cli-1", port, setpoint="12.5")
+                        wanted = edgecore_device(with_method(wanted))
                         async with core.mapper() as client:
                             await client.UpdateDevice(pb.UpdateDeviceRequest(device=wanted))
                         await core.wait_for(
@@ -99,6 +108,15 @@ async def test_run_dmi_registers_runs_writes_once_and_reports_offline_on_sigterm
                         assert sim.words("default/cli-1", Table.HOLDING, 0, 1) == [125]
                         written = [r for r in sim.requests if r.function in WRITES]
                         assert len(written) == 1
+
+                        # the REST API serves the devices EdgeCore sent, methods included
+                        url = f"http://127.0.0.1:{rest}/api/v1/devicemethod/default/cli-1"
+                        async with httpx.AsyncClient() as http:
+                            answer = await http.get(f"{url}/Tune/setpoint/13.5")
+                        assert answer.status_code == 200, answer.text
+                        assert sim.words("default/cli-1", Table.HOLDING, 0, 1) == [135]
+                        written = [r for r in sim.requests if r.function in WRITES]
+                        assert len(written) == 2
 
                         process.send_signal(signal.SIGTERM)
                         with anyio.fail_after(20):

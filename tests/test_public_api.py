@@ -22,6 +22,7 @@ MODULES = [
     "edgedev.loader",
     "edgedev.wire",
     "edgedev.sinks",
+    "edgedev.rest",
 ]
 
 

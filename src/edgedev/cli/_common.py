@@ -145,6 +145,21 @@ def resolve_bus_options(args: argparse.Namespace) -> int | None:
     return None
 
 
+def port_number(text: str) -> int:
+    """A TCP port given on the command line (``0``: any free port), for argparse's ``type``.
+
+    Raises:
+        argparse.ArgumentTypeError: not a number from 0 to 65535.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {value}")
+    return value
+
+
 def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``-f FILE...``: Device and DeviceModel YAML files (repeatable)."""
     parser.add_argument(

@@ -9,6 +9,7 @@ cycle, and the devices EdgeCore gave are left as they are.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import os
@@ -23,11 +24,13 @@ from edgedev._process import run_async
 from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
-from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
+from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, port_number
+from edgedev.cli._rest import NO_REST_EXTRA, add_rest_options, rest_server
 from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._sinks import StateChanges
 from edgedev.mapper._source import FileSource
+from edgedev.rest import RestError
 from edgedev.sinks import (
     QUEUE_LIMIT,
     HttpLayout,
@@ -66,21 +69,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {value}")
-    return value
-
-
 def add_health_option(parser: argparse.ArgumentParser) -> None:
     """``--health-port PORT`` and ``--health-host HOST``: serve /healthz, /readyz, /metrics."""
     parser.add_argument(
         "--health-port",
-        type=_port,
+        type=port_number,
         default=os.environ.get("EDGEDEV_HEALTH_PORT") or None,  # argparse applies type
         metavar="PORT",
         help="serve HTTP /healthz, /readyz and /metrics on PORT (env EDGEDEV_HEALTH_PORT; "
@@ -131,6 +124,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "gateway (env EDGEDEV_MAX_CONNECTIONS; default 1; a device's maxConnections wins)",
     )
     add_health_option(parser)
+    add_rest_options(parser)
     dmi = parser.add_argument_group("KubeEdge DMI (EdgeCore v1.15+; needs edgedev[dmi])")
     dmi.add_argument(
         "--dmi",
@@ -314,9 +308,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"no devices for node {args.node!r} in {', '.join(args.files)}")
         return 1
     health = mapper_health(mapper) if dmi is None else dmi.attach(mapper)
+    try:
+        rest = rest_server(args, mapper)
+    except ImportError:
+        outbox.close()
+        print(NO_REST_EXTRA, file=sys.stderr)
+        return 1
+    except RestError as exc:
+        outbox.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     async def main() -> int:
         try:
+            rest_socket = rest.bind() if rest is not None else None
             async with (
                 serving(health, args.health_port, args.health_host),
                 anyio.create_task_group() as tg,
@@ -329,12 +334,14 @@ def run(args: argparse.Namespace) -> int:
                         tg.cancel_scope.cancel()  # stopped: the sources and the narrator end too
 
                 await tg.start(run_mapper)
+                if rest is not None:
+                    await tg.start(functools.partial(rest.run, sock=rest_socket))
                 if args.files:
                     tg.start_soon(FileSource(args.files).run, mapper)
                 for source in dmi.sources if dmi is not None else ():
                     await tg.start(source.run)
                 tg.start_soon(narrate, mapper, changes)
-        except HealthError as exc:
+        except (HealthError, RestError) as exc:
             outbox.close()
             print(f"error: {exc}", file=sys.stderr)
             return 1
