@@ -159,6 +159,18 @@ def problems(tmp_path: Path, config: dict[str, Any], **visitor: Any) -> list[str
             "go together",
         ),
         ({"userName": "op"}, {"node_id": "ns=2;i=1"}, "protocol.configData.password", "without"),
+        (
+            {"passwordFile": "/run/secrets/opcua"},
+            {"node_id": "ns=2;i=1"},
+            "protocol.configData.userName",
+            "passwordFile is given without userName",
+        ),
+        (
+            {"userName": "op", "password": "x", "passwordFile": "/run/secrets/opcua"},
+            {"node_id": "ns=2;i=1"},
+            "protocol.configData.passwordFile",
+            "not both",
+        ),
         ({"url": "http://x"}, {"node_id": "ns=2;i=1"}, "protocol.configData.url", "opc.tcp://"),
     ],
 )
@@ -169,6 +181,33 @@ def test_validation_names_file_device_and_field(
     found = problems(tmp_path, config, node_id=node_id, **visitor)
     assert all(".yaml" in message and "default/d-1" in message for message in found)
     assert [m for m in found if f"spec.{field}:" in m and says in m], found
+
+
+def test_a_password_file_is_read_at_each_connect(tmp_path: Path) -> None:
+    from edgedev import DeviceError
+    from edgedev_opcua import OpcuaProtocol
+    from edgedev_opcua.connection import password_of
+
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\nignored\n")
+    cfg = OpcuaProtocol.model_validate(
+        {"url": "opc.tcp://plc", "userName": "op", "passwordFile": str(secret)}
+    )
+    assert cfg.problems() == []
+    assert password_of(cfg) == "s3cret"
+    secret.write_text("changed")
+    assert password_of(cfg) == "changed"
+    secret.unlink()
+    with pytest.raises(DeviceError, match="passwordFile .* cannot be read"):
+        password_of(cfg)
+
+
+def test_node_ids_and_qualified_names_read_as_their_standard_text() -> None:
+    from asyncua import ua
+
+    assert from_opcua(ua.QualifiedName("Foo", 2), PropertyType.STRING) == "2:Foo"
+    assert from_opcua(ua.NodeId("Line1.Temp", 2), PropertyType.STRING) == "ns=2;s=Line1.Temp"
+    assert from_opcua(ua.LocalizedText("bonjour"), PropertyType.STRING) == "bonjour"
 
 
 def test_public_names_are_exported_and_registered() -> None:

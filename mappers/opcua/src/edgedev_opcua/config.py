@@ -29,7 +29,8 @@ class OpcuaProtocol(ProtocolConfig):
     """``spec.protocol.configData`` of an OPC-UA Device.
 
     ``url`` is the server's endpoint (``opc.tcp://host:4840/path``). ``userName`` and
-    ``password`` log in; without them the session is anonymous. ``securityPolicy``
+    ``password`` (or ``passwordFile``, edgedev: a file holding it, read at each connect)
+    log in; without them the session is anonymous. ``securityPolicy``
     (``Basic256Sha256``, ``Aes128Sha256RsaOaep``, ``Aes256Sha256RsaPss``) with
     ``securityMode`` (``Sign`` or ``SignAndEncrypt``) secures the channel with the client's
     ``certificate`` and ``privateKey`` (PEM or DER files); ``serverCertificate`` (optional)
@@ -42,6 +43,7 @@ class OpcuaProtocol(ProtocolConfig):
     url: str
     user_name: str | None = Field(None, min_length=1)
     password: SecretStr | None = None
+    password_file: Path | None = None
     security_policy: SecurityPolicy = "None"
     security_mode: SecurityMode = "None"
     certificate: Path | None = None
@@ -110,10 +112,14 @@ class OpcuaProtocol(ProtocolConfig):
                             "(the client's PEM or DER file)",
                         )
                     )
-        if self.password is not None and self.user_name is None:
-            found.append(("userName", "password is given without userName"))
-        if self.user_name is not None and self.password is None:
+        given = [n for n in ("password", "password_file") if getattr(self, n) is not None]
+        if given and self.user_name is None:
+            key = "password" if given[0] == "password" else "passwordFile"
+            found.append(("userName", f"{key} is given without userName"))
+        if self.user_name is not None and not given:
             found.append(("password", f"userName {self.user_name!r} is given without password"))
+        if len(given) == 2:
+            found.append(("passwordFile", "give password or passwordFile, not both"))
         return found
 
     @property
@@ -143,11 +149,15 @@ class OpcuaVisitor(VisitorConfig):
     creates the node with it; the driver always asks the server for the node's real type,
     once per connection, and writes with that. ``browseName`` (KubeEdge's OPC-UA visitor) is
     the node's own name, accepted and informative: the node is found by ``nodeID``.
+    ``discoveredPath`` (edgedev, informative) is the node's browse names from where
+    ``edgedev discover opcua`` started (``Plant/Line1/Temp``), kept beside the ``nodeID``
+    it found.
     """
 
     node_id: str | None = Field(None, alias="nodeID")
     browse_path: str | None = None
     browse_name: str | None = None
+    discovered_path: str | None = None
     data_type: Builtin | None = None
 
     @field_validator("node_id")

@@ -132,6 +132,23 @@ def _read_credential(path: Path, what: str) -> uacrypto.CertProperties:
     return uacrypto.CertProperties(data, extension)
 
 
+def password_of(cfg: OpcuaProtocol) -> str:
+    """The password of ``cfg``: given, or read from ``passwordFile`` (its first line).
+
+    Raises:
+        DeviceError: the password file cannot be read.
+    """
+    if cfg.password_file is None:
+        return cfg.password.get_secret_value() if cfg.password else ""
+    path = cfg.password_file.expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DeviceError(f"passwordFile {str(path)!r} cannot be read: {why}") from None
+    return text.splitlines()[0] if text else ""
+
+
 async def open_client(cfg: OpcuaProtocol, *, watchdog: float) -> Client:
     """Connect a session to the server of ``cfg``; the caller closes it with :func:`close_client`.
 
@@ -149,7 +166,7 @@ async def open_client(cfg: OpcuaProtocol, *, watchdog: float) -> Client:
     client.session_timeout = SESSION_TIMEOUT_MS
     if cfg.user_name is not None:
         client.set_user(cfg.user_name)
-        client.set_password(cfg.password.get_secret_value() if cfg.password else "")
+        client.set_password(password_of(cfg))
     try:
         with device_errors(cfg):
             if cfg.secured:

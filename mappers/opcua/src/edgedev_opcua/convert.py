@@ -189,7 +189,13 @@ def from_opcua(raw: Any, type_: PropertyType, builtin: Builtin | None = None) ->
         raw = str(raw)
     elif not isinstance(raw, bool | int | float | str | bytes):
         text = getattr(raw, "Text", None)  # LocalizedText
-        raw = text if isinstance(text, str) else str(raw)
+        to_string = getattr(raw, "to_string", None)  # NodeId, QualifiedName: ns=2;s=x, 2:x
+        if isinstance(text, str):
+            raw = text
+        elif callable(to_string):
+            raw = str(to_string())
+        else:
+            raw = str(raw)
     if type_ is PropertyType.STRING:
         if isinstance(raw, bytes):
             return raw.decode("utf-8", errors="replace")

@@ -48,6 +48,7 @@ def endpoint_key(cfg: OpcuaProtocol) -> tuple[Any, ...]:
         cfg.security_mode,
         cfg.user_name,
         password,
+        str(cfg.password_file),
         str(cfg.certificate),
         str(cfg.private_key),
         str(cfg.server_certificate),

@@ -6,7 +6,8 @@ per Device and one variable per property at the property's ``nodeID`` (or at the
 type's natural OPC-UA type). Read-only properties follow
 :func:`edgedev.simulate.signals.signal`, rewritten every tick so that subscriptions see the
 changes; writable properties keep what clients write. Devices with ``userName``/``password``
-get a server that checks them; secured Devices get a server certificate made on the fly.
+(or ``passwordFile``) get a server that checks them; secured Devices get a server
+certificate made on the fly.
 """
 
 from __future__ import annotations
@@ -179,14 +180,11 @@ class OpcuaSimulator(Simulator[OpcuaProtocol, OpcuaVisitor]):
         from asyncua.server.server import Server
 
         from edgedev_opcua.certs import self_signed
+        from edgedev_opcua.connection import password_of
         from edgedev_opcua.session import to_ua_node_id
 
         configs = endpoint.configs()
-        passwords = {
-            c.user_name: c.password.get_secret_value() if c.password else ""
-            for c in configs
-            if c.user_name is not None
-        }
+        passwords = {c.user_name: password_of(c) for c in configs if c.user_name is not None}
         anonymous = any(c.user_name is None for c in configs)
         users: Any = _Users(passwords, anonymous) if passwords else None
         server = Server(user_manager=users)
