@@ -23,6 +23,7 @@ MODULES = [
     "edgedev.wire",
     "edgedev.sinks",
     "edgedev.rest",
+    "edgedev.discover",
 ]
 
 
