@@ -1,4 +1,6 @@
-"""The README tutorial and docs/getting-started.md, run as written, so the docs cannot drift.
+"""The README tutorial, docs/getting-started.md and docs/discovery.md, run as written.
+
+So the docs cannot drift.
 
 The shell blocks of each tutorial are taken from the Markdown and run line by line, the way
 a reader types them into one terminal: a line ending in ``&`` starts a command in the
@@ -218,6 +220,24 @@ def test_getting_started_runs_as_written(tmp_path: Path) -> None:
     assert any(s.command.startswith(".venv/bin/edgedev demo") for s in tutorial)
     results = run_tutorial(tmp_path, tutorial)
     check(tutorial, results)
+
+
+@pytest.mark.needs("edgedev_opcua")
+@pytest.mark.slow
+def test_the_discovery_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    tutorial = steps(ROOT / "docs/discovery.md", "## Walkthrough", "## What every protocol")
+    assert [s.command.split()[1] for s in tutorial if s.background] == [
+        "simulate",
+        "broker",
+        "run",
+    ]
+    results = run_tutorial(tmp_path, tutorial)
+    check(tutorial, results)
+    outputs = {str(r["command"]): str(r["output"]) for r in results}
+    found = next(v for k, v in outputs.items() if k.startswith("edgedev discover opcua"))
+    assert "made 1 DeviceModel, 1 Device and 6 properties" in found
+    assert "boiler-1" in (tmp_path / "plant.yaml").read_text()
+    assert "boiler-1" in outputs["edgedev watch"]
 
 
 def test_the_tutorial_steps_are_found() -> None:

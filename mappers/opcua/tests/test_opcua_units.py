@@ -198,7 +198,7 @@ def test_a_password_file_is_read_at_each_connect(tmp_path: Path) -> None:
     secret.write_text("changed")
     assert password_of(cfg) == "changed"
     secret.unlink()
-    with pytest.raises(DeviceError, match="passwordFile .* cannot be read"):
+    with pytest.raises(DeviceError, match=r"passwordFile .* cannot be read"):
         password_of(cfg)
 
 
