@@ -22,8 +22,9 @@ from edgedev import (
     WriteRefused,
 )
 from edgedev._plugins import Registry
-from edgedev.dmi import DmiSink, DmiSource, EdgeCoreLink, TokenBucket
+from edgedev.dmi import Dmi, DmiSink, DmiSource, TokenBucket
 from edgedev.drivers import AnyDriver
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.sinks import SinkFactory, SinkOptions
 from edgedev.testing import device, device_model, device_property, unique_root
 from edgedev.testing.dmi import FakeEdgeCore
@@ -125,8 +126,15 @@ def socket_dir() -> Iterator[str]:
 @dataclass
 class DmiMapper:
     mapper: Mapper
-    sink: DmiSink
-    sources: dict[str, DmiSource]
+    dmi: Dmi
+
+    @property
+    def sink(self) -> DmiSink:
+        return self.dmi.sink
+
+    @property
+    def sources(self) -> dict[str, DmiSource]:
+        return self.dmi.sources
 
 
 @asynccontextmanager
@@ -140,29 +148,21 @@ async def dmi_mapper(
     files: Sequence[DeviceSpec] = (),
 ) -> AsyncIterator[DmiMapper]:
     """A mapper registered for ``protocols`` with ``core`` (as ``edgedev run --dmi`` runs)."""
-    sources: dict[str, DmiSource] = {}
-
-    def desired(device_id: str) -> dict[str, str] | None:
-        for source in sources.values():
-            if device_id in source.desired:
-                return source.desired[device_id]
-        return None  # not a device EdgeCore sent: not reported over DMI
-
-    sink = DmiSink(EdgeCoreLink(core.socket), desired, bucket=bucket)
+    dmi = Dmi(
+        protocols or ("modbus",),
+        socket=core.socket,
+        mapper_socket=f"{directory}/{{protocol}}.sock",
+        bucket=bucket,
+        drivers=drivers,
+    )
     root = unique_root()
     mapper = Mapper(
         files,
-        broker=url,
-        topic_root=root,
+        transports=[KubeEdgeMqtt(url, topic_root=root), dmi],
         name=f"m-{root}",
-        sinks=[sink],
         drivers=drivers,
         sinks_for=SinkFactory(SinkOptions(linger=0.2)),  # pushMethod targets, as devices come
     )
-    for protocol in protocols or ("modbus",):
-        sources[protocol] = DmiSource(
-            mapper, sink, protocol, mapper_socket=f"{directory}/{protocol}.sock", drivers=drivers
-        )
     stopped = anyio.Event()
 
     async def run_mapper(*, task_status: TaskStatus[Mapper]) -> None:
@@ -173,12 +173,10 @@ async def dmi_mapper(
 
     async with anyio.create_task_group() as tg:
         await tg.start(run_mapper)
-        for source in sources.values():
-            await tg.start(source.run)
         try:
-            yield DmiMapper(mapper, sink, sources)
+            yield DmiMapper(mapper, dmi)
         finally:
-            mapper.stop()  # devices report offline, the sink flushes, then the sources end
+            mapper.stop()  # devices report offline, EdgeCore hears it, then the sources end
             with anyio.fail_after(10):
                 await stopped.wait()
             tg.cancel_scope.cancel()

@@ -100,7 +100,7 @@ def test_a_delta_s_refusals_go_out_in_one_batch_once_and_each_value_is_checked_o
 def test_a_value_the_device_holds_is_not_written_but_reported_in_its_own_text(rig: Rig):
     rig.last["setpoint"] = Reading("setpoint", 24.0, "24.0", 1)
     rig.writer.state_changed(DeviceState.ONLINE, None)
-    rig.writer.want("setpoint", "24")
+    rig.writer.update({"setpoint": "24"})
     assert rig.writer.pending == {} and rig.writer.held == 1
     assert rig.wakes >= 1 and rig.writer.take_reports() == ["setpoint"]
     assert rig.writer.take_reports() == []
@@ -111,14 +111,14 @@ def test_a_value_the_device_holds_is_not_written_but_reported_in_its_own_text(ri
 
 
 def test_values_wait_while_the_device_is_away_and_are_written_when_it_is_back(rig: Rig):
-    rig.writer.want("level", "12")  # not yet connected: it waits, nothing to say
+    rig.writer.update({"level": "12"})  # not yet connected: it waits, nothing to say
     assert rig.sink.batches == [] and rig.writer.next_due() == float("inf")
     rig.writer.state_changed(DeviceState.OFFLINE, "timeout, no answer within 3000 ms")
     assert rig.reasons() == [
         {"level": "device plant/thermo is offline: timeout, no answer within 3000 ms"}
     ]
     assert rig.sink.batches[0]["level"].retry
-    rig.writer.want("level", "12")  # a repeated delta: the same reason is not said again
+    rig.writer.update({"level": "12"})  # a repeated delta: the same reason is not said again
     assert len(rig.sink.batches) == 1
     rig.writer.state_changed(DeviceState.ONLINE, None)
     assert rig.wakes >= 1 and rig.writer.next_due() == 0.0
@@ -130,12 +130,12 @@ def test_values_wait_while_the_device_is_away_and_are_written_when_it_is_back(ri
 def test_a_property_is_written_at_most_once_per_min_interval_newest_value_first(rig: Rig):
     rig.writer.min_interval = 1.5
     rig.writer.state_changed(DeviceState.ONLINE, None)
-    rig.writer.want("setpoint", "21")
+    rig.writer.update({"setpoint": "21"})
     [first] = rig.writer.due()
     rig.writer.written(first, "21")
     for value in ("22", "23", "24"):  # a burst
         rig.clock.now += 0.1
-        rig.writer.want("setpoint", value)
+        rig.writer.update({"setpoint": value})
         assert rig.writer.due() == []
     assert rig.writer.next_due() == 101.5
     rig.clock.now = 101.5
@@ -147,7 +147,7 @@ def test_a_failed_write_is_retried_with_backoff_and_said_once_per_reason(rig: Ri
     rig.writer.backoff = lambda: Backoff(0.5, 30.0, jitter=0)
     rig.writer.min_interval = 0  # the rate bound aside
     rig.writer.state_changed(DeviceState.ONLINE, None)
-    rig.writer.want("level", "7")
+    rig.writer.update({"level": "7"})
     [write] = rig.writer.due()
     rig.writer.failed(write, "write failed: connection reset by the device", retry=True)
     assert rig.writer.next_due() == 100.5  # 0.5 s, then doubling
@@ -179,15 +179,15 @@ def test_a_refusal_by_the_device_or_a_different_read_back_waits_for_a_new_value(
     rig.clock.now += 60
     rig.writer.state_changed(DeviceState.ONLINE, None)
     assert rig.writer.due() == [] and rig.writer.pending == {"level": "7", "setpoint": "21"}
-    rig.writer.want("level", "8")  # a new value is a new request
+    rig.writer.update({"level": "8"})  # a new value is a new request
     assert [w.text for w in rig.writer.due()] == ["8"]
 
 
 def test_an_outcome_for_a_value_replaced_meanwhile_is_ignored(rig: Rig):
     rig.writer.state_changed(DeviceState.ONLINE, None)
-    rig.writer.want("level", "7")
+    rig.writer.update({"level": "7"})
     [old] = rig.writer.due()
-    rig.writer.want("level", "9")  # arrives while the runner writes 7
+    rig.writer.update({"level": "9"})  # arrives while the runner writes 7
     rig.writer.written(old, "7")
     assert rig.writer.pending == {"level": "9"}
     rig.clock.now += 1
@@ -195,7 +195,7 @@ def test_an_outcome_for_a_value_replaced_meanwhile_is_ignored(rig: Rig):
 
 
 def test_after_close_nothing_more_is_reported(rig: Rig):
-    rig.writer.want("level", "7")
+    rig.writer.update({"level": "7"})
     rig.writer.close()
     rig.writer.state_changed(DeviceState.OFFLINE, None)  # the mapper says offline when stopping
     assert rig.sink.batches == []

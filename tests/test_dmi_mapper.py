@@ -187,7 +187,7 @@ async def test_update_device_model_restarts_its_devices_with_the_new_model(
             assert restarted is not runner
             assert not restarted.spec.property("setpoint").writable
             assert (
-                await restarted.write("setpoint", "20")
+                await restarted.desired.write("setpoint", "20")
             ).reason == "property 'setpoint' is ReadOnly"
         tg.cancel_scope.cancel()
 
@@ -313,7 +313,7 @@ async def test_a_desired_value_the_device_already_holds_is_not_written(
         async with dmi_mapper(mqtt_url, core, sockets) as dmi:
             # reported in the desired value's own text, as EdgeCore compares strings
             await core.wait_for(lambda: core.reported("default/held").get("setpoint") == "21.50")
-            writer = dmi.mapper.writers["default/held"]
+            writer = dmi.mapper.writer("default/held")
             assert not writer.pending
             reads = requests(sim, "default/held")
             await core.wait_for(lambda: requests(sim, "default/held") > reads + 3)

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from edgecore_double import VALUE, EdgeCoreTwins, edgecore_running, validate_value
 from edgedev import Mapper, load_devices
-from edgedev.bus import Bus, Topics
 from edgedev.cli._demo import demo_files
 from edgedev.config._spec import DeviceSpec
-from edgedev.mapper import MqttTwinSink, StateChanges
+from edgedev.mapper import StateChanges
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.simulate import simulate
 from edgedev.testing import device as kube_device
 from edgedev.testing import (
@@ -152,11 +152,10 @@ def test_every_int64_is_sent_in_a_form_edgecore_accepts(value: int):
 
 async def test_a_write_error_report_leaves_out_a_name_edgecore_refuses(tmp_path: Path):
     (spec,), _ = thermostat(tmp_path)
-    bus = Bus("mqtt://127.0.0.1:1")  # never started: what is published waits in its outbox
-    sink = MqttTwinSink(bus, Topics())
+    sink = KubeEdgeMqtt("mqtt://127.0.0.1:1")  # never run: what it publishes waits in its outbox
     failure = WriteFailure("99", "above the maximum 30", 1, False)
     sink.write_failed(spec, {"setpoint": failure, "rel humidity": failure})
-    item = bus.outbox.take()
+    item = sink.outbox.take()
     assert item is not None
     twin = json.loads(item[1].payload)["twin"]
     assert set(twin) == {"setpoint"} and twin["setpoint"]["metadata"] == {"type": "float"}
@@ -166,7 +165,7 @@ async def test_a_write_error_report_leaves_out_a_name_edgecore_refuses(tmp_path:
     result, _ = core.update(spec.name, item[1].payload)
     assert result["code"] == 200, result
     sink.write_failed(spec, {"rel humidity": failure})  # nothing left: nothing sent
-    assert bus.outbox.take() is None
+    assert sink.outbox.take() is None
 
 
 # --- real mappers, served by the double -------------------------------------------------------
@@ -210,7 +209,8 @@ async def test_the_demo_fleet_and_every_example_report_nothing_edgecore_refuses(
             {p.name: (type_name(p.type), p.desired) for p in spec.properties if p.desired},
         )
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mqtt = KubeEdgeMqtt(mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[mqtt])
     reporting = {d.id for d in devices if any(p.report_to_cloud for p in d.properties)}
     async with anyio.create_task_group() as tg:
         await tg.start(simulate, devices)
@@ -223,7 +223,7 @@ async def test_the_demo_fleet_and_every_example_report_nothing_edgecore_refuses(
                 )
         tg.cancel_scope.cancel()
     assert core.refused == []
-    assert {i: r.refused for i, r in mapper.runners.items() if r.refused} == {}
+    assert +mqtt.refused == {}
     assert reporting - core.reporters == set()
     assert core.accepted >= 3 * len(reporting)
 
@@ -234,7 +234,7 @@ async def test_a_desired_24_on_a_float_register_is_written_once(tmp_path: Path, 
     core.add_device(DEVICE, {"setpoint": ("float", "24")})
     topic_root = root()
     sim = ModbusSimulator(devices)
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with edgecore_running(mqtt_url, topic_root, core):
@@ -257,7 +257,7 @@ async def test_a_value_the_device_already_holds_is_not_written(tmp_path: Path, m
     topic_root = root()
     sim = ModbusSimulator(devices)
     sim.set(DEVICE, "level", 7)
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with edgecore_running(mqtt_url, topic_root, core):
@@ -308,7 +308,7 @@ async def test_upstream_shaped_yaml_validates_and_runs_against_its_simulator(
         return True
 
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     async with anyio.create_task_group() as tg:
         await tg.start(simulate, devices)
         async with edgecore_running(mqtt_url, topic_root, core):
@@ -347,7 +347,7 @@ async def test_report_to_cloud_false_stays_off_the_twin_topics(tmp_path: Path, m
     core = EdgeCoreTwins()
     core.add_device("default/d")
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     async with anyio.create_task_group() as tg:
         await tg.start(simulate, devices)
         async with edgecore_running(mqtt_url, topic_root, core):
@@ -355,28 +355,31 @@ async def test_report_to_cloud_false_stays_off_the_twin_topics(tmp_path: Path, m
             await core.wait_until(lambda: core.accepted >= 5, WAIT)
         tg.cancel_scope.cancel()
     assert set(core.devices["default/d"]) == {"temp"}
-    assert "raw" in mapper.runners["default/d"].values  # read, for other sinks
+    assert "raw" in mapper.runners["default/d"].last  # read, for other sinks
 
 
 async def test_writes_of_one_property_are_rate_bounded(tmp_path: Path, mqtt_url: str):
     devices, _ = thermostat(tmp_path, cycle=100)
     sim = ModbusSimulator(devices)
     changes = StateChanges()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=root(), sinks=[changes])
+    mapper = Mapper(
+        devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root())], sinks=[changes]
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         await tg.start(mapper.run)
-        writer, runner = mapper.writers[DEVICE], mapper.runners[DEVICE]
+        runner = mapper.runners[DEVICE]
+        writer = runner.desired
         writer.min_interval = 1.5
         with anyio.fail_after(WAIT):
             await changes.wait_until(lambda: runner.state == "online")
         first = anyio.current_time()  # no earlier than the first write starts
-        writer.want("setpoint", "21")
+        writer.update({"setpoint": "21"})
         with anyio.fail_after(WAIT):  # the first value is written before the burst
             while sim.get(DEVICE, "setpoint") != 21.0:
                 await sim.wait_requests(len(sim.requests) + 1, timeout=WAIT)
         for value in ("22", "23", "24"):  # a burst of new desired values
-            writer.want("setpoint", value)
+            writer.update({"setpoint": value})
             await anyio.sleep(0.05)
         with anyio.fail_after(WAIT):
             while sim.get(DEVICE, "setpoint") != 24.0:

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from edgedev import Bus, DeviceSpec, Mapper, WriteRefused
 from edgedev.bus import Channel, Topics
-from edgedev.mapper._desired import check_device_write, pending_values
+from edgedev.mapper import check_device_write
+from edgedev.mqtt import KubeEdgeMqtt, pending_values
 from edgedev.testing import Recorder
 from edgedev.wire import TwinDelta, TwinResult
 from edgedev_modbus import ModbusSimulator
@@ -199,7 +200,7 @@ async def running(
     devices: list[DeviceSpec], url: str, root: str
 ) -> AsyncIterator[tuple[ModbusSimulator, Mapper, Bus, Recorder]]:
     sim = ModbusSimulator(devices)
-    mapper = Mapper(devices, broker=url, topic_root=root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(url, topic_root=root)])
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with Bus(url) as bus, Recorder(bus, f"{root}/#") as recorder:

@@ -15,6 +15,7 @@ import yaml
 from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.bus import Message
 from edgedev.mapper import sync_devices
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, edgedev_process, write_documents
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import fleet_docs, load_docs, topic_root
@@ -58,7 +59,7 @@ async def test_devices_are_added_updated_and_removed_while_the_others_run(
     devices = load_docs(tmp_path, fleet_docs(["a", "b", "c"], cycle_ms=100))
     a, b, c = devices
     root = topic_root()
-    mapper = Mapper([a, b], broker=mqtt_url, topic_root=root)
+    mapper = Mapper([a, b], transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)])
     async with anyio.create_task_group() as tg:
         await tg.start(ModbusSimulator(devices).run)
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{root}/#") as recorder:
@@ -82,7 +83,7 @@ async def test_devices_are_added_updated_and_removed_while_the_others_run(
             await mapper.remove_device("default/b")
             offline = await recorder.wait_for(state_of("b", "offline"), timeout=WAIT)
             await recorder.wait_for(mapper_lists("a", "c"), timeout=WAIT)
-            assert "default/b" not in mapper.runners and "default/b" not in mapper.writers
+            assert "default/b" not in mapper.runners and mapper.writer("default/b") is None
             gone = recorder.messages.index(offline)
             await recorder.wait_count(
                 report_of("a"),
@@ -97,7 +98,7 @@ async def test_devices_are_added_updated_and_removed_while_the_others_run(
 
 async def test_a_device_served_already_is_refused(tmp_path: Path, mqtt_url: str):
     a = load_docs(tmp_path, fleet_docs(["a"]))[0]
-    mapper = Mapper([a], broker=mqtt_url, topic_root=topic_root())
+    mapper = Mapper([a], transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root())])
     with pytest.raises(ValueError, match="served already"):
         await mapper.add_device(a)
     with pytest.raises(KeyError):
@@ -130,7 +131,9 @@ async def test_run_reloads_its_files_on_sighup(tmp_path: Path, mqtt_url: str):
 
 async def test_a_reload_restarts_only_the_devices_that_changed(tmp_path: Path):
     a, b, c = load_docs(tmp_path, fleet_docs(["a", "b", "c"]))
-    mapper = Mapper([a, b], broker="mqtt://127.0.0.1:1", topic_root=topic_root())
+    mapper = Mapper(
+        [a, b], transports=[KubeEdgeMqtt("mqtt://127.0.0.1:1", topic_root=topic_root())]
+    )
     same_a = load_docs(tmp_path, fleet_docs(["a"], ports=ports([a])))[0]
     assert same_a == dataclasses.replace(a, source=same_a.source)  # only the file differs
     changes = await sync_devices(mapper, [dataclasses.replace(same_a, source=a.source), c])
@@ -143,7 +146,9 @@ async def test_a_reload_restarts_only_the_devices_that_changed(tmp_path: Path):
 
 async def test_a_reload_leaves_alone_the_devices_another_source_gave(tmp_path: Path):
     a, b, c = load_docs(tmp_path, fleet_docs(["a", "b", "c"]))
-    mapper = Mapper([a, b], broker="mqtt://127.0.0.1:1", topic_root=topic_root())
+    mapper = Mapper(
+        [a, b], transports=[KubeEdgeMqtt("mqtt://127.0.0.1:1", topic_root=topic_root())]
+    )
     # b came from elsewhere (EdgeCore): the files name it too, changed, and leave out a
     other_b = load_docs(tmp_path, fleet_docs(["b"], cycle_ms=500, ports=ports([b])))[0]
     changes = await sync_devices(mapper, [other_b, c], lambda spec: spec.id != b.id)

@@ -13,6 +13,7 @@ from edgedev import Bus, DeviceSpec, Mapper, Message
 from edgedev.bus import MemoryOutbox
 from edgedev.mapper import Reading, ReportSink, StateChanges
 from edgedev.mapper._device import describe, push_rounds
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import BrokerHandle, Recorder, free_port
 from edgedev.twin import DeviceState
 from edgedev_modbus import ModbusSimulator
@@ -70,7 +71,7 @@ async def test_every_sink_gets_readings_twin_reports_and_states(tmp_path: Path, 
     devices = load_docs(tmp_path, fleet_docs(["a"], cycle_ms=100))
     sink = RecordingSink()
     root = topic_root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=root, sinks=[sink])
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)], sinks=[sink])
     async with anyio.create_task_group() as tg:
         await tg.start(ModbusSimulator(devices).run)
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{root}/#") as recorder:
@@ -97,7 +98,9 @@ async def test_a_device_lost_reports_offline_with_its_reason(tmp_path: Path, mqt
     port = free_port()  # nothing listens there
     devices = load_docs(tmp_path, fleet_docs(["gone"], ports={"gone": port}, timeout=300))
     sink = RecordingSink()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root(), sinks=[sink])
+    mapper = Mapper(
+        devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root())], sinks=[sink]
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(mapper.run)
         await sink.wait(lambda: bool(sink.states))
@@ -138,9 +141,8 @@ async def test_a_fresh_mapper_says_online_once_per_device(
     outbox = SentOutbox()
     root = topic_root()
     changes = StateChanges()
-    mapper = Mapper(
-        devices, broker=fresh_broker.url, topic_root=root, outbox=outbox, sinks=[changes]
-    )
+    mqtt = KubeEdgeMqtt(fresh_broker.url, topic_root=root, outbox=outbox)
+    mapper = Mapper(devices, transports=[mqtt], sinks=[changes])
 
     def states(name: str) -> list[str]:
         topic = f"{root}/device/default/{name}/state/update"
@@ -154,8 +156,8 @@ async def test_a_fresh_mapper_says_online_once_per_device(
                 lambda: all(r.state == DeviceState.ONLINE for r in mapper.runners.values())
             )
             fresh_broker.start()
-            assert mapper.bus is not None
-            await mapper.bus.wait_connected()  # its listeners have run when this returns
+            assert mqtt.bus is not None
+            await mqtt.bus.wait_connected()  # its listeners have run when this returns
         assert {name: states(name) for name in names} == {name: ["online"] for name in names}
         tg.cancel_scope.cancel()
 

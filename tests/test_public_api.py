@@ -24,6 +24,7 @@ MODULES = [
     "edgedev.sinks",
     "edgedev.rest",
     "edgedev.discover",
+    "edgedev.mqtt",
 ]
 
 

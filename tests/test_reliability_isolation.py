@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from edgedev import Bus, Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, free_port
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import (
@@ -47,7 +48,7 @@ async def test_a_black_holed_device_does_not_stretch_the_others_cycle(
         sim = ModbusSimulator(healthy)
         await tg.start(sim.run)
         root = topic_root()
-        mapper = Mapper([*healthy, *dead], broker=mqtt_url, topic_root=root)
+        mapper = Mapper([*healthy, *dead], transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)])
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{root}/#") as recorder:
             await tg.start(mapper.run)
             offline = await recorder.wait_for(
@@ -116,7 +117,7 @@ async def test_a_dead_slave_on_a_shared_serial_line_does_not_block_it(
         alive = load_docs(tmp_path, rtu_docs(line, [1, 2], timeout=1000))
         dead = load_docs(tmp_path, rtu_docs(line, [3], timeout=DEAD_TIMEOUT_MS))
         root = topic_root()
-        mapper = Mapper([*alive, *dead], broker=mqtt_url, topic_root=root)
+        mapper = Mapper([*alive, *dead], transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)])
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{root}/#") as recorder:
             await tg.start(mapper.run)
             await recorder.wait_for(
@@ -161,7 +162,7 @@ async def test_stopping_lets_a_read_in_flight_finish_and_report(tmp_path: Path, 
         await tg.start(slow_link.run)
         devices = load_docs(tmp_path, fleet_docs(["slow"], 1000, ports={"slow": slow_link.port}))
         root = topic_root()
-        mapper = Mapper(devices, broker=mqtt_url, topic_root=root)
+        mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)])
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{root}/#") as recorder:
             await tg.start(mapper.run)
             await recorder.wait_for(lambda m: m.topic.endswith("/slow/twin/update"), timeout=20)

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from edgedev import Backoff, Bus, Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import BrokerHandle, Recorder
 from edgedev_modbus import ModbusSimulator
 from reliability_helpers import (
@@ -42,16 +43,17 @@ async def test_ten_second_outage_loses_no_reading(tmp_path: Path, fresh_broker: 
         # that the test can let the subscriber in first after the outage
         subscriber = Bus(fresh_broker.url, backoff=Backoff(0.05, 0.2))
         async with subscriber, Recorder(subscriber, f"{root}/#") as recorder:
-            mapper = Mapper(devices, broker=gate.url, topic_root=root, outbox=outbox)
+            mqtt = KubeEdgeMqtt(gate.url, topic_root=root, outbox=outbox)
+            mapper = Mapper(devices, transports=[mqtt])
             await tg.start(mapper.run)
             for name in NAMES:
                 await recorder.wait_for(
                     lambda m, name=name: m.topic.endswith(f"/{name}/twin/update"), timeout=20
                 )
             gate.close()
-            assert mapper.bus is not None
+            assert mqtt.bus is not None
             with anyio.fail_after(20):
-                await mapper.bus.wait_disconnected()
+                await mqtt.bus.wait_disconnected()
             # what the broker acknowledged is the mapper's no longer: let it reach the
             # subscriber before the broker stops (a stopped broker forgets what it holds)
             acked = {json.loads(m.payload)["event_id"] for m in outbox.acked_log if is_report(m)}
@@ -66,7 +68,7 @@ async def test_ten_second_outage_loses_no_reading(tmp_path: Path, fresh_broker: 
             with anyio.fail_after(20):
                 while time.monotonic() - t0 < 10:  # readings go on for 10 s of outage
                     await anyio.sleep(0.5)
-                    assert mapper.bus is not None and not mapper.bus.connected
+                    assert mqtt.bus is not None and not mqtt.bus.connected
             queued = len(outbox)
             fresh_broker.start()
             with anyio.fail_after(20):
@@ -83,7 +85,7 @@ async def test_ten_second_outage_loses_no_reading(tmp_path: Path, fresh_broker: 
                     await recorder.wait_for(is_report, after=len(recorder.messages), timeout=30)
             drained = time.monotonic() - back
             with anyio.fail_after(10):
-                await mapper.bus.flush()
+                await mqtt.bus.flush()
             tg.cancel_scope.cancel()
 
     during = [m for m in outbox.put_log[stopped_at:] if is_report(m)]

@@ -24,6 +24,7 @@ import pytest
 from edgedev import DeviceSpec, Mapper
 from edgedev.cli import main
 from edgedev.mapper import Reading, ReportSink
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.rest import RestServer, TlsFiles
 from edgedev.testing import (
     device,
@@ -145,7 +146,9 @@ async def running(
     sim = ModbusSimulator(specs)
     twins = Twins()
     root = unique_root()
-    mapper = Mapper(specs, broker=mqtt_url, topic_root=root, name=f"m-{root}", sinks=[twins])
+    mapper = Mapper(
+        specs, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)], name=f"m-{root}", sinks=[twins]
+    )
     rest = RestServer(mapper, port=0, tls=tls, **server)
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)

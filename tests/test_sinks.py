@@ -21,6 +21,7 @@ from edgedev.bus import Bus
 from edgedev.health import mapper_metrics
 from edgedev.health._metrics import render
 from edgedev.mapper import Mapper, Reading, ReportSink
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.sinks import (
     HttpLayout,
     HttpSink,
@@ -108,7 +109,9 @@ async def running(
     root = unique_root("sink")
     async with anyio.create_task_group() as tg:
         await tg.start(ModbusSimulator(specs).run)
-        mapper = Mapper(specs, broker=mqtt_url, topic_root=root, sinks=[*sinks, *extra])
+        mapper = Mapper(
+            specs, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)], sinks=[*sinks, *extra]
+        )
         await tg.start(mapper.run)
         yield mapper, sinks, root
         tg.cancel_scope.cancel()
@@ -498,7 +501,9 @@ async def test_stopping_the_mapper_delivers_what_is_queued(tmp_path: Path, mqtt_
         async with anyio.create_task_group() as tg:
             await tg.start(ModbusSimulator(specs).run)
             mapper = Mapper(
-                specs, broker=mqtt_url, topic_root=unique_root(), sinks=[*sinks, counter]
+                specs,
+                transports=[KubeEdgeMqtt(mqtt_url, topic_root=unique_root())],
+                sinks=[*sinks, counter],
             )
             async with anyio.create_task_group() as mapper_tg:
                 await mapper_tg.start(mapper.run)
@@ -587,7 +592,9 @@ async def test_a_device_added_while_the_mapper_runs_starts_its_new_targets_sink(
             await tg.start(ModbusSimulator([*quiet, *loud]).run)
             factory = SinkFactory(FAST)
             mapper = Mapper(
-                quiet, broker=mqtt_url, topic_root=unique_root("sink"), sinks_for=factory
+                quiet,
+                transports=[KubeEdgeMqtt(mqtt_url, topic_root=unique_root("sink"))],
+                sinks_for=factory,
             )
             await tg.start(mapper.run)
             assert not [s for s in mapper.sinks if isinstance(s, PushSink)]
@@ -612,7 +619,9 @@ async def test_a_target_no_device_names_any_more_is_delivered_to_then_closed(
         async with anyio.create_task_group() as tg:
             await tg.start(ModbusSimulator([spec]).run)
             mapper = Mapper(
-                [spec], broker=mqtt_url, topic_root=unique_root("sink"), sinks_for=SinkFactory(slow)
+                [spec],
+                transports=[KubeEdgeMqtt(mqtt_url, topic_root=unique_root("sink"))],
+                sinks_for=SinkFactory(slow),
             )
             await tg.start(mapper.run)
             (sink,) = [s for s in mapper.sinks if isinstance(s, HttpSink)]

@@ -224,7 +224,7 @@ def test_versions_only_grow_and_the_delta_always_matches_its_definition(steps):
 
 @pytest.mark.needs("edgedev_modbus")
 def test_a_restarted_mapper_writes_what_the_whole_twin_says_is_pending(tmp_path):
-    from edgedev.mapper import pending_values
+    from edgedev.mqtt import pending_values
     from twin_helpers import thermostat
 
     devices, _ = thermostat(tmp_path)

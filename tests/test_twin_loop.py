@@ -268,7 +268,7 @@ async def test_failed_writes_are_reported_and_retried_until_the_device_takes_the
             assert got["twin"]["setpoint"]["expected"]["value"] == "99"  # still pending
             assert "maximum" in got["twin"]["setpoint"]["error"]["reason"]
             assert "error" not in got["twin"]["level"]
-            assert mapper.writers[DEVICE].pending == {"setpoint": "99"}
+            assert mapper.writer(DEVICE).pending == {"setpoint": "99"}
             tg.cancel_scope.cancel()
 
 

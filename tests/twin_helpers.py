@@ -13,6 +13,7 @@ import anyio
 from edgedev import Bus, DeviceSpec, Mapper, load_devices
 from edgedev.agent import Agent
 from edgedev.bus._outbox import Message
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, free_port, unique_root, write_documents
 
 API = "devices.kubeedge.io/v1beta1"
@@ -149,7 +150,9 @@ async def mapper_running(
     url: str, topic_root: str, devices: Sequence[DeviceSpec], name: str = "m1"
 ) -> AsyncIterator[Mapper]:
     """A mapper for ``devices``; stopped on exit."""
-    mapper = Mapper(devices, broker=url, topic_root=topic_root, node="edge-1", name=name)
+    mapper = Mapper(
+        devices, transports=[KubeEdgeMqtt(url, topic_root=topic_root)], node="edge-1", name=name
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(mapper.run)
         yield mapper

@@ -2,7 +2,8 @@
 
 The public API is re-exported here; submodules group it by layer: :mod:`edgedev.config`
 (KubeEdge resources), :mod:`edgedev.twin` (values and twin state), :mod:`edgedev.bus` (MQTT),
-:mod:`edgedev.drivers` (the protocol interface), :mod:`edgedev.mapper` (the runtime) and
+:mod:`edgedev.drivers` (the protocol interface), :mod:`edgedev.mapper` (the runtime and its
+seams), :mod:`edgedev.mqtt` and :mod:`edgedev.dmi` (the twin transports) and
 :mod:`edgedev.simulate` (simulated devices).
 """
 
@@ -18,15 +19,15 @@ from edgedev._errors import (
     Problem,
     WriteRefused,
 )
+from edgedev._version import __version__
 from edgedev.bus import BrokerURL, Bus, Message, Topics
 from edgedev.config import AccessMode, DeviceSpec, PropertySpec
 from edgedev.drivers import Driver, ProtocolConfig, VisitorConfig, drivers
 from edgedev.loader import load_devices
-from edgedev.mapper import DeviceRunner, Mapper, WriteResult
+from edgedev.mapper import DeviceRunner, Mapper, TwinTransport, WriteResult
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.simulate import Simulator, simulators
 from edgedev.twin import PropertyType, Value
-
-__version__ = "0.1.0"
 
 __all__ = (
     "AccessMode",
@@ -40,6 +41,7 @@ __all__ = (
     "DeviceSpec",
     "Driver",
     "EdgedevError",
+    "KubeEdgeMqtt",
     "Mapper",
     "Message",
     "PluginError",
@@ -49,6 +51,7 @@ __all__ = (
     "ProtocolConfig",
     "Simulator",
     "Topics",
+    "TwinTransport",
     "Value",
     "VisitorConfig",
     "WriteRefused",

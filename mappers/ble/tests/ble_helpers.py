@@ -12,6 +12,7 @@ import anyio
 
 from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.bus._outbox import Message
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import (
     Recorder,
     device_model,
@@ -122,7 +123,9 @@ async def fleet(
     sim = BleSimulator(devices)
     if prepare is not None:
         prepare(sim)
-    mapper = Mapper(devices, broker=url, topic_root=topic_root, name=f"m-{topic_root}")
+    mapper = Mapper(
+        devices, transports=[KubeEdgeMqtt(url, topic_root=topic_root)], name=f"m-{topic_root}"
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with Bus(url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:

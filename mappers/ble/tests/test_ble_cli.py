@@ -12,6 +12,7 @@ import pytest
 from ble_helpers import TIMEOUT, device, load, model, reports, root, state, visit, write_yaml
 
 from edgedev import Bus, Mapper, Problem, load_devices
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, free_port, wait_for_port
 from edgedev_ble import BleSimulator, control
 
@@ -36,7 +37,7 @@ async def test_a_mapper_reaches_peripherals_served_by_edgedev_simulate(
     ) as process:
         try:
             await anyio.to_thread.run_sync(wait_for_port, "127.0.0.1", port, 60.0)
-            mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+            mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
             async with anyio.create_task_group() as tg:
                 async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
                     await tg.start(mapper.run)

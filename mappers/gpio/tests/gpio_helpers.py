@@ -12,6 +12,7 @@ import anyio
 
 from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.bus._outbox import Message
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import (
     Recorder,
     device_model,
@@ -130,7 +131,9 @@ async def running(
     With ``simulator`` the :class:`GpioSimulator` drives the patterns, as in ``edgedev
     demo``; without it, the test drives the pins (or the driver drives the patterns).
     """
-    mapper = Mapper(devices, broker=url, topic_root=topic_root, name=f"m-{topic_root}")
+    mapper = Mapper(
+        devices, transports=[KubeEdgeMqtt(url, topic_root=topic_root)], name=f"m-{topic_root}"
+    )
     with boards.mock(mock_name) as board:
         async with anyio.create_task_group() as tg:
             if simulator:

@@ -166,7 +166,7 @@ async def test_an_input_refuses_writes(tmp_path: Path, mqtt_url: str):
         assert error["retry"] is False
         await recorder.wait_for(reports("relay", "true"), after=before, timeout=TIMEOUT)
         # declared ReadWrite in the model, but a pin set up as an input: the driver refuses
-        result = await mapper.runners["default/panel-1"].write("door", "true")
+        result = await mapper.runners["default/panel-1"].desired.write("door", "true")
         assert not result.ok
         assert "is an input" in (result.reason or "")
         assert board.factory.pin(17).function == "input"

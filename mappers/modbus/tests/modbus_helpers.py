@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from edgedev import Bus, DeviceSpec, Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import (
     Recorder,
     device_model,
@@ -57,7 +58,9 @@ async def fleet(
 ) -> AsyncIterator[tuple[ModbusSimulator, Mapper, Recorder]]:
     """A simulator for ``devices``, a mapper for them, and a recorder of their topics."""
     sim = ModbusSimulator(devices)
-    mapper = Mapper(devices, broker=url, topic_root=topic_root, name=f"m-{topic_root}")
+    mapper = Mapper(
+        devices, transports=[KubeEdgeMqtt(url, topic_root=topic_root)], name=f"m-{topic_root}"
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with Bus(url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:

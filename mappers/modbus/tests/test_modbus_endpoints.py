@@ -12,6 +12,7 @@ from modbus_helpers import TcpProxy, device, load, model, reports, root, visit
 
 from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.drivers import Endpoints
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, free_port, topic_endswith
 from edgedev_modbus import ModbusDriver, ModbusSimulator
 
@@ -41,7 +42,7 @@ async def test_200_slave_ids_on_2_servers_use_2_connections(tmp_path: Path, mqtt
     devices = slaves(tmp_path, [free_port(), free_port()], 100, cycle=1000)
     sim = ModbusSimulator(devices)
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     with start_blocking_portal() as portal:
         future, _ = portal.start_task(sim.run)
         try:
@@ -87,7 +88,9 @@ async def test_a_gateway_taking_4_connections_serves_50_devices(tmp_path: Path, 
             devices = slaves(tmp_path, [proxy.port], 50, **config)
             topic_root = root()
             mapper = Mapper(
-                devices, broker=mqtt_url, topic_root=topic_root, max_connections=mapper_wide
+                devices,
+                transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)],
+                max_connections=mapper_wide,
             )
             async with (
                 Bus(mqtt_url) as bus,
@@ -113,7 +116,7 @@ async def test_a_slave_that_never_answers_costs_only_its_own_timeouts(
     dead = devices[0].id
     sim = ModbusSimulator(devices, silent=[dead])
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:

@@ -17,6 +17,7 @@ from modbus_helpers import device, fleet, load, model, root, visit
 from edgedev import Bus, Mapper
 from edgedev.health import render
 from edgedev.health._mapper import mapper_metrics
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, free_port
 
 pytestmark = pytest.mark.broker
@@ -137,7 +138,11 @@ async def test_every_offline_line_says_why(
         port = free_port() if server is None else await tg.start(_serve, server)
         devices = pump(tmp_path, port, timeout=300)
         topic_root = root()
-        mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root, name=f"m-{topic_root}")
+        mapper = Mapper(
+            devices,
+            transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)],
+            name=f"m-{topic_root}",
+        )
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
             await tg.start(mapper.run)
             await recorder.wait_for(state_is("offline"), timeout=WAIT)

@@ -13,6 +13,8 @@ import pytest
 from modbus_helpers import device, fleet, free_port, load, model, root, visit
 
 from edgedev import Bus, Mapper
+from edgedev.health import mapper_metrics, render
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, topic_endswith
 from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
@@ -110,12 +112,13 @@ async def test_every_type_arrives_decoded_on_the_right_topic(tmp_path: Path, mqt
     sim.set_words("default/types", Table.COIL, 3, [1])
     sim.set_words("default/types", Table.DISCRETE_INPUT, 5, [1])
     sim.set_words("default/types", Table.INPUT, 2, [4242])
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
             await tg.start(mapper.run)
             message = await recorder.wait_for(topic_endswith("/twin/update"))
+            metrics = render(mapper_metrics(mapper))
         tg.cancel_scope.cancel()
 
     assert message.topic == f"{topic_root}/device/default/types/twin/update"
@@ -133,7 +136,9 @@ async def test_every_type_arrives_decoded_on_the_right_topic(tmp_path: Path, mqt
     assert twin["coil"]["actual"]["value"] == "true"
     assert twin["input"]["actual"]["value"] == "true"
     assert twin["ir"]["actual"]["value"] == "4242"
-    assert mapper.runners["default/types"].refused >= 1  # u64big, counted for /metrics
+    # u64big, counted for /metrics
+    refused = 'edgedev_twin_values_refused_total{device="default/types",transport="mqtt"} '
+    assert refused + "0" not in metrics and refused in metrics
 
 
 async def test_one_read_request_per_contiguous_block(tmp_path: Path, mqtt_url: str):
@@ -226,7 +231,7 @@ async def test_stopped_server_goes_offline_and_comes_back_while_others_keep_cycl
     dev_a, dev_b = devices
     topic_root = root()
     sim_b = ModbusSimulator([dev_b])
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     state_a = topic_endswith("/default/a/state/update")
 
     def is_state(state: str) -> Any:
@@ -291,7 +296,7 @@ async def test_writes_reach_the_device_and_are_refused_when_out_of_range_or_read
         await recorder.wait_for(topic_endswith("/twin/update"))
         runner = mapper.runners["default/w"]
 
-        result = await runner.write("setpoint", "22.5")
+        result = await runner.desired.write("setpoint", "22.5")
         assert result.ok and result.value == "22.5"
         assert sim.words("default/w", Table.HOLDING, 0, 1) == [225]
         reported = await recorder.wait_for(
@@ -303,17 +308,17 @@ async def test_writes_reach_the_device_and_are_refused_when_out_of_range_or_read
         )
         assert reported
 
-        assert (await runner.write("relay", "true")).ok
+        assert (await runner.desired.write("relay", "true")).ok
         assert sim.words("default/w", Table.COIL, 2, 1) == [1]
 
-        assert (await runner.write("big", "70000")).ok
+        assert (await runner.desired.write("big", "70000")).ok
         assert sim.words("default/w", Table.HOLDING, 4, 2) == [70000 & 0xFFFF, 70000 >> 16]
 
-        too_high = await runner.write("setpoint", "31")
+        too_high = await runner.desired.write("setpoint", "31")
         assert not too_high.ok and "maximum" in (too_high.reason or "")
-        read_only = await runner.write("temp", "20")
+        read_only = await runner.desired.write("temp", "20")
         assert not read_only.ok and "ReadOnly" in (read_only.reason or "")
-        not_a_number = await runner.write("setpoint", "warm")
+        not_a_number = await runner.desired.write("setpoint", "warm")
         assert not not_a_number.ok
         assert sim.words("default/w", Table.HOLDING, 0, 1) == [225]
 
@@ -336,7 +341,7 @@ async def test_report_cycle_and_on_change_with_deadband(tmp_path: Path, mqtt_url
     sim.freeze("default/rc")
     sim.set_words("default/rc", Table.HOLDING, 0, [10, 50])
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
 
     def reports(recorder: Recorder, name: str) -> list[str]:
         return [
@@ -419,7 +424,7 @@ async def test_a_gateway_whose_slave_is_gone_gives_offline_then_online(
     )
     topic_root = root()
     sim = ModbusSimulator(devices)
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     state = topic_endswith("/default/g/state/update")
 
     def is_state(value: str) -> Any:

@@ -25,6 +25,7 @@ from opcua_helpers import (
 )
 
 from edgedev import Bus, DeviceSpec, Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, topic_endswith
 from edgedev_opcua import OpcuaSimulator
 
@@ -89,7 +90,7 @@ async def test_20_devices_one_session_reads_batched_to_the_server_limit(
             await anyio.to_thread.run_sync(set_limit, server, address, LIMIT)
             counter = count_reads(opcua)
             topic_root = root()
-            mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+            mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
             async with (
                 anyio.create_task_group() as tg,
                 Bus(mqtt_url) as bus,
@@ -135,7 +136,7 @@ async def test_20_devices_in_subscribe_mode_share_one_subscription(
             counter = count_reads(opcua)
             node_ids = {server.sim.node_id(d.id, n) for d in devices for n in PROPS}
             topic_root = root()
-            mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+            mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
             async with (
                 anyio.create_task_group() as tg,
                 Bus(mqtt_url) as bus,
@@ -157,7 +158,7 @@ async def test_a_server_restart_brings_all_its_devices_back_on_one_new_session(
     address = url()
     devices = fleet(tmp_path, address)
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     names = [d.id.split("/")[1] for d in devices]
     with portal() as p:
         first = await anyio.to_thread.run_sync(lambda: Served(OpcuaSimulator(devices), p).start())

@@ -28,6 +28,7 @@ from opcua_helpers import (
 )
 
 from edgedev import Bus, DeviceSpec, Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, topic_endswith
 
 pytestmark = pytest.mark.broker
@@ -130,7 +131,9 @@ async def test_every_type_is_read_in_poll_mode(
 ) -> None:
     _, devices = fleet
     topic_root = root()
-    mapper = Mapper(pick(devices, "types-poll"), broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(
+        pick(devices, "types-poll"), transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)]
+    )
     async with anyio.create_task_group() as tg:
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
             await tg.start(mapper.run)
@@ -153,7 +156,7 @@ async def test_every_type_is_pushed_in_subscribe_mode_without_reads(
     counter = count_reads(server.sim.servers[dev[0].config.url])
     node_ids = {server.sim.node_id("default/types-sub", n) for n, *_ in TYPES}
     topic_root = root()
-    mapper = Mapper(dev, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(dev, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     updates = topic_endswith("/types-sub/twin/update")
     async with anyio.create_task_group() as tg:
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
@@ -187,7 +190,7 @@ async def test_one_read_request_per_cycle_with_every_due_node(
     counter = count_reads(server.sim.servers[dev[0].config.url])
     node_ids = {server.sim.node_id("default/counted", n) for n in COUNT_PROPS}
     topic_root = root()
-    mapper = Mapper(dev, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(dev, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     updates = topic_endswith("/counted/twin/update")
     async with anyio.create_task_group() as tg:
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
@@ -212,14 +215,16 @@ async def test_writes_use_the_node_type_and_are_range_checked(
     server, devices = fleet
     sim = server.sim
     topic_root = root()
-    mapper = Mapper(pick(devices, "writable"), broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(
+        pick(devices, "writable"), transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)]
+    )
     async with anyio.create_task_group() as tg:
         async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
             await tg.start(mapper.run)
             await recorder.wait_for(topic_endswith("/writable/twin/update"), timeout=15)
             runner = mapper.runners["default/writable"]
 
-            result = await runner.write("setpoint", "72.5")
+            result = await runner.desired.write("setpoint", "72.5")
             assert result.ok and result.value == "72.5"
             assert sim.get("default/writable", "setpoint") == 72.5
             await recorder.wait_for(
@@ -230,9 +235,9 @@ async def test_writes_use_the_node_type_and_are_range_checked(
                 )
             )
 
-            assert (await runner.write("speed", "150")).ok
-            assert (await runner.write("enabled", "true")).ok
-            assert (await runner.write("label", "north line")).ok
+            assert (await runner.desired.write("speed", "150")).ok
+            assert (await runner.desired.write("enabled", "true")).ok
+            assert (await runner.desired.write("label", "north line")).ok
             served_values = {
                 n: sim.get("default/writable", n) for n in ("speed", "enabled", "label")
             }
@@ -243,11 +248,11 @@ async def test_writes_use_the_node_type_and_are_range_checked(
             )
             assert speed.Value.VariantType == ua.VariantType.Byte
 
-            too_high = await runner.write("speed", "201")
+            too_high = await runner.desired.write("speed", "201")
             assert not too_high.ok and "maximum" in (too_high.reason or "")
-            read_only = await runner.write("temp", "20")
+            read_only = await runner.desired.write("temp", "20")
             assert not read_only.ok and "ReadOnly" in (read_only.reason or "")
-            not_a_number = await runner.write("setpoint", "warm")
+            not_a_number = await runner.desired.write("setpoint", "warm")
             assert not not_a_number.ok
             assert sim.get("default/writable", "speed") == 150
             assert sim.get("default/writable", "setpoint") == 72.5
@@ -271,7 +276,7 @@ async def test_a_server_limit_on_nodes_per_read_splits_a_cycle_as_little_as_it_a
     counter = count_reads(opcua_server)
     node_ids = {server.sim.node_id("default/counted", n) for n in COUNT_PROPS}
     topic_root = root()
-    mapper = Mapper(dev, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(dev, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     await anyio.to_thread.run_sync(set_limit, 8)
     try:
         async with anyio.create_task_group() as tg:

@@ -16,6 +16,7 @@ import pytest
 from opcua_helpers import Served, device, load, model, portal, root, state_of, url, visit
 
 from edgedev import Bus, Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder
 from edgedev_opcua import OpcuaSimulator
 
@@ -66,7 +67,7 @@ async def test_server_restart_gives_offline_then_online_with_values_in_both_mode
         return server
 
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     with portal() as p:
         first = await anyio.to_thread.run_sync(serve, 11, p)
         try:

@@ -13,6 +13,7 @@ import pytest
 from opcua_helpers import device, load, model, portal, root, served, state_of, url, visit
 
 from edgedev import Bus, Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder
 from edgedev_opcua import self_signed
 
@@ -58,7 +59,7 @@ async def test_sign_and_encrypt_works_and_a_wrong_password_or_missing_cert_is_of
     )
     tank = devices[0]
     topic_root = root()
-    mapper = Mapper(devices, broker=mqtt_url, topic_root=topic_root)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
     caplog.set_level(logging.WARNING, logger="edgedev")
     with portal() as p, served([tank], p) as server:  # the server knows only the right password
         endpoints = await anyio.to_thread.run_sync(
@@ -73,7 +74,7 @@ async def test_sign_and_encrypt_works_and_a_wrong_password_or_missing_cert_is_of
                 await recorder.wait_for(state_of("tank", "online"))
                 await recorder.wait_for(state_of("intruder", "offline"), timeout=20)
                 await recorder.wait_for(state_of("unsigned", "offline"), timeout=20)
-                assert (await mapper.runners["default/tank"].write("limit", "40")).ok
+                assert (await mapper.runners["default/tank"].desired.write("limit", "40")).ok
                 assert server.sim.get("default/tank", "limit") == 40
                 states = [mapper.runners[d.id].state for d in devices]
             mapper.stop()

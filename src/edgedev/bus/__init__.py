@@ -6,6 +6,7 @@ The payloads themselves are in :mod:`edgedev.wire`.
 from __future__ import annotations
 
 from edgedev.bus._client import Bus, BusError
+from edgedev.bus._health import bus_metrics, bus_ready
 from edgedev.bus._outbox import MemoryOutbox, Message, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.bus._topics import (
@@ -35,5 +36,7 @@ __all__ = (
     "Outbox",
     "SqliteOutbox",
     "Topics",
+    "bus_metrics",
+    "bus_ready",
     "split_device_id",
 )

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from edgedev import __version__
 from edgedev._logging import add_logging_options, setup_logging
+from edgedev._version import __version__
 from edgedev.broker import _command as _broker
 from edgedev.cli import (
     _agent,

@@ -31,7 +31,8 @@ from edgedev.bus._url import BrokerURL
 from edgedev.cli._common import add_bus_options, load_or_report
 from edgedev.cli._web import add_web_options, announce, make_server
 from edgedev.config._spec import DeviceSpec, PropertySpec
-from edgedev.mapper._mapper import Mapper
+from edgedev.mapper import Mapper
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.simulate import simulate, simulators
 from edgedev.view._errors import ViewError
 from edgedev.view._state import TwinView
@@ -219,9 +220,8 @@ def run(args: argparse.Namespace) -> int:
                             name="edgedev-demo-agent",
                         ).run
                     )
-                    mapper = Mapper(
-                        devices, broker=url, topic_root=args.topic_root, name="edgedev-demo"
-                    )
+                    mqtt = KubeEdgeMqtt(url, topic_root=args.topic_root)
+                    mapper = Mapper(devices, transports=[mqtt], name="edgedev-demo")
                     header = attach_line(str(url), args.topic_root)
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
                         if web is None:

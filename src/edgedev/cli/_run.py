@@ -15,7 +15,6 @@ import logging
 import os
 import sqlite3
 import sys
-from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
@@ -26,10 +25,9 @@ from edgedev.bus._outbox import MemoryOutbox, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, port_number
 from edgedev.cli._rest import NO_REST_EXTRA, add_rest_options, rest_server
-from edgedev.health import DEFAULT_HOST, Health, HealthError, mapper_health, serving
-from edgedev.mapper._mapper import Mapper
-from edgedev.mapper._sinks import StateChanges
-from edgedev.mapper._source import FileSource
+from edgedev.health import DEFAULT_HOST, HealthError, mapper_health, serving
+from edgedev.mapper import FileSource, Mapper, StateChanges, TwinTransport
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.rest import RestError
 from edgedev.sinks import (
     QUEUE_LIMIT,
@@ -40,9 +38,6 @@ from edgedev.sinks import (
     SinkOptions,
 )
 from edgedev.twin._state import DeviceState
-
-if TYPE_CHECKING:
-    from edgedev.dmi import DmiSource
 
 DEFAULT_DMI_SOCKET = "/etc/kubeedge/dmi.sock"
 _TRUE = ("1", "true", "yes", "on")
@@ -209,79 +204,32 @@ def make_outbox(data_dir: str | None, limit: int) -> Outbox:
     return MemoryOutbox(limit)
 
 
-def _mapper_socket(template: str | None, protocol: str, count: int) -> str:
-    if template is None:
-        return f"/etc/kubeedge/edgedev-{protocol}.sock"
-    if "{protocol}" in template:
-        return template.replace("{protocol}", protocol)
-    if count > 1:
-        raise ValueError("with several --protocol, --mapper-socket needs '{protocol}' in it")
-    return template
-
-
-class _Dmi:
-    """What ``--dmi`` adds to ``edgedev run``, said once.
-
-    EdgeCore's report sink (first among the mapper's sinks), a device source per protocol,
-    and readiness once EdgeCore has accepted every registration.
+def transports_of(args: argparse.Namespace, outbox: Outbox) -> list[TwinTransport]:
+    """The twin transports ``run``'s arguments ask for: KubeEdge's MQTT topics, and DMI.
 
     Raises:
-        ValueError: several protocols share one ``--mapper-socket``.
-        ImportError: ``edgedev[dmi]`` is not installed.
+        ValueError: ``--dmi`` without a protocol, or protocols sharing one mapper socket.
+        ImportError: ``--dmi`` without ``edgedev[dmi]`` installed.
     """
+    transports: list[TwinTransport] = [
+        KubeEdgeMqtt(args.broker, topic_root=args.topic_root, outbox=outbox)
+    ]
+    if args.dmi:
+        from edgedev.dmi import Dmi
 
-    def __init__(self, args: argparse.Namespace, protocols: list[str]) -> None:
-        self.sockets = {p: _mapper_socket(args.mapper_socket, p, len(protocols)) for p in protocols}
-        from edgedev.dmi import DmiSink, EdgeCoreLink
-
-        self.sources: list[DmiSource] = []
-        self.sink = DmiSink(EdgeCoreLink(args.dmi_socket), self._desired)
-
-    def _desired(self, device: str) -> dict[str, str] | None:
-        for source in self.sources:
-            if device in source.desired:
-                return source.desired[device]
-        return None  # not a device EdgeCore sent: not reported over DMI
-
-    def attach(self, mapper: Mapper) -> Health:
-        """Make the sources that feed ``mapper``; its health, ready once all are registered."""
-        from edgedev.dmi import DmiSource
-
-        self.sources = [
-            DmiSource(mapper, self.sink, protocol, mapper_socket=path)
-            for protocol, path in self.sockets.items()
-        ]
-        health = mapper_health(mapper)
-
-        def ready() -> tuple[bool, str]:
-            waiting = [s.protocol for s in self.sources if not s.registered]
-            if waiting:
-                return False, f"not registered with EdgeCore for {', '.join(waiting)}"
-            return health.ready()
-
-        return Health(live=health.live, ready=ready, metrics=health.metrics)
+        protocols = list(dict.fromkeys(args.protocols or args.env_protocols))
+        transports.append(Dmi(protocols, socket=args.dmi_socket, mapper_socket=args.mapper_socket))
+    return transports
 
 
 def run(args: argparse.Namespace) -> int:
     """Run until SIGINT or SIGTERM; reload the files on SIGHUP."""
-    protocols = list(dict.fromkeys(args.protocols or args.env_protocols))
     if not args.files and not args.dmi:
         print("error: give -f FILE..., or --dmi to take devices from EdgeCore", file=sys.stderr)
         return 2
-    if args.dmi and not protocols:
+    if args.dmi and not (args.protocols or args.env_protocols):
         print("error: --dmi needs --protocol NAME (or EDGEDEV_PROTOCOLS)", file=sys.stderr)
         return 2
-    try:
-        dmi = _Dmi(args, protocols) if args.dmi else None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ImportError as exc:
-        print(
-            f"error: --dmi needs grpcio and protobuf: pip install 'edgedev[dmi]' ({exc})",
-            file=sys.stderr,
-        )
-        return 1
     devices = load_or_report(args.files) if args.files else []
     if devices is None:
         return 1
@@ -291,23 +239,34 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot open the queue in {args.data_dir}: {exc}", file=sys.stderr)
         return 1
+    try:
+        transports = transports_of(args, outbox)
+    except ValueError as exc:
+        outbox.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        outbox.close()
+        print(
+            f"error: --dmi needs grpcio and protobuf: pip install 'edgedev[dmi]' ({exc})",
+            file=sys.stderr,
+        )
+        return 1
     changes = StateChanges()  # for the narrator
     mapper = Mapper(
         devices,
-        broker=args.broker,
-        topic_root=args.topic_root,
+        transports=transports,
         node=args.node,
         name=args.name,
-        outbox=outbox,
         max_connections=args.max_connections,
-        sinks=[changes] if dmi is None else [dmi.sink, changes],
+        sinks=[changes],
         sinks_for=SinkFactory(sink_options(args)),  # the pushMethod targets, as devices come
     )
-    if dmi is None and not mapper.devices:
+    if not args.dmi and not mapper.devices:
         outbox.close()
         print(f"no devices for node {args.node!r} in {', '.join(args.files)}")
         return 1
-    health = mapper_health(mapper) if dmi is None else dmi.attach(mapper)
+    health = mapper_health(mapper)
     try:
         rest = rest_server(args, mapper)
     except ImportError:
@@ -331,16 +290,14 @@ def run(args: argparse.Namespace) -> int:
                     try:
                         await mapper.run(task_status=task_status)
                     finally:
-                        tg.cancel_scope.cancel()  # stopped: the sources and the narrator end too
+                        tg.cancel_scope.cancel()  # stopped: the file source and narrator end too
 
                 await tg.start(run_mapper)
                 if rest is not None:
                     await tg.start(functools.partial(rest.run, sock=rest_socket))
                 if args.files:
                     tg.start_soon(FileSource(args.files).run, mapper)
-                for source in dmi.sources if dmi is not None else ():
-                    await tg.start(source.run)
-                tg.start_soon(narrate, mapper, changes)
+                tg.start_soon(narrate, mapper, changes, outbox)
         except (HealthError, RestError) as exc:
             outbox.close()
             print(f"error: {exc}", file=sys.stderr)
@@ -351,12 +308,14 @@ def run(args: argparse.Namespace) -> int:
     return run_async(main, stop=mapper.stop)
 
 
-async def narrate(mapper: Mapper, changes: StateChanges, period: float = SUMMARY_PERIOD) -> None:
+async def narrate(
+    mapper: Mapper, changes: StateChanges, outbox: Outbox, period: float = SUMMARY_PERIOD
+) -> None:
     """Say when every device has been tried once, then a summary line every ``period`` s.
 
-    ``changes`` is one of the mapper's sinks. The first line is left out when the mapper
-    starts with no device (with ``--dmi`` they come once EdgeCore has accepted the
-    registration).
+    ``changes`` is one of the mapper's sinks, ``outbox`` the MQTT transport's. The first line
+    is left out when the mapper starts with no device (with ``--dmi`` they come once
+    EdgeCore has accepted the registration).
     """
     began = anyio.current_time()
     runners = list(mapper.runners.values())
@@ -377,7 +336,7 @@ async def narrate(mapper: Mapper, changes: StateChanges, period: float = SUMMARY
         runners = list(mapper.runners.values())
         now = anyio.current_time()
         done = sum(r.reads - reads.get(r, 0) for r in runners)
-        queued = len(mapper.bus.outbox) if mapper.bus is not None else 0
+        queued = len(outbox)
         log.info(
             "%d of %s online, %.1f reads/s, %s queued for the broker",
             sum(r.state == DeviceState.ONLINE for r in runners),

@@ -24,7 +24,7 @@ from edgedev.config._spec import DeviceSpec
 from edgedev.dmi._limiter import TokenBucket
 from edgedev.dmi._link import EdgeCoreLink, is_limited
 from edgedev.dmi._pb import api_pb2 as pb
-from edgedev.mapper._sinks import Reading, ReportSink, TwinFilter
+from edgedev.mapper import Reading, TwinFilter
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import WriteFailure
 
@@ -48,8 +48,11 @@ def _key(spec: DeviceSpec) -> tuple[str, str]:
     return (spec.namespace, spec.name)
 
 
-class DmiSink(ReportSink):
-    """A :class:`~edgedev.mapper.ReportSink` that reports to EdgeCore over DMI.
+class DmiSink:
+    """The reporting half of :class:`~edgedev.dmi.Dmi`: twins and states to EdgeCore.
+
+    It has the report methods of a :class:`~edgedev.mapper.ReportSink` (``Dmi`` hands it
+    its own), queues inside, and sends from :meth:`run`.
 
     Args:
         link: the channel to EdgeCore.
@@ -84,13 +87,13 @@ class DmiSink(ReportSink):
         self._work = anyio.Event()
         self._active = anyio.Event()
         self._backoff = Backoff(1.0, 30.0)
-        self._filter = TwinFilter()
+        self._filter = TwinFilter("DMI")
         self.refused = self._filter.refused
         self.sent = 0
         self.limited = 0
         self.failed = 0
 
-    # ReportSink ----------------------------------------------------------------------------
+    # the report methods ----------------------------------------------------------------
     def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
         """Queue the readings EdgeCore takes (``reportToCloud`` set, a value it accepts)."""
         if self._desired(device.id) is None:

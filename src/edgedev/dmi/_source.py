@@ -1,12 +1,13 @@
 """KubeEdge DMI as a device source: EdgeCore says which devices to run, the mapper runs them.
 
-A :class:`DmiSource` serves ``DeviceMapperService`` on the mapper's unix socket, registers
-with EdgeCore (``MapperRegister`` with ``withData``), and turns what EdgeCore sends into
-:meth:`Mapper.add_device`, :meth:`Mapper.update_device` and :meth:`Mapper.remove_device`
-calls; desired values go to the device's :class:`~edgedev.mapper.DesiredWriter`, the writer
-of the MQTT path, those of one message together (their refusals in one batch). When
-EdgeCore's socket goes away and comes back, it registers again and resyncs: devices
-EdgeCore no longer lists stop, new ones start, changed ones restart.
+A :class:`DmiSource` (one per protocol, part of :class:`~edgedev.dmi.Dmi`) serves
+``DeviceMapperService`` on the mapper's unix socket, registers with EdgeCore
+(``MapperRegister`` with ``withData``), and turns what EdgeCore sends into
+:meth:`~edgedev.mapper.MapperView.add_device`, ``update_device`` and ``remove_device`` calls;
+desired values go to the device's :class:`~edgedev.mapper.DesiredWriter`, those of one
+message together (their refusals in one batch). When EdgeCore's socket goes away and comes
+back, it registers again and resyncs: devices EdgeCore no longer lists stop, new ones start,
+changed ones restart.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import anyio
@@ -22,9 +22,9 @@ import grpc
 from anyio.abc import TaskStatus
 from grpc import aio
 
-from edgedev import __version__
 from edgedev._backoff import Backoff
 from edgedev._errors import ConfigError, PluginError
+from edgedev._version import __version__
 from edgedev.config._spec import DeviceSpec
 from edgedev.dmi._convert import device_id, to_device, to_spec
 from edgedev.dmi._link import EdgeCoreLink, unix_target
@@ -37,7 +37,7 @@ from edgedev.wire import type_name
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
     from edgedev.drivers import AnyDriver
-    from edgedev.mapper._mapper import Mapper
+    from edgedev.mapper import MapperView
 
 log = logging.getLogger("edgedev.dmi")
 
@@ -77,11 +77,11 @@ class _Touched:
 
 
 class DmiSource:
-    """Devices of one protocol, as EdgeCore sends them over DMI, run by a :class:`Mapper`.
+    """Devices of one protocol, as EdgeCore sends them over DMI, run by a mapper.
 
     Args:
-        mapper: the mapper that runs the devices (its sinks should include ``sink``).
-        sink: the DMI report sink, whose :attr:`~DmiSink.desired` this source feeds.
+        mapper: the mapper that runs the devices.
+        sink: the reports to EdgeCore, told when EdgeCore is there (registered) and gone.
         protocol: the protocol this mapper registers for.
         mapper_socket: where to serve ``DeviceMapperService`` (a unix socket path).
         name: the mapper's name for EdgeCore (default ``edgedev-<protocol>``).
@@ -98,7 +98,7 @@ class DmiSource:
 
     def __init__(
         self,
-        mapper: Mapper,
+        mapper: MapperView,
         sink: DmiSink,
         protocol: str,
         *,
@@ -154,7 +154,6 @@ class DmiSource:
             self.registered = False
             with anyio.CancelScope(shield=True):
                 await server.stop(0.5)
-                await self.link.close()
 
     async def _stay_registered(self) -> None:
         backoff = Backoff(0.5, 10.0)
@@ -307,10 +306,6 @@ class DmiSource:
         if model is not None:
             self._touched.models.add(model)
 
-    def observed_desired(self, device: str) -> Mapping[str, str]:
-        """The desired values EdgeCore last sent for a device (by property)."""
-        return self.desired.get(device, {})
-
     # DeviceMapperService ---------------------------------------------------------------------
     async def register_device(self, device: pb.Device) -> DeviceSpec:
         """``RegisterDevice``: start the device (or update it when it runs already)."""
@@ -370,15 +365,15 @@ class DmiSource:
         desired = self.desired.get(key, {})
         twins = []
         for p in spec.properties:
-            held = runner.values.get(p.name) if runner is not None else None
+            held = runner.last.get(p.name) if runner is not None else None
             if held is None:
                 continue
-            meta = {"type": type_name(p.type), "timestamp": str(held[1])}
+            meta = {"type": type_name(p.type), "timestamp": str(held.timestamp)}
             twins.append(
                 pb.Twin(
                     propertyName=p.name,
                     observedDesired=pb.TwinProperty(value=desired.get(p.name, ""), metadata=meta),
-                    reported=pb.TwinProperty(value=format_value(held[0], p.type), metadata=meta),
+                    reported=pb.TwinProperty(value=format_value(held.value, p.type), metadata=meta),
                 )
             )
         device.status.CopyFrom(pb.DeviceStatus(twins=twins))

@@ -7,9 +7,11 @@ text format 0.0.4) from the event loop.
 
 from __future__ import annotations
 
+from edgedev._metrics import Metric
+from edgedev.bus import bus_metrics, bus_ready
 from edgedev.health._agent import agent_health, agent_metrics
-from edgedev.health._mapper import bus_metrics, bus_ready, mapper_health, mapper_metrics
-from edgedev.health._metrics import CONTENT_TYPE, Metric, render
+from edgedev.health._mapper import mapper_health, mapper_metrics, mapper_ready
+from edgedev.health._metrics import CONTENT_TYPE, merged, render
 from edgedev.health._server import (
     DEFAULT_HOST,
     Health,
@@ -32,6 +34,8 @@ __all__ = (
     "bus_ready",
     "mapper_health",
     "mapper_metrics",
+    "mapper_ready",
+    "merged",
     "render",
     "respond",
     "serving",

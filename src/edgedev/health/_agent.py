@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgedev.health._mapper import bus_metrics, bus_ready
-from edgedev.health._metrics import Metric
+from edgedev._metrics import Metric
+from edgedev.bus import bus_metrics, bus_ready
 from edgedev.health._server import Health
 
 if TYPE_CHECKING:

@@ -1,84 +1,21 @@
-"""Health and metrics of a running :class:`~edgedev.Mapper`."""
+"""Health and metrics of a running :class:`~edgedev.Mapper`: its devices, transports and sinks."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgedev.bus._sqlite_outbox import SqliteOutbox
-from edgedev.health._metrics import Metric
+from edgedev._metrics import Metric
+from edgedev.health._metrics import merged
 from edgedev.health._server import Health
 from edgedev.sinks._base import PushSink
 from edgedev.twin._state import DeviceState
 
 if TYPE_CHECKING:
-    from edgedev.bus._client import Bus
     from edgedev.mapper._mapper import Mapper
 
 
-def bus_metrics(bus: Bus | None) -> list[Metric]:
-    """Broker connection and outbox metrics of ``bus`` (none before it exists)."""
-    if bus is None:
-        return []
-    outbox = bus.outbox
-    return [
-        Metric("edgedev_broker_connected", "1 while the broker connection is up", "gauge").add(
-            1 if bus.connected else 0
-        ),
-        Metric(
-            "edgedev_broker_reconnects_total", "broker connections re-established", "counter"
-        ).add(bus.reconnects),
-        Metric(
-            "edgedev_broker_connect_failures_total",
-            "connection attempts that failed (refused, TLS, DNS, timeout)",
-            "counter",
-        ).add(bus.connect_failures),
-        Metric("edgedev_queue_messages", "messages waiting for the broker", "gauge").add(
-            len(outbox)
-        ),
-        Metric("edgedev_queue_limit", "most messages the queue keeps", "gauge").add(outbox.limit),
-        Metric(
-            "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
-        ).add(outbox.dropped),
-        Metric(
-            "edgedev_received_dropped_total",
-            "received messages dropped because their subscriber was too far behind",
-            "counter",
-        ).add(bus.dropped_in),
-        *(
-            [
-                Metric(
-                    "edgedev_queue_undeleted_total",
-                    "acknowledged messages a full disk kept (never sent again)",
-                    "counter",
-                ).add(outbox.undeleted)
-            ]
-            if isinstance(outbox, SqliteOutbox)
-            else []
-        ),
-    ]
-
-
-def bus_ready(bus: Bus | None) -> tuple[bool, str]:
-    """Ready while the broker connection is up; the reason says why not (and the queue).
-
-    Not ready during an outage, a refusal (bad password, server unavailable) or a TLS failure:
-    reports wait in the queue, but none reaches the twin. The reason carries the cause.
-    """
-    if bus is None:
-        return False, "starting"
-    if bus.connected:
-        return True, "broker connected"
-    queued, limit = len(bus.outbox), bus.outbox.limit
-    cause = bus.last_error or "connecting"
-    if queued < limit:
-        return False, f"broker unreachable: {cause}; queueing ({queued}/{limit})"
-    return False, (
-        f"broker unreachable: {cause}; queue full ({queued}/{limit}): dropping the oldest"
-    )
-
-
 def mapper_metrics(mapper: Mapper) -> list[Metric]:
-    """Bus metrics plus per-device counters of ``mapper``."""
+    """Per-device counters of ``mapper``, its transports' metrics and its push sinks'."""
     up = Metric("edgedev_device_up", "1 while the device is online", "gauge")
     reads = Metric("edgedev_device_reads_total", "read requests made to the device", "counter")
     errors = Metric(
@@ -96,11 +33,6 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
     unhealthy = Metric(
         "edgedev_device_unhealthy", "1 while the device answers with exceptions only", "gauge"
     )
-    refused = Metric(
-        "edgedev_twin_values_refused_total",
-        "values left out of twin reports because EdgeCore would refuse them",
-        "counter",
-    )
     for device_id, runner in sorted(mapper.runners.items()):
         up.add(1 if runner.state == DeviceState.ONLINE else 0, device=device_id)
         unhealthy.add(1 if runner.state == DeviceState.UNHEALTHY else 0, device=device_id)
@@ -109,9 +41,9 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
-        refused.add(runner.refused, device=device_id)
+    transports = merged(m for t in mapper.transports for m in t.metrics())
     return [
-        *bus_metrics(mapper.bus),
+        *transports,
         up,
         unhealthy,
         reads,
@@ -119,7 +51,6 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         faults,
         reconnects,
         writes,
-        refused,
         *sink_metrics(mapper),
     ]
 
@@ -155,10 +86,22 @@ def sink_metrics(mapper: Mapper) -> list[Metric]:
     return [up, queued, delivered, dropped, refused, failures, requests]
 
 
+def mapper_ready(mapper: Mapper) -> tuple[bool, str]:
+    """Ready when every transport is (:meth:`~edgedev.mapper.TwinTransport.ready`); their reasons.
+
+    The reasons of the transports that are not ready, or else of all of them.
+    """
+    answers = [t.ready() for t in mapper.transports]
+    waiting = [reason for ok, reason in answers if not ok]
+    if waiting:
+        return False, "; ".join(waiting)
+    return True, "; ".join(reason for _, reason in answers) or "running, with no transport"
+
+
 def mapper_health(mapper: Mapper) -> Health:
-    """``/healthz``: the event loop answers; ``/readyz``: :func:`bus_ready`; ``/metrics``."""
+    """``/healthz``: the event loop answers; ``/readyz``: :func:`mapper_ready`; ``/metrics``."""
     return Health(
         live=lambda: (True, "ok"),
-        ready=lambda: bus_ready(mapper.bus),
+        ready=lambda: mapper_ready(mapper),
         metrics=lambda: mapper_metrics(mapper),
     )

@@ -1,35 +1,17 @@
-"""Prometheus text exposition (format 0.0.4): pure rendering, no I/O."""
+"""Prometheus text exposition (format 0.0.4): pure rendering, no I/O.
+
+The metric families themselves (:class:`Metric`) are made where the counters live.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+
+from edgedev._metrics import Metric
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The ``Content-Type`` of :func:`render`'s output."""
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """One metric family: a name, its help and type, and its samples.
-
-    Attributes:
-        name: the metric name, e.g. ``edgedev_device_reads_total``.
-        help: one line saying what it counts.
-        type: ``counter`` or ``gauge``.
-        samples: ``(labels, value)`` pairs; ``{}`` for a metric without labels.
-    """
-
-    name: str
-    help: str
-    type: str
-    samples: list[tuple[Mapping[str, str], float]] = field(default_factory=list)
-
-    def add(self, value: float, **labels: str) -> Metric:
-        """Add a sample; returns ``self`` for chaining."""
-        self.samples.append((labels, value))
-        return self
 
 
 def _escape_label(value: str) -> str:
@@ -48,6 +30,22 @@ def _number(value: float) -> str:
     if float(value).is_integer():
         return str(int(value))
     return repr(float(value))
+
+
+def merged(metrics: Iterable[Metric]) -> list[Metric]:
+    """``metrics`` with the families of one name made one (the first's help and type).
+
+    Several transports give the same family (``edgedev_twin_values_refused_total``, told
+    apart by a label); the exposition format wants each name once.
+    """
+    families: dict[str, Metric] = {}
+    for metric in metrics:
+        first = families.get(metric.name)
+        if first is None:
+            families[metric.name] = Metric(metric.name, metric.help, metric.type, [*metric.samples])
+        else:
+            first.samples.extend(metric.samples)
+    return list(families.values())
 
 
 def render(metrics: Iterable[Metric]) -> str:

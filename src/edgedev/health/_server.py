@@ -18,8 +18,9 @@ import anyio
 from anyio.abc import Listener, SocketStream, TaskStatus
 
 from edgedev._errors import EdgedevError
+from edgedev._metrics import Metric
 from edgedev._serve import ServeStats, serve_connections
-from edgedev.health._metrics import CONTENT_TYPE, Metric, render
+from edgedev.health._metrics import CONTENT_TYPE, render
 
 log = logging.getLogger("edgedev.health")
 

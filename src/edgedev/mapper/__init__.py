@@ -1,28 +1,21 @@
-"""The mapper runtime: scheduling, reporting, writes and recovery for any driver."""
+"""The mapper runtime: scheduling, reporting, writes and recovery for any driver.
+
+Also the seams around it: :class:`ReportSink` (where values and states go), :class:`TwinTransport`
+(a twin transport: a sink that may bring devices and desired values) with the
+:class:`MapperView` it is given, and :class:`DeviceSource` (where devices come from).
+"""
 
 from __future__ import annotations
 
 from edgedev.mapper._changes import ChangeFilter
-from edgedev.mapper._desired import (
-    DesiredWriter,
-    Write,
-    WriteResult,
-    check_device_write,
-    pending_values,
-)
+from edgedev.mapper._desired import DesiredWriter, Write, WriteResult, check_device_write
 from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner
 from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
-from edgedev.mapper._sinks import (
-    MqttTwinSink,
-    Reading,
-    ReportSink,
-    SinkChange,
-    SinkSource,
-    StateChanges,
-    TwinFilter,
-)
+from edgedev.mapper._sinks import Reading, ReportSink, SinkChange, SinkSource, StateChanges
 from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
+from edgedev.mapper._transport import DeviceView, MapperView, TwinTransport
+from edgedev.mapper._twin_filter import TwinFilter
 
 __all__ = (
     "PUSH_QUEUE_LIMIT",
@@ -31,9 +24,10 @@ __all__ = (
     "DeviceChanges",
     "DeviceRunner",
     "DeviceSource",
+    "DeviceView",
     "FileSource",
     "Mapper",
-    "MqttTwinSink",
+    "MapperView",
     "Reading",
     "ReportSink",
     "Schedule",
@@ -41,9 +35,9 @@ __all__ = (
     "SinkSource",
     "StateChanges",
     "TwinFilter",
+    "TwinTransport",
     "Write",
     "WriteResult",
     "check_device_write",
-    "pending_values",
     "sync_devices",
 )

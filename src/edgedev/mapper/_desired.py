@@ -52,11 +52,10 @@ from edgedev.twin._values import (
     check_writable,
     check_write,
     format_value,
-    is_pending,
     text_equal,
     values_equal,
 )
-from edgedev.wire import MsgTwin, now_ms
+from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.mapper")
 
@@ -69,53 +68,6 @@ def check_device_write(spec: DeviceSpec, name: str, text: str) -> tuple[Property
     """
     prop = check_writable(spec.id, name, spec.property(name) if spec.has_property(name) else None)
     return prop, check_write(spec.id, name, prop, text)
-
-
-def pending_values(spec: DeviceSpec, twin: Mapping[str, MsgTwin | None]) -> dict[str, str]:
-    """Desired values of a whole twin (``twin/get/result``) that differ from the reported ones.
-
-    Properties the device does not have are left out.
-    """
-    pending = {}
-    for name, entry in twin.items():
-        if entry is None or entry.expected is None or entry.expected.value is None:
-            continue
-        if not spec.has_property(name):
-            continue
-        desired = entry.expected.value
-        actual = entry.actual.value if entry.actual is not None else None
-        if is_pending(desired, actual, spec.property(name).type):
-            pending[name] = desired
-    return pending
-
-
-def known_properties(spec: DeviceSpec, delta: Mapping[str, str]) -> dict[str, str]:
-    """The entries of ``delta`` for properties ``spec`` has; one warning for the others.
-
-    A delta naming properties the device does not have (a stale model, or a hostile client)
-    costs one log line, and no write, report or answer per entry.
-    """
-    known = {name: value for name, value in delta.items() if spec.has_property(name)}
-    if len(known) < len(delta):
-        unknown = [name for name in delta if name not in known]
-        log.warning(
-            "device %s: ignored a delta for %d propert%s it does not have (%s%s)",
-            spec.id,
-            len(unknown),
-            "y" if len(unknown) == 1 else "ies",
-            ", ".join(repr(n[:40]) for n in unknown[:3]),
-            ", ..." if len(unknown) > 3 else "",
-        )
-    return known
-
-
-def desired_stamps(twin: Mapping[str, MsgTwin | None]) -> dict[str, int]:
-    """When each desired value of a twin was set (ms), to tell a new request from a repeat."""
-    return {
-        name: entry.expected.metadata.timestamp
-        for name, entry in twin.items()
-        if entry is not None and entry.expected is not None
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +135,7 @@ class DesiredWriter:
 
     Made by the device's :class:`~edgedev.mapper.DeviceRunner` (``runner.desired``), which
     drives it; the mapper and the device sources hand it desired values (:meth:`replace`,
-    :meth:`update`, :meth:`want`). See the module docstring for the rules.
+    :meth:`update`, :meth:`write`). See the module docstring for the rules.
 
     Args:
         spec: the device.
@@ -250,21 +202,18 @@ class DesiredWriter:
         self.update(desired, stamps)
 
     def update(self, desired: Mapping[str, str], stamps: Mapping[str, int] | None = None) -> None:
-        """Want each value of ``desired`` (see :meth:`want`); other properties stay as they are.
+        """Write each value of ``desired`` as soon as may be, and again until the device takes it.
 
+        Other properties stay as they are. The same value with the same stamp (a repeated
+        delta) is tried again at once; a failure already reported is not reported again.
         Refusals go out in one batch.
+
+        Args:
+            desired: the desired value of each property to write.
+            stamps: when each was set (ms); a value set again is a new request.
         """
         for name, value in desired.items():
             self._want(name, value, (stamps or {}).get(name, 0))
-        self._settle()
-
-    def want(self, name: str, value: str, stamp: int = 0) -> None:
-        """Write ``value`` to ``name`` as soon as may be, and again until the device takes it.
-
-        The same value with the same ``stamp`` (a repeated delta) is tried again at once;
-        a failure already reported is not reported again.
-        """
-        self._want(name, value, stamp)
         self._settle()
 
     async def write(self, name: str, text: str) -> WriteResult:

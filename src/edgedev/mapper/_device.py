@@ -26,9 +26,9 @@ from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.drivers._endpoints import Endpoints
 from edgedev.mapper._changes import ChangeFilter
-from edgedev.mapper._desired import DesiredWriter, WriteResult
+from edgedev.mapper._desired import DesiredWriter
 from edgedev.mapper._schedule import Schedule
-from edgedev.mapper._sinks import MqttTwinSink, Reading, ReportSink, wants_readings
+from edgedev.mapper._sinks import Reading, ReportSink, wants_readings
 from edgedev.twin._state import DeviceState
 from edgedev.twin._values import Value
 from edgedev.wire import now_ms
@@ -149,7 +149,8 @@ class DeviceRunner:
             ``unhealthy`` (it answers with protocol exceptions only) or ``unknown`` (not yet
             connected).
         reason: why the device is offline or unhealthy (``None`` while it is online).
-        values: the last value read of each property, with its timestamp in ms.
+        last: the last reading of each property (read, pushed, or written and read back),
+            in the text it was last reported in.
         reads: read requests made to the driver.
         errors: failures that took the device offline.
         faults: reads answered with protocol exceptions only (:class:`~edgedev.DeviceFault`).
@@ -189,17 +190,9 @@ class DeviceRunner:
         self.pushes_dropped = 0
 
     @property
-    def values(self) -> dict[str, tuple[Value, int]]:
-        """The last value of each property, with its timestamp in ms."""
-        return {name: (r.value, r.timestamp) for name, r in self._last.items()}
-
-    @property
-    def refused(self) -> int:
-        """Values of this device left out of twin reports because EdgeCore would refuse them.
-
-        Counted by the MQTT twin sink (:class:`~edgedev.mapper.MqttTwinSink`), per value.
-        """
-        return sum(s.refused[self.spec.id] for s in self._sinks if isinstance(s, MqttTwinSink))
+    def last(self) -> Mapping[str, Reading]:
+        """The last reading of each property, as it was last reported (read it, never change it)."""
+        return self._last
 
     # public API ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -210,15 +203,6 @@ class DeviceRunner:
                 await anyio.sleep(self._backoff.next())
         finally:
             self.desired.close()
-
-    async def write(self, name: str, text: str) -> WriteResult:
-        """Write wire string ``text`` to property ``name``; what came of it.
-
-        The same as ``await runner.desired.write(name, text)`` (:meth:`DesiredWriter.write`):
-        the value becomes the property's desired value, checked, written between two cycles
-        once the device is online, read back and reported.
-        """
-        return await self.desired.write(name, text)
 
     def go_offline(self, reason: str | None = None) -> None:
         """Report ``offline`` (the mapper is stopping, or the device was removed)."""

@@ -1,8 +1,10 @@
-"""The mapper process: one bus connection, one task per device, deltas carried to writes.
+"""The mapper: devices, their drivers and shared endpoints, and the transports, in one task group.
 
-Deltas and ``twin/get`` answers go to the device's :class:`~edgedev.mapper.DesiredWriter`
-(``runner.desired``, also :meth:`Mapper.writer`), which its runner drives.
-
+The :class:`Mapper` orchestrates; it knows no transport by type. Each
+:class:`~edgedev.mapper.TwinTransport` (KubeEdge's MQTT topics, DMI, yours) gets the same view of
+it, runs the same way and hears the same reports (``_transport.py`` is the contract;
+``docs/architecture.md`` draws the data path). Desired values go to the device's
+:class:`~edgedev.mapper.DesiredWriter` (:meth:`Mapper.writer`), which its runner drives.
 Devices come and go at run time through :meth:`Mapper.add_device` and its siblings.
 """
 
@@ -11,38 +13,23 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream
-from pydantic import ValidationError
 
 from edgedev._plugins import Registry
 from edgedev._text import plural
-from edgedev.bus._client import Bus
-from edgedev.bus._outbox import Message, Outbox
-from edgedev.bus._topics import DEFAULT_ROOT, Channel, DeviceTopic, NodeChannel, Topics
-from edgedev.bus._url import DEFAULT_BROKER, BrokerURL
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.drivers._endpoints import Endpoints
-from edgedev.mapper._desired import (
-    DesiredWriter,
-    desired_stamps,
-    known_properties,
-    pending_values,
-)
+from edgedev.mapper._desired import DesiredWriter
 from edgedev.mapper._device import DeviceRunner
-from edgedev.mapper._sinks import MqttTwinSink, ReportSink, SinkSource
+from edgedev.mapper._sinks import ReportSink, SinkSource
+from edgedev.mapper._transport import TwinTransport
 from edgedev.twin._state import DeviceState
-from edgedev.wire import TwinDelta, TwinResult, mapper_state, new_event_id, now_ms, twin_get
 
 log = logging.getLogger("edgedev.mapper")
-
-ANNOUNCE_INTERVAL = 1.0
-"""Shortest time between two announcements asked for on ``mapper/get``, in seconds."""
 
 
 class _Stoppable:
@@ -69,24 +56,23 @@ class _Stoppable:
 
 
 FLUSH_DEADLINE = 3.0
-"""Seconds the sinks (and the bus, when the mapper stops) have to deliver what they hold,
-side by side, before they are closed: when the mapper stops, and when a sink is retired."""
+"""Seconds the sinks and transports have to deliver what they hold, side by side, before they
+are closed: when the mapper stops, and when a sink is retired."""
 CLOSE_DEADLINE = 1.0
 """Seconds each sink has to close."""
 
 
-async def _flush_and_close(
-    sinks: Collection[ReportSink], *also: Callable[[], Coroutine[Any, Any, None]]
-) -> None:
-    """Let ``sinks`` (their tasks ended) and ``also`` deliver what they hold, then close.
+async def _flush(sinks: Collection[ReportSink]) -> None:
+    """Let ``sinks`` deliver what they hold, side by side, for :data:`FLUSH_DEADLINE` at most."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(FLUSH_DEADLINE):
+        async with anyio.create_task_group() as tg:
+            for sink in sinks:
+                tg.start_soon(sink.flush)
 
-    Shielded, each step under its deadline: the flushes side by side, then each sink's close.
-    """
+
+async def _close(sinks: Collection[ReportSink]) -> None:
+    """Close ``sinks``, each under :data:`CLOSE_DEADLINE`."""
     with anyio.CancelScope(shield=True):
-        with anyio.move_on_after(FLUSH_DEADLINE):
-            async with anyio.create_task_group() as tg:
-                for flush in (*also, *(sink.flush for sink in sinks)):
-                    tg.start_soon(flush)
         for sink in sinks:
             with anyio.move_on_after(CLOSE_DEADLINE):
                 await sink.close()
@@ -97,46 +83,37 @@ async def _retire_sinks(sinks: Mapping[ReportSink, _Stoppable]) -> None:
     with anyio.CancelScope(shield=True):
         for task in sinks.values():
             await task.stop()  # flush() sends by itself, once run() has ended
-    await _flush_and_close(sinks)
+    await _flush(sinks)
+    await _close(sinks)
     log.info("%s retired: no device names its target", plural(len(sinks), "sink"))
 
 
-def _drain(stream: MemoryObjectReceiveStream[Message]) -> int:
-    """Take every message ``stream`` holds now, without waiting; how many there were."""
-    taken = 0
-    while True:
-        try:
-            stream.receive_nowait()
-        except anyio.WouldBlock:
-            return taken
-        taken += 1
-
-
 class Mapper:
-    """Runs devices of any installed protocol and speaks KubeEdge's topics for them.
+    """Runs devices of any installed protocol and hands what they say to its transports.
 
     ``await mapper.run()`` runs until cancelled or until :meth:`stop`; on the way out every
-    device is reported offline and queued messages are flushed (for a few seconds at most).
-    A last will on ``{root}/node/{node}/mapper/state`` tells the twin agent if the process
-    dies instead.
+    device is reported offline and the transports and sinks deliver what they hold (for a
+    few seconds at most) before they close.
+
+    Where the values go, and where desired values and devices come from, are the
+    ``transports`` (see :class:`~edgedev.mapper.TwinTransport`): KubeEdge's MQTT topics
+    (:class:`edgedev.mqtt.KubeEdgeMqtt`), EdgeCore over DMI (:class:`edgedev.dmi.Dmi`), or
+    yours; with none, the values go to the ``sinks`` only.
 
     Devices can be added, changed and removed while it runs (:meth:`add_device`,
     :meth:`update_device`, :meth:`remove_device`; a :class:`~edgedev.mapper.DeviceSource`
-    calls them): each device's tasks live in the mapper's task group under a cancel scope of
-    their own, so a change touches that device only. The last will keeps the device list of
-    the connection's start until the next reconnection; ``mapper/state`` announces every change.
+    or a transport calls them): each device's tasks live in the mapper's task group under a
+    cancel scope of their own, so a change touches that device only.
 
     Args:
         devices: the devices to run (see :func:`edgedev.load_devices`).
-        broker: the MQTT broker URL.
-        topic_root: the topic root, ``$hw/events`` by default.
+        transports: the twin transports, each given this mapper (``attach``) now.
         node: the edge node's name; devices bound to another node are skipped.
-        name: this mapper's name on the bus (default: node and process id).
+        name: this mapper's name (default: node and process id).
         drivers: where drivers come from (default: installed entry points).
-        outbox: where reports wait while the broker is away (default: in memory).
-        sinks: more destinations of the devices' values and states, besides KubeEdge's
-            MQTT topics (see :class:`~edgedev.mapper.ReportSink`); their ``run`` tasks live
-            in the mapper's task group, and they are flushed and closed when it stops.
+        sinks: more destinations of the devices' values and states (see
+            :class:`~edgedev.mapper.ReportSink`); their ``run`` tasks live in the mapper's
+            task group, and they are flushed and closed when it stops.
         max_connections: connections a driver may open to one endpoint where its protocol
             can use several (see :class:`~edgedev.drivers.Endpoints`); default: the driver's.
         sinks_for: told of each device the mapper starts, at start or later (a reload, a
@@ -144,18 +121,19 @@ class Mapper:
             such as those of their ``pushMethod`` targets (:class:`edgedev.sinks.SinkFactory`).
             They join :attr:`sinks` and run in the mapper's task group; a sink no device
             needs any more delivers what it holds (3 s at most), stops and is closed.
+
+    Raises:
+        ValueError: a transport serves another mapper already.
     """
 
     def __init__(
         self,
         devices: Sequence[DeviceSpec],
         *,
-        broker: str | BrokerURL = DEFAULT_BROKER,
-        topic_root: str = DEFAULT_ROOT,
+        transports: Sequence[TwinTransport] = (),
         node: str | None = None,
         name: str | None = None,
         drivers: Registry[AnyDriver] | None = None,
-        outbox: Outbox | None = None,
         sinks: Sequence[ReportSink] = (),
         max_connections: int | None = None,
         sinks_for: SinkSource | None = None,
@@ -168,111 +146,105 @@ class Mapper:
         self._node_filter = node
         self.devices = [d for d in devices if node is None or d.node_name in (None, node)]
         self._specs = {d.id: d for d in self.devices}
-        self.topics = Topics(topic_root)
-        self.broker = broker
         self.name = name or f"edgedev-{self.node}-{os.getpid()}"
         self._registry = drivers
         self._driver_types = {d.protocol: drivers.get(d.protocol) for d in self.devices}
-        self._outbox = outbox
+        self.transports = tuple(transports)
+        """The twin transports, in the order given."""
         self._extra_sinks = tuple(sinks)
         self._sinks_for = sinks_for
         self._sink_tasks: dict[ReportSink, _Stoppable] = {}  # sinks_for's, running
         self.sinks: tuple[ReportSink, ...] = ()
-        """Every sink while running: the MQTT twin publisher, ``sinks``, then ``sinks_for``'s."""
+        """Every sink while running: the transports, ``sinks``, then ``sinks_for``'s."""
         self.runners: dict[str, DeviceRunner] = {}
-        self.bus: Bus | None = None
-        self._started = 0
-        self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._devices_scope: anyio.CancelScope | None = None
+        self._connections: list[anyio.CancelScope] = []  # the transports' tasks
         self._stopping = False
         self._tg: TaskGroup | None = None  # the devices' task group, while running
         self._served: dict[str, _Stoppable] = {}
-        self._twin_sink: MqttTwinSink | None = None
         self._changes = anyio.Lock()  # one add/update/remove at a time
         self.endpoints = Endpoints(max_connections=max_connections)
         """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
-
-    @property
-    def writers(self) -> dict[str, DesiredWriter]:
-        """Per device, its runner's :attr:`~DeviceRunner.desired`.
-
-        The desired values being written (from deltas and ``twin/get``); a new dict each
-        time, :meth:`writer` looks one up.
-        """
-        return {device_id: runner.desired for device_id, runner in self.runners.items()}
+        for transport in self.transports:
+            transport.attach(self)
 
     def writer(self, device_id: str) -> DesiredWriter | None:
         """The desired writer of ``device_id``'s runner, or ``None`` when it is not running."""
         runner = self.runners.get(device_id)
         return None if runner is None else runner.desired
 
-    def _mapper_state(self, state: DeviceState) -> bytes:
-        return mapper_state(self.name, state, [d.id for d in self.devices], started=self._started)
-
-    def _ask_desired(self, device_id: str) -> None:
-        """Ask the twin what is desired for ``device_id`` (deltas may have been missed)."""
-        if self.bus is None:
-            return
-        event_id = new_event_id()
-        self._gets[event_id] = device_id
-        topic = self.topics.device(device_id, Channel.TWIN_GET)
-        self.bus.publish(topic, twin_get(event_id=event_id))
-
     async def run(self, *, task_status: TaskStatus[Mapper] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run every device until cancelled.
 
-        With ``task_group.start(mapper.run)`` this returns once the bus and the devices'
-        tasks are set up (not once the broker is reached: the mapper works offline too).
+        With ``task_group.start(mapper.run)`` this returns once the transports are set up and
+        the devices' tasks started (not once a broker or EdgeCore is reached: the mapper
+        works offline too).
+
+        The order: the sinks' tasks, each transport's :meth:`~edgedev.mapper.TwinTransport.run`
+        (one after the other, each until it says it is set up), then the devices. When it
+        stops: the devices' tasks end, each device is reported offline, every transport and
+        sink flushes (3 s at most, side by side), the sinks close, the transports' tasks
+        end, and the transports close.
         """
-        self._started = now_ms()
-        state_topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
-        will = Message(state_topic, self._mapper_state(DeviceState.OFFLINE), qos=1)
-        bus_cm = Bus(self.broker, client_id=self.name, will=will, outbox=self._outbox)
-        async with bus_cm as bus, self.endpoints:
-            self.bus = bus
-            twin_sink = self._twin_sink = MqttTwinSink(bus, self.topics)
-            self.sinks = (twin_sink, *self._extra_sinks)
+        try:
+            async with self.endpoints, anyio.create_task_group() as connections:
+                try:
+                    async with anyio.create_task_group() as tg:
+                        await self._start_all(tg, connections)
+                        task_status.started(self)
+                        await anyio.sleep_forever()  # devices come and go until stop()
+                finally:
+                    self._tg = None
+                    with anyio.CancelScope(shield=True):
+                        for runner in self.runners.values():
+                            runner.go_offline()
+                        await _flush(self.sinks)
+                        await _close([s for s in self.sinks if s not in self.transports])
+                        for scope in self._connections:
+                            scope.cancel()
+        finally:
+            await _close(self.transports)
 
-            def announce() -> None:
-                self._announce_devices()
-                self._gets.clear()
-                for device_id in self.runners:
-                    self._ask_desired(device_id)
+    async def _start_all(self, tg: TaskGroup, connections: TaskGroup) -> None:
+        """Start the sinks, the transports, then the devices (those not started meanwhile)."""
+        self._tg = tg
+        self._devices_scope = tg.cancel_scope
+        self.sinks = (*self.transports, *self._extra_sinks)
+        for sink in self._extra_sinks:
+            tg.start_soon(sink.run)
+        initial = list(self.devices)
+        for transport in self.transports:  # a device source among them may add devices now
+            await connections.start(self._connect, transport)
+        for spec in initial:
+            if spec.id not in self.runners and self._specs.get(spec.id) is spec:
+                self._start(spec)
+        if self._stopping:
+            tg.cancel_scope.cancel()
+        log.info(
+            "mapper %s running %s (%s); transports: %s",
+            self.name,
+            plural(len(self.runners), "device"),
+            ", ".join(sorted({d.protocol for d in self.devices})) or "no protocol yet",
+            ", ".join(str(t) for t in self.transports) or "none",
+        )
 
-            bus.on_connect(announce)
-            try:
-                async with anyio.create_task_group() as tg:
-                    self._devices_scope = tg.cancel_scope
-                    if self._stopping:
-                        tg.cancel_scope.cancel()
-                    for sink in self.sinks:
-                        tg.start_soon(sink.run)
-                    await tg.start(self._deltas, bus)
-                    await tg.start(self._mapper_gets, bus)
-                    self._tg = tg
-                    for spec in self.devices:
-                        self._start(spec)
-                    log.info(
-                        "mapper %s running %s (%s), broker %s",
-                        self.name,
-                        plural(len(self.runners), "device"),
-                        ", ".join(sorted({d.protocol for d in self.devices})),
-                        bus.url,
-                    )
-                    task_status.started(self)
-            finally:
-                self._tg = None
-                with anyio.CancelScope(shield=True):
-                    for runner in self.runners.values():
-                        runner.go_offline()
-                    bus.publish(state_topic, self._mapper_state(DeviceState.OFFLINE))
-                    await _flush_and_close(self.sinks, bus.flush)
+    async def _connect(
+        self, transport: TwinTransport, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run ``transport`` until :meth:`run` has flushed it, however :meth:`run` ends."""
+        scope = anyio.CancelScope(shield=True)  # cancelled by run(), after the flush
+        self._connections.append(scope)
+        try:
+            with scope:
+                await transport.run(task_status=task_status)
+        finally:
+            self._connections.remove(scope)
 
     def stop(self) -> None:
         """Stop gracefully; :meth:`run` then returns.
 
-        The devices' tasks end, then, with the bus still connected, every device is reported
-        offline and the queue is flushed for up to 3 s.
+        The devices' tasks end; then every device is reported offline and the transports
+        and sinks deliver what they hold, for up to 3 s, before they close.
         """
         self._stopping = True
         if self._devices_scope is not None:
@@ -307,8 +279,6 @@ class Mapper:
             self.devices.append(spec)
             if self._tg is not None:
                 self._start(spec)
-                self._ask_desired(spec.id)
-                self._announce_devices()
             log.info("device %s added", spec.id)
             return True
 
@@ -327,7 +297,6 @@ class Mapper:
             self.devices[self.devices.index(old)] = spec
             if self._tg is not None:
                 self._start(spec)
-                self._ask_desired(spec.id)
             log.info("device %s updated", spec.id)
 
     async def remove_device(self, device_id: str, *, offline: bool = True) -> DeviceSpec:
@@ -355,7 +324,6 @@ class Mapper:
                     runner.go_offline("removed from the mapper")
                 for sink in self.sinks:
                     sink.removed(spec)
-                self._announce_devices()
             if self._sinks_for is not None:
                 self._retire(self._sinks_for.left(device_id))
             log.info("device %s removed", device_id)
@@ -376,6 +344,8 @@ class Mapper:
         served = _Stoppable(runner.run)
         self.runners[spec.id] = runner
         self._served[spec.id] = served
+        for sink in self.sinks:
+            sink.added(spec)
         self._tg.start_soon(served.run, name=f"device {spec.id}")
 
     def _retire(self, sinks: Sequence[ReportSink]) -> None:
@@ -393,65 +363,6 @@ class Mapper:
         if served is not None:
             await served.stop()
         return runner
-
-    def _announce_devices(self) -> None:
-        """Tell the twin agent which devices this mapper serves now."""
-        if self.bus is not None:
-            topic = self.topics.node(self.node, NodeChannel.MAPPER_STATE)
-            self.bus.publish(topic, self._mapper_state(DeviceState.ONLINE))
-
-    async def _mapper_gets(
-        self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Announce the mapper again when an agent asks on ``mapper/get``.
-
-        At most once per :data:`ANNOUNCE_INTERVAL`: requests that arrive meanwhile get one
-        more announcement after it, however many they are.
-        """
-        async with bus.subscribe(self.topics.node(self.node, NodeChannel.MAPPER_GET)) as requests:
-            task_status.started()
-            async for _ in requests:
-                asked = True
-                while asked:
-                    self._announce_devices()
-                    await anyio.sleep(ANNOUNCE_INTERVAL)
-                    asked = _drain(requests) > 0
-
-    async def _deltas(
-        self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        filters = (
-            self.topics.device_filter(Channel.TWIN_DELTA),
-            self.topics.device_filter(Channel.TWIN_GET_RESULT),
-        )
-        async with bus.subscribe(*filters) as messages:
-            task_status.started()
-            async for message in messages:
-                topic = self.topics.parse(message.topic)
-                if not isinstance(topic, DeviceTopic):
-                    continue
-                writer = self.writer(topic.device_id)
-                if writer is None:
-                    continue
-                try:
-                    if topic.channel is Channel.TWIN_DELTA:
-                        delta = TwinDelta.model_validate_json(message.payload)
-                        wanted = known_properties(writer.spec, delta.delta)
-                        writer.replace(wanted, desired_stamps(delta.twin))
-                        continue
-                    result = TwinResult.model_validate_json(message.payload)
-                except ValidationError as exc:
-                    log.warning(
-                        "ignored a malformed %s for %s: %s",
-                        topic.channel.value,
-                        topic.device_id,
-                        exc.errors(include_url=False)[0]["msg"],
-                    )
-                    continue
-                if self._gets.pop(result.event_id, None) is None or result.code is not None:
-                    continue  # another client's answer, or the agent does not know the device
-                pending = pending_values(writer.spec, result.twin)
-                writer.replace(pending, desired_stamps(result.twin))
 
     @property
     def online(self) -> list[str]:

@@ -231,12 +231,10 @@ class RestApi:
         if runner.state != DeviceState.ONLINE:
             why = f": {runner.reason}" if runner.reason else ""
             raise HTTPException(503, f"device {runner.spec.id} is {runner.state}{why}")
-        held = runner.values.get(prop.name)
+        held = runner.last.get(prop.name)  # in the text the twin was last told
         if held is None:
             raise HTTPException(503, f"device {runner.spec.id}: no value of {prop.name} yet")
-        value, stamp = held
-        text = runner.desired.text(prop, value)
-        return JSONResponse(shapes.device_read(runner.spec, prop, text, stamp))
+        return JSONResponse(shapes.device_read(runner.spec, prop, held.text, held.timestamp))
 
     async def _methods(self, request: Request) -> Response:
         return JSONResponse(shapes.device_methods(self._runner(request).spec))

@@ -1,0 +1,69 @@
+"""What a :class:`~edgedev.bus.Bus` says to ``/readyz`` and ``/metrics``: pure, from memory."""
+
+from __future__ import annotations
+
+from edgedev._metrics import Metric
+from edgedev.bus._client import Bus
+from edgedev.bus._sqlite_outbox import SqliteOutbox
+
+
+def bus_metrics(bus: Bus | None) -> list[Metric]:
+    """Broker connection and outbox metrics of ``bus`` (none before it exists)."""
+    if bus is None:
+        return []
+    outbox = bus.outbox
+    return [
+        Metric("edgedev_broker_connected", "1 while the broker connection is up", "gauge").add(
+            1 if bus.connected else 0
+        ),
+        Metric(
+            "edgedev_broker_reconnects_total", "broker connections re-established", "counter"
+        ).add(bus.reconnects),
+        Metric(
+            "edgedev_broker_connect_failures_total",
+            "connection attempts that failed (refused, TLS, DNS, timeout)",
+            "counter",
+        ).add(bus.connect_failures),
+        Metric("edgedev_queue_messages", "messages waiting for the broker", "gauge").add(
+            len(outbox)
+        ),
+        Metric("edgedev_queue_limit", "most messages the queue keeps", "gauge").add(outbox.limit),
+        Metric(
+            "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
+        ).add(outbox.dropped),
+        Metric(
+            "edgedev_received_dropped_total",
+            "received messages dropped because their subscriber was too far behind",
+            "counter",
+        ).add(bus.dropped_in),
+        *(
+            [
+                Metric(
+                    "edgedev_queue_undeleted_total",
+                    "acknowledged messages a full disk kept (never sent again)",
+                    "counter",
+                ).add(outbox.undeleted)
+            ]
+            if isinstance(outbox, SqliteOutbox)
+            else []
+        ),
+    ]
+
+
+def bus_ready(bus: Bus | None) -> tuple[bool, str]:
+    """Ready while the broker connection is up; the reason says why not (and the queue).
+
+    Not ready during an outage, a refusal (bad password, server unavailable) or a TLS failure:
+    reports wait in the queue, but none reaches the twin. The reason carries the cause.
+    """
+    if bus is None:
+        return False, "starting"
+    if bus.connected:
+        return True, "broker connected"
+    queued, limit = len(bus.outbox), bus.outbox.limit
+    cause = bus.last_error or "connecting"
+    if queued < limit:
+        return False, f"broker unreachable: {cause}; queueing ({queued}/{limit})"
+    return False, (
+        f"broker unreachable: {cause}; queue full ({queued}/{limit}): dropping the oldest"
+    )

@@ -1,0 +1,298 @@
+"""KubeEdge's device topics over MQTT, as a twin transport of the mapper.
+
+What goes out (``{root}`` is the topic root, ``$hw/events`` by default; see
+``docs/reference/topics.md``): ``device/{id}/twin/update`` with each twin report (the values
+EdgeCore takes, :class:`~edgedev.mapper.TwinFilter`) and with edgedev's ``error`` entries of
+failed writes, ``device/{id}/state/update`` with each state, ``device/{id}/twin/get`` when a
+device starts or the broker comes back (deltas may have been missed), and
+``node/{node}/mapper/state`` with the devices served (and, as the last will, ``offline``).
+What comes in: ``twin/update/delta`` and the answers to ``twin/get``, handed to the device's
+:class:`~edgedev.mapper.DesiredWriter`, and ``mapper/get``, answered with ``mapper/state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
+from pydantic import ValidationError
+
+from edgedev._metrics import Metric
+from edgedev.bus import (
+    DEFAULT_BROKER,
+    DEFAULT_ROOT,
+    BrokerURL,
+    Bus,
+    Channel,
+    DeviceTopic,
+    MemoryOutbox,
+    Message,
+    NodeChannel,
+    Outbox,
+    Topics,
+    bus_metrics,
+    bus_ready,
+)
+from edgedev.config import DeviceSpec
+from edgedev.mapper import Reading, TwinFilter, TwinTransport
+from edgedev.mqtt._desired import desired_stamps, known_properties, pending_values
+from edgedev.twin import DeviceState, WriteFailure
+from edgedev.wire import (
+    TwinDelta,
+    TwinResult,
+    mapper_state,
+    new_event_id,
+    now_ms,
+    state_update,
+    twin_get,
+    twin_report,
+    write_error_report,
+)
+
+log = logging.getLogger("edgedev.mqtt")
+
+ANNOUNCE_INTERVAL = 1.0
+"""Shortest time between two announcements asked for on ``mapper/get``, in seconds."""
+
+
+def _drain(stream: MemoryObjectReceiveStream[Message]) -> int:
+    """Take every message ``stream`` holds now, without waiting; how many there were."""
+    taken = 0
+    while True:
+        try:
+            stream.receive_nowait()
+        except anyio.WouldBlock:
+            return taken
+        taken += 1
+
+
+class KubeEdgeMqtt(TwinTransport):
+    """KubeEdge's device topics on an MQTT broker: a :class:`~edgedev.mapper.TwinTransport`.
+
+    Speaks to EdgeCore's DeviceTwin and to edgedev's own twin agent alike. The connection is a
+    :class:`~edgedev.bus.Bus` (its client id is the mapper's name) whose last will on
+    ``{root}/node/{node}/mapper/state`` lists the mapper's devices as ``offline``, so that
+    an agent marks them offline if the process dies; the list is that of the connection's
+    start, and every change is announced on the same topic. Reports never block: they wait in
+    the outbox (in order, QoS 1) while the broker is away. When the connection comes back,
+    each device's last state is published again, the mapper announced, and each device's
+    twin asked for what it desires.
+
+    Args:
+        broker: the MQTT broker URL (or a :class:`~edgedev.bus.BrokerURL` with credentials
+            and TLS files).
+        topic_root: the topic root, ``$hw/events`` by default.
+        outbox: where reports wait while the broker is away (default: in memory).
+
+    Attributes:
+        topics: the topic scheme.
+        bus: the connection, while :meth:`run` runs (``None`` before).
+        outbox: where reports wait for the broker.
+        refused: values left out of twin reports because EdgeCore would refuse them, per
+            device id (see :class:`~edgedev.mapper.TwinFilter`).
+    """
+
+    def __init__(
+        self,
+        broker: str | BrokerURL = DEFAULT_BROKER,
+        *,
+        topic_root: str = DEFAULT_ROOT,
+        outbox: Outbox | None = None,
+    ) -> None:
+        self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
+        self.topics = Topics(topic_root)
+        self.outbox = outbox if outbox is not None else MemoryOutbox()
+        self.bus: Bus | None = None
+        self._filter = TwinFilter("MQTT")
+        self.refused: Counter[str] = self._filter.refused
+        self._states: dict[str, DeviceState] = {}  # the last state of each device, to repeat
+        self._announced: set[str] = set()  # devices the mapper/state announcements named
+        self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
+        self._started = 0
+        self._connected_before = False
+
+    def __str__(self) -> str:
+        return f"KubeEdge MQTT {self.broker} ({self.topics.root})"
+
+    # the connection --------------------------------------------------------------------
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect (and reconnect) to the broker and serve the device topics until cancelled.
+
+        Started once the deltas, ``twin/get`` answers and ``mapper/get`` are subscribed.
+        """
+        self._started = now_ms()
+        will = Message(self._state_topic(), self._mapper_state(DeviceState.OFFLINE), qos=1)
+        name = self.mapper.name
+        async with Bus(self.broker, client_id=name, will=will, outbox=self.outbox) as bus:
+            self.bus = bus
+            bus.on_connect(self._on_connect)
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._deltas, bus)
+                await tg.start(self._mapper_gets, bus)
+                task_status.started()
+
+    def _on_connect(self) -> None:
+        """The broker accepted a connection: states again, the mapper, what is desired.
+
+        The first connection repeats no state: those published so far are still queued in the
+        outbox and go out with it, so that each is sent once.
+        """
+        if self._connected_before:
+            for device_id, state in self._states.items():
+                self._publish_state(device_id, state)
+        self._connected_before = True
+        self._announce()
+        self._gets.clear()
+        for device_id in self.mapper.runners:
+            self._ask_desired(device_id)
+
+    @property
+    def _connected(self) -> bool:
+        return self.bus is not None and self.bus.connected
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        """Queue a message for the broker (in the outbox, before :meth:`run` made the bus)."""
+        if self.bus is not None:
+            self.bus.publish(topic, payload)
+        else:
+            self.outbox.put(Message(topic, payload, qos=1))
+
+    def _state_topic(self) -> str:
+        return self.topics.node(self.mapper.node, NodeChannel.MAPPER_STATE)
+
+    def _mapper_state(self, state: DeviceState) -> bytes:
+        devices = [d.id for d in self.mapper.devices]
+        return mapper_state(self.mapper.name, state, devices, started=self._started)
+
+    def _announce(self) -> None:
+        """Tell the twin agent which devices this mapper serves now (``mapper/state``)."""
+        self._announced = {d.id for d in self.mapper.devices}
+        self._publish(self._state_topic(), self._mapper_state(DeviceState.ONLINE))
+
+    def _ask_desired(self, device_id: str) -> None:
+        """Ask the twin what is desired for ``device_id`` (deltas may have been missed)."""
+        event_id = new_event_id()
+        self._gets[event_id] = device_id
+        self._publish(self.topics.device(device_id, Channel.TWIN_GET), twin_get(event_id=event_id))
+
+    # desired values in -----------------------------------------------------------------
+    async def _deltas(
+        self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Hand each delta, and each answer to our ``twin/get``, to the device's writer."""
+        filters = (
+            self.topics.device_filter(Channel.TWIN_DELTA),
+            self.topics.device_filter(Channel.TWIN_GET_RESULT),
+        )
+        async with bus.subscribe(*filters) as messages:
+            task_status.started()
+            async for message in messages:
+                topic = self.topics.parse(message.topic)
+                if not isinstance(topic, DeviceTopic):
+                    continue
+                writer = self.mapper.writer(topic.device_id)
+                if writer is None:
+                    continue
+                try:
+                    if topic.channel is Channel.TWIN_DELTA:
+                        delta = TwinDelta.model_validate_json(message.payload)
+                        wanted = known_properties(writer.spec, delta.delta)
+                        writer.replace(wanted, desired_stamps(delta.twin))
+                        continue
+                    result = TwinResult.model_validate_json(message.payload)
+                except ValidationError as exc:
+                    log.warning(
+                        "ignored a malformed %s for %s: %s",
+                        topic.channel.value,
+                        topic.device_id,
+                        exc.errors(include_url=False)[0]["msg"],
+                    )
+                    continue
+                if self._gets.pop(result.event_id, None) is None or result.code is not None:
+                    continue  # another client's answer, or the agent does not know the device
+                pending = pending_values(writer.spec, result.twin)
+                writer.replace(pending, desired_stamps(result.twin))
+
+    async def _mapper_gets(
+        self, bus: Bus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Announce the mapper again when an agent asks on ``mapper/get``.
+
+        At most once per :data:`ANNOUNCE_INTERVAL`: requests that arrive meanwhile get one
+        more announcement after it, however many they are.
+        """
+        topic = self.topics.node(self.mapper.node, NodeChannel.MAPPER_GET)
+        async with bus.subscribe(topic) as requests:
+            task_status.started()
+            async for _ in requests:
+                asked = True
+                while asked:
+                    self._announce()
+                    await anyio.sleep(ANNOUNCE_INTERVAL)
+                    asked = _drain(requests) > 0
+
+    # reports out -----------------------------------------------------------------------
+    def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
+        """Publish one ``twin/update`` with the ``actual`` value of each reading EdgeCore takes."""
+        entries = [
+            (r.name, r.text, type_, r.timestamp)
+            for r, type_ in self._filter.accepted(device, readings)
+        ]
+        if entries:
+            self._publish(self.topics.device(device.id, Channel.TWIN_UPDATE), twin_report(entries))
+
+    def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
+        """Publish one ``twin/update`` with an ``error`` entry for each failed write."""
+        entries = self._filter.accepted_failures(device, failures)
+        if entries:
+            topic = self.topics.device(device.id, Channel.TWIN_UPDATE)
+            self._publish(topic, write_error_report(entries))
+
+    def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
+        """Publish ``state/update`` (EdgeCore's payload carries no reason)."""
+        self._states[device.id] = state
+        self._publish_state(device.id, state)
+
+    def added(self, device: DeviceSpec) -> None:
+        """Announce a new device and ask its twin what it desires (once connected)."""
+        if not self._connected:
+            return  # the connection's start announces, and asks for every device
+        if device.id not in self._announced:
+            self._announce()
+        self._ask_desired(device.id)
+
+    def removed(self, device: DeviceSpec) -> None:
+        """Stop repeating the device's state; announce the mapper without it."""
+        self._states.pop(device.id, None)
+        self._filter.forget(device)
+        if self._connected:
+            self._announce()
+
+    def _publish_state(self, device_id: str, state: DeviceState) -> None:
+        self._publish(self.topics.device(device_id, Channel.STATE_UPDATE), state_update(state))
+
+    async def flush(self) -> None:
+        """The mapper stops: announce it ``offline``, then wait until the broker has it all."""
+        self._publish(self._state_topic(), self._mapper_state(DeviceState.OFFLINE))
+        if self.bus is not None:
+            await self.bus.flush()
+
+    # health ----------------------------------------------------------------------------
+    def ready(self) -> tuple[bool, str]:
+        """Ready while the broker connection is up (:func:`~edgedev.bus.bus_ready`)."""
+        return bus_ready(self.bus)
+
+    def metrics(self) -> list[Metric]:
+        """The bus's metrics, and the values left out of twin reports per device."""
+        refused = Metric(
+            "edgedev_twin_values_refused_total",
+            "values left out of twin reports because EdgeCore would refuse them",
+            "counter",
+        )
+        for device_id in sorted(d.id for d in self.mapper.devices):
+            refused.add(self.refused[device_id], device=device_id, transport="mqtt")
+        return [*bus_metrics(self.bus), refused]
