@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 import re
 from pathlib import Path
 
 import pytest
 from google.protobuf import any_pb2, wrappers_pb2
 
-from edgedev import ConfigError, DeviceSpec
+from edgedev import ConfigError, DeviceSpec, Problem
 from edgedev.dmi import TokenBucket, pb, to_device, to_model, to_spec
 from edgedev.dmi._convert import unpack_value
 from edgedev.dmi._generate import GENERATED, PROTO, generate
-from edgedev.testing import device, device_model, device_property, load_documents
+from edgedev.loader import load_devices
+from edgedev.testing import (
+    device,
+    device_model,
+    device_property,
+    load_documents,
+    write_documents,
+)
 from edgedev.testing.dmi import edgecore_device, edgecore_model
 
 MODEL = device_model(
@@ -195,6 +204,26 @@ def test_float32_numbers_read_back_as_their_decimal():
     assert unpack(0) == 0
     empty = any_pb2.Any()
     assert unpack_value(empty) == 0  # a zero as an empty Any
+
+
+@pytest.mark.needs("edgedev_modbus")
+def test_a_device_from_edgecore_is_warned_about_as_its_file_would_be(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    doubtful = copy.deepcopy(DEVICE)
+    setpoint, heating = doubtful["spec"]["properties"][1:]
+    setpoint["visitors"]["configData"]["scale"] = 0.5  # an INT property: fractional readings
+    heating["collectCycle"] = 5 * 10**9  # nanoseconds, as old KubeEdge wrote them
+    path = write_documents(tmp_path, [MODEL, doubtful])
+    from_file: list[Problem] = []
+    load_devices([path], warnings=from_file)
+    assert len(from_file) == 2
+    with caplog.at_level(logging.WARNING, logger="edgedev.config"):
+        to_spec(edgecore_device(doubtful), edgecore_model(MODEL))
+    logged = [r.getMessage() for r in caplog.records if r.name == "edgedev.config"]
+    # the same warnings, naming the device and the field; the source is EdgeCore, not a file
+    assert logged == [str(w).replace(str(path), "dmi") for w in from_file]
+    assert "field spec.properties[1].visitors.configData.scale" in logged[0]
 
 
 @pytest.mark.needs("edgedev_modbus")

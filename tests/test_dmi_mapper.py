@@ -6,6 +6,7 @@ sustained (burst 100), twins without observedDesired or reported, reports withou
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import anyio
@@ -194,6 +195,25 @@ async def test_update_device_model_restarts_its_devices_with_the_new_model(
 
 MODBUS_TEMPERATURE = {"name": "temperature", "type": "FLOAT", "accessMode": "ReadOnly"}
 MODBUS_SETPOINT_READONLY = {"name": "setpoint", "type": "FLOAT", "accessMode": "ReadOnly"}
+
+
+async def test_a_fleet_from_edgecore_is_warned_about_once_as_its_file_would_be(
+    mqtt_url: str, sockets: str, caplog: pytest.LogCaptureFixture
+):
+    nanoseconds = 5 * 10**9  # old KubeEdge's unit: loads, but deserves a look
+    docs = [modbus_model(), *(modbus_device(n, free_port(), cycle=nanoseconds) for n in "ab")]
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    with caplog.at_level(logging.WARNING, logger="edgedev.config"):
+        async with core, dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+            await dmi.sources["modbus"].wait_registered()
+            again = edgecore_device(modbus_device("a", free_port(), cycle=nanoseconds))
+            await client.UpdateDevice(pb.UpdateDeviceRequest(device=again))
+    warned = [r.getMessage() for r in caplog.records if r.name == "edgedev.config"]
+    assert [w.split(": ")[1] for w in warned] == [
+        "document 2 (Device default/a), field spec.properties[0].collectCycle",
+        "document 2 (Device default/a), field spec.properties[1].collectCycle",
+    ]  # the fleet, and the update, once: as a file's devices sharing one property list
+    assert all(w.startswith("dmi: ") and "nanoseconds" in w for w in warned)
 
 
 async def test_invalid_devices_are_refused_with_the_field_named(

@@ -28,7 +28,7 @@ from edgedev._errors import ConfigError, Problem
 from edgedev.config._crd import API_VERSION, AccessMode, DeviceMethod, PushMethod
 from edgedev.config._spec import DeviceCommand, DeviceSpec
 from edgedev.dmi._pb import api_pb2 as pb
-from edgedev.loader._loader import load_resources
+from edgedev.loader import load_resources
 
 if TYPE_CHECKING:
     from edgedev._plugins import Registry
@@ -360,8 +360,12 @@ def to_spec(
     model: pb.DeviceModel | None,
     *,
     drivers: Registry[AnyDriver] | None = None,
+    warnings: list[Problem] | None = None,
 ) -> DeviceSpec:
     """The resolved spec of a DMI ``Device`` with its ``DeviceModel``.
+
+    The checks and the warnings of :func:`~edgedev.loader.load_devices`, the source named
+    ``dmi``: ``warnings`` receives what loads but deserves a look (logged when not given).
 
     Raises:
         ConfigError: the device is invalid; each problem names the device and the field
@@ -374,7 +378,7 @@ def to_spec(
     resources: list[dict[str, Any]] = [resource]
     if model is not None:
         resources.insert(0, model_resource(model))
-    [spec] = load_resources(resources, source=SOURCE, drivers=drivers)
+    [spec] = load_resources(resources, source=SOURCE, drivers=drivers, warnings=warnings)
     if model is not None and model.spec.commands:
         # not a field of the Kubernetes resource: carried beside the loader
         commands = tuple(command_spec(c) for c in model.spec.commands)

@@ -23,7 +23,7 @@ from anyio.abc import TaskStatus
 from grpc import aio
 
 from edgedev._backoff import Backoff
-from edgedev._errors import ConfigError, PluginError
+from edgedev._errors import ConfigError, PluginError, Problem
 from edgedev._version import __version__
 from edgedev.config._spec import DeviceSpec
 from edgedev.dmi._convert import device_id, to_device, to_spec
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from edgedev.mapper import MapperView
 
 log = logging.getLogger("edgedev.dmi")
+config_log = logging.getLogger("edgedev.config")  # where the files' warnings go, too
+
+MAX_WARNED = 10_000
+"""Distinct warnings remembered so as to be said once; beyond, each is said again."""
 
 API_VERSION = "v1beta1"
 LOG_EVERY = 60.0
@@ -119,6 +123,7 @@ class DmiSource:
         self.registered = False
         self.registrations = 0
         self._lock = anyio.Lock()
+        self._warned: set[tuple[str | None, str]] = set()  # (field, message) said already
         self._registered_event: anyio.Event | None = None  # made in the event loop
         # what EdgeCore changed by a call while a registration was under way (see resync)
         self._touched: _Touched | None = None
@@ -255,10 +260,28 @@ class DmiSource:
                 f"{device.spec.deviceModelReference!r} not found in namespace "
                 f"{device.namespace or 'default'!r}",
             )
+        warnings: list[Problem] = []
         try:
-            return to_spec(device, model, drivers=self._drivers)
+            spec = to_spec(device, model, drivers=self._drivers, warnings=warnings)
         except (ConfigError, PluginError) as exc:
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        for warning in warnings:
+            self._warn_once(warning)
+        return spec
+
+    def _warn_once(self, warning: Problem) -> None:
+        """Log what a device's check found worth a look, once per field and message.
+
+        Files warn once per property list their devices share; EdgeCore sends each device
+        alone, and sends it again with every change: so a fleet of one model, and a device
+        updated again, say it once (naming the first device).
+        """
+        key = (warning.field, warning.message)
+        if key in self._warned:
+            return
+        if len(self._warned) < MAX_WARNED:
+            self._warned.add(key)
+        config_log.warning("%s", warning)
 
     async def _put(self, device: pb.Device) -> DeviceSpec:
         """Run ``device``: start it, restart it if it changed, and want its desired values."""
