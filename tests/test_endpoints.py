@@ -199,3 +199,43 @@ async def test_a_device_cancelled_while_waiting_is_not_counted() -> None:
         await anyio.wait_all_tasks_blocked()
         gate.set()
     assert endpoints.users("k") == 2  # the opener and the other waiter
+
+
+async def test_an_opener_cancelled_leaves_the_others_to_open_anew() -> None:
+    """The first device's deadline ends its opening: the devices waiting for that attempt
+    are not cancelled with it (their tasks would end, silently); one of them opens."""
+    attempts = 0
+    gate = anyio.Event()
+    endpoints = Endpoints()
+
+    async def open_() -> Fake:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            await anyio.sleep_forever()  # a server too slow for the first device's deadline
+        await gate.wait()
+        return Fake()
+
+    leases = []
+
+    async def waiter() -> None:
+        leases.append(await endpoints.acquire("k", open_))
+
+    async with anyio.create_task_group() as tg:
+        opener = anyio.CancelScope()
+
+        async def first() -> None:
+            with opener:
+                await endpoints.acquire("k", open_)
+
+        tg.start_soon(first)
+        await anyio.wait_all_tasks_blocked()
+        for _ in range(3):
+            tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        opener.cancel()
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert attempts == 2
+    assert len(leases) == 3 and len({id(lease.transport) for lease in leases}) == 1
+    assert endpoints.users("k") == 3

@@ -205,9 +205,11 @@ class Endpoints:
         opening = self._opening[key] = _Opening()
         try:
             transport = await open_()
-        except BaseException as exc:
+        except Exception as exc:
             opening.error = exc
             raise
+        # cancelled (this device's deadline, or its removal): not the others' failure; the
+        # first of them to wake opens anew
         finally:
             del self._opening[key]
             opening.done.set()
