@@ -169,7 +169,10 @@ def test_pushed_values_are_reported_in_order_one_value_per_property_and_report()
     rounds = push_rounds([r("a", 1), r("b", 2), r("a", 3), r("a", 4), r("b", 5)])
     assert [{n: x.value for n, x in one.items()} for one in rounds] == [
         {"a": 1, "b": 2},
-        {"a": 3},
-        {"a": 4, "b": 5},
+        {"a": 3, "b": 5},
+        {"a": 4},
     ]
     assert push_rounds([]) == []
+    # a server's backlog, node by node: as few reports as the most values of one property
+    backlog = [r(name, v) for name in "abc" for v in range(4)]
+    assert [sorted(one) for one in push_rounds(backlog)] == [["a", "b", "c"]] * 4

@@ -62,15 +62,21 @@ def describe(exc: BaseException, timeout: float) -> str:
 def push_rounds(pushed: Iterable[tuple[str, Reading]]) -> list[dict[str, Reading]]:
     """Split pushed values, in order, into rounds holding at most one value per property.
 
-    Each round is one report, so that a property pushed twice before the runner woke up is
-    reported twice, in order, and values of different properties pushed together share one.
+    Each round is one report: round ``k`` holds the ``k``-th value of each property pushed
+    ``k`` times or more. A property pushed twice before the runner woke up is reported twice,
+    in order, and values of different properties pushed together share one report, however
+    they interleave (a server that kept four values of each node while the mapper was behind
+    sends them node by node: four reports, not one per value).
     """
-    rounds: list[dict[str, Reading]] = [{}]
+    rounds: list[dict[str, Reading]] = []
+    depth: dict[str, int] = {}
     for name, reading in pushed:
-        if name in rounds[-1]:
+        k = depth.get(name, 0)
+        depth[name] = k + 1
+        if k == len(rounds):
             rounds.append({})
-        rounds[-1][name] = reading
-    return rounds if rounds[0] else []
+        rounds[k][name] = reading
+    return rounds
 
 
 @dataclass(slots=True)
