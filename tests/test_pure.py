@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from edgedev.bus import BrokerURL, Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config import PropertySpec
-from edgedev.drivers import VisitorConfig
+from edgedev.drivers import Drops, VisitorConfig
 from edgedev.mapper import ChangeFilter, Schedule
 from edgedev.twin import (
     PropertyType,
@@ -136,8 +136,40 @@ def test_schedule_groups_periods_and_does_not_drift():
     # ticks missed entirely are skipped and counted
     assert sorted(schedule.pop_due(105.1)) == ["a", "b", "c"]
     assert schedule.missed == 3 + 7  # 103..105 of the 1 s group, 102..105 of the 0.5 s one
+    assert schedule.missed_jobs == 3 * 2 + 7  # the values not read: two jobs in the 1 s group
     assert schedule.next_deadline() == 105.5
     assert Schedule({}, 0).next_deadline() == math.inf
+
+
+def test_drops_are_counted_by_reason_and_logged_at_most_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+):
+    now = [0.0]
+    drops = Drops(clock=lambda: now[0])
+    drops.add("push_queue", 1, "device a: runner behind")  # the first: logged at once
+    for t in range(1, 60):
+        now[0] = float(t)
+        drops.add("push_queue", 2, "device a: runner behind")  # within the minute: counted
+    drops.add("server_queue", 3)  # another reason has its own minute
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "1 values dropped (push_queue): device a: runner behind; 1 in all",
+        "3 values dropped (server_queue); 3 in all",
+    ]
+    now[0] = 60.0
+    drops.add("push_queue", 1, "device b: runner behind")
+    assert caplog.records[-1].getMessage() == (
+        "119 values dropped (push_queue) in the last 60 s: device b: runner behind; 120 in all"
+    )
+    drops.add("push_queue", 0)  # nothing dropped: nothing counted
+    assert drops.totals == {"push_queue": 120, "server_queue": 3}
+    now[0] = 70.0
+    drops.add("push_queue", 5)
+    drops.flush_log()  # a mapper stopping says what it had not said yet
+    assert caplog.records[-1].getMessage() == (
+        "5 values dropped (push_queue) in the last 10 s; 125 in all"
+    )
+    assert len(caplog.records) == 4
 
 
 def prop(

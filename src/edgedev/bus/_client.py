@@ -239,10 +239,21 @@ class Bus:
         self._listeners.append(listener)
 
     # publishing --------------------------------------------------------------------------
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
-        """Queue a message; it is sent in order as soon as the broker is reachable."""
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        retain: bool = False,
+        *,
+        values: int = 0,
+    ) -> None:
+        """Queue a message; it is sent in order as soon as the broker is reachable.
+
+        ``values``: the device readings it carries (see :attr:`Message.values`).
+        """
         data = payload.encode() if isinstance(payload, str) else payload
-        self.outbox.put(Message(topic, data, qos, retain))
+        self.outbox.put(Message(topic, data, qos, retain, values))
         self._wake_publisher.set()
 
     async def flush(self) -> None:

@@ -18,12 +18,23 @@ log = logging.getLogger("edgedev.bus")
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """An MQTT message."""
+    """An MQTT message.
+
+    Attributes:
+        topic: the topic.
+        payload: the payload.
+        qos: 0, 1 or 2.
+        retain: the retain flag.
+        values: the device readings it carries (a twin report's values; 0 for a state
+            change, a write failure, a mapper state): counted as values dropped if the
+            outbox drops it, and the first dropped when the outbox is full.
+    """
 
     topic: str
     payload: bytes
     qos: int = 1
     retain: bool = False
+    values: int = 0
 
 
 class Outbox(abc.ABC):
@@ -32,10 +43,12 @@ class Outbox(abc.ABC):
     Attributes:
         limit: most messages kept; at the limit the oldest unsent message is dropped.
         dropped: messages dropped at the limit since the outbox was made.
+        dropped_values: the device readings those messages carried.
     """
 
     limit: int
     dropped: int = 0
+    dropped_values: int = 0
 
     @abc.abstractmethod
     def put(self, message: Message) -> None:
@@ -60,13 +73,14 @@ class Outbox(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (a file, a database)."""
 
-    def _count_drop(self, topic: str) -> None:
+    def _count_drop(self, message: Message) -> None:
         self.dropped += 1
+        self.dropped_values += message.values
         if self.dropped == 1 or self.dropped % 1000 == 0:
             log.warning(
                 "outbox full (%d messages): dropped the oldest (%s); %d dropped so far",
                 self.limit,
-                topic,
+                message.topic,
                 self.dropped,
             )
 
@@ -83,6 +97,7 @@ class MemoryOutbox(Outbox):
             raise ValueError("limit must be at least 1")
         self.limit = limit
         self.dropped = 0
+        self.dropped_values = 0
         self._seq = 0
         self._queue: deque[tuple[int, Message]] = deque()
         self._inflight: OrderedDict[int, Message] = OrderedDict()
@@ -94,7 +109,7 @@ class MemoryOutbox(Outbox):
         if len(self) > self.limit and self._queue:
             seq, old = self._queue.popleft()
             self._discarded(seq)
-            self._count_drop(old.topic)
+            self._count_drop(old)
 
     def take(self) -> tuple[int, Message] | None:
         if not self._queue:

@@ -260,7 +260,7 @@ class SqliteOutbox(MemoryOutbox):
         while len(self._queue) > self.limit:  # the limit was lowered since the last run
             seq, old = self._queue.popleft()
             self._deletes.append(seq)
-            self._count_drop(old.topic)
+            self._count_drop(old)
         if self.restored:
             log.info("outbox %s: %d queued messages from the last run", self.path, self.restored)
         self._thread = threading.Thread(

@@ -65,6 +65,8 @@ class DmiSink:
         sent: requests EdgeCore accepted.
         limited: requests EdgeCore refused for its rate limit.
         failed: requests that failed otherwise.
+        replaced: values replaced by a newer one of their property before they were sent
+            (EdgeCore keeps the latest only; counted as dropped, reason ``dmi_replaced``).
         refused: values left out of reports because EdgeCore would refuse them, per device
             id (see :class:`~edgedev.mapper.TwinFilter`).
         active: whether EdgeCore is registered with (reports wait while it is not).
@@ -92,6 +94,7 @@ class DmiSink:
         self.sent = 0
         self.limited = 0
         self.failed = 0
+        self.replaced = 0
 
     # the report methods ----------------------------------------------------------------
     def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
@@ -107,6 +110,8 @@ class DmiSink:
             if sent.get(r.name) != r.text or (changed is not None and r.name in changed):
                 if changed is None:
                     changed = self._changed[key] = {}
+                elif r.name in changed:
+                    self.replaced += 1
                 changed[r.name] = twin
                 if refresh is not None:
                     refresh.pop(r.name, None)

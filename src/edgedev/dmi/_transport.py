@@ -192,4 +192,9 @@ class Dmi(TwinTransport):
         )
         for device_id in sorted({d for s in self.sources.values() for d in s.specs}):
             refused.add(sink.refused[device_id], device=device_id, transport="dmi")
-        return [registered, requests, queued, refused]
+        dropped = Metric(
+            "edgedev_values_dropped_total", "device values dropped on their way", "counter"
+        )
+        dropped.add(sink.replaced, reason="dmi_replaced")
+        dropped.add(sum(sink.refused.values()), reason="twin_refused")
+        return [registered, requests, queued, refused, dropped]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgedev._drops import Drops
 from edgedev._plugins import Registry
 from edgedev.drivers._advice import fractional_scale
 from edgedev.drivers._base import (
@@ -19,6 +20,7 @@ drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: igno
 __all__ = (
     "AnyDriver",
     "Driver",
+    "Drops",
     "Endpoints",
     "Lease",
     "ProtocolConfig",

@@ -25,6 +25,8 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from edgedev._drops import Drops
+
 log = logging.getLogger("edgedev.endpoints")
 
 
@@ -115,15 +117,19 @@ class Endpoints:
         max_connections: the mapper-wide default of how many connections a transport may
             open to one endpoint where its protocol can use several in parallel (Modbus TCP:
             ``maxConnections``); a device's own setting wins. ``None``: the driver's default.
+        drops: where the transports count the values they drop (the mapper's); a registry
+            of its own when ``None``.
 
     Attributes:
         opened: transports opened so far (a figure for tests and benchmarks).
+        drops: the values dropped on the way, by reason (``edgedev_values_dropped_total``).
     """
 
-    def __init__(self, *, max_connections: int | None = None) -> None:
+    def __init__(self, *, max_connections: int | None = None, drops: Drops | None = None) -> None:
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
+        self.drops = drops if drops is not None else Drops()
         self._entries: dict[Hashable, _Entry] = {}
         self._opening: dict[Hashable, _Opening] = {}
         self._retired: set[_Entry] = set()

@@ -14,6 +14,49 @@ if TYPE_CHECKING:
     from edgedev.mapper._mapper import Mapper
 
 
+VALUES_DROPPED = "edgedev_values_dropped_total"
+
+DROP_REASONS = {
+    "server_queue": "a device's server discarded values (OPC-UA: Overflow bit)",
+    "push_queue": "pushed values beyond a device runner's queue",
+    "missed_cycle": "reads skipped: a device's reads came more than a cycle late",
+    "outbox_full": "readings in messages dropped at the outbox's limit",
+    "sink_queue": "values dropped at a push sink's queue limit",
+    "sink_refused": "values a push sink's target refused",
+    "twin_refused": "values left out of twin reports because EdgeCore would refuse them",
+}
+"""The reasons of ``edgedev_values_dropped_total`` that are always present (0 or more)."""
+
+
+def values_dropped(mapper: Mapper, transports: list[Metric]) -> Metric:
+    """``edgedev_values_dropped_total{reason}``: every value dropped anywhere, by reason.
+
+    The mapper's :attr:`~edgedev.Mapper.drops` (runners and drivers), the push sinks, and
+    the samples of that family the transports give (their queues, their twin filters),
+    summed by reason; the transports' family is taken out of ``transports``.
+    """
+    totals = dict.fromkeys(DROP_REASONS, 0.0) | {
+        k: float(v) for k, v in mapper.drops.totals.items()
+    }
+    for sink in mapper.sinks:
+        if isinstance(sink, PushSink):
+            totals["sink_queue"] += sink.stats.dropped - sink.stats.refused
+            totals["sink_refused"] += sink.stats.refused
+    for family in [m for m in transports if m.name == VALUES_DROPPED]:
+        transports.remove(family)
+        for labels, value in family.samples:
+            reason = labels.get("reason", "other")
+            totals[reason] = totals.get(reason, 0.0) + value
+    metric = Metric(
+        VALUES_DROPPED,
+        "device values dropped on their way, by reason (each logged once a minute at most)",
+        "counter",
+    )
+    for reason, count in sorted(totals.items()):
+        metric.add(count, reason=reason)
+    return metric
+
+
 def mapper_metrics(mapper: Mapper) -> list[Metric]:
     """Per-device counters of ``mapper``, its transports' metrics and its push sinks'."""
     up = Metric("edgedev_device_up", "1 while the device is online", "gauge")
@@ -42,6 +85,7 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
     transports = merged(m for t in mapper.transports for m in t.metrics())
+    dropped = values_dropped(mapper, transports)  # takes the transports' samples of it
     return [
         *transports,
         up,
@@ -51,6 +95,7 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         faults,
         reconnects,
         writes,
+        dropped,
         *sink_metrics(mapper),
     ]
 

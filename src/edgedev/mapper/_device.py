@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import anyio
 
 from edgedev._backoff import Backoff
+from edgedev._drops import Drops
 from edgedev._errors import DeviceError, DeviceFault, WriteRefused
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
@@ -143,7 +144,10 @@ class DeviceRunner:
         sinks: where its values and states go.
         backoff: the delays between reconnections (0.5 s doubling up to 30 s by default).
         endpoints: the mapper's shared connections (see :class:`~edgedev.drivers.Endpoints`);
-            a driver gets a private registry when ``None``.
+            a driver gets a private registry when ``None``. Values the runner drops are
+            counted in its :attr:`~edgedev.drivers.Endpoints.drops` (reasons ``push_queue``:
+            pushed values beyond :data:`PUSH_QUEUE_LIMIT`; ``missed_cycle``: reads skipped
+            because the device's reads came more than a whole cycle late).
 
     It owns the device's :class:`~edgedev.mapper.DesiredWriter` (:attr:`desired`), tells it
     each change of state and performs, between two cycles, the writes it says are due.
@@ -176,6 +180,7 @@ class DeviceRunner:
     ) -> None:
         self.spec = spec
         self._endpoints = endpoints
+        self._drops = endpoints.drops if endpoints is not None else Drops()
         self._driver_type = driver_type
         self._sinks = tuple(sinks)
         self._reading_sinks = tuple(s for s in self._sinks if wants_readings(s))
@@ -249,7 +254,15 @@ class DeviceRunner:
     async def _cycle(self, driver: AnyDriver, plan: Plan) -> None:
         """One wake-up: read what is due, write what waits, report, in that order."""
         now = anyio.current_time()
-        fresh = await self._poll(driver, plan.collect.pop_due(now))
+        missed = plan.collect.missed_jobs
+        due_reads = plan.collect.pop_due(now)
+        if plan.collect.missed_jobs > missed:
+            self._drops.add(
+                "missed_cycle",
+                plan.collect.missed_jobs - missed,
+                f"device {self.spec.id}: reads more than a cycle late",
+            )
+        fresh = await self._poll(driver, due_reads)
         forced = await self._write(driver, fresh)
         rounds = push_rounds(self._take_pushed())
         first = rounds[0] if rounds else {}
@@ -357,10 +370,9 @@ class DeviceRunner:
             prop = self._props.get(name)
             if prop is None:
                 return
-            if len(pushed) == pushed.maxlen:  # the oldest goes: count it, say so once
+            if len(pushed) == pushed.maxlen:  # the oldest goes: count it, say so
                 self.pushes_dropped += 1
-                if self.pushes_dropped == 1:
-                    log.warning("device %s: pushed values dropped (runner behind)", self.spec.id)
+                self._drops.add("push_queue", 1, f"device {self.spec.id}: runner behind")
             pushed.append((name, Reading(name, value, self.desired.text(prop, value), now_ms())))
             self._wake.set()
 

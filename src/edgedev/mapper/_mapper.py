@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from edgedev._drops import Drops
 from edgedev._plugins import Registry
 from edgedev._text import plural
 from edgedev.config._spec import DeviceSpec
@@ -163,7 +164,9 @@ class Mapper:
         self._tg: TaskGroup | None = None  # the devices' task group, while running
         self._served: dict[str, _Stoppable] = {}
         self._changes = anyio.Lock()  # one add/update/remove at a time
-        self.endpoints = Endpoints(max_connections=max_connections)
+        self.drops = Drops()
+        """Values dropped on the way, by reason (``edgedev_values_dropped_total``)."""
+        self.endpoints = Endpoints(max_connections=max_connections, drops=self.drops)
         """Connections shared by the devices on one endpoint, open while :meth:`run` runs."""
         for transport in self.transports:
             transport.attach(self)
@@ -202,6 +205,7 @@ class Mapper:
                         await _close([s for s in self.sinks if s not in self.transports])
                         for scope in self._connections:
                             scope.cancel()
+                        self.drops.flush_log()
         finally:
             await _close(self.transports)
 

@@ -33,6 +33,8 @@ class Schedule(Generic[K]):
         self._deadlines = [start] * len(self._groups)
         self.missed = 0
         """Ticks skipped because a wake-up came more than a whole period late."""
+        self.missed_jobs = 0
+        """Of those, the jobs skipped: each skipped tick counts once per job it holds."""
 
     def __bool__(self) -> bool:
         return bool(self._groups)
@@ -51,6 +53,8 @@ class Schedule(Generic[K]):
             due.extend(keys)
             ticks = math.floor((now - self._start) / period) + 1
             following = self._start + ticks * period
-            self.missed += max(0, round((following - deadline) / period) - 1)
+            skipped = max(0, round((following - deadline) / period) - 1)
+            self.missed += skipped
+            self.missed_jobs += skipped * len(keys)
             self._deadlines[i] = following
         return due

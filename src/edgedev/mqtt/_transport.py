@@ -154,12 +154,15 @@ class KubeEdgeMqtt(TwinTransport):
     def _connected(self) -> bool:
         return self.bus is not None and self.bus.connected
 
-    def _publish(self, topic: str, payload: bytes) -> None:
-        """Queue a message for the broker (in the outbox, before :meth:`run` made the bus)."""
+    def _publish(self, topic: str, payload: bytes, values: int = 0) -> None:
+        """Queue a message for the broker (in the outbox, before :meth:`run` made the bus).
+
+        ``values``: the readings it carries (:attr:`~edgedev.bus.Message.values`).
+        """
         if self.bus is not None:
-            self.bus.publish(topic, payload)
+            self.bus.publish(topic, payload, values=values)
         else:
-            self.outbox.put(Message(topic, payload, qos=1))
+            self.outbox.put(Message(topic, payload, qos=1, values=values))
 
     def _state_topic(self) -> str:
         return self.topics.node(self.mapper.node, NodeChannel.MAPPER_STATE)
@@ -243,7 +246,8 @@ class KubeEdgeMqtt(TwinTransport):
             for r, type_ in self._filter.accepted(device, readings)
         ]
         if entries:
-            self._publish(self.topics.device(device.id, Channel.TWIN_UPDATE), twin_report(entries))
+            topic = self.topics.device(device.id, Channel.TWIN_UPDATE)
+            self._publish(topic, twin_report(entries), values=len(entries))
 
     def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
         """Publish one ``twin/update`` with an ``error`` entry for each failed write."""
@@ -295,4 +299,9 @@ class KubeEdgeMqtt(TwinTransport):
         )
         for device_id in sorted(d.id for d in self.mapper.devices):
             refused.add(self.refused[device_id], device=device_id, transport="mqtt")
-        return [*bus_metrics(self.bus), refused]
+        dropped = Metric(
+            "edgedev_values_dropped_total", "device values dropped on their way", "counter"
+        )
+        dropped.add(self.outbox.dropped_values, reason="outbox_full")
+        dropped.add(sum(self.refused.values()), reason="twin_refused")
+        return [*bus_metrics(self.bus), refused, dropped]
