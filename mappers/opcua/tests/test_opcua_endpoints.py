@@ -240,3 +240,66 @@ async def test_a_device_leaving_removes_its_monitored_items_only(tmp_path: Path)
                 assert len(endpoints) == 0 and sessions(opcua) == 0
         finally:
             await anyio.to_thread.run_sync(server.stop)
+
+
+def set_limits(served: Served, address: str, **limits: int) -> None:
+    """Write ``ServerCapabilities`` limits (by :data:`LIMIT_NODES` name) at the server."""
+    from asyncua import ua
+
+    from edgedev_opcua.subscriptions import LIMIT_NODES
+
+    server = served.sim.servers[address]
+    for name, value in limits.items():
+        data = ua.DataValue(ua.Variant(value, ua.VariantType.UInt32))
+        served.call(server.write_attribute_value, ua.NodeId(LIMIT_NODES[name]), data)
+
+
+def record_item_calls(server: Any) -> list[int]:
+    """Hook the server to record the size of each CreateMonitoredItems call it serves."""
+    sizes: list[int] = []
+    service = server.iserver.subscription_service
+    original = service.create_monitored_items
+
+    async def create(params: Any) -> Any:
+        sizes.append(len(params.ItemsToCreate))
+        return await original(params)
+
+    service.create_monitored_items = create
+    return sizes
+
+
+async def test_subscriptions_split_where_the_server_says(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MaxMonitoredItemsPerSubscription 25, MaxMonitoredItemsPerCall 10, 2 subscriptions per
+    session: 60 items make 2 full subscriptions in calls of at most 10; 10 are refused."""
+    from edgedev.drivers import Endpoints
+    from edgedev_opcua import OpcuaDriver
+
+    address = url()
+    devices = fleet(tmp_path, address, mode="subscribe")
+    with portal() as p:
+        server = await anyio.to_thread.run_sync(lambda: Served(OpcuaSimulator(devices), p).start())
+        opcua = server.sim.servers[address]
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: set_limits(
+                    server, address, items_per_subscription=25, items_per_call=10, subscriptions=2
+                )
+            )
+            calls = record_item_calls(opcua)
+            async with Endpoints() as endpoints:
+                drivers = [OpcuaDriver(d, endpoints) for d in devices]
+                for driver in drivers:
+                    await driver.connect()
+                counts = (sessions(opcua), subscriptions(opcua), monitored_items(opcua))
+                for driver in drivers:
+                    await driver.close()
+        finally:
+            await anyio.to_thread.run_sync(server.stop)
+    assert counts == (1, 2, 50)
+    assert sum(calls) == 50 and max(calls) <= 10, calls
+    refusals = [r for r in caplog.records if "cannot monitor" in r.getMessage()]
+    assert len(refusals) == 10
+    assert "BadTooManySubscriptions" in refusals[0].getMessage()
+    assert any("allows 2 subscriptions per session" in r.getMessage() for r in caplog.records)

@@ -53,6 +53,7 @@ _SECURITY = frozenset(
 
 
 _EARLY = "Received data for unknown subscription"
+_LEFT = "Received a notification for unknown handle"
 
 
 def _quiet_lost_connection(record: logging.LogRecord) -> bool:
@@ -61,11 +62,12 @@ def _quiet_lost_connection(record: logging.LogRecord) -> bool:
     When a server goes away, asyncua's publish loop logs the ``ConnectionError`` at ERROR
     with a traceback, and closing logs or warns that the connection is closed; the driver reports
     the same loss once, as the device going offline. A keep-alive of a subscription that
-    arrives before asyncua has registered it (no monitored items yet) is harmless too.
+    arrives before asyncua has registered it (no monitored items yet) is harmless too, and so is
+    a value of a monitored item that a leaving device removed while the value was on its way.
     """
     lost = record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)
     message = record.getMessage()
-    if lost or message.endswith("but connection is closed") or message.startswith(_EARLY):
+    if lost or message.endswith("but connection is closed") or message.startswith((_EARLY, _LEFT)):
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         record.exc_info = None
         record.exc_text = None
@@ -75,6 +77,7 @@ def _quiet_lost_connection(record: logging.LogRecord) -> bool:
 
 
 for _name in (
+    "asyncua.common.subscription",
     "asyncua.client.client",
     "asyncua.client.ua_session.UaSession",
     "asyncua.client.ua_client.UaClient",

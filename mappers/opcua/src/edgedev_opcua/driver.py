@@ -32,8 +32,9 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
     a cycle, of every device on the server due at that moment, are read with one Read request
     (more only where the server's ``MaxNodesPerRead`` says so). Subscribe: the properties are
     monitored items in the endpoint's subscription of their ``collectCycle`` (its publishing
-    and sampling interval), shared by every device with that cycle; the server pushes changes
-    and the driver reports them through :meth:`watch`. Either way writes go out as the node's
+    and sampling interval), shared by every device with that cycle and split where the server's
+    limits or ours say (see :mod:`edgedev_opcua.subscriptions`); the server pushes changes and
+    the driver reports them through :meth:`watch`. Either way writes go out as the node's
     own type, which the driver reads from the server once per connection.
     """
 
@@ -103,8 +104,9 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
                 f"{cfg.url}: subscribe mode needs the shared endpoints running "
                 "(async with Endpoints(), as the Mapper does)"
             )
+        drops = self.endpoints.drops
         self._lease = await self.endpoints.acquire(
-            endpoint_key(cfg), lambda: OpcuaEndpoint.open(cfg)
+            endpoint_key(cfg), lambda: OpcuaEndpoint.open(cfg, drops)
         )
         try:
             self._session = await Session.open(self.device, cfg, self._lease.transport)

@@ -4,16 +4,17 @@ The transport of an OPC-UA endpoint in the runtime's :class:`~edgedev.drivers.En
 registry. Devices resolve their nodes and write through its client; their cyclic reads go
 through :meth:`OpcuaEndpoint.read_values`, which coalesces the reads that devices ask for in
 the same turn of the event loop into as few Read requests as the server's
-``MaxNodesPerRead`` allows; in subscribe mode their monitored items join one subscription
-per publishing interval (:meth:`OpcuaEndpoint.monitor`), pumped by the endpoint's own task.
-When the session is lost, :attr:`OpcuaEndpoint.lost` is set and every device on it goes
-offline; the next device to reconnect opens a new session for all.
+``MaxNodesPerRead`` allows; in subscribe mode their monitored items join the session's
+subscriptions (:attr:`OpcuaEndpoint.subscriptions`, split by publishing interval and by the
+server's limits, see :mod:`edgedev_opcua.subscriptions`). When the session is lost,
+:attr:`OpcuaEndpoint.lost` is set and every device on it goes offline; the next device to
+reconnect opens a new session for all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -21,21 +22,26 @@ import anyio.lowlevel
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
-from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.ua.attribute_ids import AttributeIds
 
 from edgedev import DeviceError
-from edgedev.drivers import Transport
+from edgedev.drivers import Drops, Transport
 from edgedev_opcua.config import OpcuaProtocol
-from edgedev_opcua.connection import close_client, device_errors, open_client, status_name
+from edgedev_opcua.connection import close_client, device_errors, open_client
+from edgedev_opcua.subscriptions import (
+    LIMIT_NODES,
+    Deliver,
+    Limits,
+    Monitored,
+    Subscriptions,
+)
 
 log = logging.getLogger("edgedev.opcua")
 
 MAX_NODES_PER_READ = 11705
 """Server_ServerCapabilities_OperationLimits_MaxNodesPerRead, in namespace 0."""
 
-Deliver = Callable[[ua.DataValue], None]
-"""Called with each value the server publishes for a monitored node."""
+__all__ = ("Deliver", "Monitored", "OpcuaEndpoint", "endpoint_key")
 
 
 def endpoint_key(cfg: OpcuaProtocol) -> tuple[Any, ...]:
@@ -74,35 +80,45 @@ class OpcuaEndpoint(Transport):
         client: the asyncua client.
         max_per_read: the server's ``MaxNodesPerRead`` (0: no limit).
         requests: Read requests sent for property values.
+        subscriptions: the session's monitored items and subscriptions.
         lost: set when the session is lost (every device on it goes offline).
     """
 
-    def __init__(self, cfg: OpcuaProtocol, client: Client) -> None:
+    def __init__(
+        self, cfg: OpcuaProtocol, client: Client, drops: Drops, limits: Limits | None = None
+    ) -> None:
         self.cfg = cfg
         self.client = client
         self.max_per_read = 0
         self.requests = 0
         self.lost = anyio.Event()
         self._batch: _Batch | None = None
-        self._subscriptions: dict[int, Subscription] = {}
-        self._subscribing = anyio.Lock()
-        self._routes: dict[ua.NodeId, list[Deliver]] = {}
-        self._new, self._pumps = anyio.create_memory_object_stream[Subscription](100)
+        self.subscriptions = Subscriptions(
+            client, cfg.url, limits or Limits(), drops, self.lost.set, cfg.timeout / 1000
+        )
 
     @classmethod
-    async def open(cls, cfg: OpcuaProtocol) -> OpcuaEndpoint:
-        """Connect a session and learn the server's ``MaxNodesPerRead``.
+    async def open(cls, cfg: OpcuaProtocol, drops: Drops | None = None) -> OpcuaEndpoint:
+        """Connect a session and learn the server's limits, in one Read.
+
+        ``MaxNodesPerRead``, and those of subscriptions (:class:`Limits`).
+
+        Args:
+            cfg: the device's protocol settings.
+            drops: where values lost on the way are counted (the mapper's).
 
         Raises:
             DeviceError: the server cannot be reached or refuses the session.
         """
-        endpoint = cls(cfg, await open_client(cfg, watchdog=cfg.timeout / 1000))
+        client = await open_client(cfg, watchdog=cfg.timeout / 1000)
         try:
             with device_errors(cfg):
-                await endpoint._read_limit()
+                per_read, limits = await _read_limits(client)
         except BaseException:
-            await endpoint.aclose()
+            await close_client(client)
             raise
+        endpoint = cls(cfg, client, drops if drops is not None else Drops(), limits)
+        endpoint.max_per_read = per_read
         return endpoint
 
     @property
@@ -113,21 +129,10 @@ class OpcuaEndpoint(Transport):
     async def aclose(self) -> None:
         """Close the session (deleting its subscriptions) and the socket; never raises."""
         self.lost.set()
-        self._subscriptions = {}
-        self._new.close()
-        self._pumps.close()
+        self.subscriptions.close()
         await close_client(self.client)
 
     # reads ---------------------------------------------------------------------------------
-    async def _read_limit(self) -> None:
-        """Learn the server's ``MaxNodesPerRead`` (0 or unknown: no limit)."""
-        limit_node = ua.NodeId(ua.Int32(MAX_NODES_PER_READ))
-        [result] = await self.client.uaclient.read_attributes([limit_node], AttributeIds.Value)
-        limit = result.Value.Value if result.Value is not None else None
-        good = result.StatusCode is None or result.StatusCode.is_good()
-        if good and isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-            self.max_per_read = limit
-
     async def read_attribute(
         self, node_ids: Sequence[ua.NodeId], attribute: AttributeIds
     ) -> list[ua.DataValue]:
@@ -191,82 +196,52 @@ class OpcuaEndpoint(Transport):
     # subscriptions -------------------------------------------------------------------------
     async def monitor(
         self, interval_ms: int, nodes: Sequence[ua.NodeId], deliver: Sequence[Deliver]
-    ) -> list[int | ua.StatusCode]:
-        """Monitor ``nodes`` in the endpoint's subscription of ``interval_ms``.
-
-        The subscription is created with its first items and shared by every device with the
-        same interval; ``deliver[i]`` receives the values published for ``nodes[i]``.
+    ) -> list[Monitored | ua.StatusCode]:
+        """Monitor ``nodes`` sampled every ``interval_ms``; ``deliver[i]`` gets ``nodes[i]``'s.
 
         Returns:
-            Per node, the monitored item's handle (for :meth:`unmonitor`) or why it failed.
+            Per node, the monitored item (for :meth:`unmonitor`) or why it was refused.
         """
-        for node, sink in zip(nodes, deliver, strict=True):
-            self._routes.setdefault(node, []).append(sink)
-        async with self._subscribing:
-            subscription = self._subscriptions.get(interval_ms)
-            if subscription is None:
-                subscription = await self.client.create_subscription(
-                    float(interval_ms), handler=None
-                )
-                self._subscriptions[interval_ms] = subscription
-                self._new.send_nowait(subscription)
-        return await subscription.subscribe_data_change(
-            [self.client.get_node(n) for n in nodes], sampling_interval=ua.Double(interval_ms)
-        )
+        return await self.subscriptions.monitor(interval_ms, nodes, deliver)
 
-    async def unmonitor(
-        self,
-        interval_ms: int,
-        nodes: Sequence[ua.NodeId],
-        deliver: Sequence[Deliver],
-        handles: Sequence[int],
-    ) -> None:
-        """Stop monitoring what :meth:`monitor` started (a device leaving); never raises."""
-        for node, sink in zip(nodes, deliver, strict=True):
-            sinks = self._routes.get(node, [])
-            if sink in sinks:
-                sinks.remove(sink)
-            if not sinks:
-                self._routes.pop(node, None)
-        subscription = self._subscriptions.get(interval_ms)
-        if subscription is None or not handles or not self.alive:
+    async def unmonitor(self, items: Sequence[Monitored]) -> None:
+        """Stop monitoring ``items`` (a device leaving); never raises."""
+        if not self.alive:
+            self.subscriptions.forget(items)
             return
-        try:
-            with anyio.fail_after(self.cfg.timeout / 1000):
-                await subscription.unsubscribe(list(handles))
-        except Exception:
-            log.debug("removing monitored items from %s failed", self.cfg.url, exc_info=True)
+        with anyio.move_on_after(self.cfg.timeout / 1000):
+            await self.subscriptions.unmonitor(items)
 
     async def run(self) -> None:
-        """Pump every subscription to its devices; set :attr:`lost` when the session is lost."""
+        """Watch the session; set :attr:`lost` when it is lost.
+
+        The subscriptions need no task of ours: asyncua's publish loop hands each
+        notification to its device (see :mod:`edgedev_opcua.subscriptions`).
+        """
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_state)
-                async for subscription in self._pumps:
-                    tg.start_soon(self._pump, subscription)
+            uaclient = self.client.uaclient
+            async with uaclient.subscribe_state() as states:
+                while uaclient.state is UaClientState.CONNECTED:
+                    await states.next_change()
+            log.debug("OPC-UA session to %s lost", self.cfg.url)
         finally:
             self.lost.set()
 
-    async def _watch_state(self) -> None:
-        uaclient = self.client.uaclient
-        async with uaclient.subscribe_state() as states:
-            while uaclient.state is UaClientState.CONNECTED:
-                await states.next_change()
-        log.debug("OPC-UA session to %s lost", self.cfg.url)
-        self.lost.set()
 
-    async def _pump(self, subscription: Subscription) -> None:
-        async for event in subscription:
-            if isinstance(event, DataChangeEvent):
-                data: ua.DataValue = event.data.monitored_item.Value
-                for sink in self._routes.get(event.node.nodeid, ()):
-                    sink(data)
-            elif isinstance(event, StatusChangeEvent):
-                status = event.notification.Status
-                if status.is_bad():
-                    log.warning(
-                        "%s: subscription ended (%s)", self.cfg.url, status_name(status.value)
-                    )
-                    self.lost.set()
-                    return
-        self.lost.set()
+async def _read_limits(client: Client) -> tuple[int, Limits]:
+    """The server's ``MaxNodesPerRead`` and subscription :class:`Limits` (0: not said)."""
+    names = list(LIMIT_NODES)
+    node_ids = [ua.NodeId(ua.Int32(MAX_NODES_PER_READ))]
+    node_ids += [ua.NodeId(ua.Int32(LIMIT_NODES[n])) for n in names]
+    results = await client.uaclient.read_attributes(node_ids, AttributeIds.Value)
+    values = [_positive(r) for r in results]
+    return values[0], Limits(**dict(zip(names, values[1:], strict=True)))
+
+
+def _positive(result: ua.DataValue) -> int:
+    """A limit the server states: a positive integer, else 0 (absent, unknown, refused)."""
+    good = result.StatusCode is None or result.StatusCode.is_good()
+    value = result.Value.Value if result.Value is not None else None
+    if good and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0

@@ -27,8 +27,9 @@ from edgedev.drivers import Report
 from edgedev_opcua.config import OpcuaDeviceSpec, OpcuaPropertySpec, OpcuaProtocol
 from edgedev_opcua.connection import device_errors, status_name
 from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
-from edgedev_opcua.endpoint import Deliver, OpcuaEndpoint
+from edgedev_opcua.endpoint import Deliver, Monitored, OpcuaEndpoint
 from edgedev_opcua.nodeid import BrowseStep, IdKind, NodeRef
+from edgedev_opcua.subscriptions import QUEUE_SIZE
 
 log = logging.getLogger("edgedev.opcua")
 
@@ -75,10 +76,10 @@ class Session:
         self.endpoint = endpoint
         self._nodes: dict[str, _Node] = {}
         self._by_node: dict[ua.NodeId, list[str]] = {}
-        self._monitored: list[tuple[int, list[ua.NodeId], list[Deliver], list[int]]] = []
+        self._monitored: list[Monitored] = []
         self._report: Report | None = None
         self._wanted: set[str] = set()
-        self._early: dict[str, Value] = {}
+        self._early: list[tuple[str, Value]] = []
         self._bad: dict[str, str] = {}
 
     @property
@@ -115,8 +116,7 @@ class Session:
         """Remove the device's monitored items from the shared subscriptions; never raises."""
         monitored, self._monitored = self._monitored, []
         with anyio.CancelScope(shield=True):
-            for interval, nodes, sinks, handles in monitored:
-                await self.endpoint.unmonitor(interval, nodes, sinks, handles)
+            await self.endpoint.unmonitor(monitored)
 
     # nodes ---------------------------------------------------------------------------------
     async def _resolve(self) -> None:
@@ -321,24 +321,24 @@ class Session:
 
     # subscriptions -------------------------------------------------------------------------
     async def _subscribe(self) -> None:
+        """Monitor every node, sampled at its property's ``collectCycle``."""
         groups: dict[int, list[_Node]] = {}
         for node in self._nodes.values():
             groups.setdefault(round(node.prop.collect_cycle * 1000), []).append(node)
         for cycle_ms, nodes in sorted(groups.items()):
-            node_ids = [n.node_id for n in nodes]
             sinks = [self._sink(n) for n in nodes]
-            results = await self.endpoint.monitor(cycle_ms, node_ids, sinks)
-            handles = [h for h in results if isinstance(h, int)]
-            self._monitored.append((cycle_ms, node_ids, sinks, handles))
-            for node, handle in zip(nodes, results, strict=True):
-                if isinstance(handle, ua.StatusCode):
+            results = await self.endpoint.monitor(cycle_ms, [n.node_id for n in nodes], sinks)
+            for node, result in zip(nodes, results, strict=True):
+                if isinstance(result, ua.StatusCode):
                     log.warning(
                         "%s: property %s: cannot monitor node %s: %s",
                         self.device.id,
                         node.prop.name,
                         node.node_id.to_string(),
-                        status_name(handle.value),
+                        status_name(result.value),
                     )
+                else:
+                    self._monitored.append(result)
 
     def _sink(self, node: _Node) -> Deliver:
         name = node.prop.name
@@ -347,8 +347,14 @@ class Session:
             value = self._decode(node, data)
             if value is None:
                 return
-            if self._report is None:
-                self._early[name] = value  # published before watch() began
+            if self._report is None:  # published before watch() began: kept, bounded
+                early = self._early
+                if len(early) >= len(self._nodes) * QUEUE_SIZE:
+                    early.pop(0)
+                    self.endpoint.subscriptions.drops.add(
+                        "push_queue", 1, f"{self.device.id}: values published before it watched"
+                    )
+                early.append((name, value))
             elif name in self._wanted:
                 self._report(name, value)
 
@@ -362,8 +368,8 @@ class Session:
         """
         self._wanted = {p.name for p in properties}
         self._report = report
-        early, self._early = self._early, {}
-        for name, value in early.items():
+        early, self._early = self._early, []
+        for name, value in early:
             if name in self._wanted:
                 report(name, value)
         await self.endpoint.lost.wait()
