@@ -7,6 +7,11 @@ The fleet of issue 21: 100 devices x 100 DOUBLE nodes every 1 s on 4 servers. Ru
     .venv/bin/python bench/opcua_fleet.py --devices 100 --nodes 100 --servers 4 --cycle 1000
     .venv/bin/python bench/opcua_fleet.py ... --mode subscribe
 
+In subscribe mode the servers change every value once a second; the share delivered is given
+against the nominal rate and against the changes the servers made (a server process that falls
+behind makes fewer). The mapper's ``edgedev_values_dropped_total`` is read from its /metrics.
+Each server runs in a process of its own (``--server-procs`` to share fewer).
+
 It reuses ``bench/fleet.py``'s process helpers (broker, counting subscriber, CPU sampling).
 """
 
@@ -22,7 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleet import Child, cpu_seconds, machine_busy, peak_rss_mb, start_broker, stopping
+from fleet import (
+    Child,
+    _stop_mapper,
+    cpu_seconds,
+    machine_busy,
+    peak_rss_mb,
+    start_broker,
+    stopping,
+)
 
 from edgedev.testing import free_port
 
@@ -62,14 +75,40 @@ def write_fleet(path: Path, ports: list[int], per_server: int, nodes: int, args:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def sample(server: Child, counter: Child, pid: int) -> dict[str, Any]:
+def sample(servers: list[Child], counter: Child, pid: int) -> dict[str, Any]:
+    marks = [s.ask("mark") for s in servers]
+    total = {k: sum(m[k] for m in marks) for k in marks[0] if k != "t"}
     return {
         "t": time.time(),
         "cpu": cpu_seconds(pid),
+        "servers_cpu": sum(cpu_seconds(s.pid) for s in servers),
         "busy": machine_busy(),
-        "server": server.ask("mark"),
+        "server": total,
         "counter": counter.ask("mark"),
     }
+
+
+def dropped(port: int) -> dict[str, float]:
+    """``edgedev_values_dropped_total`` by reason, from the mapper's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("edgedev_values_dropped_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            found[reason] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def _tail(log: Path, lines: int = 12) -> None:
+    """The mapper's warnings (the first few), printed as the run ends."""
+    warnings = [line for line in log.read_text().splitlines() if "warning" in line.lower()]
+    if warnings:
+        print(f"mapper log: {len(warnings)} warnings; the first {min(lines, len(warnings))}:")
+        for line in warnings[:lines]:
+            print("  " + line[:160])
 
 
 def main() -> int:
@@ -82,6 +121,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--mode", choices=("poll", "subscribe"), default="poll")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto")
+    parser.add_argument(
+        "--server-procs", type=int, default=0, help="server processes (default: one per server)"
+    )
     args = parser.parse_args()
     per_server = math.ceil(args.devices / args.servers)
     devices = per_server * args.servers
@@ -95,13 +137,17 @@ def main() -> int:
         children: list[Child] = []
         with contextlib.ExitStack() as stack:
             stack.enter_context(stopping(children))
-            argv = [sys.executable, "opcua_fleet_server.py", "--devices", str(per_server)]
-            argv += ["--nodes", str(args.nodes), *(f"--port={p}" for p in ports)]
-            if args.mode == "subscribe":
-                argv.append("--change")
-            server = Child("servers", argv)
-            children.append(server)
-            server.wait_ready(timeout=300)
+            procs = args.server_procs or args.servers
+            servers = []
+            for n in range(procs):
+                argv = [sys.executable, "opcua_fleet_server.py", "--devices", str(per_server)]
+                argv += ["--nodes", str(args.nodes), *(f"--port={p}" for p in ports[n::procs])]
+                if args.mode == "subscribe":
+                    argv.append("--change")
+                servers.append(Child(f"servers {n}", argv))
+            children += servers
+            for child in servers:
+                child.wait_ready(timeout=300)
             broker = stack.enter_context(start_broker(args.broker))
             counter = Child(
                 "counter",
@@ -115,14 +161,18 @@ def main() -> int:
             counter.wait_ready()
             log = stack.enter_context((work / "mapper.log").open("w"))
             started = time.time()
+            health = free_port()
             mapper = subprocess.Popen(
-                [sys.executable, "-m", "edgedev", "run", "-f", str(fleet), "--broker", broker.url],
+                [
+                    *(sys.executable, "-m", "edgedev", "run", "-f", str(fleet)),
+                    *("--broker", broker.url, "--health-port", str(health)),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            stack.callback(mapper.wait, 15)
-            stack.callback(mapper.terminate)
+            stack.callback(_stop_mapper, mapper)
+            stack.callback(_tail, work / "mapper.log")
             snap = counter.ask("mark")
             while snap["all_devices_at"] is None and time.time() < started + 120:
                 if mapper.poll() is not None:
@@ -131,10 +181,13 @@ def main() -> int:
                 snap = counter.ask("mark")
             ready = (snap["all_devices_at"] or time.time()) - started
             time.sleep(args.warmup)
-            before = sample(server, counter, mapper.pid)
+            drops_before = dropped(health)
+            before = sample(servers, counter, mapper.pid)
             time.sleep(args.seconds)
-            after = sample(server, counter, mapper.pid)
+            after = sample(servers, counter, mapper.pid)
+            drops_after = dropped(health)
             rss = peak_rss_mb(mapper.pid)
+            loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
     elapsed = after["t"] - before["t"]
     cycles = elapsed * 1000 / args.cycle
@@ -142,7 +195,10 @@ def main() -> int:
     reads = s1["reads"] - s0["reads"]
     nodes = s1["nodes"] - s0["nodes"]
     values = after["counter"]["values"] - before["counter"]["values"]
+    changes = s1.get("changes", 0) - s0.get("changes", 0)
     cpu = after["cpu"] - before["cpu"]
+    servers_cpu = after["servers_cpu"] - before["servers_cpu"]
+    drops = {k: v - drops_before.get(k, 0) for k, v in drops_after.items()}
     busy = (after["busy"][0] - before["busy"][0]) / (after["busy"][1] - before["busy"][1])
     print(
         f"== {args.mode}: {devices} devices x {args.nodes} nodes / {args.cycle} ms on "
@@ -153,12 +209,31 @@ def main() -> int:
         ("subscriptions", f"{s1['subscriptions']}"),
         ("Read requests /s", f"{reads / elapsed:,.1f} ({reads / cycles:.1f} per cycle)"),
         ("nodes per Read", f"{nodes / reads:,.0f}" if reads else "-"),
-        ("values delivered /s", f"{values / elapsed:,.0f} of {nominal:,.0f}"),
+        (
+            "values delivered /s",
+            f"{values / elapsed:,.0f} of {nominal:,.0f} ({values / elapsed / nominal:.1%})",
+        ),
+        *(
+            [
+                (
+                    "changes made /s",
+                    f"{changes / elapsed:,.0f} at the servers; delivered "
+                    f"{values / changes:.1%} of them; late rounds {s1['late'] - s0['late']}",
+                )
+            ]
+            if changes
+            else []
+        ),
+        (
+            "values dropped",
+            ", ".join(f"{k} {v:.0f}" for k, v in sorted(drops.items()) if v) or "none",
+        ),
         ("mapper CPU", f"{cpu / elapsed:.0%} of one core"),
         ("CPU per value", f"{cpu / values * 1e6:.1f} us" if values else "-"),
         ("mapper peak RSS", f"{rss:.0f} MiB"),
         ("all devices reported", f"{ready:.1f} s after start"),
-        ("machine busy", f"{busy:.0%} of all cores"),
+        ("servers CPU", f"{servers_cpu / elapsed:.0%} of one core"),
+        ("machine busy", f"{busy:.0%} of all cores; load average {loadavg}"),
     ]
     for name, text in rows:
         print(f"  {name:22} {text}")

@@ -1,14 +1,17 @@
 """asyncua servers for the OPC-UA fleet benchmark, counting what clients ask of them.
 
-One process, several servers (one per port), each with ``--devices`` objects of ``--nodes``
-Double variables (``ns=2;s=d{device}.n{node}``). With ``--change`` every value changes once a
-second (for subscriptions). Each server counts the Read requests for values and the nodes in
-them, and reports the sessions and subscriptions open.
+One process per ``--port`` group, several servers (one per port), each with ``--devices``
+objects of ``--nodes`` Double variables (``ns=2;s=d{device}.n{node}``). With ``--change`` every
+value changes once a second (for subscriptions), written in slices of 100 with a turn of the
+event loop between two, so that the server answers requests while it writes (a server that
+stops answering for the length of its writes would measure itself, not its client). Each
+server counts the Read requests for values and the nodes in them, and the values it changed,
+and reports the sessions and subscriptions open.
 
 Control is on stdin/stdout, one line each: the process prints ``ready`` once every server
-listens; ``mark`` prints a JSON snapshot ``{"t", "reads", "nodes", "sessions",
-"subscriptions"}`` summed over the servers; end of input stops it. Run by
-``bench/opcua_fleet.py``.
+listens; ``mark`` prints a JSON snapshot ``{"t", "reads", "nodes", "changes", "late",
+"sessions", "subscriptions"}`` summed over the servers (``late``: rounds of changes that took
+longer than the second they had); end of input stops it. Run by ``bench/opcua_fleet.py``.
 """
 
 from __future__ import annotations
@@ -56,8 +59,12 @@ async def start(port: int, devices: int, nodes: int, counts: dict[str, int]) -> 
     return server, variables
 
 
+SLICE = 100
+"""Values written between two turns of the event loop."""
+
+
 async def serve(ports: list[int], devices: int, nodes: int, change: bool) -> None:
-    counts = {"reads": 0, "nodes": 0}
+    counts = {"reads": 0, "nodes": 0, "changes": 0, "late": 0}
     started = [await start(port, devices, nodes, counts) for port in ports]
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -78,12 +85,21 @@ async def serve(ports: list[int], devices: int, nodes: int, change: bool) -> Non
 
     async def changing() -> None:
         tick = 0
+        next_at = time.monotonic() + 1.0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             tick += 1
-            for _, variables in started:
-                for i, var in enumerate(variables):
-                    await var.write_value(float(tick + i))
+            for server, variables in started:
+                for start in range(0, len(variables), SLICE):
+                    for i, var in enumerate(variables[start : start + SLICE], start):
+                        value = ua.DataValue(ua.Variant(float(tick + i), ua.VariantType.Double))
+                        await server.write_attribute_value(var.nodeid, value)
+                    counts["changes"] += len(variables[start : start + SLICE])
+                    await asyncio.sleep(0)
+            next_at += 1.0
+            if time.monotonic() > next_at:
+                counts["late"] += 1
+                next_at = time.monotonic()
 
     print("ready", flush=True)
     threading.Thread(target=control, daemon=True).start()
