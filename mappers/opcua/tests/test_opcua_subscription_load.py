@@ -17,7 +17,7 @@ import pytest
 from opcua_helpers import device, load, model, portal, root, url, visit
 
 from edgedev import DeviceSpec, Mapper
-from edgedev.mapper import Reading, ReportSink
+from edgedev.mapper import Reading, ReportSink, StateChanges
 from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.twin import DeviceState
 
@@ -117,7 +117,8 @@ async def test_3000_items_at_1s_every_value_delivered(tmp_path: Path, mqtt_url: 
         p.call(server.start)
         try:
             transport = KubeEdgeMqtt(mqtt_url, topic_root=root())
-            mapper = Mapper(devices, transports=[transport], sinks=[collect])
+            changes = StateChanges()
+            mapper = Mapper(devices, transports=[transport], sinks=[collect, changes])
             async with anyio.create_task_group() as tg:
                 await tg.start(mapper.run)
                 with anyio.fail_after(60):  # the server's count, in its own thread
@@ -125,7 +126,10 @@ async def test_3000_items_at_1s_every_value_delivered(tmp_path: Path, mqtt_url: 
                         if server.monitored() == DEVICES * NODES:
                             break
                         await anyio.sleep(0.1)
-                assert all(r.state is DeviceState.ONLINE for r in mapper.runners.values())
+                with anyio.fail_after(30):  # the server holds them before the devices hear back
+                    await changes.wait_until(
+                        lambda: all(r.state is DeviceState.ONLINE for r in mapper.runners.values())
+                    )
                 for r in range(1, ROUNDS + 1):
                     began = anyio.current_time()
                     await anyio.to_thread.run_sync(p.call, server.write_round, r)
