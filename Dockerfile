@@ -1,7 +1,7 @@
 # Every edgedev image, from the repository root (the build context):
 #   docker build -t edgedev:0.1.0 .                                   # the core: `edgedev agent`
 #   docker build --build-arg MAPPER=modbus -t edgedev-modbus:0.1.0 .  # a mapper: `edgedev run`
-# MAPPER is one of modbus, opcua, ble, gpio. deploy/build-images builds them all;
+# MAPPER is one of modbus, opcua, ble, gpio, mqtt. deploy/build-images builds them all;
 # docs/containers.md has the multi-architecture (buildx) command and the measured sizes.
 #
 # BASE_IMAGE is any Debian-based Python 3.11+ image with pip; the default is the official

@@ -30,6 +30,7 @@ INSTALL: Final = {
     "edgedev_opcua": "pip install -e mappers/opcua",
     "edgedev_ble": "pip install -e mappers/ble",
     "edgedev_gpio": "pip install -e mappers/gpio",
+    "edgedev_mqtt": "pip install -e mappers/mqtt",
     "edgedev_linetcp": "pip install -e examples/edgedev-example-driver",
     "mkdocs": "pip install -e '.[docs]'",
     "starlette": "pip install -e '.[web]'",

@@ -433,3 +433,73 @@ async def test_wrong_password_keeps_running_and_delivers_the_queue_once_fixed(tm
     queued = [ts for ts in stamps if ts <= refused_until]
     assert len(queued) >= 10, "readings taken while refused arrived once the password worked"
     assert stamps == sorted(stamps)
+
+
+@pytest.mark.needs("edgedev_mqtt")
+async def test_mqtt_devices_reach_their_broker_with_tls_client_certificates_and_a_password(
+    tmp_path: Path,
+):
+    """An MQTT device's broker takes the bus's settings: CA, client certificate, password file."""
+    from edgedev import Mapper
+    from edgedev.mapper import StateChanges
+    from edgedev.testing import device, device_model, load_documents
+    from edgedev_mqtt import MqttSimulator
+
+    pki = make_pki(tmp_path / "pki")
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    broker = secure_mosquitto(pki, password_file(tmp_path / "passwd", USER, "s3cret"))
+    config = {
+        "brokerURL": f"mqtts://localhost:{broker.port}",
+        "caFile": str(pki.ca),
+        "certFile": str(pki.client_cert),
+        "keyFile": str(pki.client_key),
+        "username": USER,
+        "passwordFile": str(secret),
+    }
+    visit = {"protocolName": "mqtt", "configData": {"topic": "secure/level"}}
+    docs = [
+        device_model("tank", "mqtt", [{"name": "level", "type": "INT"}]),
+        device("tank-1", "tank", "mqtt", config, [{"name": "level", "visitors": visit}]),
+    ]
+    specs = load_documents(tmp_path, docs)
+    root = unique_root("mqtt-tls")
+    with broker:
+        url = BrokerURL(
+            "localhost",
+            broker.port,
+            tls=True,
+            username=USER,
+            password_file=str(secret),
+            ca_file=str(pki.ca),
+            cert_file=str(pki.client_cert),
+            key_file=str(pki.client_key),
+        )
+        mapper = Mapper(specs, broker=url, topic_root=root, name=f"m-{root}")
+        async with (
+            anyio.create_task_group() as tg,
+            Bus(url) as bus,
+            Recorder(bus, f"{root}/#") as recorder,
+        ):
+            await tg.start(MqttSimulator(specs).run)  # the device, a client of the same broker
+            await tg.start(mapper.run)
+            report = await recorder.wait_for(
+                lambda m: m.topic.endswith("/tank-1/twin/update"), timeout=20
+            )
+            assert "level" in json.loads(report.payload)["twin"]
+            tg.cancel_scope.cancel()
+
+        # a wrong password: the device is offline, and says why
+        wrong = tmp_path / "wrong"
+        wrong.write_text("nope\n")
+        docs[1]["spec"]["protocol"]["configData"]["passwordFile"] = str(wrong)
+        specs = load_documents(tmp_path, docs)
+        changes = StateChanges()
+        mapper = Mapper(specs, broker=url, topic_root=root, name=f"m2-{root}", sinks=[changes])
+        async with anyio.create_task_group() as tg:
+            await tg.start(mapper.run)
+            runner = mapper.runners["default/tank-1"]
+            with anyio.fail_after(20):
+                await changes.wait_until(lambda: runner.state == "offline")
+            assert "refused the connection" in (runner.reason or ""), runner.reason
+            tg.cancel_scope.cancel()

@@ -56,9 +56,14 @@ def test_validate_says_how_many_in_words() -> None:
 def test_install_hints_work_from_a_clone() -> None:
     # this test runs from a clone: the hint is the mapper's folder, installable as it is
     hint = install_hint("modbus")
+    assert hint is not None
     assert hint.startswith("pip install ") and hint.endswith("mappers/modbus")
     assert (Path(hint.removeprefix("pip install ")) / "pyproject.toml").is_file()
-    assert install_hint("no-such-protocol") == "pip install edgedev-no-such-protocol"
+    mqtt = install_hint("mqtt")  # issue 27: the mapper it names exists
+    assert (
+        mqtt is not None and (Path(mqtt.removeprefix("pip install ")) / "pyproject.toml").is_file()
+    )
+    assert install_hint("no-such-protocol") is None  # no edgedev-no-such-protocol to install
 
 
 def test_logging_options_go_before_or_after_the_command() -> None:

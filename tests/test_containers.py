@@ -41,10 +41,10 @@ pytestmark = pytest.mark.container
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[1]  # type: ignore[index]
-PROTOCOLS = ("modbus", "opcua", "ble", "gpio")
+PROTOCOLS = ("modbus", "opcua", "ble", "gpio", "mqtt")
 UID = "10001"
 # What our layers may add to the base image, in MB (docs/containers.md, "Size").
-BUDGET_MB = {"": 25, "modbus": 60, "opcua": 110, "ble": 60, "gpio": 65}
+BUDGET_MB = {"": 25, "modbus": 60, "opcua": 110, "ble": 60, "gpio": 65, "mqtt": 60}
 STOP_TIMEOUT = 10  # seconds `docker stop` gives before SIGKILL
 DATA = "/var/lib/edgedev"
 BOXES = ("box-1", "box-2")  # the simulated devices

@@ -17,7 +17,7 @@ from pathlib import Path
 import dockerfile
 
 ROOT = Path(__file__).resolve().parents[1]
-PROTOCOLS = ("modbus", "opcua", "ble", "gpio")
+PROTOCOLS = ("modbus", "opcua", "ble", "gpio", "mqtt")
 DOCKERFILE = ROOT / "Dockerfile"
 
 

@@ -26,7 +26,7 @@ from edgedev.loader import load_devices
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S_VERSION = "1.31.0"  # K3s and KubeEdge 1.20+ releases of that time
-PROTOCOLS = ("modbus", "opcua", "ble", "gpio")
+PROTOCOLS = ("modbus", "opcua", "ble", "gpio", "mqtt")
 KUSTOMIZATION = "kustomization.yaml"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 # What deploy/build-images builds from the Dockerfile, and the broker's upstream image.

@@ -20,13 +20,20 @@ _CLONE = Path(__file__).resolve().parents[2]
 """The repository root when edgedev runs from a clone (``src/edgedev/`` inside it)."""
 
 
-def install_hint(protocol: str) -> str:
+SHIPPED = frozenset({"ble", "gpio", "modbus", "mqtt", "opcua"})
+"""Protocols whose mappers edgedev publishes (``edgedev-<protocol>``, ``mappers/<protocol>``)."""
+
+
+def install_hint(protocol: str) -> str | None:
     """The command that installs the mapper of ``protocol``, from where the user is.
 
     From a clone of the repository (where ``mappers/<protocol>/`` exists) that is a pip install
     of that folder, by a path relative to the working directory where it is short; from an
-    installed edgedev, the mapper's distribution name.
+    installed edgedev, the mapper's distribution name. ``None`` for a protocol edgedev has no
+    mapper of.
     """
+    if protocol not in SHIPPED:
+        return None
     folder = _CLONE / "mappers" / protocol
     if (folder / "pyproject.toml").is_file() and (_CLONE / "src" / "edgedev").is_dir():
         try:
@@ -75,9 +82,15 @@ class Registry(Generic[T]):
         point = self._entry_points().get(name)
         if point is None:
             have = ", ".join(self.names()) or "none"
+            hint = install_hint(name)
+            then = (
+                f"install the mapper: `{hint}`"
+                if hint is not None
+                else "edgedev has no mapper for it: a driver of your own is a small package "
+                "(docs: Writing a driver)"
+            )
             raise PluginError(
-                f"no {self.group} plugin for {name!r} is installed (installed: {have}); "
-                f"install the mapper: `{install_hint(name)}`"
+                f"no {self.group} plugin for {name!r} is installed (installed: {have}); {then}"
             )
         try:
             plugin = point.load()
