@@ -182,12 +182,15 @@ def _free_ports(text: str, ports: dict[str, str]) -> str:
     return re.sub(r"(port: |127\.0\.0\.1:)(\d{4,5})", swap, text)
 
 
-def fleet(tmp_path: Path, which: str) -> list[DeviceSpec]:
-    """The demo fleet of every installed simulator, or every example on free ports."""
+def fleet(tmp_path: Path, which: str, broker: str) -> list[DeviceSpec]:
+    """The demo fleet of every installed simulator, or every example on free ports.
+
+    The MQTT devices of the examples publish to ``broker`` (their 1883 becomes its port).
+    """
     if which == "demo":
         return load_devices(demo_files(tmp_path))
     files = []
-    ports: dict[str, str] = {}
+    ports: dict[str, str] = {"1883": broker.rsplit(":", 1)[1]}
     for example in sorted((ROOT / "examples").glob("*.yaml")):
         copy = tmp_path / example.name
         copy.write_text(_free_ports(example.read_text(), ports))
@@ -195,12 +198,12 @@ def fleet(tmp_path: Path, which: str) -> list[DeviceSpec]:
     return load_devices(files)
 
 
-@pytest.mark.needs("edgedev_modbus", "edgedev_opcua", "edgedev_ble", "edgedev_gpio")
+@pytest.mark.needs("edgedev_modbus", "edgedev_opcua", "edgedev_ble", "edgedev_gpio", "edgedev_mqtt")
 @pytest.mark.parametrize("which", ["demo", "examples"])
 async def test_the_demo_fleet_and_every_example_report_nothing_edgecore_refuses(
     tmp_path: Path, mqtt_url: str, which: str
 ):
-    devices = fleet(tmp_path, which)
+    devices = fleet(tmp_path, which, mqtt_url)
     assert {d.protocol for d in devices} >= {"modbus", "opcua", "ble", "gpio"}
     core = EdgeCoreTwins()
     for spec in devices:
