@@ -208,7 +208,7 @@ def test_validate_exits_0_when_valid_and_1_with_errors(tmp_path: Path):
     )
 
 
-@pytest.mark.needs("edgedev_modbus", "edgedev_opcua", "edgedev_ble", "edgedev_gpio")
+@pytest.mark.needs("edgedev_modbus", "edgedev_opcua", "edgedev_ble", "edgedev_gpio", "edgedev_mqtt")
 def test_examples_validate():
     root = Path(__file__).parent.parent / "examples"
     # the files at the top go together (as `edgedev demo` and the tutorials use them); each
