@@ -442,6 +442,7 @@ async def test_mqtt_devices_reach_their_broker_with_tls_client_certificates_and_
     """An MQTT device's broker takes the bus's settings: CA, client certificate, password file."""
     from edgedev import Mapper
     from edgedev.mapper import StateChanges
+    from edgedev.mqtt import KubeEdgeMqtt
     from edgedev.testing import device, device_model, load_documents
     from edgedev_mqtt import MqttSimulator
 
@@ -475,7 +476,7 @@ async def test_mqtt_devices_reach_their_broker_with_tls_client_certificates_and_
             cert_file=str(pki.client_cert),
             key_file=str(pki.client_key),
         )
-        mapper = Mapper(specs, broker=url, topic_root=root, name=f"m-{root}")
+        mapper = Mapper(specs, transports=[KubeEdgeMqtt(url, topic_root=root)], name=f"m-{root}")
         async with (
             anyio.create_task_group() as tg,
             Bus(url) as bus,
@@ -495,7 +496,8 @@ async def test_mqtt_devices_reach_their_broker_with_tls_client_certificates_and_
         docs[1]["spec"]["protocol"]["configData"]["passwordFile"] = str(wrong)
         specs = load_documents(tmp_path, docs)
         changes = StateChanges()
-        mapper = Mapper(specs, broker=url, topic_root=root, name=f"m2-{root}", sinks=[changes])
+        mqtt = KubeEdgeMqtt(url, topic_root=root)
+        mapper = Mapper(specs, transports=[mqtt], name=f"m2-{root}", sinks=[changes])
         async with anyio.create_task_group() as tg:
             await tg.start(mapper.run)
             runner = mapper.runners["default/tank-1"]

@@ -23,6 +23,7 @@ from edgedev import Bus, DeviceSpec, Mapper, load_devices
 from edgedev.agent import Agent
 from edgedev.cli import main
 from edgedev.mapper import Reading, ReportSink
+from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import BrokerHandle, Recorder, free_port, load_documents, unique_root
 from edgedev.twin import DeviceState
 from edgedev_mqtt import MqttSimulator
@@ -176,8 +177,7 @@ async def mapper(
     root = root or unique_root()
     mapper = Mapper(
         specs,
-        broker=url,
-        topic_root=root,
+        transports=[KubeEdgeMqtt(url, topic_root=root)],
         name=f"m-{root}",
         sinks=[twins],
         sinks_for=SinkFactory(SinkOptions(linger=0.2)),
