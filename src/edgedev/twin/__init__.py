@@ -14,6 +14,14 @@ from edgedev.twin._numbers import (
     unscale_number,
 )
 from edgedev.twin._state import DeviceState
+from edgedev.twin._transforms import (
+    NO_TRANSFORM,
+    Transform,
+    ValueMap,
+    parse_raw_key,
+    read_bit,
+    write_bit,
+)
 from edgedev.twin._twin import (
     Change,
     Code,
@@ -44,6 +52,7 @@ from edgedev.twin._values import (
 
 __all__ = (
     "DECIMAL_CONTEXT",
+    "NO_TRANSFORM",
     "Change",
     "Code",
     "DeviceState",
@@ -52,11 +61,13 @@ __all__ = (
     "PropertyModel",
     "PropertyType",
     "Refusal",
+    "Transform",
     "Transition",
     "Twin",
     "TwinProperty",
     "TwinValue",
     "Value",
+    "ValueMap",
     "Writable",
     "WriteFailure",
     "check_scale",
@@ -67,7 +78,9 @@ __all__ = (
     "compute_delta",
     "format_value",
     "is_pending",
+    "parse_raw_key",
     "parse_value",
+    "read_bit",
     "scale_number",
     "scaler",
     "text_equal",
@@ -76,4 +89,5 @@ __all__ = (
     "to_number",
     "unscale_number",
     "values_equal",
+    "write_bit",
 )
