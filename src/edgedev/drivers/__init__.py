@@ -13,6 +13,14 @@ from edgedev.drivers._base import (
     VisitorConfig,
 )
 from edgedev.drivers._endpoints import Endpoints, Lease, Transport, Turns
+from edgedev.drivers._values import (
+    Expectations,
+    Raw,
+    ValueConfig,
+    ValueRules,
+    value_problems,
+    value_warnings,
+)
 
 drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: ignore[type-abstract]
 """Installed drivers by protocol name (entry-point group ``edgedev.drivers``)."""
@@ -22,12 +30,18 @@ __all__ = (
     "Driver",
     "Drops",
     "Endpoints",
+    "Expectations",
     "Lease",
     "ProtocolConfig",
+    "Raw",
     "Report",
     "Transport",
     "Turns",
+    "ValueConfig",
+    "ValueRules",
     "VisitorConfig",
     "drivers",
     "fractional_scale",
+    "value_problems",
+    "value_warnings",
 )

@@ -9,19 +9,29 @@ from edgedev.config._spec import PropertySpec
 from edgedev.twin._values import PropertyType
 
 
-def fractional_scale(prop: PropertySpec, scale: float) -> list[tuple[str, str]]:
-    """A warning when an INT property's readings are multiplied by a fractional ``scale``.
+def fractional_scale(
+    prop: PropertySpec, scale: float, value_offset: float = 0.0, base: float | None = None
+) -> list[tuple[str, str]]:
+    """A warning when an INT property's readings get fractions from its transforms.
 
-    Its readings then have fractions, which are no int to KubeEdge's EdgeCore: it leaves them
-    out of the twin report. The field is ``scale``, relative to ``visitors.configData``.
+    A fractional ``scale`` or ``valueOffset``, or any ``base``, gives readings with fractions,
+    which are no int to KubeEdge's EdgeCore: it leaves them out of the twin report. The
+    field is the key, relative to ``visitors.configData``.
     """
-    if prop.type is not PropertyType.INT or float(scale).is_integer():
+    if prop.type is not PropertyType.INT:
         return []
-    return [
-        (
-            "scale",
-            f"INT property {prop.name!r} with scale {scale:g}: a fractional reading is not "
-            f"an int to EdgeCore and is left out of the twin report; make the DeviceModel "
-            f"type FLOAT",
-        )
-    ]
+    for key, number, fractional in (
+        ("scale", scale, not float(scale).is_integer()),
+        ("valueOffset", value_offset, not float(value_offset).is_integer()),
+        ("base", base, base is not None),
+    ):
+        if fractional:
+            return [
+                (
+                    key,
+                    f"INT property {prop.name!r} with {key} {number:g}: a fractional reading "
+                    f"is not an int to EdgeCore and is left out of the twin report; make the "
+                    f"DeviceModel type FLOAT",
+                )
+            ]
+    return []

@@ -6,6 +6,7 @@ import math
 import zlib
 
 from edgedev.config._spec import PropertySpec
+from edgedev.drivers._values import ValueConfig
 from edgedev.twin._values import PropertyType, Value, parse_value
 
 
@@ -18,9 +19,18 @@ def signal(prop: PropertySpec, t: float, *, key: str = "") -> Value:
 
     Numbers follow a slow sine between the property's minimum and maximum (0 to 100 when
     unset), integers rounded; booleans toggle every few seconds; strings and bytes are fixed.
-    ``key`` (for example the device id) shifts the phase so that devices differ.
+    ``key`` (for example the device id) shifts the phase so that devices differ. A visitor's
+    ``expect``-ed value is what the property always reads, and a ``mapping``'s texts take
+    turns every few seconds.
     """
     phase = _phase(key + prop.name)
+    visitor = prop.visitor
+    if isinstance(visitor, ValueConfig):
+        if visitor.expect is not None:
+            return parse_value(visitor.expect, prop.type)
+        if visitor.mapping:
+            texts = list(dict.fromkeys(visitor.mapping.values()))
+            return texts[math.floor(t / 5 + phase * len(texts)) % len(texts)]
     if prop.type is PropertyType.BOOLEAN:
         return math.floor(t / 5 + phase * 2) % 2 == 1
     if prop.type is PropertyType.STRING:
@@ -40,6 +50,9 @@ def initial(prop: PropertySpec) -> Value:
     """The value a writable property starts with: its desired value, else its minimum or 0."""
     if prop.desired is not None:
         return parse_value(prop.desired, prop.type)
+    visitor = prop.visitor
+    if isinstance(visitor, ValueConfig) and (visitor.expect is not None or visitor.mapping):
+        return signal(prop, 0.0)
     if prop.type is PropertyType.BOOLEAN:
         return False
     if prop.type is PropertyType.INT:

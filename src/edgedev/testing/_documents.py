@@ -75,3 +75,21 @@ def load_documents(directory: Path, documents: Sequence[Mapping[str, Any]]) -> l
 def unique_root(prefix: str = "test") -> str:
     """A topic root of its own, so that tests sharing a broker never see each other."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def docs_example(page: str | Path, name: str) -> str:
+    """The fenced code block that follows ``<!-- docs-example: NAME -->`` in a docs page.
+
+    So that a test runs the example a page shows, as written.
+
+    Raises:
+        LookupError: the page has no such example.
+    """
+    text = Path(page).read_text(encoding="utf-8")
+    marker = f"<!-- docs-example: {name} -->"
+    start = text.find(marker)
+    if start < 0:
+        raise LookupError(f"{page} has no example {name!r}")
+    opening = text.index("```", start)
+    body = text.index("\n", opening) + 1
+    return text[body : text.index("```", body)]
