@@ -116,6 +116,74 @@ class TcpProxy:
                 self.open -= 1
 
 
+class ForeignServer:
+    """A plain pymodbus TCP server (not edgedev's simulator) that records every request.
+
+    One unit (slave id 1) with ``size`` coils, discrete inputs, holding and input registers,
+    all zero; ``requests`` holds ``(function code, address, count)`` of each request in order,
+    seen through pymodbus' ``trace_pdu``.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.port = free_port()
+        self.size = size
+        self.requests: list[tuple[int, int, int]] = []
+
+    def _trace(self, sending: bool, pdu: Any) -> Any:
+        if not sending:
+            self.requests.append((pdu.function_code, pdu.address, pdu.count))
+        return pdu
+
+    @property
+    def reads(self) -> list[tuple[int, int, int]]:
+        """The read requests (function codes 1 to 4)."""
+        return [r for r in self.requests if r[0] in (1, 2, 3, 4)]
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[ForeignServer]:
+        from pymodbus.server import ModbusTcpServer
+        from pymodbus.simulator import DataType, SimData, SimDevice
+
+        n = self.size
+        unit = SimDevice(
+            1,
+            (
+                [SimData(0, n, False, DataType.BITS)],
+                [SimData(0, n, False, DataType.BITS)],
+                [SimData(0, n, 0, DataType.REGISTERS)],
+                [SimData(0, n, 0, DataType.REGISTERS)],
+            ),
+        )
+        server = ModbusTcpServer([unit], address=("127.0.0.1", self.port), trace_pdu=self._trace)
+        await server.serve_forever(background=True)
+        try:
+            yield self
+        finally:
+            with anyio.CancelScope(shield=True):
+                await server.shutdown()  # type: ignore[no-untyped-call]
+
+    async def holding(self, address: int, count: int = 1) -> list[int]:
+        """Holding registers as a client reads them now (the request is not recorded)."""
+        return await self._client(lambda c: c.read_holding_registers(address, count=count))
+
+    async def set_holding(self, address: int, words: Sequence[int]) -> None:
+        """Write holding registers as another client would (not recorded)."""
+        await self._client(lambda c: c.write_registers(address, list(words)))
+
+    async def _client(self, call: Any) -> Any:
+        from pymodbus.client import AsyncModbusTcpClient
+
+        client = AsyncModbusTcpClient("127.0.0.1", port=self.port)
+        before = len(self.requests)
+        try:
+            await client.connect()
+            response = await call(client)
+        finally:
+            client.close()
+            del self.requests[before:]
+        return getattr(response, "registers", None)
+
+
 def reports(recorder: Recorder, device_id: str) -> list[int]:
     """The timestamps (ms) of ``device_id``'s twin updates so far."""
     suffix = f"/{device_id}/twin/update"
@@ -125,6 +193,7 @@ def reports(recorder: Recorder, device_id: str) -> list[int]:
 
 
 __all__ = [
+    "ForeignServer",
     "TcpProxy",
     "device",
     "fleet",

@@ -38,6 +38,7 @@ __all__ = (
     "decode_registers",
     "default_data_type",
     "encode_registers",
+    "fit_number",
     "number_format",
     "register_count",
     "shortest_float32",
@@ -465,14 +466,31 @@ def unscale_value(value: int | float, scale: float, data_type: DataType) -> int 
         if data_type in _FLOATS:
             return value / scale
         raise ValueError(f"{value!r} does not fit {data_type}")
-    quotient = unscale_number(value, scale)
+    return fit_number(unscale_number(value, scale), data_type, value)
+
+
+def fit_number(number: Decimal, data_type: DataType, value: object) -> int | float:
+    """The raw number ``number`` (exact, from a write's inverse) as ``data_type`` takes it.
+
+    Integer types round it to the nearest int (ties to even) and check the range; float types
+    take the nearest float.
+
+    Args:
+        number: the raw number.
+        data_type: the number's data type.
+        value: what the write asked for, for the message.
+
+    Raises:
+        ValueError: an integer out of the data type's range; the message names both.
+    """
     if data_type in _FLOATS:
-        return float(quotient)
-    number = to_integer(quotient)
+        return float(number)
+    if data_type not in _INTEGER_RANGES:
+        raise ValueError(f"{value!r} gives the number {number}, and {data_type} holds no number")
+    result = to_integer(number)
     low, high = _INTEGER_RANGES[data_type]
-    if not low <= number <= high:
+    if not low <= result <= high:
         raise ValueError(
-            f"{value!r} with scale {scale!r} gives {number}, which does not fit {data_type} "
-            f"(range {low}..{high})"
+            f"{value!r} gives {result}, which does not fit {data_type} (range {low}..{high})"
         )
-    return number
+    return result

@@ -10,8 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, VisitorConfig
-from edgedev.twin import check_scale
+from edgedev.drivers import ProtocolConfig, ValueConfig
 from edgedev_modbus.codec import DataType, Table
 
 _HOSTNAME = re.compile(
@@ -124,7 +123,7 @@ class KubeEdgeDataType(StrEnum):
     BOOL = "bool"
 
 
-class ModbusVisitor(VisitorConfig):
+class ModbusVisitor(ValueConfig):
     """``visitors.configData`` of a Modbus property.
 
     ``register`` names the table (``table`` in Python: pydantic models reserve ``register``);
@@ -134,13 +133,14 @@ class ModbusVisitor(VisitorConfig):
     ``dataType`` takes edgedev's words (``int16`` ... ``float64``, ``boolean``, ``string``,
     ``bytes``) or KubeEdge's (:class:`KubeEdgeDataType`), in any case. ``max``, ``min`` and
     ``value`` (KubeEdge's Modbus mapper vocabulary) are accepted and informative: the
-    DeviceModel's ``minimum`` and ``maximum`` bound writes.
+    DeviceModel's ``minimum`` and ``maximum`` bound writes. The value keys (``mask``,
+    ``shift``, ``base``, ``valueOffset``, ``bit``, ``mapping``, ``strict``, ``expect``) are
+    :class:`~edgedev.drivers.ValueConfig`'s.
     """
 
     table: Table = Field(alias="register")
     offset: int = Field(ge=0, le=65535)
     limit: int | None = Field(None, ge=1, le=125)
-    scale: float = 1.0
     is_swap: bool = False
     is_register_swap: bool = False
     data_type: DataType | KubeEdgeDataType | None = None
@@ -152,12 +152,6 @@ class ModbusVisitor(VisitorConfig):
     @classmethod
     def _lower_data_type(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
-
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, value: float) -> float:
-        check_scale(value)
-        return value
 
 
 ModbusDeviceSpec = DeviceSpec[ModbusProtocol, ModbusVisitor]

@@ -6,14 +6,23 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import anyio
 
 from edgedev import DeviceError, DeviceFault, Driver, Value, WriteRefused
-from edgedev.drivers import Endpoints, Lease, fractional_scale
-from edgedev.twin import PropertyType, check_value, scale_number, scaler
+from edgedev.drivers import (
+    Endpoints,
+    Expectations,
+    Lease,
+    Raw,
+    ValueRules,
+    value_problems,
+    value_warnings,
+)
+from edgedev.twin import NO_TRANSFORM, PropertyType, Transform, check_value, scale_number
 from edgedev_modbus.codec import (
     DataType,
     Table,
@@ -21,6 +30,7 @@ from edgedev_modbus.codec import (
     decode_registers,
     default_data_type,
     encode_registers,
+    fit_number,
     number_format,
     register_count,
     shortest_float32,
@@ -50,64 +60,117 @@ GATEWAY_TARGET_FAILED = 11
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Where and how one property lives: table, address, span, data type, conversion."""
+    """Where and how one property lives: table, address, span, data type, conversion.
+
+    ``transform`` is the visitor's EdgeX transforms (``scale`` alone in the common case);
+    ``rules``, present when the visitor gives more than ``scale`` (a ``bit``, a ``mapping``,
+    ``mask`` ...), turns the raw number into the value and back.
+    """
 
     table: Table
     offset: int
     count: int
     data_type: DataType
-    scale: float
     swap_bytes: bool
     swap_registers: bool
+    transform: Transform = NO_TRANSFORM
+    rules: ValueRules | None = field(default=None, compare=False)
+
+    @property
+    def scale(self) -> float:
+        """The visitor's ``scale``."""
+        return self.transform.scale
+
+    @property
+    def bit(self) -> int | None:
+        """The bit of the register the property is (``bit: N``), if it is one."""
+        return None if self.rules is None else self.rules.bit
 
     @classmethod
-    def of(cls, prop: ModbusPropertySpec) -> Layout:
-        """The layout of ``prop``.
+    def of(cls, prop: ModbusPropertySpec, device_id: str = "") -> Layout:
+        """The layout of ``prop`` (of device ``device_id``, which its warnings name).
 
         Raises:
-            ValueError: the visitor's settings are inconsistent (the message says how).
+            LayoutError: the visitor's settings are inconsistent (the message says how, the
+                ``field`` which key).
         """
         visitor = prop.visitor
         table = visitor.table
-        if visitor.data_type is None:
-            data_type = default_data_type(prop.type.value, table, visitor.limit or 1)
-        elif isinstance(visitor.data_type, KubeEdgeDataType):
-            data_type = _kubeedge_data_type(visitor.data_type, table, visitor.limit or 1)
-        else:
-            data_type = visitor.data_type
+        # a mapping reads a number (as an INT would), a bit an unsigned register
+        kind = "INT" if visitor.mapping is not None else prop.type.value
+        try:
+            if visitor.bit is not None:
+                data_type = _bit_data_type(visitor, table)
+            elif visitor.data_type is None:
+                data_type = default_data_type(kind, table, visitor.limit or 1)
+            elif isinstance(visitor.data_type, KubeEdgeDataType):
+                data_type = _kubeedge_data_type(visitor.data_type, table, visitor.limit or 1)
+            else:
+                data_type = visitor.data_type
+        except LayoutError:
+            raise
+        except ValueError as exc:
+            raise LayoutError("limit" if "limit" in str(exc) else "dataType", str(exc)) from None
         if visitor.limit is not None:
             limit = visitor.limit
         elif data_type in (DataType.STRING, DataType.BYTES):
-            raise ValueError(f"a {data_type} needs limit (registers, two bytes each)")
+            raise LayoutError("limit", f"a {data_type} needs limit (registers, two bytes each)")
         else:
             limit = 1 if table.is_bit else register_count(data_type, 1)
-        check_layout(data_type, table, limit)
-        if prop.type is PropertyType.STRING and data_type is not DataType.STRING:
-            raise ValueError(f"a STRING property needs dataType string, not {data_type}")
-        if data_type is DataType.STRING and prop.type is not PropertyType.STRING:
-            raise ValueError(f"dataType string needs a STRING property, not {prop.type}")
+        try:
+            check_layout(data_type, table, limit)
+        except ValueError as exc:
+            raise LayoutError("limit" if "limit" in str(exc) else "dataType", str(exc)) from None
+        text = prop.type is PropertyType.STRING and visitor.mapping is None
+        if text and data_type is not DataType.STRING:
+            raise LayoutError(
+                "dataType", f"a STRING property needs dataType string, not {data_type}"
+            )
+        if data_type is DataType.STRING and not text:
+            raise LayoutError(
+                "dataType", f"dataType string needs a STRING property, not {prop.type}"
+            )
         if (prop.type is PropertyType.BYTES) != (data_type is DataType.BYTES):
-            raise ValueError(f"dataType bytes goes with a BYTES property, not {prop.type}")
+            raise LayoutError(
+                "dataType", f"dataType bytes goes with a BYTES property, not {prop.type}"
+            )
+        if visitor.bit is not None and visitor.bit >= 16 * limit:
+            raise LayoutError(
+                "bit", f"bit {visitor.bit} is beyond the {16 * limit} bits of {data_type}"
+            )
         return cls(
             table,
             visitor.offset,
             limit,
             data_type,
-            visitor.scale,
             visitor.is_swap,
             visitor.is_register_swap,
+            visitor.transform,
+            None if visitor.plain else ValueRules(device_id, prop),
         )
 
-    def decode(self, words: Sequence[int] | Sequence[bool], type_: PropertyType) -> Value:
-        """The property value from its registers (or bit)."""
+    def raw(self, words: Sequence[int] | Sequence[bool]) -> int | float | bool | str | bytes:
+        """The raw value in the property's registers (or its bit)."""
         if self.table.is_bit:
-            return int(bool(words[0])) if type_ is PropertyType.INT else bool(words[0])
-        raw = decode_registers(
+            return bool(words[0])
+        return decode_registers(
             [int(w) for w in words],
             self.data_type,
             swap_bytes=self.swap_bytes,
             swap_registers=self.swap_registers,
         )
+
+    def decode(self, words: Sequence[int] | Sequence[bool], type_: PropertyType) -> Value:
+        """The property value from its registers (or bit).
+
+        Raises:
+            ValueError: the raw value has no value (a ``strict`` mapping does not map it).
+        """
+        raw = self.raw(words)
+        if self.rules is not None and not isinstance(raw, str | bytes):
+            return self.rules.value(raw)
+        if self.table.is_bit:
+            return int(raw) if type_ is PropertyType.INT else raw
         if isinstance(raw, str | bytes):
             return raw
         if type_ is PropertyType.BOOLEAN:
@@ -119,21 +182,32 @@ class Layout:
             return float(value)
         return value
 
-    def encode(self, value: Value) -> list[int] | list[bool]:
+    def encode(self, value: Value, current: Sequence[int] | None = None) -> list[int] | list[bool]:
         """The registers (or bit) to write for ``value``.
 
+        Args:
+            value: the property value.
+            current: the registers as they are now; a bit is written into them.
+
         Raises:
-            WriteRefused: the value does not fit the data type.
+            WriteRefused: the value does not fit the data type, or has no raw number.
         """
+        rules = self.rules
         if self.table.is_bit:
-            return [bool(value)]
+            return [bool(rules.raw(value) if rules is not None else value)]
         try:
             if isinstance(value, bytes) and self.data_type is not DataType.BYTES:
                 raise ValueError("bytes cannot be written to a register")
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                value = unscale_value(value, self.scale, self.data_type)
+            raw: Value | Decimal = value
+            if rules is not None:
+                now = None if current is None else self.raw(current)
+                raw = rules.raw(value, now if isinstance(now, int) else None)
+            if isinstance(raw, Decimal):
+                raw = fit_number(raw, self.data_type, value)
+            elif isinstance(raw, int | float) and not isinstance(raw, bool):
+                raw = unscale_value(raw, self.scale, self.data_type)
             return encode_registers(
-                value,
+                raw,
                 self.data_type,
                 self.count,
                 swap_bytes=self.swap_bytes,
@@ -141,6 +215,77 @@ class Layout:
             )
         except ValueError as exc:
             raise WriteRefused(str(exc)) from None
+
+    def place(self, value: Value, current: Sequence[int]) -> list[int] | list[bool]:
+        """Registers that read as ``value``, whatever the transforms: what a simulator stores.
+
+        ``current`` gives the bits a mask or a bit leaves as they are.
+        """
+        rules = self.rules
+        if rules is None or self.table.is_bit:
+            return self.encode(value, current)
+        if rules.bit is not None or rules.mapping is not None or self.transform.refusal is None:
+            return self.encode(value, current)
+        now = self.raw(current)
+        number = value if isinstance(value, int | float) else 0
+        raw = self.transform.place(number, now if isinstance(now, int) else 0)
+        try:
+            if isinstance(raw, int):
+                bits = 16 * self.count
+                raw &= (1 << bits) - 1  # the register's bit pattern
+                if self.data_type in _SIGNED:
+                    raw = _signed(raw, self.data_type)
+            else:
+                raw = fit_number(Decimal(repr(raw)), self.data_type, value)
+            return encode_registers(
+                raw,
+                self.data_type,
+                self.count,
+                swap_bytes=self.swap_bytes,
+                swap_registers=self.swap_registers,
+            )
+        except ValueError:  # beyond what the registers hold: they keep their value
+            return list(current)
+
+
+class LayoutError(ValueError):
+    """A property's visitor keys do not fit together; ``field`` names the key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_UNSIGNED = {1: DataType.UINT16, 2: DataType.UINT32, 4: DataType.UINT64}
+_SIGNED = {
+    DataType.INT16: DataType.UINT16,
+    DataType.INT32: DataType.UINT32,
+    DataType.INT64: DataType.UINT64,
+}
+
+
+def _signed(number: int, data_type: DataType) -> int:
+    """``number`` (a bit pattern) as ``data_type``'s signed integer."""
+    bits = 16 * register_count(data_type, 1)
+    number &= (1 << bits) - 1
+    return number - (1 << bits) if number >> (bits - 1) else number
+
+
+def _bit_data_type(visitor: ModbusVisitor, table: Table) -> DataType:
+    """The unsigned register type a ``bit: N`` property reads its bit from."""
+    if table.is_bit:
+        raise LayoutError("bit", f"{table} holds single bits already: drop bit")
+    given = visitor.data_type
+    if given is None or given is KubeEdgeDataType.INT:
+        limit = visitor.limit or 1
+        if limit not in _UNSIGNED:
+            raise LayoutError("limit", f"a bit is read from 1, 2 or 4 registers, not limit {limit}")
+        return _UNSIGNED[limit]
+    if isinstance(given, DataType) and given in _SIGNED:
+        return _SIGNED[given]  # the same bits, unsigned
+    if isinstance(given, DataType) and given in _SIGNED.values():
+        return given
+    raise LayoutError("dataType", f"bit is read from an integer register, not dataType {given}")
 
 
 def _kubeedge_data_type(word: KubeEdgeDataType, table: Table, limit: int) -> DataType:
@@ -205,7 +350,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
 
     def __init__(self, device: ModbusDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
-        self._layouts = {p.name: Layout.of(p) for p in device.properties}
+        self._layouts = {p.name: Layout.of(p, device.id) for p in device.properties}
         self._plans: dict[tuple[str, ...], list[Block]] = {}
         self._types = {p.name: p.type for p in device.properties}
         self._decoders: dict[int, list[tuple[str, _FastDecoder | None]]] = {}
@@ -218,20 +363,26 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         """Blocks refused (table, start, code) already warned of."""
         self._faults: list[tuple[Block, int | None]] = []
         """Blocks refused during the read in progress, with the exception code."""
+        self._expect = Expectations(device.properties) or None
+        """The ``expect``-ed values, when some property has one."""
+        self._bad: dict[str, str] = {}
+        """Properties whose last raw value had no value (logged once), and why."""
 
     @classmethod
     def property_warnings(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
-        """An INT property whose fractional ``scale`` makes readings EdgeCore refuses."""
-        return fractional_scale(prop, prop.visitor.scale)
+        """Readings EdgeCore refuses: an INT with fractions, mapping texts beyond its charset."""
+        return value_warnings(prop)
 
     @classmethod
     def check_property(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
-        """Check data type, limit and address range of one property."""
+        """Check data type, limit, address range and value keys of one property."""
         try:
             layout = Layout.of(prop)
-        except ValueError as exc:
-            field = "limit" if "limit" in str(exc) else "dataType"
-            return [(field, str(exc))]
+        except LayoutError as exc:  # a value key of the wrong type says more than the layout
+            return value_problems(prop, None) or [(exc.field, str(exc))]
+        found = value_problems(prop, _raw_kind(layout))
+        if found:
+            return found
         if layout.offset + layout.count > 65536:
             return [
                 (
@@ -250,7 +401,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             except ValueError:  # the loader names the field already
                 return []
             try:
-                layout.encode(value)
+                layout.encode(value, [0] * layout.count)
             except WriteRefused as exc:
                 return [("dataType", f"desired value {prop.desired} does not fit: {exc}")]
         return []
@@ -400,6 +551,8 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             if words is not None:
                 answered = True
                 self._decode_block(block, words, values)
+        if self._expect is not None:
+            self._expect.check(values)
         if not self._faults:
             self._refused.clear()  # all answered: warn again if a block is refused again
             return values
@@ -434,23 +587,77 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             ]
             # an empty list: some value needs the generic path
             decoders = self._decoders[id(block)] = made if all(f for _, f in made) else []
-        if not decoders or len(words) < block.count:
-            for name, part in split_block(block, words).items():
+        if decoders and len(words) >= block.count:
+            data = _pack_words(block.count, words)
+            start = block.start
+            try:
+                for name, fast in decoders:
+                    assert fast is not None
+                    values[name] = fast(data, start)
+            except ValueError:  # a raw value with no value: each property on its own, below
+                pass
+            else:
+                if self._bad:
+                    for item in block.items:
+                        self._has_value(item.key)
+                return
+        for name, part in split_block(block, words).items():
+            try:
                 values[name] = self._layouts[name].decode(part, self._types[name])
-            return
-        data = _pack_words(block.count, words)
-        start = block.start
-        for name, fast in decoders:
-            assert fast is not None
-            values[name] = fast(data, start)
+            except ValueError as exc:
+                values.pop(name, None)
+                self._no_value(name, str(exc))
+            else:
+                self._has_value(name)
+
+    def _has_value(self, name: str) -> None:
+        if self._bad.pop(name, None) is not None:
+            log.info("%s: property %s has a value again", self.device.id, name)
+
+    def _no_value(self, name: str, why: str) -> None:
+        """Property ``name`` read a raw value that has no value: left out, logged once."""
+        if self._bad.get(name) != why:
+            self._bad[name] = why
+            log.warning("%s: property %s: %s; left out", self.device.id, name, why)
 
     # writes --------------------------------------------------------------------------------
     async def write(self, prop: ModbusPropertySpec, value: Value) -> None:
-        """Write one coil or holding-register property."""
+        """Write one coil or holding-register property.
+
+        A ``bit: N`` property is written by reading its register and writing it back with
+        that bit changed. Every write holds its registers (per slave, on the shared link)
+        for its whole span, so that two devices setting bits of one register do not undo
+        each other's.
+        """
         layout = self._layouts[prop.name]
         if not layout.table.writable:
             raise WriteRefused(f"{layout.table} cannot be written")
-        words = layout.encode(value)
+        refusal = layout.transform.refusal
+        if refusal is not None and layout.bit is None:
+            raise WriteRefused(f"{prop.name}: {refusal}")
+        unit = self.config.slave_id
+        keys = [(unit, layout.table, a) for a in range(layout.offset, layout.offset + layout.count)]
+        async with self.link.hold(keys):
+            current = await self._current(prop.name, layout) if layout.bit is not None else None
+            await self._send(layout, layout.encode(value, current))
+
+    async def _current(self, name: str, layout: Layout) -> list[int]:
+        """The registers of ``layout`` as they are now (a bit is written into them).
+
+        Raises:
+            WriteRefused: the device refused to read them.
+        """
+        read, unit = _READ[layout.table], self.config.slave_id
+        start, count = layout.offset, layout.count
+        response = await self._call(lambda client: read(client, start, count, unit), urgent=True)
+        if response.isError():
+            why = exception_name(response.exception_code)
+            raise WriteRefused(
+                f"{name}: cannot read register {start} to set bit {layout.bit} ({why})"
+            )
+        return [int(w) for w in response.registers[:count]]
+
+    async def _send(self, layout: Layout, words: list[int] | list[bool]) -> None:
         address, unit = layout.offset, self.config.slave_id
         request: Request
         if layout.table is Table.COIL:
@@ -475,6 +682,21 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         if response.isError():
             code = response.exception_code
             raise WriteRefused(f"device refused the write (exception code {code})")
+
+
+def _raw_kind(layout: Layout) -> Raw:
+    """What the registers of ``layout`` hold, for :func:`~edgedev.drivers.value_problems`."""
+    if (
+        layout.bit is not None
+        or layout.data_type in _SIGNED
+        or layout.data_type in _SIGNED.values()
+    ):
+        return Raw.INTEGER
+    if layout.table.is_bit or layout.data_type is DataType.BOOLEAN:
+        return Raw.BOOLEAN
+    if number_format(layout.data_type) is not None:
+        return Raw.FLOAT
+    return Raw.TEXT
 
 
 _FastDecoder = Callable[[bytes, int], Value]
@@ -504,11 +726,20 @@ def _fast_decoder(layout: Layout, type_: PropertyType) -> _FastDecoder | None:
     if fmt is None:  # string, boolean
         return None
     unpack = struct.Struct(fmt).unpack_from
-    offset, scale = layout.offset, layout.scale
+    offset = layout.offset
     shortest = layout.data_type is DataType.FLOAT32
+    rules = layout.rules
+    if rules is not None:  # bit, mapping, mask ...: the rules make the value
+        value_of = rules.value
+
+        def decode_raw(data: bytes, start: int) -> Value:
+            (raw,) = unpack(data, 2 * (offset - start))
+            return value_of(shortest_float32(raw) if shortest else raw)
+
+        return decode_raw
     to_float = type_ in (PropertyType.FLOAT, PropertyType.DOUBLE)
     to_bool = type_ is PropertyType.BOOLEAN
-    scaled = scaler(scale)
+    scaled = layout.transform.reader()
 
     def decode(data: bytes, start: int) -> Value:
         (raw,) = unpack(data, 2 * (offset - start))

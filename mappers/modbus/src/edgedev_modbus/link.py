@@ -16,7 +16,8 @@ its timeouts, which would take every other device on it down with the silent one
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
@@ -65,6 +66,7 @@ class ModbusLink(Transport):
         self.requests = 0
         self._closed = False
         self._failure: Callable[[], Awaitable[str]] | None = None
+        self._held: dict[Hashable, _Held] = {}
 
     @classmethod
     async def open(
@@ -192,6 +194,37 @@ class ModbusLink(Transport):
                         self._drop(client)
                     self._turns.release()
 
+    @asynccontextmanager
+    async def hold(self, keys: Iterable[Hashable]) -> AsyncIterator[None]:
+        """Hold ``keys`` (registers: ``(slave, table, address)``) for the block, one holder each.
+
+        Keys are taken in sorted order, so two holders of overlapping spans never wait for
+        each other in a circle. A key nobody holds or waits for is forgotten.
+        """
+        taken: list[_Held] = []
+        try:
+            for key in sorted(set(keys), key=repr):
+                held = self._held.get(key)
+                if held is None:
+                    held = self._held[key] = _Held(key)
+                held.users += 1
+                try:
+                    await held.lock.acquire()
+                except BaseException:
+                    self._forget(held)
+                    raise
+                taken.append(held)
+            yield
+        finally:
+            for held in reversed(taken):
+                held.lock.release()
+                self._forget(held)
+
+    def _forget(self, held: _Held) -> None:
+        held.users -= 1
+        if not held.users:
+            del self._held[held.key]
+
     def _refused(self) -> None:
         """The endpoint takes no more connections: live with those open.
 
@@ -206,3 +239,14 @@ class ModbusLink(Transport):
         idle, self._idle = self._idle, []
         for client in idle:
             self._drop(client)
+
+
+class _Held:
+    """One held key of :meth:`ModbusLink.hold`: its lock and how many hold or wait for it."""
+
+    __slots__ = ("key", "lock", "users")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.lock = anyio.Lock()
+        self.users = 0

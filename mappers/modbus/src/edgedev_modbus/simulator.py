@@ -74,7 +74,7 @@ class _SimDevice:
     def __init__(self, spec: ModbusDeviceSpec, clock: Callable[[], float]) -> None:
         self.spec = spec
         self.clock = clock
-        self.layouts = {p.name: Layout.of(p) for p in spec.properties}
+        self.layouts = {p.name: Layout.of(p, spec.id) for p in spec.properties}
         sizes = dict.fromkeys(Table, 1)
         for layout in self.layouts.values():
             sizes[layout.table] = max(sizes[layout.table], layout.offset + layout.count)
@@ -85,12 +85,11 @@ class _SimDevice:
 
     def set(self, name: str, value: Value) -> None:
         layout = self.layouts[name]
-        if isinstance(value, str):
+        if isinstance(value, str) and layout.rules is None:
             value = value[: layout.count * 2]  # what the registers can hold
-        words = layout.encode(value)
-        self.words[layout.table][layout.offset : layout.offset + layout.count] = [
-            int(w) for w in words
-        ]
+        span = slice(layout.offset, layout.offset + layout.count)
+        words = layout.place(value, self.words[layout.table][span])
+        self.words[layout.table][span] = [int(w) for w in words]
 
     def get(self, name: str) -> Value:
         layout = self.layouts[name]
