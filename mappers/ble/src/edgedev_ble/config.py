@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, VisitorConfig
-from edgedev.twin import check_scale
+from edgedev.drivers import ProtocolConfig, ValueConfig
 from edgedev_ble.formats import Format
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
@@ -177,7 +176,7 @@ def _data_bytes(value: Any) -> Any:
     return value
 
 
-class BleVisitor(VisitorConfig):
+class BleVisitor(ValueConfig):
     """``visitors.configData`` of a BLE property.
 
     ``characteristicUUID`` (16-bit ``2A6E``, or 128-bit with or without dashes) names the
@@ -191,6 +190,11 @@ class BleVisitor(VisitorConfig):
     ``notify``: ``true`` takes values from notifications, ``false`` polls every
     ``collectCycle``; when absent, notifications are used where the characteristic offers
     them (notify or indicate).
+
+    The value keys (``mask``, ``shift``, ``base``, ``valueOffset``, ``bit``, ``mapping``,
+    ``strict``, ``expect``: :class:`~edgedev.drivers.ValueConfig`) apply to the number a
+    ``format`` or the property type reads; with ``dataConverter``, only ``mapping`` and
+    ``expect`` do (it has its own shifts, mask and operations).
     """
 
     characteristic_uuid: str = Field(
@@ -233,12 +237,6 @@ class BleVisitor(VisitorConfig):
     def _write_map(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): _data_bytes(v) for k, v in value.items()}
-        return value
-
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, value: float) -> float:
-        check_scale(value)
         return value
 
     @model_validator(mode="after")

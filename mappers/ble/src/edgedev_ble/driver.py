@@ -18,7 +18,14 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 
 from edgedev import DeviceError, Driver, Value, WriteRefused
-from edgedev.drivers import Endpoints, Report, fractional_scale
+from edgedev.drivers import (
+    Endpoints,
+    Expectations,
+    Report,
+    fractional_scale,
+    value_problems,
+    value_warnings,
+)
 from edgedev_ble.adapter import Adapter, resolve_backend
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleProtocol, BleVisitor
@@ -60,7 +67,8 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
 
     def __init__(self, device: BleDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
-        self._codecs = {p.name: Codec(p.type, p.visitor) for p in device.properties}
+        self._codecs = {p.name: Codec.of(device.id, p) for p in device.properties}
+        self._expect = Expectations(device.properties) or None
         self._client: BleakClient | None = None
         self._chars: dict[str, BleakGATTCharacteristic] = {}
         self._lost = anyio.Event()
@@ -68,20 +76,23 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
 
     @classmethod
     def check_property(cls, prop: BlePropertySpec) -> list[tuple[str, str]]:
-        """Check that the visitor's decoding suits the property's type."""
-        visitor = prop.visitor
-        return Codec.check(prop.type, visitor)
+        """Check that the visitor's decoding and value keys suit the property's type."""
+        codec = Codec(prop.type, prop.visitor)
+        return Codec.check(prop.type, prop.visitor) or value_problems(prop, codec.raw_kind())
 
     @classmethod
     def property_warnings(cls, prop: BlePropertySpec) -> list[tuple[str, str]]:
-        """An INT property whose fractional ``scale`` makes readings EdgeCore refuses.
+        """Readings EdgeCore refuses: an INT with fractions, mapping texts beyond its charset.
 
         ``scale`` applies to a numeric ``format`` only; elsewhere it changes nothing.
         """
-        fmt = prop.visitor.format
-        if fmt is None or not fmt.is_number:
+        visitor = prop.visitor
+        fmt = visitor.format
+        if visitor.plain and (fmt is None or not fmt.is_number):
             return []
-        return fractional_scale(prop, prop.visitor.scale)
+        if visitor.mapping is None and (fmt is None or not fmt.is_number):
+            return fractional_scale(prop, 1.0, visitor.value_offset, visitor.base)
+        return value_warnings(prop)
 
     @property
     def where(self) -> str:
@@ -201,6 +212,8 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
                     log.warning("%s: reading %s refused: %s", self.where, char.uuid, exc)
                     continue
             self._decode(group, data, values)
+        if self._expect is not None:
+            self._expect.check(values)
         return values
 
     def _decode(
@@ -267,6 +280,11 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
         response = visitor.write_with_response
         if response is None:
             response = can_ack
+        if visitor.bit is not None and "read" not in char.properties:
+            raise WriteRefused(
+                f"{prop.name}: {char.uuid} cannot be read, so bit {visitor.bit} cannot be "
+                "written without changing the others"
+            )
         current = b""
         with _device_errors(self.where):
             if codec.needs_current and "read" in char.properties:

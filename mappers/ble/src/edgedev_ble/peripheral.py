@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edgedev import Value
+from edgedev import Value, WriteRefused
 from edgedev.simulate.signals import initial, signal
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleVisitor
@@ -83,7 +83,7 @@ class Peripheral:
         by_key: dict[tuple[str, str], Characteristic] = {}
         for prop in spec.properties:
             visitor = prop.visitor
-            self._codecs[prop.name] = Codec(prop.type, visitor)
+            self._codecs[prop.name] = Codec.of(spec.id, prop)
             service = visitor.service_uuid or DEFAULT_SERVICE
             if service not in self.services:
                 self.services[service] = handle
@@ -108,8 +108,8 @@ class Peripheral:
 
     def _place(self, char: Characteristic, prop: BlePropertySpec, value: Value) -> None:
         try:
-            char.value = self._codecs[prop.name].encode(value, char.value)
-        except ValueError as exc:
+            char.value = self._codecs[prop.name].place(value, char.value)
+        except (ValueError, WriteRefused) as exc:
             log.debug("%s: cannot simulate %s=%r: %s", self.spec.id, prop.name, value, exc)
 
     def refresh(self, char: Characteristic) -> bytes:
