@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 
 from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, VisitorConfig
+from edgedev.drivers import ProtocolConfig, ValueConfig
 from edgedev_opcua.convert import Builtin
 from edgedev_opcua.nodeid import BrowseStep, NodeRef, parse_browse_path, parse_node_id
 
@@ -138,7 +138,7 @@ class OpcuaProtocol(ProtocolConfig):
         return self.security_policy != "None"
 
 
-class OpcuaVisitor(VisitorConfig):
+class OpcuaVisitor(ValueConfig):
     """``visitors.configData`` of an OPC-UA property.
 
     ``nodeID`` is the node's id (``ns=2;i=1001``, ``ns=2;s=Line1.Temp``, ``nsu=<uri>;s=...``).
@@ -152,6 +152,11 @@ class OpcuaVisitor(VisitorConfig):
     ``discoveredPath`` (edgedev, informative) is the node's browse names from where
     ``edgedev discover opcua`` started (``Plant/Line1/Temp``), kept beside the ``nodeID``
     it found.
+
+    The value keys (``scale``, ``mask``, ``shift``, ``base``, ``valueOffset``, ``bit``,
+    ``mapping``, ``strict``, ``expect``: :class:`~edgedev.drivers.ValueConfig`) apply to a
+    numeric node's value: ``mapping`` names the values of an enumeration node, ``bit`` reads
+    one bit of an integer node (read-only: a write would replace the whole node value).
     """
 
     node_id: str | None = Field(None, alias="nodeID")

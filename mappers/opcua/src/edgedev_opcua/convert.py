@@ -10,10 +10,11 @@ import math
 import struct
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import IntEnum
 from typing import Any
 
-from edgedev.twin import PropertyType, Value, format_value, parse_value
+from edgedev.twin import PropertyType, Value, format_value, parse_value, to_integer
 
 FLOAT32_MAX = 3.4028234663852886e38
 
@@ -215,6 +216,55 @@ def from_opcua(raw: Any, type_: PropertyType, builtin: Builtin | None = None) ->
     if builtin is Builtin.FLOAT and isinstance(raw, float):
         return shortest_float32(raw)
     return float(raw)
+
+
+def number_from_opcua(raw: Any, builtin: Builtin | None = None) -> int | float | bool:
+    """The number in the value ``raw`` that asyncua decoded, for a property's value keys.
+
+    A ``Float`` node's value loses its float32 noise (see :func:`shortest_float32`).
+
+    Raises:
+        ValueError: ``raw`` is not a number (null, text, an array ...).
+    """
+    if isinstance(raw, bool | int):
+        return raw
+    if isinstance(raw, float):
+        return shortest_float32(raw) if builtin is Builtin.FLOAT else raw
+    if raw is None:
+        raise ValueError("the node has no value (null)")
+    kind = "an array" if isinstance(raw, list | tuple) else f"{type(raw).__name__} {raw!r}"
+    raise ValueError(f"the node holds {kind}, not a number")
+
+
+def number_to_opcua(number: int | float | bool | Decimal, builtin: Builtin) -> int | float | bool:
+    """``number`` (a raw number from a property's value keys) as a node of ``builtin`` takes it.
+
+    Integer nodes take it rounded (halves to even) and range-checked; float nodes the nearest
+    float; Boolean nodes 0 or 1.
+
+    Raises:
+        ValueError: the node does not hold numbers, or the number does not fit.
+    """
+    name = builtin.opcua_name
+    if builtin is Builtin.BOOLEAN:
+        if number in (0, 1):
+            return bool(number)
+        raise ValueError(f"{number} cannot be written to a Boolean node")
+    if builtin.is_integer:
+        if isinstance(number, int):
+            whole = int(number)
+        else:
+            whole = to_integer(number if isinstance(number, Decimal) else Decimal(repr(number)))
+        low, high = INTEGER_RANGES[builtin]
+        if not low <= whole <= high:
+            raise ValueError(f"{whole} is out of range for {name} ({low}..{high})")
+        return whole
+    if builtin in (Builtin.FLOAT, Builtin.DOUBLE):
+        real = _to_float(float(number), name)
+        if builtin is Builtin.FLOAT and math.isfinite(real) and abs(real) > FLOAT32_MAX:
+            raise ValueError(f"{real!r} is out of range for Float")
+        return real
+    raise ValueError(f"a number cannot be written to a {name} node")
 
 
 def to_opcua(value: Value, builtin: Builtin) -> bool | int | float | str | bytes | datetime:

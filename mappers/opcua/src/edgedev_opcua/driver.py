@@ -10,14 +10,23 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from edgedev import DeviceError, Driver, Value
-from edgedev.drivers import Endpoints, Lease, Report
+from edgedev.drivers import (
+    Endpoints,
+    Expectations,
+    Lease,
+    Raw,
+    Report,
+    value_problems,
+    value_warnings,
+)
+from edgedev.twin import PropertyType
 from edgedev_opcua.config import (
     OpcuaDeviceSpec,
     OpcuaPropertySpec,
     OpcuaProtocol,
     OpcuaVisitor,
 )
-from edgedev_opcua.convert import compatible
+from edgedev_opcua.convert import Builtin, compatible
 
 if TYPE_CHECKING:
     from edgedev_opcua.endpoint import OpcuaEndpoint
@@ -45,23 +54,42 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         super().__init__(device, endpoints)
         self._session: Session | None = None
         self._lease: Lease[OpcuaEndpoint] | None = None
+        self._expect = Expectations(device.properties) or None
 
     @classmethod
     def check_property(cls, prop: OpcuaPropertySpec) -> list[tuple[str, str]]:
-        """Check that the node is named once, and that ``dataType`` can hold the property."""
+        """Check the node is named once, ``dataType`` can hold the property, the value keys."""
         visitor = prop.visitor
         problems = visitor.problems()
         if problems:
             return problems
-        if visitor.data_type is not None and not compatible(prop.type, visitor.data_type):
+        data_type = visitor.data_type
+        # a mapping or a bit reads a number: the node is an integer one, as for an INT;
+        # transforms make a number of any numeric node (a FLOAT from a scaled UInt16)
+        numbered = visitor.mapping is not None or visitor.bit is not None
+        type_ = PropertyType.INT if numbered else prop.type
+        transformed = not visitor.transform.identity and prop.type.is_number
+        if data_type is not None and not (
+            compatible(type_, data_type)
+            or (transformed and _raw_kind(data_type) in (Raw.INTEGER, Raw.FLOAT))
+        ):
             return [
                 (
                     "dataType",
-                    f"a {prop.type} property cannot live in an OPC-UA "
-                    f"{visitor.data_type.opcua_name} node",
+                    f"a {prop.type} property cannot live in an OPC-UA {data_type.opcua_name} node",
                 )
             ]
+        found = value_problems(prop, _raw_kind(data_type))
+        if found:
+            return found
+        if visitor.bit is not None and prop.writable and prop.desired is not None:
+            return [("bit", "a bit of an OPC-UA node is read-only: a write replaces the node")]
         return []
+
+    @classmethod
+    def property_warnings(cls, prop: OpcuaPropertySpec) -> list[tuple[str, str]]:
+        """Readings EdgeCore refuses: an INT with fractions, mapping texts beyond its charset."""
+        return value_warnings(prop)
 
     @classmethod
     def check_device(cls, device: OpcuaDeviceSpec) -> list[tuple[str, str]]:
@@ -125,7 +153,10 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
 
     async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value]:
         """Read the values of ``properties`` with one Read request."""
-        return await self.session.read(properties)
+        values = await self.session.read(properties)
+        if self._expect is not None:
+            self._expect.check(values)
+        return values
 
     async def write(self, prop: OpcuaPropertySpec, value: Value) -> None:
         """Write ``value`` as the node's own type (see :meth:`Session.write`)."""
@@ -134,3 +165,14 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
     async def watch(self, properties: Sequence[OpcuaPropertySpec], report: Report) -> None:
         """Report the values the server publishes until the connection is lost."""
         await self.session.watch(properties, report)
+
+
+def _raw_kind(data_type: Builtin | None) -> Raw:
+    """What a node of ``data_type`` holds (a number of either kind when it is not given)."""
+    if data_type is None:
+        return Raw.NUMBER
+    if data_type.is_integer:
+        return Raw.INTEGER
+    if data_type in (Builtin.FLOAT, Builtin.DOUBLE):
+        return Raw.FLOAT
+    return Raw.BOOLEAN if data_type is Builtin.BOOLEAN else Raw.TEXT

@@ -23,10 +23,17 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
 
 from edgedev import DeviceError, Value, WriteRefused
-from edgedev.drivers import Report
+from edgedev.drivers import Report, ValueRules
 from edgedev_opcua.config import OpcuaDeviceSpec, OpcuaPropertySpec, OpcuaProtocol
 from edgedev_opcua.connection import device_errors, status_name
-from edgedev_opcua.convert import Builtin, builtin_of_data_type, from_opcua, to_opcua
+from edgedev_opcua.convert import (
+    Builtin,
+    builtin_of_data_type,
+    from_opcua,
+    number_from_opcua,
+    number_to_opcua,
+    to_opcua,
+)
 from edgedev_opcua.endpoint import Deliver, Monitored, OpcuaEndpoint
 from edgedev_opcua.nodeid import BrowseStep, IdKind, NodeRef
 from edgedev_opcua.subscriptions import QUEUE_SIZE
@@ -81,6 +88,9 @@ class Session:
         self._wanted: set[str] = set()
         self._early: list[tuple[str, Value]] = []
         self._bad: dict[str, str] = {}
+        self._rules = {
+            p.name: ValueRules(device.id, p) for p in device.properties if not p.visitor.plain
+        }
 
     @property
     def client(self) -> Client:
@@ -275,7 +285,11 @@ class Session:
         else:
             try:
                 raw = result.Value.Value if result.Value else None
-                value = from_opcua(raw, prop.type, node.builtin)
+                rules = self._rules.get(prop.name)
+                if rules is None:
+                    value = from_opcua(raw, prop.type, node.builtin)
+                else:
+                    value = rules.value(number_from_opcua(raw, node.builtin))
             except ValueError as exc:
                 problem = str(exc)
         if problem is None:
@@ -303,8 +317,15 @@ class Session:
             raise WriteRefused(
                 f"{prop.name}: node type {node.data_type} cannot be written by edgedev"
             )
+        rules = self._rules.get(prop.name)
         try:
-            raw = to_opcua(value, node.builtin)
+            if rules is None:
+                raw = to_opcua(value, node.builtin)
+            else:
+                if rules.bit is not None or rules.transform.refusal is not None:
+                    why = rules.transform.refusal or "a bit of a node is read-only"
+                    raise WriteRefused(f"{prop.name}: {why}")
+                raw = number_to_opcua(rules.raw(value), node.builtin)
         except ValueError as exc:
             raise WriteRefused(f"{prop.name}: {exc}") from None
         # value only: no status code or timestamps, which some PLCs refuse to have written

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import Simulator, Value
+from edgedev import PropertyType, Simulator, Value
+from edgedev.drivers import ValueRules
 from edgedev.simulate.signals import initial, signal
 from edgedev_opcua.config import (
     OpcuaDeviceSpec,
@@ -30,7 +31,14 @@ from edgedev_opcua.config import (
     OpcuaProtocol,
     OpcuaVisitor,
 )
-from edgedev_opcua.convert import Builtin, default_builtin, from_opcua, to_opcua
+from edgedev_opcua.convert import (
+    Builtin,
+    default_builtin,
+    from_opcua,
+    number_from_opcua,
+    number_to_opcua,
+    to_opcua,
+)
 from edgedev_opcua.nodeid import BrowseStep
 
 log = logging.getLogger("edgedev.opcua.simulator")
@@ -42,13 +50,43 @@ MAX_TICK = 1.0
 
 @dataclass(slots=True)
 class _SimNode:
-    """One simulated property: its node, its OPC-UA type, whether it changes by itself."""
+    """One simulated property: its node, its OPC-UA type, whether it changes by itself.
+
+    ``rules`` (the visitor's value keys beyond ``scale``) turn property values into the raw
+    numbers the node holds; ``cell`` holds the last one written (a bit is set into it),
+    shared by the properties that are bits of one node.
+    """
 
     device: str
     prop: OpcuaPropertySpec
     node_id: Any  # ua.NodeId, resolved when the server starts
     builtin: Builtin
     sensor: bool
+    rules: ValueRules | None = None
+    cell: list[int | float | bool] = field(default_factory=lambda: [0])
+
+    def to_raw(self, value: Value | datetime) -> Any:
+        """What the node holds for property value ``value``."""
+        if isinstance(value, datetime):
+            return value
+        rules = self.rules
+        if rules is None:
+            return to_opcua(value, self.builtin)
+        transform = rules.transform
+        (last,) = self.cell
+        current = int(last) if not isinstance(last, float) else 0
+        if rules.bit is not None or rules.mapping is not None or transform.refusal is None:
+            number = rules.raw(value, current)
+        else:  # a mask, shift or base: undone as well as it can be
+            number = transform.place(value if isinstance(value, int | float) else 0, current)
+        self.cell[0] = number_to_opcua(number, self.builtin)
+        return self.cell[0]
+
+    def to_value(self, raw: Any) -> Value:
+        """The property value of what the node holds."""
+        if self.rules is None:
+            return from_opcua(raw, self.prop.type, self.builtin)
+        return self.rules.value(number_from_opcua(raw, self.builtin))
 
     def value_at(self, t: float) -> Value | datetime:
         """The sensor's value at time ``t`` (a DateTime node tells the wall clock)."""
@@ -99,9 +137,12 @@ class _Endpoint:
         for spec in devices:
             for prop in spec.properties:
                 visitor = prop.visitor
-                builtin = visitor.data_type or default_builtin(prop.type)
+                numbered = visitor.mapping is not None or visitor.bit is not None
+                type_ = PropertyType.INT if numbered else prop.type
+                builtin = visitor.data_type or default_builtin(type_)
+                rules = None if visitor.plain else ValueRules(spec.id, prop)
                 self.nodes[spec.id, prop.name] = _SimNode(
-                    spec.id, prop, None, builtin, sensor=not prop.writable
+                    spec.id, prop, None, builtin, sensor=not prop.writable, rules=rules
                 )
 
     def configs(self) -> list[OpcuaProtocol]:
@@ -154,7 +195,7 @@ class OpcuaSimulator(Simulator[OpcuaProtocol, OpcuaVisitor]):
         """The value of ``prop`` on ``device_id`` as the server holds it now."""
         endpoint, node = self._node(device_id, prop)
         data = endpoint.server.read_attribute_value(node.node_id)
-        return from_opcua(data.Value.Value, node.prop.type, node.builtin)
+        return node.to_value(data.Value.Value)
 
     async def set(self, device_id: str, prop: str, value: Value | datetime) -> None:
         """Set ``prop`` on ``device_id`` (a sensor is overwritten at the next tick)."""
@@ -171,8 +212,7 @@ class OpcuaSimulator(Simulator[OpcuaProtocol, OpcuaVisitor]):
     async def _write(self, endpoint: _Endpoint, node: _SimNode, value: Value | datetime) -> None:
         from asyncua import ua
 
-        raw = value if isinstance(value, datetime) else to_opcua(value, node.builtin)
-        variant = ua.Variant(raw, ua.VariantType(node.builtin.value))
+        variant = ua.Variant(node.to_raw(value), ua.VariantType(node.builtin.value))
         await endpoint.server.write_attribute_value(node.node_id, ua.DataValue(variant))
 
     async def _start(self, endpoint: _Endpoint) -> None:
@@ -237,10 +277,10 @@ class OpcuaSimulator(Simulator[OpcuaProtocol, OpcuaVisitor]):
         for spec in endpoint.devices:
             folders[spec.id] = await server.nodes.objects.add_folder(folder_ns, spec.name)
         parents: dict[tuple[BrowseStep, ...], Any] = {(): server.nodes.objects}
+        shared: dict[str, _SimNode] = {}
         for key, node in endpoint.nodes.items():
             visitor = visitors[key]
-            start = node.start_value()
-            raw = start if isinstance(start, datetime) else to_opcua(start, node.builtin)
+            raw = node.to_raw(node.start_value())
             variant_type = ua.VariantType(node.builtin.value)
             ref = visitor.node
             if ref is None:  # a browse path: objects along it, the variable at its end
@@ -263,6 +303,14 @@ class OpcuaSimulator(Simulator[OpcuaProtocol, OpcuaVisitor]):
                     else ref.namespace
                 )
                 node.node_id = to_ua_node_id(ref, index)
+                first = shared.setdefault(node.node_id.to_string(), node)
+                if first is not node:  # another bit of a node already added: one value
+                    node.cell = first.cell
+                    raw = node.to_raw(node.start_value())
+                    await server.write_attribute_value(
+                        node.node_id, ua.DataValue(ua.Variant(raw, variant_type))
+                    )
+                    continue
                 variable = await folders[node.device].add_variable(
                     node.node_id, ua.QualifiedName(node.prop.name, folder_ns), raw, variant_type
                 )
