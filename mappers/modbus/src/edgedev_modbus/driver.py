@@ -316,6 +316,52 @@ def _device_errors(address: str) -> Iterator[None]:
         raise DeviceError(f"{address}: {exc}") from exc
 
 
+async def open_link(cfg: ModbusProtocol, connections: int) -> ModbusLink:
+    """Open the link to the endpoint of ``cfg``: TCP, or RTU on a serial port (one connection).
+
+    Raises:
+        DeviceError: the endpoint cannot be reached (the message says why).
+        TimeoutError: not within the timeout of ``cfg``.
+    """
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+    make: Callable[[], ModbusBaseClient]
+    if cfg.ip is not None:
+        ip, port = cfg.ip, cfg.port
+
+        def make() -> ModbusBaseClient:
+            return AsyncModbusTcpClient(
+                ip, port=port, timeout=CLIENT_TIMEOUT, retries=0, reconnect_delay=0
+            )
+
+        async def failure() -> str:
+            why = await _why_not(ip, port, cfg.timeout)
+            return f"cannot connect to Modbus TCP {cfg.address}: {why}"
+
+    else:
+        serial = str(cfg.serial_port)
+
+        def make() -> ModbusBaseClient:
+            return AsyncModbusSerialClient(
+                serial,
+                baudrate=cfg.baud_rate,
+                bytesize=cfg.data_bits,
+                parity=cfg.parity,
+                stopbits=cfg.stop_bits,
+                timeout=CLIENT_TIMEOUT,
+                retries=0,
+                reconnect_delay=0,
+            )
+
+        async def failure() -> str:
+            return f"cannot open serial port {serial}"
+
+        connections = 1  # one port, one frame on the wire at a time
+    return await ModbusLink.open(
+        cfg.address, make, connections, cfg.timeout / 1000, failure=failure
+    )
+
+
 async def _why_not(host: str, port: int, timeout_ms: int) -> str:
     """Why a TCP connection to ``host:port`` fails (pymodbus only says that it did)."""
     try:
@@ -430,47 +476,11 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         self._lease = await self.endpoints.acquire(self.endpoint_key(), self._open_link)
 
     async def _open_link(self) -> ModbusLink:
-        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-
         cfg = self.config
-        make: Callable[[], ModbusBaseClient]
-        if cfg.ip is not None:
-            ip, port = cfg.ip, cfg.port
-
-            def make() -> ModbusBaseClient:
-                return AsyncModbusTcpClient(
-                    ip, port=port, timeout=CLIENT_TIMEOUT, retries=0, reconnect_delay=0
-                )
-
-            async def failure() -> str:
-                why = await _why_not(ip, port, cfg.timeout)
-                return f"cannot connect to Modbus TCP {cfg.address}: {why}"
-
-            connections = cfg.max_connections
-            if "max_connections" not in cfg.model_fields_set:
-                connections = self.endpoints.max_connections or connections
-        else:
-            serial = str(cfg.serial_port)
-
-            def make() -> ModbusBaseClient:
-                return AsyncModbusSerialClient(
-                    serial,
-                    baudrate=cfg.baud_rate,
-                    bytesize=cfg.data_bits,
-                    parity=cfg.parity,
-                    stopbits=cfg.stop_bits,
-                    timeout=CLIENT_TIMEOUT,
-                    retries=0,
-                    reconnect_delay=0,
-                )
-
-            async def failure() -> str:
-                return f"cannot open serial port {serial}"
-
-            connections = 1  # one port, one frame on the wire at a time
-        return await ModbusLink.open(
-            cfg.address, make, connections, cfg.timeout / 1000, failure=failure
-        )
+        connections = cfg.max_connections
+        if cfg.ip is not None and "max_connections" not in cfg.model_fields_set:
+            connections = self.endpoints.max_connections or connections
+        return await open_link(cfg, connections)
 
     async def close(self) -> None:
         """Leave the shared link (closed by its last device)."""
