@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,10 @@ import anyio
 import jsonschema
 import pytest
 import yaml
-from opcua_helpers import portal, root
+from opcua_helpers import portal
 from plant_server import BROWSE, BROWSE_NEXT, EXPECTED, READ, SKIPPED, Wiretap, plant_server
 
-from edgedev import Bus
-from edgedev.bus import Message
-from edgedev.testing import Recorder, edgedev_process, free_port
+from edgedev.testing import free_port, reported_values
 
 pytestmark = pytest.mark.broker
 
@@ -86,39 +84,6 @@ def by_path(docs: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
                 path = prop["visitors"]["configData"]["discoveredPath"]
                 found[path] = (doc["metadata"]["name"], prop["name"])
     return found
-
-
-def complete(
-    want: dict[str, set[str]], twins: dict[str, dict[str, str]]
-) -> Callable[[Message], bool]:
-    """A predicate true once every property of every device in ``want`` was reported."""
-
-    def predicate(message: Message) -> bool:
-        if message.topic.endswith("/twin/update"):
-            device = message.topic.split("/")[-3]
-            for name, entry in json.loads(message.payload)["twin"].items():
-                twins.setdefault(device, {})[name] = entry["actual"]["value"]
-        return all(names <= set(twins.get(d, {})) for d, names in want.items())
-
-    return predicate
-
-
-async def run_and_read(path: Path, mqtt_url: str) -> dict[str, dict[str, str]]:
-    """Every property's first reported value, per device, from ``edgedev run -f path``."""
-    docs = documents(path)
-    want = {
-        d["metadata"]["name"]: {p["name"] for p in d["spec"]["properties"]}
-        for d in docs
-        if d["kind"] == "Device"
-    }
-    twins: dict[str, dict[str, str]] = {}
-    topic_root = root()
-    async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/device/#") as recorder:
-        with edgedev_process(
-            "run", "-f", str(path), "--broker", mqtt_url, "--topic-root", topic_root, output=False
-        ):
-            await recorder.wait_for(complete(want, twins), timeout=60)
-    return twins
 
 
 async def test_discovered_plant_validates_runs_and_reports_every_value_renumbered_too(
@@ -184,7 +149,7 @@ async def test_discovered_plant_validates_runs_and_reports_every_value_renumbere
     assert all(n.startswith(("nsu=urn:test:plant;", "nsu=urn:test:vendor;")) for n in node_ids)
 
     # run it: every property reports the server's value
-    twins = await run_and_read(out, mqtt_url)
+    twins = await reported_values(mqtt_url, [out])
     reported = {path: twins[device][name] for path, (device, name) in where.items()}
     assert reported == EXPECTED
     assert plant.tap.writes == 0
@@ -198,7 +163,7 @@ async def test_discovered_plant_validates_runs_and_reports_every_value_renumbere
     )
     assert found.returncode == 0, found.stderr
     assert again.read_text() == out.read_text()
-    twins = await run_and_read(out, mqtt_url)
+    twins = await reported_values(mqtt_url, [out])
     assert {path: twins[device][name] for path, (device, name) in where.items()} == EXPECTED
 
 

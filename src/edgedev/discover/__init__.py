@@ -12,7 +12,7 @@ DeviceModel and Device documents (:func:`build_documents`), the summary
 from __future__ import annotations
 
 from edgedev._plugins import Registry
-from edgedev.discover._base import Discoverer, Discovery, UsageError, positive_int
+from edgedev.discover._base import Discoverer, Discovery, UsageError, positive_int, settings
 from edgedev.discover._documents import DEFAULT_CYCLE, Documents, Options, build_documents
 from edgedev.discover._drafts import DeviceDraft, PropertyDraft
 from edgedev.discover._names import MAX_NAME, kubernetes_name, property_name, unique_names
@@ -40,6 +40,7 @@ __all__ = (
     "kubernetes_name",
     "positive_int",
     "property_name",
+    "settings",
     "summary_text",
     "unique_names",
 )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import abc
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from edgedev._errors import EdgedevError
 from edgedev.discover._documents import Options
@@ -15,6 +18,23 @@ from edgedev.discover._summary import Summary
 
 class UsageError(EdgedevError):
     """The arguments of ``edgedev discover`` do not go together (exit code 2)."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def settings(model: type[M], data: Mapping[str, Any]) -> M:
+    """``data`` checked by a driver's ``configData`` model, as ``edgedev validate`` checks it.
+
+    Raises:
+        UsageError: the first thing the model refuses, with its key (``url: ...``).
+    """
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "configData"
+        raise UsageError(f"{where}: {first['msg']}") from None
 
 
 def positive_int(text: str) -> int:

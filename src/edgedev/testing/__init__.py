@@ -31,6 +31,7 @@ from edgedev.testing._documents import (
 from edgedev.testing._plugin import fresh_broker, mqtt_broker, mqtt_url
 from edgedev.testing._process import edgedev_process
 from edgedev.testing._recorder import Recorder, topic_endswith
+from edgedev.testing._reported import reported_values
 
 __all__ = (
     "API_VERSION",
@@ -51,6 +52,7 @@ __all__ = (
     "make_broker",
     "mqtt_broker",
     "mqtt_url",
+    "reported_values",
     "topic_endswith",
     "unique_root",
     "wait_for_port",

@@ -10,8 +10,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from edgedev import DeviceError
 from edgedev.discover import (
     Discoverer,
@@ -20,6 +18,7 @@ from edgedev.discover import (
     Summary,
     UsageError,
     positive_int,
+    settings,
 )
 from edgedev_opcua.config import OpcuaProtocol
 from edgedev_opcua.nodeid import NodeRef, parse_node_id
@@ -165,15 +164,8 @@ Only Browse, BrowseNext and Read requests are sent."""
             UsageError: a setting is malformed, or settings do not go together.
         """
         written = cls.device_config(args)
-        try:
-            written = {**written, "url": OpcuaProtocol.model_validate(written).url}
-            cfg = OpcuaProtocol.model_validate(
-                {**written, "timeout": args.timeout or DISCOVERY_TIMEOUT}
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "url"
-            raise UsageError(f"{where}: {first['msg']}") from None
+        written = {**written, "url": settings(OpcuaProtocol, written).url}
+        cfg = settings(OpcuaProtocol, {**written, "timeout": args.timeout or DISCOVERY_TIMEOUT})
         problems = cfg.problems()
         if problems:
             raise UsageError("; ".join(message for _, message in problems))
