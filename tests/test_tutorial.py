@@ -222,13 +222,15 @@ def test_getting_started_runs_as_written(tmp_path: Path) -> None:
     check(tutorial, results)
 
 
-@pytest.mark.needs("edgedev_opcua")
+@pytest.mark.needs("edgedev_opcua", "edgedev_modbus")
 @pytest.mark.slow
 def test_the_discovery_walkthrough_runs_as_written(tmp_path: Path) -> None:
     tutorial = steps(ROOT / "docs/discovery.md", "## Walkthrough", "## What every protocol")
     assert [s.command.split()[1] for s in tutorial if s.background] == [
         "simulate",
         "broker",
+        "run",
+        "simulate",
         "run",
     ]
     results = run_tutorial(tmp_path, tutorial)
@@ -238,6 +240,9 @@ def test_the_discovery_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "made 1 DeviceModel, 1 Device and 6 properties" in found
     assert "boiler-1" in (tmp_path / "plant.yaml").read_text()
     assert "boiler-1" in outputs["edgedev watch"]
+    found = next(v for k, v in outputs.items() if k.startswith("edgedev discover modbus"))
+    assert "probed 1 unit ids: 1 answered (1)" in found
+    assert "holding_0" in outputs["edgedev watch default/127-0-0-1-unit-1"]
 
 
 def test_the_tutorial_steps_are_found() -> None:
