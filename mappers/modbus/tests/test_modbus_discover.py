@@ -19,8 +19,10 @@ import jsonschema
 import pytest
 import yaml
 from gateway_server import MAP, gateway
+from modbus_helpers import device, load, model, visit
 
 from edgedev.testing import free_port, reported_values
+from edgedev_modbus import ModbusSimulator
 from edgedev_modbus.codec import Table
 
 pytestmark = pytest.mark.broker
@@ -243,3 +245,60 @@ def test_unreachable_is_exit_1_and_mistakes_are_exit_2(tmp_path: Path) -> None:
         wrong = edgedev("discover", "modbus", *args)
         assert wrong.returncode == 2, (args, wrong.stderr)
         assert word in wrong.stderr, (args, wrong.stderr)
+
+
+async def test_units_on_a_serial_line_are_found_in_rtu_framing(tmp_path: Path) -> None:
+    """RTU frames over pyserial's socket:// line, as a USB-RS485 adapter carries them."""
+    line = f"socket://127.0.0.1:{free_port()}"
+    docs: list[dict[str, Any]] = [
+        model("rtu", [{"name": "v", "type": "INT", "accessMode": "ReadOnly"}])
+    ]
+    for slave in (1, 2):
+        doc = device(f"rtu-{slave}", "rtu", 0, [visit("v", register="InputRegister", offset=slave)])
+        config = doc["spec"]["protocol"]["configData"]
+        del config["ip"], config["port"]
+        config.update(serialPort=line, baudRate=115200, parity="E", slaveID=slave)
+        docs.append(doc)
+    sim = ModbusSimulator(load(tmp_path, docs))
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        found = await anyio.to_thread.run_sync(
+            edgedev,
+            "discover",
+            "modbus",
+            "--serial",
+            line,
+            "--baud",
+            "115200",
+            "--parity",
+            "E",
+            "--unit",
+            "1-2",
+            "--tables",
+            "input",
+            "--max-address",
+            "20",
+            "--rate",
+            "0",
+        )
+        tg.cancel_scope.cancel()
+    assert found.returncode == 0, found.stderr
+    assert "discovered RTU socket://" in found.stderr
+    assert "probed 2 unit ids: 2 answered (1, 2)" in found.stderr
+    devices = {
+        d["metadata"]["name"]: d["spec"]
+        for d in yaml.safe_load_all(found.stdout)
+        if d and d["kind"] == "Device"
+    }
+    name = line.rpartition("/")[2].replace(".", "-").replace(":", "-")
+    assert len(devices) == 2
+    spec = devices[f"{name}-unit-2"]
+    assert spec["protocol"]["configData"] == {
+        "serialPort": line,
+        "baudRate": 115200,
+        "dataBits": 8,
+        "parity": "E",
+        "stopBits": 1,
+        "slaveID": 2,
+    }
+    assert {p["name"] for p in spec["properties"]} == {"input_0", "input_1", "input_2"}
