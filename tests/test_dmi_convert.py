@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 from edgedev import ConfigError, DeviceSpec, Problem
 from edgedev.dmi import TokenBucket, pb, to_device, to_model, to_spec
 from edgedev.dmi._convert import unpack_value
-from edgedev.dmi._generate import GENERATED, PROTO, generate
+from edgedev.dmi._generate import PROTO
 from edgedev.loader import load_devices
 from edgedev.testing import (
     device,
@@ -24,6 +23,7 @@ from edgedev.testing import (
     write_documents,
 )
 from edgedev.testing.dmi import edgecore_device, edgecore_model
+from protoc_helpers import check_committed, without_version_stamps
 
 MODEL = device_model(
     "thermo",
@@ -258,37 +258,14 @@ def test_token_bucket_keeps_the_sustained_rate():
     assert bucket.delay(now) == pytest.approx(1 / 0.8)
 
 
-_VERSION_STAMPS = (
-    re.compile(r"^(GRPC_GENERATED_VERSION = ).*$", re.M),
-    re.compile(r"^(# Protobuf Python Version: ).*$", re.M),
-    re.compile(r"(ValidateProtobufRuntimeVersion\(\n\s+\S+,\n)(?:\s+\d+,\n){3}", re.M),
-)
-
-
-def _without_version_stamps(code: str) -> str:
-    """``code`` with the generator's version stamps masked: what it generates is compared.
-
-    A patch release of grpcio-tools changes only these lines; pyproject pins the release the
-    committed files come from, so that regenerating them changes nothing.
-    """
-    for stamp in _VERSION_STAMPS:
-        code = stamp.sub(r"\1<version>", code)
-    return code
-
-
 def test_the_committed_generated_code_matches_the_proto(tmp_path: Path):
-    for path in generate(tmp_path):
-        committed = PROTO.parent / path.name
-        assert path.name in GENERATED
-        assert _without_version_stamps(committed.read_text()) == _without_version_stamps(
-            path.read_text()
-        ), f"regenerate {committed.name}: python -m edgedev.dmi._generate"
+    check_committed(PROTO, tmp_path, "python -m edgedev.dmi._generate")
 
 
 def test_the_version_stamps_are_all_that_is_masked():
-    committed = (PROTO.parent / "api_pb2.py").read_text()
-    masked = _without_version_stamps(committed)
+    committed = (PROTO.path.parent / "api_pb2.py").read_text()
+    masked = without_version_stamps(committed)
     assert masked.count("<version>") == 2
     assert "AddSerializedFile" in masked
-    grpc_code = (PROTO.parent / "api_pb2_grpc.py").read_text()
-    assert _without_version_stamps(grpc_code).count("<version>") == 1
+    grpc_code = (PROTO.path.parent / "api_pb2_grpc.py").read_text()
+    assert without_version_stamps(grpc_code).count("<version>") == 1

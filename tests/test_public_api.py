@@ -25,6 +25,7 @@ MODULES = [
     "edgedev.rest",
     "edgedev.discover",
     "edgedev.mqtt",
+    "edgedev.sparkplug",
 ]
 
 

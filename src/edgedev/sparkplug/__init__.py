@@ -1,0 +1,42 @@
+"""Sparkplug B (Eclipse Sparkplug 3.0): the mapper's devices for SCADA hosts.
+
+Topics and device ids (:class:`EdgeNode`, :func:`sparkplug_device_id`), payloads generated from
+Eclipse Tahu's ``sparkplug_b.proto`` (``pb``), and one session's messages
+(:class:`EdgeSession`). Needs the ``sparkplug`` extra (``pip install edgedev[sparkplug]``:
+protobuf). See ``docs/sparkplug.md``.
+"""
+
+from __future__ import annotations
+
+from edgedev.sparkplug._payloads import DataType, MetricInfo, datatype_of, decode, metric_value
+from edgedev.sparkplug._pb import sparkplug_b_pb2 as pb
+from edgedev.sparkplug._session import Aliases, EdgeSession, NodeMetric, Outgoing
+from edgedev.sparkplug._topics import (
+    NAMESPACE,
+    EdgeNode,
+    MessageType,
+    Topic,
+    kubeedge_device_id,
+    sparkplug_device_id,
+    state_topic,
+)
+
+__all__ = (
+    "NAMESPACE",
+    "Aliases",
+    "DataType",
+    "EdgeNode",
+    "EdgeSession",
+    "MessageType",
+    "MetricInfo",
+    "NodeMetric",
+    "Outgoing",
+    "Topic",
+    "datatype_of",
+    "decode",
+    "kubeedge_device_id",
+    "metric_value",
+    "pb",
+    "sparkplug_device_id",
+    "state_topic",
+)
