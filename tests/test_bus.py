@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from edgedev import Bus
+from edgedev.bus import Message
 from edgedev.testing import BrokerHandle, Recorder
 from reliability_helpers import Gate
 
@@ -93,3 +94,42 @@ async def test_a_flood_a_subscriber_cannot_keep_up_with_is_counted_and_logged_on
     lines = [r.getMessage() for r in caplog.records if "subscriber of" in r.getMessage()]
     assert len(lines) == 2, lines  # when it starts, and how many when it ends
     assert "dropped 90 messages" in lines[1]
+
+
+async def test_a_will_asked_anew_at_each_connection_and_a_clean_reconnect(mqtt_url: str):
+    """The will may change from one connection to the next (Sparkplug's NDEATH and bdSeq);
+    reconnect() ends the connection cleanly (no will) and connects anew at once."""
+    gate = Gate(int(mqtt_url.rsplit(":", 1)[1]))
+    topic = f"will/{uuid.uuid4().hex}"
+    asked: list[int] = []
+
+    def will() -> Message:
+        asked.append(len(asked))
+        return Message(topic, str(len(asked) - 1).encode(), qos=1)
+
+    connections = 0
+
+    def connected() -> None:
+        nonlocal connections
+        connections += 1
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(gate.run)
+        async with (
+            Bus(mqtt_url) as watcher,
+            Recorder(watcher, topic) as recorder,
+            Bus(gate.url, will=will) as bus,
+        ):
+            bus.on_connect(connected)
+            with anyio.fail_after(10):
+                await bus.wait_connected()
+            await bus.reconnect()  # DISCONNECT: the broker drops will 0
+            with anyio.fail_after(10):
+                await bus.wait_connected()
+            assert (asked, connections, bus.last_error) == ([0, 1], 2, None)
+            gate.close()  # the connection breaks without DISCONNECT: will 1 goes out
+            message = await recorder.wait_for(lambda m: True, timeout=10)
+            assert message.payload == b"1"
+            gate.open()
+        tg.cancel_scope.cancel()
+    assert [m.payload for m in recorder.messages] == [b"1"]

@@ -119,7 +119,9 @@ class Bus:
         url: the broker, ``mqtt://host:port`` or ``mqtts://`` for TLS, or a
             :class:`BrokerURL` with credentials and TLS files.
         client_id: the MQTT client id; random when omitted.
-        will: the last will, published by the broker if this client dies.
+        will: the last will, published by the broker if this client dies; or a function
+            that gives it, called before each connection attempt (a will that changes from
+            one connection to the next, such as Sparkplug's NDEATH with its ``bdSeq``).
         outbox: where unsent messages wait; a :class:`MemoryOutbox` by default.
         keepalive: seconds between pings when idle.
         max_inflight: QoS 1 messages sent but not yet acknowledged, at most.
@@ -134,7 +136,7 @@ class Bus:
         url: str | BrokerURL = DEFAULT_BROKER,
         *,
         client_id: str = "",
-        will: Message | None = None,
+        will: Message | Callable[[], Message | None] | None = None,
         outbox: Outbox | None = None,
         keepalive: int = 30,
         max_inflight: int = 4096,
@@ -167,6 +169,7 @@ class Bus:
         self._tg: TaskGroup | None = None
         self._run_scope = anyio.CancelScope()
         self._stopped = False
+        self._renewing = False  # reconnect() asked for a new connection
         self._logged: tuple[str, float] | None = None
         self.reconnects = 0
         """How many times the connection was re-established after a loss."""
@@ -233,6 +236,23 @@ class Bus:
     async def wait_disconnected(self) -> None:
         """Return once no connection is up (at once when none is; use with a timeout)."""
         await self._disconnected.wait()
+
+    async def reconnect(self) -> None:
+        """End the connection cleanly (DISCONNECT: the broker drops the will) and connect anew.
+
+        Returns once the connection is closed (2 s at most); the next attempt starts at once,
+        with a will asked anew. What is queued stays in the outbox. Nothing happens while not
+        connected.
+        """
+        client = self._client
+        if client is None or not self.connected:
+            return
+        self._renewing = True
+        closed = self._disconnected  # set once the connection's session has ended
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            client.disconnect()
+            self._wake_writer.set()
+            await closed.wait()
 
     def on_connect(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every (re)connection, once subscriptions are restored."""
@@ -407,8 +427,9 @@ class Bus:
         if self._ssl is not None:
             client.tls_set_context(self._ssl)
             client.tls_insecure_set(self.url.tls_insecure)
-        if self.will is not None:
-            client.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
+        will = self.will() if callable(self.will) else self.will
+        if will is not None:
+            client.will_set(will.topic, will.payload, will.qos, will.retain)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -437,6 +458,10 @@ class Bus:
                 try:
                     await self._session()
                 except (OSError, _ConnectionLost, TimeoutError, BusError) as exc:
+                    if self._renewing:  # asked for by reconnect(): no failure, no delay
+                        self._renewing = False
+                        log.info("broker %s: connecting anew", self.url)
+                        continue
                     if not self._stopped:
                         self._failed(describe_failure(exc, self.url))
                 delay = self._backoff.next()

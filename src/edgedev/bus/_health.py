@@ -7,12 +7,16 @@ from edgedev.bus._client import Bus
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 
 
-def bus_metrics(bus: Bus | None) -> list[Metric]:
-    """Broker connection and outbox metrics of ``bus`` (none before it exists)."""
+def bus_metrics(bus: Bus | None, **labels: str) -> list[Metric]:
+    """Broker connection and outbox metrics of ``bus`` (none before it exists).
+
+    ``labels`` go on every sample: a transport with a connection of its own beside another's
+    tells them apart (``transport="sparkplug"``).
+    """
     if bus is None:
         return []
     outbox = bus.outbox
-    return [
+    metrics = [
         Metric("edgedev_broker_connected", "1 while the broker connection is up", "gauge").add(
             1 if bus.connected else 0
         ),
@@ -48,6 +52,10 @@ def bus_metrics(bus: Bus | None) -> list[Metric]:
             else []
         ),
     ]
+    if labels:
+        for metric in metrics:
+            metric.samples[:] = [({**old, **labels}, value) for old, value in metric.samples]
+    return metrics
 
 
 def bus_ready(bus: Bus | None) -> tuple[bool, str]:

@@ -150,6 +150,31 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="the socket this mapper serves EdgeCore on; '{protocol}' in it is replaced "
         "(env EDGEDEV_MAPPER_SOCKET, default /etc/kubeedge/edgedev-{protocol}.sock)",
     )
+    sparkplug = parser.add_argument_group(
+        "Sparkplug B (for SCADA hosts; needs edgedev[sparkplug]; docs/sparkplug.md)"
+    )
+    sparkplug.add_argument(
+        "--sparkplug",
+        default=os.environ.get("EDGEDEV_SPARKPLUG") or None,
+        metavar="GROUP/EDGE_NODE",
+        help="be Sparkplug edge node GROUP/EDGE_NODE on the same broker, each device a "
+        "Sparkplug device (env EDGEDEV_SPARKPLUG)",
+    )
+    sparkplug.add_argument(
+        "--sparkplug-host",
+        default=os.environ.get("EDGEDEV_SPARKPLUG_HOST") or None,
+        metavar="HOST_ID",
+        help="the primary host application: births wait until its STATE says online (env "
+        "EDGEDEV_SPARKPLUG_HOST)",
+    )
+    parser.add_argument(
+        "--no-kubeedge-topics",
+        dest="kubeedge_topics",
+        action="store_false",
+        default=os.environ.get("EDGEDEV_KUBEEDGE_TOPICS", "1").lower() in _TRUE,
+        help="leave KubeEdge's device topics out (with --dmi or --sparkplug; env "
+        "EDGEDEV_KUBEEDGE_TOPICS=0)",
+    )
     add_sink_options(parser)
 
 
@@ -205,21 +230,52 @@ def make_outbox(data_dir: str | None, limit: int) -> Outbox:
 
 
 def transports_of(args: argparse.Namespace, outbox: Outbox) -> list[TwinTransport]:
-    """The twin transports ``run``'s arguments ask for: KubeEdge's MQTT topics, and DMI.
+    """The twin transports ``run``'s arguments ask for: KubeEdge's topics, DMI, Sparkplug B.
 
     Raises:
-        ValueError: ``--dmi`` without a protocol, or protocols sharing one mapper socket.
-        ImportError: ``--dmi`` without ``edgedev[dmi]`` installed.
+        ValueError: ``--dmi`` without a protocol, protocols sharing one mapper socket, or an
+            invalid Sparkplug id.
+        ImportError: ``--dmi`` or ``--sparkplug`` without its extra installed (the message
+            names the extra).
+        OSError, sqlite3.Error: Sparkplug's history cannot be kept in ``--data-dir``.
     """
-    transports: list[TwinTransport] = [
-        KubeEdgeMqtt(args.broker, topic_root=args.topic_root, outbox=outbox)
-    ]
+    transports: list[TwinTransport] = []
+    if args.kubeedge_topics:
+        transports.append(KubeEdgeMqtt(args.broker, topic_root=args.topic_root, outbox=outbox))
     if args.dmi:
-        from edgedev.dmi import Dmi
+        try:
+            from edgedev.dmi import Dmi
+        except ImportError as exc:
+            raise ImportError(
+                f"--dmi needs grpcio and protobuf: {_install('dmi')} ({exc})"
+            ) from exc
 
         protocols = list(dict.fromkeys(args.protocols or args.env_protocols))
         transports.append(Dmi(protocols, socket=args.dmi_socket, mapper_socket=args.mapper_socket))
+    if args.sparkplug:
+        try:
+            from edgedev.sparkplug import Sparkplug
+        except ImportError as exc:
+            raise ImportError(
+                f"--sparkplug needs protobuf: {_install('sparkplug')} ({exc})"
+            ) from exc
+
+        transports.append(
+            Sparkplug(
+                args.sparkplug,
+                args.broker,
+                host=args.sparkplug_host,
+                data_dir=args.data_dir,
+                client_id=f"{args.name}-sparkplug" if args.name else None,
+            )
+        )
+    elif args.sparkplug_host:
+        raise ValueError("--sparkplug-host needs --sparkplug GROUP/EDGE_NODE")
     return transports
+
+
+def _install(extra: str) -> str:
+    return f"pip install 'edgedev[{extra}]'"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,12 +301,9 @@ def run(args: argparse.Namespace) -> int:
         outbox.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ImportError as exc:
+    except (ImportError, OSError, sqlite3.Error) as exc:
         outbox.close()
-        print(
-            f"error: --dmi needs grpcio and protobuf: pip install 'edgedev[dmi]' ({exc})",
-            file=sys.stderr,
-        )
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     changes = StateChanges()  # for the narrator
     mapper = Mapper(

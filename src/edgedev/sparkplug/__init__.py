@@ -1,9 +1,11 @@
 """Sparkplug B (Eclipse Sparkplug 3.0): the mapper's devices for SCADA hosts.
 
-Topics and device ids (:class:`EdgeNode`, :func:`sparkplug_device_id`), payloads generated from
-Eclipse Tahu's ``sparkplug_b.proto`` (``pb``), and one session's messages
-(:class:`EdgeSession`). Needs the ``sparkplug`` extra (``pip install edgedev[sparkplug]``:
-protobuf). See ``docs/sparkplug.md``.
+:class:`Sparkplug` is the mapper's twin transport
+(``Mapper(devices, transports=[Sparkplug("plant/line1", broker)])``). Beneath it: topics and
+device ids (:class:`EdgeNode`, :func:`sparkplug_device_id`), payloads generated from Eclipse
+Tahu's ``sparkplug_b.proto`` (``pb``), and one session's messages (:class:`EdgeSession`).
+Needs the ``sparkplug`` extra (``pip install edgedev[sparkplug]``: protobuf). See
+``docs/sparkplug.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from edgedev.sparkplug._topics import (
     sparkplug_device_id,
     state_topic,
 )
+from edgedev.sparkplug._transport import Sparkplug
 
 __all__ = (
     "NAMESPACE",
@@ -31,6 +34,7 @@ __all__ = (
     "MetricInfo",
     "NodeMetric",
     "Outgoing",
+    "Sparkplug",
     "Topic",
     "datatype_of",
     "decode",

@@ -1,0 +1,467 @@
+"""Sparkplug B end to end: a mapper as edge node, pysparkplug as the primary host application.
+
+The host is an independent implementation (pysparkplug 0.6.1, from PyPI, in a process and a
+venv of its own: ``sparkplug_helpers.Host``): it decodes every message, resolving aliases from
+the births it saw, and sends STATE, NCMD and DCMD. What pysparkplug does not decode (metric
+property sets, 6.4.8) is read from the same messages with a plain MQTT client and the
+protobuf code generated from Tahu's proto. Section numbers are the Eclipse Sparkplug 3.0.0
+specification's. The devices are Modbus, served by edgedev's simulator, which counts the
+writes it receives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from edgedev import Bus, DeviceSpec, Mapper
+from edgedev.mapper import Reading, StateChanges
+from edgedev.mqtt import KubeEdgeMqtt
+from edgedev.sparkplug import DataType, EdgeNode, Sparkplug, decode
+from edgedev.sparkplug._payloads import metric_info
+from edgedev.testing import (
+    Recorder,
+    device,
+    device_model,
+    device_property,
+    free_port,
+    load_documents,
+    unique_root,
+    write_documents,
+)
+from edgedev.twin import DeviceState
+from sparkplug_helpers import Host, host_python, metrics, seqs_continue
+
+pytestmark = pytest.mark.needs("edgedev_modbus")
+
+WAIT = 20.0
+WRITES = (5, 6, 15, 16)  # Modbus write function codes
+
+
+def _documents(port: int, names: Sequence[str] = ("boiler",)) -> list[dict[str, Any]]:
+    model = device_model(
+        "boiler-model",
+        "modbus",
+        [
+            {"name": "temperature", "type": "FLOAT", "accessMode": "ReadOnly", "unit": "degC"},
+            {
+                "name": "setpoint",
+                "type": "FLOAT",
+                "accessMode": "ReadWrite",
+                "unit": "degC",
+                "minimum": "10",
+                "maximum": "30",
+            },
+            {"name": "pumps", "type": "INT", "accessMode": "ReadOnly"},
+            {"name": "running", "type": "BOOLEAN", "accessMode": "ReadWrite"},
+        ],
+    )
+    docs: list[dict[str, Any]] = [model]
+    for slave, name in enumerate(names, start=1):
+        props = [
+            device_property(
+                "temperature",
+                "modbus",
+                100,
+                {"register": "InputRegister", "offset": 0, "dataType": "int16", "scale": 0.1},
+            ),
+            device_property(
+                "setpoint",
+                "modbus",
+                100,
+                {"register": "HoldingRegister", "offset": 0, "dataType": "int16", "scale": 0.1},
+            ),
+            device_property("pumps", "modbus", 100, {"register": "InputRegister", "offset": 1}),
+            device_property("running", "modbus", 100, {"register": "CoilRegister", "offset": 0}),
+        ]
+        for p in props:
+            p["reportCycle"] = 100
+        docs.append(
+            device(
+                name,
+                "boiler-model",
+                "modbus",
+                {"ip": "127.0.0.1", "port": port, "slaveID": slave},
+                props,
+            )
+        )
+    return docs
+
+
+def _edge() -> EdgeNode:
+    return EdgeNode(unique_root("plant"), "line1")
+
+
+def _writes(sim: Any) -> list[Any]:
+    return [r for r in sim.requests if r.function in WRITES]
+
+
+class Reports(StateChanges):
+    """A sink of the mapper's: wait until a device state or a twin report says something."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[Reading] = []
+
+    def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
+        self.reports.extend(readings)
+        self.state(device, DeviceState.ONLINE, None)  # wakes the waiters
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        with anyio.fail_after(WAIT):
+            await self.wait_until(condition)
+
+
+@asynccontextmanager
+async def _running(
+    devices: list[DeviceSpec], sparkplug: Sparkplug, url: str
+) -> AsyncIterator[tuple[Any, Mapper, Reports]]:
+    """A simulator and a mapper with KubeEdge's topics beside Sparkplug; stopped at the end."""
+    from edgedev_modbus import ModbusSimulator
+
+    sim = ModbusSimulator(devices)
+    reports = Reports()
+    transports = [KubeEdgeMqtt(url, topic_root=unique_root()), sparkplug]
+    mapper = Mapper(devices, transports=transports, name=unique_root("mapper"), sinks=[reports])
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        async with anyio.create_task_group() as running:
+            await running.start(mapper.run)
+            try:
+                yield sim, mapper, reports
+            finally:
+                mapper.stop()  # its task ends once the transports have flushed
+        tg.cancel_scope.cancel()
+
+
+async def test_a_primary_host_sees_births_data_rebirths_commands_and_history(
+    tmp_path: Path, mqtt_url: str
+):
+    host_python()
+    edge = _edge()
+    devices = load_documents(tmp_path, _documents(free_port()))
+    sparkplug = Sparkplug(edge, mqtt_url, host="scada", data_dir=tmp_path / "data")
+    with Host(mqtt_url, edge, "scada", online=False) as host:
+        await host.start()
+        async with (
+            Bus(mqtt_url) as bus,
+            Recorder(bus, f"spBv1.0/{edge.group}/#") as wire,
+            _running(devices, sparkplug, mqtt_url) as (sim, _, reports),
+        ):
+            sim.freeze("default/boiler")
+            sim.set("default/boiler", "temperature", 21.5)
+            sim.set("default/boiler", "pumps", -2)
+            await reports.until(
+                lambda: any(r.name == "temperature" and r.value == 21.5 for r in reports.reports)
+            )
+            # 5.4: with a primary host, no birth until its STATE says online
+            assert sparkplug.bus is not None
+            with anyio.fail_after(WAIT):
+                await sparkplug.bus.wait_connected()
+            assert sparkplug.sent["NBIRTH"] == 0 and not sparkplug.live
+            assert sparkplug.ready() == (False, f"Sparkplug {edge}: waiting for primary host scada")
+            host.send(do="state", online=True)
+
+            nbirth = await host.expect(host.of("NBIRTH"), what="NBIRTH")
+            node = metrics(nbirth)
+            assert nbirth["seq"] == 0  # 4.2.1.1.2
+            assert node["bdSeq"]["value"] == 0 and node["bdSeq"]["datatype"] == DataType.Int64
+            assert node["Node Control/Rebirth"]["value"] is False  # 5.17
+            assert node["Node Control/Rebirth"]["alias"] is None
+            assert node["Mapper/Devices"]["value"] == 1
+
+            dbirth = await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH")
+            born = metrics(dbirth)
+            assert {"temperature", "setpoint", "pumps", "running"} <= born.keys()
+            assert born["temperature"]["datatype"] == DataType.Float
+            assert born["temperature"]["value"] == 21.5
+            assert born["pumps"]["datatype"] == DataType.Int64 and born["pumps"]["value"] == -2
+            assert born["running"]["datatype"] == DataType.Boolean
+            assert born["Properties/Device"]["value"] == "default/boiler"
+            aliases = [m["alias"] for m in dbirth["metrics"]]
+            assert None not in aliases and len(set(aliases)) == len(aliases)  # 6.4.6
+            # the property sets (6.4.8), read off the wire: unit, range, whether writable
+            raw = await wire.wait_for(lambda m: "/DBIRTH/" in m.topic, timeout=WAIT)
+            infos = {m.name: metric_info(m) for m in decode(raw.payload).metrics}
+            assert (infos["setpoint"].unit, infos["setpoint"].low, infos["setpoint"].high) == (
+                "degC",
+                10.0,
+                30.0,
+            )
+            assert infos["setpoint"].read_only is False and infos["temperature"].read_only
+
+            # readings made while the host was away follow the births, as historical (5.4)
+            history = await host.expect(
+                lambda line: (
+                    host.of("DDATA", "boiler")(line)
+                    and any(m["historical"] for m in line["metrics"])
+                ),
+                what="historical DDATA",
+            )
+            assert {m["name"] for m in history["metrics"]} <= born.keys()
+
+            # DDATA of a changed value, by alias only (6.4.6)
+            sim.set("default/boiler", "temperature", 22.5)
+            ddata = await host.expect(
+                lambda line: (
+                    host.of("DDATA", "boiler")(line)
+                    and metrics(line).get("temperature", {}).get("value") == 22.5
+                    and not metrics(line)["temperature"]["historical"]
+                ),
+                what="DDATA temperature=22.5",
+            )
+            assert metrics(ddata)["temperature"]["alias"] == born["temperature"]["alias"]
+            on_wire = [decode(m.payload) for m in wire.messages if "/DDATA/" in m.topic]
+            assert on_wire and all(
+                not m.HasField("name") and m.HasField("alias") for p in on_wire for m in p.metrics
+            )
+
+            # a rebirth: NBIRTH of the same bdSeq, every DBIRTH again (5.17)
+            host.send(do="rebirth")
+            again = await host.expect(host.of("NBIRTH"), what="NBIRTH after the rebirth")
+            assert again["seq"] == 0 and metrics(again)["bdSeq"]["value"] == 0
+            await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH after the rebirth")
+
+            # a DCMD by alias: written to the register (counted at the simulator), then DDATA
+            # of the value the device holds (5.17)
+            before = len(_writes(sim))
+            alias = born["setpoint"]["alias"]
+            host.send(do="dcmd", device="boiler", alias=alias, datatype=DataType.Float, value=23.5)
+            answer = await host.expect(
+                lambda line: (
+                    host.of("DDATA", "boiler")(line)
+                    and metrics(line).get("setpoint", {}).get("value") == 23.5
+                ),
+                what="DDATA setpoint=23.5",
+            )
+            assert metrics(answer)["setpoint"]["alias"] == alias
+            assert len(_writes(sim)) == before + 1
+            assert sim.get("default/boiler", "setpoint") == 23.5
+
+            # out of range: refused, nothing written, the held value sent back
+            host.send(do="dcmd", device="boiler", alias=alias, datatype=DataType.Float, value=99.0)
+            held = await host.expect(
+                lambda line: (
+                    host.of("DDATA", "boiler")(line)
+                    and metrics(line).get("setpoint", {}).get("value") == 23.5
+                ),
+                what="DDATA of the held setpoint",
+            )
+            assert held["seq"] is not None
+            assert len(_writes(sim)) == before + 1
+            assert sparkplug.commands["accepted"] == 3  # the rebirth and two setpoints
+
+            # the host goes offline: NDEATH of this bdSeq, a new session (5.5); births wait
+            host.send(do="state", online=False)
+            death = await host.expect(host.of("NDEATH"), what="NDEATH")
+            assert metrics(death)["bdSeq"]["value"] == 0
+            assert not sparkplug.live
+            sim.set("default/boiler", "temperature", 24.5)  # read while nobody listens
+            await reports.until(
+                lambda: any(r.name == "temperature" and r.value == 24.5 for r in reports.reports)
+            )
+            assert not sparkplug.live and len(sparkplug.history) > 0
+            host.send(do="state", online=True)
+            reborn = await host.expect(host.of("NBIRTH"), what="NBIRTH of the new session")
+            assert metrics(reborn)["bdSeq"]["value"] == 1
+            await host.expect(
+                lambda line: (
+                    host.of("DDATA", "boiler")(line)
+                    and any(
+                        m["name"] == "temperature" and m["value"] == 24.5 and m["historical"]
+                        for m in line["metrics"]
+                    )
+                ),
+                what="temperature=24.5 as historical",
+            )
+        # a clean stop: DDEATH, then NDEATH before the DISCONNECT (5.5)
+        await host.expect(host.of("DDEATH", "boiler"), what="DDEATH at the stop")
+        goodbye = await host.expect(host.of("NDEATH"), what="NDEATH at the stop")
+        assert metrics(goodbye)["bdSeq"]["value"] == 1
+    seqs_continue(host.lines, edge)
+
+
+async def test_devices_added_and_removed_at_run_time_are_born_and_die(
+    tmp_path: Path, mqtt_url: str
+):
+    host_python()
+    edge = _edge()
+    port = free_port()
+    first, second = load_documents(tmp_path, _documents(port, names=("boiler", "boiler-2")))
+    sparkplug = Sparkplug(edge, mqtt_url)
+    with Host(mqtt_url, edge, "scada") as host:
+        await host.start()
+        from edgedev_modbus import ModbusSimulator
+
+        sim = ModbusSimulator([first, second])
+        mapper = Mapper([first], transports=[sparkplug], name=unique_root("mapper"))
+        async with anyio.create_task_group() as tg:
+            await tg.start(sim.run)
+            await tg.start(mapper.run)
+            await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH boiler")
+            await mapper.add_device(second)
+            await host.expect(host.of("DBIRTH", "boiler-2"), what="DBIRTH of the added device")
+            count = await host.expect(host.of("NDATA"), what="NDATA of the device count")
+            assert metrics(count)["Mapper/Devices"]["value"] == 2
+            await mapper.remove_device(second.id)
+            await host.expect(host.of("DDEATH", "boiler-2"), what="DDEATH of the removed device")
+            count = await host.expect(host.of("NDATA"), what="NDATA of the device count")
+            assert metrics(count)["Mapper/Devices"]["value"] == 1
+            # a device that stops answering (its gateway says the target fails) dies (5.7),
+            # and is born again when it answers
+            sim.fail(first.id, 11)
+            await host.expect(host.of("DDEATH", "boiler"), what="DDEATH of the failing device")
+            sim.fail(first.id, None)
+            await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH of the device back")
+            mapper.stop()
+            tg.cancel_scope.cancel()
+    seqs_continue(host.lines, edge)
+
+
+def _run(files: Sequence[Path], url: str, edge: EdgeNode, data: Path) -> subprocess.Popen[str]:
+    """``edgedev run --sparkplug``, its output appended to ``edgedev.log`` beside ``data``."""
+    command = [
+        sys.executable,
+        "-m",
+        "edgedev",
+        "run",
+        *(a for f in files for a in ("-f", str(f))),
+        "--broker",
+        url,
+        "--topic-root",
+        unique_root(),
+        "--sparkplug",
+        str(edge),
+        "--data-dir",
+        str(data),
+        "--name",
+        unique_root("mapper"),
+    ]
+    with (data.parent / "edgedev.log").open("a") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+async def test_bdseq_goes_on_across_sigkill_broker_restarts_and_process_restarts(
+    tmp_path: Path, fresh_broker: Any
+):
+    host_python()
+    from edgedev_modbus import ModbusSimulator
+
+    edge = _edge()
+    url = fresh_broker.url
+    docs = _documents(free_port())
+    devices = load_documents(tmp_path, docs)
+    files = [write_documents(tmp_path, docs)]
+    data = tmp_path / "data"
+    sim = ModbusSimulator(devices)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sim.run)
+        with Host(url, edge, "scada") as host:
+            await host.start()
+            proc = _run(files, url, edge, data)
+            try:
+                birth = await host.expect(host.of("NBIRTH"), what="NBIRTH", timeout=30)
+                assert metrics(birth)["bdSeq"]["value"] == 0
+                await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH")
+                # SIGKILL: the broker publishes the will, the NDEATH of the birth's bdSeq (5.4)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                death = await host.expect(host.of("NDEATH"), what="NDEATH from the will")
+                assert metrics(death)["bdSeq"]["value"] == 0
+                # restarted: the next bdSeq, kept in --data-dir
+                proc = _run(files, url, edge, data)
+                birth = await host.expect(host.of("NBIRTH"), what="NBIRTH", timeout=30)
+                assert metrics(birth)["bdSeq"]["value"] == 1
+                await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH")
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(15)
+            await host.expect(host.of("NDEATH"), what="NDEATH at SIGTERM")
+            proc = _run(files, url, edge, data)
+            try:
+                birth = await host.expect(host.of("NBIRTH"), what="NBIRTH", timeout=30)
+                assert metrics(birth)["bdSeq"]["value"] == 2
+                # the broker restarts: a new MQTT session, the next bdSeq, births again. The
+                # host may come back after them (its subscriptions went with the broker): once
+                # its own STATE comes back, it asks for a rebirth, as a host that joins does
+                await anyio.to_thread.run_sync(fresh_broker.stop)
+                await anyio.to_thread.run_sync(fresh_broker.start)
+                host.forget()
+                await host.expect(
+                    lambda line: line.get("type") == "STATE" and line["online"], what="host back"
+                )
+                host.send(do="rebirth")
+                birth = await host.expect(
+                    lambda line: host.of("NBIRTH")(line) and metrics(line)["bdSeq"]["value"] == 3,
+                    what="NBIRTH after the broker restart",
+                    timeout=60,
+                )
+                await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH after the restart")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(15)
+        tg.cancel_scope.cancel()
+
+
+async def test_run_with_kubeedge_topics_dmi_and_sparkplug_at_once(tmp_path: Path, mqtt_url: str):
+    """One ``edgedev run``: a device from EdgeCore (DMI) on KubeEdge's topics and Sparkplug."""
+    host_python()
+    from dmi_helpers import modbus_device, modbus_model, socket_dir
+    from edgedev.testing.dmi import FakeEdgeCore
+    from edgedev_modbus import ModbusSimulator
+
+    edge = _edge()
+    port = free_port()
+    docs = [modbus_model(), modbus_device("dmi-1", port)]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    root = unique_root()
+    with socket_dir() as sockets, Host(mqtt_url, edge, "scada") as host:
+        await host.start()
+        core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+        env = {
+            **os.environ,
+            "EDGEDEV_DMI": "1",
+            "EDGEDEV_PROTOCOLS": "modbus",
+            "EDGEDEV_DMI_SOCKET": core.socket,
+            "EDGEDEV_MAPPER_SOCKET": f"{sockets}/edgedev-{{protocol}}.sock",
+            "EDGEDEV_SPARKPLUG": str(edge),
+            "EDGEDEV_SPARKPLUG_HOST": "scada",
+        }
+        command = [sys.executable, "-m", "edgedev", "run", "--broker", mqtt_url]
+        command += ["--topic-root", root, "--data-dir", str(tmp_path / "data")]
+        async with (
+            anyio.create_task_group() as tg,
+            Bus(mqtt_url) as bus,
+            Recorder(bus, f"{root}/#") as kubeedge,
+        ):
+            await tg.start(sim.run)
+            async with core, await anyio.open_process(command, env=env) as process:
+                try:
+                    await core.wait_for(lambda: "setpoint" in core.reported("default/dmi-1"))
+                    await kubeedge.wait_for(
+                        lambda m: m.topic.endswith("/dmi-1/twin/update"), timeout=WAIT
+                    )
+                    born = await host.expect(host.of("DBIRTH", "dmi-1"), what="DBIRTH", timeout=30)
+                    assert "setpoint" in metrics(born)
+                finally:
+                    process.send_signal(signal.SIGTERM)
+                    with anyio.fail_after(15):
+                        await process.wait()
+            tg.cancel_scope.cancel()
+        await host.expect(host.of("NDEATH"), what="NDEATH at SIGTERM")
