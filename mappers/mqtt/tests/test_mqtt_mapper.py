@@ -340,11 +340,13 @@ async def test_json_documents_carry_several_properties_and_bad_payloads_are_coun
             await twins.wait_for(lambda: (device_id, {"temperature": "61.5", "setpoint": "20"})
                                  in twins.reports)  # fmt: skip
             # one message that holds neither: dropped, counted, said why
-            with caplog.at_level(logging.WARNING, logger="edgedev.mqtt"):
+            with caplog.at_level(logging.WARNING, logger="edgedev.drops"):
                 device.publish(b"not json")
                 device.publish(json.dumps({"temperature": 62.0}))
                 await twins.wait_for(lambda: twins.values(device_id, "temperature")[-1] == "62.0")
             assert "held no value of temperature (not a JSON document)" in caplog.text
+            # one payload, two properties it held no value of: two values dropped
+            assert running.drops.totals["unreadable_payload"] == 2
             assert twins.values(device_id, "setpoint") == ["20"]  # not in the last message
 
             device.confirm = False

@@ -11,14 +11,12 @@ mapper reads back and reports.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import anyio
 
 from edgedev import DeviceError, Driver, Value
-from edgedev.bus import BrokerConfigError, Bus
+from edgedev.bus import BrokerConfigError, Bus, Message
 from edgedev.drivers import Endpoints, Lease, Report, Transport
 from edgedev.twin import values_equal
 from edgedev_mqtt.config import (
@@ -30,14 +28,14 @@ from edgedev_mqtt.config import (
     client_settings,
     connection,
 )
-from edgedev_mqtt.payload import PayloadError, decode, encode
+from edgedev_mqtt.payload import Absent, PayloadError, decode, encode
 
 log = logging.getLogger("edgedev.mqtt")
 
 ECHO_SHARE = 0.5
 """Share of the device's deadline a write waits for the device to publish its new value."""
-WARN_EVERY = 60.0
-"""Seconds between two warnings about the unreadable payloads of one property."""
+UNREADABLE = "unreadable_payload"
+"""The reason of ``edgedev_values_dropped_total`` for a payload that holds no value."""
 
 
 class MqttTransport(Transport):
@@ -86,20 +84,12 @@ class MqttTransport(Transport):
         """Nothing to do: the bus closes with :meth:`run`, cancelled before this."""
 
 
-@dataclass(slots=True)
-class _Dropped:
-    """Payloads of one property that held no value of it: counted, warned about sometimes."""
-
-    count: int = 0
-    warned: float = -math.inf
-    reasons: dict[str, int] = field(default_factory=dict)
-
-
 class MqttDriver(Driver[MqttProtocol, MqttVisitor]):
     """A device that publishes its properties on an MQTT broker.
 
-    Attributes:
-        dropped: payloads that held no value of their property, by property (logged).
+    A payload that holds no value of its property is dropped, counted in
+    ``edgedev_values_dropped_total{reason="unreadable_payload"}`` and logged (at most once a
+    minute) with the device, topic, property and why.
     """
 
     protocol_config = MqttProtocol
@@ -114,7 +104,6 @@ class MqttDriver(Driver[MqttProtocol, MqttVisitor]):
         self._stale: set[str] = set()  # written, and not published by the device since
         self._arrived: dict[str, anyio.Event] = {}
         self._timeout = device.timeout_ms / 1000
-        self.dropped: dict[str, _Dropped] = {}
 
     @classmethod
     def check_property(cls, prop: MqttPropertySpec) -> list[tuple[str, str]]:
@@ -253,39 +242,38 @@ class MqttDriver(Driver[MqttProtocol, MqttVisitor]):
             tg.start_soon(self._lost, bus)
             async with bus.subscribe(*by_topic, qos=max(qos, 0)) as messages:
                 async for message in messages:
-                    for prop in by_topic.get(message.topic, ()):
-                        self._take(prop, message.payload, report)
+                    self._take(by_topic.get(message.topic, []), message, report)
 
     async def _lost(self, bus: Bus) -> None:
         await bus.wait_disconnected()
         raise DeviceError(f"lost the broker {bus.url}: {bus.last_error or 'connection lost'}")
 
-    def _take(self, prop: MqttPropertySpec, payload: bytes, report: Report) -> None:
-        try:
-            value = decode(payload, prop.type, prop.visitor.path)
-        except PayloadError as exc:
-            self._drop(prop, str(exc))
-            return
-        self._last[prop.name] = value
-        self._stale.discard(prop.name)
-        arrived = self._arrived.pop(prop.name, None)
-        if arrived is not None:
-            arrived.set()
-        report(prop.name, value)
+    def _take(self, props: Sequence[MqttPropertySpec], message: Message, report: Report) -> None:
+        """Report the value of each property in ``message``; count what holds none.
 
-    def _drop(self, prop: MqttPropertySpec, reason: str) -> None:
-        """Count a payload that held no value; warn (once a minute per property) saying why."""
-        dropped = self.dropped.setdefault(prop.name, _Dropped())
-        dropped.count += 1
-        dropped.reasons[reason] = dropped.reasons.get(reason, 0) + 1
-        now = anyio.current_time()
-        if now - dropped.warned >= WARN_EVERY:
-            dropped.warned = now
-            log.warning(
-                "device %s: a payload on %s held no value of %s (%s); %d dropped so far",
-                self.device.id,
-                prop.visitor.topic,
-                prop.name,
-                reason,
-                dropped.count,
-            )
+        A JSON document may carry some of its topic's properties and not others: a property
+        absent from it is no loss, unless the message carries none of them.
+        """
+        absent: list[str] = []
+        for prop in props:
+            try:
+                value = decode(message.payload, prop.type, prop.visitor.path)
+            except Absent:
+                absent.append(prop.name)
+                continue
+            except PayloadError as exc:
+                self._drop(message.topic, prop.name, str(exc))
+                continue
+            self._last[prop.name] = value
+            self._stale.discard(prop.name)
+            arrived = self._arrived.pop(prop.name, None)
+            if arrived is not None:
+                arrived.set()
+            report(prop.name, value)
+        if absent and len(absent) == len(props):
+            self._drop(message.topic, ", ".join(absent), "none of them is in the document")
+
+    def _drop(self, topic: str, names: str, reason: str) -> None:
+        """Count a payload that held no value of ``names``, saying why (logged once a minute)."""
+        where = f"device {self.device.id}: a payload on {topic}"
+        self.endpoints.drops.add(UNREADABLE, 1, f"{where} held no value of {names} ({reason})")

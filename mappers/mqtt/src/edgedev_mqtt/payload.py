@@ -35,6 +35,10 @@ class PayloadError(ValueError):
     """A payload that does not hold a value of the property; the message says why."""
 
 
+class Absent(PayloadError):
+    """A JSON payload with nothing at the property's path (it may carry other properties)."""
+
+
 def parse_path(text: str) -> Path:
     """Parse a ``jsonPath`` (``$.a.b[0]``, ``a.b``, ``$['a.b']``).
 
@@ -121,7 +125,8 @@ def decode(payload: bytes, type_: PropertyType, path: Path | None = None) -> Val
     string is read as the text of a value, so ``"21.5"`` is a number for a FLOAT).
 
     Raises:
-        PayloadError: too large, not UTF-8 or JSON, no value at the path, or not of the type.
+        Absent: nothing at the path (a document for other properties).
+        PayloadError: too large, not UTF-8 or JSON, or not a value of the type.
     """
     if len(payload) > MAX_PAYLOAD:
         raise PayloadError(f"{len(payload)} bytes, more than the {MAX_PAYLOAD} read")
@@ -148,9 +153,9 @@ def decode(payload: bytes, type_: PropertyType, path: Path | None = None) -> Val
     for step in path:
         if isinstance(step, int):
             if not isinstance(found, list) or step >= len(found):
-                raise PayloadError(f"no [{step}] in the document at {show_path(path)}")
+                raise Absent(f"no [{step}] in the document at {show_path(path)}")
         elif not isinstance(found, dict) or step not in found:
-            raise PayloadError(f"no {step!r} in the document at {show_path(path)}")
+            raise Absent(f"no {step!r} in the document at {show_path(path)}")
         found = found[step]
     return _typed(found, type_)
 
