@@ -36,6 +36,18 @@ MODBUS_PROPS = [
 ]
 
 
+def reported(document: dict[str, Any], *, state_cycle: int = 600_000) -> dict[str, Any]:
+    """A Device written to be reported to EdgeCore: ``reportToCloud`` on its properties, and
+    a ``stateReport`` (a state every ``state_cycle`` ms: 10 minutes, none within a test).
+
+    KubeEdge leaves both false when the Device says nothing, and then nothing is reported.
+    """
+    for prop in document["spec"]["properties"]:
+        prop.setdefault("reportToCloud", True)
+    document["spec"].setdefault("stateReport", {"reportToCloud": True, "reportCycle": state_cycle})
+    return document
+
+
 def modbus_model(name: str = "thermo", props: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return device_model(name, "modbus", props or MODBUS_PROPS)
 
@@ -51,20 +63,22 @@ def modbus_device(
     )
     if setpoint is not None:
         setpoint_prop["desired"] = {"value": setpoint}
-    return device(
-        name,
-        model,
-        "modbus",
-        {"ip": "127.0.0.1", "port": port},
-        [
-            device_property(
-                "temperature",
-                "modbus",
-                cycle,
-                {"register": "InputRegister", "offset": 0, "dataType": "int16", "scale": 0.1},
-            ),
-            setpoint_prop,
-        ],
+    return reported(
+        device(
+            name,
+            model,
+            "modbus",
+            {"ip": "127.0.0.1", "port": port},
+            [
+                device_property(
+                    "temperature",
+                    "modbus",
+                    cycle,
+                    {"register": "InputRegister", "offset": 0, "dataType": "int16", "scale": 0.1},
+                ),
+                setpoint_prop,
+            ],
+        )
     )
 
 
@@ -109,7 +123,7 @@ def counter_docs(count: int, cycle: int = 1000, properties: int = 1) -> list[dic
     docs = [device_model("counter", "counter", [{"name": n, "type": "INT"} for n in names])]
     for i in range(count):
         props = [device_property(n, "counter", cycle, {}) for n in names]
-        docs.append(device(f"c{i}", "counter", "counter", {"start": i}, props))
+        docs.append(reported(device(f"c{i}", "counter", "counter", {"start": i}, props)))
     return docs
 
 

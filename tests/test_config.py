@@ -107,9 +107,9 @@ def test_models_may_live_in_another_file_and_other_resources_are_skipped(tmp_pat
             "past",
         ),
         (
-            ("collectCycle: 500", "collectCycle: 0"),
+            ("collectCycle: 500", "collectCycle: -1"),  # 0 is upstream's 1 s
             "spec.properties[0].collectCycle",
-            "greater than 0",
+            "greater than or equal to 0",
         ),
         (("collectCycle: 500", "collectCycle: fast"), "spec.properties[0].collectCycle", "integer"),
         (("dataType: int16", "dataType: int24"), "visitors.configData.dataType", "int16"),
@@ -148,7 +148,7 @@ def test_each_mistake_names_file_document_device_and_field(
 
 def test_every_problem_is_reported_at_once(tmp_path: Path):
     first = DEVICE.replace("collectCycle: 500", "collectCycle: -1").replace(
-        "reportCycle: 5000", "reportCycle: 0"
+        "reportCycle: 5000", "reportCycle: -5"
     )
     second = DEVICE.replace("thermo-1", "thermo-2").replace("port: 5020", "port: 99999")
     found = problems(tmp_path, MODEL + first + second)
@@ -198,7 +198,7 @@ def test_validate_exits_0_when_valid_and_1_with_errors(tmp_path: Path):
     assert "1 device" in good.stdout
     bad = run_validate(
         write(
-            tmp_path, (MODEL + DEVICE).replace("collectCycle: 500", "collectCycle: 0"), "bad.yaml"
+            tmp_path, (MODEL + DEVICE).replace("collectCycle: 500", "collectCycle: -1"), "bad.yaml"
         )
     )
     assert bad.returncode == 1

@@ -15,6 +15,7 @@ from edgedev.dmi import TokenBucket, pb, to_device, to_model, to_spec
 from edgedev.dmi._convert import unpack_value
 from edgedev.dmi._generate import PROTO
 from edgedev.loader import load_devices
+from edgedev.mapper import StatePolicy, state_policy
 from edgedev.testing import (
     device,
     device_model,
@@ -56,6 +57,9 @@ DEVICE = device(
         device_property("heating", "modbus", 1000, {"register": "CoilRegister", "offset": 0}),
     ],
 )
+for _prop in DEVICE["spec"]["properties"]:  # said, as KubeEdge's default is false
+    _prop["reportToCloud"] = True
+DEVICE["spec"]["stateReport"] = {"reportToCloud": True, "reportCycle": 5000}
 
 
 def plain(spec: DeviceSpec) -> DeviceSpec:
@@ -78,6 +82,30 @@ def test_edgecore_encoding_gives_the_spec_the_yaml_loader_makes(tmp_path: Path):
     assert spec.config.port == 5020  # type: ignore[attr-defined]
     assert spec.property("setpoint").desired == "21"
     assert spec.property("heating").desired is None  # "" from EdgeCore: no desired value
+
+
+@pytest.mark.needs("edgedev_modbus")
+def test_what_a_device_leaves_unsaid_is_false_over_dmi_and_true_in_a_file(tmp_path: Path):
+    quiet = copy.deepcopy(DEVICE)
+    del quiet["spec"]["stateReport"]
+    for prop in quiet["spec"]["properties"]:
+        del prop["reportToCloud"]
+    [from_yaml] = load_documents(tmp_path, [MODEL, quiet])
+    assert from_yaml.state_report is None
+    assert all(p.report_to_cloud for p in from_yaml.properties)
+    message = edgecore_device(quiet)
+    assert message.HasField("status") and not message.status.reportToCloud  # util.go:111-120
+    spec = to_spec(message, edgecore_model(MODEL))
+    assert not any(p.report_to_cloud for p in spec.properties)
+    assert spec.state_report is not None and not spec.state_report.report_to_cloud
+    assert not state_policy(spec).report  # no ReportDeviceStates, as the reference mapper
+    # the old place, the CRD's status, when the Device has no stateReport
+    old = {**quiet, "status": {"reportToCloud": True, "reportCycle": 3000}}
+    spec = to_spec(edgecore_device(old), edgecore_model(MODEL))
+    assert state_policy(spec) == StatePolicy(True, 3.0)
+    # a cycle of 0 is upstream's 1 s (mapper-framework const.go:41)
+    zero = {**quiet, "spec": {**quiet["spec"], "stateReport": {"reportToCloud": True}}}
+    assert state_policy(to_spec(edgecore_device(zero), edgecore_model(MODEL))).cycle == 1.0
 
 
 @pytest.mark.needs("edgedev_modbus")
@@ -169,6 +197,8 @@ PUSH_METHODS = {  # every target, in the CRD's spelling
         "TDEngine": {"TDEngineClientConfig": {"addr": "t:6041", "dbName": "plant"}},
         "mysql": {"mysqlClientConfig": {"addr": "m:3306", "database": "d", "userName": "u"}},
     },
+    # free-form, loaded with a warning (not served); values as EdgeCore wraps them
+    "anomalyDetection": {"url": "http://ad.local/score", "threshold": 3, "enabled": True},
 }
 
 
@@ -182,6 +212,7 @@ def test_push_methods_come_over_dmi_as_the_yaml_gives_them(tmp_path: Path):
     push = message.spec.properties[0].pushMethod
     assert push.http.hostname == "http://sink.local" and push.http.requestpath == "/in"
     assert push.dbMethod.tdengine.tdEngineClientConfig.dbname == "plant"
+    assert set(push.anomalyDetection.data) == {"url", "threshold", "enabled"}
     spec = to_spec(message, edgecore_model(MODEL))
     assert spec.property("temperature").push_method == from_yaml.property("temperature").push_method
     assert spec.property("setpoint").push_method is None

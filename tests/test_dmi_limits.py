@@ -7,6 +7,8 @@ ratio as the defaults (0.8/s, burst 20, against 1/s).
 
 from __future__ import annotations
 
+import itertools
+
 import anyio
 import pytest
 
@@ -84,3 +86,38 @@ async def test_a_registration_answer_larger_than_grpcs_default_4_mb_is_taken(mqt
             with anyio.fail_after(30):
                 await dmi.sources["counter"].wait_registered()
             assert len(dmi.mapper.runners) == 300
+
+
+async def test_200_devices_with_a_2s_state_report_stay_within_the_limit(mqtt_url: str):
+    """Periodic states (stateReport.reportCycle) share the budget: spread, never over it."""
+    docs = counter_docs(200, cycle=60_000)  # one reading each: the states are the traffic
+    for doc in docs[1:]:
+        doc["spec"]["stateReport"] = {"reportToCloud": True, "reportCycle": 2000}
+    with socket_dir() as sockets:
+        core = FakeEdgeCore(
+            f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1], rate=40, burst=100
+        )
+        names = [f"c{i}" for i in range(200)]
+
+        def states(name: str) -> list[float]:
+            return [t for t, s in core.state_times if s.deviceName == name]
+
+        async with (
+            core,
+            dmi_mapper(
+                mqtt_url,
+                core,
+                sockets,
+                "counter",
+                bucket=TokenBucket(rate=32, burst=20),
+                drivers=counter_drivers(),
+            ),
+        ):
+            # online, then two periodic states each: 600 states and 200 twins at 32/s
+            await core.wait_for(lambda: all(len(states(n)) >= 3 for n in names), timeout=90)
+            assert all(core.reported(f"default/{n}") for n in names)  # twins still went
+            assert core.limited == 0
+            assert core.max_in_window(1.0) <= 20 + 32 + 1
+            assert not core.invalid
+            gaps = [b - a for n in names for a, b in itertools.pairwise(states(n))]
+            assert min(gaps) >= 1.9  # never more often than the cycle, whatever the queue

@@ -6,6 +6,7 @@ sustained (burst 100), twins without observedDesired or reported, reports withou
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import grpc
 import pytest
 from grpc import aio
 
-from dmi_helpers import dmi_mapper, modbus_device, modbus_model, socket_dir
+from dmi_helpers import dmi_mapper, modbus_device, modbus_model, reported, socket_dir
 from edgedev.dmi import pb
 from edgedev.testing import device, device_model, device_property, free_port, load_documents
 from edgedev.testing.dmi import FakeEdgeCore, edgecore_device, edgecore_model
@@ -72,12 +73,14 @@ async def test_one_mapper_registers_for_modbus_and_opcua_and_reports_both(
 ):
     opcua_url = f"opc.tcp://127.0.0.1:{free_port()}/edgedev/dmi"
     opcua_model = device_model("valve", "opcua", [{"name": "position", "type": "DOUBLE"}])
-    opcua_device = device(
-        "valve-1",
-        "valve",
-        "opcua",
-        {"url": opcua_url},
-        [device_property("position", "opcua", 200, {"nodeID": "ns=2;s=Valve.position"})],
+    opcua_device = reported(
+        device(
+            "valve-1",
+            "valve",
+            "opcua",
+            {"url": opcua_url},
+            [device_property("position", "opcua", 200, {"nodeID": "ns=2;s=Valve.position"})],
+        )
     )
     docs = [modbus_model(), modbus_device("t1", free_port()), opcua_model, opcua_device]
     specs = load_documents(tmp_path, docs)
@@ -414,3 +417,51 @@ async def test_methods_and_commands_arrive_and_survive_an_update_device(
             assert restarted.spec.methods == runner.spec.methods
             assert restarted.spec.commands == runner.spec.commands
         tg.cancel_scope.cancel()
+
+
+async def test_state_report_says_whether_states_go_to_edgecore_and_how_often(
+    tmp_path: Path, mqtt_url: str, sockets: str, caplog: pytest.LogCaptureFixture
+):
+    """v1.23's stateReport, as the reference mapper has it (mapper-framework
+    _template/mapper/device/devicestatus.go:60-77): none unless reportToCloud; then every
+    reportCycle."""
+    silent = modbus_device("silent", free_port())
+    silent["spec"]["stateReport"] = {"reportToCloud": False, "reportCycle": 1000}
+    unsaid = modbus_device("unsaid", free_port())
+    del unsaid["spec"]["stateReport"]  # EdgeCore sends false: no state either
+    ticking = modbus_device("ticking", free_port())
+    ticking["spec"]["stateReport"] = {"reportToCloud": True, "reportCycle": 2000}
+    detecting = modbus_device("detecting", free_port())
+    detecting["spec"]["properties"][0]["pushMethod"] = {"anomalyDetection": {"url": "http://ad"}}
+    docs = [modbus_model(), silent, unsaid, ticking, detecting]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        with caplog.at_level(logging.WARNING, logger="edgedev.config"):
+            async with dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+                # a state about every 2 s, never more often
+                await core.wait_for(lambda: len(states_of(core, "ticking")) >= 4, timeout=30)
+                times = states_of(core, "ticking")
+                gaps = [b - a for a, b in itertools.pairwise(times)]
+                assert min(gaps) >= 1.9, gaps
+                for name in ("silent", "unsaid"):
+                    assert f"default/{name}" in dmi.mapper.runners
+                    assert "temperature" in core.reported(f"default/{name}")  # twins go
+                    assert states_of(core, name) == []  # states do not
+                # an update of the device: still nothing, and anomalyDetection said once
+                await client.UpdateDevice(pb.UpdateDeviceRequest(device=edgecore_device(detecting)))
+        assert core.state_of("default/silent") is None  # not even offline when it stops
+        assert not core.limited and not core.invalid
+        tg.cancel_scope.cancel()
+    said = [
+        m
+        for m in (r.getMessage() for r in caplog.records)
+        if m.startswith("dmi:") and "anomalyDetection" in m  # not the file's (simulator)
+    ]
+    assert len(said) == 1 and "default/detecting" in said[0] and "not served" in said[0]
+
+
+def states_of(core: FakeEdgeCore, name: str) -> list[float]:
+    """When each state of ``default/NAME`` reached EdgeCore (anyio time)."""
+    return [t for t, s in core.state_times if s.deviceName == name]

@@ -360,7 +360,7 @@ async def test_a_device_that_cannot_take_the_write_is_the_devices_error(
     tmp_path: Path, mqtt_url: str
 ):
     async with (
-        running(tmp_path, mqtt_url, write_timeout=1.0) as run,
+        running(tmp_path, mqtt_url, write_timeout=0.5) as run,
         httpx.AsyncClient(base_url=run.server.url) as http,
     ):
         # the device refuses it (70000 is no int16): 502, nothing retried
@@ -369,11 +369,12 @@ async def test_a_device_that_cannot_take_the_write_is_the_devices_error(
         assert "counter" in refused.json()["Message"]
 
         # the device answers slower than the API waits: 504; the write goes on
-        run.sim.slow(DEVICE_ID, 2.0)
+        # (1 s per request: a write and its read-back fit the device's 3 s deadline)
+        run.sim.slow(DEVICE_ID, 1.0)
         slow = await http.get("/devicemethod/default/thermo-1/SetTemperature/setpoint/22")
         assert slow.status_code == 504, slow.text
         assert "stays desired" in slow.json()["Message"]
-        await run.twins.wait_for(lambda: run.twins.last(DEVICE_ID, "setpoint") == "22")
+        await run.twins.wait_for(lambda: run.twins.last(DEVICE_ID, "setpoint") == "22", timeout=30)
         run.sim.slow(DEVICE_ID, None)
 
         # the device answers every request with an exception: unhealthy, 503

@@ -21,6 +21,9 @@ from pydantic.alias_generators import to_camel
 
 from edgedev.twin._values import PropertyType
 
+DEFAULT_CYCLE_MS = 1000
+"""A property's ``collectCycle`` when it is 0 or left out (mapper-framework's
+``DefaultCollectCycle``, ``pkg/common/const.go``)."""
 SHARED_PROPERTIES = "edgedev.shared_properties"
 """Validation context key of a dict in which identical Device property lists are interned."""
 API_GROUP = "devices.kubeedge.io"
@@ -277,16 +280,18 @@ class PushMethod(CamelModel):
 class DeviceProperty(CamelModel):
     """One property of a Device instance (``Device.spec.properties[]``).
 
-    ``collectCycle`` and ``reportCycle`` are milliseconds. ``visitors`` may be left out when
-    the DeviceModel's property gives them. ``reportOnChange`` and ``deadband`` here are the
-    deprecated place of edgedev's extensions (the upstream CRD refuses them): they belong in
-    ``visitors.configData``.
+    ``collectCycle`` and ``reportCycle`` are milliseconds; a ``collectCycle`` of 0 is 1 s (as
+    upstream's mapper has it), a ``reportCycle`` of 0 (or none) the collect cycle. ``visitors``
+    may be left out when the DeviceModel's property gives them. ``reportToCloud`` left out is
+    true in a file (over DMI, EdgeCore sends false for it). ``reportOnChange`` and ``deadband``
+    here are the deprecated place of edgedev's extensions (the upstream CRD refuses them): they
+    belong in ``visitors.configData``.
     """
 
     name: str = Field(min_length=1)
     desired: Desired | None = None
-    collect_cycle: int = Field(1000, gt=0)
-    report_cycle: int | None = Field(None, gt=0)
+    collect_cycle: int = Field(DEFAULT_CYCLE_MS, ge=0)
+    report_cycle: int | None = Field(None, ge=0)
     report_to_cloud: bool = True
     visitors: Visitor | None = None
     push_method: PushMethod | None = None
@@ -343,9 +348,14 @@ class DeviceMethod(CamelModel):
 
 
 class StateReport(CamelModel):
-    """``spec.stateReport`` (KubeEdge v1.23): how the device state is reported."""
+    """``spec.stateReport`` (KubeEdge v1.23): whether the device's state is reported, how often.
 
-    report_cycle: int | None = Field(None, gt=0)
+    ``reportCycle`` is milliseconds between two reports of the state (0 or none: 1 s, as
+    upstream's mapper has it). In a file, ``reportToCloud`` left out is true (edgedev's agent and
+    tools need the states); over DMI, EdgeCore sends false for it, and the state is not reported.
+    """
+
+    report_cycle: int | None = Field(None, ge=0)
     report_to_cloud: bool = True
 
 

@@ -244,12 +244,25 @@ def push_resource(push: pb.PushMethod) -> dict[str, Any] | None:
                 )
             }
         out["dbMethod"] = methods
+    if push.HasField("anomalyDetection"):  # loads with the files' warning: not served
+        detection = {}
+        for key, value in push.anomalyDetection.data.items():
+            try:
+                detection[key] = unpack_value(value)
+            except ValueError:
+                detection[key] = None  # unreadable, and not used
+        out["anomalyDetection"] = detection
     return out or None
 
 
 def push_message(push: PushMethod) -> pb.PushMethod:
     """The DMI ``PushMethod`` of a property's ``pushMethod`` (:func:`push_resource` reversed)."""
     message = pb.PushMethod()
+    if push.anomaly_detection is not None:
+        message.anomalyDetection.SetInParent()
+        for key, value in push.anomaly_detection.items():
+            if value is not None:
+                message.anomalyDetection.data[key].CopyFrom(pack_value(value))
     if push.http is not None:
         h = push.http
         message.http.CopyFrom(
@@ -341,6 +354,13 @@ def device_resource(device: pb.Device) -> tuple[dict[str, Any], list[tuple[str, 
     }
     if spec.methods:
         device_spec["methods"] = [method_resource(m) for m in spec.methods]
+    if device.HasField("status"):
+        # EdgeCore puts the Device's stateReport here (dtcommon/util.go ConvertDevice), and
+        # always sends it: false and 0 when the Device says nothing, as upstream reads them
+        state: dict[str, Any] = {"reportToCloud": device.status.reportToCloud}
+        if device.status.reportCycle:
+            state["reportCycle"] = device.status.reportCycle
+        device_spec["stateReport"] = state
     resource = {
         "apiVersion": API_VERSION,
         "kind": "Device",
@@ -416,6 +436,7 @@ def to_device(spec: DeviceSpec, desired: Mapping[str, str] | None = None) -> pb.
                 pushMethod=push_message(p.push_method) if p.push_method is not None else None,
             )
         )
+    state = spec.state_report
     return pb.Device(
         name=spec.name,
         namespace=spec.namespace,
@@ -426,6 +447,11 @@ def to_device(spec: DeviceSpec, desired: Mapping[str, str] | None = None) -> pb.
             ),
             properties=props,
             methods=[method_message(m) for m in spec.methods],
+        ),
+        status=None
+        if state is None
+        else pb.DeviceStatus(
+            reportToCloud=state.report_to_cloud, reportCycle=state.report_cycle or 0
         ),
     )
 

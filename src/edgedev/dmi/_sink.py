@@ -3,9 +3,12 @@
 EdgeCore takes 1 request per second for the whole node (burst 100), and a
 ``ReportDeviceStatus`` carries one device. So reports wait here, coalesced (a newer value of
 a property replaces the older one, a newer state the older one), and leave one request at a
-time as the token bucket allows: states first, then devices with changed values, then the
-periodic refreshes of unchanged values. A refusal by EdgeCore's limiter spends our tokens
-and backs off; a lost connection keeps everything for when EdgeCore is back.
+time as the token bucket allows: changes of state first; then devices with changed values and
+the periodic states of ``stateReport.reportCycle`` in turn; then the periodic refreshes of
+unchanged values. A device's state goes only when its ``stateReport.reportToCloud`` says so
+(EdgeCore sends false when the Device says nothing, and so edgedev reports none, as the
+reference mapper does). A refusal by EdgeCore's limiter spends our tokens and backs off; a
+lost connection keeps everything for when EdgeCore is back.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from edgedev.config._spec import DeviceSpec
 from edgedev.dmi._limiter import TokenBucket
 from edgedev.dmi._link import EdgeCoreLink, is_limited
 from edgedev.dmi._pb import api_pb2 as pb
-from edgedev.mapper import Reading, TwinFilter
+from edgedev.mapper import Periodic, Reading, TwinFilter, state_policy
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import WriteFailure
 
@@ -46,6 +49,15 @@ _Request = pb.ReportDeviceStatusRequest | pb.ReportDeviceStatesRequest
 
 def _key(spec: DeviceSpec) -> tuple[str, str]:
     return (spec.namespace, spec.name)
+
+
+def _split(device_id: str) -> tuple[str, str]:
+    namespace, name = device_id.split("/", 1)
+    return (namespace, name)
+
+
+def _now() -> float:
+    return anyio.current_time()
 
 
 class DmiSink:
@@ -83,6 +95,10 @@ class DmiSink:
         self._desired = desired
         self.bucket = bucket or TokenBucket()
         self._states: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._last_states: dict[tuple[str, str], str] = {}  # to repeat at the reportCycle
+        self._repeats: OrderedDict[tuple[str, str], str] = OrderedDict()  # periodic, due
+        self._periodic = Periodic()
+        self._repeat_turn = False  # whether a periodic state goes before the next twin
         self._changed: OrderedDict[tuple[str, str], dict[str, _Twin]] = OrderedDict()
         self._refresh: OrderedDict[tuple[str, str], dict[str, _Twin]] = OrderedDict()
         self._sent: dict[tuple[str, str], dict[str, str]] = {}
@@ -124,10 +140,22 @@ class DmiSink:
         self._work.set()
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
-        """Queue the device's new state (replacing one not yet sent)."""
+        """Queue the device's new state (replacing one not yet sent), if it is reported."""
+        if self._desired(device.id) is None or not state_policy(device).report:
+            return
+        key = _key(device)
+        self._states[key] = self._last_states[key] = state.value
+        self._repeats.pop(key, None)  # the change says it
+        self._work.set()
+
+    def added(self, device: DeviceSpec) -> None:
+        """Repeat the device's state at its ``stateReport.reportCycle``, if it has one."""
         if self._desired(device.id) is None:
             return
-        self._states[_key(device)] = state.value
+        policy = state_policy(device)
+        self._periodic.set(device.id, policy.cycle if policy.report else None, _now())
+        if not policy.report:
+            self._last_states.pop(_key(device), None)
         self._work.set()
 
     def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
@@ -152,6 +180,9 @@ class DmiSink:
     def removed(self, device: DeviceSpec) -> None:
         """Forget the twins waiting for a device that left (its last state still goes)."""
         key = _key(device)
+        self._periodic.forget(device.id)
+        self._last_states.pop(key, None)
+        self._repeats.pop(key, None)
         self._changed.pop(key, None)
         self._refresh.pop(key, None)
         self._sent.pop(key, None)
@@ -175,16 +206,18 @@ class DmiSink:
 
     @property
     def pending(self) -> int:
-        """Requests waiting (states and devices with twins to report)."""
-        return len(self._states) + len(self._changed) + len(self._refresh)
+        """Requests waiting (states, periodic states, and devices with twins to report)."""
+        return len(self._states) + len(self._repeats) + len(self._changed) + len(self._refresh)
 
     # sending -------------------------------------------------------------------------------
     async def run(self) -> None:
         """Send queued reports within the budget, until cancelled."""
         while True:
+            self._repeat_due()
             if not self.pending:
                 self._work = anyio.Event()
-                await self._work.wait()
+                with anyio.move_on_after(self._periodic.next_deadline() - _now()):
+                    await self._work.wait()
                 continue
             await self._active.wait()
             wait = self.bucket.delay(anyio.current_time())
@@ -203,19 +236,39 @@ class DmiSink:
             if not await self._send_one():
                 return
 
+    def _repeat_due(self) -> None:
+        """Queue the periodic states that are due (one per device at most)."""
+        for device_id in self._periodic.pop_due(_now()):
+            key = _split(device_id)
+            state = self._last_states.get(key)
+            if state is not None and key not in self._states:
+                self._repeats[key] = state
+
     def _next(self) -> tuple[_Request, Callable[[], None], Callable[[], None]]:
         """The most urgent request, how to put it back, and what to note once it went."""
-        if self._states:
-            key, state = self._states.popitem(last=False)
+        states: OrderedDict[tuple[str, str], str] | None = None
+        if self._states:  # a change of state: first
+            states = self._states
+        elif self._repeats and (self._repeat_turn or not self._changed):
+            states = self._repeats  # periodic: in turn with changed values, before refreshes
+            self._repeat_turn = False
+        if states is not None:
+            key, state = states.popitem(last=False)
+            queued = states
 
             def requeue_state() -> None:
-                self._states.setdefault(key, state)
-                self._states.move_to_end(key, last=False)
+                queued.setdefault(key, state)
+                queued.move_to_end(key, last=False)
+
+            def sent_state() -> None:
+                self._periodic.reported(f"{key[0]}/{key[1]}", _now())
 
             request: _Request = pb.ReportDeviceStatesRequest(
                 deviceNamespace=key[0], deviceName=key[1], state=state
             )
-            return request, requeue_state, lambda: None
+            return request, requeue_state, sent_state
+        if self._changed:
+            self._repeat_turn = True  # a periodic state that waits goes next
         queue = self._changed if self._changed else self._refresh
         key, twins = queue.popitem(last=False)
         if queue is self._changed and key in self._refresh:

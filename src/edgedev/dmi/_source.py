@@ -399,7 +399,7 @@ class DmiSource:
                     reported=pb.TwinProperty(value=format_value(held.value, p.type), metadata=meta),
                 )
             )
-        device.status.CopyFrom(pb.DeviceStatus(twins=twins))
+        device.status.twins.extend(twins)  # beside its stateReport, if it has one
         return device
 
 

@@ -152,12 +152,20 @@ class Dmi(TwinTransport):
         self.sink.twin(device, readings)
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
-        """Queue the state of a device EdgeCore sent (replacing one not yet sent)."""
+        """Queue the state of a device EdgeCore sent (replacing one not yet sent).
+
+        Only when its ``stateReport.reportToCloud`` is true, which EdgeCore sends false when the
+        Device says nothing: then no state is reported, as under KubeEdge's own mappers.
+        """
         self.sink.state(device, state, reason)
 
     def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
         """Log failed writes of a device EdgeCore sent (DMI has no write error)."""
         self.sink.write_failed(device, failures)
+
+    def added(self, device: DeviceSpec) -> None:
+        """Repeat a device's state at its ``stateReport.reportCycle`` (EdgeCore's devices)."""
+        self.sink.added(device)
 
     def removed(self, device: DeviceSpec) -> None:
         """Forget the twins waiting for a device that left (its last state still goes)."""

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from edgedev.config._crd import DeviceProperty, DeviceResource, Extensions, ModelProperty
+from edgedev.config._crd import (
+    DEFAULT_CYCLE_MS,
+    DeviceProperty,
+    DeviceResource,
+    Extensions,
+    ModelProperty,
+)
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers import ProtocolConfig
 from edgedev.loader._findings import Notes
@@ -75,7 +81,7 @@ def property_spec(
             check_value(desired, mprop.type, minimum, maximum)
         except ValueError as exc:
             notes.error(f"{entry.at}.desired.value", f"desired value: {exc}")
-    collect = prop.collect_cycle / 1000
+    collect = (prop.collect_cycle or DEFAULT_CYCLE_MS) / 1000  # 0: upstream's default
     return PropertySpec(
         name=prop.name,
         type=mprop.type,

@@ -14,10 +14,17 @@ from edgedev.mapper._mapper import Mapper
 from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import Reading, ReportSink, SinkChange, SinkSource, StateChanges
 from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
+from edgedev.mapper._state_report import (
+    DEFAULT_STATE_CYCLE,
+    Periodic,
+    StatePolicy,
+    state_policy,
+)
 from edgedev.mapper._transport import DeviceView, MapperView, TwinTransport
 from edgedev.mapper._twin_filter import TwinFilter
 
 __all__ = (
+    "DEFAULT_STATE_CYCLE",
     "PUSH_QUEUE_LIMIT",
     "ChangeFilter",
     "DesiredWriter",
@@ -28,16 +35,19 @@ __all__ = (
     "FileSource",
     "Mapper",
     "MapperView",
+    "Periodic",
     "Reading",
     "ReportSink",
     "Schedule",
     "SinkChange",
     "SinkSource",
     "StateChanges",
+    "StatePolicy",
     "TwinFilter",
     "TwinTransport",
     "Write",
     "WriteResult",
     "check_device_write",
+    "state_policy",
     "sync_devices",
 )

@@ -38,7 +38,7 @@ from edgedev.bus import (
     bus_ready,
 )
 from edgedev.config import DeviceSpec
-from edgedev.mapper import Reading, TwinFilter, TwinTransport
+from edgedev.mapper import Periodic, Reading, TwinFilter, TwinTransport, state_policy
 from edgedev.mqtt._desired import desired_stamps, known_properties, pending_values
 from edgedev.twin import DeviceState, WriteFailure
 from edgedev.wire import (
@@ -110,6 +110,8 @@ class KubeEdgeMqtt(TwinTransport):
         self._filter = TwinFilter("MQTT")
         self.refused: Counter[str] = self._filter.refused
         self._states: dict[str, DeviceState] = {}  # the last state of each device, to repeat
+        self._periodic = Periodic()  # the states repeated at their stateReport.reportCycle
+        self._repeat: anyio.Event | None = None  # wakes the repeating task (made by run)
         self._announced: set[str] = set()  # devices the mapper/state announcements named
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._started = 0
@@ -133,6 +135,7 @@ class KubeEdgeMqtt(TwinTransport):
             async with anyio.create_task_group() as tg:
                 await tg.start(self._deltas, bus)
                 await tg.start(self._mapper_gets, bus)
+                tg.start_soon(self._repeat_states)
                 task_status.started()
 
     def _on_connect(self) -> None:
@@ -257,12 +260,27 @@ class KubeEdgeMqtt(TwinTransport):
             self._publish(topic, write_error_report(entries))
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
-        """Publish ``state/update`` (EdgeCore's payload carries no reason)."""
+        """Publish ``state/update`` (EdgeCore's payload carries no reason).
+
+        Not for a device whose ``stateReport.reportToCloud`` is false.
+        """
+        if not state_policy(device).report:
+            return
         self._states[device.id] = state
         self._publish_state(device.id, state)
+        self._periodic.reported(device.id, anyio.current_time())
 
     def added(self, device: DeviceSpec) -> None:
-        """Announce a new device and ask its twin what it desires (once connected)."""
+        """Announce a new device and ask its twin what it desires (once connected).
+
+        Its state is repeated at its ``stateReport.reportCycle``, if it has one.
+        """
+        policy = state_policy(device)
+        self._periodic.set(device.id, policy.cycle if policy.report else None, anyio.current_time())
+        if not policy.report:
+            self._states.pop(device.id, None)
+        if self._repeat is not None:
+            self._repeat.set()
         if not self._connected:
             return  # the connection's start announces, and asks for every device
         if device.id not in self._announced:
@@ -272,9 +290,23 @@ class KubeEdgeMqtt(TwinTransport):
     def removed(self, device: DeviceSpec) -> None:
         """Stop repeating the device's state; announce the mapper without it."""
         self._states.pop(device.id, None)
+        self._periodic.forget(device.id)
         self._filter.forget(device)
         if self._connected:
             self._announce()
+
+    async def _repeat_states(self) -> None:
+        """Publish each device's last state again at its ``stateReport.reportCycle``."""
+        while True:
+            self._repeat = anyio.Event()
+            with anyio.move_on_after(self._periodic.next_deadline() - anyio.current_time()):
+                await self._repeat.wait()
+            now = anyio.current_time()
+            for device_id in self._periodic.pop_due(now):
+                state = self._states.get(device_id)
+                if state is not None:  # not before its first state
+                    self._publish_state(device_id, state)
+                    self._periodic.reported(device_id, now)
 
     def _publish_state(self, device_id: str, state: DeviceState) -> None:
         self._publish(self.topics.device(device_id, Channel.STATE_UPDATE), state_update(state))

@@ -110,7 +110,11 @@ def go_unmarshal(data: Mapping[str, Any], message: Message) -> None:
 def edgecore_device(document: Mapping[str, Any]) -> pb.Device:
     """A Device document as EdgeCore sends it (dtcommon/util.go:67 ConvertDevice).
 
-    Every property carries ``desired`` ("" when unset), as EdgeCore's JSON round trip does.
+    Every property carries ``desired`` ("" when unset), and ``reportToCloud`` false when the
+    document leaves it out (a Go bool with ``omitempty``: device_instance_types.go:123), as
+    EdgeCore's JSON round trip does. ``status`` is always there: the CRD's ``status``
+    (``DeviceStatusOld``, device_instance_types.go:55-62), replaced by ``spec.stateReport``
+    when the Device has one (util.go:111-120).
     """
     meta, spec = document["metadata"], document["spec"]
     props = []
@@ -127,12 +131,23 @@ def edgecore_device(document: Mapping[str, Any]) -> pb.Device:
                 ),
                 reportCycle=p.get("reportCycle", 0),
                 collectCycle=p.get("collectCycle", 0),
-                reportToCloud=p.get("reportToCloud", True),
+                reportToCloud=p.get("reportToCloud", False),
             )
         )
-        if p.get("pushMethod"):
-            go_unmarshal(p["pushMethod"], props[-1].pushMethod)
+        push = p.get("pushMethod")
+        if push:
+            plain = {k: v for k, v in push.items() if k != "anomalyDetection"}
+            go_unmarshal(plain, props[-1].pushMethod)
+            anomaly = push.get("anomalyDetection")
+            if anomaly is not None:  # util.go:148-164: each value wrapped as dataToAny does
+                detection = props[-1].pushMethod.anomalyDetection
+                detection.SetInParent()
+                for key, value in anomaly.items():
+                    detection.data[key].CopyFrom(_any(value))
     protocol = spec.get("protocol") or {}
+    old = document.get("status") or {}
+    state = spec.get("stateReport")
+    reporting = old if state is None else state
     message = pb.Device(
         name=meta["name"],
         namespace=meta.get("namespace", "default"),
@@ -143,6 +158,10 @@ def edgecore_device(document: Mapping[str, Any]) -> pb.Device:
                 configData=_config(protocol.get("configData")),
             ),
             properties=props,
+        ),
+        status=pb.DeviceStatus(
+            reportToCloud=bool(reporting.get("reportToCloud", False)),
+            reportCycle=int(reporting.get("reportCycle", 0)),
         ),
     )
     # spec.methods goes through the JSON round trip unchanged (util.go:72-82; the CRD's
@@ -165,6 +184,7 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         registrations: every accepted ``MapperRegister`` request.
         statuses: every accepted ``ReportDeviceStatus`` request.
         states: every accepted ``ReportDeviceStates`` request.
+        state_times: each of them with the time it came (``anyio.current_time()``).
         requests: the time (``anyio.current_time()``) of every request, accepted or not.
         limited: requests refused by the limiter.
         refused_at: when each of those came (``anyio.current_time()``).
@@ -195,6 +215,7 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         self.registrations: list[pb.MapperRegisterRequest] = []
         self.statuses: list[pb.ReportDeviceStatusRequest] = []
         self.states: list[pb.ReportDeviceStatesRequest] = []
+        self.state_times: list[tuple[float, pb.ReportDeviceStatesRequest]] = []
         self.requests: list[float] = []
         self.limited = 0
         self.refused_at: list[float] = []
@@ -331,6 +352,7 @@ class FakeEdgeCore(pb_grpc.DeviceManagerServiceServicer):
         if request.state.lower() not in STATES:
             await self._invalid(context, f"device {request.deviceName}: state {request.state!r}")
         self.states.append(request)
+        self.state_times.append((anyio.current_time(), request))
         self._note()
         return pb.ReportDeviceStatesResponse()
 
