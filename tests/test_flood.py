@@ -285,3 +285,25 @@ def test_health_server_defaults():
         Health(live=lambda: (True, ""), ready=lambda: (True, ""), metrics=list), 0
     )
     assert (server.host, server.max_connections, server.read_timeout) == ("0.0.0.0", 64, 5.0)
+
+
+async def test_small_unfinished_packets_count_against_the_pending_budget():
+    """100 clients each leave a 30 KiB PUBLISH unfinished: below one read, so main let every
+    one of them through and the broker held 3 MiB against a 1 MiB budget."""
+    budget = 1024 * 1024
+    async with EmbeddedBroker(max_pending_bytes=budget) as broker:
+        socks = [
+            await anyio.to_thread.run_sync(_raw_client, broker.port, f"part-{i}")
+            for i in range(100)
+        ]
+        try:
+            for sock in socks:
+                sock.sendall(_publish_header(b"t", 64 * 1024) + b"x" * 30 * 1024)
+            # Whoever would take the total over the budget is refused; the rest stay.
+            await eventually(lambda: len(broker.client_ids) <= budget // (30 * 1024), 10)
+            assert broker.pending_bytes <= budget
+        finally:
+            for sock in socks:
+                sock.close()
+        await eventually(lambda: broker.pending_bytes == 0)
+        await _still_routes(broker)

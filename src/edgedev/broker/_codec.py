@@ -537,6 +537,11 @@ class Parser:
         """Bytes received that do not form a complete packet yet."""
         return len(self._buffer)
 
+    def fail(self, error: ProtocolError) -> None:
+        """Give up the stream: drop the buffered bytes; every later :meth:`feed` raises."""
+        self._error = error
+        self._buffer = bytearray()
+
     def feed(self, data: bytes) -> list[Packet]:
         """Add received bytes and return every packet completed by them, in order.
 

@@ -71,6 +71,8 @@ class Connection:
             PUBREL; a re-sent PUBLISH with one of them is not delivered twice.
         closed: set once the server has dropped the connection.
         dropped: messages not delivered to this client because its queue was full.
+        told_subscription_limit: whether the refusal of filters beyond the per-client limit
+            was logged already (once per connection).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Connection:
         self.awaiting_release: set[int] = set()
         self.closed = False
         self.dropped = 0
+        self.told_subscription_limit = False
         self._stream = stream
         self._on_lost = on_lost
         self._max_messages = max_queued_messages

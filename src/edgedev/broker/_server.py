@@ -51,6 +51,7 @@ from edgedev.broker._codec import (
     encode,
 )
 from edgedev.broker._connection import Connection, OutgoingMessage
+from edgedev.broker._passwords import PasswordFile
 from edgedev.broker._sessions import RetainedStore, SubscriptionTable, is_valid_topic_filter
 
 __all__ = ("EmbeddedBroker",)
@@ -58,6 +59,8 @@ __all__ = ("EmbeddedBroker",)
 logger = logging.getLogger("edgedev.broker")
 
 _READ_SIZE: Final = 65536
+_FREE_PARTIAL: Final = 4096
+"""Bytes of an unfinished packet a client may hold whatever the pending budget."""
 _KEEPALIVE_GRACE: Final = 1.5
 _DROP_LOG_EVERY: Final = 60.0
 _PINGRESP: Final = encode(PingResp())
@@ -78,6 +81,10 @@ class EmbeddedBroker:
     with the same client identifier closes the older connection, publishing its will, since
     it never sent DISCONNECT. User names and passwords are accepted unless ``authenticate``
     says otherwise.
+
+    One client's topic filters cost the others nothing: filters are matched through a trie
+    of topic levels (a topic visits only the filters that can match it), and a client holds at
+    most ``max_subscriptions`` of them.
 
     Bounded like mosquitto: each client's queue holds at most ``max_queued_messages`` and
     ``max_queued_bytes``; beyond, messages for that client are dropped and counted
@@ -104,9 +111,11 @@ class EmbeddedBroker:
         max_packet_size: int = 16 * 1024 * 1024,
         max_pending_bytes: int = 64 * 1024 * 1024,
         max_connections: int = 4096,
+        max_subscriptions: int = 10_000,
         connect_timeout: float = 10.0,
         persistence: str | os.PathLike[str] | None = None,
         authenticate: Callable[[str, str | None, bytes | None], int] | None = None,
+        passwords: PasswordFile | None = None,
     ) -> None:
         """Configure the broker; nothing listens before ``async with`` or :meth:`serve_forever`.
 
@@ -121,12 +130,17 @@ class EmbeddedBroker:
             max_pending_bytes: bytes of partly received packets, all clients together; the
                 client whose packet would go beyond is disconnected.
             max_connections: clients served at once; more are closed as soon as accepted.
+            max_subscriptions: topic filters one client may hold; SUBSCRIBE beyond is answered
+                with the failure code for each filter over the limit (and counted).
             connect_timeout: seconds a new connection has to send CONNECT.
             persistence: a file that keeps the retained messages across restarts: read
                 when the broker starts, written (atomically) when it stops.
             authenticate: ``(client_id, username, password) -> return code``, called for each
                 CONNECT: 0 accepts, 3 (server unavailable), 4 (bad user name or password) or 5
                 (not authorised) refuses with that CONNACK. Everyone is accepted without it.
+            passwords: when given, a CONNECT must carry the user name and password of one of
+                its users (checked in a worker thread, one at a time); others are refused with
+                return code 4 (bad user name or password), or 5 without a user name.
         """
         self._host = host
         self._requested_port = port
@@ -135,12 +149,17 @@ class EmbeddedBroker:
         self._max_packet_size = max_packet_size
         self._max_pending_bytes = max_pending_bytes
         self._max_connections = max_connections
+        self._max_subscriptions = max_subscriptions
         self._connect_timeout = connect_timeout
         self._authenticate = authenticate
+        self._passwords = passwords
+        self._password_checks = anyio.CapacityLimiter(1)
         self._pending_bytes = 0
         self._drops_logged: dict[str, float] = {}
         self.dropped = 0
         """Messages dropped for clients whose queue was full, since the broker started."""
+        self.refused_subscriptions = 0
+        """Topic filters refused because their client held ``max_subscriptions`` already."""
         self.stats = ServeStats()
         """Open, refused and failed connections of the accept loop."""
         self._port: int | None = None
@@ -237,6 +256,12 @@ class EmbeddedBroker:
         return f"mqtt://{host}:{self.port}"
 
     @property
+    def address(self) -> str:
+        """``HOST:PORT`` as listened on (``0.0.0.0:1883`` listens on every address)."""
+        host = self._host or "0.0.0.0"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    @property
     def client_ids(self) -> frozenset[str]:
         """Identifiers of the clients connected right now."""
         return frozenset(self._clients)
@@ -262,23 +287,29 @@ class EmbeddedBroker:
     def _feed(self, parser: Parser, data: bytes) -> list[Packet]:
         """Parse ``data``, keeping the broker-wide count of partly received bytes.
 
-        A client that is accumulating a large packet (more than one read) is refused when all
-        partial packets together would exceed ``max_pending_bytes``; small packets split across
-        reads are always accepted.
+        Every byte of a partly received packet counts against ``max_pending_bytes``, small
+        ones too: a client whose unfinished packet holds more than a few kilobytes when all
+        unfinished packets together are over the budget is refused. Only the unfinished tail
+        of ``_FREE_PARTIAL`` bytes a client may always keep (a header split across two TCP
+        segments) is never refused, so the total stays under the budget plus that allowance
+        per connection.
         """
         before = parser.buffered
-        if (
-            before + len(data) > _READ_SIZE
-            and self._pending_bytes + len(data) > self._max_pending_bytes
-        ):
-            raise ProtocolError(
+        try:
+            packets = parser.feed(data)
+        finally:
+            self._pending_bytes += parser.buffered - before
+        if parser.buffered > _FREE_PARTIAL and self._pending_bytes > self._max_pending_bytes:
+            error = ProtocolError(
                 f"partly received packets of all clients would exceed "
                 f"{self._max_pending_bytes} bytes"
             )
-        try:
-            return parser.feed(data)
-        finally:
-            self._pending_bytes += parser.buffered - before
+            # Release the bytes now, not when the connection's task ends: the clients that
+            # fit must not be refused for bytes already given up.
+            self._pending_bytes -= parser.buffered
+            parser.fail(error)
+            raise error
+        return packets
 
     # ----------------------------------------------------------------------------------------
     # one connection
@@ -340,6 +371,20 @@ class EmbeddedBroker:
                 await _send_and_close(stream, ConnectReturnCode.IDENTIFIER_REJECTED)
                 return None
             client_id = f"edgedev-auto-{uuid.uuid4().hex[:12]}"
+        if self._passwords is not None and not await self._password_ok(connect):
+            refusal = (
+                ConnectReturnCode.NOT_AUTHORIZED
+                if connect.username is None
+                else ConnectReturnCode.BAD_USERNAME_OR_PASSWORD
+            )
+            logger.warning(
+                "%s: refusing client %r: %s",
+                peer,
+                client_id,
+                "no user name" if connect.username is None else "wrong user name or password",
+            )
+            await _send_and_close(stream, refusal)
+            return None
         if self._authenticate is not None:
             code = self._authenticate(client_id, connect.username, connect.password)
             if code:
@@ -363,6 +408,13 @@ class EmbeddedBroker:
         connection.send(_CONNACK_ACCEPTED)
         logger.debug("client %r connected from %s", client_id, peer)
         return connection, packets[1:]
+
+    async def _password_ok(self, connect: Connect) -> bool:
+        passwords = self._passwords
+        assert passwords is not None
+        return await anyio.to_thread.run_sync(
+            passwords.check, connect.username, connect.password, limiter=self._password_checks
+        )
 
     async def _run_session(
         self,
@@ -464,16 +516,35 @@ class EmbeddedBroker:
     def _on_subscribe(self, connection: Connection, packet: Subscribe) -> None:
         codes: list[int] = []
         granted: list[tuple[str, int]] = []
+        table = self._subscriptions
+        refused = 0
         for topic_filter, qos in packet.subscriptions:
-            if is_valid_topic_filter(topic_filter):
-                self._subscriptions.subscribe(connection, topic_filter, qos)
-                granted.append((topic_filter, qos))
-                codes.append(qos)
-            else:
+            if not is_valid_topic_filter(topic_filter):
                 logger.info(
                     "client %r: invalid topic filter %r", connection.client_id, topic_filter
                 )
                 codes.append(SUBACK_FAILURE)
+            elif table.count(connection) >= self._max_subscriptions and not table.holds(
+                connection, topic_filter
+            ):
+                refused += 1
+                codes.append(SUBACK_FAILURE)
+            else:
+                table.subscribe(connection, topic_filter, qos)
+                granted.append((topic_filter, qos))
+                codes.append(qos)
+        if refused:
+            self.refused_subscriptions += refused
+            if not connection.told_subscription_limit:
+                connection.told_subscription_limit = True
+                logger.warning(
+                    "client %r (%s) holds %d topic filters, the most one client may; refusing "
+                    "more (%d refused in this SUBSCRIBE)",
+                    connection.client_id,
+                    connection.peer,
+                    table.count(connection),
+                    refused,
+                )
         ok = connection.send(encode(SubAck(packet.packet_id, tuple(codes))))
         for topic_filter, qos in granted:
             for retained in self._retained.matching(topic_filter):

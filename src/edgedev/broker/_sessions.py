@@ -1,6 +1,7 @@
 """Broker state without I/O: topic validation, the subscription table, retained messages.
 
-Matching uses :func:`paho.mqtt.client.topic_matches_sub`, plus the MQTT 3.1.1 rule (section
+The subscription table is a trie of topic levels; :func:`topic_matches` (one filter, one topic)
+uses :func:`paho.mqtt.client.topic_matches_sub`. Both follow the MQTT 3.1.1 rule (section
 4.7.2) that a filter starting with a wildcard (``#``, ``+/...``) does not match a topic
 starting with ``$``: ``#`` does not see ``$hw/events/...``, but ``$hw/events/#`` does.
 """
@@ -63,8 +64,23 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     return bool(topic_matches_sub(topic_filter, topic))
 
 
+class _Node(Generic[K]):
+    """One level of the subscription trie: its children by level, and the filters ending here."""
+
+    __slots__ = ("children", "subscribers")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node[K]] = {}
+        self.subscribers: dict[K, int] = {}
+
+
 class SubscriptionTable(Generic[K]):
     """Which subscriber holds which topic filter at which QoS.
+
+    Filters are kept in a trie, one node per topic level, so that matching a topic visits only
+    the filters that can match it (its own levels, ``+`` and ``#``), never the whole table:
+    one client holding 100,000 wildcard filters costs the others nothing unless its filters
+    match their topics.
 
     Subscribers are identified by any hashable key (the server uses its connection objects, so
     a session that is being taken over never touches the new session's entries). Results of
@@ -73,8 +89,7 @@ class SubscriptionTable(Generic[K]):
 
     def __init__(self) -> None:
         """Create an empty table."""
-        self._exact: dict[str, dict[K, int]] = {}
-        self._wild: dict[str, dict[K, int]] = {}
+        self._root: _Node[K] = _Node()
         self._by_key: dict[K, dict[str, int]] = {}
         self._cache: dict[str, tuple[tuple[K, int], ...]] = {}
 
@@ -82,10 +97,23 @@ class SubscriptionTable(Generic[K]):
         """The number of (subscriber, filter) pairs."""
         return sum(len(filters) for filters in self._by_key.values())
 
+    def count(self, key: K) -> int:
+        """The number of filters ``key`` holds."""
+        return len(self._by_key.get(key, ()))
+
+    def holds(self, key: K, topic_filter: str) -> bool:
+        """Whether ``key`` holds ``topic_filter``."""
+        return topic_filter in self._by_key.get(key, ())
+
     def subscribe(self, key: K, topic_filter: str, qos: int) -> None:
         """Add a subscription, or replace the QoS of an existing one."""
-        table = self._wild if _has_wildcard(topic_filter) else self._exact
-        table.setdefault(topic_filter, {})[key] = qos
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                child = node.children[level] = _Node()
+            node = child
+        node.subscribers[key] = qos
         self._by_key.setdefault(key, {})[topic_filter] = qos
         self._cache.clear()
 
@@ -117,12 +145,34 @@ class SubscriptionTable(Generic[K]):
         cached = self._cache.get(topic)
         if cached is not None:
             return cached
-        found: dict[K, int] = dict(self._exact.get(topic, {}))
-        for topic_filter, subscribers in self._wild.items():
-            if topic_matches(topic_filter, topic):
-                for key, qos in subscribers.items():
-                    if qos > found.get(key, -1):
-                        found[key] = qos
+        found: dict[K, int] = {}
+
+        def add(subscribers: dict[K, int]) -> None:
+            for key, qos in subscribers.items():
+                if qos > found.get(key, -1):
+                    found[key] = qos
+
+        levels = topic.split("/")
+        last = len(levels)
+        # Wildcards in the first level never match a topic starting with "$" (MQTT 4.7.2).
+        wild_first = not topic.startswith("$")
+        stack: list[tuple[_Node[K], int]] = [(self._root, 0)]
+        while stack:
+            node, depth = stack.pop()
+            children = node.children
+            wild = depth > 0 or wild_first
+            every = children.get("#") if wild else None
+            if every is not None:  # "a/#" matches "a" and everything below it
+                add(every.subscribers)
+            if depth == last:
+                add(node.subscribers)
+                continue
+            exact = children.get(levels[depth])
+            if exact is not None:
+                stack.append((exact, depth + 1))
+            one = children.get("+") if wild else None
+            if one is not None:
+                stack.append((one, depth + 1))
         result = tuple(found.items())
         if len(self._cache) >= _MATCH_CACHE_SIZE:
             self._cache.clear()
@@ -130,11 +180,18 @@ class SubscriptionTable(Generic[K]):
         return result
 
     def _forget(self, key: K, topic_filter: str) -> None:
-        table = self._wild if _has_wildcard(topic_filter) else self._exact
-        subscribers = table[topic_filter]
-        del subscribers[key]
-        if not subscribers:
-            del table[topic_filter]
+        path: list[tuple[_Node[K], str]] = []
+        node = self._root
+        for level in topic_filter.split("/"):
+            path.append((node, level))
+            node = node.children[level]
+        del node.subscribers[key]
+        # Prune the branch back to the last node still in use.
+        for parent, level in reversed(path):
+            child = parent.children[level]
+            if child.subscribers or child.children:
+                break
+            del parent.children[level]
 
 
 @dataclass(frozen=True, slots=True)
