@@ -14,10 +14,12 @@ import resource
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from edgedev import Bus
@@ -307,3 +309,51 @@ async def test_small_unfinished_packets_count_against_the_pending_budget():
                 sock.close()
         await eventually(lambda: broker.pending_bytes == 0)
         await _still_routes(broker)
+
+
+async def test_health_probes_pass_while_slowloris_holds_more_than_every_slot():
+    """On main 70 idle connections, reopened as they were closed, let 1 of 30 probes through."""
+    health = Health(live=lambda: (True, "ok"), ready=lambda: (True, ""), metrics=list)
+    server = HealthServer(health, 0, "127.0.0.1")
+    stop = threading.Event()
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.run)
+        tg.start_soon(anyio.to_thread.run_sync, _slowloris, server.port, 70, stop)
+        try:
+            await eventually(lambda: server.stats.active >= server.max_connections, 10)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+                for _ in range(30):
+                    with anyio.fail_after(2):
+                        assert (await http.get("/healthz")).status_code == 200
+            assert server.stats.evicted >= 30
+        finally:
+            stop.set()
+        tg.cancel_scope.cancel()
+
+
+def _slowloris(port: int, count: int, stop: threading.Event) -> None:
+    """Keep ``count`` connections that send half a request head, reopening closed ones."""
+    socks: list[socket.socket] = []
+    try:
+        while not stop.is_set():
+            for sock in [s for s in socks if _closed(s)]:
+                socks.remove(sock)
+                sock.close()
+            while len(socks) < count:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                sock.setblocking(False)
+                socks.append(sock)
+            stop.wait(0.01)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True

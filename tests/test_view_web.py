@@ -23,6 +23,7 @@ from edgedev.cli import main
 from edgedev.view import History, TwinView
 from edgedev.view._web import ViewServer
 from edgedev.wire import state_update, twin_report
+from reliability_helpers import eventually
 from twin_helpers import DEVICE, agent_running, root, thermostat
 
 pytestmark = pytest.mark.broker
@@ -305,3 +306,183 @@ def test_static_files_and_their_notice_ship_in_the_package():
     assert "uPlot 1.6.32" in notice and "MIT" in notice
     for name in ("index.html", "view.js", "view.css", "uPlot.iife.min.js", "uPlot.min.css"):
         assert (static / name).is_file(), name
+
+
+# hostile clients (issue 32) ---------------------------------------------------------------
+
+
+def _idle(port: int, count: int, first: bytes = b"") -> list[socket.socket]:
+    """``count`` connections that send ``first`` (nothing, or part of a request) and wait."""
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        if first:
+            sock.sendall(first)
+        socks.append(sock)
+    return socks
+
+
+async def test_idle_and_slow_sockets_never_lock_the_page_out(mqtt_url):
+    """On main 64 idle sockets made the view answer 503 for as long as they stayed open."""
+    async with (
+        serving(mqtt_url, root()) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        server.guard.max_connections = 40
+        idle = await anyio.to_thread.run_sync(_idle, server.port, 30)
+        slow = await anyio.to_thread.run_sync(
+            _idle, server.port, 30, b"GET /api/fleet HTTP/1.1\r\n"
+        )
+        try:
+            for _ in range(10):
+                with anyio.fail_after(2):
+                    assert (await http.get("/api/fleet")).status_code == 200
+            assert server.guard.evicted >= 20  # idle ones made room, the busy were kept
+        finally:
+            for sock in idle + slow:
+                sock.close()
+
+
+async def test_a_request_head_that_never_ends_is_cut_off(mqtt_url):
+    async with serving(mqtt_url, root()) as server:
+        server.guard.head_timeout = 0.3
+        (slow,) = await anyio.to_thread.run_sync(_idle, server.port, 1, b"GET / HTTP/1.1\r\nX: ")
+        try:
+            slow.settimeout(5)
+            assert await anyio.to_thread.run_sync(slow.recv, 100) == b"", "closed by the view"
+        finally:
+            slow.close()
+        assert server.guard.timed_out == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/devices/{DEVICE}?since=inf",
+        f"/api/devices/{DEVICE}?since=nan",
+        f"/api/devices/{DEVICE}?since=-1e999",
+        "/api/devices/t/a+b",
+        "/api/devices/t/a%23b",
+        "/api/devices/t/a%00b",
+        "/api/devices/T/Upper",
+        "/api/events?open=t/a%2Bb",
+        "/api/events?open=nobody",
+    ],
+)
+async def test_malformed_parameters_and_ids_are_400_with_a_reason(mqtt_url, path):
+    topic_root = root()
+    async with (
+        serving(mqtt_url, topic_root) as server,
+        Bus(mqtt_url) as bus,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        report(Topics(topic_root), bus, 1.0)
+        await until(http, DEVICE, "temp", "reported", "1.0")
+        answer = await http.get(path)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["reason"] and "Traceback" not in answer.text
+
+
+async def test_writes_naming_a_malformed_device_are_refused_before_the_bus(mqtt_url):
+    """On main ``t/a%00b`` went out as a topic: the broker cut the view's connection for a
+    malformed packet, and the bus sent it again ~10 times a second for good."""
+    topic_root = root()
+    async with (
+        serving(mqtt_url, topic_root, allow_writes=True, timeout=0.5) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        body = {"property": "setpoint", "value": "20"}
+        for device in ("t/a%00b", "t/a+b", "t/a%23b", "t/" + "x" * 300):
+            answer = await http.post(f"/api/devices/{device}/desired", json=body)
+            assert answer.status_code == 400, (device, answer.text)
+        assert server.bus is not None and server.bus.connected
+        assert len(server.bus.outbox) == 0
+
+
+def _post_head(port: int, head: bytes) -> bytes:
+    """Send a request head (and no body) on a raw socket; the answer, read until closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(mqtt_url):
+    """On main the view read a whole 300 MB body before answering 413."""
+    async with serving(mqtt_url, root(), allow_writes=True) as server:
+        head = (
+            f"POST /api/devices/{DEVICE}/desired HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n"
+        ).encode()
+        with anyio.fail_after(2):  # the body never comes: the answer must not wait for it
+            answer = await anyio.to_thread.run_sync(_post_head, server.port, head)
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+        assert b"connection: close" in answer.lower()
+
+        chunk = b" " * 5000  # no Content-Length (chunked): read up to the limit, no further
+        head = head.replace(b"Content-Length: 300000000", b"Transfer-Encoding: chunked")
+        head += b"%x\r\n" % len(chunk) + chunk + b"\r\n0\r\n\r\n"
+        with anyio.fail_after(2):
+            answer = await anyio.to_thread.run_sync(_post_head, server.port, head)
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+
+
+async def test_refused_writes_for_unknown_devices_add_no_rows(mqtt_url, tmp_path):
+    topic_root = root()
+    devices, _ = thermostat(tmp_path)
+    async with (
+        agent_running(mqtt_url, topic_root, tmp_path / "twins.db", devices),
+        serving(mqtt_url, topic_root, allow_writes=True, timeout=5) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for i in range(20):
+            body = {"property": "x", "value": "1"}
+            answer = await http.post(f"/api/devices/plant/ghost-{i}/desired", json=body)
+            assert answer.status_code == 404
+        # the view saw every request go by on the bus; none of them declares a device
+        await eventually(lambda: server.view.ignored.get("request", 0) >= 20, 10)
+        assert (await http.get("/api/fleet")).json()["devices"] == []
+
+
+def test_the_views_memory_is_bounded_in_total_whatever_is_published():
+    """On main the caps (20,000 devices x 1,000 properties, 300 points each) allowed ~40 GB;
+    here 400 devices x 300 numeric properties stay under the documented budget."""
+    import tracemalloc
+
+    from edgedev.view import _state
+
+    topics = Topics("r")
+    view = TwinView(topics, window=600, points=300)
+    entries = [(f"p{i}", "1.5", "float", 1) for i in range(300)]
+    payload = twin_report(entries)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for d in range(400):
+            view.apply(topics.device(f"ns/d{d}", Channel.TWIN_UPDATE), payload, now=1.0)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    charted = sum(1 for dev in view.devices.values() for p in dev.properties.values() if p.history)
+    assert charted * 300 * 8 <= _state.MAX_HISTORY_BYTES
+    assert view.ignored["history"] == _state.MAX_TOTAL_PROPERTIES - charted
+    assert view.ignored["property"] == 120_000 - _state.MAX_TOTAL_PROPERTIES
+    assert sum(len(dev.properties) for dev in view.devices.values()) == _state.MAX_TOTAL_PROPERTIES
+    # histories within their budget, plus about 600 bytes for each property kept
+    assert grown < _state.MAX_HISTORY_BYTES + _state.MAX_TOTAL_PROPERTIES * 600, grown
+
+
+def test_junk_ids_names_and_texts_are_left_out_or_cut():
+    from edgedev.view import _state
+
+    topics = Topics("r")
+    view = TwinView(topics)
+    report = twin_report([("ok", "x" * 100_000, "string", 1), ("bad name", "1", "int", 1)])
+    assert view.apply(topics.device("ns/dev", Channel.TWIN_UPDATE), report)
+    props = view.devices["ns/dev"].properties
+    assert list(props) == ["ok"] and len(props["ok"].reported or "") == _state.MAX_TEXT
+    assert not view.apply(topics.device("NS/Dev", Channel.TWIN_UPDATE), report)
+    assert list(view.devices) == ["ns/dev"]
+    assert view.ignored == {"property": 1, "id": 1}

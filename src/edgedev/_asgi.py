@@ -3,8 +3,11 @@
 The web view and the mapper's REST API both bind their socket first (so that a port in use is
 a clear error before anything runs), then let uvicorn serve it from a task of the command's
 task group. uvicorn's own signal handlers are left out: the command that owns the loop
-handles signals. Connections are bounded (``limit_concurrency``: more are answered 503) and
-idle keep-alive connections closed after a few seconds.
+handles signals. Every server keeps the rules of :mod:`edgedev._http_guard`: a deadline for
+each request head, idle connections closed to make room for new ones (``guard``), and, in the
+app, a limit on requests in flight (:class:`~edgedev._http_guard.InFlightLimit`) and bodies
+checked before they are read (:func:`~edgedev._http_guard.read_body`). Idle keep-alive
+connections are closed after a few seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+
+from edgedev._http_guard import ConnectionGuard
 
 KEEP_ALIVE = 5.0
 """Seconds an idle keep-alive connection stays open."""
@@ -47,12 +52,14 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server(app: Any, *, max_connections: int, **options: Any) -> QuietServer:
+def server(app: Any, *, guard: ConnectionGuard, **options: Any) -> QuietServer:
     """A uvicorn server of ``app``, logging only warnings, with no lifespan and no access log.
 
     Args:
-        app: the ASGI application.
-        max_connections: connections served at once; more are answered 503.
+        app: the ASGI application (wrap it in :class:`~edgedev._http_guard.InFlightLimit`).
+        guard: the server's connections: a deadline for each request head, idle ones
+            closed to make room (uvicorn's ``limit_concurrency``, which counts idle sockets
+            and let 64 of them lock every client out, is not used).
         options: more :class:`uvicorn.Config` settings (TLS files ...).
     """
     config = uvicorn.Config(
@@ -63,7 +70,7 @@ def server(app: Any, *, max_connections: int, **options: Any) -> QuietServer:
         lifespan="off",
         timeout_graceful_shutdown=2,
         timeout_keep_alive=int(KEEP_ALIVE),
-        limit_concurrency=max_connections,
+        http=guard.protocol(),
         **options,
     )
     return QuietServer(config)

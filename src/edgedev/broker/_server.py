@@ -27,7 +27,7 @@ from typing import Final, Self
 import anyio
 import anyio.abc
 
-from edgedev._serve import ServeStats, serve_connections
+from edgedev._serve import ServeStats, mark_busy, serve_connections
 from edgedev.broker._codec import (
     SUBACK_FAILURE,
     ConnAck,
@@ -129,7 +129,8 @@ class EmbeddedBroker:
                 the connection as soon as its header arrives.
             max_pending_bytes: bytes of partly received packets, all clients together; the
                 client whose packet would go beyond is disconnected.
-            max_connections: clients served at once; more are closed as soon as accepted.
+            max_connections: connections served at once; beyond, a new one closes the oldest
+                connection that has not sent CONNECT yet, or is closed itself if there is none.
             max_subscriptions: topic filters one client may hold; SUBSCRIBE beyond is answered
                 with the failure code for each filter over the limit (and counted).
             connect_timeout: seconds a new connection has to send CONNECT.
@@ -405,6 +406,7 @@ class EmbeddedBroker:
         if previous is not None:
             self._drop(previous, f"taken over by a new connection from {peer}", will=True)
         self._clients[client_id] = connection
+        mark_busy()  # a client now: never closed to make room for a new connection
         connection.send(_CONNACK_ACCEPTED)
         logger.debug("client %r connected from %s", client_id, peer)
         return connection, packets[1:]

@@ -19,7 +19,7 @@ from anyio.abc import Listener, SocketStream, TaskStatus
 
 from edgedev._errors import EdgedevError
 from edgedev._metrics import Metric
-from edgedev._serve import ServeStats, serve_connections
+from edgedev._serve import ServeStats, mark_busy, serve_connections
 from edgedev.health._metrics import CONTENT_TYPE, render
 
 log = logging.getLogger("edgedev.health")
@@ -30,7 +30,9 @@ DEFAULT_HOST = "0.0.0.0"
 """Every address: kubelet probes the pod's IP. Use ``127.0.0.1`` to keep it on the host."""
 
 MAX_CONNECTIONS = 64
-"""Connections served at once; beyond, a new one is closed at once (probes take one each)."""
+"""Connections served at once; beyond, a new one closes the oldest that has not sent its
+request yet (idle sockets and slowloris make room for probes), or is closed itself when every
+one is busy."""
 
 READ_TIMEOUT = 5.0
 """Seconds a client has to send its request before the connection is closed."""
@@ -78,7 +80,8 @@ class HealthServer:
 
     Run it in a task group with ``await tg.start(server.run)``; :attr:`port` is then the port
     it listens on. A client has ``read_timeout`` seconds to send its request; at most
-    ``max_connections`` are served at once (more are closed as soon as accepted), and running
+    ``max_connections`` are served at once (a new one beyond closes the oldest connection
+    still waiting for its request, so that idle sockets cannot lock probes out), and running
     out of file descriptors only pauses accepting: the server, and the process around it, go
     on.
     """
@@ -143,6 +146,7 @@ class HealthServer:
                     head = await _read_head(stream)
             except (TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 return
+            mark_busy()  # a request came: never closed to make room for another connection
             status, ctype, body = self._answer(head)
             data = body.encode()
             method = head.split(b" ", 1)[0]

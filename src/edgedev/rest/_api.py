@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgedev._errors import WriteRefused
+from edgedev._http_guard import BodyRefused, read_body, refusal_headers
 from edgedev.config._crd import DeviceMethod
 from edgedev.config._spec import PropertySpec
 from edgedev.mapper._device import DeviceRunner
@@ -269,11 +270,12 @@ class RestApi:
         name = request.path_params["property"]
         self._method(runner, request.path_params["method"], name)
         prop = self._property(runner, name)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return refusal(413, f"a write carries {MAX_BODY} bytes at most")
+        try:  # Content-Length checked first; no further than the limit; under a deadline
+            body = await read_body(request, MAX_BODY)
+        except BodyRefused as error:
+            answer = refusal(error.status, error.reason)
+            answer.headers.update(refusal_headers())
+            return answer
         try:
             data = json.loads(body)
             text = _json_text(data["value"], prop) if isinstance(data, dict) else None

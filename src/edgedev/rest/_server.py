@@ -11,6 +11,7 @@ from anyio.abc import TaskStatus
 
 from edgedev._asgi import bind_tcp
 from edgedev._asgi import server as asgi_server
+from edgedev._http_guard import ConnectionGuard, InFlightLimit
 from edgedev.mapper._mapper import Mapper
 from edgedev.rest import DEFAULT_HOST, DEFAULT_PORT
 from edgedev.rest._api import WRITE_TIMEOUT, RestApi
@@ -18,8 +19,9 @@ from edgedev.rest._tls import RestError, TlsFiles
 
 log = logging.getLogger("edgedev.rest")
 
-MAX_CONNECTIONS = 64
-"""Connections served at once; more are answered 503."""
+MAX_REQUESTS = 64
+"""Requests served at once; more are answered 503 (idle sockets do not count: see
+:mod:`edgedev._http_guard`)."""
 
 
 def _loopback(host: str) -> bool:
@@ -57,6 +59,8 @@ class RestServer:
         self.port = port
         self.tls = tls
         self.api = RestApi(mapper, loopback=_loopback(host), write_timeout=write_timeout)
+        self.guard = ConnectionGuard("REST API", log)
+        """The connections: a deadline for each request head, idle ones closed for new ones."""
 
     @property
     def url(self) -> str:
@@ -98,7 +102,8 @@ class RestServer:
         if sock is None:
             sock = self.bind()
         options = self.tls.uvicorn_options() if self.tls is not None else {}
-        server = asgi_server(self.api, max_connections=MAX_CONNECTIONS, **options)
+        app = InFlightLimit(self.api, limit=MAX_REQUESTS)
+        server = asgi_server(app, guard=self.guard, **options)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(server.serve, [sock])

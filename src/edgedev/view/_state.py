@@ -7,6 +7,15 @@ answers (``twin/update/document``, ``twin/update/result``, ``twin/get/result``,
 ``twin/update/delta``), so that desired and reported values show side by side. Each numeric
 property keeps a bounded window of recent values (:class:`History`), each BOOLEAN or STRING
 property its last changes (a timeline); both are bounded in count, whatever the traffic.
+
+Memory is bounded in total, not only per device: at most :data:`MAX_DEVICES` devices and
+:data:`MAX_TOTAL_PROPERTIES` properties, histories within :data:`MAX_HISTORY_BYTES`,
+:data:`MAX_TIMELINES` timelines, texts cut to :data:`MAX_TEXT` characters (a few hundred MB
+at the very worst, whatever is published). Only devices that a mapper, the twin agent or a
+file declares are shown: a ``twin/update`` that only asks for desired values (a client's
+request, which the agent may refuse) adds no device, and neither do ids that are not
+``namespace/name`` or property names EdgeCore would refuse. What is left out is counted
+(:attr:`TwinView.ignored`) and logged once per kind.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edgedev.agent._input import device_id_problem, property_name_problem
 from edgedev.bus._topics import Channel, DeviceTopic, Topics
 from edgedev.config._spec import DeviceSpec
 from edgedev.twin._values import PropertyType, is_pending
@@ -44,11 +54,29 @@ MAX_DEVICES = 20_000
 MAX_PROPERTIES = 1_000
 """Properties per device a view keeps at most."""
 
+MAX_TOTAL_PROPERTIES = 100_000
+"""Properties of all devices together a view keeps at most."""
+
+MAX_HISTORY_BYTES = 32 * 1024 * 1024
+"""Bytes of numeric history of all properties together (each costs ``points`` doubles);
+properties beyond show their last value without a chart."""
+
 TIMELINE_CHANGES = 64
 """Changes a BOOLEAN or STRING property's timeline keeps at most."""
 
+MAX_TIMELINES = 2_048
+"""Timelines of all properties together; properties beyond show their last value only."""
+
+MAX_TEXT = 512
+"""Characters of a value, desired value or error kept (EdgeCore's own limit for values);
+longer ones are cut and end with an ellipsis."""
+
 UNKNOWN_STATE = "unknown"
 """The state of a device no ``state/update`` has been seen for."""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
 
 
 class History:
@@ -118,6 +146,8 @@ class PropertyView:
     changes: deque[tuple[float, str]] | None = None
     numeric: bool = False
     """Whether :attr:`type` is a number type (kept with it by :meth:`set_type`)."""
+    left_out: bool = False
+    """Whether the view's budget had no room for this property's history or timeline."""
 
     def set_type(self, wire: str) -> None:
         """Take ``metadata.type`` (``float`` ...)."""
@@ -141,8 +171,11 @@ class PropertyView:
             return ""
         return f"write failed: {self.error}" if self.error else "pending"
 
-    def record(self, when: float, window: float, points: int) -> None:
-        """Add the reported value to the history (numbers) or the timeline (others)."""
+    def record(self, when: float, window: float, points: int, budget: _Budget) -> None:
+        """Add the reported value to the history (numbers) or the timeline (others).
+
+        A history or timeline is made only while ``budget`` has room for one.
+        """
         text = self.reported
         if text is None:
             return
@@ -155,10 +188,16 @@ class PropertyView:
                 return
             history = self.history
             if history is None:
+                if self.left_out or not budget.take_history():
+                    self.left_out = True
+                    return
                 history = self.history = History(window, points)
             history.add(when, number)
             return
         if self.changes is None:
+            if self.left_out or not budget.take_timeline():
+                self.left_out = True
+                return
             self.changes = deque(maxlen=TIMELINE_CHANGES)
         if not self.changes or self.changes[-1][1] != text:
             self.changes.append((when, text))
@@ -188,11 +227,47 @@ def _take(prop: PropertyView, twin: MsgTwin, now: float) -> None:
     if twin.metadata is not None and twin.metadata.type:
         prop.set_type(twin.metadata.type)
     if twin.actual is not None and twin.actual.value is not None and prop.updated == 0.0:
-        prop.reported = twin.actual.value
+        prop.reported = _cut(twin.actual.value)
         stamp = twin.actual.metadata.timestamp
         prop.updated = stamp / 1000 if stamp else now
-    prop.desired = twin.expected.value if twin.expected is not None else None
-    prop.error = twin.error.reason if twin.error is not None else None
+    desired = twin.expected.value if twin.expected is not None else None
+    prop.desired = None if desired is None else _cut(desired)
+    prop.error = _cut(twin.error.reason) if twin.error is not None else None
+
+
+class _Budget:
+    """What all devices of a view hold together, against the view's totals."""
+
+    __slots__ = ("histories", "ignored", "max_histories", "properties", "timelines", "warned")
+
+    def __init__(self, points: int) -> None:
+        self.max_histories = max(1, MAX_HISTORY_BYTES // (8 * points))
+        self.histories = 0
+        self.timelines = 0
+        self.properties = 0
+        self.ignored: dict[str, int] = {}
+        self.warned: set[str] = set()
+
+    def take_history(self) -> bool:
+        if self.histories >= self.max_histories:
+            self.refuse("history", f"the view charts {self.max_histories} properties at most")
+            return False
+        self.histories += 1
+        return True
+
+    def take_timeline(self) -> bool:
+        if self.timelines >= MAX_TIMELINES:
+            self.refuse("timeline", f"the view keeps {MAX_TIMELINES} timelines at most")
+            return False
+        self.timelines += 1
+        return True
+
+    def refuse(self, kind: str, why: str) -> None:
+        """Count one thing left out; log the first of each kind."""
+        self.ignored[kind] = self.ignored.get(kind, 0) + 1
+        if kind not in self.warned:
+            self.warned.add(kind)
+            log.warning("%s: leaving out more (counted in the view's 'ignored')", why)
 
 
 class TwinView:
@@ -217,7 +292,18 @@ class TwinView:
         self.dirty: set[str] = set()
         """Devices changed since :meth:`take_dirty`."""
         self._new: list[str] = []
-        self._full_warned = False
+        self._budget = _Budget(points)
+
+    @property
+    def ignored(self) -> dict[str, int]:
+        """What was left out, by kind.
+
+        ``device`` (over the limit), ``id`` (not
+        ``namespace/name``), ``property`` (over a limit, or a name EdgeCore refuses),
+        ``history``, ``timeline`` (over the memory budget), ``request`` (a desired-value
+        request for a device nobody declared).
+        """
+        return dict(self._budget.ignored)
 
     def describe(self, devices: Iterable[DeviceSpec]) -> None:
         """Take protocol, model, units, types, access and ranges from the device files."""
@@ -228,7 +314,9 @@ class TwinView:
             device.protocol = spec.protocol
             device.model = spec.model
             for p in spec.properties:
-                prop = device.properties.setdefault(p.name, PropertyView())
+                prop = self._property(device, p.name, checked=True)
+                if prop is None:
+                    continue
                 prop.unit = p.unit
                 prop.writable = p.writable
                 prop.minimum, prop.maximum = p.minimum, p.maximum
@@ -248,20 +336,36 @@ class TwinView:
     def _device(self, device_id: str) -> DeviceView | None:
         device = self.devices.get(device_id)
         if device is None:
+            budget = self._budget
+            if device_id_problem(device_id) is not None:
+                budget.refuse("id", "a device id is not namespace/name")
+                return None
             if len(self.devices) >= MAX_DEVICES:
-                if not self._full_warned:
-                    log.warning("the view keeps %d devices at most: ignoring more", MAX_DEVICES)
-                    self._full_warned = True
+                budget.refuse("device", f"the view keeps {MAX_DEVICES} devices at most")
                 return None
             device = self.devices[device_id] = DeviceView()
             self._new.append(device_id)
         return device
 
-    @staticmethod
-    def _property(device: DeviceView, name: str) -> PropertyView | None:
+    def _property(
+        self, device: DeviceView, name: str, *, checked: bool = False
+    ) -> PropertyView | None:
+        """The property ``name`` of ``device``, made if the limits allow.
+
+        ``checked``: the name comes from a file the loader checked, not from the bus.
+        """
         prop = device.properties.get(name)
-        if prop is None and len(device.properties) < MAX_PROPERTIES:
-            prop = device.properties[name] = PropertyView()
+        if prop is None:
+            budget = self._budget
+            if not checked and property_name_problem(name) is not None:
+                budget.refuse("property", "a property name is one EdgeCore refuses")
+            elif len(device.properties) >= MAX_PROPERTIES:
+                budget.refuse("property", f"a device has {MAX_PROPERTIES} properties at most")
+            elif budget.properties >= MAX_TOTAL_PROPERTIES:
+                budget.refuse("property", f"the view keeps {MAX_TOTAL_PROPERTIES} properties")
+            else:
+                budget.properties += 1
+                prop = device.properties[name] = PropertyView()
         return prop
 
     def apply(self, topic: str, payload: bytes, now: float | None = None) -> bool:
@@ -270,9 +374,14 @@ class TwinView:
         if not isinstance(parsed, DeviceTopic):
             return False
         now = time.time() if now is None else now
-        device = self._device(parsed.device_id)
+        device = self.devices.get(parsed.device_id)
         if device is None:
-            return False
+            if not _declares(parsed.channel, payload):
+                self._budget.ignored["request"] = self._budget.ignored.get("request", 0) + 1
+                return False
+            device = self._device(parsed.device_id)
+            if device is None:
+                return False
         try:
             if not self._apply(device, parsed.channel, payload, now):
                 return False
@@ -307,7 +416,7 @@ class TwinView:
             for name, value in delta.delta.items():
                 prop = self._property(device, name)
                 if prop is not None:
-                    prop.desired = value
+                    prop.desired = _cut(value)
         else:
             return False
         return True
@@ -327,7 +436,7 @@ class TwinView:
         if not isinstance(twin, dict):
             return False
         device.updates += 1
-        window, points = self.window, self.points
+        window, points, budget = self.window, self.points, self._budget
         for name, entry in twin.items():
             if not isinstance(entry, dict):
                 continue
@@ -342,14 +451,14 @@ class TwinView:
             error = entry.get("error")
             if isinstance(error, dict):
                 reason = error.get("reason")
-                prop.error = reason if isinstance(reason, str) else ""
+                prop.error = _cut(reason) if isinstance(reason, str) else ""
             actual = entry.get("actual")
             value = _text(actual.get("value")) if isinstance(actual, dict) else None
             if isinstance(value, str):
-                prop.reported = value
+                prop.reported = value if len(value) <= MAX_TEXT else _cut(value)
                 prop.updated = now
                 device.updated = now
-                prop.record(now, window, points)
+                prop.record(now, window, points, budget)
         return True
 
     # JSON-ready pictures (the web view's API) --------------------------------------------
@@ -423,3 +532,25 @@ class TwinView:
         if self.footer:
             lines.append(self.footer)
         return "\n".join(lines)
+
+
+def _declares(channel: Channel, payload: bytes) -> bool:
+    """Whether a message on ``channel`` makes its device known to the view.
+
+    A state, a delta or a twin document comes from a mapper or the agent, and so does a
+    ``twin/update`` carrying reported values; a ``twin/update`` with desired values only is a
+    client's request (which the agent may refuse), and a ``twin/get/result`` without a twin
+    the agent's answer for a device it does not know.
+    """
+    if channel not in (Channel.TWIN_UPDATE, Channel.TWIN_GET_RESULT):
+        return True
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return False
+    twin = body.get("twin") if isinstance(body, dict) else None
+    if not isinstance(twin, dict) or not twin:
+        return False
+    if channel is Channel.TWIN_GET_RESULT:
+        return True
+    return any(isinstance(e, dict) and isinstance(e.get("actual"), dict) for e in twin.values())

@@ -23,6 +23,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -39,10 +40,19 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from edgedev._asgi import bind_tcp
 from edgedev._asgi import server as asgi_server
+from edgedev._http_guard import (
+    BodyRefused,
+    ConnectionGuard,
+    InFlightLimit,
+    read_body,
+    refusal_headers,
+)
 from edgedev.agent._client import ask_on, desired_request
+from edgedev.agent._input import device_id_problem
 from edgedev.bus._client import Bus
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, Topics
@@ -62,8 +72,11 @@ DEFAULT_PORT = 8088
 MAX_OPEN = 32
 """Devices one page may have open (detail pushed live) at once."""
 
-MAX_CONNECTIONS = 64
-"""Connections served at once (each open page holds one); more are answered 503."""
+MAX_REQUESTS = 64
+"""Requests served at once (event streams not counted); more are answered 503."""
+
+MAX_STREAMS = 64
+"""Event streams open at once (each open page holds one); more are answered 503."""
 
 MAX_BODY = 4096
 """Bytes a write request may carry."""
@@ -148,7 +161,9 @@ class ViewServer:
         if _loopback(host):  # a page elsewhere rebinding its name to 127.0.0.1 is refused
             hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
             middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
-        self.app = Starlette(
+        self.guard = ConnectionGuard("web view", log)
+        """The connections: a deadline for each request head, idle ones closed for new ones."""
+        self.routes = Starlette(
             middleware=middleware,
             routes=[
                 Route("/", self._page),
@@ -159,6 +174,10 @@ class ViewServer:
                 Mount("/static", StaticFiles(directory=STATIC), name="static"),
             ],
         )
+        self.app = InFlightLimit(
+            self.routes, limit=MAX_REQUESTS, streams=_is_stream, stream_limit=MAX_STREAMS
+        )
+        """The application served: the routes behind a limit on requests in flight."""
 
     @property
     def url(self) -> str:
@@ -224,7 +243,7 @@ class ViewServer:
     async def _serve(
         self, sock: socket.socket, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        server = asgi_server(self.app, max_connections=MAX_CONNECTIONS)
+        server = asgi_server(self.app, guard=self.guard)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(server.serve, [sock])
@@ -274,17 +293,25 @@ class ViewServer:
         return JSONResponse(self._fleet_body())
 
     async def _device(self, request: Request) -> Response:
-        device_id = f"{request.path_params['ns']}/{request.path_params['name']}"
+        device_id = _path_device(request)
+        if isinstance(device_id, Response):
+            return device_id
         if device_id not in self.view.devices:
-            return JSONResponse({"reason": f"device {device_id} is unknown"}, status_code=404)
+            return _refusal(404, f"device {device_id} is unknown")
         try:
             since = float(request.query_params.get("since", "0"))
         except ValueError:
-            return JSONResponse({"reason": "since must be a number of seconds"}, status_code=400)
+            since = math.nan
+        if not math.isfinite(since):
+            return _refusal(400, "since must be a finite number of seconds")
         return JSONResponse({**self.view.detail(device_id, since), "now": time.time()})
 
     async def _events(self, request: Request) -> Response:
         wanted = [d for d in request.query_params.get("open", "").split(",") if d]
+        for device_id in wanted:
+            problem = device_id_problem(device_id)
+            if problem is not None:
+                return _refusal(400, f"open: {problem}")
         client = _Client(wanted[:MAX_OPEN])
         return StreamingResponse(
             self._stream(client),
@@ -334,10 +361,13 @@ class ViewServer:
         refused = _cross_site(request)
         if refused is not None:
             return refused
-        device_id = f"{request.path_params['ns']}/{request.path_params['name']}"
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return _refusal(413, f"a write carries {MAX_BODY} bytes at most")
+        device_id = _path_device(request)
+        if isinstance(device_id, Response):
+            return device_id
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyRefused as error:
+            return _refusal(error.status, error.reason, refusal_headers())
         try:
             data = json.loads(body)
             name, value = data["property"], data["value"]
@@ -368,8 +398,19 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _refusal(status: int, reason: str) -> JSONResponse:
-    return JSONResponse({"code": status, "reason": reason}, status_code=status)
+def _refusal(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": status, "reason": reason}, status_code=status, headers=headers)
+
+
+def _path_device(request: Request) -> str | Response:
+    """The device id of the path, or the 400 answer when it is not ``namespace/name``."""
+    device_id = f"{request.path_params['ns']}/{request.path_params['name']}"
+    problem = device_id_problem(device_id)
+    return device_id if problem is None else _refusal(400, problem)
+
+
+def _is_stream(scope: Scope) -> bool:
+    return bool(scope.get("path") == "/api/events")
 
 
 def _cross_site(request: Request) -> JSONResponse | None:
