@@ -254,3 +254,34 @@ def test_mappers_announce_devices_of_this_node_only_and_up_to_the_limit(tmp_path
     will("edge-1", [f"ns/d{i}" for i in range(5)])
     assert set(core.records) == {DEVICE, "ns/d0", "ns/d1"}
     assert core.refused["devices"] == 3 and core.refused["unknown_device"] == 2
+
+
+def test_one_mapper_state_cannot_fill_the_store_with_junk(tmp_path: Path):
+    """Issue 32: on main one 135 KB ``mapper/state`` listing 10,000 ids stored 9,997 junk
+    devices. Now a mapper makes at most ``new_ids_per_minute`` devices known a minute, and
+    a longer list than ``max_state_ids`` is refused whole; the refusals are counted."""
+    from edgedev.agent import AgentLimits
+
+    limits = AgentLimits()
+    core = AgentCore(T, "edge-1", limits)
+
+    def state(mapper: str, ids: list[str], now: int) -> None:
+        body = MapperState(mapper=mapper, state="online", devices=ids, started=1).model_dump()
+        core.handle(Message(T.node("edge-1", NodeChannel.MAPPER_STATE), dumps(body)), now)
+
+    state("m", [f"ns/junk{i}" for i in range(10_000)], now=1_000)
+    assert len(core.records) == limits.new_ids_per_minute
+    assert core.refused["new_ids"] == 10_000 - limits.new_ids_per_minute
+    # a minute later the same mapper makes as many more known, not more
+    state("m", [f"ns/more{i}" for i in range(5_000)], now=61_000)
+    assert len(core.records) == 2 * limits.new_ids_per_minute
+    # inventing mapper names buys little: past 256 names they share one allowance
+    for n in range(300):
+        state(f"m{n}", [f"ns/n{n}-{i}" for i in range(10)], now=61_000)
+    assert len(core.records) <= 2 * limits.new_ids_per_minute + 256 * 10 + limits.new_ids_per_minute
+    # devices the agent knows are never refused for the rate
+    state("m", [f"ns/junk{i}" for i in range(1000)], now=61_000)
+    assert core.refused["new_ids"] > 0
+    before = len(core.records)
+    state("m", [f"ns/x{i}" for i in range(limits.max_state_ids + 1)], now=200_000)
+    assert core.refused["state_ids"] == 1 and len(core.records) == before

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from edgedev import Bus
+from edgedev._backoff import Backoff
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus import BrokerConfigError, BrokerURL, Channel, Topics
 from edgedev.cli import main
@@ -505,3 +506,64 @@ async def test_mqtt_devices_reach_their_broker_with_tls_client_certificates_and_
                 await changes.wait_until(lambda: runner.state == "offline")
             assert "refused the connection" in (runner.reason or ""), runner.reason
             tg.cancel_scope.cancel()
+
+
+# messages that would cost the connection (issue 32) ---------------------------------------
+
+
+async def test_messages_no_broker_takes_are_dropped_at_publish_and_counted(
+    caplog: pytest.LogCaptureFixture,
+):
+    """On main ``t/a\\x00b`` went out: the broker cut the connection for a malformed packet and
+    the bus sent it again ~10 times a second for good."""
+    root = unique_root("refused")
+    async with (
+        EmbeddedBroker(port=0) as broker,
+        Bus(broker.url, max_packet_size=64 * 1024) as bus,
+        Recorder(bus, f"{root}/#") as recorder,
+    ):
+        await bus.wait_connected()
+        for topic in (f"{root}/a\x00b", f"{root}/a+b", f"{root}/a/#", "", f"{root}/\udc80"):
+            bus.publish(topic, b"x")
+        bus.publish(f"{root}/big", b"x" * 64 * 1024)  # with its header: over the limit
+        bus.publish(f"{root}/ok", b"fine")
+        await recorder.wait_for(lambda m: m.topic == f"{root}/ok")
+        assert bus.refused == 6 and bus.reconnects == 0
+        assert [m.topic for m in recorder.messages] == [f"{root}/ok"]
+    # one line per reason (both wildcards are one)
+    assert caplog.text.count("dropped a message to") == 5
+
+
+async def test_a_message_that_costs_the_connection_is_dropped_after_three_tries(
+    caplog: pytest.LogCaptureFixture,
+):
+    """The broker's limit is lower than the bus knows: the message passes publish() and the
+    broker cuts the connection each time it comes. On main it was re-sent for good (the agent
+    reconnected ~15 times a second and answered nobody)."""
+    root = unique_root("poison")
+    backoff = Backoff(0.01, 0.05)
+    async with (
+        EmbeddedBroker(port=0, max_packet_size=32 * 1024) as broker,
+        Bus(broker.url) as watcher,
+        Recorder(watcher, f"{root}/#") as recorder,
+        Bus(broker.url, backoff=backoff) as bus,
+    ):
+        await bus.wait_connected()
+        await watcher.wait_connected()
+        for i in range(20):
+            bus.publish(f"{root}/before", str(i))
+        bus.publish(f"{root}/poison", b"x" * 40 * 1024)
+        for i in range(20):
+            bus.publish(f"{root}/after", str(i))
+        await recorder.wait_count(lambda m: m.topic == f"{root}/after", 20, timeout=20)
+        with anyio.fail_after(10):
+            await bus.flush()
+        assert bus.poisoned == 1
+        assert bus.reconnects <= 2 * 3  # a few tries, not a loop
+        # nothing else lost, in order: at least once (a resend may repeat one)
+        befores = [int(m.payload) for m in recorder.messages if m.topic.endswith("/before")]
+        assert sorted(set(befores)) == list(range(20))
+        afters = [int(m.payload) for m in recorder.messages if m.topic.endswith("/after")]
+        assert afters == list(range(20))
+        assert not any(m.topic.endswith("/poison") for m in recorder.messages)
+    assert caplog.text.count("closed the connection each of the 3 times") == 1

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from edgedev.agent._input import (
     AgentLimits,
+    NewIdRate,
     device_id_problem,
     json_depth,
     property_name_problem,
@@ -134,7 +135,8 @@ class AgentCore:
         self.refused: Counter[str] = Counter()
         """Messages (or device ids in them) refused, by reason: ``payload``, ``depth``,
         ``malformed``, ``device_id``, ``unknown_device``, ``property_name``,
-        ``unknown_property``, ``properties``, ``devices``."""
+        ``unknown_property``, ``properties``, ``devices``, ``state_ids`` (a ``mapper/state``
+        listing too many ids), ``new_ids`` (a mapper making devices known too fast)."""
         self.skipped_rows = 0
         """Stored rows that :meth:`load` could not use (reported in the log, then skipped)."""
         self.records: dict[str, DeviceRecord] = {}
@@ -142,6 +144,7 @@ class AgentCore:
         self._dirty_devices: set[str] = set()
         self._dirty_props: set[tuple[str, str]] = set()
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._new_ids = NewIdRate(self.limits.new_ids_per_minute)
 
     # persistence ----------------------------------------------------------------------------
     def load(self, devices: Iterable[DeviceRow], props: Iterable[PropertyRow]) -> None:
@@ -439,6 +442,17 @@ class AgentCore:
         except ValidationError:
             self.refused["malformed"] += 1
             return []
+        limits = self.limits
+        if len(state.devices) > limits.max_state_ids:
+            self.refused["state_ids"] += 1
+            log.warning(
+                "mapper %s on node %s: refused a state listing %d device ids (at most %d)",
+                state.mapper[:100],
+                node[:100],
+                len(state.devices),
+                limits.max_state_ids,
+            )
+            return []
         replies = []
         bad: list[str] = []
         members = -1  # counted at the first new device, once per message
@@ -458,9 +472,16 @@ class AgentCore:
                     continue
                 if members < 0:
                     members = len(self.members(node))
-                if members >= self.limits.max_devices:
+                if members >= limits.max_devices:
                     self.refused["devices"] += 1
-                    bad.append(f"node {node} has {self.limits.max_devices} devices already")
+                    bad.append(f"node {node} has {limits.max_devices} devices already")
+                    continue
+                if not self._new_ids.take((node, state.mapper), now):
+                    self.refused["new_ids"] += 1
+                    bad.append(
+                        f"more than {limits.new_ids_per_minute} new devices a minute from "
+                        "this mapper (taken at its next announcement)"
+                    )
                     continue
                 members += 1
                 record = self._record(device_id)

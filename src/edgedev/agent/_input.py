@@ -31,15 +31,29 @@ class AgentLimits:
         max_properties: properties named in one ``twin/update``, and properties of a
             device known without a model (a model lists its own).
         max_devices: devices of one edge node (from files and from mappers together).
+        max_state_ids: device ids one ``mapper/state`` message may list; a longer list is
+            refused whole.
+        new_ids_per_minute: devices one mapper may make known per minute (a burst of as
+            many, then at that rate); more are refused until its next announcement.
     """
 
     max_payload: int = 256 * 1024
     max_depth: int = 16
     max_properties: int = 1024
     max_devices: int = 10_000
+    max_state_ids: int = 10_000
+    new_ids_per_minute: int = 1_000
 
     def __post_init__(self) -> None:
-        for name in ("max_payload", "max_depth", "max_properties", "max_devices"):
+        names = (
+            "max_payload",
+            "max_depth",
+            "max_properties",
+            "max_devices",
+            "max_state_ids",
+            "new_ids_per_minute",
+        )
+        for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -101,3 +115,36 @@ def json_depth(payload: bytes, limit: int) -> int:
 def _short(text: str, keep: int = 40) -> str:
     """``text`` quoted, cut to ``keep`` characters for a log line or a reason."""
     return repr(text) if len(text) <= keep else f"{text[:keep]!r}... ({len(text)} characters)"
+
+
+class NewIdRate:
+    """How many new device ids each mapper may still make known: a token bucket per mapper.
+
+    Pure: the caller gives the time (milliseconds). Mappers are told apart by ``(node,
+    mapper)``; at most ``tracked`` of them have their own bucket, and the mappers beyond share
+    one, so that inventing mapper names buys nothing.
+
+    Example:
+        >>> rate = NewIdRate(per_minute=2)
+        >>> [rate.take(("n", "m"), now=0) for _ in range(3)]
+        [True, True, False]
+        >>> rate.take(("n", "m"), now=30_000)  # half a minute later: one more
+        True
+    """
+
+    def __init__(self, per_minute: int, tracked: int = 256) -> None:
+        self.per_minute = per_minute
+        self.tracked = tracked
+        self._buckets: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def take(self, key: tuple[str, str], now: int) -> bool:
+        """Whether ``key`` may make one more device known at ``now`` (spending it if so)."""
+        if key not in self._buckets and len(self._buckets) >= self.tracked:
+            key = ("*", "*")
+        tokens, last = self._buckets.get(key, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - last) * self.per_minute / 60_000)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1, now)
+        return True

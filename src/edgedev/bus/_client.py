@@ -50,6 +50,42 @@ _CLOSED_BEFORE_CONNACK = (
 REPEAT_LOG_EVERY = 60.0
 """Seconds between two log lines about the same, lasting connection failure."""
 
+MAX_PACKET_SIZE = 16 * 1024 * 1024
+"""The largest PUBLISH sent by default: the embedded broker's limit (mosquitto's
+``max_packet_size`` may be set lower; MQTT 3.1.1 has no CONNACK property telling it)."""
+
+POISON_STRIKES = 3
+"""Times a message may cost the connection, sent alone, before it is dropped."""
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or ``None`` (MQTT 3.1.1, sections 1.5.3, 4.7).
+
+    Example:
+        >>> topic_problem("a/b") is None, topic_problem("a/+")
+        (True, 'the topic name holds a wildcard (+ or #)')
+    """
+    if not topic:
+        return "the topic name is empty"
+    if "+" in topic or "#" in topic:
+        return "the topic name holds a wildcard (+ or #)"
+    if "\x00" in topic:
+        return "the topic name holds a NUL character"
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the topic name is not valid UTF-8"
+    if size > 65535:
+        return f"the topic name has {size} bytes, over 65535"
+    return None
+
+
+def publish_size(topic: str, payload: bytes, qos: int) -> int:
+    """Bytes of the PUBLISH packet carrying ``payload`` on ``topic``."""
+    remaining = 2 + len(topic.encode("utf-8", "replace")) + (2 if qos else 0) + len(payload)
+    header = 2 if remaining < 128 else 3 if remaining < 16384 else 4 if remaining < 2097152 else 5
+    return header + remaining
+
 
 def describe_failure(exc: BaseException, url: BrokerURL) -> str:
     """One line saying why a connection attempt to ``url`` failed."""
@@ -126,6 +162,8 @@ class Bus:
         keepalive: seconds between pings when idle.
         max_inflight: QoS 1 messages sent but not yet acknowledged, at most.
         backoff: reconnection delays; 0.1 s doubling to 10 s by default.
+        max_packet_size: the largest PUBLISH packet the broker takes; a bigger message is
+            dropped when published (counted in :attr:`refused`, logged), never sent.
 
     Raises:
         BrokerConfigError: the TLS files cannot be used (see :meth:`BrokerURL.ssl_context`).
@@ -141,6 +179,7 @@ class Bus:
         keepalive: int = 30,
         max_inflight: int = 4096,
         backoff: Backoff | None = None,
+        max_packet_size: int = MAX_PACKET_SIZE,
     ) -> None:
         self.url = url if isinstance(url, BrokerURL) else BrokerURL.parse(url)
         self._ssl = self.url.ssl_context()
@@ -151,6 +190,7 @@ class Bus:
         self.outbox = outbox if outbox is not None else MemoryOutbox()
         self.keepalive = keepalive
         self.max_inflight = max_inflight
+        self.max_packet_size = max_packet_size
         self._backoff = backoff or Backoff(0.1, 10.0)
         self._subs: list[_Subscription] = []
         self._client: paho.Client | None = None
@@ -180,6 +220,20 @@ class Bus:
         self.last_error: str | None = None
         """Why the last connection attempt failed, while not connected; ``None`` once
         connected."""
+        self.refused = 0
+        """Messages dropped by :meth:`publish`: a topic that is not a topic name, or a packet
+        over ``max_packet_size``."""
+        self.poisoned = 0
+        """Messages dropped after costing the connection ``POISON_STRIKES`` times, sent
+        alone (the broker cut the connection for them: malformed, or over its limit)."""
+        self.refused_values = 0
+        """Device readings carried by the messages counted in :attr:`refused`."""
+        self.poisoned_values = 0
+        """Device readings carried by the messages counted in :attr:`poisoned`."""
+        self._careful = 0  # acknowledgements to wait for, sending one message at a time
+        self._head_at_loss: int | None = None  # oldest message in flight at the last loss
+        self._suspect: tuple[int, int] | None = None  # (seq, times it cost the connection)
+        self._refusals_logged: dict[str, float] = {}
 
     # lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Bus:
@@ -271,10 +325,37 @@ class Bus:
         """Queue a message; it is sent in order as soon as the broker is reachable.
 
         ``values``: the device readings it carries (see :attr:`Message.values`).
+
+        A message that no broker would take (a topic with a wildcard or a NUL, a packet over
+        ``max_packet_size``) is dropped here, counted in :attr:`refused` (its values in
+        :attr:`refused_values`) and logged (once a minute per reason): sent, it would cost the
+        connection, and be sent again.
         """
         data = payload.encode() if isinstance(payload, str) else payload
+        problem = topic_problem(topic)
+        if problem is None:
+            size = publish_size(topic, data, qos)
+            if size > self.max_packet_size:
+                problem = f"{size} bytes is over the broker's limit of {self.max_packet_size}"
+        if problem is not None:
+            self.refused_values += values
+            self._refuse(topic, problem)
+            return
         self.outbox.put(Message(topic, data, qos, retain, values))
         self._wake_publisher.set()
+
+    def _refuse(self, topic: str, problem: str) -> None:
+        self.refused += 1
+        kind = "size" if "over the broker's limit" in problem else problem
+        now = time.monotonic()
+        if now - self._refusals_logged.get(kind, -REPEAT_LOG_EVERY) >= REPEAT_LOG_EVERY:
+            self._refusals_logged[kind] = now
+            log.error(
+                "dropped a message to %r: %s (%d dropped so far)",
+                topic[:200],
+                problem,
+                self.refused,
+            )
 
     async def flush(self) -> None:
         """Return once every queued message has been acknowledged (use with a timeout).
@@ -357,6 +438,10 @@ class Bus:
         seq = self._mids.pop(mid, None)
         if seq is not None:
             self.outbox.ack(seq)
+            if self._careful:
+                self._careful -= 1
+            if self._suspect is not None and self._suspect[0] == seq:
+                self._suspect = None
             self._acked.set()  # wake flush() waiters, then arm a fresh event
             self._acked = anyio.Event()
             self._wake_publisher.set()
@@ -508,6 +593,7 @@ class Bus:
             if self._connected.is_set():
                 self._connected = anyio.Event()
             self._disconnected.set()
+            self._lost_with_messages_in_flight()
             self.outbox.requeue()
             self._mids.clear()
             for waiter in self._suback.values():  # subscribe() calls give up on this session
@@ -523,6 +609,43 @@ class Bus:
         if not accepted:
             raise _ConnectionLost(_CLOSED_BEFORE_CONNACK)
         raise _ConnectionLost("connection lost")
+
+    def _lost_with_messages_in_flight(self) -> None:
+        """Find the message that costs the connection, if one does, and drop it.
+
+        A connection lost twice with the same message oldest in flight may be cut by that
+        message, or one sent with it: the messages in flight are then sent one at a time.
+        One that is alone in flight when the connection is lost, ``POISON_STRIKES`` times,
+        is dropped (counted in :attr:`poisoned`, logged). An outage costs a resend, never a
+        message: it would have to strike the same message, sent alone, three times over.
+        """
+        if not self._mids:
+            return
+        head = min(self._mids.values())
+        if self._careful and len(self._mids) == 1:
+            strikes = self._suspect[1] + 1 if self._suspect and self._suspect[0] == head else 1
+            self._suspect = (head, strikes)
+            if strikes >= POISON_STRIKES:
+                message = self.outbox.peek(head)
+                self.outbox.ack(head)
+                self.poisoned += 1
+                self.poisoned_values += message.values if message is not None else 0
+                self._suspect = None
+                self._careful = max(0, self._careful - 1)
+                size = len(message.payload) if message is not None else 0
+                topic = message.topic[:200] if message is not None else "?"
+                log.error(
+                    "dropped a message to %r (%d bytes): the broker closed the connection each "
+                    "of the %d times it was sent alone (malformed, or over its size limit); "
+                    "%d dropped so far",
+                    topic,
+                    size,
+                    strikes,
+                    self.poisoned,
+                )
+        elif head == self._head_at_loss:
+            self._careful = len(self._mids)
+        self._head_at_loss = head
 
     async def _accepted(self, client: paho.Client, tg: TaskGroup) -> None:
         made: set[int] = set()
@@ -586,7 +709,7 @@ class Bus:
 
     async def _publisher(self, client: paho.Client) -> None:
         while True:
-            while len(self._mids) < self.max_inflight:
+            while len(self._mids) < (1 if self._careful else self.max_inflight):
                 item = self.outbox.take()
                 if item is None:
                     break

@@ -70,6 +70,10 @@ class Outbox(abc.ABC):
     def __len__(self) -> int:
         """Messages not yet acknowledged, in flight or not."""
 
+    def peek(self, seq: int) -> Message | None:
+        """The in-flight message ``seq``, if the outbox can tell (for log lines)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (a file, a database)."""
 
@@ -121,6 +125,9 @@ class MemoryOutbox(Outbox):
     def ack(self, seq: int) -> None:
         if self._inflight.pop(seq, None) is not None:
             self._discarded(seq)
+
+    def peek(self, seq: int) -> Message | None:
+        return self._inflight.get(seq)
 
     def requeue(self) -> None:
         self._queue.extendleft(reversed(self._inflight.items()))

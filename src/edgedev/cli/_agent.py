@@ -51,6 +51,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         ("--max-depth", "max_depth", "JSON nesting of one message"),
         ("--max-properties", "max_properties", "properties in one twin/update"),
         ("--max-devices", "max_devices", "devices of one node"),
+        ("--max-state-ids", "max_state_ids", "device ids in one mapper/state"),
+        ("--new-ids-per-minute", "new_ids_per_minute", "new devices a minute from one mapper"),
     ):
         parser.add_argument(
             option,
@@ -69,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         limits = AgentLimits(
-            args.max_payload, args.max_depth, args.max_properties, args.max_devices
+            args.max_payload,
+            args.max_depth,
+            args.max_properties,
+            args.max_devices,
+            args.max_state_ids,
+            args.new_ids_per_minute,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
