@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 import sqlite3
+import stat
 import struct
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -24,6 +28,7 @@ from edgedev.agent import Agent, AgentLimits, TwinStore
 from edgedev.agent._records import DeviceRow, PropertyRow
 from edgedev.bus import Message
 from edgedev.bus._topics import Channel, NodeChannel, Topics
+from edgedev.cli import main
 from edgedev.testing import (
     Recorder,
     device,
@@ -490,3 +495,95 @@ async def test_validate_command_exits_1_naming_the_field(tmp_path: Path) -> None
     out = done.stdout.decode()
     assert done.returncode == 1, out
     assert "desired.value" in out and "finite" in out and VALVE in out
+
+
+# the mapper socket (issue 32) -------------------------------------------------------------
+
+
+def _run_dmi(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    args = ["run", "--dmi", "--protocol", "modbus", "--mapper-socket", str(path)]
+    code = main([*args, "--dmi-socket", str(path.parent / "edgecore.sock")])
+    return code, capsys.readouterr().err
+
+
+def test_a_live_mapper_socket_is_left_alone_and_the_second_mapper_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On main the second mapper unlinked the first one's socket and both polled devices."""
+    path = tmp_path / "mapper.sock"
+    with socket.socket(socket.AF_UNIX) as first:
+        first.bind(str(path))
+        first.listen()
+        code, err = _run_dmi(path, capsys)
+        assert code == 1
+        assert err.strip().splitlines() == [
+            f"error: mapper socket {path} is already in use: another mapper serves it (stop "
+            "it, or choose another --mapper-socket)"
+        ]
+        assert path.is_socket()  # still the first one's
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "dangling symlink"])
+def test_a_mapper_socket_path_that_is_not_a_socket_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """On main a file or a dangling symlink there ended in a 65-line traceback."""
+    path = tmp_path / "mapper.sock"
+    if kind == "file":
+        path.write_text("mine")
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(tmp_path / "nowhere")
+    code, err = _run_dmi(path, capsys)
+    assert code == 1
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: mapper socket {path} is ") and "Traceback" not in err
+    assert os.path.lexists(path)  # nothing removed that the mapper did not make
+
+
+def test_a_stale_socket_is_replaced_with_mode_0660_in_folders_0750_at_umask_000(
+    tmp_path: Path,
+) -> None:
+    """On main, at umask 000, the socket and its folders were world-writable."""
+    stale = tmp_path / "run" / "mapper.sock"
+    stale.parent.mkdir()
+    with socket.socket(socket.AF_UNIX) as old:  # a killed run's socket: nobody accepts on it
+        old.bind(str(stale))
+    fresh = tmp_path / "fresh" / "deeper" / "mapper.sock"
+    for target in (stale, fresh):
+        args = [sys.executable, "-m", "edgedev", "run", "--dmi", "--protocol", "modbus"]
+        args += ["--mapper-socket", str(target), "--dmi-socket", str(tmp_path / "ec.sock")]
+        args += ["--broker", "mqtt://127.0.0.1:1"]
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.umask(0),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not _served(target):  # another process: poll its socket
+                assert time.monotonic() < deadline, f"{target} never served with mode 0660"
+                assert proc.poll() is None, "the mapper exited"
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    for folder in (fresh.parent, fresh.parent.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750
+
+
+def _served(path: Path) -> bool:
+    """Whether a process accepts on the socket at ``path`` and its mode is 0660."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != 0o660:
+            return False
+    except FileNotFoundError:
+        return False
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True

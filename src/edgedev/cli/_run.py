@@ -19,6 +19,7 @@ import sys
 import anyio
 from anyio.abc import TaskStatus
 
+from edgedev._errors import EdgedevError
 from edgedev._process import run_async
 from edgedev._text import plural
 from edgedev.bus._outbox import MemoryOutbox, Outbox
@@ -332,6 +333,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> int:
+        try:
+            for source in dmi.sources if dmi is not None else ():
+                await source.claim()  # one line and exit 1 when another mapper serves it
+        except EdgedevError as exc:
+            outbox.close()
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         try:
             rest_socket = rest.bind() if rest is not None else None
             async with (

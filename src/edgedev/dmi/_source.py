@@ -31,6 +31,7 @@ from edgedev.dmi._link import EdgeCoreLink, unix_target
 from edgedev.dmi._pb import api_pb2 as pb
 from edgedev.dmi._pb import api_pb2_grpc as pb_grpc
 from edgedev.dmi._sink import DmiSink
+from edgedev.dmi._socket import claim_socket, restrict_socket
 from edgedev.twin._values import format_value
 from edgedev.wire import type_name
 
@@ -139,19 +140,25 @@ class DmiSource:
         while not self.registered:
             await self._event().wait()
 
+    async def claim(self) -> None:
+        """Make the mapper socket's path free to serve (see :func:`claim_socket`).
+
+        Raises:
+            MapperSocketError: another process serves it, or the path is not a socket.
+        """
+        await anyio.to_thread.run_sync(claim_socket, self.mapper_socket)
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the mapper socket and stay registered with EdgeCore, until cancelled.
 
         Returns to ``task_status`` once the socket is served (not once registered).
         """
-        path = anyio.Path(self.mapper_socket)
-        await path.parent.mkdir(parents=True, exist_ok=True)
-        if await path.is_socket():
-            await path.unlink()  # a previous run's socket
+        await self.claim()
         server = aio.server()
         pb_grpc.add_DeviceMapperServiceServicer_to_server(_Servicer(self), server)  # type: ignore[no-untyped-call]
         server.add_insecure_port(unix_target(self.mapper_socket))
         await server.start()
+        restrict_socket(self.mapper_socket)
         try:
             task_status.started()
             await self._stay_registered()
