@@ -6,6 +6,7 @@ sustained (burst 100), twins without observedDesired or reported, reports withou
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from pathlib import Path
@@ -465,3 +466,27 @@ async def test_state_report_says_whether_states_go_to_edgecore_and_how_often(
 def states_of(core: FakeEdgeCore, name: str) -> list[float]:
     """When each state of ``default/NAME`` reached EdgeCore (anyio time)."""
     return [t for t, s in core.state_times if s.deviceName == name]
+
+
+async def test_a_bad_push_target_over_dmi_is_refused_and_leaves_no_phantom(
+    tmp_path: Path, mqtt_url: str, sockets: str
+):
+    """Issue 32: on main a redis ``addr: 127.0.0.1:abc`` over DMI made a device that failed
+    when its sink was built and could not be registered again."""
+    docs = [modbus_model(), modbus_device("pushy", free_port())]
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", models=docs[:1])
+    async with core, dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+        await client.CreateDeviceModel(pb.CreateDeviceModelRequest(model=edgecore_model(docs[0])))
+        for addr, expected in (("127.0.0.1:abc", "'abc'"), ("169.254.169.254:6379", "metadata")):
+            bad = copy.deepcopy(docs[1])
+            redis = {"redisClientConfig": {"addr": addr}}
+            bad["spec"]["properties"][0]["pushMethod"] = {"dbMethod": {"redis": redis}}
+            with pytest.raises(aio.AioRpcError) as caught:
+                await client.RegisterDevice(pb.RegisterDeviceRequest(device=edgecore_device(bad)))
+            assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            details = caught.value.details() or ""
+            assert "default/pushy" in details and "addr" in details and expected in details
+            assert dmi.mapper.runners == {}
+        # the same device, fixed, registers: nothing of the refused one is left in the way
+        await client.RegisterDevice(pb.RegisterDeviceRequest(device=edgecore_device(docs[1])))
+        assert list(dmi.mapper.runners) == ["default/pushy"]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import itertools
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
+import anyio.abc
 import pytest
 
 from edgedev import ConfigError, DeviceSpec
@@ -27,6 +30,7 @@ from edgedev.sinks import (
     HttpSink,
     MysqlLayout,
     PushSink,
+    Row,
     SinkFactory,
     SinkOptions,
     build_sinks,
@@ -640,3 +644,167 @@ async def test_a_target_no_device_names_any_more_is_delivered_to_then_closed(
             tg.cancel_scope.cancel()
     finally:
         server.stop()
+
+
+# -- hostile targets (issue 32) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("push", "field", "says"),
+    [
+        (
+            {"dbMethod": {"redis": {"redisClientConfig": {"addr": "127.0.0.1:abc"}}}},
+            "addr",
+            "'abc'",
+        ),
+        ({"http": {"hostName": "file:///etc/passwd"}}, "hostName", "'file' is not a scheme"),
+        ({"http": {"hostName": "169.254.169.254"}}, "hostName", "cloud metadata address"),
+        ({"otel": {"endpointURL": "http://169.254.169.254/v1"}}, "endpointURL", "metadata"),
+        ({"otel": {"endpointURL": "http://collector:43x8/v1"}}, "endpointURL", "'43x8'"),
+        (
+            {
+                "dbMethod": {
+                    "mysql": {
+                        "mysqlClientConfig": {"addr": "db:", "database": "d", "userName": "u"}
+                    }
+                }
+            },
+            "addr",
+            "port ''",
+        ),
+        (
+            {"mqtt": {"address": "mqtt://metadata.google.internal:1883", "topic": "t"}},
+            "address",
+            "metadata",
+        ),
+    ],
+)
+def test_a_bad_push_target_is_refused_at_load_naming_the_field(
+    tmp_path: Path, push: dict[str, Any], field: str, says: str
+):
+    """On main ``127.0.0.1:abc``, ``file://``, ``169.254.169.254`` and non-numeric ports
+    passed ``validate``; ``edgedev run`` then exited 0 having served nothing."""
+    with pytest.raises(ConfigError) as info:
+        load_documents(tmp_path, docs(push))
+    text = str(info.value)
+    assert "Device plant/boiler-1" in text and field in text and says in text, text
+
+
+def test_credentials_in_target_urls_are_warned_and_never_shown(tmp_path: Path):
+    from edgedev.loader import load_devices
+    from edgedev.testing import write_documents
+
+    url = "http://user:s3cret@127.0.0.1:1/in?token=t0ken&org=plant"
+    warnings: list[Any] = []
+    path = write_documents(tmp_path, docs({"otel": {"endpointURL": url}}))
+    (spec,) = load_devices([path], warnings=warnings)
+    text = "\n".join(str(w) for w in warnings)
+    assert "user name or password" in text and "looks like a secret" in text
+    (sink,) = build_sinks([spec])
+    shown = [sink.label, sink.delivery.name, render(mapper_metrics_of([sink]))]
+    assert not any("s3cret" in s or "t0ken" in s for s in shown), shown
+    assert "***@127.0.0.1:1" in sink.label
+
+
+def mapper_metrics_of(sinks: Sequence[PushSink]) -> list[Any]:
+    """The push-sink metric families of ``/metrics`` for ``sinks``."""
+    from edgedev.health._mapper import sink_metrics
+
+    class Owner:  # what sink_metrics reads of a mapper
+        def __init__(self) -> None:
+            self.sinks = list(sinks)
+
+    return sink_metrics(Owner())  # type: ignore[arg-type]
+
+
+def test_httpx_and_httpcore_speak_only_at_vv():
+    from edgedev._logging import setup_logging
+
+    try:
+        for verbosity, level in ((0, logging.WARNING), (1, logging.WARNING), (2, logging.DEBUG)):
+            setup_logging(verbosity, default=logging.INFO)
+            assert logging.getLogger("httpx").level == level
+            assert logging.getLogger("httpcore").level == level
+    finally:
+        setup_logging(0)
+
+
+def rows_of(specs: Sequence[DeviceSpec], instants: int) -> list[Row]:
+    """One reading of every property of every device, at ``instants`` instants."""
+    return [
+        Row(spec, prop, Reading(prop.name, 1, "1", 1_700_000_000_000 + t * 1000))
+        for t in range(instants)
+        for spec in specs
+        for prop in spec.properties
+    ]
+
+
+async def _endless_answer(port_ready: Callable[[int], None], sent: list[int]) -> None:
+    """Answer every request with 200 and a chunked body that does not end (bounded: 2 GB)."""
+    chunk = b"x" * 65536
+    frame = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            data = b""
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive()
+                await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in range(32768):  # 2 GB at most, if nobody closes it
+                    await stream.send(frame)
+                    sent[0] += len(frame)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    async with listener:
+        port_ready(listener.extra(anyio.abc.SocketAttribute.local_port))
+        await listener.serve(serve)
+
+
+async def test_an_endless_answer_is_read_to_a_small_cap_and_closed(tmp_path: Path):
+    """On main a target answering 200 with an endless chunked body took the mapper from
+    342 MB to 5.4 GB in 32 s."""
+    import tracemalloc
+
+    specs = load_documents(tmp_path, docs({"http": {"hostName": "127.0.0.1", "port": 1}}))
+    sent = [0]
+    async with anyio.create_task_group() as tg:
+        ports: list[int] = []
+        tg.start_soon(_endless_answer, ports.append, sent)
+        await until(lambda: ports)
+        sink = HttpSink((f"http://127.0.0.1:{ports[0]}/in", 5000), linger=0)
+        tracemalloc.start()
+        try:
+            with anyio.fail_after(5):
+                await sink.send(rows_of(specs, 1))
+            grown = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            await sink.close()
+        tg.cancel_scope.cancel()
+    assert grown < 4 * 1024 * 1024, grown  # the cap is 64 KiB; 2 GB were on offer
+    assert sent[0] < 64 * 1024 * 1024  # the connection was closed, not drained
+
+
+async def test_a_slow_consumer_gets_every_form_once(tmp_path: Path):
+    """Upstream's form layout: one POST per device and instant. On main the batch's deadline
+    covered all its POSTs: a consumer taking 0.2 s each, with a 0.5 s timeout, had the batch
+    cut off after two, and the whole of it sent again, for good."""
+    recorder = HttpRecorder(reply=lambda _r: (time.sleep(0.2), (204, b""))[1])
+    recorder.start()
+    try:
+        specs = load_documents(tmp_path, docs({"http": {"hostName": "127.0.0.1"}}, ["a", "b"]))
+        rows = rows_of(specs, 5)  # 2 devices x 5 instants: 10 forms, 2 s at the consumer's pace
+        sink = HttpSink((recorder.url + "/in", 500), linger=0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sink.run)
+            sink.delivery.put(rows)
+            await until(lambda: sink.stats.delivered == len(rows), timeout=20)
+            tg.cancel_scope.cancel()
+        await sink.close()
+        bodies = [r.body for r in recorder.requests]
+        # each form once: the two devices' forms of one instant are alike, so two of each
+        assert len(bodies) == 10 and set(collections.Counter(bodies).values()) == {2}
+        assert sink.stats.failures == 0
+    finally:
+        recorder.stop()

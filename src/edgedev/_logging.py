@@ -19,8 +19,18 @@ from typing import Final
 FORMATS: Final = ("text", "json")
 """Values of ``--log-format``."""
 
-_LIBRARIES: Final = ("pymodbus", "asyncua", "bleak", "gpiozero", "paho", "urllib3")
-"""Loggers of the protocol libraries: they speak only at -vv (edgedev logs device faults once)."""
+_LIBRARIES: Final = (
+    "pymodbus",
+    "asyncua",
+    "bleak",
+    "gpiozero",
+    "paho",
+    "urllib3",
+    "httpx",
+    "httpcore",
+)
+"""Loggers of the protocol and client libraries: they speak only at -vv (edgedev logs device
+faults and push target failures once; httpx would log every POST, its URL with it)."""
 
 
 def add_logging_options(parser: argparse.ArgumentParser, *, top: bool) -> None:

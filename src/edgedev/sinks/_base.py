@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from edgedev.config._crd import PushMethod
 from edgedev.config._spec import DeviceSpec, PropertySpec
+from edgedev.config._targets import redact
 from edgedev.mapper._sinks import Reading, ReportSink
 from edgedev.sinks._delivery import Delivery, DeliveryOptions, DeliveryStats
 
@@ -55,15 +56,24 @@ class PushSink(ReportSink, Generic[ConfigT, TargetT]):
     kind: ClassVar[str]
     """The pushMethod key, as the YAML spells it (``mqtt``, ``dbMethod.redis`` ...)."""
 
+    deadline_per_request: ClassVar[bool] = False
+    """Whether :meth:`send` puts each request under the timeout itself (so that a batch of
+    many requests is not cut off as a whole); otherwise the whole batch is."""
+
     def __init__(self, target: TargetT, **delivery: Unpack[DeliveryOptions]) -> None:
         self.target = target
-        self.delivery: Delivery[Row] = Delivery(f"{self.kind} {self.label}", self.send, **delivery)
+        self.delivery: Delivery[Row] = Delivery(
+            f"{self.kind} {self.label}",
+            self.send,
+            batch_deadline=not self.deadline_per_request,
+            **delivery,
+        )
         self._wanted: dict[str, tuple[DeviceSpec, dict[str, PropertySpec]]] = {}
 
     @property
     def label(self) -> str:
-        """The target in words, for logs and metrics (never a secret)."""
-        return str(self.target[0])
+        """The target in words, for logs and metrics, redacted (never a secret)."""
+        return redact(str(self.target[0]))
 
     @property
     def stats(self) -> DeliveryStats:

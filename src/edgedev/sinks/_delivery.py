@@ -111,6 +111,8 @@ class Delivery(Generic[T]):
         linger: seconds to wait after the first value before sending, to gather a cycle.
         timeout: seconds one round trip may take.
         backoff: retry delays; 0.5 s doubling to 30 s by default.
+        batch_deadline: whether the whole of :meth:`send` is under ``timeout`` (False: the
+            sink puts each of its requests under it, and reports what went through).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Delivery(Generic[T]):
         linger: float = LINGER,
         timeout: float = SEND_TIMEOUT,
         backoff: Backoff | None = None,
+        batch_deadline: bool = True,
     ) -> None:
         if limit < 1 or max_batch < 1:
             raise ValueError("limit and max_batch must be at least 1")
@@ -131,6 +134,7 @@ class Delivery(Generic[T]):
         self.max_batch = max_batch
         self.linger = linger
         self.timeout = timeout
+        self.batch_deadline = batch_deadline
         self.stats = DeliveryStats()
         self._send = send
         self._queue: deque[T] = deque()
@@ -189,7 +193,7 @@ class Delivery(Generic[T]):
         batch = [self._queue.popleft() for _ in range(count)]
         self._in_flight = count
         try:
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(self.timeout if self.batch_deadline else None):
                 trips = await self._send(batch)
         except NotReady as exc:
             self.stats.delivered += count - len(exc.remaining)

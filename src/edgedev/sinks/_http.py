@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Unpack
 from urllib.parse import urlencode
 
+import anyio
+
 from edgedev.config._crd import HttpPush, PushMethod
 from edgedev.sinks._base import ConfigT, PushSink, Row, TargetT, wall_time
 from edgedev.sinks._delivery import (
@@ -28,7 +30,7 @@ from edgedev.sinks._delivery import (
 from edgedev.wire import type_name
 
 if TYPE_CHECKING:
-    import httpx
+    pass
 
 
 class HttpLayout(enum.StrEnum):
@@ -78,8 +80,20 @@ def json_body(rows: Sequence[Row]) -> bytes:
     ).encode()
 
 
+MAX_ANSWER = 64 * 1024
+"""Bytes of an answer's body read at most; the rest is never read (the connection closes)."""
+
+
 class HttpClientSink(PushSink[ConfigT, TargetT]):
-    """A base for sinks that POST with one shared ``httpx.AsyncClient`` per target."""
+    """A base for sinks that POST with one shared ``httpx.AsyncClient`` per target.
+
+    Each request has its own deadline (the target's timeout), so that one slow request fails
+    alone and the requests of a batch that went through before it are counted and never sent
+    again; an answer's body is read up to :data:`MAX_ANSWER` bytes, then the response is
+    closed (an endless body costs nothing).
+    """
+
+    deadline_per_request = True
 
     def __init__(self, target: TargetT, **delivery: Unpack[DeliveryOptions]) -> None:
         super().__init__(target, **delivery)
@@ -87,17 +101,29 @@ class HttpClientSink(PushSink[ConfigT, TargetT]):
 
         self._client = httpx.AsyncClient(timeout=self.delivery.timeout)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """POST ``body``; a refusal (4xx/5xx) raises :class:`SinkError` with the status."""
-        response = await self._client.post(url, content=body, headers=headers)
-        status = response.status_code
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> bytes:
+        """POST ``body`` under the deadline; the answer's body, at most :data:`MAX_ANSWER`.
+
+        Raises:
+            SinkError: a refusal (4xx/5xx), with the status; :class:`Refused` when the data
+                itself was refused.
+            TimeoutError: no whole answer within the target's timeout.
+        """
+        with anyio.fail_after(self.delivery.timeout):
+            async with self._client.stream("POST", url, content=body, headers=headers) as answer:
+                status = answer.status_code
+                kept = bytearray()
+                async for chunk in answer.aiter_bytes():
+                    kept += chunk
+                    if len(kept) >= MAX_ANSWER:
+                        break  # leaving the block closes the response, and its connection
         if status >= 400:
             hint = " (check the credentials)" if status in (401, 403) else ""
-            text = " ".join(response.text.split())[:200]
+            text = " ".join(bytes(kept[:400]).decode("utf-8", "replace").split())[:200]
             if status < 500 and status not in (401, 403, 404, 408, 429):
                 raise Refused(f"HTTP {status}: {text}")  # the data itself: retrying cannot help
             raise SinkError(f"HTTP {status}{hint}: {text}")
-        return response
+        return bytes(kept)
 
     async def close(self) -> None:
         """Close the connections."""
@@ -143,7 +169,7 @@ class HttpSink(HttpClientSink[HttpPush, tuple[str, int]]):
             await self.post(url, json_body(rows), {"content-type": "application/json"})
             return None
         bodies = forms(rows)
-        for done, (body, _) in enumerate(bodies):
+        for done, (body, _) in enumerate(bodies):  # each under its own deadline
             try:
                 await self.post(url, body, {"content-type": "application/x-www-form-urlencoded"})
             except Exception as exc:

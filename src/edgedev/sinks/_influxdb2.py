@@ -15,6 +15,7 @@ from typing import Unpack
 from urllib.parse import urlencode
 
 from edgedev.config._crd import Influxdb2, PushMethod
+from edgedev.config._targets import redact
 from edgedev.sinks._base import Row, secret
 from edgedev.sinks._delivery import DeliveryOptions
 from edgedev.sinks._http import HttpClientSink
@@ -92,7 +93,7 @@ class Influxdb2Sink(HttpClientSink[Influxdb2, tuple[str, str, str]]):
     def label(self) -> str:
         """``url org/bucket``."""
         url, org, bucket = self.target
-        return f"{url} {org}/{bucket}"
+        return f"{redact(str(url))} {org}/{bucket}"
 
     @classmethod
     def config_of(cls, push: PushMethod) -> Influxdb2 | None:

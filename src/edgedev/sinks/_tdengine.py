@@ -13,11 +13,13 @@ One ``INSERT`` statement per batch writes every sub-table.
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Sequence
 from typing import Unpack
 
 from edgedev.config._crd import PushMethod, TdengineClientConfig
+from edgedev.config._targets import redact
 from edgedev.sinks._base import Row, secret
 from edgedev.sinks._delivery import DeliveryOptions, Refused, SinkError
 from edgedev.sinks._http import HttpClientSink
@@ -101,7 +103,7 @@ class TdengineSink(HttpClientSink[TdengineClientConfig, tuple[str, str]]):
     @property
     def label(self) -> str:
         """``addr/dbName``."""
-        return f"{self.target[0]}/{self.target[1]}"
+        return f"{redact(str(self.target[0]))}/{self.target[1]}"
 
     @classmethod
     def config_of(cls, push: PushMethod) -> TdengineClientConfig | None:
@@ -115,11 +117,14 @@ class TdengineSink(HttpClientSink[TdengineClientConfig, tuple[str, str]]):
         return (config.addr, config.db_name)
 
     async def _sql(self, sql: str) -> None:
-        response = await self.post(self._url, sql.encode(), self._headers)
+        body = await self.post(self._url, sql.encode(), self._headers)
         try:
-            answer = response.json()
+            answer = json.loads(body)
+            if not isinstance(answer, dict):
+                raise ValueError
         except ValueError:
-            raise SinkError(f"not a TDengine answer: {response.text[:200]}") from None
+            text = body[:200].decode("utf-8", "replace")
+            raise SinkError(f"not a TDengine answer: {text}") from None
         if answer.get("code", 0) != 0:  # SQL refused: the statement, i.e. the data
             raise Refused(f"TDengine error {answer.get('code')}: {answer.get('desc', '')}")
 
