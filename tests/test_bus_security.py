@@ -22,6 +22,8 @@ from edgedev._backoff import Backoff
 from edgedev.broker import EmbeddedBroker
 from edgedev.bus import BrokerConfigError, BrokerURL, Channel, Topics
 from edgedev.cli import main
+from edgedev._metrics import render
+from edgedev.bus import bus_metrics
 from edgedev.testing import Recorder, edgedev_process, free_port, unique_root
 from edgedev.wire import twin_get
 from edgedev_modbus import ModbusSimulator
@@ -530,6 +532,8 @@ async def test_messages_no_broker_takes_are_dropped_at_publish_and_counted(
         await recorder.wait_for(lambda m: m.topic == f"{root}/ok")
         assert bus.refused == 6 and bus.reconnects == 0
         assert [m.topic for m in recorder.messages] == [f"{root}/ok"]
+        metrics = render(bus_metrics(bus))
+        assert "edgedev_publish_refused_total 6" in metrics
     # one line per reason (both wildcards are one)
     assert caplog.text.count("dropped a message to") == 5
 

@@ -36,6 +36,17 @@ def bus_metrics(bus: Bus | None, **labels: str) -> list[Metric]:
             "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
         ).add(outbox.dropped),
         Metric(
+            "edgedev_publish_refused_total",
+            "messages no broker takes (a wildcard or NUL in the topic, over the packet size), "
+            "dropped when published",
+            "counter",
+        ).add(bus.refused),
+        Metric(
+            "edgedev_publish_poisoned_total",
+            "messages dropped after the broker closed the connection each time they were sent",
+            "counter",
+        ).add(bus.poisoned),
+        Metric(
             "edgedev_received_dropped_total",
             "received messages dropped because their subscriber was too far behind",
             "counter",
