@@ -485,3 +485,51 @@ async def test_the_examples_of_the_docs_are_the_answers(tmp_path: Path, mqtt_url
             answer = await http.request(method, path)
             assert answer.status_code == 200, (path, answer.text)
             assert without_times(answer.json()) == without_times(json.loads(expected)), path
+
+
+def _held(port: int, count: int, first: bytes) -> list[socket.socket]:
+    """``count`` connections that send ``first`` (nothing, or half a head) and wait."""
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        if first:
+            sock.sendall(first)
+        socks.append(sock)
+    return socks
+
+
+def _answer_to_head(port: int, head: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
+
+
+async def test_idle_sockets_and_huge_bodies_leave_the_api_answering(tmp_path: Path, mqtt_url: str):
+    """The shared server rules (edgedev._http_guard): requests counted, not sockets."""
+    async with (
+        running(tmp_path, mqtt_url) as run,
+        httpx.AsyncClient(base_url=run.server.url) as http,
+    ):
+        run.server.guard.max_connections = 40
+        port = run.server.port
+        held = await anyio.to_thread.run_sync(_held, port, 30, b"")
+        held += await anyio.to_thread.run_sync(_held, port, 30, b"GET / HTTP/1.1\r\n")
+        try:
+            for _ in range(5):
+                with anyio.fail_after(2):
+                    assert (await http.get("/ping")).status_code == 200
+            base = run.server.url.split("://", 1)[1].partition("/")[2].rstrip("/")
+            path = f"/{base}/devicemethod/default/thermo-1/SetTemperature/setpoint"
+            head = (
+                f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Content-Length: 300000000\r\n\r\n"
+            ).encode()
+            with anyio.fail_after(2):  # answered before the body, which never comes
+                answer = await anyio.to_thread.run_sync(_answer_to_head, port, head)
+            assert answer.startswith(b"HTTP/1.1 413"), answer
+        finally:
+            for sock in held:
+                sock.close()
