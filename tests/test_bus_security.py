@@ -20,10 +20,9 @@ import pytest
 from edgedev import Bus
 from edgedev._backoff import Backoff
 from edgedev.broker import EmbeddedBroker
-from edgedev.bus import BrokerConfigError, BrokerURL, Channel, Topics
+from edgedev.bus import BrokerConfigError, BrokerURL, Channel, Topics, bus_metrics
 from edgedev.cli import main
-from edgedev._metrics import render
-from edgedev.bus import bus_metrics
+from edgedev.health._metrics import render
 from edgedev.testing import Recorder, edgedev_process, free_port, unique_root
 from edgedev.wire import twin_get
 from edgedev_modbus import ModbusSimulator

@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import sys
+from typing import TYPE_CHECKING, cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -39,6 +40,9 @@ from edgedev.sinks import (
     SinkOptions,
 )
 from edgedev.twin._state import DeviceState
+
+if TYPE_CHECKING:
+    from edgedev.dmi import Dmi
 
 DEFAULT_DMI_SOCKET = "/etc/kubeedge/dmi.sock"
 _TRUE = ("1", "true", "yes", "on")
@@ -334,8 +338,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
-            for source in dmi.sources if dmi is not None else ():
-                await source.claim()  # one line and exit 1 when another mapper serves it
+            if args.dmi:  # one line and exit 1 when another mapper serves a socket
+                await cast("Dmi", transports[-1]).claim()
         except EdgedevError as exc:
             outbox.close()
             print(f"error: {exc}", file=sys.stderr)

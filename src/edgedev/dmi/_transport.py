@@ -13,6 +13,7 @@ from edgedev.config import DeviceSpec
 from edgedev.dmi._limiter import TokenBucket
 from edgedev.dmi._link import DEFAULT_DMI_SOCKET, EdgeCoreLink
 from edgedev.dmi._sink import DmiSink
+from edgedev.dmi._socket import claim_socket
 from edgedev.dmi._source import DmiSource, default_mapper_socket
 from edgedev.mapper import MapperView, Reading, TwinTransport
 from edgedev.twin import DeviceState, WriteFailure
@@ -114,6 +115,15 @@ class Dmi(TwinTransport):
             if desired is not None:
                 return desired
         return None
+
+    async def claim(self) -> None:
+        """Make every protocol's mapper socket free to serve (see :func:`claim_socket`).
+
+        Raises:
+            MapperSocketError: another process serves one, or a path is not a socket.
+        """
+        for path in self.sockets.values():
+            await anyio.to_thread.run_sync(claim_socket, path)
 
     # running ---------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
