@@ -335,5 +335,8 @@ class KubeEdgeMqtt(TwinTransport):
             "edgedev_values_dropped_total", "device values dropped on their way", "counter"
         )
         dropped.add(self.outbox.dropped_values, reason="outbox_full")
+        if self.bus is not None:
+            dropped.add(self.bus.refused_values, reason="publish_refused")
+            dropped.add(self.bus.poisoned_values, reason="poisoned")
         dropped.add(sum(self.refused.values()), reason="twin_refused")
         return [*bus_metrics(self.bus), refused, dropped]
