@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +48,23 @@ def test_installed_drivers_are_found_through_entry_points():
     assert "modbus" in drivers.names()
     assert "modbus" in simulators.names()
     assert drivers.get("modbus").__name__ == "ModbusDriver"
+
+
+PROTOCOL_PACKAGES = [
+    pytest.param(name, marks=pytest.mark.needs(name))
+    for name in ("edgedev_modbus", "edgedev_opcua", "edgedev_ble", "edgedev_gpio")
+]
+
+
+@pytest.mark.parametrize("package", PROTOCOL_PACKAGES)
+def test_a_protocol_package_loads_neither_the_mqtt_client_nor_the_runtime(package: str):
+    """A driver needs edgedev's driver interface and values only (docs/writing-a-driver.md)."""
+    check = (
+        f"import sys, {package}, edgedev; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'paho' "
+        "or m.startswith(('edgedev.mapper', 'edgedev.bus', 'edgedev.mqtt', 'edgedev.loader'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == "[]"

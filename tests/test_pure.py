@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from edgedev.bus import BrokerURL, Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config import PropertySpec
-from edgedev.drivers import Drops, VisitorConfig
-from edgedev.mapper import ChangeFilter, Schedule
+from edgedev.drivers import Drops, Schedule, VisitorConfig
+from edgedev.mapper import ChangeFilter
 from edgedev.twin import (
     PropertyType,
     TwinProperty,

@@ -61,8 +61,10 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
     ``DeviceSpec[ModbusProtocol, ModbusVisitor]``, each property a
     ``PropertySpec[ModbusVisitor]``), so a driver reads ``self.config.port`` and
     ``prop.visitor.offset`` with no cast. Subclasses implement the four I/O methods. The runtime
-    calls them from one task per device, never concurrently for the same driver instance, and
-    wraps each call in the device's deadline (``configData.timeout``).
+    calls :meth:`connect`, :meth:`read`, :meth:`write` and :meth:`close` from one task per
+    device, one at a time, each under the device's deadline (``configData.timeout``); for a
+    driver that pushes values, :meth:`watch` runs in a task beside them while the connection
+    lasts, so a read or a write may come while it watches.
 
     Class attributes:
         protocol_config: pydantic model of ``spec.protocol.configData``.

@@ -11,7 +11,6 @@ from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter, Write, WriteResult, check_device_write
 from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner
 from edgedev.mapper._mapper import Mapper
-from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import Reading, ReportSink, SinkChange, SinkSource, StateChanges
 from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
 from edgedev.mapper._state_report import (
@@ -20,7 +19,7 @@ from edgedev.mapper._state_report import (
     StatePolicy,
     state_policy,
 )
-from edgedev.mapper._transport import DeviceView, MapperView, TwinTransport
+from edgedev.mapper._transport import MapperView, RunnerView, TwinTransport
 from edgedev.mapper._twin_filter import TwinFilter
 
 __all__ = (
@@ -31,14 +30,13 @@ __all__ = (
     "DeviceChanges",
     "DeviceRunner",
     "DeviceSource",
-    "DeviceView",
     "FileSource",
     "Mapper",
     "MapperView",
     "Periodic",
     "Reading",
     "ReportSink",
-    "Schedule",
+    "RunnerView",
     "SinkChange",
     "SinkSource",
     "StateChanges",

@@ -4,10 +4,8 @@ Each device runs in its own task with its own deadline on every operation, so a 
 stops answering is marked offline and retried with backoff while the others keep their cycle.
 
 Writes: the runner owns its device's :class:`~edgedev.mapper.DesiredWriter`
-(:attr:`DeviceRunner.desired`), which decides everything about desired values (the check,
-held values, the rate bound, retries, failure reports). The runner tells it each change of
-state and, after each poll, performs the writes it says are due: the driver's write and a read
-of the property, the one step that must run in the device's task (see ``_desired.py``).
+(:attr:`DeviceRunner.desired`) and performs, after each poll, the writes it says are due; the
+write path is said once, in ``_desired.py``.
 """
 
 from __future__ import annotations
@@ -26,9 +24,9 @@ from edgedev._errors import DeviceError, DeviceFault, WriteRefused
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._base import AnyDriver
 from edgedev.drivers._endpoints import Endpoints
+from edgedev.drivers._schedule import Schedule
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter
-from edgedev.mapper._schedule import Schedule
 from edgedev.mapper._sinks import Reading, ReportSink, wants_readings
 from edgedev.twin._state import DeviceState
 from edgedev.twin._values import Value

@@ -46,6 +46,7 @@ from edgedev.twin._values import (
     format_value,
     is_pending,
     parse_value,
+    plain_float,
     text_equal,
     values_equal,
 )
@@ -80,6 +81,7 @@ __all__ = (
     "is_pending",
     "parse_raw_key",
     "parse_value",
+    "plain_float",
     "read_bit",
     "scale_number",
     "scaler",

@@ -8,7 +8,14 @@ import anyio
 from anyio.streams.buffered import BufferedByteStream
 from pydantic import Field
 
-from edgedev import DeviceError, Driver, PropertySpec, ProtocolConfig, VisitorConfig, WriteRefused
+from edgedev.drivers import (
+    DeviceError,
+    Driver,
+    PropertySpec,
+    ProtocolConfig,
+    VisitorConfig,
+    WriteRefused,
+)
 from edgedev.twin import Value, format_value, parse_value
 
 

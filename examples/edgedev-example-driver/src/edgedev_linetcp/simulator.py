@@ -9,7 +9,8 @@ import anyio
 from anyio.abc import SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from edgedev import DeviceSpec, PropertySpec, Simulator
+from edgedev.drivers import DeviceSpec, PropertySpec
+from edgedev.simulate import Simulator
 from edgedev.simulate.signals import initial, signal
 from edgedev.twin import format_value
 from edgedev_linetcp.driver import LineProtocol, LineVisitor

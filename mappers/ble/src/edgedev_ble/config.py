@@ -12,8 +12,7 @@ from bleak.uuids import normalize_uuid_str
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, ValueConfig
+from edgedev.drivers import DeviceSpec, PropertySpec, ProtocolConfig, ValueConfig
 from edgedev_ble.formats import Format
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")

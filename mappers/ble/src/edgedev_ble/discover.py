@@ -12,7 +12,6 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from edgedev import DeviceError
 from edgedev._text import plural
 from edgedev.discover import (
     DeviceDraft,
@@ -25,6 +24,7 @@ from edgedev.discover import (
     positive_int,
     settings,
 )
+from edgedev.drivers import DeviceError
 from edgedev_ble.config import BleProtocol, parse_backend
 from edgedev_ble.gatt import Found, characteristic_property
 

@@ -17,15 +17,18 @@ from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 
-from edgedev import DeviceError, Driver, Value, WriteRefused
 from edgedev.drivers import (
+    DeviceError,
+    Driver,
     Endpoints,
     Expectations,
     Report,
+    WriteRefused,
     fractional_scale,
     value_problems,
     value_warnings,
 )
+from edgedev.twin import Value
 from edgedev_ble.adapter import Adapter, resolve_backend
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleProtocol, BleVisitor

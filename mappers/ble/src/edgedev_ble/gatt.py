@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgedev.config import AccessMode
 from edgedev.discover import PropertyDraft
+from edgedev.drivers import AccessMode
 from edgedev.twin import PropertyType
 from edgedev_ble.formats import Format
 

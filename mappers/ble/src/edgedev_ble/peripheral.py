@@ -18,8 +18,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edgedev import Value, WriteRefused
+from edgedev.drivers import WriteRefused
 from edgedev.simulate.signals import initial, signal
+from edgedev.twin import Value
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleVisitor
 

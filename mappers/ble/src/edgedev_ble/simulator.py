@@ -20,7 +20,8 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from edgedev import Simulator, Value
+from edgedev.simulate import Simulator
+from edgedev.twin import Value
 from edgedev_ble import wire
 from edgedev_ble.config import (
     DEFAULT_SIMULATOR,

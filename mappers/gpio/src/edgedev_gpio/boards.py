@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgedev import DeviceError
+from edgedev.drivers import DeviceError
 from edgedev_gpio.config import FactoryKind, GpioProtocol
 
 log = logging.getLogger("edgedev.gpio")

@@ -16,8 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, VisitorConfig
+from edgedev.drivers import DeviceSpec, PropertySpec, ProtocolConfig, VisitorConfig
 
 FACTORY_ENVS = ("EDGEDEV_GPIO_PIN_FACTORY", "GPIOZERO_PIN_FACTORY")
 """The environment variables that name the pin factory when ``pinFactory`` is not set, in

@@ -16,8 +16,6 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from edgedev import DeviceError
-from edgedev.config import AccessMode
 from edgedev.discover import (
     DeviceDraft,
     Discoverer,
@@ -27,6 +25,7 @@ from edgedev.discover import (
     Summary,
     UsageError,
 )
+from edgedev.drivers import AccessMode, DeviceError
 from edgedev.twin import PropertyType
 from edgedev_gpio.config import MAX_BCM_PIN
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from edgedev import PropertySpec
+from edgedev.drivers import PropertySpec
 from edgedev.simulate.signals import signal
 from edgedev_gpio.config import SimulateConfig
 from edgedev_gpio.patterns import chatter, level_at, next_change

@@ -9,10 +9,8 @@ from contextlib import ExitStack
 
 import anyio
 
-from edgedev import DeviceError, Driver, Value, WriteRefused
-from edgedev.drivers import Endpoints, Report
-from edgedev.mapper import Schedule
-from edgedev.twin import PropertyType
+from edgedev.drivers import DeviceError, Driver, Endpoints, Report, Schedule, WriteRefused
+from edgedev.twin import PropertyType, Value
 from edgedev_gpio.boards import Board, BoardKey, boards
 from edgedev_gpio.checks import device_problems, property_problems
 from edgedev_gpio.config import (

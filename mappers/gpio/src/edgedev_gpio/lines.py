@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from edgedev import DeviceError, WriteRefused
+from edgedev.drivers import DeviceError, WriteRefused
 from edgedev_gpio.boards import Board
 from edgedev_gpio.config import Direction, GpioVisitor, Pull
 

@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import Simulator
+from edgedev.simulate import Simulator
 from edgedev_gpio.boards import Board, BoardKey, boards
 from edgedev_gpio.config import (
     Direction,

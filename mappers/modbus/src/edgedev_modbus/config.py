@@ -9,8 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, ValueConfig
+from edgedev.drivers import DeviceSpec, PropertySpec, ProtocolConfig, ValueConfig
 from edgedev_modbus.codec import DataType, Table
 
 _HOSTNAME = re.compile(

@@ -12,17 +12,20 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from edgedev import DeviceError, DeviceFault, Driver, Value, WriteRefused
 from edgedev.drivers import (
+    DeviceError,
+    DeviceFault,
+    Driver,
     Endpoints,
     Expectations,
     Lease,
     Raw,
     ValueRules,
+    WriteRefused,
     value_problems,
     value_warnings,
 )
-from edgedev.twin import NO_TRANSFORM, PropertyType, Transform, check_value, scale_number
+from edgedev.twin import NO_TRANSFORM, PropertyType, Transform, Value, check_value, scale_number
 from edgedev_modbus.codec import (
     DataType,
     Table,

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 
-from edgedev import DeviceError
-from edgedev.drivers import Transport, Turns
+from edgedev.drivers import DeviceError, Transport, Turns
 
 if TYPE_CHECKING:  # pymodbus is imported when a device connects
     from pymodbus.client import ModbusBaseClient

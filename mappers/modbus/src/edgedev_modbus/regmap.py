@@ -23,8 +23,8 @@ import csv
 import io
 from dataclasses import dataclass
 
-from edgedev.config import AccessMode
 from edgedev.discover import PropertyDraft
+from edgedev.drivers import AccessMode
 from edgedev.twin import PropertyType, check_scale
 from edgedev_modbus.codec import DataType, Table, check_layout, register_count
 from edgedev_modbus.found import TABLES

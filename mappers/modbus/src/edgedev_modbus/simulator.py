@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from pymodbus.server import ModbusBaseServer
     from pymodbus.simulator.simdevice import SimAction
 
-from edgedev import Simulator, Value
+from edgedev.simulate import Simulator
 from edgedev.simulate.signals import initial, signal
+from edgedev.twin import Value
 from edgedev_modbus.codec import Table
 from edgedev_modbus.config import ModbusDeviceSpec, ModbusProtocol, ModbusVisitor
 from edgedev_modbus.driver import Layout

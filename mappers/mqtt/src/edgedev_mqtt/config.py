@@ -19,8 +19,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from edgedev.bus import BrokerURL
-from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, VisitorConfig
+from edgedev.drivers import DeviceSpec, PropertySpec, ProtocolConfig, VisitorConfig
 from edgedev_mqtt.payload import Path, parse_path
 
 CLIENT_KEYS = ("clientId", "username", "password", "keepAlive", "cleanSession")

@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 
 import anyio
 
-from edgedev import DeviceError, Driver, Value
 from edgedev.bus import BrokerConfigError, Bus, Message
-from edgedev.drivers import Endpoints, Lease, Report, Transport
-from edgedev.twin import values_equal
+from edgedev.drivers import DeviceError, Driver, Endpoints, Lease, Report, Transport
+from edgedev.twin import Value, values_equal
 from edgedev_mqtt.config import (
     Connection,
     MqttDeviceSpec,

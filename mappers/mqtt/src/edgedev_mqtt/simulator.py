@@ -18,9 +18,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import Simulator, Value
 from edgedev.bus import Bus, Message
+from edgedev.simulate import Simulator
 from edgedev.simulate.signals import initial, signal
+from edgedev.twin import Value
 from edgedev_mqtt.config import (
     Connection,
     MqttDeviceSpec,

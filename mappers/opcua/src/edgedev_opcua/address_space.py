@@ -25,10 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from edgedev.config import AccessMode
 from edgedev.discover import DeviceDraft, PropertyDraft, Summary
-from edgedev.twin import PropertyType
-from edgedev.wire import plain_float
+from edgedev.drivers import AccessMode
+from edgedev.twin import PropertyType, plain_float
 from edgedev_opcua.convert import Builtin
 
 BUILTIN_NAMES = {

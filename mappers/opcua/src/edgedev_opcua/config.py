@@ -8,8 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.drivers import ProtocolConfig, ValueConfig
+from edgedev.drivers import DeviceSpec, PropertySpec, ProtocolConfig, ValueConfig
 from edgedev_opcua.convert import Builtin
 from edgedev_opcua.nodeid import BrowseStep, NodeRef, parse_browse_path, parse_node_id
 

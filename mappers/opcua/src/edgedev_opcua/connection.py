@@ -18,7 +18,7 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.crypto import security_policies, uacrypto
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from edgedev import DeviceError
+from edgedev.drivers import DeviceError
 from edgedev_opcua.certs import application_uri_of
 from edgedev_opcua.config import OpcuaProtocol
 

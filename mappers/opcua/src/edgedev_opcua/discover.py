@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edgedev import DeviceError
 from edgedev.discover import (
     Discoverer,
     Discovery,
@@ -20,6 +19,7 @@ from edgedev.discover import (
     positive_int,
     settings,
 )
+from edgedev.drivers import DeviceError
 from edgedev_opcua.config import OpcuaProtocol
 from edgedev_opcua.nodeid import NodeRef, parse_node_id
 from edgedev_opcua.pathglob import PathFilter

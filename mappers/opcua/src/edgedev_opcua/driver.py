@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from edgedev import DeviceError, Driver, Value
 from edgedev.drivers import (
+    DeviceError,
+    Driver,
     Endpoints,
     Expectations,
     Lease,
@@ -19,7 +20,7 @@ from edgedev.drivers import (
     value_problems,
     value_warnings,
 )
-from edgedev.twin import PropertyType
+from edgedev.twin import PropertyType, Value
 from edgedev_opcua.config import (
     OpcuaDeviceSpec,
     OpcuaPropertySpec,

@@ -24,8 +24,7 @@ from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
 from asyncua.ua.attribute_ids import AttributeIds
 
-from edgedev import DeviceError
-from edgedev.drivers import Drops, Transport
+from edgedev.drivers import DeviceError, Drops, Transport
 from edgedev_opcua.config import OpcuaProtocol
 from edgedev_opcua.connection import close_client, device_errors, open_client
 from edgedev_opcua.subscriptions import (

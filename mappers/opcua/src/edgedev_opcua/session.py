@@ -22,8 +22,8 @@ from asyncua.common.ua_utils import data_type_to_variant_type
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
 
-from edgedev import DeviceError, Value, WriteRefused
-from edgedev.drivers import Report, ValueRules
+from edgedev.drivers import DeviceError, Report, ValueRules, WriteRefused
+from edgedev.twin import Value
 from edgedev_opcua.config import OpcuaDeviceSpec, OpcuaPropertySpec, OpcuaProtocol
 from edgedev_opcua.connection import device_errors, status_name
 from edgedev_opcua.convert import (

@@ -22,9 +22,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev import PropertyType, Simulator, Value
 from edgedev.drivers import ValueRules
+from edgedev.simulate import Simulator
 from edgedev.simulate.signals import initial, signal
+from edgedev.twin import PropertyType, Value
 from edgedev_opcua.config import (
     OpcuaDeviceSpec,
     OpcuaPropertySpec,
