@@ -9,6 +9,7 @@ value differs from the reported one. :class:`AgentCore` holds the rules without 
 from __future__ import annotations
 
 from edgedev.agent._agent import Agent
+from edgedev.agent._client import BrokerUnreachable, ask, desired_request
 from edgedev.agent._core import AgentCore, Reply, model_of
 from edgedev.agent._input import AgentLimits
 from edgedev.agent._records import DeviceRecord, DeviceRow, PropertyRow
@@ -19,11 +20,14 @@ __all__ = (
     "Agent",
     "AgentCore",
     "AgentLimits",
+    "BrokerUnreachable",
     "DeviceRecord",
     "DeviceRow",
     "PropertyRow",
     "Reply",
     "StoreError",
     "TwinStore",
+    "ask",
+    "desired_request",
     "model_of",
 )

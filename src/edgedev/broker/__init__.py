@@ -13,11 +13,13 @@ Example:
     ...         print("clients can connect to", broker.url)
     ...         await broker.serve_forever()
 
-From a shell: ``python -m edgedev.broker --port 1883``.
+From a shell: ``python -m edgedev.broker --port 1883``, or ``edgedev broker``: :data:`command`
+is that command (``HELP``, ``add_parser``, ``run``), as ``edgedev``'s command line registers it.
 """
 
 from __future__ import annotations
 
+from edgedev.broker import _command as command
 from edgedev.broker._server import EmbeddedBroker
 
-__all__ = ("EmbeddedBroker",)
+__all__ = ("EmbeddedBroker", "command")

@@ -17,7 +17,7 @@ import sys
 import anyio
 
 from edgedev._process import run_async
-from edgedev.broker import EmbeddedBroker
+from edgedev.broker._server import EmbeddedBroker
 from edgedev.broker._passwords import PasswordFile, add_user
 
 HELP = "run the embedded MQTT broker (for trying edgedev; mosquitto for production)"

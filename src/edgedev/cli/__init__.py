@@ -11,7 +11,7 @@ from types import ModuleType
 
 from edgedev._logging import add_logging_options, setup_logging
 from edgedev._version import __version__
-from edgedev.broker import _command as _broker
+from edgedev.broker import command as _broker
 from edgedev.cli import (
     _agent,
     _completion,

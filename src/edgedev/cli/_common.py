@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from edgedev._errors import ConfigError, PluginError, Problem
-from edgedev.bus._topics import DEFAULT_ROOT
-from edgedev.bus._url import DEFAULT_BROKER, BrokerConfigError, BrokerURL
-from edgedev.config._spec import DeviceSpec
+from edgedev.bus import DEFAULT_BROKER, DEFAULT_ROOT, BrokerConfigError, BrokerURL
+from edgedev.config import DeviceSpec
 from edgedev.loader import load_devices
 
 log = logging.getLogger("edgedev.cli")

@@ -25,24 +25,21 @@ from edgedev._ports import free_port
 from edgedev._process import run_async
 from edgedev.agent import Agent
 from edgedev.broker import EmbeddedBroker
-from edgedev.bus._client import Bus
-from edgedev.bus._topics import DEFAULT_ROOT, Channel, Topics
-from edgedev.bus._url import BrokerURL
+from edgedev.bus import DEFAULT_ROOT, BrokerURL, Bus, Channel, Topics
 from edgedev.cli._common import add_bus_options, load_or_report
 from edgedev.cli._web import add_web_options, announce, make_server
-from edgedev.config._spec import DeviceSpec, PropertySpec
+from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.mapper import Mapper
 from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.simulate import simulate, simulators
-from edgedev.view._errors import ViewError
-from edgedev.view._state import TwinView
+from edgedev.view import TwinView, ViewError
 from edgedev.wire import desired_update
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream
 
-    from edgedev.bus._outbox import Message
-    from edgedev.view._web import ViewServer
+    from edgedev.bus import Message
+    from edgedev.view import ViewServer
 
 HELP = "run a simulated fleet end to end, no broker or hardware needed"
 

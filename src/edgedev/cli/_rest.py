@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from edgedev.cli._common import port_number
 
 if TYPE_CHECKING:
-    from edgedev.mapper._mapper import Mapper
+    from edgedev.mapper import Mapper
     from edgedev.rest import RestServer
 
 REST_HOST = "127.0.0.1"

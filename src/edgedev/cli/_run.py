@@ -23,8 +23,7 @@ from anyio.abc import TaskStatus
 from edgedev._errors import EdgedevError
 from edgedev._process import run_async
 from edgedev._text import plural
-from edgedev.bus._outbox import MemoryOutbox, Outbox
-from edgedev.bus._sqlite_outbox import SqliteOutbox
+from edgedev.bus import MemoryOutbox, Outbox, SqliteOutbox
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, port_number
 from edgedev.cli._rest import NO_REST_EXTRA, add_rest_options, rest_server
 from edgedev.health import DEFAULT_HOST, HealthError, mapper_health, serving
@@ -39,7 +38,7 @@ from edgedev.sinks import (
     SinkFactory,
     SinkOptions,
 )
-from edgedev.twin._state import DeviceState
+from edgedev.twin import DeviceState
 
 if TYPE_CHECKING:
     from edgedev.dmi import Dmi

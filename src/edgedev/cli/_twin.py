@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgedev._process import run_async
-from edgedev.agent._client import BrokerUnreachable, ask, desired_request
-from edgedev.bus._topics import Channel, Topics, split_device_id
+from edgedev.agent import BrokerUnreachable, ask, desired_request
+from edgedev.bus import Channel, Topics, split_device_id
 from edgedev.cli._common import add_bus_options
-from edgedev.twin._values import PropertyType, is_pending
+from edgedev.twin import PropertyType, is_pending
 from edgedev.wire import new_event_id, parse_type, twin_get
 
 HELP = "read a device twin, or set desired values"

@@ -15,10 +15,9 @@ import sys
 from edgedev._errors import Problem
 from edgedev._text import plural
 from edgedev.cli._common import add_file_option, load_or_report
-from edgedev.config._spec import DeviceSpec
-from edgedev.twin._values import PropertyType
-from edgedev.wire._edgecore import MAX_VALUE, key_refusal, value_refusal
-from edgedev.wire._twin import type_name
+from edgedev.config import DeviceSpec
+from edgedev.twin import PropertyType
+from edgedev.wire import MAX_VALUE, key_refusal, type_name, value_refusal
 
 HELP = "check Device and DeviceModel files"
 

@@ -18,11 +18,10 @@ import anyio
 from pydantic import ValidationError
 
 from edgedev._process import run_async
-from edgedev.bus._client import Bus
-from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
+from edgedev.bus import Bus, Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.cli._common import add_bus_options
 from edgedev.cli._twin import device_id
-from edgedev.view._state import TwinView
+from edgedev.view import TwinView
 from edgedev.wire import (
     MapperState,
     StateUpdate,

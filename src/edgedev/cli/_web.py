@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import anyio
 
 from edgedev._process import run_async
-from edgedev.bus._url import BrokerURL
+from edgedev.bus import BrokerURL
 from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
-from edgedev.config._spec import DeviceSpec
-from edgedev.view._errors import ViewError
+from edgedev.config import DeviceSpec
+from edgedev.view import ViewError
 
 if TYPE_CHECKING:
-    from edgedev.view._web import ViewServer
+    from edgedev.view import ViewServer
 
 HELP = "serve a live web page of every twin (needs edgedev[web])"
 
@@ -66,7 +66,7 @@ def make_server(
 ) -> ViewServer | None:
     """The view server the options ask for; ``None`` (reported) without the web extra."""
     try:
-        from edgedev.view._web import ViewServer
+        from edgedev.view import ViewServer
     except ImportError:
         print(NO_EXTRA, file=sys.stderr)
         return None
