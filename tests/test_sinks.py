@@ -33,7 +33,6 @@ from edgedev.sinks import (
     Row,
     SinkFactory,
     SinkOptions,
-    build_sinks,
 )
 from edgedev.testing import (
     Recorder,
@@ -109,14 +108,17 @@ async def running(
 ) -> AsyncIterator[tuple[Mapper, list[PushSink], str]]:
     """A simulated fleet and a mapper with the sinks its files name, until the block ends."""
     specs = load_documents(tmp_path, docs(push, names))
-    sinks = build_sinks(specs, options)
     root = unique_root("sink")
     async with anyio.create_task_group() as tg:
         await tg.start(ModbusSimulator(specs).run)
         mapper = Mapper(
-            specs, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)], sinks=[*sinks, *extra]
+            specs,
+            transports=[KubeEdgeMqtt(mqtt_url, topic_root=root)],
+            sinks=extra,
+            sinks_for=SinkFactory(options),  # the targets the devices name, as they start
         )
         await tg.start(mapper.run)
+        sinks = [s for s in mapper.sinks if isinstance(s, PushSink)]
         yield mapper, sinks, root
         tg.cancel_scope.cancel()
 
@@ -171,8 +173,9 @@ def test_properties_naming_one_target_share_one_sink(tmp_path: Path):
         "http": {"hostName": "http://127.0.0.1", "port": 8080, "requestPath": "/in"},
     }
     specs = load_documents(tmp_path, docs(push, names=("a", "b", "c")))
-    sinks = build_sinks(specs)
-    assert sorted(s.kind for s in sinks) == ["dbMethod.redis", "http"]
+    factory = SinkFactory()
+    started = [sink for spec in specs for sink in factory.arrived(spec).started]
+    assert sorted(s.kind for s in started) == ["dbMethod.redis", "http"]
 
 
 # -- each sink end to end ---------------------------------------------------------------------
@@ -501,13 +504,13 @@ async def test_stopping_the_mapper_delivers_what_is_queued(tmp_path: Path, mqtt_
         push = {"http": {"hostName": "127.0.0.1", "port": server.port, "requestPath": "/x"}}
         options = SinkOptions(linger=60, http_layout=HttpLayout.JSON)  # nothing leaves by itself
         specs = load_documents(tmp_path, docs(push))
-        sinks = build_sinks(specs, options)
         async with anyio.create_task_group() as tg:
             await tg.start(ModbusSimulator(specs).run)
             mapper = Mapper(
                 specs,
                 transports=[KubeEdgeMqtt(mqtt_url, topic_root=unique_root())],
-                sinks=[*sinks, counter],
+                sinks=[counter],
+                sinks_for=SinkFactory(options),
             )
             async with anyio.create_task_group() as mapper_tg:
                 await mapper_tg.start(mapper.run)

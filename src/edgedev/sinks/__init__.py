@@ -2,7 +2,7 @@
 
 Each is a :class:`~edgedev.mapper.ReportSink` for one target (a broker, an HTTP endpoint, a
 database), shared by every property that names it; :class:`SinkFactory` makes them as devices
-come (a :class:`~edgedev.Mapper`'s ``sinks_for``), :func:`build_sinks` from loaded devices.
+come (a :class:`~edgedev.Mapper`'s ``sinks_for``) and retires them as they go.
 Values wait in a bounded queue per target and leave in batches, retried with backoff
 (:class:`Delivery`). See ``docs/sinks.md`` for the YAML and the data layouts.
 """
@@ -20,7 +20,7 @@ from edgedev.sinks._delivery import (
     Refused,
     SinkError,
 )
-from edgedev.sinks._factory import SINK_TYPES, SinkFactory, SinkOptions, build_sinks
+from edgedev.sinks._factory import SINK_TYPES, SinkFactory, SinkOptions
 from edgedev.sinks._http import HttpLayout, HttpSink
 from edgedev.sinks._influxdb2 import Influxdb2Sink, InfluxFields
 from edgedev.sinks._mqtt import MqttSink
@@ -53,6 +53,5 @@ __all__ = (
     "SinkFactory",
     "SinkOptions",
     "TdengineSink",
-    "build_sinks",
     "secret",
 )

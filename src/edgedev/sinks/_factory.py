@@ -130,17 +130,3 @@ def _targets(device: DeviceSpec) -> dict[_Target, None]:
             if config is not None:
                 targets[(kind, kind.target_of(config))] = None
     return targets
-
-
-def build_sinks(
-    devices: Iterable[DeviceSpec], options: SinkOptions | None = None
-) -> list[AnyPushSink]:
-    """The sinks the devices' properties name, one per distinct target, in first-seen order.
-
-    Raises:
-        ImportError: a sink's extra is not installed (the loader reports this first).
-    """
-    factory = SinkFactory(options)
-    for device in devices:
-        factory.arrived(device)
-    return factory.sinks

@@ -13,12 +13,6 @@ PASSWORD_ENV = ("EDGEDEV_REDIS_PASSWORD", "PASSWORD")
 """Where the password comes from (``NAME`` or ``NAME_FILE``), first found wins."""
 
 
-def member(row: Row) -> str:
-    """The sorted-set member of one reading, as upstream writes it."""
-    r = row.reading
-    return f"TimeStamp: {r.timestamp} PropertyName: {r.name} data: {r.text}"
-
-
 def encode(rows: Sequence[Row]) -> dict[str, list[bytes]]:
     """``{key: [score, member, score, member ...]}``, the arguments of one ``ZADD`` per key.
 

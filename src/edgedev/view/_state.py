@@ -425,7 +425,7 @@ class TwinView:
         """A ``twin/update``: new readings (and write failures) from a mapper.
 
         The hot path (every reading of the fleet comes through it): plain JSON read with the
-        same rules as :class:`~edgedev.bus.TwinUpdate` (``actual.value`` as text, numbers and
+        same rules as :class:`~edgedev.wire.TwinUpdate` (``actual.value`` as text, numbers and
         booleans turned into it), at a third of the cost of validating the model.
         """
         try:

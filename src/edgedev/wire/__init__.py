@@ -4,16 +4,15 @@ Every payload edgedev sends or parses on KubeEdge's device and node topics is de
 pydantic models for what comes in (:class:`TwinUpdate`, :class:`TwinDelta` ...), builders
 for what goes out (:func:`twin_report`, :func:`state_update` ...), the ``MsgTwin`` entries
 of a twin property and the type names of ``metadata.type``, and EdgeCore's acceptance rules
-(twin types, value and name charsets, per-message refusal: :func:`refusal`).
+(twin types, value and name charsets: :func:`key_refusal`, :func:`value_refusal`).
 """
 
 from __future__ import annotations
 
 from edgedev.wire._edgecore import (
     EDGECORE_TYPES,
+    MAX_VALUE,
     key_refusal,
-    plain_float,
-    refusal,
     twin_type,
     value_refusal,
 )
@@ -60,6 +59,7 @@ from edgedev.wire._twin import (
 
 __all__ = (
     "EDGECORE_TYPES",
+    "MAX_VALUE",
     "BaseMessage",
     "MapperState",
     "MembershipDevice",
@@ -85,9 +85,7 @@ __all__ = (
     "new_event_id",
     "now_ms",
     "parse_type",
-    "plain_float",
     "property_entry",
-    "refusal",
     "request",
     "state_update",
     "to_change",

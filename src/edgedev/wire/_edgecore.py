@@ -15,25 +15,23 @@ of its report:
   after every accepted update while they differ (``dttype/types_helper.go``
   BuildDeviceTwinDelta, ``dtmanager/twin.go`` DealDeviceTwin).
 
-This module is the one place that knows those rules. The mapper formats values with
-:func:`twin_text` (numbers never in exponent notation, bytes as lower-case hex), names their
-type with :func:`twin_type`, and asks :func:`refusal` before publishing, so that a property
-EdgeCore would refuse is left out of the report instead of taking the others with it.
+This module is the one place that knows those rules. Values are formatted by
+:func:`edgedev.twin.format_value` (numbers never in exponent notation, bytes as lower-case
+hex), their type named by :func:`twin_type`; the transports that report to EdgeCore ask
+:func:`key_refusal` and :func:`value_refusal` of each entry
+(:class:`edgedev.mapper.TwinFilter`), so that a property EdgeCore would refuse is left out of
+the report instead of taking the others with it.
 """
 
 from __future__ import annotations
 
 import re
 
-from edgedev.twin._values import plain_float
-
 __all__ = (
     "EDGECORE_TYPES",
     "MAX_KEY",
     "MAX_VALUE",
     "key_refusal",
-    "plain_float",
-    "refusal",
     "twin_type",
     "value_refusal",
 )
@@ -122,8 +120,3 @@ def _is_go_float(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def refusal(name: str, text: str, type_: str) -> str | None:
-    """Why EdgeCore refuses the reported entry ``name`` = ``text`` (``type_``), or ``None``."""
-    return key_refusal(name) or value_refusal(text, type_)
