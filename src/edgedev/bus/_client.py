@@ -1,6 +1,7 @@
 """The MQTT client: paho-mqtt driven from the anyio event loop, without paho's thread.
 
-This is the only module that imports paho. paho does the protocol; this module does the I/O
+This is the only module of the runtime that imports paho (the embedded broker borrows its topic
+matcher; import-linter keeps it so). paho does the protocol; this module does the I/O
 (``anyio.wait_readable``/``wait_writable`` on paho's socket, then ``loop_read``/``loop_write``),
 keepalive (``loop_misc`` each second), reconnection with backoff, re-subscription, and
 publishing from an :class:`~edgedev.bus.Outbox` so that nothing is lost while the broker is

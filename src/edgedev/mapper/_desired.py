@@ -1,10 +1,12 @@
 """One device's desired values: the check, the write, the read-back and the retries, in one place.
 
-The twin agent (edgedev's, or KubeEdge's EdgeCore) says what is desired and not yet reported:
-in a ``twin/update/delta``, or in the answer to ``twin/get`` that a mapper asks for when it
-(re)connects; over DMI, in the ``desired`` of each property that EdgeCore sends. A delta or a
-``twin/get`` answer is the device's whole set of pending values: a property absent from it is
-no longer wanted (:meth:`DesiredWriter.replace`).
+This module docstring is the one place that says the write path; ``docs/architecture.md``
+and the runner point here. The twin transports say what is desired and not yet reported
+(:meth:`~edgedev.mapper.MapperView.writer`): KubeEdge's MQTT topics in a ``twin/update/delta``
+or the answer to ``twin/get`` (the device's whole set of pending values: a property absent
+from it is no longer wanted, :meth:`DesiredWriter.replace`), DMI in the ``desired`` of each
+property that EdgeCore sends (:meth:`DesiredWriter.update`); an API call waits for the
+outcome of one value (:meth:`DesiredWriter.write`).
 
 How the work is split. A :class:`DesiredWriter` belongs to its device's
 :class:`~edgedev.mapper.DeviceRunner` (``runner.desired``) and does no I/O of its own: it has

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from edgedev.mapper._desired import DesiredWriter
 
 
-class DeviceView(Protocol):
+class RunnerView(Protocol):
     """What a transport may read of one running device (its :class:`~edgedev.DeviceRunner`).
 
     Attributes:
@@ -60,7 +60,7 @@ class MapperView(Protocol):
         name: the mapper's name (MQTT client id, KubeEdge's ``mapper/state`` payload).
         node: the edge node's name.
         devices: the devices served, in order (running, or about to start).
-        runners: the running devices by id (``namespace/name``), each a :class:`DeviceView`.
+        runners: the running devices by id (``namespace/name``), each a :class:`RunnerView`.
     """
 
     @property
@@ -73,7 +73,7 @@ class MapperView(Protocol):
     def devices(self) -> Sequence[DeviceSpec]: ...
 
     @property
-    def runners(self) -> Mapping[str, DeviceView]: ...
+    def runners(self) -> Mapping[str, RunnerView]: ...
 
     def writer(self, device_id: str) -> DesiredWriter | None:
         """The device's one desired-value writer, or ``None`` when it is not running.
