@@ -122,9 +122,9 @@ class RecordingOutbox(SqliteOutbox):
         super().put(message)
 
     def ack(self, seq: int) -> None:
-        message = self._inflight.get(seq)
-        if message is not None:
-            self.acked_log.append(message)
+        entry = self._inflight.get(seq)  # (seq, message, queued at)
+        if entry is not None:
+            self.acked_log.append(entry[1])
         super().ack(seq)
 
 

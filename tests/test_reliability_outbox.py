@@ -128,6 +128,8 @@ def test_bad_arguments_are_refused(tmp_path: Path):
         SqliteOutbox(tmp_path, limit=0)
     with pytest.raises(ValueError, match="flush_interval"):
         SqliteOutbox(tmp_path, flush_interval=0)
+    with pytest.raises(ValueError, match=r"max_bytes must be at least 290,817 \(room for"):
+        SqliteOutbox(tmp_path, max_bytes=200_000)
     assert not list(tmp_path.iterdir()), "nothing was created"
 
 

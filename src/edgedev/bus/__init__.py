@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from edgedev.bus._client import Bus, BusError
 from edgedev.bus._health import bus_metrics, bus_ready
-from edgedev.bus._outbox import MemoryOutbox, Message, Outbox
+from edgedev.bus._outbox import MEMORY_MAX_BYTES, MemoryOutbox, Message, Outbox
 from edgedev.bus._sqlite_outbox import SqliteOutbox
 from edgedev.bus._topics import (
     DEFAULT_ROOT,
@@ -21,6 +21,7 @@ from edgedev.bus._topics import (
 from edgedev.bus._url import DEFAULT_BROKER, BrokerConfigError, BrokerURL
 
 __all__ = (
+    "MEMORY_MAX_BYTES",
     "DEFAULT_BROKER",
     "DEFAULT_ROOT",
     "BrokerConfigError",

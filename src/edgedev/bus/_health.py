@@ -32,8 +32,14 @@ def bus_metrics(bus: Bus | None, **labels: str) -> list[Metric]:
             len(outbox)
         ),
         Metric("edgedev_queue_limit", "most messages the queue keeps", "gauge").add(outbox.limit),
+        Metric("edgedev_queue_bytes", "bytes of the messages waiting", "gauge").add(outbox.bytes),
+        Metric("edgedev_queue_max_bytes", "most bytes the queue keeps (0: no bound)", "gauge").add(
+            outbox.max_bytes
+        ),
         Metric(
-            "edgedev_queue_dropped_total", "oldest messages dropped at the queue limit", "counter"
+            "edgedev_queue_dropped_total",
+            "messages dropped at the queue's limit or byte bound (the oldest readings first)",
+            "counter",
         ).add(outbox.dropped),
         Metric(
             "edgedev_publish_refused_total",
@@ -46,6 +52,11 @@ def bus_metrics(bus: Bus | None, **labels: str) -> list[Metric]:
             "messages dropped after the broker closed the connection each time they were sent",
             "counter",
         ).add(bus.poisoned),
+        Metric(
+            "edgedev_queue_expired_total",
+            "messages dropped because they waited longer than the queue's ttl",
+            "counter",
+        ).add(outbox.expired),
         Metric(
             "edgedev_received_dropped_total",
             "received messages dropped because their subscriber was too far behind",
@@ -79,10 +90,17 @@ def bus_ready(bus: Bus | None) -> tuple[bool, str]:
         return False, "starting"
     if bus.connected:
         return True, "broker connected"
-    queued, limit = len(bus.outbox), bus.outbox.limit
+    outbox = bus.outbox
+    queued, limit = len(outbox), outbox.limit
+    mb = (
+        f", {outbox.bytes / 2**20:.1f} of {outbox.max_bytes / 2**20:g} MiB"
+        if outbox.max_bytes
+        else ""
+    )
     cause = bus.last_error or "connecting"
-    if queued < limit:
-        return False, f"broker unreachable: {cause}; queueing ({queued}/{limit})"
+    if not outbox.full:
+        return False, f"broker unreachable: {cause}; queueing ({queued}/{limit}{mb})"
     return False, (
-        f"broker unreachable: {cause}; queue full ({queued}/{limit}): dropping the oldest"
+        f"broker unreachable: {cause}; queue full ({queued}/{limit}{mb}): dropping the oldest "
+        "readings"
     )

@@ -159,6 +159,42 @@ def port_number(text: str) -> int:
     return value
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds given as ``90``, ``90s``, ``30m``, ``12h`` or ``7d``, for argparse's ``type``.
+
+    Raises:
+        argparse.ArgumentTypeError: not a duration, or negative.
+    """
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (seconds, or a number with s, m, h or d)"
+        ) from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def megabytes(text: str) -> float:
+    """A size in MiB (fractions allowed; ``0``: no bound), for argparse's ``type``.
+
+    Raises:
+        argparse.ArgumentTypeError: not a number, or negative.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in MiB: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
 def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``-f FILE...``: Device and DeviceModel YAML files (repeatable)."""
     parser.add_argument(

@@ -23,8 +23,15 @@ from anyio.abc import TaskStatus
 from edgedev._errors import EdgedevError
 from edgedev._process import run_async
 from edgedev._text import plural
-from edgedev.bus import MemoryOutbox, Outbox, SqliteOutbox
-from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, port_number
+from edgedev.bus import MEMORY_MAX_BYTES, MemoryOutbox, Outbox, SqliteOutbox
+from edgedev.cli._common import (
+    add_bus_options,
+    add_file_option,
+    duration,
+    load_or_report,
+    megabytes,
+    port_number,
+)
 from edgedev.cli._rest import NO_REST_EXTRA, add_rest_options, rest_server
 from edgedev.health import DEFAULT_HOST, HealthError, mapper_health, serving
 from edgedev.mapper import FileSource, Mapper, StateChanges, TwinTransport
@@ -56,6 +63,10 @@ SUMMARY_PERIOD = 300.0
 
 DEFAULT_QUEUE_LIMIT = 100_000
 """Messages kept while the broker is away (``--queue-limit``)."""
+DEFAULT_OUTBOX_MB = 512
+"""MiB the queue may take on disk (``--outbox-max-mb``)."""
+DEFAULT_OUTBOX_TTL = "7d"
+"""How long a message may wait for the broker (``--outbox-ttl``)."""
 
 
 def _positive_int(text: str) -> int:
@@ -113,6 +124,24 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="messages kept while the broker is away; beyond, the oldest is dropped, counted "
         f"and logged (env EDGEDEV_QUEUE_LIMIT, default {DEFAULT_QUEUE_LIMIT})",
+    )
+    parser.add_argument(
+        "--outbox-max-mb",
+        type=megabytes,
+        default=os.environ.get("EDGEDEV_OUTBOX_MAX_MB") or DEFAULT_OUTBOX_MB,
+        metavar="MB",
+        help="most MiB the queue takes on disk (with --data-dir; in memory at most "
+        f"{MEMORY_MAX_BYTES // 2**20} MiB); beyond, the oldest readings are dropped first, "
+        "counted and logged; 0: no bound "
+        f"(env EDGEDEV_OUTBOX_MAX_MB, default {DEFAULT_OUTBOX_MB})",
+    )
+    parser.add_argument(
+        "--outbox-ttl",
+        type=duration,
+        default=os.environ.get("EDGEDEV_OUTBOX_TTL") or DEFAULT_OUTBOX_TTL,
+        metavar="AGE",
+        help="messages older than AGE (90s, 30m, 12h, 7d) are dropped unsent, counted and "
+        f"logged; 0: no bound (env EDGEDEV_OUTBOX_TTL, default {DEFAULT_OUTBOX_TTL})",
     )
     parser.add_argument(
         "--max-connections",
@@ -226,11 +255,22 @@ def sink_options(args: argparse.Namespace) -> SinkOptions:
     )
 
 
-def make_outbox(data_dir: str | None, limit: int) -> Outbox:
-    """A :class:`SqliteOutbox` in ``data_dir``, or a :class:`MemoryOutbox` without one."""
-    if data_dir:
-        return SqliteOutbox(data_dir, limit=limit)
-    return MemoryOutbox(limit)
+def make_outbox(args: argparse.Namespace) -> Outbox:
+    """A :class:`SqliteOutbox` in ``--data-dir``, or a :class:`MemoryOutbox` without one.
+
+    Bounded by ``--queue-limit``, ``--outbox-max-mb`` (in memory, by
+    :data:`~edgedev.bus._outbox.MEMORY_MAX_BYTES` too) and ``--outbox-ttl``.
+
+    Raises:
+        ValueError: ``--outbox-max-mb`` too small to hold a message.
+        OSError, sqlite3.Error: the queue cannot be opened.
+    """
+    max_bytes = int(args.outbox_max_mb * 2**20)
+    ttl = args.outbox_ttl or None
+    if args.data_dir:
+        return SqliteOutbox(args.data_dir, limit=args.queue_limit, max_bytes=max_bytes, ttl=ttl)
+    memory = min(max_bytes, MEMORY_MAX_BYTES) if max_bytes else MEMORY_MAX_BYTES
+    return MemoryOutbox(args.queue_limit, max_bytes=memory, ttl=ttl)
 
 
 def transports_of(args: argparse.Namespace, outbox: Outbox) -> list[TwinTransport]:
@@ -295,7 +335,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     gc.freeze()  # the loaded specs live as long as the process: keep them out of GC passes
     try:
-        outbox = make_outbox(args.data_dir, args.queue_limit)
+        outbox = make_outbox(args)
+    except ValueError as exc:
+        print(f"error: --outbox-max-mb: {exc}", file=sys.stderr)
+        return 2
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot open the queue in {args.data_dir}: {exc}", file=sys.stderr)
         return 1

@@ -335,6 +335,7 @@ class KubeEdgeMqtt(TwinTransport):
             "edgedev_values_dropped_total", "device values dropped on their way", "counter"
         )
         dropped.add(self.outbox.dropped_values, reason="outbox_full")
+        dropped.add(self.outbox.expired_values, reason="outbox_expired")
         if self.bus is not None:
             dropped.add(self.bus.refused_values, reason="publish_refused")
             dropped.add(self.bus.poisoned_values, reason="poisoned")
