@@ -89,3 +89,61 @@ async def test_an_update_the_disk_refuses_is_answered_500_and_not_applied(
         assert payload(accepted)["twin"]["level"]["expected"]["value"] == "6"
         delta = await recorder.wait_for(on("twin/update/delta"), timeout=20)
         assert payload(delta)["delta"] == {"level": "6"}
+
+
+async def test_a_full_twin_store_takes_no_new_twin_but_keeps_updating_the_others(
+    tmp_path: Path, mqtt_url: str
+):
+    """--db-max-mb: at the bound, new properties get 500 "the twin store is full" and new
+    devices are refused (counted); the properties already there keep their updates."""
+    from collections.abc import Callable
+
+    from edgedev.agent import AgentLimits
+    from edgedev.bus._outbox import Message
+    from edgedev.bus._topics import NodeChannel
+    from edgedev.wire import MapperState, dumps, twin_report
+    from sink_servers import until
+
+    topic_root = root()
+    topics = Topics(topic_root)
+    limits = AgentLimits(max_store_bytes=64 * 1024)
+    value = "x" * 400
+
+    def result(event_id: str) -> Callable[[Message], bool]:
+        answer = on("twin/update/result", "ns/big")
+        return lambda m: answer(m) and payload(m)["event_id"] == event_id
+
+    def report(device: str, names: list[str], event_id: str) -> tuple[str, bytes]:
+        entries = [(n, value, "string", 1000) for n in names]
+        return topics.device(device, Channel.TWIN_UPDATE), twin_report(entries, event_id=event_id)
+
+    async with (
+        observer(mqtt_url, topic_root) as (bus, recorder),
+        agent_running(mqtt_url, topic_root, tmp_path / "twins.db", limits=limits) as agent,
+    ):
+        state = MapperState(mapper="m", state="online", devices=["ns/big"], started=1)
+        bus.publish(topics.node("edge-1", NodeChannel.MAPPER_STATE), dumps(state.model_dump()))
+        n = 0
+        while not agent.core.store_full:  # 40 kB a report: the store fills in a few
+            topic, body = report("ns/big", [f"p{n}-{i}" for i in range(100)], f"e{n}")
+            bus.publish(topic, body)
+            await recorder.wait_for(result(f"e{n}"), timeout=20)
+            n += 1
+            assert n < 20, "the store never filled"
+        topic, body = report("ns/big", ["brand-new"], "new")
+        bus.publish(topic, body)
+        refused = await recorder.wait_for(result("new"), timeout=20)
+        topic, body = report("ns/big", ["p0-0", "p0-1"], "again")
+        bus.publish(topic, body)
+        again = await recorder.wait_for(result("again"), timeout=20)
+        state = MapperState(mapper="m", state="online", devices=["ns/big", "ns/more"], started=1)
+        bus.publish(topics.node("edge-1", NodeChannel.MAPPER_STATE), dumps(state.model_dump()))
+        await until(lambda: agent.core.refused["store_full"] >= 2, timeout=20)
+        assert "ns/more" not in agent.core.records
+        assert agent.core.store_bytes >= limits.max_store_bytes
+    assert payload(refused)["code"] == 500
+    assert (
+        "the twin store is full (0.0625 MiB, --db-max-mb): no new property"
+        in (payload(refused)["reason"])
+    )
+    assert "code" not in payload(again), "a known property still takes updates"

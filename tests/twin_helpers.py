@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from edgedev import Bus, DeviceSpec, Mapper, load_devices
-from edgedev.agent import Agent
+from edgedev.agent import Agent, AgentLimits
 from edgedev.bus._outbox import Message
 from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, free_port, unique_root, write_documents
@@ -132,10 +132,14 @@ def reported(name: str, value: float | None = None) -> Callable[[Message], bool]
 
 @asynccontextmanager
 async def agent_running(
-    url: str, topic_root: str, db: Path | str, devices: Sequence[DeviceSpec] = ()
+    url: str,
+    topic_root: str,
+    db: Path | str,
+    devices: Sequence[DeviceSpec] = (),
+    limits: AgentLimits | None = None,
 ) -> AsyncIterator[Agent]:
     """An agent on ``db``, connected to the broker; stopped on exit."""
-    agent = Agent(devices, broker=url, topic_root=topic_root, db=db, node="edge-1")
+    agent = Agent(devices, broker=url, topic_root=topic_root, db=db, node="edge-1", limits=limits)
     async with anyio.create_task_group() as tg:
         await tg.start(agent.run)
         assert agent.bus is not None

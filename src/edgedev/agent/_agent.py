@@ -116,6 +116,7 @@ class Agent:
         try:
             rows = await anyio.to_thread.run_sync(store.load)
             self.core.load(*rows)
+            self.core.store_bytes = store.bytes
             initial = self.core.adopt(self.devices, now_ms())
             stored = await self._save(store)
             log.info(
@@ -179,6 +180,7 @@ class Agent:
             return True
         try:
             await anyio.to_thread.run_sync(store.save, devices, props)
+            self.core.store_bytes = store.bytes
             return True
         except sqlite3.Error as exc:
             self.store_failures += 1

@@ -136,7 +136,10 @@ class AgentCore:
         """Messages (or device ids in them) refused, by reason: ``payload``, ``depth``,
         ``malformed``, ``device_id``, ``unknown_device``, ``property_name``,
         ``unknown_property``, ``properties``, ``devices``, ``state_ids`` (a ``mapper/state``
-        listing too many ids), ``new_ids`` (a mapper making devices known too fast)."""
+        listing too many ids), ``new_ids`` (a mapper making devices known too fast),
+        ``store_full``."""
+        self.store_bytes = 0
+        """Bytes the twin store takes on disk, as the agent last measured it."""
         self.skipped_rows = 0
         """Stored rows that :meth:`load` could not use (reported in the log, then skipped)."""
         self.records: dict[str, DeviceRecord] = {}
@@ -364,7 +367,19 @@ class AgentCore:
         if model is None and len(known) + new > limit:
             self.refused["properties"] += 1
             return Code.BAD_REQUEST, f"device {record.id} would have more than {limit} properties"
+        if new and self.store_full:
+            self.refused["store_full"] += 1
+            return Code.INTERNAL, self._full_reason("property")
         return None
+
+    @property
+    def store_full(self) -> bool:
+        """Whether the twin store holds ``max_store_bytes`` already (:attr:`store_bytes`)."""
+        return 0 < self.limits.max_store_bytes <= self.store_bytes
+
+    def _full_reason(self, what: str) -> str:
+        mb = self.limits.max_store_bytes / 2**20
+        return f"the twin store is full ({mb:g} MiB, --db-max-mb): no new {what}"
 
     def _after_update(self, record: DeviceRecord, outcome: Outcome, now: int) -> list[Reply]:
         """Document and delta after an accepted update; marks its rows dirty."""
@@ -482,6 +497,10 @@ class AgentCore:
                         f"more than {limits.new_ids_per_minute} new devices a minute from "
                         "this mapper (taken at its next announcement)"
                     )
+                    continue
+                if self.store_full:
+                    self.refused["store_full"] += 1
+                    bad.append(self._full_reason("device"))
                     continue
                 members += 1
                 record = self._record(device_id)

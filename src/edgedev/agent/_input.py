@@ -35,6 +35,9 @@ class AgentLimits:
             refused whole.
         new_ids_per_minute: devices one mapper may make known per minute (a burst of as
             many, then at that rate); more are refused until its next announcement.
+        max_store_bytes: bytes the twin store may take on disk; when it does, no new device
+            or property is accepted from the bus (the twins there keep their updates). 0: no
+            bound.
     """
 
     max_payload: int = 256 * 1024
@@ -43,6 +46,7 @@ class AgentLimits:
     max_devices: int = 10_000
     max_state_ids: int = 10_000
     new_ids_per_minute: int = 1_000
+    max_store_bytes: int = 512 * 2**20
 
     def __post_init__(self) -> None:
         names = (
@@ -56,6 +60,8 @@ class AgentLimits:
         for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_store_bytes < 0:
+            raise ValueError("max_store_bytes must not be negative")
 
 
 def device_id_problem(device_id: str) -> str | None:

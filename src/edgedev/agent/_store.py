@@ -198,6 +198,8 @@ class TwinStore:
             raise StoreError(f"{self.path}: {exc}") from exc
         self.commits = 0
         """Transactions committed by :meth:`save`."""
+        self.bytes = self._used()
+        """Bytes the twins take in the database (its pages in use), after the last save."""
 
     def load(self) -> tuple[list[DeviceRow], list[PropertyRow]]:
         """Every device and every property stored."""
@@ -242,6 +244,15 @@ class TwinStore:
             raise
         db.execute("COMMIT")
         self.commits += 1
+        self.bytes = self._used()
+
+    def _used(self) -> int:
+        """The database's pages in use, in bytes (freed pages are not counted: reused)."""
+        pages, free, size = (
+            self._db.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("page_count", "freelist_count", "page_size")
+        )
+        return int((pages - free) * size)
 
     def close(self) -> None:
         """Close the database."""

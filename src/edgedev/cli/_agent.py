@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgedev._process import run_async
 from edgedev.agent import Agent, AgentLimits, StoreError
-from edgedev.cli._common import add_bus_options, add_file_option, load_or_report
+from edgedev.cli._common import add_bus_options, add_file_option, load_or_report, megabytes
 from edgedev.cli._run import add_health_option
 from edgedev.health import HealthError, agent_health, serving
 
@@ -61,6 +61,15 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=f"most {what} accepted (default %(default)s)",
         )
+    parser.add_argument(
+        "--db-max-mb",
+        type=megabytes,
+        default=os.environ.get("EDGEDEV_DB_MAX_MB") or limits.max_store_bytes // 2**20,
+        metavar="MB",
+        help="most MiB the twins take in --db; beyond, new devices and properties from the "
+        "bus are refused (counted, logged), known twins keep their updates; 0: no bound "
+        "(env EDGEDEV_DB_MAX_MB, default %(default)s)",
+    )
     add_health_option(parser)
 
 
@@ -77,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             args.max_devices,
             args.max_state_ids,
             args.new_ids_per_minute,
+            int(args.db_max_mb * 2**20),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -32,6 +32,12 @@ def agent_metrics(agent: Agent) -> list[Metric]:
         Metric(
             "edgedev_agent_skipped_rows_total", "stored rows that could not be loaded", "counter"
         ).add(agent.core.skipped_rows),
+        Metric("edgedev_agent_store_bytes", "bytes the twins take on disk", "gauge").add(
+            agent.core.store_bytes
+        ),
+        Metric(
+            "edgedev_agent_store_max_bytes", "most bytes the twins may take (0: no bound)", "gauge"
+        ).add(agent.core.limits.max_store_bytes),
     ]
 
 
