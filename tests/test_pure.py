@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from edgedev.bus import BrokerURL, Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config import PropertySpec
-from edgedev.drivers import Drops, Schedule, VisitorConfig
+from edgedev.drivers import Capacity, Drops, Schedule, VisitorConfig
 from edgedev.mapper import ChangeFilter
 from edgedev.twin import (
     PropertyType,
@@ -170,6 +170,38 @@ def test_drops_are_counted_by_reason_and_logged_at_most_once_a_minute(
         "5 values dropped (push_queue) in the last 10 s; 125 in all"
     )
     assert len(caplog.records) == 4
+
+
+def test_capacity_says_when_the_connections_carry_less_than_the_devices_need(
+    caplog: pytest.LogCaptureFixture,
+):
+    now = [0.0]
+    capacity = Capacity("gw:502", 2, advice="add connections", clock=lambda: now[0])
+    for d in range(300):
+        capacity.need(f"d{d}", 1.0)  # 300 requests/s
+    capacity.need("d0", 1.0)  # a device connecting again replaces its need
+    for _ in range(1001):  # 10 s of 100 requests/s at 20 ms on 2 connections: 100/s at most
+        now[0] += 0.01
+        capacity.answered(0.020, connections=2)
+    assert capacity.needed == 300 and capacity.behind
+    assert round(capacity.carried) == 100 and round(capacity.latency, 3) == 0.020
+    assert [r.getMessage() for r in caplog.records] == [
+        "gw:502 cannot keep up: 300 devices need 300 requests/s; 2 connection(s) "
+        "(maxConnections 2) carried 100/s at 20.0 ms per request. The devices fall behind "
+        "their cycles: add connections"
+    ]
+    for _ in range(3000):  # 30 s more of it: the next warning waits for the minute
+        now[0] += 0.01
+        capacity.answered(0.020, connections=2)
+    assert len(caplog.records) == 1
+    behind = {m.name: m.samples[0] for m in capacity.metrics()}["edgedev_endpoint_behind"]
+    assert behind == ({"endpoint": "gw:502"}, 1)
+    fast = Capacity("gw:503", 2, clock=lambda: now[0])
+    fast.need("d", 300.0)
+    for _ in range(3010):  # 300/s at 2 ms: carried as needed
+        now[0] += 1 / 300
+        fast.answered(0.002, connections=1)
+    assert not fast.behind and round(fast.carried) == 300 and len(caplog.records) == 1
 
 
 def prop(

@@ -74,12 +74,15 @@ class TcpProxy:
 
     Like a Modbus gateway that serves few clients: a connection beyond the limit is closed at
     once. ``peak`` is the most connections held at one time, ``refused`` those turned away.
+    ``delay``: seconds each answer is held back (a gateway that takes that long per request;
+    its connections in parallel).
     """
 
-    def __init__(self, target_port: int, limit: int) -> None:
+    def __init__(self, target_port: int, limit: int, delay: float = 0.0) -> None:
         self.port = free_port()
         self.target_port = target_port
         self.limit = limit
+        self.delay = delay
         self.open = 0
         self.peak = 0
         self.refused = 0
@@ -103,13 +106,15 @@ class TcpProxy:
                     anyio.create_task_group() as tg,
                 ):
 
-                    async def pipe(a: Any, b: Any) -> None:
+                    async def pipe(a: Any, b: Any, delay: float) -> None:
                         async for chunk in a:
+                            if delay:
+                                await anyio.sleep(delay)
                             await b.send(chunk)
                         tg.cancel_scope.cancel()
 
-                    tg.start_soon(pipe, client, server)
-                    tg.start_soon(pipe, server, client)
+                    tg.start_soon(pipe, client, server, 0.0)
+                    tg.start_soon(pipe, server, client, self.delay)
             except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
                 pass
             finally:

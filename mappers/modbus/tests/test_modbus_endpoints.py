@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from modbus_helpers import TcpProxy, device, load, model, reports, root, visit
 
 from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.drivers import Endpoints
+from edgedev.drivers._capacity import WINDOW
 from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.testing import Recorder, free_port, topic_endswith
 from edgedev_modbus import ModbusDriver, ModbusSimulator
@@ -169,3 +171,74 @@ async def test_rtu_line_is_closed_after_its_last_device_leaves(tmp_path: Path):
             assert link.connections == 0 and len(endpoints) == 0
             await sim.wait_connections(0)  # the far end sees the port closed
         tg.cancel_scope.cancel()
+
+
+def endpoint_figures(mapper: Mapper) -> dict[str, float]:
+    """The ``edgedev_endpoint_*`` gauges of the mapper's one endpoint, by name."""
+    return {m.name: m.samples[0][1] for m in mapper.endpoints.metrics()}
+
+
+async def run_behind_a_slow_gateway(
+    tmp_path: Path, mqtt_url: str, max_connections: int
+) -> tuple[dict[str, float], int]:
+    """200 devices (1 s cycle, one request each) behind a gateway answering in 10 ms.
+
+    Run for two windows of figures; returns the figures and the connections the gateway held.
+    """
+    server_port = free_port()
+    served = slaves(tmp_path, [server_port], 200, cycle=1000)
+    gateway = TcpProxy(server_port, limit=8, delay=0.010)
+    devices = slaves(tmp_path, [gateway.port], 200, cycle=1000, maxConnections=max_connections)
+    mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root())])
+    with start_blocking_portal() as portal:  # the server in a thread, as a gateway would be
+        future, _ = portal.start_task(ModbusSimulator(served).run)
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(gateway.run)
+                await tg.start(mapper.run)
+                await anyio.sleep(2 * WINDOW + 2)
+                figures = endpoint_figures(mapper)
+                held = gateway.peak
+                mapper.stop()
+                tg.cancel_scope.cancel()
+        finally:
+            future.cancel()
+    return figures, held
+
+
+async def test_a_gateway_too_slow_for_its_devices_says_so_with_figures(
+    tmp_path: Path, mqtt_url: str, caplog: Any
+) -> None:
+    """One connection at 10 ms a request carries under 100 requests/s; 200 devices on a 1 s
+    cycle need 200: a warning with the figures, and the gauges."""
+    figures, held = await run_behind_a_slow_gateway(tmp_path, mqtt_url, 1)
+    warnings = [r.getMessage() for r in caplog.records if "cannot keep up" in r.getMessage()]
+    print(f"figures: {figures}")
+    assert held == 1
+    assert figures["edgedev_endpoint_requests_needed"] == 200
+    assert figures["edgedev_endpoint_behind"] == 1
+    assert figures["edgedev_endpoint_requests"] < 100
+    assert figures["edgedev_endpoint_request_seconds"] >= 0.010
+    assert len(warnings) == 1, warnings  # once a minute at most
+    assert re.fullmatch(
+        r"127\.0\.0\.1:\d+ cannot keep up: 200 devices need 200 requests/s; 1 connection\(s\) "
+        r"\(maxConnections 1\) carried \d+/s at \d+\.\d ms per request\. The devices fall "
+        r"behind their cycles: raise maxConnections if the endpoint takes more connections, "
+        r"or lengthen collectCycle",
+        warnings[0],
+    )
+
+
+async def test_enough_connections_to_a_slow_gateway_keep_its_devices_on_their_cycle(
+    tmp_path: Path, mqtt_url: str, caplog: Any
+) -> None:
+    """The same gateway with maxConnections 8: requests in flight side by side, no warning.
+
+    200 requests/s at 10 ms take 2 connections; 8 leave room for a loaded machine.
+    """
+    figures, held = await run_behind_a_slow_gateway(tmp_path, mqtt_url, 8)
+    print(f"figures: {figures}")
+    assert not [r for r in caplog.records if "cannot keep up" in r.getMessage()]
+    assert 2 <= held <= 8
+    assert figures["edgedev_endpoint_behind"] == 0
+    assert figures["edgedev_endpoint_requests"] >= 190

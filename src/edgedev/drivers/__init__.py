@@ -22,6 +22,8 @@ from edgedev.drivers._base import (
     Report,
     VisitorConfig,
 )
+from edgedev._metrics import Metric
+from edgedev.drivers._capacity import Capacity
 from edgedev.drivers._endpoints import Endpoints, Lease, Transport, Turns
 from edgedev.drivers._schedule import Schedule
 from edgedev.drivers._values import (
@@ -39,6 +41,7 @@ drivers: Registry[AnyDriver] = Registry("edgedev.drivers", Driver)  # type: igno
 __all__ = (
     "AccessMode",
     "AnyDriver",
+    "Capacity",
     "DeviceError",
     "DeviceFault",
     "DeviceSpec",
@@ -47,6 +50,7 @@ __all__ = (
     "Endpoints",
     "Expectations",
     "Lease",
+    "Metric",
     "PropertySpec",
     "ProtocolConfig",
     "Raw",

@@ -26,6 +26,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from edgedev._drops import Drops
+from edgedev._metrics import Metric
 
 log = logging.getLogger("edgedev.endpoints")
 
@@ -49,6 +50,10 @@ class Transport(abc.ABC):
         Only run when the registry is entered (``async with``), as the Mapper's is. The
         default does nothing.
         """
+
+    def metrics(self) -> list[Metric]:
+        """Figures of the connection for ``/metrics`` (none by default)."""
+        return []
 
     @abc.abstractmethod
     async def aclose(self) -> None:
@@ -165,6 +170,10 @@ class Endpoints:
     def __len__(self) -> int:
         """Transports open now."""
         return len(self._entries) + len(self._retired)
+
+    def metrics(self) -> list[Metric]:
+        """The open transports' :meth:`Transport.metrics`."""
+        return [m for e in [*self._entries.values(), *self._retired] for m in e.transport.metrics()]
 
     def users(self, key: Hashable) -> int:
         """Devices using the transport of ``key`` now (0 when none is open)."""

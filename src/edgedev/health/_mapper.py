@@ -85,7 +85,9 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
-    transports = merged(m for t in mapper.transports for m in t.metrics())
+    transports = merged(
+        [*(m for t in mapper.transports for m in t.metrics()), *mapper.endpoints.metrics()]
+    )
     dropped = values_dropped(mapper, transports)  # takes the transports' samples of it
     return [
         *transports,

@@ -475,8 +475,21 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         return ("modbus-rtu", str(cfg.serial_port))
 
     async def connect(self) -> None:
-        """Join the endpoint's shared link, opening it if this is its first device."""
+        """Join the endpoint's shared link, opening it if this is its first device.
+
+        The device tells the link how many requests per second its cycles need; the need
+        stays while the link lives (a device that timed out waiting for its turn still needs
+        its requests).
+        """
         self._lease = await self.endpoints.acquire(self.endpoint_key(), self._open_link)
+        self._lease.transport.capacity.need(self.device.id, self.requests_needed())
+
+    def requests_needed(self) -> float:
+        """Requests per second the device's reads need: each cycle's plan, per second."""
+        cycles: dict[float, list[ModbusPropertySpec]] = {}
+        for prop in self.device.properties:
+            cycles.setdefault(prop.collect_cycle, []).append(prop)
+        return sum(len(self._plan(props)) / cycle for cycle, props in cycles.items() if cycle > 0)
 
     async def _open_link(self) -> ModbusLink:
         cfg = self.config
@@ -488,7 +501,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
     async def close(self) -> None:
         """Leave the shared link (closed by its last device)."""
         lease, self._lease = self._lease, None
-        if lease is not None:
+        if lease is not None:  # its need stays while the link lives: it wants to come back
             await lease.release()
 
     async def _call(self, request: Request, *, urgent: bool = False) -> ModbusPDU:

@@ -7,6 +7,11 @@ endpoint in the runtime's :class:`~edgedev.drivers.Endpoints` registry: up to
 taking one request at a time, with the devices' requests queued fairly
 (:class:`~edgedev.drivers.Turns`, writes first).
 
+The link keeps the figures of its load (:class:`~edgedev.drivers.Capacity`): the requests
+per second its devices need, those it carried and how long each took; when even
+``maxConnections`` connections cannot carry what the devices need, it says so in a warning
+with those figures (at most once a minute) and in ``/metrics``.
+
 Each request is bounded by the asking device's own timeout (half of it while the link is
 shared), so a slave that stops answering holds the connection that long and no longer;
 pymodbus' own timeout is set far beyond, because pymodbus closes a connection after a few of
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 
-from edgedev.drivers import DeviceError, Transport, Turns
+from edgedev.drivers import Capacity, DeviceError, Metric, Transport, Turns
 
 if TYPE_CHECKING:  # pymodbus is imported when a device connects
     from pymodbus.client import ModbusBaseClient
@@ -50,6 +55,7 @@ class ModbusLink(Transport):
     Attributes:
         connections: clients connected now.
         requests: requests sent over the link.
+        capacity: the requests its devices need, and those it carries.
     """
 
     def __init__(
@@ -66,6 +72,12 @@ class ModbusLink(Transport):
         self._closed = False
         self._failure: Callable[[], Awaitable[str]] | None = None
         self._held: dict[Hashable, _Held] = {}
+        self.capacity = Capacity(
+            where,
+            max_connections,
+            advice="raise maxConnections if the endpoint takes more connections, or lengthen "
+            "collectCycle",
+        )
 
     @classmethod
     async def open(
@@ -164,9 +176,11 @@ class ModbusLink(Transport):
             dropped = False
             try:
                 self.requests += 1
+                sent = anyio.current_time()
                 with anyio.fail_after(timeout):
                     response = await request(client)
                 self._proven.add(id(client))
+                self.capacity.answered(anyio.current_time() - sent, self.connections)
                 return response
             except (TimeoutError, ConnectionException):
                 if (
@@ -231,6 +245,10 @@ class ModbusLink(Transport):
         carry the requests.
         """
         log.info("%s accepts %d connection(s); using those", self.where, self.connections)
+
+    def metrics(self) -> list[Metric]:
+        """The link's load (:class:`~edgedev.drivers.Capacity`)."""
+        return self.capacity.metrics()
 
     async def aclose(self) -> None:
         """Close every connection."""
