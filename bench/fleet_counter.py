@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from array import array
+from collections import deque
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -38,6 +39,14 @@ class Counter:
         self.devices: set[str] = set()
         self.all_devices_at: float | None = None
         self.expected_devices = 0
+        self.last_stamp: dict[str, int] = {}  # per topic: the newest value timestamp so far
+        self.out_of_order = 0
+        """Twin updates whose values are older than a value of an earlier update of the
+        same device (a queue delivered out of order); a resent one (QoS 1, an event id seen
+        among the last 200,000) is a duplicate, not out of order."""
+        self.duplicates = 0
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
         # one sample per (message, value timestamp): delay in ms and how many values had it
         self.delays = array("d")
         self.weights = array("I")
@@ -46,13 +55,25 @@ class Counter:
         now = time.time()
         topic: str = msg.topic
         if topic.endswith("/twin/update"):
-            twin = json.loads(msg.payload)["twin"]
+            body = json.loads(msg.payload)
+            twin = body["twin"]
+            event_id = body.get("event_id", "")
             stamps: dict[int, int] = {}
             for entry in twin.values():
                 ts = entry["actual"]["metadata"]["timestamp"]
                 stamps[ts] = stamps.get(ts, 0) + 1
             now_ms = now * 1000
+            oldest, newest = min(stamps, default=0), max(stamps, default=0)
             with self.lock:
+                if event_id in self._seen:
+                    self.duplicates += 1
+                elif oldest < self.last_stamp.get(topic, 0):
+                    self.out_of_order += 1
+                self._seen.add(event_id)
+                self._seen_order.append(event_id)
+                if len(self._seen_order) > 200_000:
+                    self._seen.discard(self._seen_order.popleft())
+                self.last_stamp[topic] = max(newest, self.last_stamp.get(topic, 0))
                 if self.first_update is None:
                     self.first_update = now
                 self.messages += 1
@@ -81,6 +102,8 @@ class Counter:
                 "messages": self.messages,
                 "values": self.values,
                 "offline": self.offline,
+                "out_of_order": self.out_of_order,
+                "duplicates": self.duplicates,
                 "samples": len(self.delays),
                 "devices": len(self.devices),
                 "first_update": self.first_update,
