@@ -180,8 +180,8 @@ def test_capacity_says_when_the_connections_carry_less_than_the_devices_need(
     for d in range(300):
         capacity.need(f"d{d}", 1.0)  # 300 requests/s
     capacity.need("d0", 1.0)  # a device connecting again replaces its need
-    for _ in range(1001):  # 10 s of 100 requests/s at 20 ms on 2 connections: 100/s at most
-        now[0] += 0.01
+    for _ in range(2002):  # 20 s of 100 requests/s at 20 ms on 2 connections: 100/s at most
+        now[0] += 0.01  # (the first 10 s, devices joining, are not judged)
         capacity.answered(0.020, connections=2)
     assert capacity.needed == 300 and capacity.behind
     assert round(capacity.carried) == 100 and round(capacity.latency, 3) == 0.020
@@ -198,7 +198,7 @@ def test_capacity_says_when_the_connections_carry_less_than_the_devices_need(
     assert behind == ({"endpoint": "gw:502"}, 1)
     fast = Capacity("gw:503", 2, clock=lambda: now[0])
     fast.need("d", 300.0)
-    for _ in range(3010):  # 300/s at 2 ms: carried as needed
+    for _ in range(6020):  # 300/s at 2 ms: carried as needed
         now[0] += 1 / 300
         fast.answered(0.002, connections=1)
     assert not fast.behind and round(fast.carried) == 300 and len(caplog.records) == 1

@@ -187,7 +187,7 @@ async def run_behind_a_slow_gateway(
     """
     server_port = free_port()
     served = slaves(tmp_path, [server_port], 200, cycle=1000)
-    gateway = TcpProxy(server_port, limit=8, delay=0.010)
+    gateway = TcpProxy(server_port, limit=16, delay=0.010)
     devices = slaves(tmp_path, [gateway.port], 200, cycle=1000, maxConnections=max_connections)
     mapper = Mapper(devices, transports=[KubeEdgeMqtt(mqtt_url, topic_root=root())])
     with start_blocking_portal() as portal:  # the server in a thread, as a gateway would be
@@ -196,7 +196,7 @@ async def run_behind_a_slow_gateway(
             async with anyio.create_task_group() as tg:
                 await tg.start(gateway.run)
                 await tg.start(mapper.run)
-                await anyio.sleep(2 * WINDOW + 2)
+                await anyio.sleep(3 * WINDOW + 2)  # the first window (start-up) is not judged
                 figures = endpoint_figures(mapper)
                 held = gateway.peak
                 mapper.stop()
@@ -232,13 +232,14 @@ async def test_a_gateway_too_slow_for_its_devices_says_so_with_figures(
 async def test_enough_connections_to_a_slow_gateway_keep_its_devices_on_their_cycle(
     tmp_path: Path, mqtt_url: str, caplog: Any
 ) -> None:
-    """The same gateway with maxConnections 8: requests in flight side by side, no warning.
+    """The same gateway with maxConnections 16: requests in flight side by side, no warning.
 
-    200 requests/s at 10 ms take 2 connections; 8 leave room for a loaded machine.
+    200 requests/s at 10 ms take 2 connections; 16 leave room for a loaded machine (a full
+    test run here made each request take 45 ms: 9 connections).
     """
-    figures, held = await run_behind_a_slow_gateway(tmp_path, mqtt_url, 8)
+    figures, held = await run_behind_a_slow_gateway(tmp_path, mqtt_url, 16)
     print(f"figures: {figures}")
     assert not [r for r in caplog.records if "cannot keep up" in r.getMessage()]
-    assert 2 <= held <= 8
+    assert 2 <= held <= 16
     assert figures["edgedev_endpoint_behind"] == 0
     assert figures["edgedev_endpoint_requests"] >= 190

@@ -41,8 +41,8 @@ class Capacity:
         carried: requests per second answered over the last window.
         latency: seconds a request took, on average, over the last window (sent to answered).
         connections: connections open at the end of the last window.
-        behind: whether, over the last window, the connections (all that the endpoint
-            takes) carried less than the devices need.
+        behind: whether, over the last window in which no device joined, the connections
+            (all that the endpoint takes) carried less than the devices need.
     """
 
     def __init__(
@@ -61,6 +61,7 @@ class Capacity:
         self._start = clock()
         self._done = 0
         self._busy = 0.0
+        self._settled = True  # no device joined during the window
         self._warned_at: float | None = None
         self.needed = 0.0
         self.carried = 0.0
@@ -69,9 +70,15 @@ class Capacity:
         self.behind = False
 
     def need(self, device: Hashable, per_second: float) -> None:
-        """``device`` needs ``per_second`` requests (it connected; again: replaced)."""
-        self._needs[device] = per_second
-        self.needed = sum(self._needs.values())
+        """``device`` needs ``per_second`` requests (it connected; again: replaced).
+
+        A window in which the need changed (devices starting, their first reads all at
+        once) is not judged.
+        """
+        if self._needs.get(device) != per_second:
+            self._needs[device] = per_second
+            self.needed = sum(self._needs.values())
+            self._settled = False
 
     def answered(self, seconds: float, connections: int) -> None:
         """One request was answered after ``seconds``; ``connections`` are open now."""
@@ -84,7 +91,10 @@ class Capacity:
         self.carried = self._done / elapsed
         self.latency = self._busy / self._done
         self.connections = connections
+        settled, self._settled = self._settled, True
         self._start, self._done, self._busy = now, 0, 0.0
+        if not settled:
+            return
         # what the open connections carry at that latency; the endpoint may refuse more
         most = connections / self.latency if self.latency > 0 else float("inf")
         self.behind = self.carried < self.needed * MARGIN and most < self.needed * MARGIN
