@@ -703,7 +703,7 @@ def test_credentials_in_target_urls_are_warned_and_never_shown(tmp_path: Path):
     (spec,) = load_devices([path], warnings=warnings)
     text = "\n".join(str(w) for w in warnings)
     assert "user name or password" in text and "looks like a secret" in text
-    (sink,) = build_sinks([spec])
+    (sink,) = SinkFactory().arrived(spec).started
     shown = [sink.label, sink.delivery.name, render(mapper_metrics_of([sink]))]
     assert not any("s3cret" in s or "t0ken" in s for s in shown), shown
     assert "***@127.0.0.1:1" in sink.label

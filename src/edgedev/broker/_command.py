@@ -17,8 +17,8 @@ import sys
 import anyio
 
 from edgedev._process import run_async
-from edgedev.broker._server import EmbeddedBroker
 from edgedev.broker._passwords import PasswordFile, add_user
+from edgedev.broker._server import EmbeddedBroker
 
 HELP = "run the embedded MQTT broker (for trying edgedev; mosquitto for production)"
 LOG_LEVEL = logging.INFO

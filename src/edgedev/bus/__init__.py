@@ -21,9 +21,9 @@ from edgedev.bus._topics import (
 from edgedev.bus._url import DEFAULT_BROKER, BrokerConfigError, BrokerURL
 
 __all__ = (
-    "MEMORY_MAX_BYTES",
     "DEFAULT_BROKER",
     "DEFAULT_ROOT",
+    "MEMORY_MAX_BYTES",
     "BrokerConfigError",
     "BrokerURL",
     "Bus",

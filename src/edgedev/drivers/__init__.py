@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from edgedev._drops import Drops
 from edgedev._errors import DeviceError, DeviceFault, WriteRefused
+from edgedev._metrics import Metric
 from edgedev._plugins import Registry
 from edgedev.config import AccessMode, DeviceSpec, PropertySpec
 from edgedev.drivers._advice import fractional_scale
@@ -22,7 +23,6 @@ from edgedev.drivers._base import (
     Report,
     VisitorConfig,
 )
-from edgedev._metrics import Metric
 from edgedev.drivers._capacity import Capacity
 from edgedev.drivers._endpoints import Endpoints, Lease, Transport, Turns
 from edgedev.drivers._schedule import Schedule
