@@ -46,6 +46,40 @@ def validate_value(type_: str, value: str) -> str | None:
     return "the value type is not allowed"  # util.go:48-49: "double", "bytes" ... refused
 
 
+def _go_int64(value: Any) -> bool:
+    """Whether Go's encoding/json puts JSON ``value`` into an int64 (an integer literal)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _go_types(msg: Any) -> str | None:
+    """What of a ``MsgTwin`` Go's json.Unmarshal cannot put in its typed field, or ``None``.
+
+    dttype/types.go:124-153: ``metadata`` is ``TypeMetadata{Type string}``, ``expected``
+    and ``actual`` are ``TwinValue{Value *string, Metadata *ValueMetadata}``,
+    ``ValueMetadata{Timestamp int64}``. A field of another JSON type fails the whole
+    unmarshal (types.go:262-265); keys the structs do not have are ignored (encoding/json
+    drops unknown fields), such as edgedev's ``error``, ``quality`` and
+    ``actual.metadata.quality``.
+    """
+    if not isinstance(msg, dict):
+        return "a twin that is not an object"
+    meta = msg.get("metadata")
+    if meta is not None and (
+        not isinstance(meta, dict) or not isinstance(meta.get("type", ""), str)
+    ):
+        return "metadata"
+    for part in ("expected", "actual"):
+        entry = msg.get(part)
+        if entry is None:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("value", ""), str | None):
+            return part
+        stamp = (entry.get("metadata") or {}).get("timestamp")
+        if stamp is not None and not _go_int64(stamp):
+            return f"{part} timestamp {stamp!r}"
+    return None
+
+
 @dataclass
 class Twin:
     """One stored twin property (dttype.MsgTwin): values and the stored ``attr_type``."""
@@ -139,6 +173,9 @@ class EdgeCoreTwins:
                 return f"key {key!r}"
             if value is None:
                 continue
+            typing = _go_types(value)  # types.go:262-265: json.Unmarshal, typed fields
+            if typing is not None:
+                return f"{typing} of {key}"
             for part in ("expected", "actual"):  # types.go:275-294; "" is not checked
                 text = (value.get(part) or {}).get("value")
                 if text and not VALUE.match(text):

@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.drivers._endpoints import Endpoints
+from edgedev.twin._quality import Sample
 from edgedev.twin._values import Value
 
 
@@ -47,7 +48,7 @@ ProtocolT = TypeVar("ProtocolT", bound=ProtocolConfig)
 VisitorT = TypeVar("VisitorT", bound=VisitorConfig)
 """A driver's visitor settings model (its ``visitor_config``)."""
 
-Report = Callable[[str, Value], None]
+Report = Callable[[str, Value | Sample], None]
 """Callback a pushing driver calls with ``(property name, value)`` for each pushed value."""
 
 
@@ -148,12 +149,18 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         """Close the connection; must not raise, and may be called when not connected."""
 
     @abc.abstractmethod
-    async def read(self, properties: Sequence[PropertySpec[VisitorT]]) -> Mapping[str, Value]:
+    async def read(
+        self, properties: Sequence[PropertySpec[VisitorT]]
+    ) -> Mapping[str, Value | Sample]:
         """Read ``properties`` with as few requests as the protocol allows.
 
         Returns:
             The value of each property read, by name. Values are Python values of the
-            property's type (``int``, ``float``, ``bool``, ``str``, ``bytes``).
+            property's type (``int``, ``float``, ``bool``, ``str``, ``bytes``), Good and
+            measured as they were read; a :class:`~edgedev.twin.Sample` says otherwise (its
+            quality, when the device measured it). A Bad sample (the device says the value is
+            no good, or answered that property's request with an exception) is counted and
+            shown as the property's state, not reported as a value.
         """
 
     @abc.abstractmethod
@@ -166,12 +173,13 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         Only called with properties for which :meth:`pushes` is true. Returning or raising
         means the device was lost. The default never pushes anything.
 
-        ``report`` never blocks: it queues the value with the time of the call and wakes the
-        runner. Every value reported is delivered, in order: values of different properties
-        reported between two wake-ups of the runner share one report, and a property
-        reported twice gets a report for each value, so a driver need not yield between two
-        calls. The queue holds :data:`~edgedev.mapper.PUSH_QUEUE_LIMIT` values; if the runner
-        falls that far behind, the oldest are dropped and counted.
+        ``report`` never blocks: it queues the value (a bare value, or a
+        :class:`~edgedev.twin.Sample` with its quality and source time) with the time of the
+        call and wakes the runner. Every value reported is delivered, in order: values of
+        different properties reported between two wake-ups of the runner share one report,
+        and a property reported twice gets a report for each value, so a driver need not
+        yield between two calls. The queue holds :data:`~edgedev.mapper.PUSH_QUEUE_LIMIT`
+        values; if the runner falls that far behind, the oldest are dropped and counted.
         """
         raise NotImplementedError(f"{type(self).__name__} does not push values")
 

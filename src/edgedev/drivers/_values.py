@@ -26,6 +26,7 @@ from edgedev.config._spec import PropertySpec
 from edgedev.drivers._advice import fractional_scale
 from edgedev.drivers._base import VisitorConfig
 from edgedev.twin._numbers import check_scale
+from edgedev.twin._quality import Sample
 from edgedev.twin._transforms import MAX_SHIFT, Transform, ValueMap, read_bit, write_bit
 from edgedev.twin._values import PropertyType, Value, format_value, parse_value, text_equal
 from edgedev.wire import value_refusal
@@ -433,16 +434,19 @@ class Expectations:
     def __bool__(self) -> bool:
         return bool(self._expected)
 
-    def check(self, values: Mapping[str, Value]) -> None:
-        """Note the expected properties in ``values``.
+    def check(self, values: Mapping[str, Value | Sample]) -> None:
+        """Note the expected properties in ``values`` (a Bad sample tells nothing).
 
         Raises:
             DeviceFault: an expected property reads otherwise (now or at its last read).
         """
         for name, (expected, type_) in self._expected.items():
-            if name not in values:
+            value = values.get(name)
+            if isinstance(value, Sample):
+                value = value.value
+            if value is None:
                 continue
-            text = format_value(values[name], type_)
+            text = format_value(value, type_)
             if text_equal(text, expected, type_):
                 self._failing.pop(name, None)
             else:

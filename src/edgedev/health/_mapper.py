@@ -25,6 +25,7 @@ DROP_REASONS = {
     "sink_queue": "values dropped at a push sink's queue limit",
     "sink_refused": "values a push sink's target refused",
     "twin_refused": "values left out of twin reports because EdgeCore would refuse them",
+    "bad_quality": "values a device gave as Bad (OPC-UA status, Modbus exception): no value",
 }
 """The reasons of ``edgedev_values_dropped_total`` that are always present (0 or more)."""
 
@@ -77,6 +78,14 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
     unhealthy = Metric(
         "edgedev_device_unhealthy", "1 while the device answers with exceptions only", "gauge"
     )
+    bad = Metric(
+        "edgedev_device_bad_values_total",
+        "values the device gave as Bad (no value: the property's state says why)",
+        "counter",
+    )
+    bad_now = Metric(
+        "edgedev_device_bad_properties", "properties whose last value was Bad", "gauge"
+    )
     for device_id, runner in sorted(mapper.runners.items()):
         up.add(1 if runner.state == DeviceState.ONLINE else 0, device=device_id)
         unhealthy.add(1 if runner.state == DeviceState.UNHEALTHY else 0, device=device_id)
@@ -85,6 +94,8 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         errors.add(runner.errors, device=device_id)
         reconnects.add(runner.reconnects, device=device_id)
         writes.add(runner.writes, device=device_id)
+        bad.add(runner.bad_values, device=device_id)
+        bad_now.add(len(runner.bad), device=device_id)
     transports = merged(
         [*(m for t in mapper.transports for m in t.metrics()), *mapper.endpoints.metrics()]
     )
@@ -98,6 +109,8 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         faults,
         reconnects,
         writes,
+        bad,
+        bad_now,
         dropped,
         *sink_metrics(mapper),
     ]

@@ -11,7 +11,15 @@ from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter, Write, WriteResult, check_device_write
 from edgedev.mapper._device import PUSH_QUEUE_LIMIT, DeviceRunner
 from edgedev.mapper._mapper import Mapper
-from edgedev.mapper._sinks import Reading, ReportSink, SinkChange, SinkSource, StateChanges
+from edgedev.mapper._sinks import (
+    BadValue,
+    Reading,
+    ReportSink,
+    SinkChange,
+    SinkSource,
+    StateChanges,
+    UncertainReading,
+)
 from edgedev.mapper._source import DeviceChanges, DeviceSource, FileSource, sync_devices
 from edgedev.mapper._state_report import (
     DEFAULT_STATE_CYCLE,
@@ -25,6 +33,7 @@ from edgedev.mapper._twin_filter import TwinFilter
 __all__ = (
     "DEFAULT_STATE_CYCLE",
     "PUSH_QUEUE_LIMIT",
+    "BadValue",
     "ChangeFilter",
     "DesiredWriter",
     "DeviceChanges",
@@ -43,6 +52,7 @@ __all__ = (
     "StatePolicy",
     "TwinFilter",
     "TwinTransport",
+    "UncertainReading",
     "Write",
     "WriteResult",
     "check_device_write",

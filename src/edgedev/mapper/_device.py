@@ -27,7 +27,14 @@ from edgedev.drivers._endpoints import Endpoints
 from edgedev.drivers._schedule import Schedule
 from edgedev.mapper._changes import ChangeFilter
 from edgedev.mapper._desired import DesiredWriter
-from edgedev.mapper._sinks import Reading, ReportSink, wants_readings
+from edgedev.mapper._sinks import (
+    BadValue,
+    Reading,
+    ReportSink,
+    UncertainReading,
+    wants_readings,
+)
+from edgedev.twin._quality import Quality, Sample
 from edgedev.twin._state import DeviceState
 from edgedev.twin._values import Value
 from edgedev.wire import now_ms
@@ -145,7 +152,8 @@ class DeviceRunner:
             a driver gets a private registry when ``None``. Values the runner drops are
             counted in its :attr:`~edgedev.drivers.Endpoints.drops` (reasons ``push_queue``:
             pushed values beyond :data:`PUSH_QUEUE_LIMIT`; ``missed_cycle``: reads skipped
-            because the device's reads came more than a whole cycle late).
+            because the device's reads came more than a whole cycle late; ``bad_quality``:
+            values the driver gave as Bad, which go to the sinks' ``bad()`` instead).
 
     It owns the device's :class:`~edgedev.mapper.DesiredWriter` (:attr:`desired`), tells it
     each change of state and performs, between two cycles, the writes it says are due.
@@ -165,6 +173,7 @@ class DeviceRunner:
         reconnects: times the device came back after being offline or unhealthy.
         writes: writes the device accepted.
         pushes_dropped: pushed values dropped because the runner fell behind.
+        bad_values: values the driver gave as Bad (no value: see :attr:`bad`).
     """
 
     def __init__(
@@ -186,7 +195,10 @@ class DeviceRunner:
         self._timeout = spec.timeout_ms / 1000
         self._props = {p.name: p for p in spec.properties}
         self._last: dict[str, Reading] = {}
-        self._pushed: deque[tuple[str, Reading]] = deque(maxlen=PUSH_QUEUE_LIMIT)
+        self._pushed: deque[tuple[str, Reading | BadValue]] = deque(maxlen=PUSH_QUEUE_LIMIT)
+        self._bad: dict[str, BadValue] = {}
+        self._newly_bad: dict[str, BadValue] = {}
+        """Bad since the last report, or Bad for another reason: reported at once."""
         self._wake = anyio.Event()
         self.desired = DesiredWriter(spec, self._sinks, last=self._last, wake=self._wake_up)
         self.state = DeviceState.UNKNOWN
@@ -196,7 +208,13 @@ class DeviceRunner:
         self.faults = 0
         self.reconnects = 0
         self.writes = 0
+        self.bad_values = 0
         self.pushes_dropped = 0
+
+    @property
+    def bad(self) -> Mapping[str, BadValue]:
+        """The properties whose last value was Bad, with why (read it, never change it)."""
+        return self._bad
 
     @property
     def last(self) -> Mapping[str, Reading]:
@@ -291,15 +309,65 @@ class DeviceRunner:
         self._backoff.reset()
         return self._readings(values, now_ms())
 
-    def _readings(self, values: Mapping[str, Value], ts: int) -> dict[str, Reading]:
-        """``values`` of this device's properties as readings, remembered as the last ones."""
+    def _readings(self, values: Mapping[str, Value | Sample], ts: int) -> dict[str, Reading]:
+        """``values`` of this device's properties as readings, remembered as the last ones.
+
+        A :class:`~edgedev.twin.Sample` keeps its quality and is stamped with its source
+        time; a Bad one is no reading (:meth:`_went_bad`).
+        """
         fresh = {}
-        props, text = self._props, self.desired.text
+        props, text, last = self._props, self.desired.text, self._last
         for name, value in values.items():
             prop = props.get(name)
-            if prop is not None:
-                fresh[name] = self._last[name] = Reading(name, value, text(prop, value), ts)
+            if prop is None:
+                continue
+            if type(value) is Sample:
+                reading = self._sampled(prop, value, ts)
+                if reading is None:
+                    continue
+            else:
+                reading = Reading(name, value, text(prop, value), ts)
+            fresh[name] = last[name] = reading
+        if self._bad:  # a value again: no longer Bad
+            for name in fresh:
+                self._recovered(name)
         return fresh
+
+    def _sampled(self, prop: PropertySpec, sample: Sample, ts: int) -> Reading | None:
+        """The reading of ``sample`` (at its source time), or ``None`` when it is Bad."""
+        when = ts if sample.source_time is None else sample.source_time
+        value = sample.value
+        if sample.quality is Quality.BAD or value is None:
+            self._went_bad(BadValue(prop.name, sample.reason or "Bad", when))
+            return None
+        kind = UncertainReading if sample.quality is Quality.UNCERTAIN else Reading
+        return kind(prop.name, value, self.desired.text(prop, value), when)
+
+    def _went_bad(self, bad: BadValue) -> None:
+        """Property ``bad.name`` has no value now: counted, logged once per reason."""
+        self.bad_values += 1
+        where = f"device {self.spec.id}: property {bad.name}"
+        self._drops.add("bad_quality", 1, f"{where}: {bad.reason}")
+        before = self._bad.get(bad.name)
+        self._bad[bad.name] = bad
+        if before is None or before.reason != bad.reason:
+            self._newly_bad[bad.name] = bad
+            log.warning("%s has no value: %s", where, bad.reason)
+
+    def _recovered(self, name: str) -> None:
+        if self._bad.pop(name, None) is not None:
+            self._newly_bad.pop(name, None)
+            log.info("device %s: property %s has a value again", self.spec.id, name)
+
+    def _bad_report(self, due: Iterable[str]) -> list[BadValue]:
+        """The Bad properties to report: those newly Bad, and those due while Bad."""
+        report = self._newly_bad
+        self._newly_bad = {}
+        for name in due:
+            bad = self._bad.get(name)
+            if bad is not None:
+                report.setdefault(name, bad)
+        return list(report.values())
 
     def _take_report_next(self) -> list[str]:
         """Held desired values to report again, their last readings in the desired text."""
@@ -310,10 +378,16 @@ class DeviceRunner:
         return names
 
     def _take_pushed(self) -> list[tuple[str, Reading]]:
-        taken = list(self._pushed)
+        taken: list[tuple[str, Reading]] = []
+        for name, item in self._pushed:
+            if isinstance(item, BadValue):
+                self._went_bad(item)
+                continue
+            if self._bad:
+                self._recovered(name)
+            self._last[name] = item
+            taken.append((name, item))
         self._pushed.clear()
-        for name, reading in taken:
-            self._last[name] = reading
         return taken
 
     def _forced(self, pushed: Mapping[str, Reading]) -> set[str]:
@@ -335,7 +409,14 @@ class DeviceRunner:
             readings = list(fresh.values())
             for sink in self._reading_sinks:
                 sink.readings(self.spec, readings)
-        chosen = {n: self._last[n] for n in due if n in self._last}
+        bad = self._bad
+        if bad or self._newly_bad:
+            due = list(due)
+            gone = self._bad_report(due)
+            if gone:
+                for sink in self._sinks:
+                    sink.bad(self.spec, gone)
+        chosen = {n: self._last[n] for n in due if n in self._last and n not in bad}
         for name, reading in fresh.items():
             if name in chosen:
                 continue
@@ -364,14 +445,25 @@ class DeviceRunner:
     async def _watch(self, driver: AnyDriver, props: list[PropertySpec]) -> None:
         pushed = self._pushed
 
-        def report(name: str, value: Value) -> None:
+        def report(name: str, value: Value | Sample) -> None:
             prop = self._props.get(name)
             if prop is None:
                 return
             if len(pushed) == pushed.maxlen:  # the oldest goes: count it, say so
                 self.pushes_dropped += 1
                 self._drops.add("push_queue", 1, f"device {self.spec.id}: runner behind")
-            pushed.append((name, Reading(name, value, self.desired.text(prop, value), now_ms())))
+            item: Reading | BadValue
+            if not isinstance(value, Sample):
+                item = Reading(name, value, self.desired.text(prop, value), now_ms())
+            elif value.quality is Quality.BAD or value.value is None:
+                when = now_ms() if value.source_time is None else value.source_time
+                item = BadValue(name, value.reason or "Bad", when)
+            else:
+                when = now_ms() if value.source_time is None else value.source_time
+                text = self.desired.text(prop, value.value)
+                kind = UncertainReading if value.quality is Quality.UNCERTAIN else Reading
+                item = kind(name, value.value, text, when)
+            pushed.append((name, item))
             self._wake.set()
 
         await driver.watch(props, report)
@@ -400,7 +492,10 @@ class DeviceRunner:
             self.writes += 1
             fresh.update(self._readings(values, now_ms()))
             written.add(prop.name)
-            self.desired.written(write, self.desired.text(prop, values.get(prop.name, write.value)))
+            back = values.get(prop.name, write.value)
+            if isinstance(back, Sample):  # read back with its quality: its value, if any
+                back = write.value if back.value is None else back.value
+            self.desired.written(write, self.desired.text(prop, back))
         return written
 
     # state ---------------------------------------------------------------------------------

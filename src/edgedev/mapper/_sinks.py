@@ -14,11 +14,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import anyio
 
 from edgedev.config._spec import DeviceSpec
+from edgedev.twin._quality import Quality
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import WriteFailure
 from edgedev.twin._values import Value
@@ -32,12 +33,40 @@ class Reading:
         name: the property.
         value: the typed value (``int``, ``float``, ``bool``, ``str``, ``bytes``).
         text: the value as KubeEdge carries it (:func:`~edgedev.twin.format_value`).
-        timestamp: when it was read or pushed, in ms since the epoch.
+        timestamp: when the device measured it (its source time, when the driver knows it),
+            else when it was read or pushed; in ms since the epoch.
+        quality: Good here; Uncertain for an :class:`UncertainReading` (a Bad value is no
+            reading: :class:`BadValue`). A class attribute, so that the Good readings of
+            the hot path cost no more than they did before quality existed.
     """
 
     name: str
     value: Value
     text: str
+    timestamp: int
+    quality: ClassVar[Quality] = Quality.GOOD
+
+
+@dataclass(frozen=True, slots=True)
+class UncertainReading(Reading):
+    """A reading the device says may be wrong (an OPC-UA Uncertain status code)."""
+
+    quality: ClassVar[Quality] = Quality.UNCERTAIN
+
+
+@dataclass(frozen=True, slots=True)
+class BadValue:
+    """A property whose value the device says is no good (or answered with an exception).
+
+    Attributes:
+        name: the property.
+        reason: why, in words (``BadSensorFailure``, ``exception code 2 (illegal data
+            address)``).
+        timestamp: when, in ms since the epoch (the device's source time, when it says).
+    """
+
+    name: str
+    reason: str
     timestamp: int
 
 
@@ -63,6 +92,13 @@ class ReportSink(abc.ABC):  # noqa: B024 - every method has a no-op default; ove
 
         A value just written and read back comes here at once, in the desired value's own
         text when the two are equal.
+        """
+
+    def bad(self, device: DeviceSpec, values: Sequence[BadValue]) -> None:  # noqa: B027
+        """Properties without a value: Bad, with the reason (not values: no reading).
+
+        Called when a property turns Bad (or Bad for another reason), and again at its report
+        cycle while it stays so; its next good value comes as a reading.
         """
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:  # noqa: B027

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edgedev.config._spec import DeviceSpec
-from edgedev.mapper._sinks import Reading
+from edgedev.mapper._sinks import BadValue, Reading
 from edgedev.twin._twin import WriteFailure
 from edgedev.wire import key_refusal, type_name, value_refusal
 
@@ -86,6 +86,22 @@ class TwinFilter:
             entries.append(
                 (name, type_name(device.property(name).type) if known else "string", failure)
             )
+        return entries
+
+    def accepted_bad(
+        self, device: DeviceSpec, values: Sequence[BadValue]
+    ) -> list[tuple[BadValue, str]]:
+        """Each Bad property whose name EdgeCore takes and that reports to the cloud, typed.
+
+        Not values: none is counted as refused (a name EdgeCore refuses is warned of with
+        the property's values).
+        """
+        rules = self._rules_of(device)
+        entries = []
+        for bad in values:
+            type_ = rules.types.get(bad.name)
+            if type_ is not None and rules.key_refusals[bad.name] is None:
+                entries.append((bad, type_))
         return entries
 
     def forget(self, device: DeviceSpec) -> None:

@@ -38,15 +38,16 @@ from edgedev.bus import (
     bus_ready,
 )
 from edgedev.config import DeviceSpec
-from edgedev.mapper import Periodic, Reading, TwinFilter, TwinTransport, state_policy
+from edgedev.mapper import BadValue, Periodic, Reading, TwinFilter, TwinTransport, state_policy
 from edgedev.mqtt._desired import desired_stamps, known_properties, pending_values
-from edgedev.twin import DeviceState, WriteFailure
+from edgedev.twin import DeviceState, Quality, WriteFailure
 from edgedev.wire import (
     TwinDelta,
     TwinResult,
     mapper_state,
     new_event_id,
     now_ms,
+    quality_report,
     state_update,
     twin_get,
     twin_report,
@@ -54,6 +55,8 @@ from edgedev.wire import (
 )
 
 log = logging.getLogger("edgedev.mqtt")
+
+GOOD = Quality.GOOD
 
 ANNOUNCE_INTERVAL = 1.0
 """Shortest time between two announcements asked for on ``mapper/get``, in seconds."""
@@ -244,13 +247,22 @@ class KubeEdgeMqtt(TwinTransport):
     # reports out -----------------------------------------------------------------------
     def twin(self, device: DeviceSpec, readings: Sequence[Reading]) -> None:
         """Publish one ``twin/update`` with the ``actual`` value of each reading EdgeCore takes."""
+        accepted = self._filter.accepted(device, readings)
+        entries = [(r.name, r.text, type_, r.timestamp) for r, type_ in accepted]
+        if entries:
+            uncertain = {r.name: r.quality.value for r, _ in accepted if r.quality is not GOOD}
+            topic = self.topics.device(device.id, Channel.TWIN_UPDATE)
+            self._publish(topic, twin_report(entries, quality=uncertain), values=len(entries))
+
+    def bad(self, device: DeviceSpec, values: Sequence[BadValue]) -> None:
+        """Publish one ``twin/update`` with a ``quality`` entry for each property gone Bad."""
         entries = [
-            (r.name, r.text, type_, r.timestamp)
-            for r, type_ in self._filter.accepted(device, readings)
+            (b.name, type_, b.reason, b.timestamp)
+            for b, type_ in self._filter.accepted_bad(device, values)
         ]
         if entries:
             topic = self.topics.device(device.id, Channel.TWIN_UPDATE)
-            self._publish(topic, twin_report(entries), values=len(entries))
+            self._publish(topic, quality_report(entries))
 
     def write_failed(self, device: DeviceSpec, failures: Mapping[str, WriteFailure]) -> None:
         """Publish one ``twin/update`` with an ``error`` entry for each failed write."""

@@ -13,6 +13,7 @@ from edgedev.twin._numbers import (
     to_number,
     unscale_number,
 )
+from edgedev.twin._quality import Quality, Sample
 from edgedev.twin._state import DeviceState
 from edgedev.twin._transforms import (
     NO_TRANSFORM,
@@ -61,7 +62,9 @@ __all__ = (
     "Outcome",
     "PropertyModel",
     "PropertyType",
+    "Quality",
     "Refusal",
+    "Sample",
     "Transform",
     "Transition",
     "Twin",

@@ -42,9 +42,14 @@ class _Wire(BaseModel):
 
 
 class ValueMetadata(_Wire):
-    """``metadata`` of a value: when it was set."""
+    """``metadata`` of a value: when it was set (or measured), and how good it is.
+
+    ``quality`` is edgedev's: ``Uncertain`` when the device says the value may be wrong
+    (absent: Good). EdgeCore ignores it, and stamps reported values with its receive time.
+    """
 
     timestamp: int = 0
+    quality: str | None = None
 
 
 class WireValue(_Wire):
@@ -84,6 +89,19 @@ class WriteError(_Wire):
         return _text(value)
 
 
+class QualityState(_Wire):
+    """``quality`` of a twin property: the device gave no value (Bad), and why.
+
+    An edgedev extension of KubeEdge's ``MsgTwin``, like ``error`` (other consumers, EdgeCore
+    among them, ignore it): the mapper sends it instead of a value when the device says the
+    value is Bad (an OPC-UA Bad status code, a Modbus exception for that register).
+    """
+
+    status: str = "Bad"
+    reason: str = ""
+    timestamp: int = 0
+
+
 class MsgTwin(_Wire):
     """One property in a twin message (KubeEdge ``MsgTwin``).
 
@@ -91,7 +109,8 @@ class MsgTwin(_Wire):
     older than the stored one is refused with 409. ``"expected": null`` (or an ``expected``
     whose ``value`` is null) removes the desired value; ``"expected"`` in
     ``model_fields_set`` tells that apart from an absent key. ``error`` is edgedev's report
-    of a failed write (see :class:`WriteError`).
+    of a failed write (see :class:`WriteError`), ``quality`` of a value the device gave as
+    Bad (see :class:`QualityState`).
     """
 
     expected: WireValue | None = None
@@ -100,6 +119,7 @@ class MsgTwin(_Wire):
     metadata: TypeMetadata | None = None
     version: int | None = None
     error: WriteError | None = None
+    quality: QualityState | None = None
 
 
 class BaseMessage(_Wire):
@@ -191,6 +211,7 @@ def twin_report(
     *,
     timestamp: int | None = None,
     event_id: str | None = None,
+    quality: Mapping[str, str] | None = None,
 ) -> bytes:
     """Build a ``twin/update`` carrying reported values.
 
@@ -198,15 +219,20 @@ def twin_report(
         entries: ``(property, value string, wire type, value timestamp in ms)`` each.
         timestamp: the message timestamp; now by default.
         event_id: the message id; a fresh one by default.
+        quality: the quality of the values that are not Good (``Uncertain``), by property:
+            ``actual.metadata.quality`` (edgedev's; EdgeCore ignores it).
     """
     # The JSON is assembled from strings: the same bytes as dumps() of the nested dicts (a
     # repeated name keeps its first place and its last value), at a third of the cost.
     text = _json_string
     twin: dict[str, str] = {}
     for name, value, type_, ts in entries:
+        stamp = (
+            ts if not quality or name not in quality else f'{ts},"quality":{text(quality[name])}'
+        )
         twin[name] = (
             f'{text(name)}:{{"actual":{{"value":{text(value)},"metadata":{{"timestamp":'
-            f'{ts}}}}},"metadata":{{"type":{text(type_)}}}}}'
+            f'{stamp}}}}},"metadata":{{"type":{text(type_)}}}}}'
         )
     stamp = now_ms() if timestamp is None else timestamp
     head = f'{{"event_id":{text(event_id or new_event_id())},"timestamp":{stamp},"twin":{{'
@@ -243,6 +269,33 @@ def write_error_report(
     twin = {
         name: {"metadata": {"type": type_}, "error": error_entry(failure)}
         for name, type_, failure in entries
+    }
+    stamp = now_ms() if timestamp is None else timestamp
+    return dumps({"event_id": event_id or new_event_id(), "timestamp": stamp, "twin": twin})
+
+
+def quality_report(
+    entries: Iterable[tuple[str, str, str, int]],
+    *,
+    timestamp: int | None = None,
+    event_id: str | None = None,
+) -> bytes:
+    """Build a ``twin/update`` that says which properties have no value: Bad, and why.
+
+    One ``quality`` entry (:class:`QualityState`) per property and no ``actual``, which the
+    property's last value keeps (EdgeCore ignores the entry, as it does ``error``).
+
+    Args:
+        entries: ``(property, wire type, reason, timestamp in ms)`` each.
+        timestamp: the message timestamp; now by default.
+        event_id: the message id; a fresh one by default.
+    """
+    twin = {
+        name: {
+            "metadata": {"type": type_},
+            "quality": {"status": "Bad", "reason": reason, "timestamp": ts},
+        }
+        for name, type_, reason, ts in entries
     }
     stamp = now_ms() if timestamp is None else timestamp
     return dumps({"event_id": event_id or new_event_id(), "timestamp": stamp, "twin": twin})
