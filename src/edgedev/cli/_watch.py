@@ -80,8 +80,14 @@ def _values(view: TwinView, device: str, update: TwinUpdate) -> list[str]:
         if twin.error is not None:
             parts.append(f"{name}: write {twin.error.value} failed: {twin.error.reason}")
             continue
+        if twin.quality is not None:
+            parts.append(f"{name}: {twin.quality.status} ({twin.quality.reason or 'no value'})")
+            continue
         if twin.actual is not None and twin.actual.value is not None:
             text = f"{name}={twin.actual.value}"
+            quality = twin.actual.metadata.quality
+            if quality:
+                text += f" ({quality})"
             prop = known.properties.get(name) if known is not None else None
             if prop is not None and prop.pending:
                 text += f" (desired {prop.desired}, pending)"

@@ -232,6 +232,9 @@ class RestApi:
         if runner.state != DeviceState.ONLINE:
             why = f": {runner.reason}" if runner.reason else ""
             raise HTTPException(503, f"device {runner.spec.id} is {runner.state}{why}")
+        bad = runner.bad.get(prop.name)
+        if bad is not None:  # the device gives no value now: not the last one as if it did
+            raise HTTPException(503, f"device {runner.spec.id}: {prop.name} is Bad: {bad.reason}")
         held = runner.last.get(prop.name)  # in the text the twin was last told
         if held is None:
             raise HTTPException(503, f"device {runner.spec.id}: no value of {prop.name} yet")

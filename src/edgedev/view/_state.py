@@ -138,6 +138,10 @@ class PropertyView:
     type: str = ""
     updated: float = 0.0
     error: str | None = None
+    quality: str | None = None
+    """``Uncertain`` or ``Bad`` when the device says so (``None``: Good)."""
+    quality_reason: str = ""
+    """Why the property is Bad (``BadSensorFailure`` ...)."""
     unit: str = ""
     writable: bool | None = None
     minimum: float | None = None
@@ -166,7 +170,11 @@ class PropertyView:
         return is_pending(self.desired, self.reported, self.property_type)
 
     def note(self) -> str:
-        """``pending``, the last write failure, or nothing."""
+        """The value's quality when not Good, ``pending``, the last write failure, or nothing."""
+        if self.quality == "Bad":
+            return f"Bad: {self.quality_reason}" if self.quality_reason else "Bad"
+        if self.quality:
+            return self.quality
         if not self.pending:
             return ""
         return f"write failed: {self.error}" if self.error else "pending"
@@ -452,9 +460,19 @@ class TwinView:
             if isinstance(error, dict):
                 reason = error.get("reason")
                 prop.error = _cut(reason) if isinstance(reason, str) else ""
+            quality = entry.get("quality")
+            if isinstance(quality, dict):  # no value: Bad, and why
+                status, reason = quality.get("status"), quality.get("reason")
+                prop.quality = _cut(status) if isinstance(status, str) else "Bad"
+                prop.quality_reason = _cut(reason) if isinstance(reason, str) else ""
             actual = entry.get("actual")
             value = _text(actual.get("value")) if isinstance(actual, dict) else None
             if isinstance(value, str):
+                assert isinstance(actual, dict)
+                meta = actual.get("metadata")
+                said = meta.get("quality") if isinstance(meta, dict) else None
+                prop.quality = _cut(said) if isinstance(said, str) else None
+                prop.quality_reason = ""
                 prop.reported = value if len(value) <= MAX_TEXT else _cut(value)
                 prop.updated = now
                 device.updated = now
@@ -494,6 +512,7 @@ class TwinView:
                 "desired": prop.desired,
                 "pending": prop.pending,
                 "note": prop.note(),
+                "quality": prop.quality,
                 "updated": prop.updated,
                 "writable": prop.writable,
                 "minimum": prop.minimum,

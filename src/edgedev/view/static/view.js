@@ -259,8 +259,12 @@
 
   function fillCard(id, card, p) {
     $(".reported", card).textContent = p.reported ?? "–";
-    $(".pending", card).textContent = p.pending ? (p.note || "pending") : "";
-    $(".pending", card).classList.toggle("failed", (p.note || "").startsWith("write failed"));
+    // the value's quality (Uncertain, or Bad: no value, and why) says more than pending
+    const shown = p.quality ? p.note : p.pending ? (p.note || "pending") : "";
+    $(".pending", card).textContent = shown;
+    $(".pending", card).classList.toggle(
+      "failed", p.quality === "Bad" || (p.note || "").startsWith("write failed"));
+    $(".reported", card).classList.toggle("stale", p.quality === "Bad");
     $("dd.desired", card).textContent = p.desired ?? "–";
     const ageCell = $("dd.age", card);
     ageCell.dataset.t = p.updated;
