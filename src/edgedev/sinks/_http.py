@@ -27,6 +27,7 @@ from edgedev.sinks._delivery import (
     describe,
     seconds,
 )
+from edgedev.twin import Quality
 from edgedev.wire import type_name
 
 if TYPE_CHECKING:
@@ -63,21 +64,25 @@ def forms(rows: Sequence[Row]) -> list[tuple[bytes, list[Row]]]:
 
 
 def json_body(rows: Sequence[Row]) -> bytes:
-    """The ``json`` layout: every row of the batch in one array."""
-    return json.dumps(
-        [
-            {
-                "namespace": r.device.namespace,
-                "device": r.device.name,
-                "property": r.prop.name,
-                "value": r.reading.text,
-                "type": type_name(r.prop.type),
-                "timestamp": r.reading.timestamp,
-            }
-            for r in rows
-        ],
-        separators=(",", ":"),
-    ).encode()
+    """The ``json`` layout: every row of the batch in one array.
+
+    A value the device gave as Uncertain carries ``"quality": "Uncertain"``.
+    """
+    return json.dumps([_json_row(r) for r in rows], separators=(",", ":")).encode()
+
+
+def _json_row(row: Row) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "namespace": row.device.namespace,
+        "device": row.device.name,
+        "property": row.prop.name,
+        "value": row.reading.text,
+        "type": type_name(row.prop.type),
+        "timestamp": row.reading.timestamp,
+    }
+    if row.reading.quality is not Quality.GOOD:
+        entry["quality"] = row.reading.quality.value
+    return entry
 
 
 MAX_ANSWER = 64 * 1024

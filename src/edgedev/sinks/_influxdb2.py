@@ -19,6 +19,7 @@ from edgedev.config._targets import redact
 from edgedev.sinks._base import Row, secret
 from edgedev.sinks._delivery import DeliveryOptions
 from edgedev.sinks._http import HttpClientSink
+from edgedev.twin import Quality
 
 TOKEN_ENV = ("EDGEDEV_INFLUXDB_TOKEN", "TOKEN")
 """Where the API token comes from (``NAME`` or ``NAME_FILE``), first found wins."""
@@ -53,7 +54,10 @@ def field_value(row: Row, fields: InfluxFields) -> str:
 def line(row: Row, config: Influxdb2, fields: InfluxFields = InfluxFields.STRING) -> str:
     """One point: ``measurement,tag=v fieldKey=value timestamp_ms``."""
     data = config.influxdb2_data_config
-    tags = "".join(f",{_escape(k, ',= ')}={_escape(v, ',= ')}" for k, v in sorted(data.tag.items()))
+    tag = data.tag
+    if row.reading.quality is not Quality.GOOD:  # an Uncertain value says so
+        tag = {**tag, "quality": row.reading.quality.value}
+    tags = "".join(f",{_escape(k, ',= ')}={_escape(v, ',= ')}" for k, v in sorted(tag.items()))
     key = _escape(data.field_key, ",= ")
     return (
         f"{_escape(data.measurement, ', ')}{tags} {key}={field_value(row, fields)} "

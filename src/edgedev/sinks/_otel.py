@@ -17,6 +17,7 @@ from edgedev.config._crd import OtelPush, PushMethod
 from edgedev.sinks._base import Row
 from edgedev.sinks._delivery import DeliveryOptions
 from edgedev.sinks._http import HttpClientSink
+from edgedev.twin import Quality
 
 SCOPE = "edgedev.sinks.otel"
 """The instrumentation scope of the exported metrics."""
@@ -44,8 +45,12 @@ def encode(rows: Sequence[Row], resources: dict[str, Any] | None = None) -> byte
             continue
         number: int | float = int(value) if isinstance(value, bool) else value
         ns = row.reading.timestamp * 1_000_000
+        quality = row.reading.quality
         point = NumberDataPoint(
-            attributes=None, start_time_unix_nano=ns, time_unix_nano=ns, value=number
+            attributes=None if quality is Quality.GOOD else {"quality": quality.value},
+            start_time_unix_nano=ns,
+            time_unix_nano=ns,
+            value=number,
         )
         per_device = devices.setdefault(row.device.id, {})
         per_device.setdefault(row.prop.name, (row, []))[1].append(point)
