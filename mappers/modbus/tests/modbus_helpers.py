@@ -69,6 +69,18 @@ async def fleet(
         tg.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def fleet_on(spec: DeviceSpec, url: str) -> AsyncIterator[tuple[Mapper, Recorder]]:
+    """A mapper for ``spec`` (whose device is served elsewhere) and a recorder of its topics."""
+    topic_root = unique_root()
+    mapper = Mapper([spec], transports=[KubeEdgeMqtt(url, topic_root=topic_root)])
+    async with anyio.create_task_group() as tg:
+        async with Bus(url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
+            await tg.start(mapper.run)
+            yield mapper, recorder
+        tg.cancel_scope.cancel()
+
+
 class TcpProxy:
     """A TCP proxy to ``target`` that accepts at most ``limit`` connections at a time.
 
@@ -202,6 +214,7 @@ __all__ = [
     "TcpProxy",
     "device",
     "fleet",
+    "fleet_on",
     "free_port",
     "load",
     "model",

@@ -7,18 +7,27 @@ through pymodbus' ``trace_pdu``) and against ``edgedev simulate``'s simulator.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from modbus_helpers import ForeignServer, device, fleet, free_port, load, model, root, visit
+from modbus_helpers import (
+    ForeignServer,
+    device,
+    fleet,
+    fleet_on,
+    free_port,
+    load,
+    model,
+    root,
+    visit,
+)
 
 from edgedev import ConfigError, DeviceFault, WriteRefused
 from edgedev.drivers import Endpoints, Expectations
 from edgedev.testing import topic_endswith
-from edgedev.twin import DeviceState
+from edgedev.twin import DeviceState, Sample
 from edgedev_modbus import ModbusDriver
 from edgedev_modbus.codec import Table
 
@@ -144,24 +153,22 @@ async def test_an_enum_register_written_by_name_and_an_offset_temperature(tmp_pa
             await driver.close()
 
 
-async def test_a_strict_mapping_leaves_an_unknown_raw_value_out(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, "edgedev.modbus")
+async def test_a_strict_mapping_makes_an_unknown_raw_value_bad(tmp_path: Path) -> None:
     async with ForeignServer().running() as server:
         await server.set_holding(1, [9, 615])
         (spec,) = load(tmp_path, plant(server.port, strict=True))
         driver = ModbusDriver(spec)
         await driver.connect()
         try:
-            values = await driver.read(spec.properties)
-            assert values == {"temperature": 21.5, "fan": 0}
-            assert "property mode: raw value 9 is not in mapping (strict); left out" in caplog.text
+            assert await driver.read(spec.properties) == {
+                "mode": Sample.bad("raw value 9 is not in mapping (strict)"),
+                "temperature": 21.5,
+                "fan": 0,
+            }
             with pytest.raises(WriteRefused, match="'5' is not one of Off, Heat, Cool, Auto"):
                 await driver.write(spec.property("mode"), "5")
             await server.set_holding(1, [1])
             assert (await driver.read(spec.properties))["mode"] == "Heat"
-            assert "property mode has a value again" in caplog.text
         finally:
             await driver.close()
 
@@ -307,3 +314,38 @@ def test_a_desired_value_no_write_can_reach_is_refused(
     (problem,) = caught.value.problems
     assert problem.field == f"spec.properties[0].visitors.configData.{field}"
     assert message in problem.message
+
+
+async def test_a_block_refused_while_its_neighbours_answer_makes_its_properties_bad(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    """The register map says 100, the device has 64: that request is refused, not the others."""
+    props = [{"name": n, "type": "INT", "accessMode": "ReadOnly"} for n in ("flow", "beyond")]
+    visits = [
+        visit("flow", register="HoldingRegister", offset=3),
+        visit("beyond", register="HoldingRegister", offset=100),
+    ]
+    async with ForeignServer(size=64).running() as server:
+        await server.set_holding(3, [42])
+        docs = [model("meter", props), device("meter", "meter", server.port, visits, maxGap=0)]
+        (spec,) = load(tmp_path, docs)
+        driver = ModbusDriver(spec)
+        await driver.connect()
+        try:
+            assert await driver.read(spec.properties) == {
+                "flow": 42,
+                "beyond": Sample.bad("exception code 2 (illegal data address)"),
+            }
+        finally:
+            await driver.close()
+        async with fleet_on(spec, mqtt_url) as (mapper, recorder):
+            update = await recorder.wait_for(
+                lambda m: m.topic.endswith("/twin/update") and "beyond" in m.payload.decode(),
+                timeout=10,
+            )
+            runner = mapper.runners[spec.id]
+            assert runner.state is DeviceState.ONLINE  # reachable, one register missing
+            assert set(runner.bad) == {"beyond"} and runner.bad_values >= 1
+    entry = json.loads(update.payload)["twin"]["beyond"]
+    assert "actual" not in entry
+    assert entry["quality"]["reason"] == "exception code 2 (illegal data address)"

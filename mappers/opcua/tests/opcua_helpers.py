@@ -134,6 +134,13 @@ class ReadCounter:
         return [r for r in self.requests if node_ids & set(r)]
 
 
+def plain(values: Any) -> dict[str, Any]:
+    """A driver's read as bare values (a Sample's value: servers stamp their values)."""
+    from edgedev.twin import Sample
+
+    return {k: v.value if isinstance(v, Sample) else v for k, v in values.items()}
+
+
 def count_reads(server: Any) -> ReadCounter:
     """Hook the server's attribute service to record every Read of values it serves."""
     counter = ReadCounter()
@@ -159,6 +166,7 @@ __all__ = [
     "load",
     "merged",
     "model",
+    "plain",
     "portal",
     "root",
     "served",

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-from opcua_helpers import portal, url
+from opcua_helpers import plain, portal, url
 
 from edgedev import DeviceSpec
 from edgedev.drivers import Endpoints
@@ -54,10 +54,10 @@ async def exercise(spec: DeviceSpec) -> dict[str, Any]:
         driver = OpcuaDriver(spec, endpoints)  # type: ignore[arg-type]
         await driver.connect()
         try:
-            before = dict(await driver.read(spec.properties))
+            before = dict(plain(await driver.read(spec.properties)))
             await driver.write(spec.property("state"), "Held")  # type: ignore[arg-type]
             await driver.write(spec.property("sealTemperature"), 150.0)  # type: ignore[arg-type]
-            after = await driver.read(spec.properties)
+            after = plain(await driver.read(spec.properties))
         finally:
             await driver.close()
     return {"before": before, "after": after}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opcua_helpers import device, load, model, portal, served, url, visit
+from opcua_helpers import device, load, model, plain, portal, served, url, visit
 
 from edgedev import ConfigError, DeviceSpec, WriteRefused
 from edgedev.drivers import Endpoints
@@ -90,7 +90,7 @@ async def test_an_enum_node_an_offset_and_a_status_word(
     address, _ = plant
     (spec,) = load(tmp_path, plant_docs(address))
     async with connected(spec) as driver:
-        assert await driver.read(spec.properties) == {
+        assert plain(await driver.read(spec.properties)) == {
             "mode": "Cool",
             "temperature": 21.5,
             "alarm": True,
@@ -99,7 +99,7 @@ async def test_an_enum_node_an_offset_and_a_status_word(
         }
         await driver.write(spec.property("mode"), "Heat")
         await driver.write(spec.property("temperature"), 22.3)  # raw 623
-        values = await driver.read([spec.property("mode"), spec.property("temperature")])
+        values = plain(await driver.read([spec.property("mode"), spec.property("temperature")]))
         assert values == {"mode": "Heat", "temperature": 22.3}
         with pytest.raises(WriteRefused, match="'Auto' is not one of Off, Heat, Cool"):
             await driver.write(spec.property("mode"), "Auto")
@@ -143,7 +143,7 @@ async def test_the_simulator_serves_enums_offsets_and_bits_of_one_node(tmp_path:
         server.call(server.sim.set, "default/plant", "alarm", True)
         server.call(server.sim.set, "default/plant", "running", True)
         async with connected(spec) as driver:
-            values = await driver.read(spec.properties)
+            values = plain(await driver.read(spec.properties))
             assert values["alarm"] is True and values["running"] is True  # one node, two bits
             assert values["mode"] in ("Off", "Heat", "Cool")
             await driver.write(spec.property("mode"), "Heat")

@@ -28,7 +28,7 @@ from edgedev.drivers import (
     value_problems,
     value_warnings,
 )
-from edgedev.twin import Value
+from edgedev.twin import Sample, Value
 from edgedev_ble.adapter import Adapter, resolve_backend
 from edgedev_ble.codec import Codec
 from edgedev_ble.config import BleDeviceSpec, BlePropertySpec, BleProtocol, BleVisitor
@@ -197,7 +197,7 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
             return False
         return offers if notify is None else notify
 
-    async def read(self, properties: Sequence[BlePropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[BlePropertySpec]) -> Mapping[str, Value | Sample]:
         """Read each characteristic once and decode every property on it."""
         client = self._connected()
         by_char: dict[int, list[BlePropertySpec]] = {}
@@ -205,7 +205,7 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
             char = self._chars.get(prop.name)
             if char is not None and "read" in char.properties:
                 by_char.setdefault(char.handle, []).append(prop)
-        values: dict[str, Value] = {}
+        values: dict[str, Value | Sample] = {}
         for group in by_char.values():
             char = self._chars[group[0].name]
             with _device_errors(self.where):
@@ -220,13 +220,15 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
         return values
 
     def _decode(
-        self, props: Sequence[BlePropertySpec], data: bytes, into: dict[str, Value]
+        self, props: Sequence[BlePropertySpec], data: bytes, into: dict[str, Value | Sample]
     ) -> None:
+        """Each property's value in ``data``; one that cannot be decoded is Bad, and why."""
         for prop in props:
             try:
                 into[prop.name] = self._codecs[prop.name].decode(data)
             except ValueError as exc:
-                log.warning("%s: %s: cannot decode %s: %s", self.where, prop.name, data.hex(), exc)
+                log.debug("%s: %s: cannot decode %s: %s", self.where, prop.name, data.hex(), exc)
+                into[prop.name] = Sample.bad(f"cannot decode the value: {exc}")
 
     async def watch(self, properties: Sequence[BlePropertySpec], report: Report) -> None:
         """Subscribe to every notifying characteristic; report each value until disconnected.
@@ -260,7 +262,7 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
         _char: BleakGATTCharacteristic,
         data: bytearray,
     ) -> None:
-        values: dict[str, Value] = {}
+        values: dict[str, Value | Sample] = {}
         self._decode(group, bytes(data), values)
         for name, value in values.items():
             report(name, value)

@@ -25,7 +25,15 @@ from edgedev.drivers import (
     value_problems,
     value_warnings,
 )
-from edgedev.twin import NO_TRANSFORM, PropertyType, Transform, Value, check_value, scale_number
+from edgedev.twin import (
+    NO_TRANSFORM,
+    PropertyType,
+    Sample,
+    Transform,
+    Value,
+    check_value,
+    scale_number,
+)
 from edgedev_modbus.codec import (
     DataType,
     Table,
@@ -414,8 +422,6 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         """Blocks refused during the read in progress, with the exception code."""
         self._expect = Expectations(device.properties) or None
         """The ``expect``-ed values, when some property has one."""
-        self._bad: dict[str, str] = {}
-        """Properties whose last raw value had no value (logged once), and why."""
 
     @classmethod
     def property_warnings(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
@@ -559,8 +565,13 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         self._faults.append((block, code))
         return None
 
-    async def read(self, properties: Sequence[ModbusPropertySpec]) -> Mapping[str, Value]:
-        """Read ``properties`` in as few requests as the limits and gaps allow."""
+    async def read(self, properties: Sequence[ModbusPropertySpec]) -> Mapping[str, Value | Sample]:
+        """Read ``properties`` in as few requests as the limits and gaps allow.
+
+        A property of a request the device answered with an exception (while others were
+        answered) is a Bad sample with the exception; so is a raw value that has no value
+        (a ``strict`` mapping's unknown number).
+        """
         for _ in range(2):
             try:
                 return await self._read_all(properties)
@@ -568,8 +579,10 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
                 continue
         return await self._read_all(properties)
 
-    async def _read_all(self, properties: Sequence[ModbusPropertySpec]) -> dict[str, Value]:
-        values: dict[str, Value] = {}
+    async def _read_all(
+        self, properties: Sequence[ModbusPropertySpec]
+    ) -> dict[str, Value | Sample]:
+        values: dict[str, Value | Sample] = {}
         answered = False
         self._faults.clear()
         for block in self._plan(properties):
@@ -587,7 +600,10 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             raise DeviceFault(
                 f"{self.config.address}: every read refused ({exception_name(code)})", code
             )
-        for block, code in self._faults:  # some refused: once per block and code
+        for block, code in self._faults:  # some refused: Bad, and logged once per block
+            bad = Sample.bad(exception_name(code))
+            for item in block.items:
+                values[item.key] = bad
             where = (block.table, block.start, code)
             if where not in self._refused:
                 self._refused.add(where)
@@ -602,7 +618,10 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         return values
 
     def _decode_block(
-        self, block: Block, words: Sequence[int] | Sequence[bool], values: dict[str, Value]
+        self,
+        block: Block,
+        words: Sequence[int] | Sequence[bool],
+        values: dict[str, Value | Sample],
     ) -> None:
         """Decode every value of ``block`` from the answer ``words`` into ``values``."""
         decoders = self._decoders.get(id(block))  # by identity: hashing a Block is slow
@@ -623,28 +642,12 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             except ValueError:  # a raw value with no value: each property on its own, below
                 pass
             else:
-                if self._bad:
-                    for item in block.items:
-                        self._has_value(item.key)
                 return
         for name, part in split_block(block, words).items():
             try:
                 values[name] = self._layouts[name].decode(part, self._types[name])
-            except ValueError as exc:
-                values.pop(name, None)
-                self._no_value(name, str(exc))
-            else:
-                self._has_value(name)
-
-    def _has_value(self, name: str) -> None:
-        if self._bad.pop(name, None) is not None:
-            log.info("%s: property %s has a value again", self.device.id, name)
-
-    def _no_value(self, name: str, why: str) -> None:
-        """Property ``name`` read a raw value that has no value: left out, logged once."""
-        if self._bad.get(name) != why:
-            self._bad[name] = why
-            log.warning("%s: property %s: %s; left out", self.device.id, name, why)
+            except ValueError as exc:  # a value it cannot take (a strict mapping): Bad
+                values[name] = Sample.bad(str(exc))
 
     # writes --------------------------------------------------------------------------------
     async def write(self, prop: ModbusPropertySpec, value: Value) -> None:

@@ -218,6 +218,19 @@ def from_opcua(raw: Any, type_: PropertyType, builtin: Builtin | None = None) ->
     return float(raw)
 
 
+def source_millis(stamp: datetime | None) -> int | None:
+    """A ``SourceTimestamp`` in ms since the epoch; ``None`` when the server gives none.
+
+    asyncua decodes OPC-UA's DateTime to a ``datetime`` in UTC (naive or aware); the OPC-UA
+    "no time" (1601-01-01, or anything before 1970) is ``None``.
+    """
+    if stamp is None:
+        return None
+    moment = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    millis = int(moment.timestamp() * 1000)
+    return millis if millis > 0 else None
+
+
 def number_from_opcua(raw: Any, builtin: Builtin | None = None) -> int | float | bool:
     """The number in the value ``raw`` that asyncua decoded, for a property's value keys.
 

@@ -20,7 +20,7 @@ from edgedev.drivers import (
     value_problems,
     value_warnings,
 )
-from edgedev.twin import PropertyType, Value
+from edgedev.twin import PropertyType, Sample, Value
 from edgedev_opcua.config import (
     OpcuaDeviceSpec,
     OpcuaPropertySpec,
@@ -152,8 +152,11 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         if lease is not None:
             await lease.release()
 
-    async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value]:
-        """Read the values of ``properties`` with one Read request."""
+    async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value | Sample]:
+        """Read the values of ``properties`` with one Read request, as samples.
+
+        Each keeps its status code's class (Good, Uncertain, Bad) and its source timestamp.
+        """
         values = await self.session.read(properties)
         if self._expect is not None:
             self._expect.check(values)

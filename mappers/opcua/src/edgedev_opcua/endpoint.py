@@ -140,7 +140,12 @@ class OpcuaEndpoint(Transport):
         step = self.max_per_read or len(node_ids) or 1
         for start in range(0, len(node_ids), step):
             params = ua.ReadParameters()
-            params.TimestampsToReturn = ua.TimestampsToReturn.Neither
+            # a value comes with the time the device measured it; other attributes with none
+            params.TimestampsToReturn = (
+                ua.TimestampsToReturn.Source
+                if attribute is AttributeIds.Value
+                else ua.TimestampsToReturn.Neither
+            )
             params.NodesToRead = [
                 ua.ReadValueId(NodeId=node_id, AttributeId=ua.UInt32(attribute))
                 for node_id in node_ids[start : start + step]

@@ -23,7 +23,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
 
 from edgedev.drivers import DeviceError, Report, ValueRules, WriteRefused
-from edgedev.twin import Value
+from edgedev.twin import Quality, Sample, Value
 from edgedev_opcua.config import OpcuaDeviceSpec, OpcuaPropertySpec, OpcuaProtocol
 from edgedev_opcua.connection import device_errors, status_name
 from edgedev_opcua.convert import (
@@ -32,6 +32,7 @@ from edgedev_opcua.convert import (
     from_opcua,
     number_from_opcua,
     number_to_opcua,
+    source_millis,
     to_opcua,
 )
 from edgedev_opcua.endpoint import Deliver, Monitored, OpcuaEndpoint
@@ -86,8 +87,7 @@ class Session:
         self._monitored: list[Monitored] = []
         self._report: Report | None = None
         self._wanted: set[str] = set()
-        self._early: list[tuple[str, Value]] = []
-        self._bad: dict[str, str] = {}
+        self._early: list[tuple[str, Value | Sample]] = []
         self._rules = {
             p.name: ValueRules(device.id, p) for p in device.properties if not p.visitor.plain
         }
@@ -256,8 +256,11 @@ class Session:
         return node.builtin if node else None
 
     # reads ---------------------------------------------------------------------------------
-    async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value]:
+    async def read(self, properties: Sequence[OpcuaPropertySpec]) -> Mapping[str, Value | Sample]:
         """Read the values of ``properties``, in one Read with the other devices' due now.
+
+        Each with its status code's class and its source timestamp, where the server gives
+        them (see :meth:`_decode`).
 
         A server whose ``MaxNodesPerRead`` is smaller than the batch gets as few requests as
         that limit allows.
@@ -267,39 +270,34 @@ class Session:
             return {}
         with device_errors(self.cfg):
             results = await self.endpoint.read_values([n.node_id for n in nodes])
-        values: dict[str, Value] = {}
-        for node, result in zip(nodes, results, strict=True):
-            value = self._decode(node, result)
-            if value is not None:
-                values[node.prop.name] = value
-        return values
+        return {
+            node.prop.name: self._decode(node, result)
+            for node, result in zip(nodes, results, strict=True)
+        }
 
-    def _decode(self, node: _Node, result: ua.DataValue) -> Value | None:
-        """The property value in ``result``, or ``None`` (logged once) when it has none."""
+    def _decode(self, node: _Node, result: ua.DataValue) -> Value | Sample:
+        """The property's value in ``result``, with the status code's class and source time.
+
+        A Bad status code, or a value the property cannot take (null, an array ...), is a Bad
+        sample with the reason; an Uncertain one keeps its value and says so.
+        """
         prop = node.prop
         status = result.StatusCode
-        problem: str | None = None
-        value: Value | None = None
+        source = source_millis(result.SourceTimestamp)
         if status is not None and status.is_bad():
-            problem = status_name(status.value)
-        else:
-            try:
-                raw = result.Value.Value if result.Value else None
-                rules = self._rules.get(prop.name)
-                if rules is None:
-                    value = from_opcua(raw, prop.type, node.builtin)
-                else:
-                    value = rules.value(number_from_opcua(raw, node.builtin))
-            except ValueError as exc:
-                problem = str(exc)
-        if problem is None:
-            if self._bad.pop(prop.name, None) is not None:
-                log.info("%s: property %s has a value again", self.device.id, prop.name)
-            return value
-        if self._bad.get(prop.name) != problem:
-            log.warning("%s: property %s: %s", self.device.id, prop.name, problem)
-            self._bad[prop.name] = problem
-        return None
+            return Sample.bad(status_name(status.value), source)
+        try:
+            raw = result.Value.Value if result.Value else None
+            rules = self._rules.get(prop.name)
+            if rules is None:
+                value = from_opcua(raw, prop.type, node.builtin)
+            else:
+                value = rules.value(number_from_opcua(raw, node.builtin))
+        except ValueError as exc:
+            return Sample.bad(str(exc), source)
+        if status is not None and status.is_uncertain():
+            return Sample(value, Quality.UNCERTAIN, source, status_name(status.value))
+        return value if source is None else Sample(value, Quality.GOOD, source)
 
     # writes --------------------------------------------------------------------------------
     async def write(self, prop: OpcuaPropertySpec, value: Value) -> None:
@@ -366,8 +364,6 @@ class Session:
 
         def deliver(data: ua.DataValue) -> None:
             value = self._decode(node, data)
-            if value is None:
-                return
             if self._report is None:  # published before watch() began: kept, bounded
                 early = self._early
                 if len(early) >= len(self._nodes) * QUEUE_SIZE:
