@@ -24,6 +24,8 @@ import anyio
 import pytest
 
 from edgedev import Bus, DeviceSpec, Mapper
+from edgedev.bus import Topics
+from edgedev.health import mapper_metrics, mapper_ready, render
 from edgedev.mapper import Reading, StateChanges
 from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.sparkplug import DataType, EdgeNode, Sparkplug, decode
@@ -308,6 +310,11 @@ async def test_devices_added_and_removed_at_run_time_are_born_and_die(
             await tg.start(sim.run)
             await tg.start(mapper.run)
             await host.expect(host.of("DBIRTH", "boiler"), what="DBIRTH boiler")
+            exposed = render(mapper_metrics(mapper))
+            assert "edgedev_sparkplug_online 1" in exposed
+            assert 'edgedev_broker_connected{transport="sparkplug"} 1' in exposed
+            assert 'edgedev_sparkplug_messages_total{type="DBIRTH"} 1' in exposed
+            assert mapper_ready(mapper) == (True, f"Sparkplug {edge}: online (bdSeq 0)")
             await mapper.add_device(second)
             await host.expect(host.of("DBIRTH", "boiler-2"), what="DBIRTH of the added device")
             count = await host.expect(host.of("NDATA"), what="NDATA of the device count")
@@ -465,3 +472,101 @@ async def test_run_with_kubeedge_topics_dmi_and_sparkplug_at_once(tmp_path: Path
                         await process.wait()
             tg.cancel_scope.cancel()
         await host.expect(host.of("NDEATH"), what="NDEATH at SIGTERM")
+
+
+async def test_watch_names_what_it_sees_and_asks_a_running_edge_node_for_its_births(
+    tmp_path: Path, mqtt_url: str
+):
+    edge = _edge()
+    devices = load_documents(tmp_path, _documents(free_port()))
+    sparkplug = Sparkplug(edge, mqtt_url)
+    async with (
+        Bus(mqtt_url) as bus,
+        Recorder(bus, f"spBv1.0/{edge.group}/#") as wire,
+        _running(devices, sparkplug, mqtt_url),
+    ):
+        await wire.wait_for(lambda m: "/DBIRTH/" in m.topic, timeout=WAIT)
+        # joined mid-session, while the sensors change: the watch cannot name the aliases of
+        # the data, and asks for a rebirth (5.17)
+        command = [sys.executable, "-m", "edgedev", "watch", "--broker", mqtt_url]
+        command += ["--sparkplug", str(edge), "--count", "100"]
+        async with await anyio.open_process(command) as watch:
+            output = b""
+            try:
+                with anyio.fail_after(WAIT):
+                    assert watch.stdout is not None
+                    async for chunk in watch.stdout:
+                        output += chunk
+                        if b"/boiler  born: " in output:
+                            break
+                watch.send_signal(signal.SIGINT)
+                with anyio.fail_after(WAIT):
+                    await watch.wait()
+            finally:
+                if watch.returncode is None:
+                    watch.kill()
+        text = output.decode()
+        assert watch.returncode == 0, text
+        assert f"{edge}  rebirth asked (NCMD)" in text
+        assert f"{edge}  born: bdSeq=0  Node Control/Rebirth=false" in text
+        assert f"{edge}/boiler  born: temperature=" in text
+    assert sparkplug.births == 2
+
+
+def test_the_view_feed_shows_an_edge_nodes_devices_as_its_births_and_data_say():
+    from pydantic import BaseModel
+
+    from edgedev.cli._sparkplug import SparkplugFeed
+
+    class Visitor(BaseModel):
+        pass
+
+    from edgedev.config import PropertySpec
+    from edgedev.sparkplug import Aliases, EdgeSession
+    from edgedev.twin import PropertyType
+    from edgedev.view import TwinView
+
+    edge = EdgeNode("plant", "line1")
+    visitor = Visitor()
+    spec = DeviceSpec(
+        "site-a",
+        "pump",
+        "pump-model",
+        "modbus",
+        visitor,
+        (PropertySpec("flow", PropertyType.DOUBLE, visitor, unit="m3/h", minimum=0, maximum=9),),
+    )
+    session = EdgeSession(edge, 0, Aliases())
+    view = TwinView(Topics("$hw/events"))
+    feed = SparkplugFeed(edge)
+    asked: list[str] = []
+
+    def take(out: Any) -> bool:
+        return feed.apply(view, out.topic, out.payload, 100.0, lambda t, p: asked.append(t))
+
+    take(session.node_birth([], 1))
+    assert take(session.device_birth(spec, {"flow": Reading("flow", 2.5, "2.5", 1)}, 1))
+    device = view.devices["site-a/pump"]
+    flow = device.properties["flow"]
+    assert (device.state, device.protocol, flow.reported, flow.unit, flow.maximum) == (
+        "online",
+        "modbus",
+        "2.5",
+        "m3/h",
+        9.0,
+    )
+    assert flow.writable is True and "Properties/Device" not in device.properties
+    take(session.device_data(spec, [Reading("flow", 3.0, "3.0", 2)], 2))
+    assert flow.reported == "3.0"
+    take(session.node_death(3))
+    assert device.state == "offline" and asked == []
+    # a view that joins mid-session asks for the births it lacks
+    late = SparkplugFeed(edge)
+    out = session.device_data(spec, [Reading("flow", 4.0, "4.0", 4)], 4)
+    assert out is None  # the NDEATH ended the session's births
+    session.node_birth([], 5)
+    session.device_birth(spec, {}, 5)
+    data = session.device_data(spec, [Reading("flow", 4.0, "4.0", 6)], 6)
+    assert data is not None
+    assert not late.apply(view, data.topic, data.payload, 7.0, lambda t, p: asked.append(t))
+    assert asked == ["spBv1.0/plant/NCMD/line1"]

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from edgedev.config import DeviceSpec, PropertySpec
 from edgedev.config._crd import AccessMode
 from edgedev.mapper import Reading
+from edgedev.sparkplug._decoder import Decoder, Event
 from edgedev.sparkplug._generate import PROTO
 from edgedev.sparkplug._payloads import (
     BDSEQ,
@@ -332,3 +333,64 @@ def test_aliases_are_unique_across_devices_and_the_node():
     aliases.forget("default/b")
     assert aliases.find(b) is None
     assert aliases.alias("default/b", "x") not in (a, b, n)
+
+
+# reading the traffic as a host does (watch, view) -------------------------------------------
+def test_the_decoder_names_data_by_the_aliases_of_the_births():
+    aliases = Aliases()
+    session = EdgeSession(EDGE, 4, aliases)
+    spec = _device("pump", "site-a")
+    decoder = Decoder()
+    nbirth = session.node_birth([], 1)
+    event = decoder.feed(nbirth.topic, nbirth.payload)
+    assert event is not None and (event.kind, event.bdseq, event.problem) == (
+        MessageType.NBIRTH,
+        4,
+        None,
+    )
+    dbirth = session.device_birth(spec, {}, 2)
+    event = decoder.feed(dbirth.topic, dbirth.payload)
+    assert event is not None and event.where == "plant/line1/site-a:pump"
+    setpoint = next(m for m in event.metrics if m.name == "setpoint")
+    assert setpoint.info is not None and (setpoint.info.low, setpoint.text) == (10.0, "null")
+    data = session.device_data(spec, [_reading("temperature", 21.5, "21.5")], 3)
+    assert data is not None
+    event = decoder.feed(data.topic, data.payload)
+    assert event is not None and [(m.name, m.text) for m in event.metrics] == [
+        ("temperature", "21.5")
+    ]
+    assert event.problem is None and event.seq == 2
+
+
+def test_the_decoder_says_what_a_host_would_ask_a_rebirth_for():
+    session = EdgeSession(EDGE, 0, Aliases())
+    spec = _device()
+    decoder = Decoder()
+    session.node_birth([], 0)
+    session.device_birth(spec, {}, 0)
+    data = session.device_data(spec, [_reading("setpoint", 12, "12")], 0)
+    assert data is not None
+    event = decoder.feed(data.topic, data.payload)  # joined mid-session: no birth seen
+    assert event is not None and event.metrics == () and len(event.unknown) == 1
+    session.device_data(spec, [_reading("setpoint", 13, "13")], 0)  # lost on the way
+    later = session.device_data(spec, [_reading("setpoint", 14, "14")], 0)
+    assert later is not None
+    event = decoder.feed(later.topic, later.payload)
+    assert event is not None and event.problem == "seq 4 after 2"
+    death = node_death(9, timestamp=0)
+    event = decoder.feed(EDGE.topic(MessageType.NDEATH), death)
+    assert event is not None and event.bdseq == 9
+    assert decoder.feed("spBv1.0/STATE/scada", b'{"online": true, "timestamp": 1}') == Event(
+        MessageType.STATE, host="scada", online=True
+    )
+    assert decoder.feed("other/topic", b"") is None
+    garbage = decoder.feed(EDGE.topic(MessageType.NDATA), b"\xff\xff")
+    assert garbage is not None and garbage.problem is not None
+
+
+def test_an_ndeath_of_an_older_session_is_told_apart():
+    decoder = Decoder()
+    new = EdgeSession(EDGE, 5, Aliases()).node_birth([], 0)
+    decoder.feed(new.topic, new.payload)
+    old = decoder.feed(EDGE.topic(MessageType.NDEATH), node_death(4, timestamp=0))
+    assert old is not None and old.problem is not None and "older session" in old.problem

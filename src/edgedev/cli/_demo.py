@@ -29,7 +29,7 @@ from edgedev.bus import DEFAULT_ROOT, BrokerURL, Bus, Channel, Topics
 from edgedev.cli._common import add_bus_options, load_or_report
 from edgedev.cli._web import add_web_options, announce, make_server
 from edgedev.config import DeviceSpec, PropertySpec
-from edgedev.mapper import Mapper
+from edgedev.mapper import Mapper, TwinTransport
 from edgedev.mqtt import KubeEdgeMqtt
 from edgedev.simulate import simulate, simulators
 from edgedev.view import TwinView, ViewError
@@ -64,6 +64,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "--allow-writes the page sets values and the demo sets none itself",
     )
     add_web_options(parser)
+    parser.add_argument(
+        "--sparkplug",
+        default=None,
+        metavar="GROUP/EDGE_NODE",
+        help="the demo's devices as Sparkplug B edge node GROUP/EDGE_NODE too (needs "
+        "edgedev[sparkplug]; docs/sparkplug.md)",
+    )
 
 
 def demo_files(directory: Path) -> list[str]:
@@ -118,10 +125,16 @@ async def _write_loop(bus: Bus, topics: Topics, devices: list[DeviceSpec], view:
         view.footer = f"demo: set {device.id} {prop.name}={value} (desired), watch it be reported"
 
 
-def attach_line(url: str, topic_root: str) -> str:
+def attach_line(url: str, topic_root: str, sparkplug: str | None = None) -> str:
     """How to look at the demo from another terminal."""
     root = "" if topic_root == DEFAULT_ROOT else f" --topic-root '{topic_root}'"
-    return f"demo broker: {url}  (from another terminal: edgedev watch --broker {url}{root})"
+    line = f"demo broker: {url}  (from another terminal: edgedev watch --broker {url}{root})"
+    if sparkplug is not None:
+        line += (
+            f"\nSparkplug B edge node {sparkplug}  (edgedev watch --sparkplug {sparkplug} "
+            f"--broker {url}, or any Sparkplug host on that broker)"
+        )
+    return line
 
 
 async def _show(
@@ -192,6 +205,17 @@ def run(args: argparse.Namespace) -> int:
         if devices is None:
             return 1
         topics = Topics(args.topic_root)
+        if args.sparkplug is not None:
+            try:
+                from edgedev.sparkplug import EdgeNode, Sparkplug
+            except ImportError:
+                print("error: --sparkplug needs edgedev[sparkplug] (protobuf)", file=sys.stderr)
+                return 1
+            try:
+                EdgeNode.parse(args.sparkplug)
+            except ValueError as exc:
+                print(f"error: --sparkplug: {exc}", file=sys.stderr)
+                return 2
         web = make_server(args, "", devices) if args.web else None
         if args.web and web is None:
             return 1
@@ -217,9 +241,13 @@ def run(args: argparse.Namespace) -> int:
                             name="edgedev-demo-agent",
                         ).run
                     )
-                    mqtt = KubeEdgeMqtt(url, topic_root=args.topic_root)
-                    mapper = Mapper(devices, transports=[mqtt], name="edgedev-demo")
-                    header = attach_line(str(url), args.topic_root)
+                    transports: list[TwinTransport] = [
+                        KubeEdgeMqtt(url, topic_root=args.topic_root)
+                    ]
+                    if args.sparkplug is not None:
+                        transports.append(Sparkplug(args.sparkplug, url))
+                    mapper = Mapper(devices, transports=transports, name="edgedev-demo")
+                    header = attach_line(str(url), args.topic_root, args.sparkplug)
                     async with Bus(url, client_id="edgedev-demo-view") as bus:
                         if web is None:
                             # subscribed before the mapper starts: every state is seen once

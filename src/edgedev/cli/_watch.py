@@ -45,6 +45,22 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="redraw a table of the twins (in a terminal; elsewhere, print the changes)",
     )
     shown.add_argument("--json", action="store_true", help="print every message as it is")
+    parser.add_argument(
+        "--sparkplug",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="GROUP[/EDGE_NODE]",
+        help="decode Sparkplug B traffic instead (of every group, of GROUP, or of one edge "
+        "node): births, data named by the births' aliases, deaths, commands, host states "
+        "(needs edgedev[sparkplug])",
+    )
+    parser.add_argument(
+        "--no-rebirth",
+        action="store_true",
+        help="with --sparkplug: never ask an edge node for its births (a watch that joins "
+        "mid-session asks, as a host does, to name the metrics of its data)",
+    )
     parser.add_argument("--count", type=int, metavar="N", help="stop after N lines")
     parser.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
 
@@ -138,6 +154,16 @@ def describe(view: TwinView, topic: str, payload: bytes, when: float) -> str | N
 
 def run(args: argparse.Namespace) -> int:
     """Print until SIGINT, ``--count`` lines or ``--seconds``."""
+    if args.sparkplug is not None:
+        if args.table:
+            print("error: --table shows KubeEdge twins; not with --sparkplug", file=sys.stderr)
+            return 2
+        try:
+            from edgedev.cli import _sparkplug
+        except ImportError:
+            print("error: --sparkplug needs edgedev[sparkplug] (protobuf)", file=sys.stderr)
+            return 1
+        return _sparkplug.watch(args)
     topics = Topics(args.topic_root)
     filters = [topics.all_devices(args.device)]
     if args.device is None:

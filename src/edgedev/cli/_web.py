@@ -21,7 +21,7 @@ from edgedev.config import DeviceSpec
 from edgedev.view import ViewError
 
 if TYPE_CHECKING:
-    from edgedev.view import ViewServer
+    from edgedev.view import ViewFeed, ViewServer
 
 HELP = "serve a live web page of every twin (needs edgedev[web])"
 
@@ -58,11 +58,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_bus_options(parser)
     add_web_options(parser)
     add_file_option(parser, required=False)
+    parser.add_argument(
+        "--sparkplug",
+        default=None,
+        metavar="GROUP/EDGE_NODE",
+        help="show one Sparkplug B edge node's devices, as a SCADA host sees them (read-only; "
+        "needs edgedev[sparkplug])",
+    )
     parser.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
 
 
 def make_server(
-    args: argparse.Namespace, broker: str | BrokerURL, devices: Sequence[DeviceSpec]
+    args: argparse.Namespace,
+    broker: str | BrokerURL,
+    devices: Sequence[DeviceSpec],
+    feed: ViewFeed | None = None,
 ) -> ViewServer | None:
     """The view server the options ask for; ``None`` (reported) without the web extra."""
     try:
@@ -78,6 +88,7 @@ def make_server(
         allow_writes=args.allow_writes,
         devices=devices,
         window=max(args.history, 0.1) * 60.0,
+        feed=feed,
     )
 
 
@@ -92,7 +103,23 @@ def run(args: argparse.Namespace) -> int:
     devices = load_or_report(args.files) if args.files else []
     if devices is None:
         return 1
-    server = make_server(args, args.broker, devices)
+    feed = None
+    if args.sparkplug is not None:
+        if args.allow_writes:
+            print("error: the Sparkplug view is read-only: no --allow-writes", file=sys.stderr)
+            return 2
+        try:
+            from edgedev.cli._sparkplug import SparkplugFeed
+            from edgedev.sparkplug import EdgeNode
+        except ImportError:
+            print("error: --sparkplug needs edgedev[sparkplug] (protobuf)", file=sys.stderr)
+            return 1
+        try:
+            feed = SparkplugFeed(EdgeNode.parse(args.sparkplug))
+        except ValueError as exc:
+            print(f"error: --sparkplug: {exc}", file=sys.stderr)
+            return 2
+    server = make_server(args, args.broker, devices, feed)
     if server is None:
         return 1
 

@@ -344,6 +344,11 @@ def node_death(bdseq: int, *, timestamp: int) -> bytes:
     return encode([Metric(BDSEQ, None, DataType.Int64, bdseq, timestamp)], timestamp=timestamp)
 
 
+def rebirth_request(*, timestamp: int) -> bytes:
+    """The NCMD a host sends to ask an edge node for every birth again (5.17, 6.4.23)."""
+    return encode([Metric(REBIRTH, None, DataType.Boolean, True, timestamp)], timestamp=timestamp)
+
+
 def decode(data: bytes) -> pb.Payload:
     """A Sparkplug B payload from its bytes.
 

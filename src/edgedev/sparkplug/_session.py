@@ -199,8 +199,13 @@ class EdgeSession:
         return self._out(MessageType.NDATA, None, out, now)
 
     def node_death(self, now: int) -> Outgoing:
-        """The NDEATH the edge node publishes itself before it disconnects (5.5), QoS 1."""
+        """The NDEATH the edge node publishes itself before it disconnects (5.5), QoS 1.
+
+        The session ends with it: its devices are dead too (5.5), and no data follows.
+        """
         self.born = False
+        self._devices.clear()
+        self._sent.clear()
         topic = self.edge.topic(MessageType.NDEATH)
         return Outgoing(topic, node_death(self.bdseq, timestamp=now), MessageType.NDEATH, qos=1)
 

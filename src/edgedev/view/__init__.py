@@ -13,13 +13,22 @@ from edgedev.view._errors import ViewError
 from edgedev.view._state import DeviceView, History, PropertyView, TwinView
 
 if TYPE_CHECKING:
-    from edgedev.view._web import ViewServer
+    from edgedev.view._web import ViewFeed, ViewServer
 
-__all__ = ("DeviceView", "History", "PropertyView", "TwinView", "ViewError", "ViewServer")
+__all__ = (
+    "DeviceView",
+    "History",
+    "PropertyView",
+    "TwinView",
+    "ViewError",
+    "ViewFeed",
+    "ViewServer",
+)
 
 
 def __getattr__(name: str) -> Any:
-    """``ViewServer``, imported on first use: it needs the ``edgedev[web]`` extra."""
-    if name != "ViewServer":
+    """``ViewServer`` and ``ViewFeed``, imported on first use: they need the ``edgedev[web]``
+    extra."""
+    if name not in ("ViewServer", "ViewFeed"):
         raise AttributeError(f"module 'edgedev.view' has no attribute {name!r}")
-    return importlib.import_module("edgedev.view._web").ViewServer
+    return getattr(importlib.import_module("edgedev.view._web"), name)

@@ -26,7 +26,7 @@ import math
 import time
 from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,6 +330,56 @@ class TwinView:
                 prop.minimum, prop.maximum = p.minimum, p.maximum
                 prop.set_type(prop.type or type_name(p.type))
             self.dirty.add(spec.id)
+
+    def describe_property(
+        self,
+        device_id: str,
+        name: str,
+        *,
+        type_: PropertyType,
+        unit: str = "",
+        writable: bool | None = None,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> None:
+        """Say what a property is, as a feed other than KubeEdge's learns it (a birth)."""
+        device = self._device(device_id)
+        prop = self._property(device, name) if device is not None else None
+        if prop is None:
+            return
+        prop.unit, prop.writable = unit, writable
+        prop.minimum, prop.maximum = minimum, maximum
+        prop.set_type(type_name(type_))
+        self.dirty.add(device_id)
+
+    def describe_device(self, device_id: str, *, protocol: str = "", model: str = "") -> None:
+        """Say what a device is (its protocol and model), as a feed learns it."""
+        device = self._device(device_id)
+        if device is not None:
+            device.protocol, device.model = protocol or device.protocol, model or device.model
+            self.dirty.add(device_id)
+
+    def report(self, device_id: str, values: Mapping[str, str], now: float) -> None:
+        """Reported values of a device, from a feed other than KubeEdge's twin updates."""
+        device = self._device(device_id)
+        if device is None:
+            return
+        device.updates += 1
+        for name, text in values.items():
+            prop = self._property(device, name)
+            if prop is not None:
+                prop.reported, prop.updated = text, now
+                prop.record(now, self.window, self.points)
+        device.updated = now
+        self.dirty.add(device_id)
+        self.messages += 1
+
+    def set_state(self, device_id: str, state: str, now: float) -> None:
+        """A device's state, from a feed other than KubeEdge's ``state/update``."""
+        device = self._device(device_id)
+        if device is not None and device.state != state:
+            device.state, device.since = state, now
+            self.dirty.add(device_id)
 
     def take_dirty(self) -> set[str]:
         """The devices changed since the last call."""

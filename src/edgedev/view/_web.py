@@ -26,9 +26,9 @@ import logging
 import math
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -92,6 +92,31 @@ _CHANNELS = (
 report repeats the report, and the view asks for its own answers (writes) separately."""
 
 
+class ViewFeed(Protocol):
+    """Where the twins of a view come from when not from KubeEdge's topics (Sparkplug B).
+
+    The view subscribes to :meth:`filters` and hands each message to :meth:`apply`, which
+    updates the :class:`TwinView` (``report``, ``set_state``, ``describe_property``) and may
+    answer on the bus (``publish(topic, payload)``: a Sparkplug host asks for a rebirth).
+    Such a view is read-only: writes go through the twin agent, on KubeEdge's topics.
+    """
+
+    def filters(self) -> Sequence[str]:
+        """The topic filters to follow."""
+        ...
+
+    def apply(
+        self,
+        view: TwinView,
+        topic: str,
+        payload: bytes,
+        now: float,
+        publish: Callable[[str, bytes], None],
+    ) -> bool:
+        """Take one message into ``view``; whether it changed anything."""
+        ...
+
+
 class _Client:
     """One page's event stream: what changed since its last event."""
 
@@ -127,6 +152,7 @@ class ViewServer:
         points: slots in that window.
         redraw: seconds between two events to a page, at least.
         timeout: seconds to wait for the twin agent's answer to a write.
+        feed: where the twins come from instead of KubeEdge's topics (then read-only).
     """
 
     def __init__(
@@ -142,7 +168,11 @@ class ViewServer:
         points: int = 300,
         redraw: float = 0.25,
         timeout: float = 5.0,
+        feed: ViewFeed | None = None,
     ) -> None:
+        if feed is not None and allow_writes:
+            raise ViewError("a view fed from elsewhere than KubeEdge's topics is read-only")
+        self.feed = feed
         self.broker = broker
         self.topics = Topics(topic_root)
         self.host = host
@@ -224,7 +254,11 @@ class ViewServer:
                     client_id = f"edgedev-view-{new_event_id()[:12]}"
                     bus = await stack.enter_async_context(Bus(self.broker, client_id=client_id))
                 self.bus = bus
-                filters = [self.topics.device_filter(c) for c in _CHANNELS]
+                filters = (
+                    list(self.feed.filters())
+                    if self.feed is not None
+                    else [self.topics.device_filter(c) for c in _CHANNELS]
+                )
                 messages = await stack.enter_async_context(bus.subscribe(*filters))
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._feed, bus, messages)
@@ -259,6 +293,12 @@ class ViewServer:
 
     async def _feed(self, bus: Bus, messages: AsyncIterator[Message]) -> None:
         view = self.view
+        feed = self.feed
+        if feed is not None:
+            async for message in messages:
+                if feed.apply(view, message.topic, message.payload, time.time(), bus.publish):
+                    self._changed.set()
+            return
         async for message in messages:
             if view.apply(message.topic, message.payload):
                 self._changed.set()
