@@ -32,6 +32,7 @@ READY = {
     "edgedev simulate": "Ctrl-C stops",
     "edgedev run": "started",
     "edgedev agent": "serving",
+    "edgedev demo": "demo broker:",
 }
 """What a background command prints once a reader would see it working."""
 
@@ -257,3 +258,21 @@ def test_the_tutorial_steps_are_found() -> None:
         "run",
         "agent",
     ]
+
+
+@pytest.mark.needs("edgedev_modbus")
+@pytest.mark.slow
+def test_the_sparkplug_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    tutorial = steps(ROOT / "docs/sparkplug.md", "## Try it", "## Topics")
+    assert [s.command.split()[1] for s in tutorial] == [
+        ".venv/bin/activate",
+        "broker",
+        "demo",
+        "watch",
+    ]
+    results = run_tutorial(tmp_path, tutorial)
+    check(tutorial, results)
+    watched = next(
+        str(r["output"]) for r in results if str(r["command"]).startswith("edgedev watch")
+    )
+    assert "demo/edge1" in watched, watched
