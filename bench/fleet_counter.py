@@ -1,7 +1,7 @@
 """The counting subscriber of the fleet benchmark: what reaches a twin agent, and how late.
 
 Subscribes (paho, QoS 0, its own process) to every device's ``twin/update`` and
-``state/update`` and to the mappers' ``mapper/state``. For each twin update it counts the
+X. For each twin update it counts the
 values and records, per value, the delay from the read (the value's
 ``actual.metadata.timestamp``, set by the mapper when the read returned) to the moment this
 process received it.
@@ -89,7 +89,9 @@ class Counter:
             with self.lock:
                 self.offline += 1
         elif (
-            topic.endswith("/mapper/state")
+            "/mapper/" in topic
+            and topic.endswith("/state")
+            and not msg.retain  # an earlier run's announcement, kept by the broker
             and self.mapper_online is None
             and json.loads(msg.payload).get("state") == "online"
         ):
@@ -147,7 +149,7 @@ def main() -> None:
         [
             (f"{args.root}/device/+/+/twin/update", 0),
             (f"{args.root}/device/+/+/state/update", 0),
-            (f"{args.root}/node/+/mapper/state", 0),
+            (f"{args.root}/node/+/mapper/+/state", 0),
         ]
     )
     client.loop_start()

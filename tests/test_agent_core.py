@@ -164,11 +164,10 @@ def test_a_mapper_that_comes_online_gets_the_pending_delta_again(tmp_path: Path)
 
 def test_a_dead_mapper_s_will_marks_its_devices_offline_unless_replaced(tmp_path: Path):
     core, _ = core_with_file(tmp_path)
-    topic = T.node("edge-1", NodeChannel.MAPPER_STATE)
 
     def state(mapper: str, word: str, started: int) -> Message:
         body = MapperState(mapper=mapper, state=word, devices=[DEVICE], started=started)
-        return Message(topic, dumps(body.model_dump()))
+        return Message(T.mapper("edge-1", mapper), dumps(body.model_dump()))
 
     core.handle(state("m", "online", 10), 1)
     send(core, Channel.STATE_UPDATE, state_update("online"))
@@ -247,7 +246,7 @@ def test_mappers_announce_devices_of_this_node_only_and_up_to_the_limit(tmp_path
 
     def will(node: str, ids: list[str]) -> None:
         body = MapperState(mapper="m", state="online", devices=ids, started=1).model_dump()
-        core.handle(Message(T.node(node, NodeChannel.MAPPER_STATE), dumps(body)), 1000)
+        core.handle(Message(T.mapper(node, "m"), dumps(body)), 1000)
 
     will("other-node", ["ns/a", "ns/b"])
     assert set(core.records) == {DEVICE}

@@ -199,7 +199,7 @@ async def test_a_bare_device_id_in_a_mapper_will_leaves_membership_intact(
             observer(mqtt_url, topic_root) as (bus, recorder),
             agent_running(mqtt_url, topic_root, db, devices) as agent,
         ):
-            bus.publish(topics.node(NODE, NodeChannel.MAPPER_STATE), json.dumps(poison).encode())
+            bus.publish(topics.mapper(NODE, "evil"), json.dumps(poison).encode())
             answer = await ask(
                 bus,
                 recorder,

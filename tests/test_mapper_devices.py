@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def state_of(name: str, state: str) -> Any:
 
 def mapper_lists(*names: str) -> Any:
     def check(m: Message) -> bool:
-        if not m.topic.endswith("/mapper/state"):
+        if not re.search(r"/node/[^/]+/mapper/[^/]+/state$", m.topic) or not m.payload:
             return False
         body = json.loads(m.payload)
         return body["state"] == "online" and body["devices"] == [f"default/{n}" for n in names]

@@ -184,7 +184,9 @@ async def test_sigterm_flushes_publishes_offline_and_exits(
                         timeout=10,
                     )
                 mapper_state = await recorder.wait_for(
-                    lambda m: m.topic.endswith("/node/n1/mapper/state"), after=seen, timeout=10
+                    lambda m: "/node/n1/mapper/" in m.topic and m.topic.endswith("/state"),
+                    after=seen,
+                    timeout=10,
                 )
                 assert json.loads(mapper_state.payload)["state"] == "offline"
             finally:

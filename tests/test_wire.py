@@ -8,6 +8,7 @@ import json
 from edgedev.twin import PropertyType, TwinProperty, WriteFailure
 from edgedev.wire import (
     EDGECORE_TYPES,
+    CurrentState,
     MapperState,
     MembershipResult,
     MsgTwin,
@@ -16,6 +17,7 @@ from edgedev.wire import (
     TwinDocument,
     TwinResult,
     TwinUpdate,
+    current_state,
     dumps,
     mapper_state,
     membership_result,
@@ -62,6 +64,20 @@ def test_state_and_mapper_state_are_the_bytes_of_their_models():
         ["ns/a", "ns/b"],
         4,
     )
+
+
+def test_current_state_is_the_bytes_of_its_model_and_a_state_update():
+    for reason in (None, "timed out"):
+        body = current_state("offline", mapper="m", started=4, timestamp=5, reason=reason)
+        parsed = CurrentState.model_validate_json(body)
+        assert body == model_bytes(parsed)
+        assert (parsed.state, parsed.mapper, parsed.started, parsed.reason) == (
+            "offline",
+            "m",
+            4,
+            reason,
+        )
+        assert StateUpdate.model_validate_json(body).state == "offline"  # a state/update too
 
 
 def test_twin_result_carries_the_twin_or_the_refusal():

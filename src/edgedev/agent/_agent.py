@@ -90,14 +90,15 @@ class Agent:
         return self._store.commits if self._store is not None else 0
 
     def filters(self) -> list[str]:
-        """The topics the agent subscribes to."""
+        """The topics the agent subscribes to (mappers first: their retained announcements)."""
         t = self.topics
         return [
+            t.mapper_filter(),
+            t.device_filter(Channel.STATE_CURRENT),
             t.device_filter(Channel.TWIN_UPDATE),
             t.device_filter(Channel.STATE_UPDATE),
             t.device_filter(Channel.TWIN_GET),
             f"{t.root}/node/+/{NodeChannel.MEMBERSHIP_GET.value}",
-            f"{t.root}/node/+/{NodeChannel.MAPPER_STATE.value}",
         ]
 
     async def run(self, *, task_status: TaskStatus[Agent] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -13,15 +13,18 @@ without a broker, a clock or a disk.
 |                                        | something changed; ``twin/update/delta`` when the      |
 |                                        | delta changed                                          |
 | ``device/{id}/state/update``           | remember the state; resend the delta on ``online``     |
+| ``device/{id}/state/current``          | the same, retained, with the mapper that sent it       |
 | ``device/{id}/twin/get``               | answer the whole twin on ``twin/get/result``           |
 | ``node/{node}/membership/get``         | answer the node's devices on ``membership/get/result`` |
-| ``node/{node}/mapper/state``           | learn a mapper's devices when it announces itself; its |
+| ``node/{node}/mapper/{mapper}/state``  | learn a mapper's devices when it announces itself; its |
 |                                        | will: its devices go ``offline``                       |
 
 Devices met for the first time in the ``-f`` files are announced on
-``node/{node}/membership/updated``. At each connection the agent (:class:`~edgedev.agent.Agent`,
-not this core) asks on ``node/{node}/mapper/get`` that every mapper of its node announce itself
-again, so that an agent started after its mappers learns their devices.
+``node/{node}/membership/updated``. Mappers' announcements and device states are retained, so
+that an agent started after its mappers learns their devices and states as it subscribes, in
+whatever order they come (:class:`~edgedev.twin.Presence` says which state holds); at each
+connection the agent (:class:`~edgedev.agent.Agent`, not this core) also asks on
+``node/{node}/mapper/get`` that every mapper of its node announce itself again.
 """
 
 from __future__ import annotations
@@ -50,11 +53,13 @@ from edgedev.agent._records import (
     property_row,
 )
 from edgedev.bus._outbox import Message
-from edgedev.bus._topics import Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
+from edgedev.bus._topics import Channel, DeviceTopic, MapperTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config._spec import DeviceSpec
+from edgedev.twin._presence import Presence
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import Change, Code, Outcome, PropertyModel, Refusal, Twin
 from edgedev.wire import (
+    CurrentState,
     MapperState,
     StateUpdate,
     TwinUpdate,
@@ -117,10 +122,10 @@ class AgentCore:
     """Every device's twin and state, and the rules that change them.
 
     Only devices the agent knows are served: those of its files (:meth:`adopt`) and those a
-    mapper announced on ``node/{node}/mapper/state`` with a valid ``namespace/name``. Anything
-    else (unknown devices or properties, invalid names, payloads beyond :class:`AgentLimits`)
-    is refused before it touches a twin: with a 4xx result where the topic has one, and
-    counted in :attr:`refused` by reason either way.
+    mapper announced on ``node/{node}/mapper/{mapper}/state`` with a valid
+    ``namespace/name``. Anything else (unknown devices or properties, invalid names, payloads
+    beyond :class:`AgentLimits`) is refused before it touches a twin: with a 4xx result where
+    the topic has one, and counted in :attr:`refused` by reason either way.
 
     Args:
         topics: the topic scheme (its root) the agent serves.
@@ -148,6 +153,8 @@ class AgentCore:
         self._dirty_props: set[tuple[str, str]] = set()
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._new_ids = NewIdRate(self.limits.new_ids_per_minute)
+        self.presence = Presence(max_devices=self.limits.max_devices)
+        """Device states as mappers report them, known devices or not (bounded)."""
 
     # persistence ----------------------------------------------------------------------------
     def load(self, devices: Iterable[DeviceRow], props: Iterable[PropertyRow]) -> None:
@@ -271,13 +278,15 @@ class AgentCore:
                 return self._twin_update(topic.device_id, message.payload, now)
             if topic.channel is Channel.STATE_UPDATE:
                 return self._state_update(topic.device_id, message.payload, now)
+            if topic.channel is Channel.STATE_CURRENT:
+                return self._state_current(topic.device_id, message.payload, now)
             if topic.channel is Channel.TWIN_GET:
                 return self._twin_get(topic.device_id, message.payload, now)
         elif isinstance(topic, NodeTopic):
             if topic.channel is NodeChannel.MEMBERSHIP_GET:
                 return self._membership(topic.node, message.payload, now)
-            if topic.channel is NodeChannel.MAPPER_STATE:
-                return self._mapper_state(topic.node, message.payload, now)
+        elif isinstance(topic, MapperTopic):
+            return self._mapper_state(topic, message.payload, now)
         return []
 
     def _payload_problem(self, payload: bytes) -> str | None:
@@ -410,23 +419,59 @@ class AgentCore:
 
     def _state_update(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
         try:
-            state = StateUpdate.model_validate_json(payload).state
+            update = StateUpdate.model_validate_json(payload)
         except ValidationError:
             self.refused["malformed"] += 1
             return []
-        if state_problem(state) is not None:
+        return self._take_state(device_id, update, now)
+
+    def _state_current(self, device_id: str, payload: bytes, now: int) -> list[Reply]:
+        """A retained state (at subscription, or live), or its deletion (the device removed)."""
+        if not payload:
+            self.presence.forget(device_id)  # the twin and its last state stay
+            return []
+        try:
+            current = CurrentState.model_validate_json(payload)
+        except ValidationError:
+            self.refused["malformed"] += 1
+            return []
+        return self._take_state(device_id, current, now)
+
+    def _take_state(self, device_id: str, update: StateUpdate, now: int) -> list[Reply]:
+        """Remember a device's state (even before the device is known), then apply what holds."""
+        if state_problem(update.state) is not None or (
+            isinstance(update, CurrentState)
+            and (update.reason is not None and len(update.reason) > 1024)
+        ):
             self.refused["malformed"] += 1
             return []
         record = self.records.get(device_id)
-        if record is None:
+        sender = (update.mapper, update.started) if isinstance(update, CurrentState) else ("", 0)
+        self.presence.device(
+            device_id,
+            update.state,
+            update.timestamp or now,
+            mapper=sender[0],
+            started=sender[1],
+            known=record is not None,
+        )
+        if record is None:  # kept in the presence until a mapper announces the device
             self.refused["unknown_device"] += 1
             return []
+        return self._apply_state(record, now)
+
+    def _apply_state(self, record: DeviceRecord, now: int) -> list[Reply]:
+        """Give ``record`` the state that holds now; the pending delta when it came online."""
+        seen = self.presence.state(record.id)
+        if seen is None:
+            return []
+        state = seen.state
         came_online = state == DeviceState.ONLINE and record.state != DeviceState.ONLINE
         if state != record.state or state == DeviceState.ONLINE:
             record.state = state
             if state in (DeviceState.ONLINE, DeviceState.OFFLINE):
                 record.last_online = now
-            self._dirty_devices.add(device_id)
+            self._dirty_devices.add(record.id)
         delta = record.twin.delta()
         if came_online and delta:  # a mapper (re)started: tell it what is still pending
             return [self._delta(record, delta, now)]
@@ -451,10 +496,16 @@ class AgentCore:
         topic = self.topics.node(node, NodeChannel.MEMBERSHIP_RESULT)
         return [Reply(Message(topic, body))]
 
-    def _mapper_state(self, node: str, payload: bytes, now: int) -> list[Reply]:
+    def _mapper_state(self, topic: MapperTopic, payload: bytes, now: int) -> list[Reply]:
+        node = topic.node
+        if not payload:  # someone deleted the retained announcement: nothing to learn
+            return []
         try:
             state = MapperState.model_validate_json(payload)
         except ValidationError:
+            self.refused["malformed"] += 1
+            return []
+        if state.mapper != topic.mapper:
             self.refused["malformed"] += 1
             return []
         limits = self.limits
@@ -518,8 +569,17 @@ class AgentCore:
                 continue
             record.state, record.last_online = DeviceState.OFFLINE, now
             self._dirty_devices.add(device_id)
-            topic = self.topics.device(device_id, Channel.STATE_UPDATE)
-            replies.append(Reply(Message(topic, state_update(DeviceState.OFFLINE, timestamp=now))))
+            offline = state_update(DeviceState.OFFLINE, timestamp=now)
+            replies.append(
+                Reply(Message(self.topics.device(device_id, Channel.STATE_UPDATE), offline))
+            )
+        self.presence.mapper(
+            state.mapper, state.state, state.started, state.devices, state.timestamp
+        )
+        for device_id in dict.fromkeys([*self.presence.devices_of(state.mapper), *state.devices]):
+            known = self.records.get(device_id)
+            if known is not None:  # states that came before the announcement, or hold no more
+                replies += self._apply_state(known, now)
         if bad:  # one line per message, however many ids it lists
             log.warning(
                 "mapper %s on node %s: %d device id(s) refused, first: %s",

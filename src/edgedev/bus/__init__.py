@@ -13,10 +13,12 @@ from edgedev.bus._topics import (
     DEFAULT_ROOT,
     Channel,
     DeviceTopic,
+    MapperTopic,
     NodeChannel,
     NodeTopic,
     Topics,
     split_device_id,
+    topic_level_problem,
 )
 from edgedev.bus._url import DEFAULT_BROKER, BrokerConfigError, BrokerURL
 
@@ -30,6 +32,7 @@ __all__ = (
     "BusError",
     "Channel",
     "DeviceTopic",
+    "MapperTopic",
     "MemoryOutbox",
     "Message",
     "NodeChannel",
@@ -40,4 +43,5 @@ __all__ = (
     "bus_metrics",
     "bus_ready",
     "split_device_id",
+    "topic_level_problem",
 )

@@ -23,6 +23,13 @@ class Channel(StrEnum):
     TWIN_GET = "twin/get"
     TWIN_GET_RESULT = "twin/get/result"
     STATE_UPDATE = "state/update"
+    STATE_CURRENT = "state/current"
+    """edgedev's retained copy of the last ``state/update``, with the mapper that sent it.
+
+    KubeEdge's EdgeCore subscribes none of it (``edge/pkg/eventbus/mqtt/client.go``
+    ``SubTopics``), so that neither a retained state delivered again nor the empty payload
+    that deletes it ever reaches EdgeCore's DeviceTwin.
+    """
 
 
 class NodeChannel(StrEnum):
@@ -31,9 +38,9 @@ class NodeChannel(StrEnum):
     MEMBERSHIP_GET = "membership/get"
     MEMBERSHIP_RESULT = "membership/get/result"
     MEMBERSHIP_UPDATED = "membership/updated"
-    MAPPER_STATE = "mapper/state"
     MAPPER_GET = "mapper/get"
-    """Asks every mapper of the node to announce itself on ``mapper/state`` (edgedev's)."""
+    """Asks every mapper of the node to announce itself again (edgedev's; see
+    :meth:`Topics.mapper`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +65,32 @@ class NodeTopic:
     channel: NodeChannel
 
 
+@dataclass(frozen=True, slots=True)
+class MapperTopic:
+    """A parsed mapper topic: ``node/{node}/mapper/{mapper}/state`` (edgedev's)."""
+
+    node: str
+    mapper: str
+
+
 _CHANNELS = {c.value: c for c in Channel}
 _NODE_CHANNELS = {c.value: c for c in NodeChannel}
+
+
+def topic_level_problem(text: str, what: str = "a name") -> str | None:
+    """Why ``text`` cannot be one level of a topic, or ``None`` when it can.
+
+    A level is not empty, holds no ``/``, no wildcard (``+``, ``#``) and no NUL, and is at
+    most 256 characters long.
+    """
+    if not text:
+        return f"{what} is empty"
+    if len(text) > 256:
+        return f"{what} is longer than 256 characters"
+    bad = sorted({c for c in text if c in "/+#\0"})
+    if bad:
+        return f"{what} {text!r} holds {', '.join(repr(c) for c in bad)}, which no topic level may"
+    return None
 
 
 def split_device_id(device_id: str) -> tuple[str, str]:
@@ -108,7 +139,20 @@ class Topics:
         """The topic of ``channel`` for edge node ``node``."""
         return f"{self.root}/node/{node}/{channel.value}"
 
-    def parse(self, topic: str) -> DeviceTopic | NodeTopic | None:
+    def mapper(self, node: str, mapper: str) -> str:
+        """The topic of mapper ``mapper`` on node ``node``: its announcement, retained.
+
+        ``{root}/node/{node}/mapper/{mapper}/state`` (edgedev's): the devices it serves and
+        whether it runs (its last will says ``offline``), one retained message per mapper, so
+        that mappers of one node keep their own and a client that subscribes later learns it.
+        """
+        return f"{self.root}/node/{node}/mapper/{mapper}/state"
+
+    def mapper_filter(self, node: str | None = None) -> str:
+        """A filter for the announcements of every mapper (of one node, when given)."""
+        return self.mapper("+" if node is None else node, "+")
+
+    def parse(self, topic: str) -> DeviceTopic | NodeTopic | MapperTopic | None:
         """Parse a topic under this root; ``None`` when it is not one of ours."""
         prefix = self.root + "/"
         if not topic.startswith(prefix):
@@ -117,6 +161,15 @@ class Topics:
         if len(parts) >= 5 and parts[0] == "device" and parts[1] and parts[2]:
             channel = _CHANNELS.get("/".join(parts[3:]))
             return None if channel is None else DeviceTopic(parts[1], parts[2], channel)
+        if (
+            len(parts) == 5
+            and parts[0] == "node"
+            and parts[2] == "mapper"
+            and parts[4] == "state"
+            and parts[1]
+            and parts[3]
+        ):
+            return MapperTopic(parts[1], parts[3])
         if len(parts) >= 4 and parts[0] == "node" and parts[1]:
             node_channel = _NODE_CHANNELS.get("/".join(parts[2:]))
             return None if node_channel is None else NodeTopic(parts[1], node_channel)

@@ -13,8 +13,10 @@ import functools
 import gc
 import logging
 import os
+import socket
 import sqlite3
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 import anyio
@@ -23,7 +25,7 @@ from anyio.abc import TaskStatus
 from edgedev._errors import EdgedevError
 from edgedev._process import run_async
 from edgedev._text import plural
-from edgedev.bus import MEMORY_MAX_BYTES, MemoryOutbox, Outbox, SqliteOutbox
+from edgedev.bus import MEMORY_MAX_BYTES, MemoryOutbox, Outbox, SqliteOutbox, topic_level_problem
 from edgedev.cli._common import (
     add_bus_options,
     add_file_option,
@@ -33,6 +35,7 @@ from edgedev.cli._common import (
     port_number,
 )
 from edgedev.cli._rest import NO_REST_EXTRA, add_rest_options, rest_server
+from edgedev.config import DeviceSpec
 from edgedev.health import DEFAULT_HOST, HealthError, mapper_health, serving
 from edgedev.mapper import FileSource, Mapper, StateChanges, TwinTransport
 from edgedev.mqtt import KubeEdgeMqtt
@@ -79,6 +82,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _topic_level(text: str) -> str:
+    problem = topic_level_problem(text, "the name")
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def mapper_name(args: argparse.Namespace, devices: Sequence[DeviceSpec]) -> str:
+    """``--name``, or ``edgedev-{protocols}-{node}``: the same at every start, one per mapper.
+
+    The name is the mapper's MQTT client id and a level of its retained announcement's
+    topic: a name that changed at each start would leave one announcement behind per start,
+    and two mappers of one name take the broker connection from each other. Mappers of one
+    protocol on one node need a ``--name`` each.
+    """
+    if args.name:
+        return str(args.name)
+    node = args.node or socket.gethostname()
+    protocols = [*(args.protocols or args.env_protocols)] if args.dmi else []
+    served = [d for d in devices if args.node is None or d.node_name in (None, args.node)]
+    protocols += sorted({d.protocol for d in served})
+    return "-".join(["edgedev", *dict.fromkeys(protocols), node])
+
+
 def add_health_option(parser: argparse.ArgumentParser) -> None:
     """``--health-port PORT`` and ``--health-host HOST``: serve /healthz, /readyz, /metrics."""
     parser.add_argument(
@@ -109,7 +136,15 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="edge node name; devices bound to other nodes are skipped (env EDGEDEV_NODE)",
     )
-    parser.add_argument("--name", metavar="NAME", help="this mapper's name on the bus")
+    parser.add_argument(
+        "--name",
+        type=_topic_level,
+        default=os.environ.get("EDGEDEV_MAPPER_NAME") or None,
+        metavar="NAME",
+        help="this mapper's name on the bus, the same at every start (env "
+        "EDGEDEV_MAPPER_NAME; default edgedev-PROTOCOLS-NODE: mappers of one protocol on "
+        "one node need one each)",
+    )
     parser.add_argument(
         "--data-dir",
         default=os.environ.get("EDGEDEV_DATA_DIR"),
@@ -353,15 +388,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     changes = StateChanges()  # for the narrator
-    mapper = Mapper(
-        devices,
-        transports=transports,
-        node=args.node,
-        name=args.name,
-        max_connections=args.max_connections,
-        sinks=[changes],
-        sinks_for=SinkFactory(sink_options(args)),  # the pushMethod targets, as devices come
-    )
+    try:
+        mapper = Mapper(
+            devices,
+            transports=transports,
+            node=args.node,
+            name=mapper_name(args, devices),
+            max_connections=args.max_connections,
+            sinks=[changes],
+            sinks_for=SinkFactory(sink_options(args)),  # the pushMethod targets, as devices come
+        )
+    except ValueError as exc:  # a node name that cannot be a topic level
+        outbox.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not args.dmi and not mapper.devices:
         outbox.close()
         print(f"no devices for node {args.node!r} in {', '.join(args.files)}")

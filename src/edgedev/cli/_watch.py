@@ -1,7 +1,9 @@
 """``edgedev watch [NS/NAME]``: twin traffic as it passes, one readable line per update.
 
 A mapper's report, a desired value set by an application, a delta, a state change or a
-refusal each make one line; the agent's echoes of an update (``twin/update/result`` and
+refusal each make one line; at the start, each device's state as its mapper left it (retained
+on the broker, so that a watch started after the mapper shows it too) and each mapper's
+announcement; the agent's echoes of an update (``twin/update/result`` and
 ``twin/update/document``) and ``twin/get`` traffic add nothing a reader needs and are left out.
 ``--json`` prints every message as it is, ``--table`` redraws a table in a terminal.
 """
@@ -18,7 +20,7 @@ import anyio
 from pydantic import ValidationError
 
 from edgedev._process import run_async
-from edgedev.bus import Bus, Channel, DeviceTopic, NodeChannel, NodeTopic, Topics
+from edgedev.bus import Bus, Channel, DeviceTopic, MapperTopic, NodeTopic, Topics
 from edgedev.cli._common import add_bus_options
 from edgedev.cli._twin import device_id
 from edgedev.view import TwinView
@@ -76,6 +78,8 @@ def raw_line(topics: Topics, topic: str, payload: bytes, when: float) -> str:
         who, what = parsed.device_id, parsed.channel.value
     elif isinstance(parsed, NodeTopic):
         who, what = f"node {parsed.node}", parsed.channel.value
+    elif isinstance(parsed, MapperTopic):
+        who, what = f"node {parsed.node}", f"mapper {parsed.mapper}"
     else:
         who, what = topic, ""
     try:
@@ -114,25 +118,52 @@ def _values(view: TwinView, device: str, update: TwinUpdate) -> list[str]:
     return parts
 
 
-def describe(view: TwinView, topic: str, payload: bytes, when: float) -> str | None:
+def _current(view: TwinView, device: str) -> str | None:
+    """A device's state as the view derives it: ``online since 12:00:01``, with the reason."""
+    seen = view.presence.state(device)
+    if seen is None:
+        return None
+    text = seen.state + (f" since {_stamp(seen.since / 1000)}" if seen.since else "")
+    return text + (f": {seen.reason}" if seen.reason else "")
+
+
+def describe(
+    view: TwinView,
+    topic: str,
+    payload: bytes,
+    when: float,
+    *,
+    retained: bool = False,
+    device: str | None = None,
+) -> str | None:
     """The line a reader sees for one message, or ``None`` when it adds nothing.
 
     ``view`` is updated with the message first, so that a report can say what is pending.
+    ``retained``: the broker kept the message and delivered it at subscription (a state as
+    its mapper left it). ``device``: the one device watched (its mapper's announcement is
+    shown only when it says ``offline``, other mappers' never).
     """
     view.apply(topic, payload, when)
     parsed = view.topics.parse(topic)
     head = f"{_stamp(when)} {topic} "
     try:
-        if isinstance(parsed, NodeTopic):
-            if parsed.channel is not NodeChannel.MAPPER_STATE:
+        if isinstance(parsed, MapperTopic):
+            if not payload:
                 return None
             mapper = MapperState.model_validate_json(payload)
+            if device is not None and (device not in mapper.devices or mapper.state == "online"):
+                return None  # one device watched: its mapper only when it stopped or died
             what = f"mapper {mapper.mapper} {mapper.state} ({len(mapper.devices)} devices)"
             return f"{_stamp(when)} node {parsed.node}  {what}"
         if not isinstance(parsed, DeviceTopic):
             return None
         head = f"{_stamp(when)} {parsed.device_id} "
         channel = parsed.channel
+        if channel is Channel.STATE_CURRENT:  # live ones repeat state/update
+            if not payload:
+                return head + "removed from its mapper"
+            current = _current(view, parsed.device_id) if retained else None
+            return None if current is None else head + current
         if channel is Channel.STATE_UPDATE:
             return head + StateUpdate.model_validate_json(payload).state
         if channel is Channel.TWIN_UPDATE:
@@ -165,9 +196,11 @@ def run(args: argparse.Namespace) -> int:
             return 1
         return _sparkplug.watch(args)
     topics = Topics(args.topic_root)
-    filters = [topics.all_devices(args.device)]
+    # mappers first: their retained announcements say which ones still run
     if args.device is None:
-        filters.append(f"{topics.root}/node/#")
+        filters = [f"{topics.root}/node/#", topics.all_devices()]
+    else:
+        filters = [topics.mapper_filter(), topics.all_devices(args.device)]
     view = TwinView(topics)
     redraw = args.table and sys.stdout.isatty()
 
@@ -186,7 +219,14 @@ def run(args: argparse.Namespace) -> int:
                         view.apply(message.topic, message.payload, now)
                         text = "\x1b[H\x1b[2J" + view.render(now)
                     else:
-                        text = describe(view, message.topic, message.payload, now)
+                        text = describe(
+                            view,
+                            message.topic,
+                            message.payload,
+                            now,
+                            retained=message.retain,
+                            device=args.device,
+                        )
                     if text is None:
                         continue
                     print(text, flush=True)

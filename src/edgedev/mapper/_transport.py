@@ -57,7 +57,7 @@ class MapperView(Protocol):
     """What a transport may ask of the :class:`~edgedev.Mapper` it serves (given by ``attach``).
 
     Attributes:
-        name: the mapper's name (MQTT client id, KubeEdge's ``mapper/state`` payload).
+        name: the mapper's name (its MQTT client id, a level of its ``mapper/{name}/state`` topic).
         node: the edge node's name.
         devices: the devices served, in order (running, or about to start).
         runners: the running devices by id (``namespace/name``), each a :class:`RunnerView`.

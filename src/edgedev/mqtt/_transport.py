@@ -3,11 +3,13 @@
 What goes out (``{root}`` is the topic root, ``$hw/events`` by default; see
 ``docs/reference/topics.md``): ``device/{id}/twin/update`` with each twin report (the values
 EdgeCore takes, :class:`~edgedev.mapper.TwinFilter`) and with edgedev's ``error`` entries of
-failed writes, ``device/{id}/state/update`` with each state, ``device/{id}/twin/get`` when a
-device starts or the broker comes back (deltas may have been missed), and
-``node/{node}/mapper/state`` with the devices served (and, as the last will, ``offline``).
-What comes in: ``twin/update/delta`` and the answers to ``twin/get``, handed to the device's
-:class:`~edgedev.mapper.DesiredWriter`, and ``mapper/get``, answered with ``mapper/state``.
+failed writes, ``device/{id}/state/update`` with each state (and, retained, edgedev's
+``device/{id}/state/current``, cleared when the device is removed), ``device/{id}/twin/get``
+when a device starts or the broker comes back (deltas may have been missed), and
+``node/{node}/mapper/{mapper}/state``, retained, with the devices served (and, as the last
+will, ``offline``). What comes in: ``twin/update/delta`` and the answers to ``twin/get``,
+handed to the device's :class:`~edgedev.mapper.DesiredWriter`, and ``mapper/get``, answered
+with the announcement again.
 """
 
 from __future__ import annotations
@@ -36,14 +38,25 @@ from edgedev.bus import (
     Topics,
     bus_metrics,
     bus_ready,
+    topic_level_problem,
 )
 from edgedev.config import DeviceSpec
-from edgedev.mapper import BadValue, Periodic, Reading, TwinFilter, TwinTransport, state_policy
+from edgedev.mapper import (
+    BadValue,
+    MapperView,
+    Periodic,
+    Reading,
+    StatePolicy,
+    TwinFilter,
+    TwinTransport,
+    state_policy,
+)
 from edgedev.mqtt._desired import desired_stamps, known_properties, pending_values
 from edgedev.twin import DeviceState, Quality, WriteFailure
 from edgedev.wire import (
     TwinDelta,
     TwinResult,
+    current_state,
     mapper_state,
     new_event_id,
     now_ms,
@@ -77,13 +90,16 @@ class KubeEdgeMqtt(TwinTransport):
     """KubeEdge's device topics on an MQTT broker: a :class:`~edgedev.mapper.TwinTransport`.
 
     Speaks to EdgeCore's DeviceTwin and to edgedev's own twin agent alike. The connection is a
-    :class:`~edgedev.bus.Bus` (its client id is the mapper's name) whose last will on
-    ``{root}/node/{node}/mapper/state`` lists the mapper's devices as ``offline``, so that
-    an agent marks them offline if the process dies; the list is that of the connection's
-    start, and every change is announced on the same topic. Reports never block: they wait in
-    the outbox (in order, QoS 1) while the broker is away. When the connection comes back,
-    each device's last state is published again, the mapper announced, and each device's
-    twin asked for what it desires.
+    :class:`~edgedev.bus.Bus` (its client id is the mapper's name). The mapper announces the
+    devices it serves on ``{root}/node/{node}/mapper/{mapper}/state``, retained (one message
+    per mapper), and its last will there, retained too, lists them ``offline``, so that a
+    client that subscribes later (the agent, ``edgedev watch``, the web view) learns which
+    devices it serves and whether it still runs. Each device's state goes out on KubeEdge's
+    ``state/update`` and, retained, on edgedev's ``state/current`` (which EdgeCore never
+    reads), cleared with an empty retained payload when the device is removed. Reports never
+    block: they wait in the outbox (in order, QoS 1) while the broker is away. When the
+    connection comes back, each device's last state is published again, the mapper
+    announced, and each device's twin asked for what it desires.
 
     Args:
         broker: the MQTT broker URL (or a :class:`~edgedev.bus.BrokerURL` with credentials
@@ -112,16 +128,32 @@ class KubeEdgeMqtt(TwinTransport):
         self.bus: Bus | None = None
         self._filter = TwinFilter("MQTT")
         self.refused: Counter[str] = self._filter.refused
-        self._states: dict[str, DeviceState] = {}  # the last state of each device, to repeat
+        # the last state of each device, its reason and time (ms): state/current again after
+        # a new connection, state/update at the device's stateReport.reportCycle
+        self._states: dict[str, tuple[DeviceState, str | None, int]] = {}
+        self._silent: set[str] = set()  # devices whose stateReport.reportToCloud is false
         self._periodic = Periodic()  # the states repeated at their stateReport.reportCycle
         self._repeat: anyio.Event | None = None  # wakes the repeating task (made by run)
-        self._announced: set[str] = set()  # devices the mapper/state announcements named
+        self._announced: set[str] = set()  # devices the announcements named
         self._gets: dict[str, str] = {}  # event_id of our twin/get -> device id
         self._started = 0
         self._connected_before = False
 
     def __str__(self) -> str:
         return f"KubeEdge MQTT {self.broker} ({self.topics.root})"
+
+    def attach(self, mapper: MapperView) -> None:
+        """Serve ``mapper``, whose name and node become topic levels.
+
+        Raises:
+            ValueError: the mapper's name or node cannot be a topic level, or the transport
+                serves another mapper already.
+        """
+        for what, text in (("mapper name", mapper.name), ("node name", mapper.node)):
+            problem = topic_level_problem(text, what)
+            if problem is not None:
+                raise ValueError(problem)
+        super().attach(mapper)
 
     # the connection --------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -130,9 +162,8 @@ class KubeEdgeMqtt(TwinTransport):
         Started once the deltas, ``twin/get`` answers and ``mapper/get`` are subscribed.
         """
         self._started = now_ms()
-        will = Message(self._state_topic(), self._mapper_state(DeviceState.OFFLINE), qos=1)
         name = self.mapper.name
-        async with Bus(self.broker, client_id=name, will=will, outbox=self.outbox) as bus:
+        async with Bus(self.broker, client_id=name, will=self._will(), outbox=self.outbox) as bus:
             self.bus = bus
             bus.on_connect(self._on_connect)
             async with anyio.create_task_group() as tg:
@@ -147,9 +178,9 @@ class KubeEdgeMqtt(TwinTransport):
         The first connection repeats no state: those published so far are still queued in the
         outbox and go out with it, so that each is sent once.
         """
-        if self._connected_before:
-            for device_id, state in self._states.items():
-                self._publish_state(device_id, state)
+        if self._connected_before:  # the broker may have lost its retained copies too
+            for device_id, (state, reason, stamp) in self._states.items():
+                self._publish_state(device_id, state, reason, stamp)
         self._connected_before = True
         self._announce()
         self._gets.clear()
@@ -160,27 +191,36 @@ class KubeEdgeMqtt(TwinTransport):
     def _connected(self) -> bool:
         return self.bus is not None and self.bus.connected
 
-    def _publish(self, topic: str, payload: bytes, values: int = 0) -> None:
+    def _publish(
+        self, topic: str, payload: bytes, values: int = 0, *, retain: bool = False
+    ) -> None:
         """Queue a message for the broker (in the outbox, before :meth:`run` made the bus).
 
         ``values``: the readings it carries (:attr:`~edgedev.bus.Message.values`).
         """
         if self.bus is not None:
-            self.bus.publish(topic, payload, values=values)
+            self.bus.publish(topic, payload, values=values, retain=retain)
         else:
-            self.outbox.put(Message(topic, payload, qos=1, values=values))
+            self.outbox.put(Message(topic, payload, qos=1, retain=retain, values=values))
 
     def _state_topic(self) -> str:
-        return self.topics.node(self.mapper.node, NodeChannel.MAPPER_STATE)
+        return self.topics.mapper(self.mapper.node, self.mapper.name)
 
     def _mapper_state(self, state: DeviceState) -> bytes:
         devices = [d.id for d in self.mapper.devices]
         return mapper_state(self.mapper.name, state, devices, started=self._started)
 
+    def _will(self) -> Message:
+        """The last will: this mapper ``offline`` with the devices it serves now, retained."""
+        payload = self._mapper_state(DeviceState.OFFLINE)
+        return Message(self._state_topic(), payload, qos=1, retain=True)
+
     def _announce(self) -> None:
-        """Tell the twin agent which devices this mapper serves now (``mapper/state``)."""
+        """Say which devices this mapper serves now, retained; the next connection's will too."""
         self._announced = {d.id for d in self.mapper.devices}
-        self._publish(self._state_topic(), self._mapper_state(DeviceState.ONLINE))
+        self._publish(self._state_topic(), self._mapper_state(DeviceState.ONLINE), retain=True)
+        if self.bus is not None:
+            self.bus.will = self._will()
 
     def _ask_desired(self, device_id: str) -> None:
         """Ask the twin what is desired for ``device_id`` (deltas may have been missed)."""
@@ -272,25 +312,25 @@ class KubeEdgeMqtt(TwinTransport):
             self._publish(topic, write_error_report(entries))
 
     def state(self, device: DeviceSpec, state: DeviceState, reason: str | None) -> None:
-        """Publish ``state/update`` (EdgeCore's payload carries no reason).
+        """Publish ``state/current`` (retained, with the reason) and ``state/update``.
 
-        Not for a device whose ``stateReport.reportToCloud`` is false.
+        Both carry the same timestamp; EdgeCore's ``state/update`` carries no reason and goes
+        only for a device whose ``stateReport.reportToCloud`` is true.
         """
-        if not state_policy(device).report:
-            return
-        self._states[device.id] = state
-        self._publish_state(device.id, state)
-        self._periodic.reported(device.id, anyio.current_time())
+        self._policy(device)
+        stamp = now_ms()
+        self._states[device.id] = (state, reason, stamp)
+        self._publish_state(device.id, state, reason, stamp)
+        if device.id not in self._silent:
+            self._periodic.reported(device.id, anyio.current_time())
 
     def added(self, device: DeviceSpec) -> None:
         """Announce a new device and ask its twin what it desires (once connected).
 
         Its state is repeated at its ``stateReport.reportCycle``, if it has one.
         """
-        policy = state_policy(device)
+        policy = self._policy(device)
         self._periodic.set(device.id, policy.cycle if policy.report else None, anyio.current_time())
-        if not policy.report:
-            self._states.pop(device.id, None)
         if self._repeat is not None:
             self._repeat.set()
         if not self._connected:
@@ -300,32 +340,50 @@ class KubeEdgeMqtt(TwinTransport):
         self._ask_desired(device.id)
 
     def removed(self, device: DeviceSpec) -> None:
-        """Stop repeating the device's state; announce the mapper without it."""
+        """Clear the device's retained state; stop repeating it; announce the mapper without it."""
         self._states.pop(device.id, None)
+        self._silent.discard(device.id)
         self._periodic.forget(device.id)
         self._filter.forget(device)
+        self._publish(self.topics.device(device.id, Channel.STATE_CURRENT), b"", retain=True)
         if self._connected:
             self._announce()
 
+    def _policy(self, device: DeviceSpec) -> StatePolicy:
+        """The device's ``stateReport``, its ``reportToCloud`` kept for the states to come."""
+        policy = state_policy(device)
+        (self._silent.discard if policy.report else self._silent.add)(device.id)
+        return policy
+
     async def _repeat_states(self) -> None:
-        """Publish each device's last state again at its ``stateReport.reportCycle``."""
+        """Publish each device's last ``state/update`` again at its ``stateReport.reportCycle``."""
         while True:
             self._repeat = anyio.Event()
             with anyio.move_on_after(self._periodic.next_deadline() - anyio.current_time()):
                 await self._repeat.wait()
             now = anyio.current_time()
             for device_id in self._periodic.pop_due(now):
-                state = self._states.get(device_id)
-                if state is not None:  # not before its first state
-                    self._publish_state(device_id, state)
+                last = self._states.get(device_id)
+                if last is not None:  # not before its first state
+                    update = state_update(last[0])
+                    self._publish(self.topics.device(device_id, Channel.STATE_UPDATE), update)
                     self._periodic.reported(device_id, now)
 
-    def _publish_state(self, device_id: str, state: DeviceState) -> None:
-        self._publish(self.topics.device(device_id, Channel.STATE_UPDATE), state_update(state))
+    def _publish_state(
+        self, device_id: str, state: DeviceState, reason: str | None, stamp: int
+    ) -> None:
+        """``state/current`` first, so that a client of both takes the sender with the state."""
+        current = current_state(
+            state, mapper=self.mapper.name, started=self._started, timestamp=stamp, reason=reason
+        )
+        self._publish(self.topics.device(device_id, Channel.STATE_CURRENT), current, retain=True)
+        if device_id not in self._silent:
+            update = state_update(state, timestamp=stamp)
+            self._publish(self.topics.device(device_id, Channel.STATE_UPDATE), update)
 
     async def flush(self) -> None:
         """The mapper stops: announce it ``offline``, then wait until the broker has it all."""
-        self._publish(self._state_topic(), self._mapper_state(DeviceState.OFFLINE))
+        self._publish(self._state_topic(), self._mapper_state(DeviceState.OFFLINE), retain=True)
         if self.bus is not None:
             await self.bus.flush()
 

@@ -13,6 +13,7 @@ from edgedev.twin._numbers import (
     to_number,
     unscale_number,
 )
+from edgedev.twin._presence import Presence, Seen
 from edgedev.twin._quality import Quality, Sample
 from edgedev.twin._state import DeviceState
 from edgedev.twin._transforms import (
@@ -60,11 +61,13 @@ __all__ = (
     "DeviceState",
     "NoSuchProperty",
     "Outcome",
+    "Presence",
     "PropertyModel",
     "PropertyType",
     "Quality",
     "Refusal",
     "Sample",
+    "Seen",
     "Transform",
     "Transition",
     "Twin",

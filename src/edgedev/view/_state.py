@@ -2,7 +2,9 @@
 
 Pure: messages in, state out (a text table, or JSON-ready dicts).
 
-It reads what mappers publish (``twin/update``, ``state/update``) and what the twin agent
+It reads what mappers publish (``twin/update``, ``state/update``, and the retained
+``state/current`` and announcements that tell a view started later the state of every
+device: :class:`~edgedev.twin.Presence` says which holds) and what the twin agent
 answers (``twin/update/document``, ``twin/update/result``, ``twin/get/result``,
 ``twin/update/delta``), so that desired and reported values show side by side. Each numeric
 property keeps a bounded window of recent values (:class:`History`), each BOOLEAN or STRING
@@ -33,11 +35,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgedev.agent._input import device_id_problem, property_name_problem
-from edgedev.bus._topics import Channel, DeviceTopic, Topics
+from edgedev.bus._topics import Channel, DeviceTopic, MapperTopic, Topics
 from edgedev.config._spec import DeviceSpec
+from edgedev.twin._presence import Presence
 from edgedev.twin._values import PropertyType, is_pending
 from edgedev.wire import parse_type, type_name
 from edgedev.wire._messages import (
+    CurrentState,
+    MapperState,
     MsgTwin,
     StateUpdate,
     TwinDelta,
@@ -220,6 +225,8 @@ class DeviceView:
     updates: int = 0
     since: float = 0.0
     """When the device entered :attr:`state` (seconds since the epoch; 0: not known)."""
+    reason: str | None = None
+    """Why it is offline or unhealthy, when its mapper said."""
     protocol: str = ""
     model: str = ""
     updated: float = 0.0
@@ -301,6 +308,8 @@ class TwinView:
         """Devices changed since :meth:`take_dirty`."""
         self._new: list[str] = []
         self._budget = _Budget(points)
+        self.presence = Presence(max_devices=MAX_DEVICES)
+        """Every device's state, whatever order the mappers' messages came in."""
 
     @property
     def ignored(self) -> dict[str, int]:
@@ -429,9 +438,13 @@ class TwinView:
     def apply(self, topic: str, payload: bytes, now: float | None = None) -> bool:
         """Take one message into account; ``False`` when it is not a twin or state message."""
         parsed = self.topics.parse(topic)
+        if isinstance(parsed, MapperTopic):
+            return self._mapper(parsed, payload, time.time() if now is None else now)
         if not isinstance(parsed, DeviceTopic):
             return False
         now = time.time() if now is None else now
+        if parsed.channel is Channel.STATE_CURRENT and not payload:
+            return self.presence.forget(parsed.device_id)  # removed: its last state shows
         device = self.devices.get(parsed.device_id)
         if device is None:
             if not _declares(parsed.channel, payload):
@@ -441,7 +454,9 @@ class TwinView:
             if device is None:
                 return False
         try:
-            if not self._apply(device, parsed.channel, payload, now):
+            if channel_state := parsed.channel in (Channel.STATE_UPDATE, Channel.STATE_CURRENT):
+                self._state(parsed.device_id, parsed.channel, payload, now)
+            if not channel_state and not self._apply(device, parsed.channel, payload, now):
                 return False
         except ValidationError:
             return False
@@ -449,13 +464,56 @@ class TwinView:
         self.messages += 1
         return True
 
-    def _apply(self, device: DeviceView, channel: Channel, payload: bytes, now: float) -> bool:
-        if channel is Channel.STATE_UPDATE:
+    def _state(self, device_id: str, channel: Channel, payload: bytes, now: float) -> None:
+        """A ``state/update``, or a ``state/current`` with the mapper that sent it."""
+        if channel is Channel.STATE_CURRENT:
+            update: StateUpdate = CurrentState.model_validate_json(payload)
+        else:
             update = StateUpdate.model_validate_json(payload)
-            if update.state != device.state:
-                device.state = update.state
-                device.since = update.timestamp / 1000 if update.timestamp else now
-        elif channel is Channel.TWIN_UPDATE:
+        current = update if isinstance(update, CurrentState) else None
+        self.presence.device(
+            device_id,
+            update.state,
+            update.timestamp or int(now * 1000),
+            mapper=current.mapper if current else "",
+            started=current.started if current else 0,
+            reason=current.reason if current else None,
+            known=True,
+        )
+        self._show_state(device_id, now)
+
+    def _show_state(self, device_id: str, now: float) -> None:
+        device = self.devices.get(device_id)
+        seen = self.presence.state(device_id)
+        if device is None or seen is None:
+            return
+        if seen.state != device.state:
+            device.state = seen.state
+            device.since = seen.since / 1000 if seen.since else now
+        device.reason = seen.reason
+        self.dirty.add(device_id)
+
+    def _mapper(self, topic: MapperTopic, payload: bytes, now: float) -> bool:
+        """A mapper's announcement: its devices, and ``offline`` when it stopped or died."""
+        if not payload:
+            return False
+        try:
+            mapper = MapperState.model_validate_json(payload)
+        except ValidationError:
+            return False
+        if mapper.mapper != topic.mapper:
+            return False
+        listed = [d for d in mapper.devices[:MAX_DEVICES] if self._device(d) is not None]
+        stamp = mapper.timestamp or int(now * 1000)
+        if not self.presence.mapper(mapper.mapper, mapper.state, mapper.started, listed, stamp):
+            return False
+        for device_id in dict.fromkeys([*self.presence.devices_of(mapper.mapper), *listed]):
+            self._show_state(device_id, now)
+        self.messages += 1
+        return True
+
+    def _apply(self, device: DeviceView, channel: Channel, payload: bytes, now: float) -> bool:
+        if channel is Channel.TWIN_UPDATE:
             return self._report(device, payload, now)
         elif channel is Channel.TWIN_DOCUMENT:
             document = TwinDocument.model_validate_json(payload)
@@ -542,6 +600,7 @@ class TwinView:
             "model": device.model,
             "state": device.state,
             "since": device.since,
+            "reason": device.reason,
             "updated": device.updated,
             "properties": len(device.properties),
             "pending": sum(1 for p in device.properties.values() if p.pending),

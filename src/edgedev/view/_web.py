@@ -87,6 +87,7 @@ _CHANNELS = (
     Channel.TWIN_DELTA,
     Channel.TWIN_GET_RESULT,
     Channel.STATE_UPDATE,
+    Channel.STATE_CURRENT,
 )
 """What the view listens to. Not ``twin/update/result``: the agent's answer to every mapper
 report repeats the report, and the view asks for its own answers (writes) separately."""
@@ -257,7 +258,10 @@ class ViewServer:
                 filters = (
                     list(self.feed.filters())
                     if self.feed is not None
-                    else [self.topics.device_filter(c) for c in _CHANNELS]
+                    else [
+                        self.topics.mapper_filter(),  # retained: which devices, and who runs
+                        *(self.topics.device_filter(c) for c in _CHANNELS),
+                    ]
                 )
                 messages = await stack.enter_async_context(bus.subscribe(*filters))
                 async with anyio.create_task_group() as tg:

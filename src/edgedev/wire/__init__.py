@@ -18,6 +18,7 @@ from edgedev.wire._edgecore import (
 )
 from edgedev.wire._messages import (
     BaseMessage,
+    CurrentState,
     MapperState,
     MembershipDevice,
     MembershipResult,
@@ -33,6 +34,7 @@ from edgedev.wire._messages import (
     ValueMetadata,
     WireValue,
     WriteError,
+    current_state,
     desired_update,
     dumps,
     mapper_state,
@@ -63,6 +65,7 @@ __all__ = (
     "EDGECORE_TYPES",
     "MAX_VALUE",
     "BaseMessage",
+    "CurrentState",
     "MapperState",
     "MembershipDevice",
     "MembershipResult",
@@ -78,6 +81,7 @@ __all__ = (
     "ValueMetadata",
     "WireValue",
     "WriteError",
+    "current_state",
     "desired_update",
     "dumps",
     "key_refusal",

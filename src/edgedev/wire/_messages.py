@@ -147,6 +147,20 @@ class StateUpdate(BaseMessage):
     state: str
 
 
+class CurrentState(StateUpdate):
+    """``state/current`` (edgedev's, retained): a device's last state and who reported it.
+
+    ``mapper`` and ``started`` name the mapper instance that reported it (see
+    :class:`MapperState`), so that a client that learns it from the broker long after can
+    tell whether that instance still runs; ``reason`` says why a device is ``offline`` or
+    ``unhealthy``. An empty retained payload on the topic deletes it: the device was removed.
+    """
+
+    mapper: str = ""
+    started: int = 0
+    reason: str | None = None
+
+
 class TwinResult(TwinUpdate):
     """``twin/update/result`` and ``twin/get/result``: the twin, or an error."""
 
@@ -155,11 +169,12 @@ class TwinResult(TwinUpdate):
 
 
 class MapperState(BaseMessage):
-    """``node/{node}/mapper/state``: a mapper's state and the devices it serves.
+    """``node/{node}/mapper/{mapper}/state`` (retained): a mapper's state and its devices.
 
-    A mapper sets this as its MQTT last will, so that the agent learns of a mapper that died
-    and marks all of its devices offline. ``started`` (ms) tells instances of a mapper
-    apart: the will of an instance older than the one serving the devices now is ignored.
+    A mapper sets this as its MQTT last will (retained too), so that the agent and every
+    other client learn of a mapper that died and take all of its devices as offline.
+    ``started`` (ms) tells instances of a mapper apart: the will of an instance older than
+    the one serving the devices now is ignored.
     """
 
     mapper: str
@@ -305,7 +320,8 @@ def request(*, event_id: str | None = None) -> bytes:
     """Build a request that carries nothing but its id and time.
 
     That is ``twin/get`` (answered on ``twin/get/result`` with the same id),
-    ``membership/get`` and ``mapper/get`` (answered by every mapper on ``mapper/state``).
+    ``membership/get`` and ``mapper/get`` (answered by every mapper of the node on its
+    ``mapper/{mapper}/state``).
     """
     return dumps({"event_id": event_id or new_event_id(), "timestamp": now_ms()})
 
@@ -325,10 +341,31 @@ def state_update(state: str, *, timestamp: int | None = None) -> bytes:
     )
 
 
+def current_state(
+    state: str,
+    *,
+    mapper: str,
+    started: int,
+    timestamp: int,
+    reason: str | None = None,
+) -> bytes:
+    """Build a ``state/current`` (see :class:`CurrentState`)."""
+    body: dict[str, Any] = {
+        "event_id": new_event_id(),
+        "timestamp": timestamp,
+        "state": str(state),
+        "mapper": mapper,
+        "started": started,
+    }
+    if reason is not None:
+        body["reason"] = reason
+    return dumps(body)
+
+
 def mapper_state(
     mapper: str, state: str, devices: Iterable[str], *, started: int, timestamp: int | None = None
 ) -> bytes:
-    """Build a ``node/{node}/mapper/state`` (see :class:`MapperState`)."""
+    """Build a ``node/{node}/mapper/{mapper}/state`` (see :class:`MapperState`)."""
     return dumps(
         {
             "event_id": new_event_id(),
