@@ -73,9 +73,9 @@ def test_a_delta_s_refusals_go_out_in_one_batch_once_and_each_value_is_checked_o
     checked: list[str] = []
     check = desired_module.check_device_write
 
-    def counting(spec: DeviceSpec, name: str, text: str) -> tuple[object, object]:
+    def counting(spec: DeviceSpec, name: str, text: str, driver: object) -> tuple[object, object]:
         checked.append(name)
-        return check(spec, name, text)
+        return check(spec, name, text, driver)  # type: ignore[arg-type]
 
     monkeypatch.setattr(desired_module, "check_device_write", counting)
     delta = {"setpoint": "99", "temp": "3", "level": "5"}

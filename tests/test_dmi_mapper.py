@@ -490,3 +490,38 @@ async def test_a_bad_push_target_over_dmi_is_refused_and_leaves_no_phantom(
         # the same device, fixed, registers: nothing of the refused one is left in the way
         await client.RegisterDevice(pb.RegisterDeviceRequest(device=edgecore_device(docs[1])))
         assert list(dmi.mapper.runners) == ["default/pushy"]
+
+
+async def test_a_desired_value_the_device_cannot_hold_is_refused_and_the_device_runs_on(
+    tmp_path: Path, mqtt_url: str, sockets: str, caplog: pytest.LogCaptureFixture
+):
+    """EdgeCore sends 22.55555 for a register in tenths: refused with the reason, not written.
+
+    The device is not refused whole for it: it keeps running and reporting, and a value it
+    can hold is written at the next UpdateDevice (docs/twin.md, "One rule").
+    """
+    port = free_port()
+    docs = [modbus_model(), modbus_device("odd", port)]
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    core = FakeEdgeCore(f"{sockets}/dmi.sock", devices=docs[1:], models=docs[:1])
+    async with anyio.create_task_group() as tg, core:
+        await tg.start(sim.run)
+        async with dmi_mapper(mqtt_url, core, sockets) as dmi, core.mapper() as client:
+            await core.wait_for(lambda: "setpoint" in core.reported("default/odd"))
+            runner = dmi.mapper.runners["default/odd"]
+            before = writes(sim, "default/odd")
+            for odd in ("22.55555", "22.5 "):
+                wanted = edgecore_device(modbus_device("odd", port, setpoint=odd))
+                with caplog.at_level(logging.WARNING, "edgedev.mapper"):
+                    await client.UpdateDevice(pb.UpdateDeviceRequest(device=wanted))
+                    reports = len(core.statuses)
+                    await core.wait_for(lambda reports=reports: len(core.statuses) > reports + 2)
+                assert dmi.mapper.runners["default/odd"] is runner  # no restart, no refusal
+                assert writes(sim, "default/odd") == before
+            assert "the nearest value it holds is 22.6" in caplog.text
+            assert "has white space around it" in caplog.text
+            good = edgecore_device(modbus_device("odd", port, setpoint="22.6"))
+            await client.UpdateDevice(pb.UpdateDeviceRequest(device=good))
+            await core.wait_for(lambda: core.reported("default/odd").get("setpoint") == "22.6")
+            assert sim.words("default/odd", Table.HOLDING, 0, 1) == [226]
+        tg.cancel_scope.cancel()

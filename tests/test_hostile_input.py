@@ -472,8 +472,9 @@ def test_validate_refuses_non_finite_and_out_of_range_values(tmp_path: Path) -> 
     assert "minimum 10 is greater than maximum 5" in text
     assert "'nan' is not a finite number" in text
     assert "spec.properties[0].desired.value" in fields and "150 is above the maximum 100" in text
-    assert "spec.properties[4].visitors.configData.dataType" in fields, text
-    assert "desired value 40000" in text
+    # the desired-value rule: the driver says an int16 holds no 40000
+    assert "spec.properties[4].desired.value" in fields, text
+    assert "desired value: 40000 cannot be written" in text and "does not fit int16" in text
     assert text.count("(Device default/valve)") == 5, text
 
 

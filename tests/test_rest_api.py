@@ -281,6 +281,7 @@ REFUSALS = [
     ("/devicemethod/default/thermo-1/SetTemperature/setpoint/20.5", 422, "not an integer"),
     ("/devicemethod/default/thermo-1/SetTemperature/setpoint/31", 422, "above the maximum 30"),
     ("/devicemethod/default/thermo-1/Heat/heating/maybe", 422, "not a boolean"),
+    ("/devicemethod/default/thermo-1/Heat/heating/1", 422, "give true or false"),
     ("/device/default/thermo-1/humidity", 404, "no property 'humidity'"),
     ("/device/default/nobody/temperature", 404, "not served"),
     ("/meta/model/default/nobody", 404, "not served"),
@@ -363,10 +364,11 @@ async def test_a_device_that_cannot_take_the_write_is_the_devices_error(
         running(tmp_path, mqtt_url, write_timeout=0.5) as run,
         httpx.AsyncClient(base_url=run.server.url) as http,
     ):
-        # the device refuses it (70000 is no int16): 502, nothing retried
+        # its driver says beforehand that the register holds no 70000 (an int16): the
+        # caller's mistake, 422, nothing written
         refused = await http.get("/devicemethod/default/thermo-1/Raw/counter/70000")
-        assert refused.status_code == 502, refused.text
-        assert "counter" in refused.json()["Message"]
+        assert refused.status_code == 422, refused.text
+        assert "counter" in refused.json()["Message"] and "int16" in refused.json()["Message"]
 
         # the device answers slower than the API waits: 504; the write goes on
         # (1 s per request: a write and its read-back fit the device's 3 s deadline)

@@ -237,11 +237,13 @@ async def test_writes_use_the_node_type_and_are_range_checked(
 
             assert (await runner.desired.write("speed", "150")).ok
             assert (await runner.desired.write("enabled", "true")).ok
-            assert (await runner.desired.write("label", "north line")).ok
+            assert (await runner.desired.write("label", "north-line")).ok
+            spaced = await runner.desired.write("label", "north line")  # no report carries it
+            assert not spaced.ok and "the character ' '" in (spaced.reason or "")
             served_values = {
                 n: sim.get("default/writable", n) for n in ("speed", "enabled", "label")
             }
-            assert served_values == {"speed": 150, "enabled": True, "label": "north line"}
+            assert served_values == {"speed": 150, "enabled": True, "label": "north-line"}
             # the value went out as the node's own type (Byte), not as a Python int (Int64)
             speed = sim.servers[runner.spec.config.url].read_attribute_value(
                 sim.node_id("default/writable", "speed")

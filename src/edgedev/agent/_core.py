@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from edgedev._errors import PluginError
 from edgedev.agent._input import (
     AgentLimits,
     NewIdRate,
@@ -55,6 +56,7 @@ from edgedev.agent._records import (
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, DeviceTopic, MapperTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config._spec import DeviceSpec
+from edgedev.drivers import AnyDriver, drivers
 from edgedev.twin._presence import Presence
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import Change, Code, Outcome, PropertyModel, Refusal, Twin
@@ -142,13 +144,15 @@ class AgentCore:
         ``malformed``, ``device_id``, ``unknown_device``, ``property_name``,
         ``unknown_property``, ``properties``, ``devices``, ``state_ids`` (a ``mapper/state``
         listing too many ids), ``new_ids`` (a mapper making devices known too fast),
-        ``store_full``."""
+        ``store_full``, ``desired`` (a desired value the one rule refuses:
+        :func:`~edgedev.drivers.check_desired`)."""
         self.store_bytes = 0
         """Bytes the twin store takes on disk, as the agent last measured it."""
         self.skipped_rows = 0
         """Stored rows that :meth:`load` could not use (reported in the log, then skipped)."""
         self.records: dict[str, DeviceRecord] = {}
         self._models: dict[str, dict[str, PropertyModel]] = {}
+        self._specs: dict[str, tuple[DeviceSpec, type[AnyDriver] | None]] = {}
         self._dirty_devices: set[str] = set()
         self._dirty_props: set[tuple[str, str]] = set()
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -218,6 +222,7 @@ class AgentCore:
             record = self._record(spec.id)
             model = model_of(spec)
             self._models[spec.id] = model
+            self._specs[spec.id] = (spec, _driver_of(spec.protocol))
             record.twin.set_model(model)
             node = spec.node_name or self.node
             if record.node != node:
@@ -330,6 +335,11 @@ class AgentCore:
         if problem is not None:
             return refused(*problem)
         changes = [to_change(name, twin) for name, twin in update.twin.items()]
+        for change in changes:
+            desired = self._desired_problem(record, change)
+            if desired is not None:
+                self.refused["desired"] += 1
+                return refused(*desired)
         if update.event_id:
             key = (device_id, update.event_id)
             if key in self._seen:  # a resent message: answer again, apply once
@@ -596,6 +606,14 @@ class AgentCore:
             record = DeviceRecord(Twin(device_id), state=DeviceState.UNKNOWN)
             self.records[device_id] = record
         return record
+
+
+def _driver_of(protocol: str) -> type[AnyDriver] | None:
+    """The installed driver of ``protocol`` (the loader found it for the same files)."""
+    try:
+        return drivers.get(protocol)
+    except PluginError:
+        return None
 
 
 def _member(record: DeviceRecord) -> dict[str, str]:

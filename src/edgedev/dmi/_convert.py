@@ -386,6 +386,9 @@ def to_spec(
 
     The checks and the warnings of :func:`~edgedev.loader.load_devices`, the source named
     ``dmi``: ``warnings`` receives what loads but deserves a look (logged when not given).
+    Desired values are carried unchecked: the device's desired writer applies the one rule
+    for desired values to them (:func:`~edgedev.drivers.check_desired`) and refuses an odd
+    one with the reason, so that a desired value never costs EdgeCore's device its mapper.
 
     Raises:
         ConfigError: the device is invalid; each problem names the device and the field
@@ -395,10 +398,18 @@ def to_spec(
     name = device_id(device)
     if problems:
         raise ConfigError([Problem(SOURCE, 1, "Device", name, f, m) for f, m in problems])
+    desired = {
+        p["name"]: p.pop("desired")["value"]
+        for p in resource["spec"]["properties"]
+        if "desired" in p
+    }
     resources: list[dict[str, Any]] = [resource]
     if model is not None:
         resources.insert(0, model_resource(model))
     [spec] = load_resources(resources, source=SOURCE, drivers=drivers, warnings=warnings)
+    if desired:
+        props = tuple(dataclasses.replace(p, desired=desired.get(p.name)) for p in spec.properties)
+        spec = dataclasses.replace(spec, properties=props)
     if model is not None and model.spec.commands:
         # not a field of the Kubernetes resource: carried beside the loader
         commands = tuple(command_spec(c) for c in model.spec.commands)

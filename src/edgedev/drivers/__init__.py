@@ -24,6 +24,7 @@ from edgedev.drivers._base import (
     VisitorConfig,
 )
 from edgedev.drivers._capacity import Capacity
+from edgedev.drivers._desired import check_desired, desired_value
 from edgedev.drivers._endpoints import Endpoints, Lease, Transport, Turns
 from edgedev.drivers._schedule import Schedule
 from edgedev.drivers._values import (
@@ -31,6 +32,7 @@ from edgedev.drivers._values import (
     Raw,
     ValueConfig,
     ValueRules,
+    held_through_rules,
     value_problems,
     value_warnings,
 )
@@ -62,8 +64,11 @@ __all__ = (
     "ValueRules",
     "VisitorConfig",
     "WriteRefused",
+    "check_desired",
+    "desired_value",
     "drivers",
     "fractional_scale",
+    "held_through_rules",
     "value_problems",
     "value_warnings",
 )

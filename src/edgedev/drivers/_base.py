@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -118,6 +118,35 @@ class Driver(abc.ABC, Generic[ProtocolT, VisitorT]):
         property: :func:`edgedev.drivers.fractional_scale`). The default finds nothing.
         """
         return []
+
+    @classmethod
+    def held_value(cls, prop: PropertySpec[VisitorT], value: Value) -> Value:
+        """The value ``prop`` reads back once ``value`` is written: what the device holds.
+
+        Asked before a desired value is stored or written (by the twin agent, which loads the
+        same files, the mapper's desired writer, its REST API and DMI's desired values, and
+        ``edgedev validate``: :func:`edgedev.drivers.check_desired`), with a value that
+        passed the type and range checks. A desired value the device would hold otherwise is
+        refused, naming the value it would hold: it could never be reported back as desired.
+        Pure, no I/O; called with the property of a file, not a connected device.
+
+        The default: the device holds what it is given, through the value keys of a
+        :class:`~edgedev.drivers.ValueConfig` visitor (``scale``, ``valueOffset``, a
+        ``mapping``; the raw number kept as a float:
+        :func:`~edgedev.drivers.held_through_rules`). A driver
+        whose location holds less returns what a read would give after the write: an
+        integer register under a ``scale`` rounds (22.55555 at scale 0.1 holds 22.6), a
+        float32 keeps 7 digits, a text register pads to its length.
+
+        Raises:
+            ValueError: no value near it fits the location (out of an integer range); the
+                message says why.
+        """
+        from edgedev.drivers._values import ValueConfig, held_through_rules  # imports us
+
+        if isinstance(prop.visitor, ValueConfig):
+            return held_through_rules(cast("PropertySpec[ValueConfig]", prop), value)
+        return value
 
     @classmethod
     def check_device(cls, device: DeviceSpec[ProtocolT, VisitorT]) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ from edgedev._errors import DeviceFault, WriteRefused
 from edgedev.config._spec import PropertySpec
 from edgedev.drivers._advice import fractional_scale
 from edgedev.drivers._base import VisitorConfig
-from edgedev.twin._numbers import check_scale
+from edgedev.twin._numbers import check_scale, to_integer
 from edgedev.twin._quality import Sample
 from edgedev.twin._transforms import MAX_SHIFT, Transform, ValueMap, read_bit, write_bit
 from edgedev.twin._values import PropertyType, Value, format_value, parse_value, text_equal
@@ -408,6 +408,37 @@ class ValueRules:
             return self.transform.write(mapped)
         except ValueError as exc:
             raise WriteRefused(f"{name}: {exc}") from None
+
+
+def held_through_rules(
+    prop: PropertySpec[ValueConfig], value: Value, *, integer: bool = False
+) -> Value:
+    """What a property reads back once ``value`` is written through its value keys.
+
+    The value goes through :meth:`ValueRules.raw` (a mapped text to its number, offset and
+    scale undone, a bit into zeros around it) and back through :meth:`ValueRules.value`,
+    the raw number kept as the location keeps it: rounded to an integer (``integer``, ties
+    to even), else as the nearest float. The common case of every driver whose visitor is a
+    :class:`ValueConfig` (:meth:`~edgedev.drivers.Driver.held_value`); a driver that knows
+    its location better (a register's width, a float32) says so in its own ``held_value``.
+
+    Raises:
+        ValueError: the value cannot be written through the keys (mask, shift, base; a text a
+            strict mapping does not map); the message says why.
+    """
+    v = prop.visitor
+    if v.plain and v.scale == 1:
+        return value
+    if isinstance(value, str | bytes) and v.mapping is None:
+        return value
+    rules = ValueRules("", prop)
+    try:
+        raw = rules.raw(value, 0 if rules.bit is not None else None)
+    except WriteRefused as exc:
+        raise ValueError(str(exc).partition(": ")[2] or str(exc)) from None
+    if isinstance(raw, Decimal):
+        raw = to_integer(raw) if integer else float(raw)
+    return rules.value(raw)
 
 
 class Expectations:

@@ -20,7 +20,7 @@ from edgedev.config._crd import (
 )
 from edgedev.config._push import push_problems
 from edgedev.config._spec import PropertySpec
-from edgedev.drivers import AnyDriver
+from edgedev.drivers import AnyDriver, desired_value
 from edgedev.loader._build import PropertyEntry, Reporting, property_spec
 from edgedev.loader._findings import Notes
 from edgedev.loader._validation import did_you_mean, validation_notes
@@ -76,12 +76,28 @@ def properties(
         pspec = _resolved(entry, driver, protocol, protocol_of, notes)
         if pspec is None:
             continue
-        for field, message in driver.check_property(pspec):
+        found = driver.check_property(pspec)
+        for field, message in found:
             notes.error(f"{at}.visitors.configData.{field}", message)
+        if not found:
+            _check_desired(f"{at}.desired.value", pspec, driver, notes)
         for field, message in driver.property_warnings(pspec):
             notes.warn(f"{at}.visitors.configData.{field}", message)
         props.append(pspec)
     return tuple(props), notes
+
+
+def _check_desired(field: str, prop: PropertySpec, driver: type[AnyDriver], notes: Notes) -> None:
+    """The one rule for desired values (:func:`~edgedev.drivers.desired_value`) on the file's.
+
+    A value the type or range refuses is noted already (the spec's build checks those).
+    """
+    if prop.desired is None or any(f == field for f, _ in notes.errors):
+        return
+    try:
+        desired_value(prop, prop.desired, driver)
+    except ValueError as exc:
+        notes.error(field, f"desired value: {exc}")
 
 
 def _resolved(

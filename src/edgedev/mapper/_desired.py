@@ -23,10 +23,12 @@ does the one thing that must happen in the device's own task, between two of its
   (:meth:`DesiredWriter.take_reports`, :meth:`DesiredWriter.text`).
 
 The rules, all here: each desired value is checked once when it arrives
-(:func:`~edgedev.twin.check_write`: exists, writable, parses, minimum/maximum); a refused value
-is reported once and waits for another value; a value the device already holds (typed: ``24``
-is ``24.0``) is not written but reported in the desired value's own text, since EdgeCore sends
-a delta after every accepted ``twin/update`` while desired and reported differ **as strings**;
+(:func:`~edgedev.drivers.check_desired`, the one rule for desired values: exists, writable, a
+text a report can carry back, parses, minimum/maximum, and held exactly by the device as its
+driver says); a refused value is reported once and waits for another value; a value the
+device already holds (typed: ``24`` is ``24.0``) is not written but reported in the desired
+value's own text, since EdgeCore sends a delta after every accepted ``twin/update`` while
+desired and reported differ **as strings**;
 a property is written at most once per ``min_interval`` whatever arrives; a value waits while
 the device is not online and is tried again whenever its state changes; a failed write is
 retried with backoff for as long as a retry may help. Each failure is reported once per reason
@@ -46,30 +48,31 @@ import anyio
 from edgedev._backoff import Backoff
 from edgedev._errors import WriteRefused
 from edgedev.config._spec import DeviceSpec, PropertySpec
+from edgedev.drivers._base import AnyDriver
+from edgedev.drivers._desired import check_desired
 from edgedev.mapper._sinks import Reading, ReportSink
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import WriteFailure
-from edgedev.twin._values import (
-    Value,
-    check_writable,
-    check_write,
-    format_value,
-    text_equal,
-    values_equal,
-)
+from edgedev.twin._values import Value, format_value, text_equal, values_equal
 from edgedev.wire import now_ms
 
 log = logging.getLogger("edgedev.mapper")
 
 
-def check_device_write(spec: DeviceSpec, name: str, text: str) -> tuple[PropertySpec, Value]:
-    """:func:`~edgedev.twin.check_write` of property ``name`` of ``spec``, with the property.
+def check_device_write(
+    spec: DeviceSpec, name: str, text: str, driver: type[AnyDriver] | None = None
+) -> tuple[PropertySpec, Value]:
+    """:func:`~edgedev.drivers.check_desired` of property ``name`` of ``spec``, with the property.
 
     Raises:
-        WriteRefused: no such property, read-only, not a value of the type, or out of range.
+        NoSuchProperty: the device has no such property.
+        WriteRefused: read-only, a text no report carries, not a value of the type, out of
+            range, or a value the device (its ``driver``) cannot hold exactly.
     """
-    prop = check_writable(spec.id, name, spec.property(name) if spec.has_property(name) else None)
-    return prop, check_write(spec.id, name, prop, text)
+    prop = spec.property(name) if spec.has_property(name) else None
+    value = check_desired(spec.id, name, prop, text, driver)
+    assert prop is not None  # check_desired refused a missing property
+    return prop, value
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,8 @@ class DesiredWriter:
     Args:
         spec: the device.
         sinks: where failed writes are reported (:meth:`~edgedev.mapper.ReportSink.write_failed`).
+        driver: the device's driver, which says what the device can hold
+            (:meth:`~edgedev.drivers.Driver.held_value`); ``None``: any value.
         last: the runner's last reading of each property (read, never changed here).
         wake: wakes the runner when a write is ready.
         clock: monotonic seconds (:func:`anyio.current_time` by default).
@@ -161,11 +166,13 @@ class DesiredWriter:
         spec: DeviceSpec,
         sinks: Sequence[ReportSink] = (),
         *,
+        driver: type[AnyDriver] | None = None,
         last: Mapping[str, Reading] | None = None,
         wake: Callable[[], None] = _never_wake,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.spec = spec
+        self.driver = driver
         self._sinks = tuple(sinks)
         self._last: Mapping[str, Reading] = {} if last is None else last
         self._wake = wake
@@ -217,6 +224,18 @@ class DesiredWriter:
         for name, value in desired.items():
             self._want(name, value, (stamps or {}).get(name, 0))
         self._settle()
+
+    def check(self, name: str, text: str) -> Value:
+        """The rule a desired value ``text`` of ``name`` meets before it is taken (no I/O).
+
+        What :meth:`update` and :meth:`write` apply to each value they are given, for a
+        caller that answers a refusal itself (the REST API).
+
+        Raises:
+            NoSuchProperty: the device has no such property.
+            WriteRefused: refused (see :func:`~edgedev.drivers.check_desired`).
+        """
+        return check_device_write(self.spec, name, text, self.driver)[1]
 
     async def write(self, name: str, text: str) -> WriteResult:
         """Want wire string ``text`` for ``name`` and wait for the first outcome.
@@ -347,7 +366,7 @@ class DesiredWriter:
         if waiter is not None:
             p.waiters.append(waiter)
         try:  # the check, once per desired value
-            prop, typed = check_device_write(self.spec, name, value)
+            prop, typed = check_device_write(self.spec, name, value, self.driver)
         except WriteRefused as exc:  # no retry changes that: wait for another value
             p.due = None
             self._failed(name, p, str(exc), False)

@@ -200,7 +200,9 @@ class DeviceRunner:
         self._newly_bad: dict[str, BadValue] = {}
         """Bad since the last report, or Bad for another reason: reported at once."""
         self._wake = anyio.Event()
-        self.desired = DesiredWriter(spec, self._sinks, last=self._last, wake=self._wake_up)
+        self.desired = DesiredWriter(
+            spec, self._sinks, driver=driver_type, last=self._last, wake=self._wake_up
+        )
         self.state = DeviceState.UNKNOWN
         self.reason: str | None = None
         self.reads = 0

@@ -27,9 +27,7 @@ __all__ = (
 
 
 def __getattr__(name: str) -> Any:
-    """``ViewServer`` and ``ViewFeed``, imported on first use: they need the ``edgedev[web]``
-    extra.
-    """
+    """``ViewServer`` and ``ViewFeed``, imported on first use (they need ``edgedev[web]``)."""
     if name not in ("ViewServer", "ViewFeed"):
         raise AttributeError(f"module 'edgedev.view' has no attribute {name!r}")
     return getattr(importlib.import_module("edgedev.view._web"), name)

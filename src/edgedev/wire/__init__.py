@@ -12,6 +12,7 @@ from __future__ import annotations
 from edgedev.wire._edgecore import (
     EDGECORE_TYPES,
     MAX_VALUE,
+    desired_refusal,
     key_refusal,
     twin_type,
     value_refusal,
@@ -82,6 +83,7 @@ __all__ = (
     "WireValue",
     "WriteError",
     "current_state",
+    "desired_refusal",
     "desired_update",
     "dumps",
     "key_refusal",

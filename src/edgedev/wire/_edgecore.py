@@ -31,6 +31,7 @@ __all__ = (
     "EDGECORE_TYPES",
     "MAX_KEY",
     "MAX_VALUE",
+    "desired_refusal",
     "key_refusal",
     "twin_type",
     "value_refusal",
@@ -108,6 +109,26 @@ def value_refusal(text: str, type_: str) -> str | None:
     if type_ == "boolean" and text not in ("true", "false"):
         return f"{text!r} as a boolean (EdgeCore wants true or false)"
     return None
+
+
+def desired_refusal(text: str, model_type: str) -> str | None:
+    """Why a desired value written as ``text`` could never be reported back, or ``None``.
+
+    A mapper reports a value equal to the desired one in the desired value's own text, since
+    EdgeCore compares desired and reported values as strings; so the text must be one that a
+    report of its type carries (:func:`value_refusal`): no white space (around it or inside),
+    EdgeCore's characters only, an integer in base-10 digits, a float without ``+``, a
+    boolean ``true`` or ``false``. ``model_type`` is the DeviceModel's type (``INT`` ...).
+    """
+    if text != text.strip():
+        return f"{text!r} has white space around it (give {text.strip()!r})"
+    type_ = twin_type(model_type)
+    why = value_refusal(text, type_)
+    if why is None:
+        return None
+    if type_ == "boolean":
+        return f"{text!r} is not a boolean: give true or false"
+    return f"no report could carry it back: EdgeCore refuses {why}"
 
 
 def _is_go_float(text: str) -> bool:

@@ -84,6 +84,23 @@ class BleDriver(Driver[BleProtocol, BleVisitor]):
         return Codec.check(prop.type, prop.visitor) or value_problems(prop, codec.raw_kind())
 
     @classmethod
+    def held_value(cls, prop: BlePropertySpec, value: Value) -> Value:
+        """What a read gives back after ``value`` is written: encoded, then decoded.
+
+        So a ``format``'s width and precision (a ``sint16`` in hundredths holds 21.55, not
+        21.555) and the value keys say what the characteristic holds. A value built into the
+        characteristic's current bytes (a ``dataConverter``) is taken as it is: only the
+        connected device tells.
+
+        Raises:
+            ValueError: the value has no encoding here (too large, not a ``dataWrite`` key).
+        """
+        if prop.visitor.data_converter is not None:
+            return value
+        codec = Codec.of("", prop)
+        return codec.decode(codec.encode(value))
+
+    @classmethod
     def property_warnings(cls, prop: BlePropertySpec) -> list[tuple[str, str]]:
         """Readings EdgeCore refuses: an INT with fractions, mapping texts beyond its charset.
 

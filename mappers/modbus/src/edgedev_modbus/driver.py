@@ -31,7 +31,6 @@ from edgedev.twin import (
     Sample,
     Transform,
     Value,
-    check_value,
     scale_number,
 )
 from edgedev_modbus.codec import (
@@ -429,6 +428,26 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         return value_warnings(prop)
 
     @classmethod
+    def held_value(cls, prop: ModbusPropertySpec, value: Value) -> Value:
+        """What a read gives back after ``value`` is written: encoded, then decoded.
+
+        So the value keys (``scale`` and ``valueOffset``: 22.55555 at scale 0.1 on an
+        integer register holds 22.6; a ``mapping``'s texts), the data type's range and a
+        float32's precision say what the register holds, as they will when the device is
+        written. A bit is written into the register as it is (here: zeros around it).
+
+        Raises:
+            ValueError: the value does not fit the data type, or cannot be written (mask,
+                shift, base; a text a strict mapping does not map).
+        """
+        layout = Layout.of(prop)
+        try:
+            words = layout.encode(value, [0] * layout.count)
+            return layout.decode(words, prop.type)
+        except WriteRefused as exc:
+            raise ValueError(str(exc)) from None
+
+    @classmethod
     def check_property(cls, prop: ModbusPropertySpec) -> list[tuple[str, str]]:
         """Check data type, limit, address range and value keys of one property."""
         try:
@@ -450,16 +469,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
             return [
                 ("register", f"{layout.table} is read-only but the property has a desired value")
             ]
-        if prop.desired is not None:
-            try:
-                value = check_value(prop.desired, prop.type, prop.minimum, prop.maximum)
-            except ValueError:  # the loader names the field already
-                return []
-            try:
-                layout.encode(value, [0] * layout.count)
-            except WriteRefused as exc:
-                return [("dataType", f"desired value {prop.desired} does not fit: {exc}")]
-        return []
+        return []  # a desired value: the loader asks held_value, as for every driver
 
     # connection ----------------------------------------------------------------------------
     @property

@@ -17,6 +17,8 @@ from edgedev.drivers import (
     Lease,
     Raw,
     Report,
+    ValueRules,
+    WriteRefused,
     value_problems,
     value_warnings,
 )
@@ -27,7 +29,14 @@ from edgedev_opcua.config import (
     OpcuaProtocol,
     OpcuaVisitor,
 )
-from edgedev_opcua.convert import Builtin, compatible
+from edgedev_opcua.convert import (
+    Builtin,
+    compatible,
+    from_opcua,
+    number_from_opcua,
+    number_to_opcua,
+    to_opcua,
+)
 
 if TYPE_CHECKING:
     from edgedev_opcua.endpoint import OpcuaEndpoint
@@ -86,6 +95,31 @@ class OpcuaDriver(Driver[OpcuaProtocol, OpcuaVisitor]):
         if visitor.bit is not None and prop.writable and prop.desired is not None:
             return [("bit", "a bit of an OPC-UA node is read-only: a write replaces the node")]
         return []
+
+    @classmethod
+    def held_value(cls, prop: OpcuaPropertySpec, value: Value) -> Value:
+        """What the node reads back after ``value`` is written, when ``dataType`` names it.
+
+        Written and read as the driver does, as a node of that type (an integer node under a
+        ``scale`` rounds, a ``Float`` keeps 7 digits). Without ``dataType`` only the server
+        knows the node's type: the value keys alone say what it holds (a float).
+
+        Raises:
+            ValueError: the node's type cannot hold the value, or the keys cannot write it.
+        """
+        builtin = prop.visitor.data_type
+        if builtin is None:
+            return super().held_value(prop, value)
+        if prop.visitor.plain:
+            return from_opcua(to_opcua(value, builtin), prop.type, builtin)
+        rules = ValueRules("", prop)
+        if rules.bit is not None or rules.transform.refusal is not None:
+            raise ValueError(rules.transform.refusal or "a bit of a node is read-only")
+        try:
+            raw = number_to_opcua(rules.raw(value), builtin)
+        except WriteRefused as exc:
+            raise ValueError(str(exc)) from None
+        return rules.value(number_from_opcua(raw, builtin))
 
     @classmethod
     def property_warnings(cls, prop: OpcuaPropertySpec) -> list[tuple[str, str]]:
