@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from edgedev._errors import PluginError
+from edgedev._errors import NoSuchProperty, PluginError, WriteRefused
 from edgedev.agent._input import (
     AgentLimits,
     NewIdRate,
@@ -56,15 +56,17 @@ from edgedev.agent._records import (
 from edgedev.bus._outbox import Message
 from edgedev.bus._topics import Channel, DeviceTopic, MapperTopic, NodeChannel, NodeTopic, Topics
 from edgedev.config._spec import DeviceSpec
-from edgedev.drivers import AnyDriver, drivers
+from edgedev.drivers import AnyDriver, check_desired, drivers
 from edgedev.twin._presence import Presence
 from edgedev.twin._state import DeviceState
 from edgedev.twin._twin import Change, Code, Outcome, PropertyModel, Refusal, Twin
+from edgedev.twin._values import PropertyType
 from edgedev.wire import (
     CurrentState,
     MapperState,
     StateUpdate,
     TwinUpdate,
+    desired_refusal,
     kubeedge_time,
     membership_result,
     membership_updated,
@@ -399,6 +401,33 @@ class AgentCore:
     def _full_reason(self, what: str) -> str:
         mb = self.limits.max_store_bytes / 2**20
         return f"the twin store is full ({mb:g} MiB, --db-max-mb): no new {what}"
+
+    def _desired_problem(self, record: DeviceRecord, change: Change) -> tuple[Code, str] | None:
+        """Why a desired value of ``change`` is refused by the one rule, or ``None``.
+
+        For a device of the files: :func:`~edgedev.drivers.check_desired` with its driver
+        (a value the device cannot hold exactly, too); for one known only from a mapper: the
+        text a report can carry back (the mapper checks the rest, and says why it refused).
+        """
+        text = change.desired
+        if text is None:
+            return None
+        known = self._specs.get(record.id)
+        name = change.name
+        if known is not None:
+            spec, driver = known
+            prop = spec.property(name) if spec.has_property(name) else None
+            try:
+                check_desired(record.id, name, prop, text, driver)
+            except NoSuchProperty as exc:
+                return Code.NOT_FOUND, str(exc)
+            except WriteRefused as exc:
+                return Code.BAD_REQUEST, str(exc)
+            return None
+        held = record.twin.properties.get(name)
+        type_ = change.type or (held.type if held is not None else PropertyType.STRING)
+        why = desired_refusal(text, type_.value)
+        return None if why is None else (Code.BAD_REQUEST, f"{name}: {why}")
 
     def _after_update(self, record: DeviceRecord, outcome: Outcome, now: int) -> list[Reply]:
         """Document and delta after an accepted update; marks its rows dirty."""

@@ -19,13 +19,21 @@ from collections.abc import Callable
 import anyio
 
 from edgedev._process import run_async
-from edgedev.bus._client import Bus
-from edgedev.sparkplug import NAMESPACE, EdgeNode, MessageType, decode, kubeedge_device_id
-from edgedev.sparkplug._decoder import Decoder, Event
-from edgedev.sparkplug._payloads import property_type_of, rebirth_request
-from edgedev.sparkplug._topics import check_id
+from edgedev.bus import Bus
+from edgedev.sparkplug import (
+    NAMESPACE,
+    Decoder,
+    EdgeNode,
+    Event,
+    MessageType,
+    check_id,
+    decode,
+    kubeedge_device_id,
+    property_type_of,
+    rebirth_request,
+)
 from edgedev.twin import DeviceState
-from edgedev.view._state import TwinView
+from edgedev.view import TwinView
 from edgedev.wire import new_event_id
 
 NO_EXTRA = "error: Sparkplug B needs its extra: pip install 'edgedev[sparkplug]'"

@@ -10,7 +10,16 @@ Needs the ``sparkplug`` extra (``pip install edgedev[sparkplug]``: protobuf). Se
 
 from __future__ import annotations
 
-from edgedev.sparkplug._payloads import DataType, MetricInfo, datatype_of, decode, metric_value
+from edgedev.sparkplug._decoder import Decoder, Event
+from edgedev.sparkplug._payloads import (
+    DataType,
+    MetricInfo,
+    datatype_of,
+    decode,
+    metric_value,
+    property_type_of,
+    rebirth_request,
+)
 from edgedev.sparkplug._pb import sparkplug_b_pb2 as pb
 from edgedev.sparkplug._session import Aliases, EdgeSession, NodeMetric, Outgoing
 from edgedev.sparkplug._topics import (
@@ -18,6 +27,7 @@ from edgedev.sparkplug._topics import (
     EdgeNode,
     MessageType,
     Topic,
+    check_id,
     kubeedge_device_id,
     sparkplug_device_id,
     state_topic,
@@ -28,19 +38,24 @@ __all__ = (
     "NAMESPACE",
     "Aliases",
     "DataType",
+    "Decoder",
     "EdgeNode",
     "EdgeSession",
+    "Event",
     "MessageType",
     "MetricInfo",
     "NodeMetric",
     "Outgoing",
     "Sparkplug",
     "Topic",
+    "check_id",
     "datatype_of",
     "decode",
     "kubeedge_device_id",
     "metric_value",
     "pb",
+    "property_type_of",
+    "rebirth_request",
     "sparkplug_device_id",
     "state_topic",
 )

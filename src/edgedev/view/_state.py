@@ -378,7 +378,7 @@ class TwinView:
             prop = self._property(device, name)
             if prop is not None:
                 prop.reported, prop.updated = text, now
-                prop.record(now, self.window, self.points)
+                prop.record(now, self.window, self.points, self._budget)
         device.updated = now
         self.dirty.add(device_id)
         self.messages += 1
