@@ -266,7 +266,7 @@ def test_one_mapper_state_cannot_fill_the_store_with_junk(tmp_path: Path):
 
     def state(mapper: str, ids: list[str], now: int) -> None:
         body = MapperState(mapper=mapper, state="online", devices=ids, started=1).model_dump()
-        core.handle(Message(T.node("edge-1", NodeChannel.MAPPER_STATE), dumps(body)), now)
+        core.handle(Message(T.mapper("edge-1", mapper), dumps(body)), now)
 
     state("m", [f"ns/junk{i}" for i in range(10_000)], now=1_000)
     assert len(core.records) == limits.new_ids_per_minute

@@ -100,7 +100,6 @@ async def test_a_full_twin_store_takes_no_new_twin_but_keeps_updating_the_others
 
     from edgedev.agent import AgentLimits
     from edgedev.bus._outbox import Message
-    from edgedev.bus._topics import NodeChannel
     from edgedev.wire import MapperState, dumps, twin_report
     from sink_servers import until
 
@@ -122,7 +121,7 @@ async def test_a_full_twin_store_takes_no_new_twin_but_keeps_updating_the_others
         agent_running(mqtt_url, topic_root, tmp_path / "twins.db", limits=limits) as agent,
     ):
         state = MapperState(mapper="m", state="online", devices=["ns/big"], started=1)
-        bus.publish(topics.node("edge-1", NodeChannel.MAPPER_STATE), dumps(state.model_dump()))
+        bus.publish(topics.mapper("edge-1", "m"), dumps(state.model_dump()))
         n = 0
         while not agent.core.store_full:  # 40 kB a report: the store fills in a few
             topic, body = report("ns/big", [f"p{n}-{i}" for i in range(100)], f"e{n}")
@@ -137,7 +136,7 @@ async def test_a_full_twin_store_takes_no_new_twin_but_keeps_updating_the_others
         bus.publish(topic, body)
         again = await recorder.wait_for(result("again"), timeout=20)
         state = MapperState(mapper="m", state="online", devices=["ns/big", "ns/more"], started=1)
-        bus.publish(topics.node("edge-1", NodeChannel.MAPPER_STATE), dumps(state.model_dump()))
+        bus.publish(topics.mapper("edge-1", "m"), dumps(state.model_dump()))
         await until(lambda: agent.core.refused["store_full"] >= 2, timeout=20)
         assert "ns/more" not in agent.core.records
         assert agent.core.store_bytes >= limits.max_store_bytes

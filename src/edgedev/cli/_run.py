@@ -17,7 +17,6 @@ import socket
 import sqlite3
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -49,9 +48,6 @@ from edgedev.sinks import (
     SinkOptions,
 )
 from edgedev.twin import DeviceState
-
-if TYPE_CHECKING:
-    from edgedev.dmi import Dmi
 
 DEFAULT_DMI_SOCKET = "/etc/kubeedge/dmi.sock"
 _TRUE = ("1", "true", "yes", "on")
@@ -420,8 +416,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
-            if args.dmi:  # one line and exit 1 when another mapper serves a socket
-                await cast("Dmi", transports[-1]).claim()
+            for transport in transports:  # one line and exit 1 when another process holds
+                await transport.claim()  # what a transport needs alone (DMI's mapper socket)
         except EdgedevError as exc:
             outbox.close()
             print(f"error: {exc}", file=sys.stderr)

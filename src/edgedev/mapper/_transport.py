@@ -166,6 +166,17 @@ class TwinTransport(ReportSink):
             raise ValueError(f"{type(self).__name__} serves another mapper already")
         self.mapper = mapper
 
+    async def claim(self) -> None:
+        """Take what the transport must hold alone, before anything starts (nothing by default).
+
+        A program calls it for every transport before it runs the mapper, so that a resource
+        held elsewhere (DMI's mapper socket, served by another process) is one line and an
+        exit, not a failure after the devices have started.
+
+        Raises:
+            EdgedevError: the resource is not free; the message says which and why.
+        """
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, and serve the mapper until cancelled (see the class docstring).
 
