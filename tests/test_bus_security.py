@@ -20,7 +20,7 @@ import pytest
 from edgedev import Bus
 from edgedev._backoff import Backoff
 from edgedev.broker import EmbeddedBroker
-from edgedev.bus import BrokerConfigError, BrokerURL, Channel, Topics, bus_metrics
+from edgedev.bus import BrokerConfigError, BrokerURL, Channel, Message, Topics, bus_metrics
 from edgedev.cli import main
 from edgedev.health._metrics import render
 from edgedev.testing import Recorder, edgedev_process, free_port, unique_root
@@ -570,3 +570,146 @@ async def test_a_message_that_costs_the_connection_is_dropped_after_three_tries(
         assert afters == list(range(20))
         assert not any(m.topic.endswith("/poison") for m in recorder.messages)
     assert caplog.text.count("closed the connection each of the 3 times") == 1
+
+
+async def test_every_command_that_connects_takes_the_broker_s_packet_size(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """``--max-packet-size`` (env ``EDGEDEV_MAX_PACKET_SIZE``) reaches each command's bus."""
+    from edgedev.cli import build_parser
+    from edgedev.cli._common import resolve_bus_options
+
+    commands = (["watch"], ["twin", "get", "default/a"], ["agent"], ["run", "-f", "x"], ["view"])
+    for command in commands:
+        args = build_parser().parse_args([*command, "--max-packet-size", "4096"])
+        assert resolve_bus_options(args) is None
+        assert Bus(args.broker).max_packet_size == 4096
+    args = build_parser().parse_args(["watch"])
+    assert resolve_bus_options(args) is None
+    assert Bus(args.broker).max_packet_size == 16 * 1024 * 1024
+    monkeypatch.setenv("EDGEDEV_MAX_PACKET_SIZE", "1000")
+    for command in commands:
+        args = build_parser().parse_args(command)
+        assert resolve_bus_options(args) is None
+        assert args.broker.max_packet_size == 1000
+    args = build_parser().parse_args(["watch", "--max-packet-size", "2000"])
+    assert resolve_bus_options(args) is None and args.broker.max_packet_size == 2000
+    # the demo reads no broker setting from the environment; told one, it takes the option
+    args = build_parser().parse_args(["demo", "--broker", "mqtt://127.0.0.1:1"])
+    assert resolve_bus_options(args) is None and args.broker.max_packet_size is None
+    args = build_parser().parse_args(["demo", "--max-packet-size", "3000", "--broker", "h"])
+    assert resolve_bus_options(args) is None and args.broker.max_packet_size == 3000
+    # wrong values: one line naming where they came from
+    monkeypatch.setenv("EDGEDEV_MAX_PACKET_SIZE", "64k")
+    assert main(["watch"]) == 2
+    said = capsys.readouterr().err
+    assert said == "error: EDGEDEV_MAX_PACKET_SIZE: not a number of bytes: '64k'\n"
+    for bad in ("0", "268435461", "-5", "1.5"):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(["watch", "--max-packet-size", bad])
+        assert exit_info.value.code == 2
+        assert "--max-packet-size" in capsys.readouterr().err
+
+
+async def test_a_report_over_mosquitto_s_max_packet_size_is_dropped_and_the_rest_arrive(
+    tmp_path: Path,
+):
+    """mosquitto set with ``max_packet_size`` cuts the connection of a client that sends a
+    bigger packet (and, MQTT 3.1.1, says nothing of its limit in CONNACK). Told the limit, the
+    mapper drops the one report over it, counts it and stays connected; the next arrive."""
+    from edgedev.testing import Mosquitto, device, device_model, load_documents, write_documents
+
+    if not Mosquitto.available():
+        pytest.skip("mosquitto is not installed")
+    limit = 450  # a report of this device: ~340 bytes, ~530 with a 200-character label
+
+    def visit(**config: object) -> dict[str, object]:
+        return {"protocolName": "modbus", "configData": {"register": "HoldingRegister", **config}}
+
+    docs = [
+        device_model(
+            "panel",
+            "modbus",
+            [
+                {"name": "label", "type": "STRING", "accessMode": "ReadWrite"},
+                {"name": "n", "type": "INT", "accessMode": "ReadOnly"},
+            ],
+        ),
+        device(
+            "panel-1",
+            "panel",
+            "modbus",
+            {"ip": "127.0.0.1", "port": free_port()},
+            [
+                {
+                    "name": "label",
+                    "collectCycle": 100,
+                    "reportCycle": 100,
+                    "visitors": visit(offset=10, limit=100, dataType="string"),
+                },
+                {"name": "n", "collectCycle": 100, "reportCycle": 100, "visitors": visit(offset=0)},
+            ],
+        ),
+    ]
+    file = write_documents(tmp_path, docs)
+    sim = ModbusSimulator(load_documents(tmp_path, docs))
+    root = unique_root("packet")
+    health = free_port()
+
+    def label(message: Message) -> str | None:
+        if not message.topic.endswith("/panel-1/twin/update"):
+            return None
+        value: str = json.loads(message.payload)["twin"]["label"]["actual"]["value"]
+        return value
+
+    with Mosquitto(settings=f"allow_anonymous true\nmax_packet_size {limit}") as broker:
+        async with anyio.create_task_group() as tg:
+            await tg.start(sim.run)
+            async with Bus(broker.url) as bus, Recorder(bus, f"{root}/#") as recorder:
+                await bus.wait_connected()
+                sim.set("default/panel-1", "label", "short")
+                proc = start_mapper(
+                    [file],
+                    *("--broker", broker.url, "--topic-root", root),
+                    *("--max-packet-size", str(limit), "--health-port", str(health)),
+                )
+                try:
+                    await recorder.wait_for(lambda m: label(m) == "short", timeout=30)
+                    sim.set("default/panel-1", "label", "x" * 200)
+                    with anyio.fail_after(20):
+                        while True:
+                            metrics = await wait_http(health, "/metrics", 200)
+                            if _sample(metrics, "edgedev_publish_refused_total") >= 5:
+                                break
+                            await anyio.sleep(0.2)
+                    sim.set("default/panel-1", "label", "back")
+                    # the next reports arrive, on the same connection
+                    await recorder.wait_count(lambda m: label(m) == "back", 5, timeout=20)
+                    metrics = await wait_http(health, "/metrics", 200)
+                    assert proc.poll() is None
+                    proc.send_signal(signal.SIGTERM)
+                    _, err = proc.communicate(timeout=30)
+                finally:
+                    stop_process(proc)
+            tg.cancel_scope.cancel()
+        mosquitto_log = broker.log_file.read_text()
+    labels = [label(m) for m in recorder.messages]
+    assert "x" * 200 not in labels  # none went out
+    assert labels.count("back") >= 5
+    assert _sample(metrics, "edgedev_broker_reconnects_total") == 0
+    assert _sample(metrics, "edgedev_publish_poisoned_total") == 0
+    refused = _sample(metrics, 'edgedev_values_dropped_total{reason="publish_refused"}')
+    assert refused >= 2 * 5  # both of the device's values in each report dropped
+    # one connection for the mapper's whole run: mosquitto never had to cut it
+    assert "oversize packet" not in mosquitto_log, mosquitto_log
+    assert mosquitto_log.count(" as edgedev-modbus-") == 1, mosquitto_log
+    said = err.decode()
+    assert said.count(f"is over the broker's limit of {limit}") == 1, said  # once a minute
+
+
+def _sample(metrics: str, name: str) -> float:
+    """The value of the sample ``name`` (with its labels) in a /metrics text; 0 when absent."""
+    for line in metrics.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[-1])
+    return 0.0

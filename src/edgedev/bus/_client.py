@@ -164,7 +164,8 @@ class Bus:
         max_inflight: QoS 1 messages sent but not yet acknowledged, at most.
         backoff: reconnection delays; 0.1 s doubling to 10 s by default.
         max_packet_size: the largest PUBLISH packet the broker takes; a bigger message is
-            dropped when published (counted in :attr:`refused`, logged), never sent.
+            dropped when published (counted in :attr:`refused`, logged), never sent. By
+            default the URL's ``max_packet_size``, else 16 MiB (``MAX_PACKET_SIZE``).
 
     Raises:
         BrokerConfigError: the TLS files cannot be used (see :meth:`BrokerURL.ssl_context`).
@@ -180,9 +181,11 @@ class Bus:
         keepalive: int = 30,
         max_inflight: int = 4096,
         backoff: Backoff | None = None,
-        max_packet_size: int = MAX_PACKET_SIZE,
+        max_packet_size: int | None = None,
     ) -> None:
         self.url = url if isinstance(url, BrokerURL) else BrokerURL.parse(url)
+        if max_packet_size is None:
+            max_packet_size = self.url.max_packet_size or MAX_PACKET_SIZE
         self._ssl = self.url.ssl_context()
         if self._ssl is not None:
             self._ssl.sslsocket_class = _ClosingSSLSocket

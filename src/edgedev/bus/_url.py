@@ -68,6 +68,9 @@ class BrokerURL:
         key_file: PEM private key of ``cert_file`` (``cert_file`` may hold both).
         tls_insecure: do not check that the broker's certificate names ``host``; the
             certificate chain is still verified. Never in production.
+        max_packet_size: the largest packet the broker takes, in bytes, when it is smaller
+            than the bus's default of 16 MiB (mosquitto's ``max_packet_size``; MQTT 3.1.1 brokers
+            do not announce theirs); ``None``: the default.
     """
 
     host: str
@@ -80,6 +83,7 @@ class BrokerURL:
     cert_file: str | None = None
     key_file: str | None = None
     tls_insecure: bool = False
+    max_packet_size: int | None = None
 
     @classmethod
     def parse(cls, url: str) -> BrokerURL:

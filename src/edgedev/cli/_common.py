@@ -51,6 +51,16 @@ def add_bus_options(parser: argparse.ArgumentParser, *, embedded: bool = False) 
         metavar="ROOT",
         help=f"topic root ({'' if embedded else 'env EDGEDEV_TOPIC_ROOT, '}default {DEFAULT_ROOT})",
     )
+    max_env = "" if embedded else " (env EDGEDEV_MAX_PACKET_SIZE)"
+    parser.add_argument(
+        "--max-packet-size",
+        type=packet_size,
+        default=None,
+        metavar="BYTES",
+        help="the largest MQTT packet the broker takes, for a broker whose limit is under the "
+        "default of 16 MiB (mosquitto's max_packet_size): a bigger message is dropped and "
+        f"counted, never sent{max_env}",
+    )
     group = parser.add_argument_group("broker security (mqtts:// and credentials)")
     group.add_argument(
         "--ca-file",
@@ -118,6 +128,14 @@ def resolve_bus_options(args: argparse.Namespace) -> int | None:
         value: str | None = getattr(args, name) or os.environ.get(_SECURITY_ENV[name]) or None
         return value
 
+    max_packet_size = args.max_packet_size
+    env = os.environ.get("EDGEDEV_MAX_PACKET_SIZE") if args.broker_fallback is not None else None
+    if max_packet_size is None and env:
+        try:
+            max_packet_size = packet_size(env)
+        except argparse.ArgumentTypeError as exc:
+            print(f"error: EDGEDEV_MAX_PACKET_SIZE: {exc}", file=sys.stderr)
+            return 2
     password_file = pick("password_file")
     url = replace(
         url,
@@ -128,6 +146,7 @@ def resolve_bus_options(args: argparse.Namespace) -> int | None:
         password_file=password_file,
         password=(None if password_file else os.environ.get("EDGEDEV_PASSWORD")) or url.password,
         tls_insecure=bool(args.tls_insecure),
+        max_packet_size=max_packet_size,
     )
     try:
         url.check()
@@ -192,6 +211,27 @@ def megabytes(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a size in MiB: {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+MAX_MQTT_PACKET = 268_435_455 + 5
+"""The largest packet MQTT can carry: a remaining length of 256 MiB - 1, and its header."""
+
+
+def packet_size(text: str) -> int:
+    """A packet size in bytes (``65536``), for argparse's ``type``.
+
+    Raises:
+        argparse.ArgumentTypeError: not a whole number of bytes from 1 to MQTT's largest.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of bytes: {text!r}") from None
+    if not 1 <= value <= MAX_MQTT_PACKET:
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {MAX_MQTT_PACKET} bytes (MQTT's largest packet): {text!r}"
+        )
     return value
 
 
