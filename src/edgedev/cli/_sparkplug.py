@@ -16,10 +16,8 @@ import sys
 import time
 from collections.abc import Callable
 
-import anyio
-
-from edgedev._process import run_async
-from edgedev.bus import Bus
+from edgedev.bus import Message
+from edgedev.cli._watch import Publish, follow
 from edgedev.sparkplug import (
     NAMESPACE,
     Decoder,
@@ -34,7 +32,6 @@ from edgedev.sparkplug import (
 )
 from edgedev.twin import DeviceState
 from edgedev.view import TwinView
-from edgedev.wire import new_event_id
 
 NO_EXTRA = "error: Sparkplug B needs its extra: pip install 'edgedev[sparkplug]'"
 
@@ -120,7 +117,7 @@ class RebirthAsker:
         self._asked: dict[EdgeNode, float] = {}
         self._clock = clock
 
-    def check(self, event: Event, publish: Callable[[str, bytes], None]) -> bool:
+    def check(self, event: Event, publish: Publish) -> bool:
         """Ask ``event``'s edge node for a rebirth if needed; whether it was asked now."""
         if not event.unknown or event.edge is None:
             return False
@@ -144,37 +141,21 @@ def watch(args: argparse.Namespace) -> int:
     decoder = Decoder()
     asker = RebirthAsker()
 
-    async def main() -> int:
-        seen = 0
-        async with (
-            Bus(args.broker, client_id=f"edgedev-watch-{new_event_id()[:12]}") as bus,
-            bus.subscribe(*wanted) as messages,
+    def text_of(message: Message, now: float, publish: Publish) -> str | None:
+        if args.json:
+            return raw(message.topic, message.payload, now)
+        event = decoder.feed(message.topic, message.payload)
+        if event is None or (
+            args.device is not None
+            and (event.device is None or kubeedge_device_id(event.device) != args.device)
         ):
-            with anyio.move_on_after(args.seconds if args.seconds is not None else float("inf")):
-                async for message in messages:
-                    now = time.time()
-                    if args.json:
-                        text: str | None = raw(message.topic, message.payload, now)
-                    else:
-                        event = decoder.feed(message.topic, message.payload)
-                        if event is None or (
-                            args.device is not None
-                            and (
-                                event.device is None
-                                or kubeedge_device_id(event.device) != args.device
-                            )
-                        ):
-                            continue
-                        text = line(event, now)
-                        if not args.no_rebirth and asker.check(event, bus.publish):
-                            text += f"\n{_stamp(now)} {event.edge}  rebirth asked (NCMD)"
-                    print(text, flush=True)
-                    seen += 1
-                    if args.count is not None and seen >= args.count:
-                        break
-        return 0
+            return None
+        text = line(event, now)
+        if not args.no_rebirth and asker.check(event, publish):
+            text += f"\n{_stamp(now)} {event.edge}  rebirth asked (NCMD)"
+        return text
 
-    return run_async(main)
+    return follow(args, wanted, text_of)
 
 
 class SparkplugFeed:

@@ -15,12 +15,13 @@ import datetime as dt
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 import anyio
 from pydantic import ValidationError
 
 from edgedev._process import run_async
-from edgedev.bus import Bus, Channel, DeviceTopic, MapperTopic, NodeTopic, Topics
+from edgedev.bus import Bus, Channel, DeviceTopic, MapperTopic, Message, NodeTopic, Topics
 from edgedev.cli._common import add_bus_options
 from edgedev.cli._twin import device_id
 from edgedev.view import TwinView
@@ -204,6 +205,38 @@ def run(args: argparse.Namespace) -> int:
     view = TwinView(topics)
     redraw = args.table and sys.stdout.isatty()
 
+    def text_of(message: Message, now: float, publish: Publish) -> str | None:
+        if args.json:
+            return raw_line(topics, message.topic, message.payload, now)
+        if redraw:
+            view.apply(message.topic, message.payload, now)
+            return "\x1b[H\x1b[2J" + view.render(now)
+        return describe(
+            view,
+            message.topic,
+            message.payload,
+            now,
+            retained=message.retain,
+            device=args.device,
+        )
+
+    return follow(args, filters, text_of)
+
+
+Publish = Callable[[str, bytes], object]
+"""How a watcher answers on the bus (:meth:`edgedev.bus.Bus.publish`)."""
+
+
+def follow(
+    args: argparse.Namespace,
+    filters: Sequence[str],
+    text_of: Callable[[Message, float, Publish], str | None],
+) -> int:
+    """Print ``text_of`` each message of ``filters``, until SIGINT, ``--count`` or ``--seconds``.
+
+    A message that ``text_of`` gives no text for is skipped; ``publish`` answers on the bus.
+    """
+
     async def main() -> int:
         seen = 0
         async with (
@@ -212,21 +245,7 @@ def run(args: argparse.Namespace) -> int:
         ):
             with anyio.move_on_after(args.seconds if args.seconds is not None else float("inf")):
                 async for message in messages:
-                    now = time.time()
-                    if args.json:
-                        text: str | None = raw_line(topics, message.topic, message.payload, now)
-                    elif redraw:
-                        view.apply(message.topic, message.payload, now)
-                        text = "\x1b[H\x1b[2J" + view.render(now)
-                    else:
-                        text = describe(
-                            view,
-                            message.topic,
-                            message.payload,
-                            now,
-                            retained=message.retain,
-                            device=args.device,
-                        )
+                    text = text_of(message, time.time(), bus.publish)
                     if text is None:
                         continue
                     print(text, flush=True)
