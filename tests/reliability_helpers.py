@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from anyio.abc import SocketStream, TaskStatus
 
 from edgedev import DeviceSpec
@@ -244,3 +246,24 @@ async def eventually(condition: Callable[[], bool], timeout: float = 20) -> None
             if condition():
                 return
             await anyio.sleep(0.02)
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A small disk that fills for real: a tmpfs of ``size`` (``1m``) at ``mount``.
+
+    Skips the test where mounting is not allowed (it needs root).
+    """
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -19,6 +19,7 @@ import pytest
 from edgedev.bus import MemoryOutbox, Message, Outbox, SqliteOutbox
 from edgedev.bus._outbox import ENTRY_OVERHEAD
 from edgedev.testing import free_port
+from reliability_helpers import small_tmpfs
 
 READING = 4000  # payload bytes of one twin report (about 45 values)
 
@@ -180,20 +181,8 @@ def test_a_queue_of_an_earlier_edgedev_is_read(tmp_path: Path):
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "16m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def used(disk: Path) -> int:
