@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -391,6 +392,83 @@ async def _why_not(host: str, port: int, timeout_ms: int) -> str:
     return "the connection failed, then succeeded on a second attempt"
 
 
+class _Shared:
+    """What every device of one property list works out alike: layouts, plans, decoders.
+
+    A fleet's devices share their property list (the loader validates each distinct list
+    once), so the layouts, read plans and decoders of 1000 devices of 50 properties are made
+    once (50 of each) instead of 50,000 times: ~40 MiB and ~0.3 ms per device at start.
+    Kept while a driver holds it (:meth:`of` finds it by the identity of the property tuple,
+    which it keeps alive, so the identity is never another list's); a list with value rules
+    (``bit``, ``mapping`` ...) is per device, as their warnings name the device.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "coalesce",
+        "decoders",
+        "layouts",
+        "max_gap",
+        "plans",
+        "props",
+        "types",
+    )
+    props: tuple[ModbusPropertySpec, ...]
+    layouts: dict[str, Layout]
+    types: dict[str, PropertyType]
+    plans: dict[tuple[str, ...], list[Block]]
+    decoders: dict[int, list[tuple[str, _FastDecoder | None]]]
+    """Per block of a plan in ``plans``, each value's decoder."""
+
+    _found: weakref.WeakValueDictionary[tuple[int, bool, int, str], _Shared] = (
+        weakref.WeakValueDictionary()
+    )
+
+    def __init__(self, device: ModbusDeviceSpec, coalesce: bool, max_gap: int) -> None:
+        self.props = device.properties
+        self.layouts = {p.name: Layout.of(p, device.id) for p in device.properties}
+        self.types = {p.name: p.type for p in device.properties}
+        self.coalesce, self.max_gap = coalesce, max_gap
+        self.plans = {}
+        self.decoders = {}
+
+    @classmethod
+    def of(cls, device: ModbusDeviceSpec, coalesce: bool, max_gap: int) -> _Shared:
+        """The shared part for ``device`` (read with ``coalesce`` and ``max_gap``)."""
+        props = device.properties
+        alone = "" if all(p.visitor.plain for p in props) else device.id
+        key = (id(props), coalesce, max_gap, alone)
+        found = cls._found.get(key)
+        if found is None or found.props is not props:
+            found = cls._found[key] = cls(device, coalesce, max_gap)
+        return found
+
+    def plan(self, properties: Sequence[ModbusPropertySpec]) -> list[Block]:
+        """The requests that read ``properties``."""
+        key = tuple(p.name for p in properties)
+        plan = self.plans.get(key)
+        if plan is None:
+            items = []
+            for p in properties:
+                layout = self.layouts[p.name]
+                items.append(ReadItem(p.name, layout.table, layout.offset, layout.count))
+            if self.coalesce:
+                plan = plan_reads(items, max_gap=self.max_gap)
+            else:  # one request per property
+                plan = [b for item in items for b in plan_reads([item])]
+            self.plans[key] = plan
+        return plan
+
+    def decoders_of(self, block: Block) -> list[tuple[str, _FastDecoder | None]]:
+        """Each value's fast decoder for ``block`` of a plan; empty: the generic path."""
+        made = [
+            (item.key, _fast_decoder(self.layouts[item.key], self.types[item.key]))
+            for item in block.items
+        ]
+        decoders = self.decoders[id(block)] = made if all(f for _, f in made) else []
+        return decoders
+
+
 class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
     """Modbus TCP and RTU through pymodbus.
 
@@ -406,12 +484,9 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
 
     def __init__(self, device: ModbusDeviceSpec, endpoints: Endpoints | None = None) -> None:
         super().__init__(device, endpoints)
-        self._layouts = {p.name: Layout.of(p, device.id) for p in device.properties}
-        self._plans: dict[tuple[str, ...], list[Block]] = {}
-        self._types = {p.name: p.type for p in device.properties}
-        self._decoders: dict[int, list[tuple[str, _FastDecoder | None]]] = {}
-        """Per block of a plan in ``_plans`` (cleared with it), each value's decoder."""
         self._max_gap = self.config.max_gap
+        self._shared = _Shared.of(device, self.config.coalesce, self._max_gap)
+        self._layouts = self._shared.layouts
         self._lease: Lease[ModbusLink] | None = None
         self.requests = 0
         """Requests sent to the device (reads and writes)."""
@@ -539,19 +614,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
 
     # reads ---------------------------------------------------------------------------------
     def _plan(self, properties: Sequence[ModbusPropertySpec]) -> list[Block]:
-        key = tuple(p.name for p in properties)
-        plan = self._plans.get(key)
-        if plan is None:
-            items = []
-            for p in properties:
-                layout = self._layouts[p.name]
-                items.append(ReadItem(p.name, layout.table, layout.offset, layout.count))
-            if self.config.coalesce:
-                plan = plan_reads(items, max_gap=self._max_gap)
-            else:  # one request per property
-                plan = [b for item in items for b in plan_reads([item])]
-            self._plans[key] = plan
-        return plan
+        return self._shared.plan(properties)
 
     async def _read_block(self, block: Block) -> Sequence[int] | Sequence[bool] | None:
         read, unit = _READ[block.table], self.config.slave_id
@@ -567,8 +630,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
                 "%s refused a read spanning unused addresses; reading without gaps", self.device.id
             )
             self._max_gap = 0
-            self._plans.clear()
-            self._decoders.clear()
+            self._shared = _Shared.of(self.device, self.config.coalesce, 0)
             raise _Replan
         if code in (GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_FAILED):
             raise DeviceError(f"{self.config.address}: the gateway's target does not answer")
@@ -634,14 +696,10 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
         values: dict[str, Value | Sample],
     ) -> None:
         """Decode every value of ``block`` from the answer ``words`` into ``values``."""
-        decoders = self._decoders.get(id(block))  # by identity: hashing a Block is slow
+        shared = self._shared
+        decoders = shared.decoders.get(id(block))  # by identity: hashing a Block is slow
         if decoders is None:
-            made = [
-                (item.key, _fast_decoder(self._layouts[item.key], self._types[item.key]))
-                for item in block.items
-            ]
-            # an empty list: some value needs the generic path
-            decoders = self._decoders[id(block)] = made if all(f for _, f in made) else []
+            decoders = shared.decoders_of(block)
         if decoders and len(words) >= block.count:
             data = _pack_words(block.count, words)
             start = block.start
@@ -655,7 +713,7 @@ class ModbusDriver(Driver[ModbusProtocol, ModbusVisitor]):
                 return
         for name, part in split_block(block, words).items():
             try:
-                values[name] = self._layouts[name].decode(part, self._types[name])
+                values[name] = shared.layouts[name].decode(part, shared.types[name])
             except ValueError as exc:  # a value it cannot take (a strict mapping): Bad
                 values[name] = Sample.bad(str(exc))
 
