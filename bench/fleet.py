@@ -356,6 +356,16 @@ def _run(
         )
         result.validate_s = time.time() - began
         print(f"[{mode}] `edgedev validate` of the file: {result.validate_s:.2f} s", flush=True)
+    cache = work / f"cache-{mode}"
+    if args.cache == "warm" and mode != "dmi":  # as at a restart with the files unchanged
+        fill = (
+            "from edgedev.loader import load_devices; "
+            f"load_devices([{str(fleet)!r}], cache={str(cache)!r})"
+        )
+        subprocess.run([sys.executable, "-c", fill], check=True)
+        print(f"[{mode}] loader cache: warm (the files loaded once before the start)", flush=True)
+    elif args.cache == "cold":
+        print(f"[{mode}] loader cache: cold (empty: the start parses the files)", flush=True)
 
     children: list[Child] = []
     with contextlib.ExitStack() as stack:
@@ -431,6 +441,7 @@ def _run(
                 f"fleet-{mode}",
                 *(["--data-dir", str(work / f"data-{mode}")] if mode == "sqlite" else []),
                 *(["--health-port", str(health_port)] if result.sink else []),
+                *(["--no-cache"] if args.cache == "none" else ["--cache-dir", str(cache)]),
             ],
             env={**os.environ, **sink_env},
             stdin=subprocess.DEVNULL,
@@ -837,6 +848,14 @@ def main() -> int:
         choices=("redis", "mysql", "http"),
         help="also run coalesced with every property pushed to this sink (pushMethod/dbMethod; "
         "redis-server, mariadbd or a local HTTP server), beside the run without it",
+    )
+    parser.add_argument(
+        "--cache",
+        choices=("warm", "cold", "none"),
+        default="warm",
+        help="the mapper's loader cache (`edgedev run --cache-dir`): warm, filled before the "
+        "start as at a restart with unchanged files (default); cold, empty: the start parses "
+        "the files and fills it; none: `--no-cache`",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     parser.add_argument(

@@ -51,10 +51,12 @@ def report(seconds: float, by: str, top: int, stop: threading.Event) -> None:
         flush=True,
     )
     for stat in snapshot.statistics(by)[:top]:
-        frame = stat.traceback[0]
+        where = [
+            f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}"
+            for frame in stat.traceback
+        ]
         print(
-            f"  {stat.size / 2**20:7.2f} MiB {stat.count:9,d} blocks  "
-            f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}",
+            f"  {stat.size / 2**20:7.2f} MiB {stat.count:9,d} blocks  " + " <- ".join(where),
             flush=True,
         )
     os.kill(os.getpid(), signal.SIGTERM)

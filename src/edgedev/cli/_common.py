@@ -251,14 +251,15 @@ def add_file_option(parser: argparse.ArgumentParser, *, required: bool = True) -
 
 
 def load_or_report(
-    files: Sequence[str], warnings: list[Problem] | None = None
+    files: Sequence[str], warnings: list[Problem] | None = None, cache: str | None = None
 ) -> list[DeviceSpec] | None:
     """Load ``files``; print every problem to stderr and return ``None`` when invalid.
 
-    ``warnings`` receives what loads but deserves a look (logged when not given).
+    ``warnings`` receives what loads but deserves a look (logged when not given); ``cache``
+    is the loader's cache directory, if any.
     """
     try:
-        return load_devices(files, warnings=warnings)
+        return load_devices(files, warnings=warnings, cache=cache)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -149,6 +149,19 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "restart (env EDGEDEV_DATA_DIR; in memory when absent)",
     )
     parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("EDGEDEV_CACHE_DIR"),
+        metavar="DIR",
+        help="keep the resolved devices in DIR, so that the next start with unchanged files "
+        "skips parsing them (env EDGEDEV_CACHE_DIR; default --data-dir when given, else "
+        "$XDG_CACHE_HOME/edgedev or ~/.cache/edgedev)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="parse the files at every start, keep no cache",
+    )
+    parser.add_argument(
         "--queue-limit",
         type=_positive_int,
         default=os.environ.get("EDGEDEV_QUEUE_LIMIT") or DEFAULT_QUEUE_LIMIT,
@@ -353,6 +366,18 @@ def _install(extra: str) -> str:
     return f"pip install 'edgedev[{extra}]'"
 
 
+def cache_dir(args: argparse.Namespace) -> str | None:
+    """Where the loader keeps the resolved devices (``None``: nowhere, ``--no-cache``)."""
+    if args.no_cache:
+        return None
+    if args.cache_dir:
+        return str(args.cache_dir)
+    if args.data_dir:
+        return str(args.data_dir)
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(home, "edgedev")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run until SIGINT or SIGTERM; reload the files on SIGHUP."""
     if not args.files and not args.dmi:
@@ -361,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dmi and not (args.protocols or args.env_protocols):
         print("error: --dmi needs --protocol NAME (or EDGEDEV_PROTOCOLS)", file=sys.stderr)
         return 2
-    devices = load_or_report(args.files) if args.files else []
+    devices = load_or_report(args.files, cache=cache_dir(args)) if args.files else []
     if devices is None:
         return 1
     gc.freeze()  # the loaded specs live as long as the process: keep them out of GC passes

@@ -6,6 +6,7 @@ the protocol settings, so that nothing downstream looks at raw YAML again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
@@ -95,6 +96,10 @@ class DeviceCommand:
     response: bytes = b""
 
 
+_last_by_name: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+"""The last property tuple a :class:`DeviceSpec` indexed by name, with its index."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceSpec(Generic[ConfigT_co, VisitorT_co]):
     """One device, fully resolved.
@@ -138,7 +143,18 @@ class DeviceSpec(Generic[ConfigT_co, VisitorT_co]):
     _by_name: dict[str, PropertySpec[VisitorT_co]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_name", {p.name: p for p in self.properties})
+        global _last_by_name
+        props = self.properties
+        by_name = _last_by_name[1] if _last_by_name[0] is props else None
+        if by_name is None:  # a fleet's devices share their property tuple: and this (read only)
+            by_name = {p.name: p for p in props}
+            _last_by_name = (props, by_name)
+        object.__setattr__(self, "_by_name", by_name)
+
+    @property
+    def properties_by_name(self) -> Mapping[str, PropertySpec[VisitorT_co]]:
+        """The properties by name (read only)."""
+        return self._by_name
 
     @property
     def id(self) -> str:

@@ -18,6 +18,7 @@ from edgedev._plugins import Registry
 from edgedev.config._spec import DeviceSpec
 from edgedev.drivers import AnyDriver
 from edgedev.drivers import drivers as installed
+from edgedev.loader._cache import FleetCache
 from edgedev.loader._documents import Document, read_documents
 from edgedev.loader._findings import Findings
 from edgedev.loader._resolve import Resolver
@@ -32,6 +33,7 @@ def load_devices(
     *,
     drivers: Registry[AnyDriver] | None = None,
     warnings: list[Problem] | None = None,
+    cache: str | Path | None = None,
 ) -> list[DeviceSpec]:
     """Load every Device in ``paths``, resolved against its DeviceModel and driver.
 
@@ -44,6 +46,27 @@ def load_devices(
         drivers: where drivers come from (default: installed entry points).
         warnings: receives what loads but deserves a look (a deprecated field, a cycle that
             looks like nanoseconds ...); logged on ``edgedev.config`` when not given.
+        cache: a directory where the resolved specs are kept, to be taken from there while
+            the files, edgedev and the drivers are unchanged (with the installed drivers
+            only: ``drivers`` not given).
+
+    Raises:
+        ConfigError: with one :class:`~edgedev.Problem` per mistake found in any file.
+    """
+    if cache is not None and drivers is None:
+        paths = list(paths)
+        specs, found = FleetCache(cache, paths).load(lambda: _load(paths, None))
+        Findings(warnings=list(found)).hand_over(warnings)
+        return specs
+    specs, found = _load(paths, drivers)
+    Findings(warnings=found).hand_over(warnings)
+    return specs
+
+
+def _load(
+    paths: Iterable[str | Path], drivers: Registry[AnyDriver] | None
+) -> tuple[list[DeviceSpec], list[Problem]]:
+    """The specs of the Devices in ``paths``, and the warnings.
 
     Raises:
         ConfigError: with one :class:`~edgedev.Problem` per mistake found in any file.
@@ -58,8 +81,7 @@ def load_devices(
         findings.problems[at:at] = read.problems  # a file's YAML problems come first
     specs = resolver.resolve()
     findings.check()
-    findings.hand_over(warnings)
-    return specs
+    return specs, findings.warnings
 
 
 def load_resources(

@@ -193,7 +193,7 @@ class DeviceRunner:
         self._reading_sinks = tuple(s for s in self._sinks if wants_readings(s))
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._timeout = spec.timeout_ms / 1000
-        self._props = {p.name: p for p in spec.properties}
+        self._props = spec.properties_by_name
         self._last: dict[str, Reading] = {}
         self._pushed: deque[tuple[str, Reading | BadValue]] = deque(maxlen=PUSH_QUEUE_LIMIT)
         self._bad: dict[str, BadValue] = {}

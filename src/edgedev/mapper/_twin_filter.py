@@ -48,6 +48,7 @@ class TwinFilter:
     def __init__(self, over: str) -> None:
         self._over = over
         self._rules: dict[str, _TwinRules] = {}
+        self._last: _TwinRules | None = None
         self._refused_once: set[tuple[str, str]] = set()
         self.refused: Counter[str] = Counter()
 
@@ -111,12 +112,18 @@ class TwinFilter:
     def _rules_of(self, device: DeviceSpec) -> _TwinRules:
         rules = self._rules.get(device.id)
         if rules is None or rules.spec is not device:  # new, or updated at run time
-            props = [p for p in device.properties if p.report_to_cloud]
-            rules = self._rules[device.id] = _TwinRules(
-                device,
-                {p.name: type_name(p.type) for p in props},
-                {p.name: key_refusal(p.name) for p in props},
-            )
+            last = self._last
+            if last is not None and last.spec.properties is device.properties:
+                # a fleet's devices share their property list: and these dicts (read only)
+                rules = _TwinRules(device, last.types, last.key_refusals)
+            else:
+                props = [p for p in device.properties if p.report_to_cloud]
+                rules = _TwinRules(
+                    device,
+                    {p.name: type_name(p.type) for p in props},
+                    {p.name: key_refusal(p.name) for p in props},
+                )
+            self._rules[device.id] = self._last = rules
         return rules
 
     def _refuse(self, device_id: str, name: str, why: str) -> None:
