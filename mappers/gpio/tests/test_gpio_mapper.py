@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+import yaml
 from gpio_helpers import (
     delta,
     device,
@@ -23,12 +24,13 @@ from gpio_helpers import (
 )
 
 from edgedev import DeviceSpec
-from edgedev.testing import free_port
+from edgedev.testing import docs_example, free_port
 from edgedev_gpio import GpioSimulator
 
 pytestmark = pytest.mark.broker
 
 TIMEOUT = 20.0
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "protocols" / "gpio.md"
 TYPES = {"button": "boolean", "relay": "boolean", "lamp": "float", "door": "boolean"}
 
 
@@ -224,25 +226,23 @@ def load_devices_from(path: Path) -> list[DeviceSpec]:
 async def test_a_mock_mcp3008_channel_follows_a_signal_without_a_simulator(
     tmp_path: Path, mqtt_url: str
 ):
+    """The MCP3008 example of docs/protocols/gpio.md, as written, on the mock pin factory:
+    the channel follows a signal between the property's minimum and maximum."""
     name, root = unique("mock"), unique("t")
+    light = yaml.safe_load(docs_example(PAGE, "gpio-light"))
     (spec,) = load(
         tmp_path,
         [
-            model("adc", [prop("level", "FLOAT", access="ReadOnly")]),
-            device(
-                "tank",
-                "adc",
-                [visit("level", 200, direction="adc", channel=0)],
-                pinFactory="mock",
-                mockName=name,
-            ),
+            model("adc", [prop("light", "FLOAT", access="ReadOnly", minimum="0.2", maximum="0.6")]),
+            device("panel", "adc", light, pinFactory="mock", mockName=name),
         ],
     )
+    assert spec.property("light").collect_cycle == 0.5
     async with running([spec], mqtt_url, root, name) as (_, _, _, recorder):
         seen: set[float] = set()
         after = 0
         while len(seen) < 2:
-            message = await recorder.wait_for(reports("level"), after=after, timeout=TIMEOUT)
+            message = await recorder.wait_for(reports("light"), after=after, timeout=TIMEOUT)
             after = recorder.messages.index(message) + 1
-            seen.add(float(twin_values(message)["level"]))
-    assert all(0.0 <= v <= 1.0 for v in seen)
+            seen.add(float(twin_values(message)["light"]))
+    assert all(0.2 <= v <= 0.6 for v in seen), seen

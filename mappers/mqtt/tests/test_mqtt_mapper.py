@@ -3,7 +3,8 @@
 The DeviceModel and Device are those of KubeEdge's proposal of a common MQTT mapper
 (kubeedge/kubeedge ``docs/proposals/sig-device-iot/provide-a-commom-mqtt-mapper.md``, commit
 16cd8548e: the model at lines 84-99, the device at lines 104-153), keys and values as written
-there (the proposal indents them inside a list item; here they start at column 0).
+there (the proposal indents them inside a list item; here they start at column 0). The
+examples of docs/protocols/mqtt.md are taken from the page as written.
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ from edgedev.agent import Agent
 from edgedev.cli import main
 from edgedev.mapper import Reading, ReportSink
 from edgedev.mqtt import KubeEdgeMqtt
-from edgedev.testing import BrokerHandle, Recorder, free_port, load_documents, unique_root
+from edgedev.testing import (
+    BrokerHandle,
+    Recorder,
+    docs_example,
+    free_port,
+    load_documents,
+    unique_root,
+)
 from edgedev.twin import DeviceState
 from edgedev_mqtt import MqttSimulator
 
 pytestmark = pytest.mark.broker
+
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "protocols" / "mqtt.md"
 
 PROPOSAL_MODEL = """\
 apiVersion: devices.kubeedge.io/v1beta1
@@ -297,32 +307,35 @@ JSON_MODEL = {
 
 
 def json_device(url: str, name: str = "boiler-1") -> dict[str, Any]:
-    def visit(path: str, **more: Any) -> dict[str, Any]:
-        return {"protocolName": "mqtt", "configData": {"topic": "plant/boiler", **more}}
-
+    """The connection and properties of docs/protocols/mqtt.md, at the test's broker."""
+    protocol = yaml.safe_load(docs_example(PAGE, "mqtt-connection"))["protocol"]
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    protocol["configData"].update(ip=host, port=int(port))
     return {
         "apiVersion": "devices.kubeedge.io/v1beta1",
         "kind": "Device",
         "metadata": {"name": name},
         "spec": {
             "deviceModelRef": {"name": "boiler"},
-            "protocol": {"protocolName": "mqtt", "configData": {"brokerURL": url}},
-            "properties": [
-                {
-                    "name": "temperature",
-                    "collectCycle": 60000,
-                    "visitors": visit("", jsonPath="$.temperature"),
-                },
-                {
-                    "name": "setpoint",
-                    "collectCycle": 60000,
-                    "visitors": visit(
-                        "", jsonPath="$.setpoint.value", commandTopic="plant/boiler/cmd"
-                    ),
-                },
-            ],
+            "protocol": protocol,
+            "properties": yaml.safe_load(docs_example(PAGE, "mqtt-properties")),
         },
     }
+
+
+def test_the_page_shows_the_proposals_device_shortened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """docs/protocols/mqtt.md's copy of the proposal's Device: the same keys and values, less
+    its ``pushMethod`` (the tests here run the proposal's whole Device); it loads as it is."""
+    page = yaml.safe_load(docs_example(PAGE, "mqtt-proposal"))
+    whole = yaml.safe_load(PROPOSAL_DEVICE)
+    del whole["spec"]["properties"][0]["pushMethod"]
+    assert page == whole
+    path = tmp_path / "page.yaml"
+    path.write_text(PROPOSAL_MODEL + "---\n" + docs_example(PAGE, "mqtt-proposal"))
+    assert main(["validate", "-f", str(path)]) == 0
+    assert "ok: 1 device" in capsys.readouterr().out
 
 
 async def test_json_documents_carry_several_properties_and_bad_payloads_are_counted(

@@ -1,19 +1,26 @@
-"""The packing line of docs/protocols/opcua.md, as written, against a plain asyncua server
-and against ``edgedev simulate``."""
+"""The examples of docs/protocols/opcua.md, as written: the packing line against a plain
+asyncua server and against ``edgedev simulate``, the connection and property examples as one
+device of a plain server (the security example: test_opcua_security.py)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-from opcua_helpers import plain, portal, url
+import pytest
+import yaml
+from opcua_helpers import load, model, plain, portal, root, url
 
-from edgedev import DeviceSpec
+from edgedev import Bus, DeviceSpec, Mapper
 from edgedev.drivers import Endpoints
 from edgedev.loader import load_devices
-from edgedev.testing import docs_example, edgedev_process, wait_for_port
+from edgedev.mqtt import KubeEdgeMqtt
+from edgedev.testing import Recorder, docs_example, edgedev_process, free_port, wait_for_port
+from edgedev.testing import device as kube_device
 from edgedev_opcua import OpcuaDriver
 
 PAGE = Path(__file__).resolve().parents[3] / "docs" / "protocols" / "opcua.md"
@@ -93,3 +100,68 @@ async def test_the_packer_runs_against_edgedev_simulate(tmp_path: Path) -> None:
     assert seen["before"]["state"] in ("Idle", "Running", "Held", "Fault")
     assert {type(seen["before"][n]) for n in ("doorClosed", "filmLow", "emergencyStop")} == {bool}
     assert (seen["after"]["state"], seen["after"]["sealTemperature"]) == ("Held", 150.0)
+
+
+async def _line_server(address: str) -> Any:
+    """A plain asyncua server with the page's node: ``ns=2;s=Line1.Temp``, a Double."""
+    from asyncua import Server, ua
+
+    server = Server()
+    await server.init()
+    server.set_endpoint(address)
+    index = await server.register_namespace("urn:example:line1")
+    assert index == 2  # the first namespace a server registers after OPC-UA's and its own
+    await server.nodes.objects.add_variable(
+        ua.NodeId("Line1.Temp", index), "Line1.Temp", ua.Variant(21.5, ua.VariantType.Double)
+    )
+    await server.start()
+    return server
+
+
+async def _set_temperature(server: Any, value: float) -> None:
+    from asyncua import ua
+
+    node = server.get_node(ua.NodeId("Line1.Temp", 2))
+    await node.write_value(ua.Variant(value, ua.VariantType.Double))
+
+
+@pytest.mark.broker
+async def test_the_connection_and_property_examples_subscribe_to_a_plain_server(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    """The page's connection (its endpoint path, ``mode: subscribe``, ``timeout``) and its
+    temperature property, at a local address, through a mapper to the twin."""
+    protocol = yaml.safe_load(docs_example(PAGE, "opcua-connection"))["protocol"]
+    (prop,) = yaml.safe_load(docs_example(PAGE, "opcua-temperature"))
+    path = urlsplit(protocol["configData"]["url"]).path
+    address = f"opc.tcp://127.0.0.1:{free_port()}{path}"
+    config = {**protocol["configData"], "url": address}
+    line = [{"name": "temperature", "type": "DOUBLE", "accessMode": "ReadOnly"}]
+    (spec,) = load(
+        tmp_path, [model("line", line), kube_device("line-1", "line", "opcua", config, [prop])]
+    )
+    assert (spec.config.mode, spec.timeout_ms, path) == ("subscribe", 3000, "/plant/line1")
+    topic_root = root()
+    mapper = Mapper([spec], transports=[KubeEdgeMqtt(mqtt_url, topic_root=topic_root)])
+
+    def temperature(value: str) -> Callable[[Any], bool]:
+        def match(message: Any) -> bool:
+            if not message.topic.endswith("/line-1/twin/update"):
+                return False
+            twin = json.loads(message.payload)["twin"]
+            return bool(twin.get("temperature", {}).get("actual", {}).get("value") == value)
+
+        return match
+
+    with portal() as p:
+        server = p.call(_line_server, address)
+        try:
+            async with anyio.create_task_group() as tg:
+                async with Bus(mqtt_url) as bus, Recorder(bus, f"{topic_root}/#") as recorder:
+                    await tg.start(mapper.run)
+                    await recorder.wait_for(temperature("21.5"), timeout=20)
+                    await anyio.to_thread.run_sync(p.call, _set_temperature, server, 22.25)
+                    await recorder.wait_for(temperature("22.25"), timeout=20)
+                mapper.stop()
+        finally:
+            p.call(server.stop)

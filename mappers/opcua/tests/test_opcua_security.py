@@ -10,14 +10,17 @@ from pathlib import Path
 
 import anyio
 import pytest
+import yaml
 from opcua_helpers import device, load, model, portal, root, served, state_of, url, visit
 
 from edgedev import Bus, Mapper
 from edgedev.mqtt import KubeEdgeMqtt
-from edgedev.testing import Recorder
+from edgedev.testing import Recorder, docs_example
 from edgedev_opcua import self_signed
 
 pytestmark = pytest.mark.broker
+
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "protocols" / "opcua.md"
 
 
 async def test_sign_and_encrypt_works_and_a_wrong_password_or_missing_cert_is_offline(
@@ -29,13 +32,11 @@ async def test_sign_and_encrypt_works_and_a_wrong_password_or_missing_cert_is_of
         tmp_path, "client"
     )
     address = url()
-    secured = {
-        "securityPolicy": "Basic256Sha256",
-        "securityMode": "SignAndEncrypt",
-        "certificate": str(cert),
-        "privateKey": str(key),
-        "userName": "operator",
-    }
+    # the settings of docs/protocols/opcua.md, with this test's certificate and server
+    page = yaml.safe_load(docs_example(PAGE, "opcua-security"))["configData"]
+    assert (page["userName"], page["password"]) == ("operator", "s3cret")
+    secured = {**page, "certificate": str(cert), "privateKey": str(key)}
+    del secured["url"], secured["password"]
     props = [
         {"name": "level", "type": "DOUBLE", "accessMode": "ReadOnly"},
         {"name": "limit", "type": "INT"},
