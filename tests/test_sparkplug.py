@@ -11,7 +11,9 @@ writes it receives.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -332,6 +334,99 @@ async def test_devices_added_and_removed_at_run_time_are_born_and_die(
             mapper.stop()
             tg.cancel_scope.cancel()
     seqs_continue(host.lines, edge)
+
+
+async def test_the_demo_s_devices_are_sparkplug_devices_a_pysparkplug_host_commands(
+    tmp_path: Path,
+):
+    """Issue 28's "done when": ``edgedev demo --sparkplug demo/edge1`` as docs/sparkplug.md
+    runs it, on the demo's own broker; pysparkplug, joining as a host does, sees each of the
+    demo's devices born with live metrics, and its DCMD of the thermostat's ``heating`` reaches
+    the simulated device (read back from it: in the DDATA and in the KubeEdge twin report)."""
+    host_python()
+    edge = EdgeNode("demo", "edge1")
+    output, errors = tmp_path / "demo.out", tmp_path / "demo.err"
+    command = [sys.executable, "-m", "edgedev", "demo", "--sparkplug", str(edge)]
+    with output.open("wb") as out, errors.open("wb") as err:
+        demo = await anyio.open_process(
+            [*command, "--seconds", "120"],
+            stdout=out,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        with anyio.fail_after(WAIT):
+            while not (found := re.search(r"^demo broker: (\S+)", output.read_text(), re.M)):
+                assert demo.returncode is None, errors.read_text()
+                await anyio.sleep(0.05)
+        url = found[1]
+        thermostat = "demo:thermostat-1"  # demo/thermostat-1 (Device ids)
+        with Host(url, edge, "scada") as host:
+            await host.start()
+            async with Bus(url) as bus, Recorder(bus, "$hw/events/device/#") as kubeedge:
+                # joining a running edge node, the host asks for its births (5.17)
+                host.send(do="rebirth")
+                nbirth = await host.expect(host.of("NBIRTH"), what="NBIRTH")
+                assert metrics(nbirth)["Mapper/Devices"]["value"] == 5
+                born: dict[str, dict[str, Any]] = {}
+                while len(born) < 5:
+                    dbirth = await host.expect(host.of("DBIRTH"), what="the demo's DBIRTHs")
+                    born[dbirth["device"]] = metrics(dbirth)
+                assert born.keys() == {
+                    "demo:filler-1",
+                    "demo:gpio-panel",
+                    "demo:meter-1",
+                    "demo:thermometer-ble-1",
+                    thermostat,
+                }
+                assert born["demo:meter-1"]["Properties/Device"]["value"] == "demo/meter-1"
+                heating = born[thermostat]["heating"]
+                assert heating["datatype"] == DataType.Boolean and heating["value"] is False
+                # live: the meter's energy changes in its DDATA, named by the birth's alias
+                energy = born["demo:meter-1"]["energy"]
+                seen = set()
+                while len(seen) < 3:
+                    ddata = await host.expect(host.of("DDATA", "demo:meter-1"), what="DDATA")
+                    if "energy" in (data := metrics(ddata)):
+                        assert data["energy"]["alias"] == energy["alias"]
+                        seen.add(data["energy"]["value"])
+                await host.expect(host.of("DDATA", thermostat), what="DDATA of the thermostat")
+
+                # the host's DCMD: written to the simulated thermostat, read back from it
+                host.send(
+                    do="dcmd",
+                    device=thermostat,
+                    alias=heating["alias"],
+                    datatype=DataType.Boolean,
+                    value=True,
+                )
+                answer = await host.expect(
+                    lambda line: (
+                        host.of("DDATA", thermostat)(line)
+                        and metrics(line).get("heating", {}).get("value") is True
+                    ),
+                    what="DDATA heating=true",
+                )
+                assert metrics(answer)["heating"]["alias"] == heating["alias"]
+
+                def heating_reported(message: Any) -> bool:
+                    if not message.topic.endswith("/demo/thermostat-1/twin/update"):
+                        return False
+                    twin = json.loads(message.payload)["twin"]
+                    return bool(twin.get("heating", {}).get("actual", {}).get("value") == "true")
+
+                await kubeedge.wait_for(heating_reported, timeout=WAIT)
+            # stopped (Ctrl-C): NDEATH before the demo disconnects (5.5)
+            demo.send_signal(signal.SIGINT)
+            with anyio.fail_after(WAIT):
+                assert await demo.wait() == 0, errors.read_text()
+            await host.expect(host.of("NDEATH"), what="NDEATH at the stop")
+        seqs_continue(host.lines[host.lines.index(nbirth) :], edge)
+    finally:
+        if demo.returncode is None:
+            demo.kill()
+        with anyio.fail_after(WAIT):
+            await demo.wait()
 
 
 def _run(files: Sequence[Path], url: str, edge: EdgeNode, data: Path) -> subprocess.Popen[str]:

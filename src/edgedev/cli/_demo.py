@@ -225,13 +225,28 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
 
+        scopes: list[anyio.CancelScope] = []
+
+        def stop() -> None:
+            # Ctrl-C or SIGTERM: end the fleet as --seconds does, so that its mappers say
+            # offline (and Sparkplug's NDEATH goes out) while the embedded broker still serves
+            if scopes:
+                scopes[-1].cancel()
+
         async def main() -> int:
+            with anyio.CancelScope() as whole:
+                scopes.append(whole)
+                await _run_fleet()
+            return 0
+
+        async def _run_fleet() -> None:
             async with contextlib.AsyncExitStack() as stack:
                 url: str | BrokerURL | None = args.broker
                 if url is None:
                     broker = await stack.enter_async_context(EmbeddedBroker("127.0.0.1", 0))
                     url = broker.url
                 async with anyio.create_task_group() as tg:
+                    scopes.append(tg.cancel_scope)
                     await tg.start(simulate, devices)
                     await tg.start(
                         Agent(
@@ -261,6 +276,5 @@ def run(args: argparse.Namespace) -> int:
                             print(header, flush=True)
                             await _serve_web(web, sock, bus, url, args, devices)
                     tg.cancel_scope.cancel()
-            return 0
 
-        return run_async(main)
+        return run_async(main, stop=stop)
