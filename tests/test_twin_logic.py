@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -265,3 +267,32 @@ def test_the_view_shows_desired_reported_and_pending():
     assert "22.0" in view.render()
     view.apply(topics.device(dev, Channel.TWIN_DOCUMENT), document(None))
     assert view.devices[dev].properties["sp"].desired is None
+
+
+def test_requests_and_the_agent_s_refusals_declare_no_device_to_a_view_of_every_topic():
+    """``edgedev watch --table`` and the demo's table follow every device topic: a client's
+    ``twin/get`` or desired-only ``twin/update`` for a device nobody declared, and the agent's
+    404 answers to them, add no row (on main a ``twin/get`` and a ``twin/update/result`` did)."""
+    from edgedev.agent import AgentCore
+    from edgedev.bus import Message
+    from edgedev.bus._topics import Channel, Topics
+    from edgedev.view._state import TwinView
+    from edgedev.wire import desired_update, request, twin_report
+
+    topics = Topics("r")
+    agent = AgentCore(topics, "edge-1")
+    view = TwinView(topics)
+    ghost = "plant/ghost"
+    for channel, payload in (
+        (Channel.TWIN_GET, request()),
+        (Channel.TWIN_UPDATE, desired_update({"x": "1"})),
+    ):
+        asked = Message(topics.device(ghost, channel), payload)
+        (reply,) = agent.handle(asked, 1)
+        assert json.loads(reply.message.payload)["code"] == 404
+        for message in (asked, reply.message):
+            view.apply(message.topic, message.payload)
+    assert view.devices == {} and view.ignored["request"] == 4
+    # a mapper's report declares the device
+    view.apply(topics.device(ghost, Channel.TWIN_UPDATE), twin_report([("x", "1", "int", 1)]))
+    assert list(view.devices) == [ghost]

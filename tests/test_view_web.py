@@ -22,7 +22,7 @@ from edgedev.bus._topics import Channel, Topics
 from edgedev.cli import main
 from edgedev.view import History, TwinView
 from edgedev.view._web import ViewServer
-from edgedev.wire import state_update, twin_report
+from edgedev.wire import desired_update, request, state_update, twin_report
 from reliability_helpers import eventually
 from twin_helpers import DEVICE, agent_running, root, thermostat
 
@@ -443,6 +443,35 @@ async def test_refused_writes_for_unknown_devices_add_no_rows(mqtt_url, tmp_path
             assert answer.status_code == 404
         # the view saw every request go by on the bus; none of them declares a device
         await eventually(lambda: server.view.ignored.get("request", 0) >= 20, 10)
+        assert (await http.get("/api/fleet")).json()["devices"] == []
+
+
+async def test_requests_from_any_client_for_unknown_devices_add_no_rows(mqtt_url, tmp_path):
+    """Any client may ask for a device, as ``edgedev twin get`` and ``twin set`` do, and the
+    agent answers 404 for one it does not know: the view sees the requests and the answers it
+    listens to (``twin/update``, ``twin/get/result``), and none declares a device."""
+    topic_root = root()
+    topics = Topics(topic_root)
+    devices, _ = thermostat(tmp_path)
+    ghosts = [f"plant/ghost-{i}" for i in range(10)]
+    async with (
+        agent_running(mqtt_url, topic_root, tmp_path / "twins.db", devices),
+        serving(mqtt_url, topic_root) as server,
+        Bus(mqtt_url) as client,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        await client.wait_connected()
+        async with client.subscribe(f"{topic_root}/device/plant/+/twin/+/result") as answers:
+            for ghost in ghosts:
+                client.publish(topics.device(ghost, Channel.TWIN_GET), request())
+                client.publish(
+                    topics.device(ghost, Channel.TWIN_UPDATE), desired_update({"x": "1"})
+                )
+            with anyio.fail_after(10):
+                for _ in range(2 * len(ghosts)):
+                    answer = await answers.receive()
+                    assert json.loads(answer.payload)["code"] == 404, answer.payload
+        await eventually(lambda: server.view.ignored.get("request", 0) >= 2 * len(ghosts), 10)
         assert (await http.get("/api/fleet")).json()["devices"] == []
 
 

@@ -14,8 +14,9 @@ Memory is bounded in total, not only per device: at most :data:`MAX_DEVICES` dev
 :data:`MAX_TOTAL_PROPERTIES` properties, histories within :data:`MAX_HISTORY_BYTES`,
 :data:`MAX_TIMELINES` timelines, texts cut to :data:`MAX_TEXT` characters (a few hundred MB
 at the very worst, whatever is published). Only devices that a mapper, the twin agent or a
-file declares are shown: a ``twin/update`` that only asks for desired values (a client's
-request, which the agent may refuse) adds no device, and neither do ids that are not
+file declares are shown: a ``twin/get``, a ``twin/update`` that only asks for desired values
+(a client's request, which the agent may refuse) or the agent's refusal adds no device, and
+neither do ids that are not
 ``namespace/name`` or property names EdgeCore would refuse. What is left out is counted
 (:attr:`TwinView.ignored`) and logged once per kind.
 """
@@ -666,11 +667,14 @@ def _declares(channel: Channel, payload: bytes) -> bool:
     """Whether a message on ``channel`` makes its device known to the view.
 
     A state, a delta or a twin document comes from a mapper or the agent, and so does a
-    ``twin/update`` carrying reported values; a ``twin/update`` with desired values only is a
-    client's request (which the agent may refuse), and a ``twin/get/result`` without a twin
-    the agent's answer for a device it does not know.
+    ``twin/update`` carrying reported values; a ``twin/get`` or a ``twin/update`` with desired
+    values only is a client's request (which the agent may refuse), and a result without a
+    twin (``twin/get/result``, ``twin/update/result``) the agent's refusal, such as its 404 for
+    a device it does not know.
     """
-    if channel not in (Channel.TWIN_UPDATE, Channel.TWIN_GET_RESULT):
+    if channel is Channel.TWIN_GET:
+        return False
+    if channel not in (Channel.TWIN_UPDATE, Channel.TWIN_GET_RESULT, Channel.TWIN_RESULT):
         return True
     try:
         body = json.loads(payload)
@@ -679,6 +683,6 @@ def _declares(channel: Channel, payload: bytes) -> bool:
     twin = body.get("twin") if isinstance(body, dict) else None
     if not isinstance(twin, dict) or not twin:
         return False
-    if channel is Channel.TWIN_GET_RESULT:
+    if channel is not Channel.TWIN_UPDATE:
         return True
     return any(isinstance(e, dict) and isinstance(e.get("actual"), dict) for e in twin.values())
