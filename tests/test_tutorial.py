@@ -1,4 +1,4 @@
-"""The README tutorial, docs/getting-started.md and docs/discovery.md, run as written.
+"""The README tutorial and the walkthroughs of the docs, run as written.
 
 So the docs cannot drift.
 
@@ -244,6 +244,18 @@ def test_the_discovery_walkthrough_runs_as_written(tmp_path: Path) -> None:
     found = next(v for k, v in outputs.items() if k.startswith("edgedev discover modbus"))
     assert "probed 1 unit ids: 1 answered (1)" in found
     assert "holding_0" in outputs["edgedev watch default/127-0-0-1-unit-1"]
+
+
+@pytest.mark.needs("edgedev_gpio")
+@pytest.mark.slow
+def test_the_gpio_quick_start_runs_as_written(tmp_path: Path) -> None:
+    tutorial = steps(ROOT / "docs/protocols/gpio.md", "## Quick start", "Each press of")
+    assert [s.command.split()[1] for s in tutorial if s.background] == ["broker", "agent", "run"]
+    results = run_tutorial(tmp_path, tutorial)
+    check(tutorial, results)
+    outputs = {str(r["command"]): str(r["output"]) for r in results}
+    assert "refused (400)" in outputs["edgedev twin set demo/pi-panel-1 button=true"]
+    assert "demo/pi-panel-1" in outputs["edgedev watch demo/pi-panel-1"]
 
 
 def test_the_tutorial_steps_are_found() -> None:
