@@ -323,6 +323,35 @@ async def test_writes_reach_the_device_and_are_refused_when_out_of_range_or_read
         assert sim.words("default/w", Table.HOLDING, 0, 1) == [225]
 
 
+async def test_properties_written_together_are_read_back_in_one_request(
+    tmp_path: Path, mqtt_url: str
+):
+    names = [f"sp{i}" for i in range(10)]
+    props = [{"name": n, "type": "INT"} for n in names]
+    visits = [
+        visit(n, cycle=60_000, register="HoldingRegister", offset=i, dataType="uint16")
+        for i, n in enumerate(names)
+    ]
+    devices = load(tmp_path, [model("w", props), device("w", "w", free_port(), visits)])
+    async with fleet(devices, mqtt_url, root()) as (sim, mapper, recorder):
+        await recorder.wait_for(topic_endswith("/twin/update"))  # read once: the next in 60 s
+        runner = mapper.runners["default/w"]
+        sim.requests.clear()
+        results = {}
+
+        async def write(name: str, value: str) -> None:
+            results[name] = await runner.desired.write(name, value)
+
+        async with anyio.create_task_group() as tg:  # wanted in one turn of the runner
+            for i, name in enumerate(names):
+                tg.start_soon(write, name, str(100 + i))
+        assert all(r.ok for r in results.values())
+        assert sim.words("default/w", Table.HOLDING, 0, 10) == list(range(100, 110))
+        reads = [r for r in sim.requests if r.is_read]
+        assert len(sim.requests) - len(reads) == 10  # one write each
+        assert [(r.address, r.count) for r in reads] == [(0, 10)]  # read back at once
+
+
 async def test_report_cycle_and_on_change_with_deadband(tmp_path: Path, mqtt_url: str):
     props = [{"name": n, "type": "FLOAT", "accessMode": "ReadOnly"} for n in ("slow", "level")]
     visits = [
