@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgedev import ConfigError, Problem, load_devices
+from edgedev.cli._run import add_parser, cache_dir
 from edgedev.loader._cache import KEPT
 
 pytestmark = pytest.mark.needs("edgedev_modbus")
@@ -125,3 +127,19 @@ def test_the_cache_keeps_a_bounded_number_of_fleets(tmp_path: Path):
         path.write_text(FLEET + device("a"))
         load_devices([path], cache=cache)
     assert len(list(cache.glob("fleet-*.pickle"))) == KEPT
+
+
+def test_edgedev_run_keeps_its_cache_beside_its_queue_or_in_the_users_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    parser = argparse.ArgumentParser()
+    add_parser(parser)
+    monkeypatch.delenv("EDGEDEV_CACHE_DIR", raising=False)
+    monkeypatch.delenv("EDGEDEV_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir(parser.parse_args([])) == str(tmp_path / "xdg" / "edgedev")
+    data = tmp_path / "data"
+    assert cache_dir(parser.parse_args(["--data-dir", str(data)])) == str(data / "cache")
+    given = parser.parse_args(["--data-dir", str(data), "--cache-dir", str(tmp_path / "c")])
+    assert cache_dir(given) == str(tmp_path / "c")
+    assert cache_dir(parser.parse_args(["--no-cache"])) is None

@@ -153,8 +153,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("EDGEDEV_CACHE_DIR"),
         metavar="DIR",
         help="keep the resolved devices in DIR, so that the next start with unchanged files "
-        "skips parsing them (env EDGEDEV_CACHE_DIR; default --data-dir when given, else "
-        "$XDG_CACHE_HOME/edgedev or ~/.cache/edgedev)",
+        "skips parsing them (env EDGEDEV_CACHE_DIR; default DIR/cache of --data-dir when "
+        "given, else $XDG_CACHE_HOME/edgedev or ~/.cache/edgedev)",
     )
     parser.add_argument(
         "--no-cache",
@@ -372,8 +372,8 @@ def cache_dir(args: argparse.Namespace) -> str | None:
         return None
     if args.cache_dir:
         return str(args.cache_dir)
-    if args.data_dir:
-        return str(args.data_dir)
+    if args.data_dir:  # a folder of its own, private even where the volume is not (local-path)
+        return os.path.join(args.data_dir, "cache")
     home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(home, "edgedev")
 
