@@ -86,3 +86,36 @@ async def test_a_failed_write_is_logged_as_dmi_has_no_write_error(
             assert core.statuses == []
     assert "setpoint=99: above the maximum 30" in caplog.text
     assert "DMI has no write error" in caplog.text
+
+
+class _StalledEdgeCore:
+    """A link whose EdgeCore takes each report and never answers (a busy or hung EdgeCore)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = anyio.Event()
+        self.stub = self
+
+    async def ReportDeviceStates(self, request: object, timeout: float) -> None:
+        self.calls += 1
+        self.called.set()
+        await anyio.sleep_forever()
+
+
+async def test_a_report_cut_short_by_the_sender_stopping_is_sent_again(tmp_path: Path):
+    """The mapper stops: ``Dmi.flush`` cancels the running sender, whose request was on its
+    way, and sends what waits itself. That request must wait too, not vanish (a device's
+    ``offline`` state was lost that way)."""
+    docs = [modbus_model(), modbus_device("a", free_port())]
+    (a,) = load_documents(tmp_path, docs)
+    link = _StalledEdgeCore()
+    sink = DmiSink(link, lambda d: {})  # type: ignore[arg-type]
+    sink.activate()
+    sink.state(a, DeviceState.OFFLINE, None)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sink.run)
+        with anyio.fail_after(5):
+            await link.called.wait()
+        assert sink.pending == 0  # taken: on its way
+        tg.cancel_scope.cancel()
+    assert sink.pending == 1  # back in the queue, for flush to send

@@ -317,6 +317,9 @@ class DmiSink:
                 await stub.ReportDeviceStates(request, timeout=REQUEST_TIMEOUT)
             else:
                 await stub.ReportDeviceStatus(request, timeout=REQUEST_TIMEOUT)
+        except anyio.get_cancelled_exc_class():
+            requeue()  # the sender stops (flush takes over, or the mapper ends): not lost
+            raise
         except aio.AioRpcError as exc:
             if is_limited(exc):
                 self.limited += 1
