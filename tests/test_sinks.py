@@ -710,14 +710,10 @@ def test_credentials_in_target_urls_are_warned_and_never_shown(tmp_path: Path):
 
 
 def mapper_metrics_of(sinks: Sequence[PushSink]) -> list[Any]:
-    """The push-sink metric families of ``/metrics`` for ``sinks``."""
-    from edgedev.health._mapper import sink_metrics
+    """The metric families ``/metrics`` shows for ``sinks``."""
+    from edgedev.health._metrics import merged
 
-    class Owner:  # what sink_metrics reads of a mapper
-        def __init__(self) -> None:
-            self.sinks = list(sinks)
-
-    return sink_metrics(Owner())  # type: ignore[arg-type]
+    return merged(m for sink in sinks for m in sink.metrics())
 
 
 def test_httpx_and_httpcore_speak_only_at_vv():

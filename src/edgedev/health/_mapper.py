@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from edgedev._metrics import Metric
 from edgedev.health._metrics import merged
 from edgedev.health._server import Health
-from edgedev.sinks._base import PushSink
 from edgedev.twin._state import DeviceState
 
 if TYPE_CHECKING:
@@ -30,22 +29,18 @@ DROP_REASONS = {
 """The reasons of ``edgedev_values_dropped_total`` that are always present (0 or more)."""
 
 
-def values_dropped(mapper: Mapper, transports: list[Metric]) -> Metric:
+def values_dropped(mapper: Mapper, families: list[Metric]) -> Metric:
     """``edgedev_values_dropped_total{reason}``: every value dropped anywhere, by reason.
 
-    The mapper's :attr:`~edgedev.Mapper.drops` (runners and drivers), the push sinks, and
-    the samples of that family the transports give (their queues, their twin filters),
-    summed by reason; the transports' family is taken out of ``transports``.
+    The mapper's :attr:`~edgedev.Mapper.drops` (runners and drivers) and the samples of that
+    family the transports and sinks give (their queues, their twin filters), summed by
+    reason; that family is taken out of ``families``.
     """
     totals = dict.fromkeys(DROP_REASONS, 0.0) | {
         k: float(v) for k, v in mapper.drops.totals.items()
     }
-    for sink in mapper.sinks:
-        if isinstance(sink, PushSink):
-            totals["sink_queue"] += sink.stats.dropped - sink.stats.refused
-            totals["sink_refused"] += sink.stats.refused
-    for family in [m for m in transports if m.name == VALUES_DROPPED]:
-        transports.remove(family)
+    for family in [m for m in families if m.name == VALUES_DROPPED]:
+        families.remove(family)
         for labels, value in family.samples:
             reason = labels.get("reason", "other")
             totals[reason] = totals.get(reason, 0.0) + value
@@ -60,7 +55,7 @@ def values_dropped(mapper: Mapper, transports: list[Metric]) -> Metric:
 
 
 def mapper_metrics(mapper: Mapper) -> list[Metric]:
-    """Per-device counters of ``mapper``, its transports' metrics and its push sinks'."""
+    """Per-device counters of ``mapper``, and the metrics of its transports and sinks."""
     up = Metric("edgedev_device_up", "1 while the device is online", "gauge")
     reads = Metric("edgedev_device_reads_total", "read requests made to the device", "counter")
     errors = Metric(
@@ -96,12 +91,11 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         writes.add(runner.writes, device=device_id)
         bad.add(runner.bad_values, device=device_id)
         bad_now.add(len(runner.bad), device=device_id)
-    transports = merged(
-        [*(m for t in mapper.transports for m in t.metrics()), *mapper.endpoints.metrics()]
-    )
-    dropped = values_dropped(mapper, transports)  # takes the transports' samples of it
+    sinks = [*mapper.transports, *(s for s in mapper.sinks if s not in mapper.transports)]
+    families = merged([*(m for s in sinks for m in s.metrics()), *mapper.endpoints.metrics()])
+    dropped = values_dropped(mapper, families)  # takes the sinks' samples of it
     return [
-        *transports,
+        *families,
         up,
         unhealthy,
         reads,
@@ -112,39 +106,7 @@ def mapper_metrics(mapper: Mapper) -> list[Metric]:
         bad,
         bad_now,
         dropped,
-        *sink_metrics(mapper),
     ]
-
-
-def sink_metrics(mapper: Mapper) -> list[Metric]:
-    """Per push sink target (pushMethod/dbMethod): queued, delivered, dropped, failures, up."""
-    sinks = [s for s in mapper.sinks if isinstance(s, PushSink)]
-    if not sinks:
-        return []
-    up = Metric("edgedev_sink_up", "1 while the sink's last delivery succeeded", "gauge")
-    queued = Metric("edgedev_sink_queued", "values waiting for the sink's target", "gauge")
-    delivered = Metric("edgedev_sink_delivered_total", "values the target accepted", "counter")
-    dropped = Metric(
-        "edgedev_sink_dropped_total",
-        "values dropped: the oldest at the sink's queue limit, or refused by the target",
-        "counter",
-    )
-    refused = Metric(
-        "edgedev_sink_refused_total", "of the dropped, values the target refused", "counter"
-    )
-    failures = Metric("edgedev_sink_failures_total", "deliveries that failed", "counter")
-    requests = Metric("edgedev_sink_requests_total", "deliveries that succeeded", "counter")
-    for sink in sinks:
-        labels = {"sink": sink.kind, "target": sink.label}
-        stats = sink.stats
-        up.add(1 if stats.up else 0, **labels)
-        queued.add(len(sink.delivery), **labels)
-        delivered.add(stats.delivered, **labels)
-        dropped.add(stats.dropped, **labels)
-        refused.add(stats.refused, **labels)
-        failures.add(stats.failures, **labels)
-        requests.add(stats.requests, **labels)
-    return [up, queued, delivered, dropped, refused, failures, requests]
 
 
 def mapper_ready(mapper: Mapper) -> tuple[bool, str]:

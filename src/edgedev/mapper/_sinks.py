@@ -18,6 +18,7 @@ from typing import ClassVar, Protocol
 
 import anyio
 
+from edgedev._metrics import Metric
 from edgedev.config._spec import DeviceSpec
 from edgedev.twin._quality import Quality
 from edgedev.twin._state import DeviceState
@@ -121,6 +122,16 @@ class ReportSink(abc.ABC):  # noqa: B024 - every method has a no-op default; ove
 
     def removed(self, device: DeviceSpec) -> None:  # noqa: B027
         """The device left the mapper (after its last :meth:`state`); forget what waits for it."""
+
+    def metrics(self) -> list[Metric]:
+        """The sink's counters and gauges for ``/metrics`` (none by default).
+
+        Asked on every ``/metrics`` request (:func:`edgedev.health.mapper_health`), from the
+        event loop: answer from memory. A family that several sinks give (the same name) is
+        merged into one: tell them apart with labels. Values the sink dropped go in the
+        ``edgedev_values_dropped_total`` family, by ``reason``, which the mapper sums.
+        """
+        return []
 
     async def run(self) -> None:  # noqa: B027
         """Do the sink's I/O until cancelled (a task in the Mapper's task group)."""

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 from anyio.abc import TaskStatus
 
-from edgedev._metrics import Metric
 from edgedev.config._spec import DeviceSpec
 from edgedev.mapper._sinks import Reading, ReportSink
 from edgedev.twin._state import DeviceState
@@ -191,11 +190,3 @@ class TwinTransport(ReportSink):
         The mapper is ready (``/readyz``) when every transport is.
         """
         return True, f"{type(self).__name__} ready"
-
-    def metrics(self) -> list[Metric]:
-        """The transport's counters and gauges for ``/metrics`` (none by default).
-
-        A family that several transports give (the same name) is merged into one; tell them
-        apart with a ``transport`` label.
-        """
-        return []

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Generic, TypeVar, Unpack
 
 from pydantic import BaseModel
 
+from edgedev._metrics import Metric
 from edgedev.config._crd import PushMethod
 from edgedev.config._spec import DeviceSpec, PropertySpec
 from edgedev.config._targets import redact
@@ -79,6 +80,67 @@ class PushSink(ReportSink, Generic[ConfigT, TargetT]):
     def stats(self) -> DeliveryStats:
         """The target's counters."""
         return self.delivery.stats
+
+    def metrics(self) -> list[Metric]:
+        """This target's queue, deliveries and drops (labels ``sink``, ``target``).
+
+        The values it dropped also count in ``edgedev_values_dropped_total``: those refused
+        by the target (``sink_refused``) and the others, the oldest at the queue's limit
+        (``sink_queue``).
+        """
+        labels = {"sink": self.kind, "target": self.label}
+        stats = self.stats
+
+        def family(name: str, help_: str, type_: str, value: float) -> Metric:
+            return Metric(name, help_, type_).add(value, **labels)
+
+        dropped = Metric(
+            "edgedev_values_dropped_total", "device values dropped on their way", "counter"
+        )
+        dropped.add(stats.dropped - stats.refused, reason="sink_queue")
+        dropped.add(stats.refused, reason="sink_refused")
+        return [
+            family(
+                "edgedev_sink_up",
+                "1 while the sink's last delivery succeeded",
+                "gauge",
+                1 if stats.up else 0,
+            ),
+            family(
+                "edgedev_sink_queued",
+                "values waiting for the sink's target",
+                "gauge",
+                len(self.delivery),
+            ),
+            family(
+                "edgedev_sink_delivered_total",
+                "values the target accepted",
+                "counter",
+                stats.delivered,
+            ),
+            family(
+                "edgedev_sink_dropped_total",
+                "values dropped: the oldest at the sink's queue limit, or refused by the target",
+                "counter",
+                stats.dropped,
+            ),
+            family(
+                "edgedev_sink_refused_total",
+                "of the dropped, values the target refused",
+                "counter",
+                stats.refused,
+            ),
+            family(
+                "edgedev_sink_failures_total", "deliveries that failed", "counter", stats.failures
+            ),
+            family(
+                "edgedev_sink_requests_total",
+                "deliveries that succeeded",
+                "counter",
+                stats.requests,
+            ),
+            dropped,
+        ]
 
     @classmethod
     @abc.abstractmethod
