@@ -35,6 +35,7 @@ from edgedev.cli._common import (
 )
 from edgedev.cli._rest import NO_REST_EXTRA, add_rest_options, rest_server
 from edgedev.config import DeviceSpec
+from edgedev.discover import positive_int
 from edgedev.health import DEFAULT_HOST, HealthError, mapper_health, serving
 from edgedev.mapper import FileSource, Mapper, StateChanges, TwinTransport
 from edgedev.mqtt import KubeEdgeMqtt
@@ -66,16 +67,6 @@ DEFAULT_OUTBOX_MB = 512
 """MiB the queue may take on disk (``--outbox-max-mb``)."""
 DEFAULT_OUTBOX_TTL = "7d"
 """How long a message may wait for the broker (``--outbox-ttl``)."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
 
 
 def _topic_level(text: str) -> str:
@@ -163,7 +154,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--queue-limit",
-        type=_positive_int,
+        type=positive_int,
         default=os.environ.get("EDGEDEV_QUEUE_LIMIT") or DEFAULT_QUEUE_LIMIT,
         metavar="N",
         help="messages kept while the broker is away; beyond, the oldest is dropped, counted "
@@ -189,7 +180,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=os.environ.get("EDGEDEV_MAX_CONNECTIONS") or None,
         metavar="N",
         help="connections per endpoint where a protocol can use several, such as a Modbus TCP "
@@ -281,7 +272,7 @@ def add_sink_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--sink-queue-limit",
-        type=_positive_int,
+        type=positive_int,
         default=os.environ.get("EDGEDEV_SINK_QUEUE_LIMIT") or QUEUE_LIMIT,
         metavar="N",
         help="values each sink target keeps while it is unreachable; beyond, the oldest are "
